@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Config } from './config.js';
+import type { DatabaseHandle } from './db/connect.js';
+import { createLogger } from './logging.js';
+import errorHandler from './plugins/app/error-handler.js';
+import databasePlugin from './plugins/external/database.js';
+import healthRoutes from './routes/health.js';
+import { databaseCheck, migrationsCheck } from './services/readiness.js';
+
+export interface BuildOptions {
+  /** Where logs go (tests capture them); stdout by default. */
+  logStream?: Writable;
+  /** An already open database; by default the app opens (and closes) its own. */
+  database?: DatabaseHandle;
+}
+
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+function trustProxy(value: string): boolean | string {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  // Fastify accepts a hop count at run time, but its types only name boolean | string | function.
+  if (/^\d+$/.test(value)) return Number(value) as unknown as string;
+  return value;
+}
+
+/** Builds the Gatehouse Fastify app for a configuration; not yet listening. */
+export async function buildApp(config: Readonly<Config>, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: createLogger(config, options.logStream) as FastifyBaseLogger,
+    trustProxy: trustProxy(config.server.trustProxy),
+    bodyLimit: config.server.bodyLimit,
+    // A caller's X-Request-Id is kept when it is a plain token, so logs can be joined across services.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      reply
+        .code(400)
+        .header('cache-control', 'no-store')
+        .send({ error: 'invalid_request', error_description: error.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : 'malformed request' });
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await app.register(errorHandler);
+  await app.register(formbody, { bodyLimit: config.server.bodyLimit });
+  await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
+  app.decorate('readinessChecks', [
+    ['database', databaseCheck(app.database)],
+    ['migrations', migrationsCheck(app.database, config.database.schema)],
+  ]);
+  await app.register(healthRoutes);
+  return app;
+}

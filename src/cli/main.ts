@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config.js';
+import { openDatabase } from '../db/connect.js';
+import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
+import { startServer } from '../server.js';
+
+const USAGE = `Usage: gatehouse [command]
+
+Commands:
+  serve                      start the server (the default)
+  migrate up                 apply every pending migration
+  migrate down [--all]       revert the newest migration (or all of them)
+  migrate status             list migrations and when each was applied
+  config [--json]            print the effective configuration, secrets redacted, with each value's source
+  help                       show this text
+
+Every setting is an environment variable; see docs/configuration.md.`;
+
+/** A command-line mistake: printed with the usage, exit code 2. */
+class UsageError extends Error {}
+
+function print(out: unknown, json: boolean): void {
+  process.stdout.write(json ? `${JSON.stringify(out, null, 2)}\n` : `${String(out)}\n`);
+}
+
+async function migrate(loaded: LoadedConfig, args: string[], json: boolean, all: boolean): Promise<void> {
+  const action = args[0] ?? 'status';
+  if (!['up', 'down', 'status'].includes(action)) throw new UsageError(`unknown migrate action: ${action}`);
+  const { config } = loaded;
+  const handle = await openDatabase(config);
+  try {
+    const schema = config.database.schema;
+    if (action === 'up') {
+      const applied = await migrateUp(handle.root, schema);
+      print(json ? { applied } : applied.length ? applied.map((n) => `applied ${n}`).join('\n') : 'already up to date', json);
+    } else if (action === 'down') {
+      const reverted = await migrateDown(handle.root, schema, all);
+      print(json ? { reverted } : reverted.length ? reverted.map((n) => `reverted ${n}`).join('\n') : 'nothing to revert', json);
+    } else {
+      const status = await migrationStatus(handle.root, schema);
+      print(
+        json ? status : status.map((m) => `${m.executedAt ? m.executedAt.toISOString() : 'pending'.padEnd(24)}  ${m.name}`).join('\n'),
+        json,
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function showConfig(loaded: LoadedConfig, json: boolean): void {
+  const rows = describeConfig(loaded);
+  if (json) return print(rows, true);
+  const width = Math.max(...rows.map((r) => r.env.length));
+  print(rows.map((r) => `${r.env.padEnd(width)}  ${JSON.stringify(r.value)}  (${r.source})`).join('\n'), false);
+}
+
+/** Runs the gatehouse command line; resolves to the exit code (serve keeps running). */
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command = 'serve', ...rest] = positionals;
+  if (values.help || command === 'help') {
+    print(USAGE, false);
+    return 0;
+  }
+  const loaded = loadConfig();
+  switch (command) {
+    case 'serve':
+      await startServer(loaded.config);
+      return -1;
+    case 'migrate':
+      await migrate(loaded, rest, values.json ?? false, values.all ?? false);
+      return 0;
+    case 'config':
+      showConfig(loaded, values.json ?? false);
+      return 0;
+    default:
+      throw new UsageError(`unknown command: ${command}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gatehouse: ${err.message}\n`);
+    } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`gatehouse: ${(err as Error).message}\n\n${USAGE}\n`);
+      process.exitCode = 2;
+      return;
+    } else {
+      process.stderr.write(`gatehouse: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

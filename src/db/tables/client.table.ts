@@ -1,0 +1,36 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Where a client's registration came from. */
+export type ClientSource = 'admin' | 'file' | 'registration';
+
+/** Row of `clients`: one OAuth client. Secrets are stored only as SHA-256 hashes. */
+export interface ClientTable {
+  client_id: string;
+  secret_hash: string | null;
+  name: string;
+  redirect_uris: string[];
+  post_logout_redirect_uris: Generated<string[]>;
+  grant_types: string[];
+  response_types: string[];
+  token_endpoint_auth_method: 'client_secret_basic' | 'client_secret_post' | 'none';
+  scopes: string[];
+  default_scopes: Generated<string[]>;
+  resources: string[];
+  application_type: 'web' | 'native';
+  client_uri: string | null;
+  logo_uri: string | null;
+  policy_uri: string | null;
+  tos_uri: string | null;
+  contacts: Generated<string[]>;
+  skip_consent: Generated<boolean>;
+  source: ClientSource;
+  created_at: ColumnType<Date, Date | string | undefined, never>;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  secret_rotated_at: Date | null;
+  last_used_at: Date | null;
+  disabled_at: Date | null;
+}
+
+export type ClientRow = Selectable<ClientTable>;
+export type NewClientRow = Insertable<ClientTable>;
+export type ClientUpdate = Updateable<ClientTable>;

@@ -1,0 +1,91 @@
+import type { Writable } from 'node:stream';
+import pino, { type Logger, type LoggerOptions } from 'pino';
+import type { Config } from './config.js';
+
+const SENSITIVE_NAME =
+  /secret|passw(or)?d|token|assertion|authori[sz]ation|cookie|verifier|login_(request|response)|private|api[-_]?key|credential/i;
+
+/** Whether a field or parameter of this name may hold a secret, code, token or assertion (never logged). */
+export function isSensitiveName(name: string): boolean {
+  // "code" alone or as a suffix (auth_code, device_code), but not statusCode.
+  return SENSITIVE_NAME.test(name) || /^code$|[_-]code$/i.test(name);
+}
+
+/** A URL with the values of sensitive query parameters replaced. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  let changed = false;
+  for (const key of new Set(params.keys())) {
+    if (isSensitiveName(key)) {
+      params.set(key, '[redacted]');
+      changed = true;
+    }
+  }
+  return changed ? `${url.slice(0, q)}?${params.toString()}` : url;
+}
+
+/** Deep copy of a log object with the values of sensitive keys replaced. */
+export function redactObject(value: unknown, depth = 0): unknown {
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => redactObject(v, depth + 1));
+  // Class instances (requests, errors) have their own serializers; only plain data is walked.
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    out[key] = isSensitiveName(key) && v !== undefined && v !== null ? '[redacted]' : redactObject(v, depth + 1);
+  }
+  return out;
+}
+
+interface SerializableRequest {
+  id: string;
+  method: string;
+  url: string;
+  ip?: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** Pino options for Gatehouse: JSON lines, request ids, and redaction of anything secret. */
+export function loggerOptions(config: Pick<Config, 'log'>): LoggerOptions {
+  const options: LoggerOptions = {
+    level: config.log.level,
+    base: { service: 'gatehouse' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (obj) => redactObject(obj) as Record<string, unknown>,
+    },
+    serializers: {
+      req: (req: SerializableRequest) => ({
+        id: req.id,
+        method: req.method,
+        url: redactUrl(req.url),
+        remoteAddress: req.ip,
+        userAgent: req.headers['user-agent'],
+      }),
+      err: pino.stdSerializers.err,
+    },
+    // Defence in depth for code that logs raw headers.
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'],
+      censor: '[redacted]',
+    },
+  };
+  if (config.log.pretty) {
+    options.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:standard', singleLine: true } };
+  }
+  return options;
+}
+
+/** The process logger; `stream` lets tests capture what would be written. */
+export function createLogger(config: Pick<Config, 'log'>, stream?: Writable): Logger {
+  const options = loggerOptions(config);
+  if (stream) {
+    delete options.transport;
+    return pino(options, stream);
+  }
+  return pino(options);
+}

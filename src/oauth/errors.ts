@@ -1,0 +1,72 @@
+/** Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7009, RFC 7591 §3.2.2, RFC 8707 and RFC 6750, plus Gatehouse's HTTP-level ones. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'invalid_target'
+  | 'access_denied'
+  | 'unsupported_response_type'
+  | 'unsupported_token_type'
+  | 'login_required'
+  | 'consent_required'
+  | 'interaction_required'
+  | 'invalid_redirect_uri'
+  | 'invalid_client_metadata'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'server_error'
+  | 'temporarily_unavailable'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'too_many_requests';
+
+const DEFAULT_STATUS: Partial<Record<OAuthErrorCode, number>> = {
+  invalid_client: 401,
+  invalid_token: 401,
+  insufficient_scope: 403,
+  access_denied: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  too_many_requests: 429,
+  server_error: 500,
+  temporarily_unavailable: 503,
+};
+
+export interface OAuthErrorOptions {
+  status?: number;
+  /** Whether the error may be sent to the client's redirect_uri (only once that URI has been validated). */
+  redirectable?: boolean;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** The one error type Gatehouse's handlers throw; the error handler renders it per RFC 6749. */
+export class OAuthError extends Error {
+  readonly status: number;
+  readonly redirectable: boolean;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    readonly error: OAuthErrorCode,
+    readonly description: string,
+    options: OAuthErrorOptions = {},
+  ) {
+    super(description, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OAuthError';
+    this.status = options.status ?? DEFAULT_STATUS[error] ?? 400;
+    this.redirectable = options.redirectable ?? false;
+    this.headers = options.headers ?? {};
+  }
+
+  /** RFC 6749 §5.2 body. */
+  toJSON(): { error: OAuthErrorCode; error_description: string } {
+    return { error: this.error, error_description: this.description };
+  }
+}

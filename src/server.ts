@@ -1,0 +1,30 @@
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import { type BuildOptions, buildApp } from './app.js';
+import type { Config } from './config.js';
+
+export interface StartOptions extends BuildOptions {
+  /** Adds to the app before it listens (used by tests that need an extra route). */
+  configure?: (app: FastifyInstance) => void | Promise<void>;
+}
+
+/** Builds the app, listens, and arranges a graceful shutdown on SIGTERM/SIGINT. */
+export async function startServer(config: Readonly<Config>, options: StartOptions = {}): Promise<FastifyInstance> {
+  const app = await buildApp(config, options);
+  await options.configure?.(app);
+
+  // Stop accepting, let in-flight requests finish, close the pool; exit 1 if that overruns the timeout.
+  closeWithGrace({ delay: config.server.shutdownTimeout * 1000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'fatal error, shutting down');
+    else app.log.info({ signal }, 'shutting down');
+    await app.close();
+    app.log.info('shut down cleanly');
+  });
+
+  await app.listen({ host: config.server.host, port: config.server.port });
+  app.log.info(
+    { issuer: config.issuer, startupMs: Math.round(performance.now()) },
+    `Gatehouse ready at ${config.issuer}`,
+  );
+  return app;
+}

@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import tap from 'tap';
+import { buildApp } from '../src/app.js';
+import { type Config, loadConfig } from '../src/config.js';
+import { type DatabaseHandle, openDatabase } from '../src/db/connect.js';
+
+/** A real Postgres for this run, or undefined for the embedded PGlite. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+
+/** Settings every test starts from; a test overrides what it exercises. */
+export const BASE_ENV: Record<string, string> = {
+  NODE_ENV: 'test',
+  LOG_LEVEL: 'silent',
+  ISSUER: 'http://127.0.0.1:4000',
+  KEY_ENCRYPTION_SECRET: 'test-only-key-encryption-secret-8f3kd92md7x1q0zp',
+};
+
+/** One schema (Postgres) or one in-memory database (PGlite) per test file, so files run in parallel. */
+const fileSchema = `t_${randomBytes(6).toString('hex')}`;
+let shared: Promise<DatabaseHandle> | undefined;
+
+/** Environment for a test config: the shared per-file database plus overrides. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const db: Record<string, string> = TEST_DATABASE_URL
+    ? { DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: fileSchema }
+    : { DATA_DIR: 'memory://', DATABASE_SCHEMA: fileSchema };
+  return { ...BASE_ENV, ...db, ...overrides };
+}
+
+/** A validated config for tests. */
+export function testConfig(overrides: Record<string, string> = {}): Readonly<Config> {
+  return loadConfig(testEnv(overrides)).config;
+}
+
+/** This file's database, opened once and dropped when the file's tests end. */
+export function testDatabase(): Promise<DatabaseHandle> {
+  if (!shared) {
+    shared = openDatabase(testConfig());
+    tap.teardown(async () => {
+      const handle = await shared!;
+      if (handle.kind === 'postgres') await sql`drop schema if exists ${sql.id(fileSchema)} cascade`.execute(handle.root);
+      await handle.close();
+    });
+  }
+  return shared;
+}
+
+export interface TestAppOptions {
+  /** Capture log lines (parsed JSON) into this array. */
+  logs?: Array<Record<string, unknown>>;
+}
+
+/** Builds the app on this file's database with test settings; closed when `t` ends. */
+export async function buildTestApp(
+  t: Tap.Test,
+  overrides: Record<string, string> = {},
+  options: TestAppOptions = {},
+): Promise<FastifyInstance> {
+  const database = await testDatabase();
+  const logs = options.logs;
+  const logStream = logs
+    ? new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
+          cb();
+        },
+      })
+    : undefined;
+  const app = await buildApp(testConfig(overrides), { database, ...(logStream ? { logStream } : {}) });
+  t.teardown(() => app.close());
+  await app.ready();
+  return app;
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Tap {
+    type Test = import('tap').Test;
+  }
+}
