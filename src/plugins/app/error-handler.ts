@@ -2,12 +2,22 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { OAuthError } from '../../oauth/errors.js';
 
+/** A schema failure as "name must …" or "missing parameter: name", naming the parameter a client sent. */
+function describeValidation(error: FastifyError): string {
+  const first = error.validation?.[0];
+  if (!first) return 'the request is invalid';
+  const params = first.params as { missingProperty?: string; additionalProperty?: string };
+  const where = error.validationContext && error.validationContext !== 'body' ? `${error.validationContext} ` : '';
+  if (first.keyword === 'required') return `missing ${where}parameter: ${params.missingProperty}`;
+  if (first.keyword === 'additionalProperties') return `unknown ${where}parameter: ${params.additionalProperty}`;
+  const field = first.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  return `${where}${field || 'value'} ${first.message ?? 'is invalid'}`;
+}
+
 /** Maps Fastify's own errors (body parsing, validation, limits) to an OAuthError; null for the unexpected. */
 export function fromFrameworkError(error: FastifyError): OAuthError | null {
   if (error instanceof OAuthError) return error;
-  if (error.validation) {
-    return new OAuthError('invalid_request', `${error.validationContext ?? 'request'} ${error.validation[0]?.message ?? 'is invalid'}`.trim());
-  }
+  if (error.validation) return new OAuthError('invalid_request', describeValidation(error));
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new OAuthError('payload_too_large', 'request body is too large');

@@ -1,0 +1,152 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { canonicalUrl, ConfigError, describeConfig, loadConfig, secretWeakness } from '../src/config.js';
+
+const STRONG = 'q8Jr2vN0xK7pL4mZ9tY6wB3cF1hD5gS0aE8uI2oP';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+t.test('defaults load into a frozen, typed object', async (t) => {
+  const { config, sources } = loadConfig({});
+  t.equal(config.server.port, 4000);
+  t.equal(config.server.host, '127.0.0.1');
+  t.equal(config.issuer, 'http://localhost:4000', 'issuer defaults to localhost on PORT outside production');
+  t.equal(config.database.url, '');
+  t.equal(config.database.schema, 'gatehouse');
+  t.equal(config.database.autoMigrate, true);
+  t.equal(sources.PORT, 'default');
+  t.ok(Object.isFrozen(config) && Object.isFrozen(config.server), 'frozen all the way down');
+  t.throws(() => {
+    (config.server as { port: number }).port = 1;
+  });
+});
+
+t.test('environment values are coerced and their source recorded', async (t) => {
+  const { config, sources } = loadConfig({ PORT: '8080', AUTO_MIGRATE: 'false', DATABASE_POOL_MAX: '3', LOG_PRETTY: 'yes' });
+  t.equal(config.server.port, 8080);
+  t.equal(config.database.autoMigrate, false);
+  t.equal(config.database.poolMax, 3);
+  t.equal(config.log.pretty, true);
+  t.equal(config.issuer, 'http://localhost:8080');
+  t.equal(sources.PORT, 'env');
+  t.equal(sources.HOST, 'default');
+});
+
+t.test('each bad value produces a message naming its variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: '99999' }, /^PORT: ports must be within range/],
+    [{ PORT: 'eighty' }, /^PORT: /],
+    [{ HOST: 'not a host!' }, /^HOST: must be a host name or IP address/],
+    [{ DATABASE_URL: 'mysql://db/x' }, /^DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    [{ DATABASE_URL: 'not a url' }, /^DATABASE_URL: must be a postgres:\/\/ URL/],
+    [{ DATABASE_POOL_MAX: '0' }, /^DATABASE_POOL_MAX: must be a positive integer/],
+    [{ DATABASE_POOL_MAX: 'many' }, /^DATABASE_POOL_MAX: must be a positive integer/],
+    [{ DATABASE_SCHEMA: 'Bad-Name' }, /^DATABASE_SCHEMA: must be a lower-case SQL identifier/],
+    [{ AUTO_MIGRATE: 'maybe' }, /^AUTO_MIGRATE: must be true or false/],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of the possible values/],
+    [{ ISSUER: 'auth.example.com' }, /^ISSUER: must be an absolute URL/],
+    [{ ISSUER: 'ftp://auth.example.com' }, /^ISSUER: must be an http\(s\) URL/],
+    [{ ISSUER: 'https://auth.example.com/?x=1' }, /^ISSUER: must not have a query or fragment \(RFC 8414 §2\)/],
+    [{ ISSUER: 'https://auth.example.com/#f' }, /^ISSUER: must not have a query or fragment/],
+    [{ TRUST_PROXY: 'everyone' }, /^TRUST_PROXY: must be true, false, a hop count/],
+    [{ SIGNING_ALG: 'HS256' }, /^SIGNING_ALG: must be one of the possible values/],
+    [{ SCOPES: '{"read": ' }, /^SCOPES: must be a JSON object/],
+    [{ SCOPES: 'read "bad' }, /^SCOPES: ""bad" is not a valid scope name \(RFC 6749 §3.3\)/],
+    [{ RESOURCES: 'https://api.example.com/#frag' }, /^RESOURCES: .* must not have a fragment \(RFC 8707 §2\)/],
+    [{ RESOURCES: 'relative/path' }, /^RESOURCES: "relative\/path" is not an absolute URI/],
+    [{ RESOURCES: 'https://a.example.com', DEFAULT_RESOURCE: 'https://b.example.com' }, /^DEFAULT_RESOURCE: must be one of RESOURCES/],
+    [{ KEY_ROTATION_DELAY_SECONDS: '60', JWKS_MAX_AGE_SECONDS: '300' }, /^KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS/],
+    [{ SHUTDOWN_TIMEOUT_SECONDS: '-1' }, /^SHUTDOWN_TIMEOUT_SECONDS: must be a positive integer/],
+    [{ CLOCK_SKEW_SECONDS: 'x' }, /^CLOCK_SKEW_SECONDS: must be a non-negative integer/],
+  ];
+  for (const [env, expected] of cases) {
+    const problems = problemsOf(env);
+    t.equal(problems.length, 1, `${JSON.stringify(env)} gives exactly one problem`);
+    t.match(problems[0], expected, JSON.stringify(env));
+  }
+});
+
+t.test('every problem is listed at once, one line each', async (t) => {
+  const problems = problemsOf({ PORT: '70000', DATABASE_URL: 'mysql://x', AUTO_MIGRATE: 'nah' });
+  t.equal(problems.length, 3);
+  t.same(
+    problems.map((p) => p.split(':')[0]),
+    ['PORT', 'DATABASE_URL', 'AUTO_MIGRATE'],
+  );
+  const err = t.throws(() => loadConfig({ PORT: '70000', AUTO_MIGRATE: 'nah' })) as Error;
+  t.match(err.message, /^Invalid configuration:\n  - PORT: .*\n  - AUTO_MIGRATE: .*$/);
+});
+
+t.test('secret values never appear in messages', async (t) => {
+  const problems = problemsOf({ DATABASE_URL: 'mysql://app:hunter2@db/x' });
+  t.equal(problems.length, 1);
+  t.notMatch(problems[0], /hunter2/);
+});
+
+t.test('production refuses an http issuer other than loopback', async (t) => {
+  const prod = { NODE_ENV: 'production', KEY_ENCRYPTION_SECRET: STRONG };
+  t.match(problemsOf({ ...prod, ISSUER: 'http://auth.example.com' }), [/^ISSUER: must be https in production/]);
+  t.match(problemsOf({ ...prod }), [/^ISSUER: required in production/]);
+  t.same(problemsOf({ ...prod, ISSUER: 'http://127.0.0.1:4000' }), [], 'loopback http is allowed');
+  t.same(problemsOf({ ...prod, ISSUER: 'http://localhost:4000' }), []);
+  t.same(problemsOf({ ...prod, ISSUER: 'https://auth.example.com' }), []);
+  t.same(problemsOf({ ISSUER: 'http://auth.example.com' }), [], 'development allows http');
+});
+
+t.test('production refuses a missing, short or weak key-encryption secret', async (t) => {
+  const prod = { NODE_ENV: 'production', ISSUER: 'https://auth.example.com' };
+  t.match(problemsOf(prod), [/^KEY_ENCRYPTION_SECRET: required in production/]);
+  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'short' }), [/^KEY_ENCRYPTION_SECRET: must be at least 32 characters/]);
+  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'changeme-changeme-changeme-changeme' }), [/looks like a placeholder/]);
+  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'ab'.repeat(20) }), [/too little variety/]);
+  t.same(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: STRONG }), []);
+  t.equal(secretWeakness(STRONG), null);
+});
+
+t.test('secrets can come from <NAME>_FILE', async (t) => {
+  const dir = t.testdir({ secret: `${STRONG}\n`, dburl: 'postgres://gh:pw@db.internal:5432/gh' });
+  const { config, sources } = loadConfig({
+    KEY_ENCRYPTION_SECRET_FILE: join(dir, 'secret'),
+    DATABASE_URL_FILE: join(dir, 'dburl'),
+  });
+  t.equal(config.keys.encryptionSecret, STRONG, 'trailing newline is dropped');
+  t.equal(config.database.url, 'postgres://gh:pw@db.internal:5432/gh');
+  t.equal(sources.KEY_ENCRYPTION_SECRET, 'file');
+
+  t.match(problemsOf({ KEY_ENCRYPTION_SECRET: STRONG, KEY_ENCRYPTION_SECRET_FILE: join(dir, 'secret') }), [
+    /^KEY_ENCRYPTION_SECRET: set either KEY_ENCRYPTION_SECRET or KEY_ENCRYPTION_SECRET_FILE, not both/,
+  ]);
+  t.match(problemsOf({ KEY_ENCRYPTION_SECRET_FILE: join(dir, 'missing') }), [/^KEY_ENCRYPTION_SECRET_FILE: cannot read .*missing \(ENOENT\)/]);
+  writeFileSync(join(dir, 'weak'), 'short\n');
+  t.match(problemsOf({ NODE_ENV: 'production', ISSUER: 'https://a.example.com', KEY_ENCRYPTION_SECRET_FILE: join(dir, 'weak') }), [
+    /^KEY_ENCRYPTION_SECRET: must be at least 32 characters/,
+  ]);
+});
+
+t.test('describeConfig redacts secrets and names each source', async (t) => {
+  const loaded = loadConfig({ KEY_ENCRYPTION_SECRET: STRONG, DATABASE_URL: 'postgres://gh:s3cret@db:5432/gh', PORT: '4100' });
+  const rows = Object.fromEntries(describeConfig(loaded).map((r) => [r.env, r]));
+  t.same(rows.KEY_ENCRYPTION_SECRET, { env: 'KEY_ENCRYPTION_SECRET', value: '[redacted]', source: 'env' });
+  t.equal(rows.DATABASE_URL!.value, 'postgres://gh:redacted@db:5432/gh');
+  t.same(rows.PORT, { env: 'PORT', value: 4100, source: 'env' });
+  t.equal(rows.HOST!.source, 'default');
+  t.notMatch(JSON.stringify(rows), /s3cret|q8Jr2vN0/);
+});
+
+t.test('URLs are canonicalised before comparison', async (t) => {
+  t.equal(canonicalUrl('HTTPS://Auth.Example.COM:443/'), 'https://auth.example.com');
+  t.equal(canonicalUrl('http://localhost:80'), 'http://localhost');
+  t.equal(canonicalUrl('https://api.example.com:8443/v1/'), 'https://api.example.com:8443/v1/');
+  t.equal(canonicalUrl('https://api.example.com/mcp#x'), 'https://api.example.com/mcp');
+  t.equal(loadConfig({ ISSUER: 'HTTPS://Auth.Example.com:443/' }).config.issuer, 'https://auth.example.com');
+  t.equal(loadConfig({ ISSUER: 'https://example.com/tenant/a' }).config.issuer, 'https://example.com/tenant/a');
+});

@@ -1,0 +1,50 @@
+import t from 'tap';
+import { isSensitiveName, redactObject, redactUrl } from '../src/logging.js';
+import { buildTestApp } from './helper.js';
+
+t.test('names like secrets, codes, tokens and assertions are sensitive; ordinary ones are not', async (t) => {
+  for (const name of ['client_secret', 'code', 'auth_code', 'code_verifier', 'access_token', 'refresh_token', 'id_token_hint', 'password', 'authorization', 'cookie', 'set-cookie', 'client_assertion', 'login_request', 'login_response', 'registration_access_token', 'privateKey', 'x-api-key']) {
+    t.ok(isSensitiveName(name), `${name} is redacted`);
+  }
+  for (const name of ['statusCode', 'state', 'client_id', 'scope', 'redirect_uri', 'method', 'url', 'reqId', 'code_challenge_method', 'responseTime']) {
+    t.notOk(isSensitiveName(name), `${name} is kept`);
+  }
+});
+
+t.test('redactUrl hides sensitive query values and keeps the rest', async (t) => {
+  t.equal(redactUrl('/cb?code=abc123&state=xyz'), '/cb?code=%5Bredacted%5D&state=xyz');
+  t.equal(redactUrl('/authorize?client_id=c1&login_hint=u'), '/authorize?client_id=c1&login_hint=u');
+  t.equal(redactUrl('/x?access_token=a&access_token=b'), '/x?access_token=%5Bredacted%5D');
+  t.equal(redactUrl('/plain'), '/plain');
+});
+
+t.test('redactObject walks nested plain data', async (t) => {
+  const out = redactObject({ body: { client_secret: 's3', grant_type: 'x', nested: [{ refresh_token: 'r' }] }, statusCode: 200 });
+  t.same(out, { body: { client_secret: '[redacted]', grant_type: 'x', nested: [{ refresh_token: '[redacted]' }] }, statusCode: 200 });
+});
+
+t.test('request logs carry request ids and never secrets, codes, tokens or cookies', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info' }, { logs });
+  const res = await app.inject({
+    method: 'GET',
+    url: '/healthz?code=SECRETCODE&state=visible-state&client_secret=SECRETPW&login_response=eyJSECRET',
+    headers: { authorization: 'Basic U0VDUkVUQkFTSUM=', cookie: 'gh_session=SECRETCOOKIE', 'x-request-id': 'req-abc-123' },
+  });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['x-request-id'], 'req-abc-123', 'a plain caller request id is kept');
+  app.log.info({ headers: { authorization: 'Bearer SECRETBEARER', cookie: 'SECRETCOOKIE2' }, params: { code_verifier: 'SECRETVERIFIER' } }, 'diagnostic');
+  const text = logs.map((l) => JSON.stringify(l)).join('\n');
+  t.notMatch(text, /SECRET/, 'no secret value reaches the log');
+  t.match(text, /visible-state/, 'ordinary parameters stay readable');
+  const incoming = logs.find((l) => l.msg === 'incoming request');
+  t.match(incoming, { reqId: 'req-abc-123', req: { method: 'GET', url: /^\/healthz\?code=%5Bredacted%5D/ } });
+  const completed = logs.find((l) => l.msg === 'request completed');
+  t.match(completed, { reqId: 'req-abc-123', res: { statusCode: 200 } });
+});
+
+t.test('an unsafe caller request id is replaced', async (t) => {
+  const app = await buildTestApp(t);
+  const res = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'bad id\nwith newline' } });
+  t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/);
+});
