@@ -1,0 +1,41 @@
+import { SCOPE_TOKEN } from '../../config.js';
+import { OAuthError } from '../errors.js';
+
+/** What scope decisions need to know about the client and the server's catalogue. */
+export interface ScopePolicy {
+  /** Scope name to consent-page description. */
+  catalogue: ReadonlyMap<string, string>;
+  /** ENFORCE_SCOPES: only catalogue scopes the client is allowed. */
+  enforce: boolean;
+}
+
+/** The scopes a client may ask for: its own list, or the whole catalogue when it has none. */
+export function allowedScopes(client: { scopes: readonly string[] }, policy: ScopePolicy): ReadonlySet<string> {
+  return new Set(client.scopes.length > 0 ? client.scopes : policy.catalogue.keys());
+}
+
+/**
+ * Resolves the `scope` parameter (RFC 6749 §3.3): space-delimited scope-tokens, each allowed for the
+ * client and (when enforced) in the catalogue. No parameter means the client's default scopes.
+ */
+export function resolveScopes(
+  requested: string | undefined,
+  client: { scopes: readonly string[]; default_scopes: readonly string[] },
+  policy: ScopePolicy,
+): string[] {
+  if (requested === undefined) return [...client.default_scopes];
+  const tokens = requested.split(' ').filter((s) => s !== '');
+  if (requested !== tokens.join(' ')) {
+    throw new OAuthError('invalid_scope', 'scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
+  }
+  const bad = tokens.find((s) => !SCOPE_TOKEN.test(s));
+  if (bad !== undefined) throw new OAuthError('invalid_scope', 'scope contains a character not allowed by RFC 6749 §3.3');
+  const unique = [...new Set(tokens)];
+  if (!policy.enforce) return unique;
+  const allowed = allowedScopes(client, policy);
+  for (const scope of unique) {
+    if (!policy.catalogue.has(scope)) throw new OAuthError('invalid_scope', `unknown scope: ${scope}`);
+    if (!allowed.has(scope)) throw new OAuthError('invalid_scope', `scope not allowed for this client: ${scope}`);
+  }
+  return unique;
+}

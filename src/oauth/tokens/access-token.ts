@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+
+/** What signs: the active key, imported once per process. */
+export interface Signer {
+  kid: string;
+  alg: string;
+  key: Parameters<SignJWT['sign']>[0];
+}
+
+export interface AccessTokenClaims {
+  issuer: string;
+  subject: string;
+  clientId: string;
+  audience: readonly string[];
+  scopes: readonly string[];
+  ttlSeconds: number;
+  /** When the user signed in (RFC 9068 §2.2.1), for user grants only. */
+  authTime?: number;
+  /** Seconds since the epoch; injectable for tests. */
+  now?: number;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  jti: string;
+  expiresIn: number;
+  expiresAt: number;
+}
+
+/** Signs a JWT access token per RFC 9068: `typ: at+jwt`, `kid`, and iss/sub/aud/client_id/scope/jti/iat/exp. */
+export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims): Promise<IssuedAccessToken> {
+  const iat = claims.now ?? Math.floor(Date.now() / 1000);
+  const exp = iat + claims.ttlSeconds;
+  const jti = randomBytes(16).toString('base64url');
+  const payload: Record<string, unknown> = { client_id: claims.clientId };
+  if (claims.scopes.length > 0) payload.scope = claims.scopes.join(' ');
+  if (claims.authTime !== undefined) payload.auth_time = claims.authTime;
+  const token = await new SignJWT(payload)
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+    .setIssuer(claims.issuer)
+    .setSubject(claims.subject)
+    .setAudience(claims.audience.length === 1 ? claims.audience[0]! : [...claims.audience])
+    .setJti(jti)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(signer.key);
+  return { token, jti, expiresIn: claims.ttlSeconds, expiresAt: exp };
+}
