@@ -5,9 +5,15 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { createLogger } from './logging.js';
+import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
+import keysPlugin from './plugins/app/keys.js';
+import corsPlugin from './plugins/external/cors.js';
 import databasePlugin from './plugins/external/database.js';
 import healthRoutes from './routes/health.js';
+import tokenRoute from './routes/oauth/token.js';
+import jwksRoute from './routes/well-known/jwks.js';
+import metadataRoutes from './routes/well-known/metadata.js';
 import { databaseCheck, migrationsCheck } from './services/readiness.js';
 
 export interface BuildOptions {
@@ -62,11 +68,19 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
 
   await app.register(errorHandler);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
+  await app.register(corsPlugin);
   await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
   app.decorate('readinessChecks', [
     ['database', databaseCheck(app.database)],
     ['migrations', migrationsCheck(app.database, config.database.schema)],
   ]);
+  // Applies CLIENTS_FILE (a bad file stops the start) and decorates app.clients for the token endpoint.
+  await app.register(clientsPlugin, { config });
+  // After readinessChecks exists (it adds `signing_keys`), before any route that signs.
+  await app.register(keysPlugin, { config });
   await app.register(healthRoutes);
+  await app.register(jwksRoute, { config });
+  await app.register(metadataRoutes, { config });
+  await app.register(tokenRoute, { config });
   return app;
 }

@@ -175,6 +175,83 @@ export const schema = {
       env: 'DEFAULT_RESOURCE',
     },
   },
+  handshake: {
+    signInUrl: {
+      doc: 'The host app\'s sign-in URL. Gatehouse sends the browser there with `?login_request=<JWT>` when a user must sign in.',
+      format: 'optional-url',
+      default: '',
+      env: 'SIGN_IN_URL',
+    },
+    hostId: {
+      doc: 'The host app\'s identifier: `aud` of login_request, required `iss` of login_response.',
+      format: String,
+      default: 'host',
+      env: 'HOST_ID',
+    },
+    secret: {
+      doc: 'Shared HS256 secret for the handshake (at least 32 bytes). Set this, or HOST_JWKS_URL / HOST_PUBLIC_KEY_FILE for asymmetric host keys.',
+      format: String,
+      default: '',
+      env: 'HANDSHAKE_SECRET',
+      sensitive: true,
+    },
+    hostJwksUrl: {
+      doc: 'JWKS URL of the host app\'s public keys (ES256, RS256 or EdDSA) for verifying login_response.',
+      format: 'optional-url',
+      default: '',
+      env: 'HOST_JWKS_URL',
+    },
+    hostPublicKeyFile: {
+      doc: 'Path of the host app\'s public key (PEM SPKI or JWK) for verifying login_response.',
+      format: String,
+      default: '',
+      env: 'HOST_PUBLIC_KEY_FILE',
+    },
+    responseMaxAge: {
+      doc: 'Longest lifetime (exp - iat) Gatehouse accepts for a login_response, in seconds.',
+      format: 'positive-int',
+      default: 300,
+      env: 'LOGIN_RESPONSE_MAX_AGE_SECONDS',
+    },
+  },
+  flow: {
+    requestTtl: {
+      doc: 'Seconds a pending authorization request (sign-in and consent) stays valid.',
+      format: 'positive-int',
+      default: 600,
+      env: 'AUTHORIZATION_REQUEST_TTL_SECONDS',
+    },
+    codeTtl: {
+      doc: 'Lifetime of authorization codes, in seconds.',
+      format: 'positive-int',
+      default: 60,
+      env: 'AUTHORIZATION_CODE_TTL_SECONDS',
+    },
+    refreshTokenTtl: {
+      doc: 'Lifetime of a refresh-token chain, in seconds, absolute from the code redemption that started it.',
+      format: 'positive-int',
+      default: 2592000,
+      env: 'REFRESH_TOKEN_TTL_SECONDS',
+    },
+    refreshGrace: {
+      doc: 'Seconds after a rotation during which presenting the old refresh token is treated as a client retry (refused without revoking the chain) rather than reuse.',
+      format: 'non-negative-int',
+      default: 0,
+      env: 'REFRESH_TOKEN_GRACE_SECONDS',
+    },
+    sessionIdleTtl: {
+      doc: 'A Gatehouse browser session ends after this many seconds without use.',
+      format: 'positive-int',
+      default: 86400,
+      env: 'SESSION_IDLE_TTL_SECONDS',
+    },
+    sessionAbsoluteTtl: {
+      doc: 'A Gatehouse browser session ends this many seconds after sign-in, however active.',
+      format: 'positive-int',
+      default: 1209600,
+      env: 'SESSION_ABSOLUTE_TTL_SECONDS',
+    },
+  },
   clients: {
     file: {
       doc: 'Path of a JSON file of clients applied at start (created or updated idempotently). Secrets appear only as `secret_hash` or `secret_file`.',
@@ -222,6 +299,22 @@ export interface Config {
   scopes: { catalogue: string; enforce: boolean };
   resources: { list: string; defaultResource: string };
   clients: { file: string; cacheTtl: number };
+  handshake: {
+    signInUrl: string;
+    hostId: string;
+    secret: string;
+    hostJwksUrl: string;
+    hostPublicKeyFile: string;
+    responseMaxAge: number;
+  };
+  flow: {
+    requestTtl: number;
+    codeTtl: number;
+    refreshTokenTtl: number;
+    refreshGrace: number;
+    sessionIdleTtl: number;
+    sessionAbsoluteTtl: number;
+  };
 }
 
 export type SigningAlg = 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
@@ -391,6 +484,19 @@ function addFormats(): void {
     },
   });
   convict.addFormat({
+    name: 'optional-url',
+    validate(value: unknown) {
+      if (value === '') return;
+      let url: URL;
+      try {
+        url = new URL(String(value));
+      } catch {
+        throw new Error('must be an absolute http(s) URL');
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an absolute http(s) URL');
+    },
+  });
+  convict.addFormat({
     name: 'postgres-url',
     validate(value: unknown) {
       if (value === '') return;
@@ -477,8 +583,20 @@ export function secretWeakness(secret: string): string | null {
 
 function crossFieldProblems(config: Config): string[] {
   const problems: string[] = [];
-  if (config.keys.rotationDelay <= config.keys.jwksMaxAge) {
-    problems.push('KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS, so caches fetch a new key before it signs');
+  // A verifier's cached JWKS may be max-age old, and a replica's own key set cacheTtl old: a new key must
+  // be published longer than both together before it signs.
+  if (config.keys.rotationDelay <= config.keys.jwksMaxAge + config.keys.cacheTtl) {
+    problems.push('KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS + KEY_CACHE_TTL_SECONDS, so every cache sees a new key before it signs');
+  }
+  const h = config.handshake;
+  if (h.secret !== '' && Buffer.byteLength(h.secret) < 32) problems.push('HANDSHAKE_SECRET: must be at least 32 bytes (HS256, RFC 7518 §3.2)');
+  const hostKeys = [h.secret, h.hostJwksUrl, h.hostPublicKeyFile].filter((v) => v !== '').length;
+  if (hostKeys > 1) problems.push('HANDSHAKE_SECRET: set only one of HANDSHAKE_SECRET, HOST_JWKS_URL and HOST_PUBLIC_KEY_FILE');
+  if (h.signInUrl !== '' && hostKeys === 0) {
+    problems.push('SIGN_IN_URL: needs a host key to verify sign-in answers: HANDSHAKE_SECRET, HOST_JWKS_URL or HOST_PUBLIC_KEY_FILE');
+  }
+  if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
+    problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
   const resources = parseResourceList(config.resources.list);
   const defaults = parseResourceList(config.resources.defaultResource);
@@ -500,6 +618,15 @@ function productionProblems(config: Config): string[] {
   }
   const weakness = config.keys.encryptionSecret === '' ? 'required in production' : secretWeakness(config.keys.encryptionSecret);
   if (weakness) problems.push(`KEY_ENCRYPTION_SECRET: ${weakness}`);
+  if (config.handshake.secret !== '') {
+    const handshakeWeakness = secretWeakness(config.handshake.secret);
+    if (handshakeWeakness) problems.push(`HANDSHAKE_SECRET: ${handshakeWeakness}`);
+  }
+  for (const [name, value] of [['SIGN_IN_URL', config.handshake.signInUrl], ['HOST_JWKS_URL', config.handshake.hostJwksUrl]] as const) {
+    if (value !== '' && new URL(value).protocol === 'http:' && !isLoopbackHost(new URL(value).hostname)) {
+      problems.push(`${name}: must be https in production (http is allowed only for loopback)`);
+    }
+  }
   return problems;
 }
 

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import t from 'tap';
 import { openDatabase } from '../src/db/connect.js';
 import { knownMigrations } from '../src/db/migrate.js';
-import { BASE_ENV, TEST_DATABASE_URL, testConfig } from './helper.js';
+import { BASE_ENV, FILE_DATABASE_URL, TEST_DATABASE_URL, testConfig } from './helper.js';
 import { CLI, finished, run, waitForLine } from './process.js';
 
 const needsPostgres = !TEST_DATABASE_URL && 'needs a real Postgres (TEST_DATABASE_URL): PGlite is single-process';
@@ -71,7 +71,7 @@ t.test('migrate up then status on the embedded database', async (t) => {
 
 t.test('migrate up then status against Postgres', { skip: needsPostgres }, async (t) => {
   const schema = `cli_${randomBytes(4).toString('hex')}`;
-  const env = { ...BASE_ENV, DATABASE_URL: TEST_DATABASE_URL!, DATABASE_SCHEMA: schema };
+  const env = { ...BASE_ENV, DATABASE_URL: FILE_DATABASE_URL!, DATABASE_SCHEMA: schema };
   t.teardown(async () => {
     const h = await openDatabase(testConfig({ DATABASE_SCHEMA: schema }));
     await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(h.root);
@@ -90,7 +90,7 @@ t.test('migrate up then status against Postgres', { skip: needsPostgres }, async
 
 t.test('two servers starting at once on an empty Postgres migrate once and both become ready', { skip: needsPostgres }, async (t) => {
   const schema = `race_${randomBytes(4).toString('hex')}`;
-  const env = { ...BASE_ENV, LOG_LEVEL: 'info', DATABASE_URL: TEST_DATABASE_URL!, DATABASE_SCHEMA: schema, PORT: '0' };
+  const env = { ...BASE_ENV, LOG_LEVEL: 'info', DATABASE_URL: FILE_DATABASE_URL!, DATABASE_SCHEMA: schema, PORT: '0' };
   const children = [0, 1].map(() => spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const done = children.map((c) => finished(c, 90_000));
   t.teardown(async () => {

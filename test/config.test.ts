@@ -64,7 +64,7 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ RESOURCES: 'https://api.example.com/#frag' }, /^RESOURCES: .* must not have a fragment \(RFC 8707 §2\)/],
     [{ RESOURCES: 'relative/path' }, /^RESOURCES: "relative\/path" is not an absolute URI/],
     [{ RESOURCES: 'https://a.example.com', DEFAULT_RESOURCE: 'https://b.example.com' }, /^DEFAULT_RESOURCE: must be one of RESOURCES/],
-    [{ KEY_ROTATION_DELAY_SECONDS: '60', JWKS_MAX_AGE_SECONDS: '300' }, /^KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS/],
+    [{ KEY_ROTATION_DELAY_SECONDS: '320', JWKS_MAX_AGE_SECONDS: '300', KEY_CACHE_TTL_SECONDS: '30' }, /^KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS \+ KEY_CACHE_TTL_SECONDS/],
     [{ SHUTDOWN_TIMEOUT_SECONDS: '-1' }, /^SHUTDOWN_TIMEOUT_SECONDS: must be a positive integer/],
     [{ CLOCK_SKEW_SECONDS: 'x' }, /^CLOCK_SKEW_SECONDS: must be a non-negative integer/],
   ];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
+import pg from 'pg';
 import tap from 'tap';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config.js';
@@ -18,32 +18,60 @@ export const BASE_ENV: Record<string, string> = {
   KEY_ENCRYPTION_SECRET: 'test-only-key-encryption-secret-8f3kd92md7x1q0zp',
 };
 
-/** One schema (Postgres) or one in-memory database (PGlite) per test file, so files run in parallel. */
-const fileSchema = `t_${randomBytes(6).toString('hex')}`;
-let shared: Promise<DatabaseHandle> | undefined;
+/**
+ * One database per test file (Postgres: a fresh database; PGlite: in memory), so files run in parallel
+ * without seeing each other: Kysely's migrator introspects every schema of its database, and another
+ * file dropping its schema mid-scan would fail it.
+ */
+const fileSchema = 'gatehouse';
+const fileDatabaseName = `t_${randomBytes(6).toString('hex')}`;
 
-/** Environment for a test config: the shared per-file database plus overrides. */
+async function createFileDatabase(adminUrl: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${fileDatabaseName}`);
+  await admin.end();
+  tap.teardown(async () => {
+    await closeShared();
+    const dropper = new pg.Client({ connectionString: adminUrl });
+    await dropper.connect();
+    await dropper.query(`drop database if exists ${fileDatabaseName} with (force)`);
+    await dropper.end();
+  });
+  const url = new URL(adminUrl);
+  url.pathname = `/${fileDatabaseName}`;
+  return url.toString();
+}
+
+/** This file's own Postgres database (created when the file loads, dropped when it ends); undefined on PGlite. */
+export const FILE_DATABASE_URL: string | undefined = TEST_DATABASE_URL ? await createFileDatabase(TEST_DATABASE_URL) : undefined;
+
+let shared: Promise<DatabaseHandle> | undefined;
+let sharedClosed = false;
+async function closeShared(): Promise<void> {
+  if (!shared || sharedClosed) return;
+  sharedClosed = true;
+  await (await shared).close();
+}
+
+/** Environment for a test config: this file's database plus overrides. */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
-  const db: Record<string, string> = TEST_DATABASE_URL
-    ? { DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: fileSchema }
+  const db: Record<string, string> = FILE_DATABASE_URL
+    ? { DATABASE_URL: FILE_DATABASE_URL, DATABASE_SCHEMA: fileSchema }
     : { DATA_DIR: 'memory://', DATABASE_SCHEMA: fileSchema };
   return { ...BASE_ENV, ...db, ...overrides };
 }
 
-/** A validated config for tests. */
+/** A validated config for tests, on this file's database. */
 export function testConfig(overrides: Record<string, string> = {}): Readonly<Config> {
   return loadConfig(testEnv(overrides)).config;
 }
 
-/** This file's database, opened once and dropped when the file's tests end. */
+/** This file's database handle, opened once and closed when the file's tests end. */
 export function testDatabase(): Promise<DatabaseHandle> {
   if (!shared) {
     shared = openDatabase(testConfig());
-    tap.teardown(async () => {
-      const handle = await shared!;
-      if (handle.kind === 'postgres') await sql`drop schema if exists ${sql.id(fileSchema)} cascade`.execute(handle.root);
-      await handle.close();
-    });
+    tap.teardown(closeShared);
   }
   return shared;
 }

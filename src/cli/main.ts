@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config.js';
 import { openDatabase } from '../db/connect.js';
 import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
+import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
+import { KeysUsageError, keysCommand } from './keys.js';
 import { startServer } from '../server.js';
 
 const USAGE = `Usage: gatehouse [command]
@@ -12,6 +14,11 @@ Commands:
   migrate up                 apply every pending migration
   migrate down [--all]       revert the newest migration (or all of them)
   migrate status             list migrations and when each was applied
+  keys list [--json]         list signing keys and their states
+  keys rotate                add the next signing key (published now, signs after KEY_ROTATION_DELAY_SECONDS)
+  keys retire <kid> [--immediately]
+                             retire a key; --immediately (compromise) drops it from the JWKS at once
+${CLIENTS_USAGE}
   config [--json]            print the effective configuration, secrets redacted, with each value's source
   help                       show this text
 
@@ -61,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    options: { json: { type: 'boolean', default: false }, all: { type: 'boolean', default: false }, immediately: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' }, ...CLIENTS_OPTIONS },
   });
   const [command = 'serve', ...rest] = positionals;
   if (values.help || command === 'help') {
@@ -79,6 +86,25 @@ export async function main(argv: string[]): Promise<number> {
     case 'config':
       showConfig(loaded, values.json ?? false);
       return 0;
+    case 'clients':
+      try {
+        print(await runClientsCommand(loaded.config, rest, values), values.json ?? false);
+      } catch (err) {
+        throw err instanceof ClientsUsageError ? new UsageError(err.message) : err;
+      }
+      return 0;
+    case 'keys': {
+      const handle = await openDatabase(loaded.config);
+      try {
+        const args = values.immediately ? [...rest, '--immediately'] : rest;
+        print(await keysCommand(args, { config: loaded.config, handle, json: values.json ?? false }), values.json ?? false);
+      } catch (err) {
+        throw err instanceof KeysUsageError ? new UsageError(err.message) : err;
+      } finally {
+        await handle.close();
+      }
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command: ${command}`);
   }

@@ -59,7 +59,7 @@ interface RoutePattern {
 function compilePattern(url: string): RegExp {
   const source = url
     .split('/')
-    .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('/');
   return new RegExp(`^${source}/?$`);
 }
@@ -69,6 +69,8 @@ export default fp(
   async function errorHandler(app: FastifyInstance) {
     const routes: RoutePattern[] = [];
     app.addHook('onRoute', (route) => {
+      // A catch-all (the CORS preflight's OPTIONS *) says nothing about which paths exist.
+      if (route.url.includes('*')) return;
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       for (const method of methods) routes.push({ method, pattern: compilePattern(route.url) });
     });

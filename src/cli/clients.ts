@@ -1,0 +1,196 @@
+import type { ParseArgsConfig } from 'node:util';
+import type { Config } from '../config.js';
+import { type DatabaseHandle, openDatabase } from '../db/connect.js';
+import { migrateUp } from '../db/migrate.js';
+import { ClientMetadataError } from '../oauth/client-metadata.js';
+import { type Client, ClientService } from '../services/client-service.js';
+
+/** Flags of `gatehouse clients`, for the CLI's parseArgs. */
+export const CLIENTS_OPTIONS = {
+  'client-id': { type: 'string' },
+  name: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'grant-type': { type: 'string', multiple: true },
+  'auth-method': { type: 'string' },
+  scope: { type: 'string', multiple: true },
+  'default-scope': { type: 'string', multiple: true },
+  resource: { type: 'string', multiple: true },
+  'application-type': { type: 'string' },
+  'client-uri': { type: 'string' },
+  'logo-uri': { type: 'string' },
+  'policy-uri': { type: 'string' },
+  'tos-uri': { type: 'string' },
+  contact: { type: 'string', multiple: true },
+  'skip-consent': { type: 'boolean' },
+  'no-skip-consent': { type: 'boolean' },
+  disable: { type: 'boolean' },
+  enable: { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+/** Usage lines of `gatehouse clients`, for the CLI's help text. */
+export const CLIENTS_USAGE = `  clients list               list clients
+  clients show <id>          show one client
+  clients create --name N [flags]
+                             create a client; prints its client_id and, once, its secret
+  clients update <id> [flags]
+                             change a client; --disable / --enable switch it off or on
+  clients delete <id>        delete a client with its grants and tokens
+  clients rotate-secret <id> give a client a new secret (printed once); the old one stops working
+                             client flags: --name, --client-id, --auth-method client_secret_basic|client_secret_post|none,
+                             --application-type web|native, --skip-consent / --no-skip-consent, --client-uri,
+                             --logo-uri, --policy-uri, --tos-uri; repeatable: --redirect-uri, --grant-type, --scope,
+                             --default-scope, --resource, --post-logout-redirect-uri, --contact`;
+
+/** A mistake in how `gatehouse clients` was called (printed with the usage). */
+export class ClientsUsageError extends Error {
+  override name = 'ClientsUsageError';
+}
+
+/** What a `gatehouse clients` action runs with: config, an open database, output mode and parsed flags. */
+export interface ClientsContext {
+  config: Readonly<Config>;
+  handle: DatabaseHandle;
+  json: boolean;
+  options: Record<string, unknown>;
+}
+
+/** Flag for each metadata field, so validation errors point at what to retype. */
+const FLAGS: Record<string, string> = {
+  name: 'name',
+  redirect_uris: 'redirect-uri',
+  post_logout_redirect_uris: 'post-logout-redirect-uri',
+  grant_types: 'grant-type',
+  token_endpoint_auth_method: 'auth-method',
+  scopes: 'scope',
+  default_scopes: 'default-scope',
+  resources: 'resource',
+  application_type: 'application-type',
+  client_uri: 'client-uri',
+  logo_uri: 'logo-uri',
+  policy_uri: 'policy-uri',
+  tos_uri: 'tos-uri',
+  contacts: 'contact',
+};
+
+/** `--scope "read write"` and `--scope read --scope write` mean the same. */
+function words(values: unknown): string[] | undefined {
+  return Array.isArray(values) ? values.flatMap((v: string) => v.split(/\s+/).filter(Boolean)) : undefined;
+}
+
+/** The metadata fields the flags set; absent flags leave fields out. */
+function metadataFromFlags(options: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [field, flag] of Object.entries(FLAGS)) {
+    const value = field.endsWith('scopes') ? words(options[flag]) : options[flag];
+    if (value !== undefined) out[field] = value;
+  }
+  if (options['skip-consent'] && options['no-skip-consent']) throw new ClientsUsageError('--skip-consent and --no-skip-consent contradict each other');
+  if (options['skip-consent']) out.skip_consent = true;
+  if (options['no-skip-consent']) out.skip_consent = false;
+  return out;
+}
+
+/** A client for display: every column but the secret hash. */
+function view(client: Client): Record<string, unknown> {
+  const { secret_hash: _hash, ...rest } = client;
+  return rest;
+}
+
+function describe(client: Client): string {
+  const rows = Object.entries(view(client)).map(([key, value]) => {
+    const shown = value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(' ') : value === null ? '-' : String(value);
+    return `${key.padEnd(27)}${shown}`;
+  });
+  return rows.join('\n');
+}
+
+function secretNotice(clientId: string, secret: string): string {
+  return `client_id:     ${clientId}\nclient_secret: ${secret}\nThe secret is shown only this once; store it now (Gatehouse keeps only its hash).`;
+}
+
+function requireId(args: string[], action: string): string {
+  const id = args[1];
+  if (!id) throw new ClientsUsageError(`clients ${action} needs a client_id`);
+  if (args.length > 2) throw new ClientsUsageError(`unexpected argument: ${args[2]}`);
+  return id;
+}
+
+/** Runs one `gatehouse clients` action against an open database; returns what to print. */
+export async function clientsCommand(args: string[], ctx: ClientsContext): Promise<string | object> {
+  const { json, options } = ctx;
+  const service = new ClientService(ctx.handle.db, ctx.config);
+  const action = args[0] ?? 'list';
+  if ((options.enable || options.disable) && action !== 'update') throw new ClientsUsageError('--enable and --disable go with clients update');
+  try {
+    switch (action) {
+      case 'create': {
+        if (args.length > 1) throw new ClientsUsageError(`unexpected argument: ${args[1]}`);
+        const clientId = typeof options['client-id'] === 'string' ? options['client-id'] : undefined;
+        const { client, secret } = await service.create(metadataFromFlags(options), clientId ? { clientId } : {});
+        if (json) return { client: view(client), ...(secret ? { client_secret: secret } : {}) };
+        return `Created client "${client.name}".\n${secret ? secretNotice(client.client_id, secret) : `client_id: ${client.client_id} (public client: no secret)`}`;
+      }
+      case 'list': {
+        const clients = await service.list();
+        if (json) return clients.map(view);
+        if (clients.length === 0) return 'no clients';
+        return clients
+          .map((c) => [c.client_id, JSON.stringify(c.name), c.token_endpoint_auth_method, c.grant_types.join(','), c.source, c.disabled_at ? 'disabled' : 'enabled'].join('  '))
+          .join('\n');
+      }
+      case 'show': {
+        const id = requireId(args, action);
+        const client = await service.find(id);
+        if (!client) throw new Error(`no such client: ${id}`);
+        return json ? view(client) : describe(client);
+      }
+      case 'update': {
+        const id = requireId(args, action);
+        if (options.enable && options.disable) throw new ClientsUsageError('--enable and --disable contradict each other');
+        const changes = metadataFromFlags(options);
+        if (Object.keys(changes).length === 0 && !options.enable && !options.disable) {
+          throw new ClientsUsageError('clients update needs at least one flag to change');
+        }
+        let secret: string | null = null;
+        let client = await service.find(id);
+        if (!client) throw new Error(`no such client: ${id}`);
+        if (Object.keys(changes).length > 0) ({ client, secret } = await service.update(id, changes));
+        if (options.enable || options.disable) client = await service.setDisabled(id, options.disable === true);
+        if (json) return { client: view(client), ...(secret ? { client_secret: secret } : {}) };
+        const state = options.disable ? ' (disabled)' : options.enable ? ' (enabled)' : '';
+        return `Updated client ${id}${state}.${secret ? `\nThe client is now confidential.\n${secretNotice(id, secret)}` : ''}`;
+      }
+      case 'delete': {
+        const id = requireId(args, action);
+        if (!(await service.delete(id))) throw new Error(`no such client: ${id}`);
+        return json ? { deleted: id } : `Deleted client ${id}.`;
+      }
+      case 'rotate-secret': {
+        const id = requireId(args, action);
+        const { client, secret } = await service.rotateSecret(id);
+        if (json) return { client_id: client.client_id, client_secret: secret };
+        return `New secret for client ${id}; the old one no longer works.\n${secretNotice(id, secret)}`;
+      }
+      default:
+        throw new ClientsUsageError(`unknown clients action: ${action}`);
+    }
+  } catch (err) {
+    if (err instanceof ClientMetadataError) {
+      const flag = FLAGS[err.field.replace(/\[\d+\]$/, '')];
+      throw new Error(`invalid client: ${err.field}${flag ? ` (--${flag})` : ''}: ${err.reason}`);
+    }
+    throw err;
+  }
+}
+
+/** Opens the database (migrating it when AUTO_MIGRATE is on, as the server would), runs the action, closes. */
+export async function runClientsCommand(config: Readonly<Config>, args: string[], options: Record<string, unknown>): Promise<string | object> {
+  const handle = await openDatabase(config);
+  try {
+    if (config.database.autoMigrate) await migrateUp(handle.root, config.database.schema);
+    return await clientsCommand(args, { config, handle, json: options.json === true, options });
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,34 @@
+import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
+import type { SigningAlg } from '../config.js';
+import { publicPart } from './public-jwk.js';
+
+/** A freshly generated key pair as JWKs, named by its RFC 7638 thumbprint. */
+export interface GeneratedKey {
+  kid: string;
+  alg: SigningAlg;
+  publicJwk: JWK;
+  /** Includes the private members: encrypt before storing, never log. */
+  privateJwk: JWK;
+}
+
+function generationOptions(alg: SigningAlg): { extractable: true; modulusLength?: number; crv?: string } {
+  if (alg === 'RS256' || alg === 'PS256') return { extractable: true, modulusLength: 2048 };
+  if (alg === 'EdDSA') return { extractable: true, crv: 'Ed25519' };
+  return { extractable: true };
+}
+
+/** Generates a signing key pair for `alg` (RSA 2048-bit, P-256, Ed25519); kid = RFC 7638 thumbprint. */
+export async function generateSigningKey(alg: SigningAlg): Promise<GeneratedKey> {
+  // Extractable so the private key can be encrypted into the database.
+  const { privateKey, publicKey } = await generateKeyPair(alg, generationOptions(alg));
+  const publicJwk = publicPart(await exportJWK(publicKey) as Record<string, unknown>);
+  const privateJwk = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
+  return { kid, alg, publicJwk, privateJwk };
+}
+
+/** Imports a private JWK for signing only: not extractable, so it cannot be exported again. */
+export async function importSigningKey(privateJwk: JWK, alg: string): Promise<CryptoKey> {
+  const { ext: _ext, key_ops: _ops, ...jwk } = privateJwk;
+  return (await importJWK(jwk, alg, { extractable: false })) as CryptoKey;
+}

@@ -1,0 +1,123 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import type { SigningKeyRow, SigningKeyState } from '../db/tables/signing-key.table.js';
+import {
+  activateSigningKey,
+  findActiveSigningKey,
+  findNextSigningKey,
+  findSigningKey,
+  insertSigningKey,
+  retireSigningKey,
+  withSigningKeyLock,
+} from '../repositories/signing-key.repository.js';
+import { KeyOperationError } from './errors.js';
+import type { KeyCipher } from './key-encryption.js';
+import { generateSigningKey } from './key-generation.js';
+
+/** What the key lifecycle needs: the database, the lock name, the cipher, settings and a clock. */
+export interface RotationContext {
+  db: Kysely<Database>;
+  lockName: string;
+  cipher: KeyCipher;
+  config: Readonly<Pick<Config, 'keys' | 'tokens'>>;
+  now: () => Date;
+}
+
+/** What a lifecycle step changed, for the log. */
+export interface KeyChange {
+  activated?: string;
+  retired?: string;
+  generated?: string;
+}
+
+/**
+ * When a key retired at `at` may leave the JWKS: after every token it signed has expired, counting
+ * replicas whose cache still signed with it for up to one cache period after the retirement.
+ */
+export function retiredKeyExpiry(config: RotationContext['config'], at: Date): Date {
+  const { accessTokenTtl, clockSkew } = config.tokens;
+  return new Date(at.getTime() + (accessTokenTtl + clockSkew + config.keys.cacheTtl) * 1000);
+}
+
+async function insertGeneratedKey(ctx: RotationContext, trx: Transaction<Database>, state: SigningKeyState, now: Date, activateAt: Date): Promise<SigningKeyRow> {
+  const key = await generateSigningKey(ctx.config.keys.signingAlg);
+  return insertSigningKey(trx, {
+    kid: key.kid,
+    alg: key.alg,
+    public_jwk: JSON.stringify(key.publicJwk),
+    private_key_enc: ctx.cipher.encrypt(key.kid, JSON.stringify(key.privateJwk)),
+    state,
+    created_at: now,
+    activate_at: activateAt,
+    activated_at: state === 'active' ? now : null,
+    retired_at: null,
+    expires_at: null,
+  });
+}
+
+/** Retires the active key (if any) and makes `next` sign from `now`; inside the caller's lock. */
+async function handOver(trx: Transaction<Database>, next: SigningKeyRow, now: Date, retiredExpiresAt: Date): Promise<KeyChange> {
+  const active = await findActiveSigningKey(trx);
+  // Retire first: the partial unique index allows one active row at any instant.
+  if (active) await retireSigningKey(trx, active.kid, now, retiredExpiresAt);
+  await activateSigningKey(trx, next.kid, now);
+  return { activated: next.kid, ...(active ? { retired: active.kid } : {}) };
+}
+
+/**
+ * Brings the table to a state with exactly one active key: promotes a due `next` key (retiring the
+ * old active one), or with no active key at all promotes any pending key or generates one.
+ */
+export async function settleKeys(ctx: RotationContext): Promise<KeyChange> {
+  return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
+    const now = ctx.now();
+    const next = await findNextSigningKey(trx);
+    const active = await findActiveSigningKey(trx);
+    if (next && (!active || (next.activate_at !== null && next.activate_at <= now))) {
+      return handOver(trx, next, now, retiredKeyExpiry(ctx.config, now));
+    }
+    if (active) return {};
+    const row = await insertGeneratedKey(ctx, trx, 'active', now, now);
+    return { generated: row.kid, activated: row.kid };
+  });
+}
+
+/** Adds a `next` key, published now and signing from now + KEY_ROTATION_DELAY_SECONDS. */
+export async function addNextKey(ctx: RotationContext): Promise<SigningKeyRow> {
+  return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
+    const pending = await findNextSigningKey(trx);
+    if (pending) {
+      throw new KeyOperationError(`key ${pending.kid} is already waiting to sign from ${pending.activate_at?.toISOString()}; retire it first to rotate again`);
+    }
+    const now = ctx.now();
+    return insertGeneratedKey(ctx, trx, 'next', now, new Date(now.getTime() + ctx.config.keys.rotationDelay * 1000));
+  });
+}
+
+/**
+ * Retires a key. Retiring the active key hands signing to the pending next key at once, or to a new
+ * one. `immediately` (a compromised key) drops it from the JWKS now instead of after its tokens expire.
+ */
+export async function retireKey(ctx: RotationContext, kid: string, immediately: boolean): Promise<KeyChange> {
+  return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
+    const now = ctx.now();
+    const row = await findSigningKey(trx, kid);
+    if (!row) throw new KeyOperationError(`no signing key with kid ${kid}`);
+    const expiresAt = immediately ? now : retiredKeyExpiry(ctx.config, now);
+    if (row.state === 'next') {
+      // It never signed anything, so nothing needs it published any longer.
+      await retireSigningKey(trx, kid, now, now);
+      return { retired: kid };
+    }
+    if (row.state === 'retired') {
+      await retireSigningKey(trx, kid, now, expiresAt);
+      return { retired: kid };
+    }
+    const next = await findNextSigningKey(trx);
+    if (next) return handOver(trx, next, now, expiresAt);
+    await retireSigningKey(trx, kid, now, expiresAt);
+    const fresh = await insertGeneratedKey(ctx, trx, 'active', now, now);
+    return { retired: kid, generated: fresh.kid, activated: fresh.kid };
+  });
+}

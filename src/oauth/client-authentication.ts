@@ -1,0 +1,127 @@
+import type { Client, ClientService } from '../services/client-service.js';
+import type { ClientAuthMethod } from './client-metadata.js';
+import { OAuthError } from './errors.js';
+import { verifySecret } from './secrets.js';
+
+/** A client that proved who it is, and how. */
+export interface AuthenticatedClient {
+  client: Client;
+  method: ClientAuthMethod;
+}
+
+/** What authentication reads from a token-endpoint request. */
+export interface ClientCredentialsRequest {
+  authorization: string | undefined;
+  /** The parsed form body: a repeated parameter arrives as an array. */
+  body: Record<string, unknown>;
+}
+
+/** Where clients come from: the cached service on the hot path. */
+export type ClientLookup = Pick<ClientService, 'get' | 'markUsed'>;
+
+/** RFC 6749 §5.2: a 401 after an Authorization header attempt must say which scheme to use. */
+const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="gatehouse"' };
+// One description for unknown client, disabled client and wrong secret, so ids cannot be probed.
+const FAILED = 'client authentication failed';
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+interface Credentials {
+  method: ClientAuthMethod;
+  clientId: string;
+  secret: string | null;
+}
+
+function invalidClient(description: string, basic: boolean): OAuthError {
+  return new OAuthError('invalid_client', description, basic ? { headers: BASIC_CHALLENGE } : {});
+}
+
+/** One body parameter: a single string, or undefined when absent or empty (RFC 6749 §3.1). */
+function bodyParam(body: Record<string, unknown>, name: string): string | undefined {
+  const value = body[name];
+  if (value === undefined || value === null || value === '') return undefined;
+  // RFC 6749 §3.2: request parameters must not be included more than once.
+  if (Array.isArray(value)) throw new OAuthError('invalid_request', `parameter ${name} is repeated (RFC 6749 §3.2)`);
+  if (typeof value !== 'string') throw new OAuthError('invalid_request', `parameter ${name} must be a string`);
+  return value;
+}
+
+/** RFC 6749 §2.3.1: id and secret are form-urlencoded (Appendix B) before being joined and base64-encoded. */
+function formDecode(value: string): string {
+  return decodeURIComponent(value.replace(/\+/g, ' '));
+}
+
+/** RFC 7617 credentials of an `Authorization: Basic` header; any malformation is invalid_client. */
+function parseBasic(header: string): { clientId: string; secret: string } {
+  const match = /^basic +(\S+) *$/i.exec(header);
+  if (!match) {
+    const scheme = header.trim().split(' ')[0] ?? '';
+    throw invalidClient(/^basic$/i.test(scheme) ? 'malformed Basic credentials' : 'the token endpoint accepts only the Basic authentication scheme', true);
+  }
+  const token = match[1]!;
+  if (!BASE64.test(token) || token.length % 4 === 1) throw invalidClient('malformed Basic credentials: not base64', true);
+  let decoded: string;
+  try {
+    decoded = utf8.decode(Buffer.from(token, 'base64'));
+  } catch {
+    throw invalidClient('malformed Basic credentials: not UTF-8', true);
+  }
+  const colon = decoded.indexOf(':');
+  if (colon === -1) throw invalidClient('malformed Basic credentials: no colon between client_id and secret', true);
+  let clientId: string;
+  let secret: string;
+  try {
+    clientId = formDecode(decoded.slice(0, colon));
+    secret = formDecode(decoded.slice(colon + 1));
+  } catch {
+    throw invalidClient('malformed Basic credentials: bad percent-encoding (RFC 6749 §2.3.1)', true);
+  }
+  if (clientId === '') throw invalidClient('malformed Basic credentials: empty client_id', true);
+  return { clientId, secret };
+}
+
+/** Which method the request uses, from what it carries; more than one is invalid_request (RFC 6749 §2.3). */
+function presentedCredentials(req: ClientCredentialsRequest): Credentials {
+  const bodyId = bodyParam(req.body, 'client_id');
+  const bodySecret = bodyParam(req.body, 'client_secret');
+  if (req.authorization !== undefined) {
+    if (bodySecret !== undefined) {
+      throw new OAuthError('invalid_request', 'the client used more than one authentication method (RFC 6749 §2.3)');
+    }
+    const { clientId, secret } = parseBasic(req.authorization);
+    if (bodyId !== undefined && bodyId !== clientId) {
+      throw new OAuthError('invalid_request', 'client_id in the body does not match the Authorization header');
+    }
+    return { method: 'client_secret_basic', clientId, secret };
+  }
+  if (bodyId === undefined) {
+    if (bodySecret !== undefined) throw new OAuthError('invalid_request', 'client_secret was sent without client_id');
+    // RFC 6749 §5.2: no client authentication included.
+    throw invalidClient('client authentication is required', false);
+  }
+  if (bodySecret !== undefined) return { method: 'client_secret_post', clientId: bodyId, secret: bodySecret };
+  return { method: 'none', clientId: bodyId, secret: null };
+}
+
+/**
+ * Authenticates the client of a token-endpoint request (RFC 6749 §2.3): client_secret_basic,
+ * client_secret_post, or none (a public client naming itself), and only the method it registered.
+ */
+export async function authenticateClient(req: ClientCredentialsRequest, clients: ClientLookup): Promise<AuthenticatedClient> {
+  const presented = presentedCredentials(req);
+  const basic = presented.method === 'client_secret_basic';
+  const client = await clients.get(presented.clientId);
+  if (!client || client.disabled_at !== null) {
+    // Same work as a real check, so a missing client does not answer faster than a wrong secret.
+    if (presented.secret !== null) verifySecret(presented.secret, null);
+    throw invalidClient(FAILED, basic);
+  }
+  if (client.token_endpoint_auth_method !== presented.method) {
+    throw invalidClient('the client authentication method does not match the one registered for this client', basic);
+  }
+  if (presented.secret !== null && !verifySecret(presented.secret, client.secret_hash)) {
+    throw invalidClient(FAILED, basic);
+  }
+  clients.markUsed(client.client_id);
+  return { client, method: presented.method };
+}

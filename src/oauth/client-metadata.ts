@@ -1,0 +1,301 @@
+import { type Config, SCOPE_TOKEN, canonicalUrl, parseResourceList, parseScopeCatalogue } from '../config.js';
+
+/** Grant types a client may register for (OAuth 2.1 drops implicit and password). */
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];
+
+/** Token endpoint authentication methods (RFC 7591 §2, RFC 6749 §2.3). */
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'] as const;
+export type ClientAuthMethod = (typeof AUTH_METHODS)[number];
+
+/** RFC 7591 / OIDC application types: `native` unlocks loopback and private-use redirect URIs (RFC 8252). */
+export const APPLICATION_TYPES = ['web', 'native'] as const;
+export type ApplicationType = (typeof APPLICATION_TYPES)[number];
+
+/** Validated, normalised client metadata; the keys are the `clients` columns they are stored in. */
+export interface ClientMetadata {
+  name: string;
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  grant_types: GrantType[];
+  response_types: string[];
+  token_endpoint_auth_method: ClientAuthMethod;
+  scopes: string[];
+  default_scopes: string[];
+  resources: string[];
+  application_type: ApplicationType;
+  client_uri: string | null;
+  logo_uri: string | null;
+  policy_uri: string | null;
+  tos_uri: string | null;
+  contacts: string[];
+  skip_consent: boolean;
+}
+
+/** Every metadata field, in display order. */
+export const METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
+  'name',
+  'redirect_uris',
+  'post_logout_redirect_uris',
+  'grant_types',
+  'response_types',
+  'token_endpoint_auth_method',
+  'scopes',
+  'default_scopes',
+  'resources',
+  'application_type',
+  'client_uri',
+  'logo_uri',
+  'policy_uri',
+  'tos_uri',
+  'contacts',
+  'skip_consent',
+];
+
+/** RFC 6749 Appendix A.1: client_id is visible ASCII (VSCHAR, space included); capped so lookups stay cheap. */
+export const CLIENT_ID_FORM = /^[\x20-\x7E]{1,255}$/;
+
+/** What the server's configuration allows a client to ask for. */
+export interface MetadataPolicy {
+  /** SCOPES: scope name to description. */
+  catalogue: ReadonlyMap<string, string>;
+  /** ENFORCE_SCOPES: client scopes must come from the catalogue. */
+  enforceScopes: boolean;
+  /** RESOURCES, canonical. */
+  resources: readonly string[];
+}
+
+/** The metadata policy of a configuration. */
+export function metadataPolicy(config: Pick<Config, 'scopes' | 'resources'>): MetadataPolicy {
+  return {
+    catalogue: parseScopeCatalogue(config.scopes.catalogue),
+    enforceScopes: config.scopes.enforce,
+    resources: parseResourceList(config.resources.list),
+  };
+}
+
+/** One bad metadata field: `field` names it exactly (`redirect_uris[1]`), `reason` says what is wrong. */
+export class ClientMetadataError extends Error {
+  /** The RFC 7591 §3.2.2 error code dynamic registration answers with. */
+  readonly code: 'invalid_redirect_uri' | 'invalid_client_metadata';
+
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = 'ClientMetadataError';
+    this.code = /^redirect_uris(\[|$)/.test(field) ? 'invalid_redirect_uri' : 'invalid_client_metadata';
+  }
+}
+
+const MAX_NAME = 200;
+const MAX_URI = 2048;
+const MAX_ITEMS = 50;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+// RFC 8252 §7.1: a private-use scheme in reverse domain name form, so it contains a dot.
+const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+function fail(field: string, reason: string): never {
+  throw new ClientMetadataError(field, reason);
+}
+
+function readString(value: unknown, field: string, max: number): string {
+  if (typeof value !== 'string') fail(field, 'must be a string');
+  if (value.trim() === '') fail(field, 'must not be empty');
+  // Stored values are matched exactly later (redirect URIs), so stray whitespace would never match.
+  if (value !== value.trim()) fail(field, 'must not start or end with whitespace');
+  if (value.length > max) fail(field, `must be at most ${max} characters`);
+  if (CONTROL_CHARS.test(value)) fail(field, 'must not contain control characters');
+  return value;
+}
+
+/** An array of strings, duplicates dropped in order; undefined when absent. */
+function readList(input: Record<string, unknown>, field: string, max = MAX_ITEMS, itemMax = MAX_URI): string[] | undefined {
+  const value = input[field];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) fail(field, 'must be an array of strings');
+  if (value.length > max) fail(field, `must have at most ${max} entries`);
+  return [...new Set(value.map((item, i) => readString(item, `${field}[${i}]`, itemMax)))];
+}
+
+function readEnum<T extends string>(input: Record<string, unknown>, field: string, allowed: readonly T[], fallback: T): T {
+  const value = input[field];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'string' || !allowed.includes(value as T)) fail(field, `must be one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function readUrl(value: string, field: string): URL {
+  try {
+    return new URL(value);
+  } catch {
+    fail(field, 'must be an absolute URI');
+  }
+}
+
+/**
+ * A redirect URI's problem, or null when it may be registered: absolute, no fragment (RFC 6749 §3.1.2),
+ * https; for native apps also http on a loopback host (RFC 8252 §7.3) or a private-use scheme (§7.1).
+ */
+export function redirectUriProblem(uri: string, applicationType: ApplicationType): string | null {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return 'must be an absolute URI (RFC 6749 §3.1.2)';
+  }
+  if (uri.includes('#')) return 'must not contain a fragment (RFC 6749 §3.1.2)';
+  if (url.username || url.password) return 'must not contain credentials';
+  if (url.protocol === 'https:') return url.hostname ? null : 'must name a host';
+  if (url.protocol === 'http:') {
+    if (!LOOPBACK_HOSTS.has(url.hostname)) return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
+    return applicationType === 'native' ? null : 'http on loopback is allowed only for native clients (RFC 8252 §7.3); set application_type to native';
+  }
+  if (PRIVATE_USE_SCHEME.test(url.protocol)) {
+    return applicationType === 'native' ? null : 'private-use URI schemes are allowed only for native clients (RFC 8252 §7.1); set application_type to native';
+  }
+  return 'must use https, http on a loopback host, or a reverse-domain private-use scheme such as com.example.app: (RFC 8252 §7.1)';
+}
+
+function readRedirectUris(input: Record<string, unknown>, field: string, applicationType: ApplicationType): string[] {
+  const uris = readList(input, field, 20) ?? [];
+  uris.forEach((uri, i) => {
+    const problem = redirectUriProblem(uri, applicationType);
+    if (problem) fail(`${field}[${i}]`, problem);
+  });
+  return uris;
+}
+
+function readHttpsUrl(input: Record<string, unknown>, field: string): string | null {
+  const value = input[field];
+  if (value === undefined || value === null) return null;
+  const text = readString(value, field, MAX_URI);
+  const url = readUrl(text, field);
+  if (url.protocol !== 'https:') fail(field, 'must be an https URL');
+  if (text.includes('#')) fail(field, 'must not contain a fragment');
+  return text;
+}
+
+function readGrantTypes(input: Record<string, unknown>): GrantType[] {
+  // RFC 7591 §2: authorization_code when omitted.
+  const grants = readList(input, 'grant_types') ?? ['authorization_code'];
+  if (grants.length === 0) fail('grant_types', 'must name at least one grant type');
+  grants.forEach((g, i) => {
+    if (!GRANT_TYPES.includes(g as GrantType)) fail(`grant_types[${i}]`, `must be one of ${GRANT_TYPES.join(', ')}`);
+  });
+  return grants as GrantType[];
+}
+
+/** RFC 7591 §2.1: response_types ["code"] exactly when authorization_code is registered; derived when omitted. */
+function readResponseTypes(input: Record<string, unknown>, grants: readonly GrantType[]): string[] {
+  const expected = grants.includes('authorization_code') ? ['code'] : [];
+  const given = readList(input, 'response_types', 5, 64);
+  if (given === undefined) return expected;
+  given.forEach((r, i) => {
+    if (r !== 'code') fail(`response_types[${i}]`, 'only "code" is supported (OAuth 2.1 removes the implicit flow)');
+  });
+  if (given.length !== expected.length) {
+    fail('response_types', expected.length ? 'must be ["code"] when grant_types includes authorization_code' : 'must be empty unless grant_types includes authorization_code');
+  }
+  return given;
+}
+
+function readScopes(input: Record<string, unknown>, field: string, policy: MetadataPolicy): string[] {
+  const scopes = readList(input, field, 100, 256) ?? [];
+  scopes.forEach((scope, i) => {
+    if (!SCOPE_TOKEN.test(scope)) fail(`${field}[${i}]`, 'is not a valid scope-token (RFC 6749 §3.3)');
+    if (policy.enforceScopes && !policy.catalogue.has(scope)) fail(`${field}[${i}]`, `"${scope}" is not in the scope catalogue (SCOPES)`);
+  });
+  return scopes;
+}
+
+function readResources(input: Record<string, unknown>, policy: MetadataPolicy): string[] {
+  const values = readList(input, 'resources') ?? [];
+  const out = values.map((value, i) => {
+    const field = `resources[${i}]`;
+    readUrl(value, field);
+    if (value.includes('#')) fail(field, 'must not contain a fragment (RFC 8707 §2)');
+    const canonical = canonicalUrl(value);
+    if (!policy.resources.includes(canonical)) fail(field, `"${canonical}" is not one of the configured RESOURCES`);
+    return canonical;
+  });
+  return [...new Set(out)];
+}
+
+function readBoolean(input: Record<string, unknown>, field: string): boolean {
+  const value = input[field];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') fail(field, 'must be true or false');
+  return value;
+}
+
+/**
+ * Validates and normalises client metadata for every way a client is made (CLI, CLIENTS_FILE, dynamic
+ * registration). Throws ClientMetadataError naming the first bad field. Defaults follow RFC 7591 §2.
+ */
+export function validateClientMetadata(input: unknown, policy: MetadataPolicy): ClientMetadata {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) fail('metadata', 'must be an object');
+  const data = input as Record<string, unknown>;
+  const known = new Set<string>(METADATA_FIELDS);
+  for (const key of Object.keys(data)) if (!known.has(key)) fail(key, 'is not a known client metadata field');
+
+  if (data.name === undefined || data.name === null) fail('name', 'is required');
+  const name = readString(typeof data.name === 'string' ? data.name.trim() : data.name, 'name', MAX_NAME);
+  const applicationType = readEnum(data, 'application_type', APPLICATION_TYPES, 'web');
+  const authMethod = readEnum(data, 'token_endpoint_auth_method', AUTH_METHODS, 'client_secret_basic');
+  const grantTypes = readGrantTypes(data);
+  const responseTypes = readResponseTypes(data, grantTypes);
+
+  // OAuth 2.1 §4.2: client_credentials is for confidential clients only.
+  if (grantTypes.includes('client_credentials') && authMethod === 'none') {
+    fail('grant_types', 'client_credentials requires a confidential client: token_endpoint_auth_method must be client_secret_basic or client_secret_post');
+  }
+  // Refresh tokens come only from code exchange (OAuth 2.1 §4.4 issues none to client_credentials).
+  if (grantTypes.includes('refresh_token') && !grantTypes.includes('authorization_code')) {
+    fail('grant_types', 'refresh_token requires authorization_code');
+  }
+
+  const redirectUris = readRedirectUris(data, 'redirect_uris', applicationType);
+  if (grantTypes.includes('authorization_code') && redirectUris.length === 0) {
+    fail('redirect_uris', 'at least one redirect URI is required for authorization_code (OAuth 2.1 §2.3.1)');
+  }
+
+  const scopes = readScopes(data, 'scopes', policy);
+  const defaultScopes = readScopes(data, 'default_scopes', policy);
+  if (scopes.length > 0) {
+    defaultScopes.forEach((scope, i) => {
+      if (!scopes.includes(scope)) fail(`default_scopes[${i}]`, `"${scope}" is not one of the client's scopes`);
+    });
+  }
+
+  return {
+    name,
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: readRedirectUris(data, 'post_logout_redirect_uris', applicationType),
+    grant_types: grantTypes,
+    response_types: responseTypes,
+    token_endpoint_auth_method: authMethod,
+    scopes,
+    default_scopes: defaultScopes,
+    resources: readResources(data, policy),
+    application_type: applicationType,
+    client_uri: readHttpsUrl(data, 'client_uri'),
+    logo_uri: readHttpsUrl(data, 'logo_uri'),
+    policy_uri: readHttpsUrl(data, 'policy_uri'),
+    tos_uri: readHttpsUrl(data, 'tos_uri'),
+    contacts: readList(data, 'contacts', 20, 320) ?? [],
+    skip_consent: readBoolean(data, 'skip_consent'),
+  };
+}
+
+/** The metadata part of a stored client, as input for re-validation after a partial change. */
+export function metadataOf(row: { [K in keyof ClientMetadata]: unknown }): Record<string, unknown> {
+  return Object.fromEntries(METADATA_FIELDS.map((field) => [field, row[field]]));
+}
+
+/** Whether a client authenticates with a secret (RFC 6749 §2.1 confidential client). */
+export function usesSecret(method: ClientAuthMethod): boolean {
+  return method !== 'none';
+}

@@ -1,0 +1,45 @@
+import type { Config } from '../../config.js';
+import type { ResourcePolicy } from '../checks/resource.js';
+import type { ScopePolicy } from '../checks/scope.js';
+import type { Signer } from '../tokens/access-token.js';
+
+/** Token request parameters after the route's checks: single strings, except `resource` (RFC 8707 allows several). */
+export interface TokenParams {
+  grant_type: string;
+  scope?: string;
+  resource: string[];
+  [name: string]: string | string[] | undefined;
+}
+
+/** The authenticated client as a grant sees it. */
+export interface GrantClient {
+  client_id: string;
+  token_endpoint_auth_method: string;
+  grant_types: readonly string[];
+  scopes: readonly string[];
+  default_scopes: readonly string[];
+  resources: readonly string[];
+}
+
+/** What every grant needs, prepared once at start. */
+export interface GrantContext {
+  config: Readonly<Config>;
+  scopePolicy: ScopePolicy;
+  resourcePolicy: ResourcePolicy;
+  signer: () => Signer;
+}
+
+/** RFC 6749 §5.1 successful response. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope?: string;
+  refresh_token?: string;
+}
+
+/** One grant type: dispatched by the token route through a Map keyed by `grantType`. */
+export interface GrantHandler {
+  grantType: string;
+  handle(params: TokenParams, client: GrantClient, ctx: GrantContext): Promise<TokenResponse>;
+}

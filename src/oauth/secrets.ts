@@ -1,0 +1,52 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Bytes of CSPRNG output in every generated id, secret and opaque token (256 bits). */
+export const TOKEN_BYTES = 32;
+
+/** A SHA-256 digest in unpadded base64url is always 43 characters. */
+const HASH_FORM = /^[A-Za-z0-9_-]{43}$/;
+
+/** A fresh opaque value: 256 bits from the CSPRNG, base64url without padding (43 characters). */
+export function generateToken(): string {
+  return randomBytes(TOKEN_BYTES).toString('base64url');
+}
+
+/** A new client_id; random so ids cannot be enumerated. */
+export function generateClientId(): string {
+  return generateToken();
+}
+
+/** A new client secret; shown to the operator once, stored only as its hash. */
+export function generateClientSecret(): string {
+  return generateToken();
+}
+
+/**
+ * SHA-256 of a secret, base64url: what is stored instead of the secret. Generated secrets carry 256 bits
+ * of entropy, so a slow password hash would add cost without adding safety.
+ */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+/** Whether a string is a well-formed stored hash (canonical unpadded base64url of 32 bytes). */
+export function isSecretHash(value: string): boolean {
+  return HASH_FORM.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value;
+}
+
+/** A hash no secret matches in practice; compared against so unknown clients cost the same as known ones. */
+const DUMMY_DIGEST = createHash('sha256').update('gatehouse: no such client').digest();
+
+/**
+ * Constant-time check of a presented secret against a stored hash. Both sides are 32-byte digests, so
+ * neither the comparison's length nor its early exit depends on the secret.
+ */
+export function verifySecret(presented: string, storedHash: string | null): boolean {
+  const actual = createHash('sha256').update(presented, 'utf8').digest();
+  const expected = storedHash === null ? null : Buffer.from(storedHash, 'base64url');
+  if (expected === null || expected.length !== actual.length) {
+    timingSafeEqual(actual, DUMMY_DIGEST);
+    return false;
+  }
+  return timingSafeEqual(actual, expected);
+}

@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { applyClientsFile } from '../../clients/clients-file.js';
+import type { Config } from '../../config.js';
+import { ClientService } from '../../services/client-service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Clients, cached for the token endpoint; every change goes through here. */
+    clients: ClientService;
+  }
+}
+
+/** The configuration the clients plugin reads (cache TTL, CLIENTS_FILE, scopes, resources). */
+export interface ClientsPluginOptions {
+  config: Readonly<Config>;
+}
+
+/** Decorates `app.clients` and applies CLIENTS_FILE at start; a bad file stops the start. */
+export default fp<ClientsPluginOptions>(
+  async function clients(app: FastifyInstance, { config }) {
+    if (config.clients.file) await applyClientsFile(app.database.db, config, app.log);
+    const service = new ClientService(app.database.db, config, { log: app.log });
+    app.decorate('clients', service);
+    // Background last_used_at writes finish before the database plugin closes the pool.
+    app.addHook('preClose', async () => service.drain());
+  },
+  { name: 'clients', dependencies: ['database'] },
+);

@@ -1,0 +1,69 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { ClientRow, ClientUpdate, NewClientRow } from '../db/tables/client.table.js';
+
+/** Inserts a client; returns the stored row. */
+export async function createClient(db: Db, client: NewClientRow): Promise<ClientRow> {
+  return db.insertInto('clients').values(client).returningAll().executeTakeFirstOrThrow();
+}
+
+/** One client by id, or undefined. */
+export async function findClientById(db: Db, clientId: string): Promise<ClientRow | undefined> {
+  return db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+}
+
+/** Every client, oldest first. */
+export async function listClients(db: Db): Promise<ClientRow[]> {
+  return db.selectFrom('clients').selectAll().orderBy('created_at').orderBy('client_id').execute();
+}
+
+/** Changes a client's columns (and its updated_at); undefined when there is no such client. */
+export async function updateClient(db: Db, clientId: string, changes: ClientUpdate): Promise<ClientRow | undefined> {
+  return db
+    .updateTable('clients')
+    .set({ ...changes, updated_at: sql<Date>`now()` })
+    .where('client_id', '=', clientId)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Deletes a client (its grants and tokens go with it by cascade); whether it existed. */
+export async function deleteClient(db: Db, clientId: string): Promise<boolean> {
+  const result = await db.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** Replaces a client's secret hash and records when; undefined when there is no such client. */
+export async function rotateClientSecret(db: Db, clientId: string, secretHash: string): Promise<ClientRow | undefined> {
+  return db
+    .updateTable('clients')
+    .set({ secret_hash: secretHash, secret_rotated_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
+    .where('client_id', '=', clientId)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Disables a client (keeping when it was first disabled) or enables it; undefined when there is no such client. */
+export async function setClientDisabled(db: Db, clientId: string, disabled: boolean): Promise<ClientRow | undefined> {
+  return db
+    .updateTable('clients')
+    .set({ disabled_at: disabled ? sql<Date>`coalesce(disabled_at, now())` : null, updated_at: sql<Date>`now()` })
+    .where('client_id', '=', clientId)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/**
+ * Records that a client was used, unless that was already recorded within `minIntervalSeconds`
+ * (so many replicas touching one client still write about once per interval).
+ */
+export async function touchClientLastUsed(db: Db, clientId: string, minIntervalSeconds = 3600): Promise<void> {
+  await db
+    .updateTable('clients')
+    .set({ last_used_at: sql<Date>`now()` })
+    .where('client_id', '=', clientId)
+    .where((eb) =>
+      eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', sql<Date>`now() - make_interval(secs => ${minIntervalSeconds})`)]),
+    )
+    .execute();
+}

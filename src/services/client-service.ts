@@ -1,0 +1,257 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/database.js';
+import type { ClientRow, ClientSource, ClientUpdate } from '../db/tables/client.table.js';
+import {
+  CLIENT_ID_FORM,
+  type MetadataPolicy,
+  metadataOf,
+  metadataPolicy,
+  usesSecret,
+  validateClientMetadata,
+} from '../oauth/client-metadata.js';
+import { generateClientId, generateClientSecret, hashSecret } from '../oauth/secrets.js';
+import {
+  createClient,
+  deleteClient,
+  findClientById,
+  listClients,
+  rotateClientSecret,
+  setClientDisabled,
+  touchClientLastUsed,
+  updateClient,
+} from '../repositories/client.repository.js';
+import { TtlCache } from './ttl-cache.js';
+
+/** A client as the service hands it out: frozen, because cached rows are shared between requests. */
+export type Client = Readonly<ClientRow>;
+
+/** A client just created or changed, with its new secret when one was generated (shown once, never stored). */
+export interface ClientWithSecret {
+  client: Client;
+  secret: string | null;
+}
+
+/** A change the service refuses: no such client, or one that conflicts with the client's state. */
+export class ClientServiceError extends Error {
+  constructor(
+    readonly kind: 'not_found' | 'conflict',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClientServiceError';
+  }
+}
+
+/** Tuning and test seams of a ClientService. */
+export interface ClientServiceOptions {
+  /** Where background failures are reported (the app's pino logger fits). */
+  log?: { debug(obj: object, msg: string): void };
+  /** Most clients kept in memory (default 10,000). */
+  maxEntries?: number;
+  /** Clock in ms, for tests. */
+  now?: () => number;
+}
+
+/** last_used_at is a coarse signal; writing it more often would put a write on every token request. */
+const TOUCH_INTERVAL_SECONDS = 3600;
+/** Unknown ids are remembered briefly, so a flood of one bad id costs one query per few seconds. */
+const NEGATIVE_TTL_SECONDS = 5;
+const MAX_NEGATIVE_ENTRIES = 1000;
+
+function freeze(row: ClientRow): Client {
+  for (const value of Object.values(row)) if (Array.isArray(value)) Object.freeze(value);
+  return Object.freeze(row);
+}
+
+/**
+ * Clients for the hot path and for administration. `get` answers from an in-process cache (TTL
+ * CLIENT_CACHE_TTL_SECONDS); every change made through this service drops the cached entry at once, and
+ * other replicas see it when their entry expires.
+ */
+export class ClientService {
+  private readonly policy: MetadataPolicy;
+  private readonly ttlMs: number;
+  private readonly negativeTtlMs: number;
+  private readonly now: () => number;
+  private readonly log: ClientServiceOptions['log'];
+  private readonly cache: TtlCache<Client>;
+  private readonly misses = new TtlCache<true>(MAX_NEGATIVE_ENTRIES);
+  private readonly touched: TtlCache<true>;
+  private readonly loading = new Map<string, Promise<Client | undefined>>();
+  private readonly pending = new Set<Promise<void>>();
+  /** Bumped by every invalidation, so a load that raced with a change is not cached. */
+  private generation = 0;
+
+  constructor(
+    private readonly db: Db,
+    config: Pick<Config, 'clients' | 'scopes' | 'resources'>,
+    options: ClientServiceOptions = {},
+  ) {
+    this.policy = metadataPolicy(config);
+    this.ttlMs = config.clients.cacheTtl * 1000;
+    this.negativeTtlMs = Math.min(config.clients.cacheTtl, NEGATIVE_TTL_SECONDS) * 1000;
+    this.now = options.now ?? Date.now;
+    this.log = options.log;
+    this.cache = new TtlCache(options.maxEntries ?? 10_000);
+    this.touched = new TtlCache(options.maxEntries ?? 10_000);
+  }
+
+  /** A client by id, from the cache when fresh (no database query), else loaded once and cached. Disabled clients are returned too: callers check `disabled_at`. */
+  async get(clientId: string): Promise<Client | undefined> {
+    if (!CLIENT_ID_FORM.test(clientId)) return undefined;
+    const now = this.now();
+    const hit = this.cache.get(clientId, now);
+    if (hit) return hit;
+    if (this.misses.get(clientId, now)) return undefined;
+    // Concurrent misses for one id share one query.
+    let load = this.loading.get(clientId);
+    if (!load) {
+      const started = this.load(clientId);
+      load = started.finally(() => {
+        if (this.loading.get(clientId) === load) this.loading.delete(clientId);
+      });
+      this.loading.set(clientId, load);
+    }
+    return load;
+  }
+
+  private async load(clientId: string): Promise<Client | undefined> {
+    const generation = this.generation;
+    const row = await findClientById(this.db, clientId);
+    const client = row ? freeze(row) : undefined;
+    if (generation !== this.generation) return client;
+    const now = this.now();
+    if (client) this.cache.set(clientId, client, now + this.ttlMs);
+    else this.misses.set(clientId, true, now + this.negativeTtlMs);
+    return client;
+  }
+
+  /** Drops cached entries (one id, or all) so the next `get` reads the database. */
+  invalidate(clientId?: string): void {
+    this.generation += 1;
+    if (clientId === undefined) {
+      this.cache.clear();
+      this.misses.clear();
+      this.loading.clear();
+      return;
+    }
+    this.cache.delete(clientId);
+    this.misses.delete(clientId);
+    this.loading.delete(clientId);
+  }
+
+  /** A client read straight from the database (administration; never cached). */
+  async find(clientId: string): Promise<Client | undefined> {
+    const row = await findClientById(this.db, clientId);
+    return row ? freeze(row) : undefined;
+  }
+
+  /** Every client, oldest first, from the database. */
+  async list(): Promise<Client[]> {
+    return (await listClients(this.db)).map(freeze);
+  }
+
+  /** Validates metadata and creates a client; a confidential client gets a new secret, returned once. */
+  async create(input: Record<string, unknown>, options: { source?: ClientSource; clientId?: string } = {}): Promise<ClientWithSecret> {
+    const metadata = validateClientMetadata(input, this.policy);
+    const clientId = options.clientId ?? generateClientId();
+    if (!CLIENT_ID_FORM.test(clientId)) throw new ClientServiceError('conflict', 'client_id must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)');
+    if (await findClientById(this.db, clientId)) throw new ClientServiceError('conflict', `client ${clientId} already exists`);
+    const secret = usesSecret(metadata.token_endpoint_auth_method) ? generateClientSecret() : null;
+    const row = await createClient(this.db, {
+      ...metadata,
+      client_id: clientId,
+      secret_hash: secret === null ? null : hashSecret(secret),
+      source: options.source ?? 'admin',
+      secret_rotated_at: null,
+      last_used_at: null,
+      disabled_at: null,
+    });
+    this.invalidate(clientId);
+    return { client: freeze(row), secret };
+  }
+
+  /**
+   * Changes some metadata fields and re-validates the whole client. A public client made confidential
+   * gets a new secret (returned once); a confidential client made public loses its secret.
+   */
+  async update(clientId: string, changes: Record<string, unknown>): Promise<ClientWithSecret> {
+    const current = await this.require(clientId);
+    const input = metadataOf(current);
+    for (const [field, value] of Object.entries(changes)) if (value !== undefined) input[field] = value;
+    // Response types follow the grant types unless the change names them too.
+    if (changes.grant_types !== undefined && changes.response_types === undefined) delete input.response_types;
+    const metadata = validateClientMetadata(input, this.policy);
+    const update: ClientUpdate = { ...metadata };
+    let secret: string | null = null;
+    if (usesSecret(metadata.token_endpoint_auth_method) && current.secret_hash === null) {
+      secret = generateClientSecret();
+      update.secret_hash = hashSecret(secret);
+      update.secret_rotated_at = new Date(this.now());
+    } else if (!usesSecret(metadata.token_endpoint_auth_method)) {
+      update.secret_hash = null;
+    }
+    const row = await updateClient(this.db, clientId, update);
+    this.invalidate(clientId);
+    if (!row) throw this.notFound(clientId);
+    return { client: freeze(row), secret };
+  }
+
+  /** Deletes a client; whether it existed. */
+  async delete(clientId: string): Promise<boolean> {
+    const deleted = await deleteClient(this.db, clientId);
+    this.invalidate(clientId);
+    return deleted;
+  }
+
+  /** Gives a confidential client a new secret, returned once; the old one stops working at once. */
+  async rotateSecret(clientId: string): Promise<{ client: Client; secret: string }> {
+    const current = await this.require(clientId);
+    if (!usesSecret(current.token_endpoint_auth_method)) {
+      throw new ClientServiceError('conflict', `client ${clientId} is public (token_endpoint_auth_method none) and has no secret`);
+    }
+    const secret = generateClientSecret();
+    const row = await rotateClientSecret(this.db, clientId, hashSecret(secret));
+    this.invalidate(clientId);
+    if (!row) throw this.notFound(clientId);
+    return { client: freeze(row), secret };
+  }
+
+  /** Disables a client (it can no longer authenticate) or enables it again. */
+  async setDisabled(clientId: string, disabled: boolean): Promise<Client> {
+    const row = await setClientDisabled(this.db, clientId, disabled);
+    this.invalidate(clientId);
+    if (!row) throw this.notFound(clientId);
+    return freeze(row);
+  }
+
+  /**
+   * Records that a client was used: at most once per client per hour from this process, off the
+   * request's critical path, failures only logged at debug.
+   */
+  markUsed(clientId: string): void {
+    const now = this.now();
+    if (this.touched.get(clientId, now)) return;
+    this.touched.set(clientId, true, now + TOUCH_INTERVAL_SECONDS * 1000);
+    const write = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => touchClientLastUsed(this.db, clientId, TOUCH_INTERVAL_SECONDS))
+      .catch((err: unknown) => this.log?.debug({ err, clientId }, 'could not record client last use'))
+      .finally(() => this.pending.delete(write));
+    this.pending.add(write);
+  }
+
+  /** Waits for background writes (last_used_at) to finish; called before the database closes. */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  private async require(clientId: string): Promise<ClientRow> {
+    const row = await findClientById(this.db, clientId);
+    if (!row) throw this.notFound(clientId);
+    return row;
+  }
+
+  private notFound(clientId: string): ClientServiceError {
+    return new ClientServiceError('not_found', `no such client: ${clientId}`);
+  }
+}

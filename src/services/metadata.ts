@@ -1,0 +1,70 @@
+import type { Config } from '../config.js';
+import { parseScopeCatalogue } from '../config.js';
+
+/** The endpoints a running Gatehouse actually serves; metadata never advertises what is off. */
+export interface Features {
+  authorizationCode: boolean;
+  refreshTokens: boolean;
+  revocation: boolean;
+  introspection: boolean;
+  registration: boolean;
+}
+
+/** The features this build serves. */
+export const FEATURES: Features = {
+  authorizationCode: false,
+  refreshTokens: false,
+  revocation: false,
+  introspection: false,
+  registration: false,
+};
+
+/** RFC 8414 authorization server metadata, built once from configuration. */
+export function authorizationServerMetadata(config: Readonly<Config>, features: Features = FEATURES): Record<string, unknown> {
+  const base = config.issuer;
+  const grantTypes = ['client_credentials'];
+  if (features.authorizationCode) grantTypes.unshift('authorization_code');
+  if (features.refreshTokens) grantTypes.push('refresh_token');
+  const authMethods = ['client_secret_basic', 'client_secret_post'];
+  if (features.authorizationCode) authMethods.push('none');
+
+  const doc: Record<string, unknown> = { issuer: base };
+  if (features.authorizationCode) doc.authorization_endpoint = `${base}/authorize`;
+  doc.token_endpoint = `${base}/token`;
+  doc.jwks_uri = `${base}/.well-known/jwks.json`;
+  if (features.registration) doc.registration_endpoint = `${base}/register`;
+  const scopes = [...parseScopeCatalogue(config.scopes.catalogue).keys()];
+  if (scopes.length > 0) doc.scopes_supported = scopes;
+  doc.response_types_supported = ['code'];
+  doc.response_modes_supported = ['query'];
+  doc.grant_types_supported = grantTypes;
+  doc.token_endpoint_auth_methods_supported = authMethods;
+  if (features.revocation) {
+    doc.revocation_endpoint = `${base}/revoke`;
+    doc.revocation_endpoint_auth_methods_supported = authMethods;
+  }
+  if (features.introspection) {
+    doc.introspection_endpoint = `${base}/introspect`;
+    doc.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post'];
+  }
+  // OAuth 2.1 §4.1.1: PKCE with S256 only; plain is refused.
+  doc.code_challenge_methods_supported = ['S256'];
+  // RFC 9207: `iss` in authorization responses.
+  doc.authorization_response_iss_parameter_supported = true;
+  return doc;
+}
+
+/** OpenID Connect discovery: the same document plus the fields OIDC Discovery 1.0 §3 requires. */
+export function openIdConfiguration(config: Readonly<Config>, features: Features = FEATURES): Record<string, unknown> {
+  return {
+    ...authorizationServerMetadata(config, features),
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [config.keys.signingAlg],
+  };
+}
+
+/** The RFC 8414 §3.1 path-inserted metadata location for an issuer with a path, or null. */
+export function pathInsertedMetadataPath(issuer: string, wellKnown: string): string | null {
+  const path = new URL(issuer).pathname.replace(/\/$/, '');
+  return path === '' ? null : `/.well-known/${wellKnown}${path}`;
+}

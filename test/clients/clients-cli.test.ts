@@ -1,0 +1,172 @@
+import { join } from 'node:path';
+import t from 'tap';
+import { ClientsUsageError, clientsCommand, runClientsCommand } from '../../src/cli/clients.js';
+import { authenticateClient } from '../../src/oauth/client-authentication.js';
+import { findClientById } from '../../src/repositories/client.repository.js';
+import { ClientService } from '../../src/services/client-service.js';
+import { TEST_DATABASE_URL } from '../helper.js';
+import { basic, clientConfig, migratedDatabase, unique } from '../fixtures/clients.js';
+
+const config = clientConfig();
+
+/** Runs `gatehouse clients <args>` with parsed flags, as the CLI does after parseArgs. */
+async function cli(args: string[], options: Record<string, unknown> = {}, json = false): Promise<string | object> {
+  const handle = await migratedDatabase();
+  return clientsCommand(args, { config, handle, json, options: { json, ...options } });
+}
+
+async function cliJson<T = Record<string, unknown>>(args: string[], options: Record<string, unknown> = {}): Promise<T> {
+  return (await cli(args, options, true)) as T;
+}
+
+/** A fresh service (a new process) to check what a client can do. */
+async function fresh(): Promise<ClientService> {
+  return new ClientService((await migratedDatabase()).db, config);
+}
+
+const machineFlags = { name: 'Nightly export', 'grant-type': ['client_credentials'], scope: ['read write'] };
+
+t.test('create prints the client_id and the secret once, and the secret works', async (t) => {
+  const text = await cli(['create'], machineFlags);
+  t.type(text, 'string');
+  const id = /client_id: +(\S+)/.exec(String(text))?.[1];
+  const secret = /client_secret: (\S+)/.exec(String(text))?.[1];
+  t.ok(id && secret, String(text));
+  t.match(text, /shown only this once/);
+  const row = await findClientById((await migratedDatabase()).db, id!);
+  t.same(row?.scopes, ['read', 'write'], '--scope "read write" is two scopes');
+  t.equal(row?.source, 'admin');
+  t.ok(await authenticateClient({ authorization: basic(id!, secret!), body: {} }, await fresh()));
+});
+
+t.test('create --json returns the client (without its hash) and client_secret', async (t) => {
+  const out = await cliJson<{ client: Record<string, unknown>; client_secret: string }>(['create'], {
+    ...machineFlags,
+    'client-id': unique('chosen'),
+    'auth-method': 'client_secret_post',
+    resource: ['https://api.example.com/'],
+  });
+  t.match(out.client.client_id, /^chosen-/);
+  t.equal(out.client.token_endpoint_auth_method, 'client_secret_post');
+  t.same(out.client.resources, ['https://api.example.com']);
+  t.notOk('secret_hash' in out.client, 'the hash is not shown');
+  t.match(out.client_secret, /^[A-Za-z0-9_-]{43}$/);
+  const auth = await authenticateClient({ authorization: undefined, body: { client_id: out.client.client_id, client_secret: out.client_secret } }, await fresh());
+  t.equal(auth.method, 'client_secret_post');
+});
+
+t.test('a public native client has no secret', async (t) => {
+  const out = await cliJson<{ client: Record<string, unknown>; client_secret?: string }>(['create'], {
+    name: 'Desktop',
+    'application-type': 'native',
+    'auth-method': 'none',
+    'redirect-uri': ['http://127.0.0.1/callback', 'com.example.desktop:/cb'],
+    'grant-type': ['authorization_code', 'refresh_token'],
+    'skip-consent': true,
+  });
+  t.notOk('client_secret' in out);
+  t.same(out.client.redirect_uris, ['http://127.0.0.1/callback', 'com.example.desktop:/cb']);
+  t.same(out.client.response_types, ['code']);
+  t.equal(out.client.skip_consent, true);
+  t.match(await cli(['create'], { name: 'Desktop 2', 'application-type': 'native', 'auth-method': 'none', 'redirect-uri': ['http://[::1]/cb'] }), /public client: no secret/);
+});
+
+t.test('bad metadata names the field and the flag', async (t) => {
+  await t.rejects(cli(['create'], { name: 'Web', 'redirect-uri': ['http://app.example.com/cb'] }), {
+    message: /^invalid client: redirect_uris\[0\] \(--redirect-uri\): must use https/,
+  });
+  await t.rejects(cli(['create'], { 'grant-type': ['client_credentials'] }), { message: /^invalid client: name \(--name\): is required$/ });
+  await t.rejects(cli(['create'], { ...machineFlags, scope: ['read', 'root'] }), { message: /scopes\[1\] \(--scope\): "root" is not in the scope catalogue/ });
+});
+
+t.test('list and show', async (t) => {
+  const created = await cliJson<{ client: { client_id: string } }>(['create'], { ...machineFlags, name: 'Listed client' });
+  const id = created.client.client_id;
+  const listed = await cliJson<Array<Record<string, unknown>>>(['list']);
+  const mine = listed.find((c) => c.client_id === id);
+  t.equal(mine?.name, 'Listed client');
+  t.notOk(listed.some((c) => 'secret_hash' in c), 'no hashes in the list');
+  t.match(await cli(['list']), new RegExp(`^${id}  "Listed client"  client_secret_basic  client_credentials  admin  enabled$`, 'm'));
+
+  const shown = await cliJson(['show', id]);
+  t.equal(shown.client_id, id);
+  t.same(shown.scopes, ['read', 'write']);
+  const text = String(await cli(['show', id]));
+  t.match(text, new RegExp(`^client_id\\s+${id}$`, 'm'));
+  t.match(text, /^scopes\s+read write$/m);
+  t.match(text, /^logo_uri\s+-$/m);
+  t.notMatch(text, /secret_hash/);
+  await t.rejects(cli(['show', unique('missing')]), { message: /^no such client: missing-/ });
+});
+
+t.test('update changes only the given fields, and --disable / --enable switch the client', async (t) => {
+  const created = await cliJson<{ client: { client_id: string }; client_secret: string }>(['create'], machineFlags);
+  const id = created.client.client_id;
+  const text = await cli(['update', id], { name: 'Renamed', scope: ['read'] });
+  t.equal(text, `Updated client ${id}.`);
+  const after = await cliJson(['show', id]);
+  t.equal(after.name, 'Renamed');
+  t.same(after.scopes, ['read']);
+  t.same(after.grant_types, ['client_credentials'], 'untouched fields stay');
+
+  t.match(await cli(['update', id], { disable: true }), /\(disabled\)/);
+  await t.rejects(authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, await fresh()), { name: 'OAuthError', error: 'invalid_client' });
+  const enabled = await cliJson<{ client: { disabled_at: unknown } }>(['update', id], { enable: true });
+  t.equal(enabled.client.disabled_at, null);
+  t.ok(await authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, await fresh()));
+
+  await t.rejects(cli(['update', id], { 'grant-type': ['password'] }), { message: /grant_types\[0\] \(--grant-type\)/ });
+  await t.rejects(cli(['update', id]), { name: 'ClientsUsageError', message: /needs at least one flag/ });
+  await t.rejects(cli(['update', id], { enable: true, disable: true }), { name: 'ClientsUsageError', message: /contradict/ });
+  await t.rejects(cli(['update', unique('missing')], { name: 'x' }), { message: /^no such client/ });
+});
+
+t.test('update to a confidential method prints the new secret once', async (t) => {
+  const created = await cliJson<{ client: { client_id: string } }>(['create'], {
+    name: 'Was public',
+    'application-type': 'native',
+    'auth-method': 'none',
+    'redirect-uri': ['http://127.0.0.1/cb'],
+  });
+  const id = created.client.client_id;
+  const text = String(await cli(['update', id], { 'auth-method': 'client_secret_basic' }));
+  const secret = /client_secret: (\S+)/.exec(text)?.[1];
+  t.ok(secret, text);
+  t.ok(await authenticateClient({ authorization: basic(id, secret!), body: {} }, await fresh()));
+});
+
+t.test('rotate-secret prints a new secret; the old one stops working', async (t) => {
+  const created = await cliJson<{ client: { client_id: string }; client_secret: string }>(['create'], machineFlags);
+  const id = created.client.client_id;
+  const rotated = await cliJson<{ client_id: string; client_secret: string }>(['rotate-secret', id]);
+  t.equal(rotated.client_id, id);
+  t.not(rotated.client_secret, created.client_secret);
+  const clients = await fresh();
+  await t.rejects(authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, clients), { name: 'OAuthError', error: 'invalid_client' });
+  t.ok(await authenticateClient({ authorization: basic(id, rotated.client_secret), body: {} }, clients));
+  t.match(await cli(['rotate-secret', id]), /the old one no longer works\.\nclient_id: +\S+\nclient_secret: \S+/);
+});
+
+t.test('delete removes the client', async (t) => {
+  const created = await cliJson<{ client: { client_id: string } }>(['create'], machineFlags);
+  const id = created.client.client_id;
+  t.equal(await cli(['delete', id]), `Deleted client ${id}.`);
+  t.equal(await findClientById((await migratedDatabase()).db, id), undefined);
+  await t.rejects(cli(['delete', id]), { message: `no such client: ${id}` });
+});
+
+t.test('usage mistakes are ClientsUsageError', async (t) => {
+  await t.rejects(cli(['frobnicate']), { name: 'ClientsUsageError', message: 'unknown clients action: frobnicate' });
+  t.ok((await cli(['frobnicate']).catch((err: unknown) => err)) instanceof ClientsUsageError, 'the class main.ts turns into exit code 2');
+  await t.rejects(cli(['show']), { name: 'ClientsUsageError', message: 'clients show needs a client_id' });
+  await t.rejects(cli(['delete', 'a', 'b']), { name: 'ClientsUsageError', message: 'unexpected argument: b' });
+  await t.rejects(cli(['create'], { ...machineFlags, disable: true }), { name: 'ClientsUsageError', message: /go with clients update/ });
+  await t.rejects(cli(['create'], { ...machineFlags, 'skip-consent': true, 'no-skip-consent': true }), { name: 'ClientsUsageError', message: /contradict/ });
+});
+
+t.test('runClientsCommand opens and migrates the database itself', async (t) => {
+  const own = TEST_DATABASE_URL ? clientConfig() : clientConfig({ DATA_DIR: join(t.testdir(), 'pglite') });
+  const out = (await runClientsCommand(own, ['create'], { json: true, ...machineFlags })) as { client: { client_id: string } };
+  const listed = (await runClientsCommand(own, ['list'], { json: true })) as Array<{ client_id: string }>;
+  t.ok(listed.some((c) => c.client_id === out.client.client_id));
+});

@@ -1,0 +1,49 @@
+import t from 'tap';
+import { KeysUsageError, keysCommand } from '../../src/cli/keys.js';
+import type { KeyInfo } from '../../src/keys/key-store.js';
+import { testConfig } from '../helper.js';
+import { emptyKeyTable, silent } from './fixtures/keys.js';
+
+t.test('keys list, rotate and retire, as text and as JSON', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig({ SIGNING_ALG: 'EdDSA' });
+  const ctx = { config, handle, logger: silent };
+
+  const listed = (await keysCommand(['list'], { ...ctx, json: true })) as KeyInfo[];
+  t.equal(listed.length, 1, 'the first key is generated like at first start');
+  t.match(listed[0], { alg: 'EdDSA', state: 'active', source: 'database', published: true });
+  t.notOk('private_key_enc' in listed[0]! || 'privateJwk' in listed[0]!, 'no private part is listed');
+  const first = listed[0]!.kid;
+  t.equal(await keysCommand([], { ...ctx, json: false }), await keysCommand(['list'], { ...ctx, json: false }), 'list is the default');
+  t.match(await keysCommand(['list'], { ...ctx, json: false }), new RegExp(`^${first}  EdDSA  active \\s+database  signing since \\d{4}-`));
+
+  const rotated = (await keysCommand(['rotate'], { ...ctx, json: false })) as string;
+  const match = /^added (\S+) \(EdDSA\): published in the JWKS now, signs from (\S+)$/.exec(rotated);
+  t.ok(match, rotated);
+  const next = match![1]!;
+  t.equal(Date.parse(match![2]!) - Date.now() > 3_500_000, true, 'signs after the default one-hour rotation delay');
+  const text = (await keysCommand(['list'], { ...ctx, json: false })) as string;
+  t.match(text, new RegExp(`^${next}  EdDSA  next\\s+database  signs from `, 'm'));
+
+  const retired = (await keysCommand(['retire', first], { ...ctx, json: false })) as string;
+  t.match(retired, new RegExp(`^retired ${first}; it stays in the JWKS until \\S+\\n${next} \\(EdDSA\\) signs now$`));
+
+  const pulled = (await keysCommand(['retire', first, '--immediately'], { ...ctx, json: true })) as { retired: KeyInfo; signing: KeyInfo };
+  t.match(pulled, { retired: { kid: first, state: 'retired', published: false }, signing: { kid: next, state: 'active' } });
+  t.match(await keysCommand(['retire', next, '--immediately'], { ...ctx, json: false }), new RegExp(`^retired ${next}; it has left the JWKS\\n\\S+ \\(EdDSA\\) signs now$`));
+
+  const after = (await keysCommand(['list'], { ...ctx, json: true })) as KeyInfo[];
+  t.equal(after.filter((k) => k.state === 'active').length, 1, 'always exactly one active key');
+  t.equal(after.filter((k) => k.published).length, 1, 'the two retired-immediately keys are unpublished');
+});
+
+t.test('keys refuses malformed commands and unknown keys', async (t) => {
+  const handle = await emptyKeyTable();
+  const ctx = { config: testConfig(), handle, json: false, logger: silent };
+  await t.rejects(keysCommand(['frobnicate'], ctx), new KeysUsageError('unknown keys action: frobnicate'));
+  await t.rejects(keysCommand(['retire'], ctx), new KeysUsageError('keys retire needs the kid of the key to retire'));
+  await t.rejects(keysCommand(['list', 'extra'], ctx), new KeysUsageError('unexpected argument: extra'));
+  await t.rejects(keysCommand(['rotate', '--immediately'], ctx), new KeysUsageError('--immediately only applies to keys retire'));
+  await t.rejects(keysCommand(['retire', 'nope'], ctx), { name: 'KeyOperationError', message: 'no signing key with kid nope' });
+  t.equal((await handle.db.selectFrom('signing_keys').select('kid').execute()).length, 1, 'only the first key was made');
+});

@@ -1,0 +1,194 @@
+import { type JSONWebKeySet, SignJWT, createLocalJWKSet, jwtVerify } from 'jose';
+import t from 'tap';
+import { KeyOperationError } from '../../src/keys/errors.js';
+import { type KeyStore, type SigningKey, KeyStore as Store } from '../../src/keys/key-store.js';
+import { testConfig } from '../helper.js';
+import { emptyKeyTable, fetchJwks, jwksApp, kids, silent, testClock } from './fixtures/keys.js';
+
+// Rotation delay 600 s; a retired key stays 300 (token TTL) + 30 (skew) + 20 (cache TTL) = 350 s.
+const ENV = { KEY_ROTATION_DELAY_SECONDS: '600', ACCESS_TOKEN_TTL_SECONDS: '300', CLOCK_SKEW_SECONDS: '30', KEY_CACHE_TTL_SECONDS: '20' };
+const RETIRED_FOR_MS = 350_000;
+
+async function signAt(signer: SigningKey, at: Date, ttlSeconds = 300): Promise<string> {
+  const iat = Math.floor(at.getTime() / 1000);
+  return new SignJWT({}).setProtectedHeader({ alg: signer.alg, kid: signer.kid }).setSubject('s').setIssuedAt(iat).setExpirationTime(iat + ttlSeconds).sign(signer.key);
+}
+
+async function verifiesAt(token: string, set: JSONWebKeySet, at: Date): Promise<boolean> {
+  try {
+    await jwtVerify(token, createLocalJWKSet(set), { currentDate: at });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function states(store: KeyStore): Promise<Record<string, string>> {
+  return Object.fromEntries((await store.list()).map((k) => [k.kid, k.state]));
+}
+
+t.test('a rotated-in key is published before it signs, then takes over; the old key stays until its tokens expire', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig(ENV);
+  const clock = testClock();
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  const app = await jwksApp(t, store, config);
+  const oldSigner = store.current();
+
+  const next = await store.rotate();
+  t.match(next, { state: 'next', published: true, alg: 'ES256' });
+  t.equal(next.activateAt?.getTime(), clock.now().getTime() + 600_000, 'activates after KEY_ROTATION_DELAY_SECONDS');
+  t.same(kids(await fetchJwks(app)), [oldSigner.kid, next.kid].sort(), 'the next key is in the JWKS at once');
+  t.equal(store.current().kid, oldSigner.kid, 'but does not sign yet');
+  await t.rejects(store.rotate(), KeyOperationError, 'a second rotation waits for the first');
+
+  // A replica that loaded the keys before the rotation.
+  const replica = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => replica.close());
+
+  clock.advance(599);
+  await store.refresh();
+  t.equal(store.current().kid, oldSigner.kid, 'still the old key one second before activate_at');
+  const lastOldToken = await signAt(store.current(), clock.now());
+
+  clock.advance(1);
+  await store.refresh();
+  const promotedAt = clock.now();
+  t.equal(store.current().kid, next.kid, 'the next key signs from activate_at');
+  t.same(await states(store), { [oldSigner.kid]: 'retired', [next.kid]: 'active' });
+  const old = (await store.list()).find((k) => k.kid === oldSigner.kid)!;
+  t.equal(old.retiredAt?.getTime(), promotedAt.getTime());
+  t.equal(old.expiresAt?.getTime(), promotedAt.getTime() + RETIRED_FOR_MS, 'expires after token TTL + clock skew + cache TTL');
+
+  // The replica still signs with the old key until its cache refreshes: those tokens must verify too.
+  t.equal(replica.current().kid, oldSigner.kid, 'a stale replica keeps the old key until it refreshes');
+  clock.advance(19);
+  const staleReplicaToken = await signAt(replica.current(), clock.now());
+  await replica.refresh();
+  t.equal(replica.current().kid, next.kid, 'and picks up the new key on refresh');
+  t.same(replica.jwks(), store.jwks(), 'both replicas publish the same set');
+
+  const newToken = await signAt(store.current(), clock.now());
+  let set = await fetchJwks(app);
+  t.same(kids(set), [oldSigner.kid, next.kid].sort());
+  t.ok(await verifiesAt(newToken, set, clock.now()), 'tokens of the new key verify');
+  t.ok(await verifiesAt(lastOldToken, set, clock.now()), 'tokens of the old key still verify');
+
+  // Just before expires_at: the old key is still published, and the stale replica's last token is still valid.
+  clock.advance(330);
+  await store.refresh();
+  set = await fetchJwks(app);
+  t.ok(set.keys.some((k) => k.kid === oldSigner.kid), 'the old key is still published just before expires_at');
+  const staleExp = new Date(promotedAt.getTime() + (19 + 300) * 1000);
+  t.ok(await verifiesAt(staleReplicaToken, set, new Date(staleExp.getTime() - 1000)), 'the stale replica\'s last token verifies until its own exp');
+
+  clock.advance(1);
+  await store.refresh();
+  set = await fetchJwks(app);
+  t.same(kids(set), [next.kid], 'the old key leaves the JWKS at expires_at');
+  t.notOk(await verifiesAt(lastOldToken, set, new Date(promotedAt.getTime() + 1000)), 'its tokens no longer verify');
+  t.same(await states(store), { [oldSigner.kid]: 'retired', [next.kid]: 'active' }, 'the row stays (for the janitor)');
+  t.equal((await store.list()).find((k) => k.kid === oldSigner.kid)?.published, false);
+});
+
+t.test('retiring the active key hands over to the pending key at once; --immediately unpublishes it', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig(ENV);
+  const clock = testClock();
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  const app = await jwksApp(t, store, config);
+  const compromised = store.current().kid;
+  const next = await store.rotate();
+
+  const result = await store.retire(compromised, { immediately: true });
+  t.match(result.retired, { kid: compromised, state: 'retired', published: false });
+  t.equal(result.retired.expiresAt?.getTime(), clock.now().getTime());
+  t.match(result.signing, { kid: next.kid, state: 'active' });
+  t.equal(store.current().kid, next.kid, 'the pending key signs now, not at its activate_at');
+  t.same(kids(await fetchJwks(app)), [next.kid], 'the compromised key left the JWKS at once');
+});
+
+t.test('retiring the active key with nothing pending generates a new active key and keeps the old one published', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig(ENV);
+  const clock = testClock();
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  const app = await jwksApp(t, store, config);
+  const before = store.current();
+  const token = await signAt(before, clock.now());
+
+  const result = await store.retire(before.kid);
+  t.ok(result.signing && result.signing.kid !== before.kid, 'a new key was generated');
+  t.equal(store.current().kid, result.signing?.kid);
+  t.equal(result.retired.expiresAt?.getTime(), clock.now().getTime() + RETIRED_FOR_MS);
+  const set = await fetchJwks(app);
+  t.same(kids(set), [before.kid, result.signing!.kid].sort());
+  t.ok(await verifiesAt(token, set, clock.now()), 'tokens of the retired key keep verifying');
+  t.equal((await store.list()).filter((k) => k.state === 'active').length, 1);
+
+  const again = await store.retire(before.kid, { immediately: true });
+  t.equal(again.retired.published, false, 'a retired key can still be pulled at once (compromise found later)');
+  t.same(kids(await fetchJwks(app)), [result.signing!.kid]);
+});
+
+t.test('a pending key can be withdrawn; unknown kids are refused', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig(ENV);
+  const clock = testClock();
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  const active = store.current().kid;
+  const next = await store.rotate();
+  const result = await store.retire(next.kid);
+  t.match(result.retired, { kid: next.kid, state: 'retired', published: false }, 'it never signed, so it leaves the JWKS now');
+  t.equal(store.current().kid, active, 'the active key is untouched');
+  t.same(store.jwks().keys.map((k) => k.kid), [active]);
+  t.match(await store.rotate(), { state: 'next' }, 'a new rotation may start');
+  await t.rejects(store.retire('no-such-kid'), new KeyOperationError('no signing key with kid no-such-kid'));
+});
+
+t.test('replicas opening together on an empty table agree on exactly one generated key', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig({ SIGNING_ALG: 'RS256' });
+  const stores = await Promise.all([1, 2, 3, 4].map(() => Store.open(handle, config, silent, { background: false })));
+  t.teardown(() => Promise.all(stores.map((s) => s.close())));
+  const rows = await handle.db.selectFrom('signing_keys').select(['kid', 'state']).execute();
+  t.equal(rows.length, 1, 'one key generated, not one per replica');
+  t.equal(rows[0]!.state, 'active');
+  t.same(new Set(stores.map((s) => s.current().kid)), new Set([rows[0]!.kid]), 'every replica signs with it');
+});
+
+t.test('replicas promoting a due key at the same moment leave one active key', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig(ENV);
+  const clock = testClock();
+  const stores = await Promise.all([1, 2, 3].map(() => Store.open(handle, config, silent, { now: clock.now, background: false })));
+  t.teardown(() => Promise.all(stores.map((s) => s.close())));
+  const old = stores[0]!.current().kid;
+  const next = await stores[0]!.rotate();
+  clock.advance(600);
+  await Promise.all(stores.map((s) => s.refresh()));
+  const rows = await handle.db.selectFrom('signing_keys').selectAll().orderBy('kid').execute();
+  t.same(Object.fromEntries(rows.map((r) => [r.kid, r.state])), { [old]: 'retired', [next.kid]: 'active' });
+  t.same(new Set(stores.map((s) => s.current().kid)), new Set([next.kid]));
+});
+
+t.test('the background refresh promotes a due key without being asked', async (t) => {
+  const handle = await emptyKeyTable();
+  // Shorter than validation allows (delay must exceed max-age + cache TTL), to observe the wake-up
+  // at activate_at within a test's time rather than waiting a whole cache period.
+  const base = testConfig();
+  const config = { ...base, keys: { ...base.keys, rotationDelay: 2, jwksMaxAge: 1, cacheTtl: 60 } };
+  const store = await Store.open(handle, config, silent);
+  t.teardown(() => store.close());
+  const next = await store.rotate();
+  // Another replica's store: it learns of the pending key on its first load and wakes up for it.
+  const replica = await Store.open(handle, config, silent);
+  t.teardown(() => replica.close());
+  const deadline = Date.now() + 10_000;
+  while (replica.current().kid !== next.kid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.equal(replica.current().kid, next.kid, 'promoted at activate_at, long before the 60 s cache period');
+});
