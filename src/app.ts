@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
+import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Config } from './config.js';
@@ -54,6 +55,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     },
   });
 
+  app.decorate('config', config);
+  app.decorate('issuer', config.issuer);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -68,6 +71,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
 
   await app.register(errorHandler);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
+  await app.register(cookie);
   await app.register(corsPlugin);
   await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
   app.decorate('readinessChecks', [

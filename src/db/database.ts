@@ -1,11 +1,21 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { AuthorizationCodeTable } from './tables/authorization-code.table.js';
+import type { AuthorizationRequestTable } from './tables/authorization-request.table.js';
 import type { ClientTable } from './tables/client.table.js';
+import type { ConsentTable } from './tables/consent.table.js';
+import type { RefreshTokenTable } from './tables/refresh-token.table.js';
+import type { SessionTable } from './tables/session.table.js';
 import type { SigningKeyTable } from './tables/signing-key.table.js';
 
 /** Every table Gatehouse owns, in its own Postgres schema. */
 export interface Database {
   clients: ClientTable;
   signing_keys: SigningKeyTable;
+  authorization_requests: AuthorizationRequestTable;
+  sessions: SessionTable;
+  consents: ConsentTable;
+  authorization_codes: AuthorizationCodeTable;
+  refresh_tokens: RefreshTokenTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

@@ -1,0 +1,21 @@
+import type { ColumnType, Insertable, Selectable } from 'kysely';
+
+/** Row of `authorization_codes`: single use, stored as a SHA-256 hash. */
+export interface AuthorizationCodeTable {
+  code_hash: string;
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  scopes: string[];
+  resources: string[];
+  sub: string;
+  auth_time: Date;
+  created_at: ColumnType<Date, Date | string | undefined, never>;
+  expires_at: Date;
+  consumed_at: Date | null;
+  /** The refresh-token chain its redemption started; revoked if the code is replayed. */
+  family_id: string | null;
+}
+
+export type AuthorizationCodeRow = Selectable<AuthorizationCodeTable>;
+export type NewAuthorizationCodeRow = Insertable<AuthorizationCodeTable>;

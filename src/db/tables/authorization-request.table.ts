@@ -1,0 +1,29 @@
+import type { ColumnType, Insertable, Selectable } from 'kysely';
+
+/** Row of `authorization_requests`: a validated /authorize request waiting for sign-in and consent. */
+export interface AuthorizationRequestTable {
+  id: string;
+  client_id: string;
+  redirect_uri: string;
+  state: string | null;
+  scopes: string[];
+  resources: string[];
+  code_challenge: string;
+  prompt: string | null;
+  max_age: number | null;
+  login_hint: string | null;
+  ui_locales: string | null;
+  /** SHA-256 of the browser-binding cookie set when the request was made. */
+  binding_hash: string;
+  /** The Gatehouse session that signed in for this request (hash of its id). */
+  session_hash: string | null;
+  created_at: ColumnType<Date, Date | string | undefined, never>;
+  expires_at: Date;
+  /** Set once, atomically, when the host's sign-in answer is accepted. */
+  answered_at: Date | null;
+  /** Set once, atomically, when a code or an error was sent to the client. */
+  completed_at: Date | null;
+}
+
+export type AuthorizationRequestRow = Selectable<AuthorizationRequestTable>;
+export type NewAuthorizationRequestRow = Insertable<AuthorizationRequestTable>;

@@ -1,0 +1,20 @@
+import type { ColumnType, Insertable, Selectable } from 'kysely';
+
+/** Row of `refresh_tokens`: one generation of a rotating chain (family). */
+export interface RefreshTokenTable {
+  token_hash: string;
+  family_id: string;
+  generation: number;
+  client_id: string;
+  sub: string;
+  scopes: string[];
+  resources: string[];
+  auth_time: Date;
+  created_at: ColumnType<Date, Date | string | undefined, never>;
+  expires_at: Date;
+  rotated_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export type RefreshTokenRow = Selectable<RefreshTokenTable>;
+export type NewRefreshTokenRow = Insertable<RefreshTokenTable>;

@@ -1,0 +1,32 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type Config, issuerIsHttps } from '../config.js';
+import { generateToken, hashSecret, verifySecret } from './secrets.js';
+
+/**
+ * The browser-binding cookie ties a pending authorization request to the browser that started it, so a
+ * signed-in answer (or a consent decision) cannot be pushed into another browser (DESIGN: handshake step 3).
+ */
+export function cookieName(config: Pick<Config, 'issuer'>, base: string): string {
+  // `__Host-` needs Secure, Path=/ and no Domain (RFC 6265bis §4.1.3.2): only over https.
+  return issuerIsHttps(config) ? `__Host-${base}` : base;
+}
+
+/** Options every Gatehouse cookie shares: HttpOnly, SameSite=Lax, Secure over https, Path=/. */
+export function cookieOptions(config: Pick<Config, 'issuer'>, maxAgeSeconds: number) {
+  return { httpOnly: true, sameSite: 'lax' as const, secure: issuerIsHttps(config), path: '/', maxAge: maxAgeSeconds };
+}
+
+const BINDING = 'gatehouse_bind';
+
+/** Sets a fresh binding cookie for a new pending request and returns the hash to store on its row. */
+export function issueBinding(reply: FastifyReply, config: Pick<Config, 'issuer' | 'flow'>): string {
+  const value = generateToken();
+  reply.setCookie(cookieName(config, BINDING), value, cookieOptions(config, config.flow.requestTtl));
+  return hashSecret(value);
+}
+
+/** Whether this browser holds the binding cookie whose hash is stored on the pending request (constant time). */
+export function hasBinding(request: FastifyRequest, config: Pick<Config, 'issuer'>, bindingHash: string): boolean {
+  const value = request.cookies[cookieName(config, BINDING)];
+  return typeof value === 'string' && value !== '' && verifySecret(value, bindingHash);
+}

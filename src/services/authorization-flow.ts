@@ -1,0 +1,102 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
+import { OAuthError } from '../oauth/errors.js';
+import { generateToken, hashSecret } from '../oauth/secrets.js';
+import { createAuthorizationCode } from '../repositories/authorization-code.repository.js';
+import { completeAuthorizationRequest } from '../repositories/authorization-request.repository.js';
+import { findConsent } from '../repositories/consent.repository.js';
+import type { Client } from './client-service.js';
+
+/** The signed-in user as the flow needs them (a Gatehouse session). */
+export interface FlowSession {
+  idHash: string;
+  sub: string;
+  authTime: Date;
+}
+
+/** The client's redirect URI with response parameters added, keeping any query it already has (RFC 6749 §3.1.2). */
+export function clientRedirect(pending: Pick<AuthorizationRequestRow, 'redirect_uri' | 'state'>, issuer: string, params: Record<string, string>): string {
+  const url = new URL(pending.redirect_uri);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  if (pending.state !== null) url.searchParams.set('state', pending.state);
+  // RFC 9207 §2: iss in every authorization response, success or error.
+  url.searchParams.set('iss', issuer);
+  return url.toString();
+}
+
+function redirect(reply: FastifyReply, location: string): FastifyReply {
+  // RFC 9700 §4.12: 303, so a POST (consent, sign-in) becomes a GET at the client.
+  return reply.code(303).header('location', location).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+}
+
+/**
+ * Ends a pending request with an error at the client's (already validated) redirect URI
+ * (RFC 6749 §4.1.2.1). Completing the row first means an error is sent at most once.
+ */
+export async function finishWithError(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, error: OAuthError): Promise<FastifyReply> {
+  const done = await completeAuthorizationRequest(app.database.db, pending.id);
+  if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
+  return redirect(reply, clientRedirect(pending, app.issuer, { error: error.error, error_description: error.description }));
+}
+
+/** Whether a stored consent already covers the request (scopes and resources). */
+async function consentCovers(app: FastifyInstance, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
+  const consent = await findConsent(app.database.db, sub, pending.client_id);
+  if (!consent) return false;
+  const scopes = new Set(consent.scopes);
+  const resources = new Set(consent.resources);
+  return pending.scopes.every((s) => scopes.has(s)) && pending.resources.every((r) => resources.has(r));
+}
+
+/** Whether this request must show the consent page. */
+export async function needsConsent(app: FastifyInstance, client: Client, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
+  // Dynamically registered clients never skip consent, whatever their flag says.
+  if (client.skip_consent && client.source !== 'registration') return false;
+  if (pending.prompt === 'consent') return true;
+  return !(await consentCovers(app, pending, sub));
+}
+
+/** Issues the authorization code and sends the browser to the client with it. */
+export async function issueCode(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, session: FlowSession): Promise<FastifyReply> {
+  const done = await completeAuthorizationRequest(app.database.db, pending.id);
+  if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
+  const code = generateToken();
+  await createAuthorizationCode(app.database.db, {
+    code_hash: hashSecret(code),
+    client_id: pending.client_id,
+    redirect_uri: pending.redirect_uri,
+    code_challenge: pending.code_challenge,
+    scopes: pending.scopes,
+    resources: pending.resources,
+    sub: session.sub,
+    auth_time: session.authTime,
+    expires_at: new Date(Date.now() + app.config.flow.codeTtl * 1000),
+    consumed_at: null,
+    family_id: null,
+  });
+  return redirect(reply, clientRedirect(pending, app.issuer, { code }));
+}
+
+/**
+ * Continues a pending request once a user is signed in: to the consent page when needed, otherwise
+ * straight to the client with a code. Called by /authorize (existing session), /sign-in/complete and /consent.
+ */
+export async function continueAuthorization(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, session: FlowSession): Promise<FastifyReply> {
+  const client = await app.clients.get(pending.client_id);
+  if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
+  if (await needsConsent(app, client, pending, session.sub)) {
+    // OIDC Core §3.1.2.1: prompt=none never shows a page.
+    if (pending.prompt === 'none') return finishWithError(app, reply, pending, new OAuthError('consent_required', 'the user has not consented to this client'));
+    return redirect(reply, `${app.issuer}/consent?request=${encodeURIComponent(pending.id)}`);
+  }
+  return issueCode(app, reply, pending, session);
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The validated configuration. */
+    config: Readonly<import('../config.js').Config>;
+    /** The canonical issuer URL. */
+    issuer: string;
+  }
+}
