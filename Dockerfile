@@ -23,6 +23,8 @@ ENV NODE_ENV=production \
     DATA_DIR=/data/pglite
 WORKDIR /app
 COPY package.json ./
+# Templates and CSS are read from beside package.json at run time.
+COPY views ./views
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 RUN ln -s /app/dist/src/cli/main.js /usr/local/bin/gatehouse \

@@ -9,6 +9,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('client_id', 'text', (c) => c.notNull().references('clients.client_id').onDelete('cascade'))
     .addColumn('redirect_uri', 'text', (c) => c.notNull())
+    // OAuth 2.1 §4.1.3: the token request must repeat redirect_uri only when the authorization request sent it.
+    .addColumn('redirect_uri_given', 'boolean', (c) => c.notNull())
     .addColumn('state', 'text')
     .addColumn('scopes', sql`text[]`, (c) => c.notNull())
     .addColumn('resources', sql`text[]`, (c) => c.notNull())
@@ -60,6 +62,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('code_hash', 'text', (c) => c.primaryKey())
     .addColumn('client_id', 'text', (c) => c.notNull().references('clients.client_id').onDelete('cascade'))
     .addColumn('redirect_uri', 'text', (c) => c.notNull())
+    .addColumn('redirect_uri_given', 'boolean', (c) => c.notNull())
     .addColumn('code_challenge', 'text', (c) => c.notNull())
     .addColumn('scopes', sql`text[]`, (c) => c.notNull())
     .addColumn('resources', sql`text[]`, (c) => c.notNull())

@@ -9,9 +9,16 @@ import { createLogger } from './logging.js';
 import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
 import keysPlugin from './plugins/app/keys.js';
+import sessionsPlugin from './plugins/app/sessions.js';
 import corsPlugin from './plugins/external/cors.js';
 import databasePlugin from './plugins/external/database.js';
+import viewPlugin from './plugins/external/view.js';
 import healthRoutes from './routes/health.js';
+import signInCompleteRoute from './routes/interaction/sign-in-complete.js';
+import signOutRoute from './routes/interaction/sign-out.js';
+import consentRoutes from './routes/interaction/consent.js';
+import authorizeRoute from './routes/oauth/authorize.js';
+import revokeRoute from './routes/oauth/revoke.js';
 import tokenRoute from './routes/oauth/token.js';
 import jwksRoute from './routes/well-known/jwks.js';
 import metadataRoutes from './routes/well-known/metadata.js';
@@ -72,6 +79,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(errorHandler);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
   await app.register(cookie);
+  // Pages (@fastify/view + Eta, page security headers, stylesheet); early, so its onRequest hooks run first.
+  await app.register(viewPlugin, { config });
   await app.register(corsPlugin);
   await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
   app.decorate('readinessChecks', [
@@ -82,9 +91,16 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(clientsPlugin, { config });
   // After readinessChecks exists (it adds `signing_keys`), before any route that signs.
   await app.register(keysPlugin, { config });
+  // Gatehouse browser sessions (app.sessions), for /authorize, /sign-in/complete, /consent and /sign-out.
+  await app.register(sessionsPlugin, { config });
   await app.register(healthRoutes);
   await app.register(jwksRoute, { config });
   await app.register(metadataRoutes, { config });
+  await app.register(authorizeRoute, { config });
   await app.register(tokenRoute, { config });
+  await app.register(signInCompleteRoute, { config });
+  await app.register(signOutRoute);
+  await app.register(consentRoutes, { config });
+  await app.register(revokeRoute);
   return app;
 }

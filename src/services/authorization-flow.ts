@@ -65,6 +65,7 @@ export async function issueCode(app: FastifyInstance, reply: FastifyReply, pendi
     code_hash: hashSecret(code),
     client_id: pending.client_id,
     redirect_uri: pending.redirect_uri,
+    redirect_uri_given: pending.redirect_uri_given,
     code_challenge: pending.code_challenge,
     scopes: pending.scopes,
     resources: pending.resources,

@@ -12,9 +12,9 @@ export interface Features {
 
 /** The features this build serves. */
 export const FEATURES: Features = {
-  authorizationCode: false,
-  refreshTokens: false,
-  revocation: false,
+  authorizationCode: true,
+  refreshTokens: true,
+  revocation: true,
   introspection: false,
   registration: false,
 };

@@ -5,6 +5,8 @@ export interface AuthorizationCodeTable {
   code_hash: string;
   client_id: string;
   redirect_uri: string;
+  /** Whether the authorization request named redirect_uri (then the token request must repeat it). */
+  redirect_uri_given: boolean;
   code_challenge: string;
   scopes: string[];
   resources: string[];

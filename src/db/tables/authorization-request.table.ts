@@ -5,6 +5,8 @@ export interface AuthorizationRequestTable {
   id: string;
   client_id: string;
   redirect_uri: string;
+  /** Whether the authorization request named redirect_uri (then the token request must repeat it). */
+  redirect_uri_given: boolean;
   state: string | null;
   scopes: string[];
   resources: string[];

@@ -1,12 +1,14 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type Config, parseResourceList, parseScopeCatalogue } from '../../config.js';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { resourcePolicy } from '../../oauth/checks/resource.js';
+import { authorizationCodeGrant } from '../../oauth/grants/authorization-code.js';
 import { clientCredentials } from '../../oauth/grants/client-credentials.js';
+import { refreshTokenGrant } from '../../oauth/grants/refresh-token.js';
 import type { GrantContext, GrantHandler, TokenParams } from '../../oauth/grants/grant.js';
+import { normaliseParams, requireForm } from './form.js';
 
-const FORM = 'application/x-www-form-urlencoded';
 /** Parameters that RFC 8707 §2 lets a client repeat; every other one must appear once (RFC 6749 §3.2). */
 const REPEATABLE = new Set(['resource']);
 
@@ -26,35 +28,12 @@ const bodySchema = {
   },
 } as const;
 
-/** RFC 6749 §3.2: the token endpoint takes application/x-www-form-urlencoded only. */
-function requireForm(request: FastifyRequest): void {
-  const type = request.headers['content-type'];
-  const media = type?.split(';')[0]?.trim().toLowerCase();
-  if (media === FORM) return;
-  if (!type) throw new OAuthError('invalid_request', `the request body must be ${FORM}`);
-  throw new OAuthError('invalid_request', `the request body must be ${FORM}`, { status: 415 });
-}
-
-/** RFC 6749 §3.2: no parameter more than once; §3.1: an empty parameter counts as omitted. */
-function normaliseParams(request: FastifyRequest): void {
-  const raw = (request.body ?? {}) as Record<string, string | string[]>;
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(raw)) {
-    if (REPEATABLE.has(name)) {
-      const values = (Array.isArray(value) ? value : [value]).filter((v) => v !== '');
-      if (values.length > 0) out[name] = values;
-      continue;
-    }
-    if (Array.isArray(value)) throw new OAuthError('invalid_request', `parameter ${name} is repeated (RFC 6749 §3.2)`);
-    if (value !== '') out[name] = value;
-  }
-  out.resource ??= [];
-  request.body = out;
-}
-
 /** POST /token: authenticates the client, then hands the request to its grant type's handler. */
 export default async function tokenRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
-  const grants = new Map<string, GrantHandler>([[clientCredentials.grantType, clientCredentials]]);
+  const db = () => app.database.db;
+  const grants = new Map<string, GrantHandler>(
+    [clientCredentials, authorizationCodeGrant(db), refreshTokenGrant(db)].map((g) => [g.grantType, g]),
+  );
   const ctx: GrantContext = {
     config,
     scopePolicy: { catalogue: parseScopeCatalogue(config.scopes.catalogue), enforce: config.scopes.enforce },
@@ -68,7 +47,7 @@ export default async function tokenRoute(app: FastifyInstance, { config }: { con
       schema: { body: bodySchema },
       preValidation: async (request) => {
         requireForm(request);
-        normaliseParams(request);
+        normaliseParams(request, REPEATABLE);
       },
     },
     async (request, reply: FastifyReply) => {

@@ -1,0 +1,47 @@
+import { findAuthorizationCode } from '../../repositories/authorization-code.repository.js';
+import { redeemCode, revokeFamily } from '../../repositories/refresh-token.repository.js';
+import { challengeOf } from '../checks/pkce.js';
+import { OAuthError } from '../errors.js';
+import { generateToken, hashSecret } from '../secrets.js';
+import type { GrantHandler } from './grant.js';
+import { audienceFor, newFamilyId, userTokenResponse } from './user-tokens.js';
+
+function str(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Why a redemption found nothing: a replay (revoke what the first redemption started), or just invalid. */
+async function explainFailure(db: Parameters<typeof findAuthorizationCode>[0], codeHash: string, clientId: string): Promise<OAuthError> {
+  const row = await findAuthorizationCode(db, codeHash);
+  if (row && row.client_id === clientId && row.consumed_at) {
+    // RFC 6749 §4.1.2 / RFC 9700 §4.5: a second redemption fails and revokes the tokens the first one got.
+    if (row.family_id) await revokeFamily(db, row.family_id);
+    return new OAuthError('invalid_grant', 'the authorization code has already been used');
+  }
+  // One description for unknown, expired, another client's, wrong verifier or wrong redirect_uri: no oracle.
+  return new OAuthError('invalid_grant', 'the authorization code is invalid, expired, or does not match this request');
+}
+
+/** RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): one atomic redemption, then an access token and (if allowed) a refresh token. */
+export function authorizationCodeGrant(db: () => Parameters<typeof findAuthorizationCode>[0]): GrantHandler {
+  return {
+    grantType: 'authorization_code',
+    async handle(params, client, ctx) {
+      const code = str(params.code);
+      if (code === undefined) throw new OAuthError('invalid_request', 'missing parameter: code');
+      const challenge = challengeOf(str(params.code_verifier));
+      const codeHash = hashSecret(code);
+      const wantsRefresh = client.grant_types.includes('refresh_token');
+      const refreshToken = wantsRefresh ? generateToken() : null;
+      const familyId = newFamilyId();
+      const redeemed = await redeemCode(
+        db(),
+        { codeHash, clientId: client.client_id, codeChallenge: challenge, redirectUri: str(params.redirect_uri) ?? null },
+        refreshToken ? { familyId, tokenHash: hashSecret(refreshToken), expiresAt: new Date(Date.now() + ctx.config.flow.refreshTokenTtl * 1000) } : null,
+      );
+      if (!redeemed) throw await explainFailure(db(), codeHash, client.client_id);
+      const audience = audienceFor(params, redeemed.resources);
+      return userTokenResponse(redeemed, client, ctx, audience, [...redeemed.scopes], refreshToken);
+    },
+  };
+}

@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
+import view from '@fastify/view';
+import { Eta } from 'eta';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import fp from 'fastify-plugin';
+import { type Config, issuerIsHttps } from '../../config.js';
+
+/**
+ * The repository's `views/` directory. Found by walking up from this module, so it is the same from
+ * `src/plugins/external/` (tests) and `dist/src/plugins/external/` (built; tsc does not copy views/).
+ */
+export function viewsDirectory(from: string = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'views', 'layout.eta'))) return join(dir, 'views');
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no views/ directory (with layout.eta) next to a package.json above ${from}`);
+    dir = parent;
+  }
+}
+
+/** The one stylesheet; its URL carries a content hash so it can be cached for a year. */
+const STYLESHEET_PATH = '/assets/gatehouse.css';
+const ONE_YEAR = 31_536_000;
+
+/**
+ * Content-Security-Policy of every page: no script at all, styles only from our stylesheet, forms only to
+ * ourselves (plus, per page, where a form's redirect leads), never framed (clickjacking on the consent
+ * page), no <base> rewriting.
+ */
+export const PAGE_CSP_DIRECTIVES: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  defaultSrc: ["'none'"],
+  styleSrc: ["'self'"],
+  imgSrc: ["'self'", 'https:', 'data:'],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  baseUri: ["'none'"],
+});
+
+function directivesWith(formRedirects: readonly string[]): Record<string, string[]> {
+  const directives: Record<string, string[]> = {};
+  for (const [name, values] of Object.entries(PAGE_CSP_DIRECTIVES)) directives[name] = [...values];
+  directives.formAction = [...new Set([...(directives.formAction ?? []), ...formRedirects])];
+  return directives;
+}
+
+function serialise(directives: Record<string, readonly string[]>): string {
+  return Object.entries(directives)
+    .map(([name, values]) => `${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${values.join(' ')}`)
+    .join(';');
+}
+
+/** The essential page headers, for a reply @fastify/helmet never saw. */
+const FALLBACK_HEADERS: Record<string, string> = {
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+};
+
+const SIMPLE_ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/;
+const SIMPLE_SCHEME = /^[a-z][a-z0-9+.-]*:$/;
+
+/**
+ * The CSP source expression allowing a form's redirect to `uri`: its origin, or just its scheme when the
+ * origin cannot be written as a host-source (IPv6 literals, unusual host characters such as `;` that would
+ * end the directive). Chromium applies form-action to every redirect after a form submission, so a 303
+ * to the client after POST /consent is blocked unless its origin is listed (CSP3 §6.4.1).
+ */
+export function formActionSource(uri: string): string {
+  const url = new URL(uri);
+  if (url.protocol === 'http:' || url.protocol === 'https:') return SIMPLE_ORIGIN.test(url.origin) ? url.origin : url.protocol;
+  if (SIMPLE_SCHEME.test(url.protocol)) return url.protocol;
+  throw new Error('a redirect URI with an unusable scheme');
+}
+
+function helmetOptions(config: Pick<Config, 'issuer'>): FastifyHelmetOptions {
+  return {
+    // Pages opt in through sendPage; JSON endpoints keep their own headers.
+    global: false,
+    contentSecurityPolicy: { useDefaults: false, directives: directivesWith([]) },
+    xFrameOptions: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    // HSTS only means something over https; on an http development issuer it would be ignored anyway.
+    strictTransportSecurity: issuerIsHttps(config) ? { maxAge: ONE_YEAR } : false,
+  };
+}
+
+/** Values every template sees as `it.<name>`. */
+export interface PageContext {
+  /** The stylesheet URL, under the issuer's path, with a cache-busting hash. */
+  stylesheet: string;
+  /** The issuer's path ('' at the root), for links and form actions behind a path-prefixed proxy. */
+  basePath: string;
+  /** The issuer's host, shown on every page so users can see which server they are talking to. */
+  serverName: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** What every page template gets (stylesheet URL, base path). */
+    pageContext: PageContext;
+  }
+}
+
+export interface ViewPluginOptions {
+  config: Readonly<Config>;
+  /** The views directory; the repository's `views/` by default. */
+  root?: string;
+}
+
+/**
+ * Server-rendered pages: @fastify/view with Eta (auto-escaping), the page security headers (@fastify/helmet,
+ * applied by sendPage only) and the stylesheet at GET /assets/gatehouse.css.
+ */
+export default fp<ViewPluginOptions>(
+  async function viewPlugin(app: FastifyInstance, { config, root }) {
+    const templates = root ?? viewsDirectory();
+    const production = config.nodeEnv === 'production';
+    const css = readFileSync(join(templates, 'static', 'gatehouse.css'));
+    const etag = `"${createHash('sha256').update(css).digest('base64url').slice(0, 22)}"`;
+    const issuer = new URL(config.issuer);
+    const basePath = issuer.pathname.replace(/\/$/, '');
+    const pageContext: PageContext = { stylesheet: `${basePath}${STYLESHEET_PATH}?v=${etag.slice(1, 13)}`, basePath, serverName: issuer.host };
+    app.decorate('pageContext', pageContext);
+
+    // autoEscape is Eta's default; set here so no later change of default can silently turn it off.
+    const eta = new Eta({ views: templates, autoEscape: true, cache: production });
+    await app.register(view, { engine: { eta }, templates, production, defaultContext: pageContext });
+    await app.register(helmet, helmetOptions(config));
+
+    app.get(
+      STYLESHEET_PATH,
+      {
+        schema: { querystring: { type: 'object', properties: { v: { type: 'string', maxLength: 64 } } } },
+      },
+      async (request, reply) => {
+        reply
+          .header('content-type', 'text/css; charset=utf-8')
+          .header('cache-control', `public, max-age=${ONE_YEAR}, immutable`)
+          .header('etag', etag)
+          .header('x-content-type-options', 'nosniff');
+        if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+        return reply.send(css);
+      },
+    );
+  },
+  { name: 'view' },
+);
+
+/** Per-page options of sendPage. */
+export interface PageOptions {
+  /** Redirect URIs a form on the page may end up at after its POST (added to CSP form-action). */
+  formRedirects?: readonly string[];
+}
+
+/** Renders `views/<template>.eta` as a page with the page security headers and `Cache-Control: no-store`. */
+export async function sendPage(
+  reply: FastifyReply,
+  template: string,
+  data: Record<string, unknown>,
+  status = 200,
+  options: PageOptions = {},
+): Promise<FastifyReply> {
+  const html = await reply.viewAsync(template, data);
+  const redirects = (options.formRedirects ?? []).map(formActionSource);
+  // @fastify/helmet decorates the reply in an onRequest hook; an error page for a request stopped by an
+  // earlier onRequest hook (a rate limit, say) never got it, and must not be sent without the headers.
+  if (typeof reply.helmet !== 'function') {
+    reply.headers({ ...FALLBACK_HEADERS, 'content-security-policy': serialise(directivesWith(redirects)) });
+  } else if (redirects.length > 0) {
+    reply.helmet({ contentSecurityPolicy: { useDefaults: false, directives: directivesWith(redirects) } });
+  } else {
+    reply.helmet();
+  }
+  return reply
+    .code(status)
+    .header('cache-control', 'no-store')
+    .header('pragma', 'no-cache')
+    .type('text/html; charset=utf-8')
+    .send(html);
+}

@@ -1,0 +1,134 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
+
+/** What a code redemption checks inside its one atomic statement. */
+export interface CodeRedemption {
+  codeHash: string;
+  clientId: string;
+  codeChallenge: string;
+  /** The token request's redirect_uri, or null when it sent none. */
+  redirectUri: string | null;
+}
+
+/** What a successful redemption yields for the tokens. */
+export interface RedeemedCode {
+  sub: string;
+  scopes: string[];
+  resources: string[];
+  auth_time: Date;
+  /** The refresh-token chain started, when one was. */
+  family_id: string | null;
+}
+
+/**
+ * Redeems a code in one round trip. The conditional UPDATE marks it consumed only when it is unconsumed,
+ * unexpired and bound to this client, PKCE challenge and redirect URI (OAuth 2.1 §4.1.3: repeated exactly
+ * when the authorization request named one), so a wrong verifier or URI does not burn the code. When
+ * `refresh` is given, the same statement starts the refresh-token chain from the row it updated.
+ */
+export async function redeemCode(
+  db: Db,
+  r: CodeRedemption,
+  refresh: { familyId: string; tokenHash: string; expiresAt: Date } | null,
+): Promise<RedeemedCode | undefined> {
+  const consume = db
+    .updateTable('authorization_codes')
+    .set({ consumed_at: new Date(), family_id: refresh ? refresh.familyId : null })
+    .where('code_hash', '=', r.codeHash)
+    .where('client_id', '=', r.clientId)
+    .where('code_challenge', '=', r.codeChallenge)
+    .where('consumed_at', 'is', null)
+    .where('expires_at', '>', new Date())
+    .where((eb) =>
+      r.redirectUri === null ? eb('redirect_uri_given', '=', false) : eb('redirect_uri', '=', r.redirectUri),
+    );
+  if (!refresh) {
+    return consume.returning(['sub', 'scopes', 'resources', 'auth_time', 'family_id']).executeTakeFirst();
+  }
+  return db
+    .with('code', () => consume.returningAll())
+    .insertInto('refresh_tokens')
+    .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('code')
+        .select([
+          sql<string>`${refresh.tokenHash}::text`.as('token_hash'),
+          'code.family_id',
+          sql.lit(0).as('generation'),
+          'code.client_id',
+          'code.sub',
+          'code.scopes',
+          'code.resources',
+          'code.auth_time',
+          sql<Date>`${refresh.expiresAt.toISOString()}::timestamptz`.as('expires_at'),
+        ]),
+    )
+    .returning(['sub', 'scopes', 'resources', 'auth_time', 'family_id'])
+    .executeTakeFirst();
+}
+
+/**
+ * Rotates a refresh token in one atomic statement: the old generation is marked rotated only if it is
+ * live, and the next generation is inserted from it. Concurrent rotations of one token serialise on the
+ * row lock and all but one find nothing, so a chain can never fork (the unique (family, generation)
+ * constraint backs this up).
+ */
+export async function rotateRefreshToken(db: Db, tokenHash: string, clientId: string, newHash: string): Promise<RefreshTokenRow | undefined> {
+  return db
+    .with('old', (qb) =>
+      qb
+        .updateTable('refresh_tokens')
+        .set({ rotated_at: new Date() })
+        .where('token_hash', '=', tokenHash)
+        .where('client_id', '=', clientId)
+        .where('rotated_at', 'is', null)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', new Date())
+        .returningAll(),
+    )
+    .insertInto('refresh_tokens')
+    .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('old')
+        .select([
+          sql<string>`${newHash}::text`.as('token_hash'),
+          'old.family_id',
+          sql<number>`old.generation + 1`.as('generation'),
+          'old.client_id',
+          'old.sub',
+          'old.scopes',
+          'old.resources',
+          'old.auth_time',
+          'old.expires_at',
+        ]),
+    )
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** A refresh token as stored, whatever its state. */
+export async function findRefreshToken(db: Db, tokenHash: string): Promise<RefreshTokenRow | undefined> {
+  return db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+}
+
+/** Revokes every live token of a chain; returns how many. */
+export async function revokeFamily(db: Db, familyId: string): Promise<number> {
+  const result = await db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: new Date() })
+    .where('family_id', '=', familyId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Revokes every chain of a user (optionally for one client): admin "revoke all grants". */
+export async function revokeAllForUser(db: Db, sub: string, clientId?: string): Promise<number> {
+  let q = db.updateTable('refresh_tokens').set({ revoked_at: new Date() }).where('sub', '=', sub).where('revoked_at', 'is', null);
+  if (clientId) q = q.where('client_id', '=', clientId);
+  const result = await q.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

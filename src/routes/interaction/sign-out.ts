@@ -1,0 +1,67 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OAuthError } from '../../oauth/errors.js';
+import { sendPage } from '../../plugins/external/view.js';
+import { htmlErrorRenderer } from './error-page.js';
+
+const MAX = 2048;
+
+const paramsSchema = {
+  type: 'object',
+  properties: {
+    client_id: { type: 'string', maxLength: 512 },
+    post_logout_redirect_uri: { type: 'string', maxLength: MAX },
+    state: { type: 'string', maxLength: MAX },
+  },
+} as const;
+
+interface Params {
+  client_id?: string;
+  post_logout_redirect_uri?: string;
+  state?: string;
+}
+
+/** RFC 6749 §3.1: no parameter twice. */
+function refuseRepeated(params: unknown): void {
+  for (const [name, value] of Object.entries((params ?? {}) as Record<string, unknown>)) {
+    if (Array.isArray(value)) throw new OAuthError('invalid_request', `parameter ${name} is repeated`);
+  }
+}
+
+/**
+ * Where to send the browser after signing out: post_logout_redirect_uri only when it is exactly one the
+ * named client registered (OpenID Connect RP-Initiated Logout §3); anything else gets the signed-out
+ * page, so /sign-out is never an open redirect.
+ */
+async function validatedRedirect(app: FastifyInstance, params: Params): Promise<string | null> {
+  const uri = params.post_logout_redirect_uri;
+  if (!uri || !params.client_id) return null;
+  const client = await app.clients.get(params.client_id);
+  if (!client || client.disabled_at || !client.post_logout_redirect_uris.includes(uri)) return null;
+  const url = new URL(uri);
+  if (params.state) url.searchParams.set('state', params.state);
+  return url.toString();
+}
+
+/** GET/POST /sign-out: ends the Gatehouse browser session (row revoked, cookie cleared). */
+export default async function signOutRoute(app: FastifyInstance): Promise<void> {
+  async function handle(request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> {
+    await app.sessions.end(request, reply);
+    const location = await validatedRedirect(app, params);
+    if (location) {
+      return reply.code(303).header('location', location).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+    }
+    return sendPage(reply, 'signed-out', { continueUrl: null });
+  }
+
+  const routeConfig = { errorRenderer: htmlErrorRenderer };
+  app.get<{ Querystring: Params }>(
+    '/sign-out',
+    { config: routeConfig, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
+    async (request, reply) => handle(request, reply, request.query),
+  );
+  app.post<{ Body: Params }>(
+    '/sign-out',
+    { config: routeConfig, schema: { body: paramsSchema }, preValidation: async (request) => refuseRepeated(request.body) },
+    async (request, reply) => handle(request, reply, request.body ?? {}),
+  );
+}

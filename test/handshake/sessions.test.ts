@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import t from 'tap';
+import { hashSecret } from '../../src/oauth/secrets.js';
+import { signLoginResponse } from '../fixtures/host.js';
+import { buildTestApp } from '../helper.js';
+import { ISSUER, SESSION_COOKIE, complete, handshakeEnv, pendingRequest, webClient } from '../fixtures/handshake.js';
+
+/** Signs a user in through the handshake; returns the session cookie value. */
+async function signIn(app: FastifyInstance, sub: string): Promise<string> {
+  const client = await webClient(app);
+  const { pending, cookies } = await pendingRequest(app, client);
+  const res = await complete(app, await signLoginResponse({ request: pending.id, aud: ISSUER, sub }), cookies);
+  if (res.statusCode !== 303) throw new Error(res.body);
+  return res.cookies.find((c) => c.name === SESSION_COOKIE)!.value;
+}
+
+/** What app.sessions.current sees for a browser holding this cookie (through a real request). */
+async function currentSub(app: FastifyInstance, cookie: string): Promise<string | null> {
+  const request = { cookies: { [SESSION_COOKIE]: cookie } } as unknown as Parameters<FastifyInstance['sessions']['current']>[0];
+  return (await app.sessions.current(request))?.sub ?? null;
+}
+
+function setRow(app: FastifyInstance, cookie: string, values: { last_seen_at?: Date; expires_at?: Date; revoked_at?: Date }) {
+  return app.database.db.updateTable('sessions').set(values).where('id_hash', '=', hashSecret(cookie)).execute();
+}
+
+t.test('current(): live sessions are found; revoked, absolutely expired and idle ones are not', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv({ SESSION_IDLE_TTL_SECONDS: '3600', SESSION_ABSOLUTE_TTL_SECONDS: '86400' }));
+  const live = await signIn(app, 'user-live');
+  t.equal(await currentSub(app, live), 'user-live');
+
+  const idle = await signIn(app, 'user-idle');
+  await setRow(app, idle, { last_seen_at: new Date(Date.now() - 3601_000) });
+  t.equal(await currentSub(app, idle), null, 'idle longer than SESSION_IDLE_TTL_SECONDS');
+
+  const nearlyIdle = await signIn(app, 'user-nearly-idle');
+  await setRow(app, nearlyIdle, { last_seen_at: new Date(Date.now() - 3500_000) });
+  t.equal(await currentSub(app, nearlyIdle), 'user-nearly-idle', 'used within the idle TTL');
+
+  const old = await signIn(app, 'user-old');
+  await setRow(app, old, { expires_at: new Date(Date.now() - 1000) });
+  t.equal(await currentSub(app, old), null, 'past the absolute expiry, however active');
+
+  const revoked = await signIn(app, 'user-revoked');
+  await setRow(app, revoked, { revoked_at: new Date() });
+  t.equal(await currentSub(app, revoked), null, 'revoked');
+
+  t.equal(await currentSub(app, 'A'.repeat(43)), null, 'unknown id');
+  t.equal(await currentSub(app, 'not a session id'), null, 'malformed cookie');
+});
+
+t.test('current() refreshes last_seen_at at most once a minute', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv());
+  const cookie = await signIn(app, 'user-touch');
+  const lastSeen = async () =>
+    (await app.database.db.selectFrom('sessions').select('last_seen_at').where('id_hash', '=', hashSecret(cookie)).executeTakeFirstOrThrow()).last_seen_at.getTime();
+  const fresh = await lastSeen();
+  await currentSub(app, cookie);
+  t.equal(await lastSeen(), fresh, 'used within the minute: no write');
+  const twoMinutesAgo = new Date(Date.now() - 120_000);
+  await setRow(app, cookie, { last_seen_at: twoMinutesAgo });
+  await currentSub(app, cookie);
+  t.ok((await lastSeen()) > Date.now() - 10_000, 'older than a minute: moved to now');
+});
+
+t.test('revokeAllFor ends every session of a user, and only theirs', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv());
+  const a1 = await signIn(app, 'user-all');
+  const a2 = await signIn(app, 'user-all');
+  const b = await signIn(app, 'user-other');
+  t.equal(await app.sessions.revokeAllFor('user-all'), 2);
+  t.equal(await currentSub(app, a1), null);
+  t.equal(await currentSub(app, a2), null);
+  t.equal(await currentSub(app, b), 'user-other');
+  t.equal(await app.sessions.revokeAllFor('user-all'), 0, 'idempotent');
+});
+
+t.test('sign-out: revokes the session, clears the cookie, shows the signed-out page', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv());
+  for (const method of ['GET', 'POST'] as const) {
+    const cookie = await signIn(app, `user-out-${method}`);
+    const res = await app.inject({
+      method,
+      url: '/sign-out',
+      cookies: { [SESSION_COOKIE]: cookie },
+      ...(method === 'POST' ? { headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' } : {}),
+    });
+    t.equal(res.statusCode, 200, method);
+    t.match(res.headers['content-type'], /^text\/html/);
+    t.match(res.body, /You are signed out/);
+    t.equal(res.headers['cache-control'], 'no-store');
+    const cleared = res.cookies.find((c) => c.name === SESSION_COOKIE);
+    t.ok(cleared, `${method}: the cookie is cleared`);
+    t.equal(cleared!.value, '');
+    t.equal(cleared!.maxAge, 0);
+    t.equal(cleared!.secure, true, '__Host- cookies can only be cleared with Secure and Path=/');
+    t.equal(cleared!.path, '/');
+    t.equal(await currentSub(app, cookie), null, `${method}: the session is revoked server-side`);
+  }
+  const none = await app.inject({ method: 'GET', url: '/sign-out' });
+  t.equal(none.statusCode, 200, 'signing out without a session is fine');
+});
+
+t.test('sign-out never open-redirects: post_logout_redirect_uri only when the client registered it exactly', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv());
+  const client = await webClient(app);
+  const other = await webClient(app, { post_logout_redirect_uris: ['https://other.example.com/bye'] });
+  const disabled = await webClient(app);
+  await app.clients.setDisabled(disabled.client_id, true);
+  const go = (params: Record<string, string>) => app.inject({ method: 'GET', url: `/sign-out?${new URLSearchParams(params).toString()}` });
+
+  const ok = await go({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'xyz' });
+  t.equal(ok.statusCode, 303);
+  t.equal(ok.headers.location, 'https://app.example.com/signed-out?state=xyz');
+  t.equal(ok.headers['cache-control'], 'no-store');
+  t.ok(ok.cookies.find((c) => c.name === SESSION_COOKIE && c.value === ''), 'signed out before leaving');
+
+  const refused: Array<[string, Record<string, string>]> = [
+    ['no client_id', { post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
+    ['unknown client', { client_id: 'nope', post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
+    ['another client’s URI', { client_id: client.client_id, post_logout_redirect_uri: 'https://other.example.com/bye' }],
+    ['the client’s redirect_uri is not a post-logout URI', { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/cb' }],
+    ['a prefix match', { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out/../../evil' }],
+    ['an extra query', { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out?next=https://evil.example' }],
+    ['different case', { client_id: client.client_id, post_logout_redirect_uri: 'https://APP.example.com/signed-out' }],
+    ['an attacker URL', { client_id: other.client_id, post_logout_redirect_uri: 'https://evil.example/' }],
+    ['disabled client', { client_id: disabled.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
+  ];
+  for (const [name, params] of refused) {
+    const res = await go(params);
+    t.equal(res.statusCode, 200, name);
+    t.notOk(res.headers.location, `${name}: no redirect`);
+    t.match(res.body, /You are signed out/, name);
+    t.notOk(res.body.includes('evil'), `${name}: the URI is not even offered as a link`);
+  }
+  const repeated = await app.inject({ method: 'GET', url: `/sign-out?client_id=${client.client_id}&client_id=x` });
+  t.equal(repeated.statusCode, 400, 'a repeated parameter is refused');
+});
