@@ -22,9 +22,3 @@ export async function saveConsent(db: Db, sub: string, clientId: string, scopes:
     .returningAll()
     .executeTakeFirstOrThrow();
 }
-
-/** Forgets every consent a user gave (admin: user deleted or disabled). */
-export async function deleteConsentsFor(db: Db, sub: string): Promise<number> {
-  const result = await db.deleteFrom('consents').where('sub', '=', sub).executeTakeFirst();
-  return Number(result.numDeletedRows);
-}

@@ -124,11 +124,3 @@ export async function revokeFamily(db: Db, familyId: string): Promise<number> {
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
-
-/** Revokes every chain of a user (optionally for one client): admin "revoke all grants". */
-export async function revokeAllForUser(db: Db, sub: string, clientId?: string): Promise<number> {
-  let q = db.updateTable('refresh_tokens').set({ revoked_at: new Date() }).where('sub', '=', sub).where('revoked_at', 'is', null);
-  if (clientId) q = q.where('client_id', '=', clientId);
-  const result = await q.executeTakeFirst();
-  return Number(result.numUpdatedRows);
-}

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { OAuthError } from '../errors.js';
 
 // RFC 7636 §4.1: code_verifier = 43*128 unreserved characters; §4.2: an S256 challenge is its base64url SHA-256 (43 characters).
@@ -20,11 +20,4 @@ export function challengeOf(verifier: string | undefined): string {
   if (verifier === undefined) throw new OAuthError('invalid_grant', 'code_verifier is required (PKCE)');
   if (!VERIFIER.test(verifier)) throw new OAuthError('invalid_grant', 'code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)');
   return createHash('sha256').update(verifier, 'ascii').digest('base64url');
-}
-
-/** Constant-time comparison of two S256 challenges. */
-export function challengesEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
