@@ -8,10 +8,12 @@ import type { DatabaseHandle } from './db/connect.js';
 import { createLogger } from './logging.js';
 import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
+import inputGuard from './plugins/app/input-guard.js';
 import keysPlugin from './plugins/app/keys.js';
 import sessionsPlugin from './plugins/app/sessions.js';
 import corsPlugin from './plugins/external/cors.js';
 import databasePlugin from './plugins/external/database.js';
+import rateLimitPlugin from './plugins/external/rate-limit.js';
 import viewPlugin from './plugins/external/view.js';
 import healthRoutes from './routes/health.js';
 import signInCompleteRoute from './routes/interaction/sign-in-complete.js';
@@ -77,11 +79,13 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   });
 
   await app.register(errorHandler);
+  await app.register(inputGuard);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
   await app.register(cookie);
   // Pages (@fastify/view + Eta, page security headers, stylesheet); early, so its onRequest hooks run first.
   await app.register(viewPlugin, { config });
   await app.register(corsPlugin);
+  await app.register(rateLimitPlugin, { config });
   await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
   app.decorate('readinessChecks', [
     ['database', databaseCheck(app.database)],

@@ -40,6 +40,12 @@ export const schema = {
       default: 16384,
       env: 'BODY_LIMIT_BYTES',
     },
+    rateLimit: {
+      doc: 'Requests per minute one client address may make to the unauthenticated browser endpoints (/authorize, /sign-in/complete, /consent, /register); 0 turns the limit off. Per process: put a shared limiter in front for a hard cap across replicas.',
+      format: 'non-negative-int',
+      default: 300,
+      env: 'RATE_LIMIT_PER_MINUTE',
+    },
     shutdownTimeout: {
       doc: 'Seconds to let in-flight requests finish after SIGTERM/SIGINT before the process exits anyway.',
       format: 'positive-int',
@@ -252,6 +258,27 @@ export const schema = {
       env: 'SESSION_ABSOLUTE_TTL_SECONDS',
     },
   },
+  registration: {
+    enabled: {
+      doc: 'Dynamic client registration (RFC 7591) at POST /register, with RFC 7592 management. Off: the route is 404 and metadata omits registration_endpoint.',
+      format: 'strict-boolean',
+      default: false,
+      env: 'DCR_ENABLED',
+    },
+    initialAccessToken: {
+      doc: 'When set, POST /register requires `Authorization: Bearer <this token>` (RFC 7591 §3).',
+      format: String,
+      default: '',
+      env: 'DCR_INITIAL_ACCESS_TOKEN',
+      sensitive: true,
+    },
+    alwaysReturnSecret: {
+      doc: 'Issue a client secret even to clients registering with token_endpoint_auth_method "none" (a workaround for clients that misbehave without one).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'DCR_ALWAYS_RETURN_CLIENT_SECRET',
+    },
+  },
   clients: {
     file: {
       doc: 'Path of a JSON file of clients applied at start (created or updated idempotently). Secrets appear only as `secret_hash` or `secret_file`.',
@@ -277,6 +304,7 @@ export interface Config {
     port: number;
     trustProxy: string;
     bodyLimit: number;
+    rateLimit: number;
     shutdownTimeout: number;
   };
   database: {
@@ -299,6 +327,7 @@ export interface Config {
   scopes: { catalogue: string; enforce: boolean };
   resources: { list: string; defaultResource: string };
   clients: { file: string; cacheTtl: number };
+  registration: { enabled: boolean; initialAccessToken: string; alwaysReturnSecret: boolean };
   handshake: {
     signInUrl: string;
     hostId: string;

@@ -107,7 +107,7 @@ t.test('invalid_request: missing, repeated or wrongly typed parameters', async (
   const cases: Array<[string, string, RegExp]> = [
     ['missing grant_type', 'scope=read', /^missing parameter: grant_type$/],
     ['empty grant_type counts as missing (RFC 6749 §3.1)', 'grant_type=', /^missing parameter: grant_type$/],
-    ['repeated grant_type', 'grant_type=client_credentials&grant_type=client_credentials', /^parameter grant_type is repeated \(RFC 6749 §3\.2\)$/],
+    ['repeated grant_type', 'grant_type=client_credentials&grant_type=client_credentials', /^parameter grant_type is repeated \(RFC 6749 section 3\.2\)$/],
     ['repeated scope', 'grant_type=client_credentials&scope=read&scope=write', /^parameter scope is repeated/],
     ['oversized scope', `grant_type=client_credentials&scope=${'a'.repeat(3000)}`, /^scope must NOT have more than 2048 characters$/],
   ];
@@ -286,4 +286,14 @@ t.test('no malformed input produces a 500', async (t) => {
     t.ok(res.statusCode < 500, `${type}: ${res.statusCode}`);
     if (!type.startsWith('application/x-www-form-urlencoded')) t.equal(res.statusCode, 415, `${type} is refused`);
   }
+});
+
+t.test('error descriptions stay within the RFC 6749 §5.2 character set, even when they quote the request', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const c = await machine(app);
+  const res = await token(app, `grant_type=client_credentials&resource=${encodeURIComponent('foo:<script>alert(1)</script>"é\\')}`, { authorization: basic(c.id, c.secret) });
+  t.equal(res.json().error, 'invalid_target');
+  t.match(res.json().error_description, /^[\x20-\x21\x23-\x3B\x3D\x3F-\x5B\x5D-\x7E]*$/);
+  const nul = await token(app, 'grant_type=client_credentials&scope=read%00', { authorization: basic(c.id, c.secret) });
+  t.same(nul.json(), { error: 'invalid_request', error_description: 'parameters must not contain NUL characters' });
 });

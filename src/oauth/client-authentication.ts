@@ -117,7 +117,9 @@ export async function authenticateClient(req: ClientCredentialsRequest, clients:
     throw invalidClient(FAILED, basic);
   }
   if (client.token_endpoint_auth_method !== presented.method) {
-    throw invalidClient('the client authentication method does not match the one registered for this client', basic);
+    // Same answer as an unknown client: a method mismatch must not confirm that the id exists.
+    if (presented.secret !== null) verifySecret(presented.secret, null);
+    throw invalidClient(FAILED, basic);
   }
   if (presented.secret !== null && !verifySecret(presented.secret, client.secret_hash)) {
     throw invalidClient(FAILED, basic);

@@ -67,6 +67,19 @@ export class OAuthError extends Error {
 
   /** RFC 6749 §5.2 body. */
   toJSON(): { error: OAuthErrorCode; error_description: string } {
-    return { error: this.error, error_description: this.description };
+    return { error: this.error, error_description: rfcDescription(this.description) };
   }
+}
+
+/**
+ * An error_description in the character set RFC 6749 §4.1.2.1 and §5.2 allow (%x20-21 / %x23-5B /
+ * %x5D-7E), without angle brackets, and bounded: it may carry request text into a client's page.
+ */
+export function rfcDescription(text: string): string {
+  return text
+    .replace(/§/g, 'section ')
+    .replace(/"/g, "'")
+    .replace(/\\/g, '/')
+    .replace(/[^\x20-\x21\x23-\x3B\x3D\x3F-\x5B\x5D-\x7E]/g, '?')
+    .slice(0, 300);
 }

@@ -9,6 +9,8 @@ export interface CodeRedemption {
   codeChallenge: string;
   /** The token request's redirect_uri, or null when it sent none. */
   redirectUri: string | null;
+  /** Resources the token request names (RFC 8707 §2.2); they must all have been granted. */
+  resources: readonly string[];
 }
 
 /** What a successful redemption yields for the tokens. */
@@ -42,7 +44,9 @@ export async function redeemCode(
     .where('expires_at', '>', new Date())
     .where((eb) =>
       r.redirectUri === null ? eb('redirect_uri_given', '=', false) : eb('redirect_uri', '=', r.redirectUri),
-    );
+    )
+    // A refused resource must not burn the code: it is part of the condition, not checked afterwards.
+    .where(sql<boolean>`resources @> ${sql.val([...r.resources])}::text[]`);
   if (!refresh) {
     return consume.returning(['sub', 'scopes', 'resources', 'auth_time', 'family_id']).executeTakeFirst();
   }
@@ -69,13 +73,25 @@ export async function redeemCode(
     .executeTakeFirst();
 }
 
+/** What a rotation must also satisfy: the narrowed scope and resources are within the grant. */
+export interface RotationRequest {
+  tokenHash: string;
+  clientId: string;
+  newHash: string;
+  scopes: readonly string[];
+  resources: readonly string[];
+}
+
 /**
  * Rotates a refresh token in one atomic statement: the old generation is marked rotated only if it is
- * live, and the next generation is inserted from it. Concurrent rotations of one token serialise on the
+ * live, covers the requested scope and resources (so a refused request leaves the token usable), and
+ * its chain has no revoked member (a revocation racing a rotation cannot leave the new generation
+ * live); the next generation is inserted from it. Concurrent rotations of one token serialise on the
  * row lock and all but one find nothing, so a chain can never fork (the unique (family, generation)
  * constraint backs this up).
  */
-export async function rotateRefreshToken(db: Db, tokenHash: string, clientId: string, newHash: string): Promise<RefreshTokenRow | undefined> {
+export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
+  const { tokenHash, clientId, newHash } = r;
   return db
     .with('old', (qb) =>
       qb
@@ -86,6 +102,19 @@ export async function rotateRefreshToken(db: Db, tokenHash: string, clientId: st
         .where('rotated_at', 'is', null)
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', new Date())
+        .where(sql<boolean>`scopes @> ${sql.val([...r.scopes])}::text[]`)
+        .where(sql<boolean>`resources @> ${sql.val([...r.resources])}::text[]`)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('refresh_tokens as member')
+                .select(sql.lit(1).as('one'))
+                .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
+                .where('member.revoked_at', 'is not', null),
+            ),
+          ),
+        )
         .returningAll(),
     )
     .insertInto('refresh_tokens')

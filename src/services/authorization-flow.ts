@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
-import { OAuthError } from '../oauth/errors.js';
+import { isLoopbackUrl } from '../oauth/checks/redirect-uri.js';
+import { OAuthError, rfcDescription } from '../oauth/errors.js';
 import { generateToken, hashSecret } from '../oauth/secrets.js';
 import { createAuthorizationCode } from '../repositories/authorization-code.repository.js';
 import { completeAuthorizationRequest } from '../repositories/authorization-request.repository.js';
@@ -36,7 +37,7 @@ function redirect(reply: FastifyReply, location: string): FastifyReply {
 export async function finishWithError(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, error: OAuthError): Promise<FastifyReply> {
   const done = await completeAuthorizationRequest(app.database.db, pending.id);
   if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
-  return redirect(reply, clientRedirect(pending, app.issuer, { error: error.error, error_description: error.description }));
+  return redirect(reply, clientRedirect(pending, app.issuer, { error: error.error, error_description: rfcDescription(error.description) }));
 }
 
 /** Whether a stored consent already covers the request (scopes and resources). */
@@ -48,11 +49,23 @@ async function consentCovers(app: FastifyInstance, pending: AuthorizationRequest
   return pending.scopes.every((s) => scopes.has(s)) && pending.resources.every((r) => resources.has(r));
 }
 
+/**
+ * Whether a public client's redirect gives no assurance of who receives the code: a loopback port or a
+ * private-use scheme can be claimed by any app on the device (RFC 8252 §8.6, RFC 6749 §10.2).
+ */
+export function unverifiableRedirect(client: Pick<Client, 'token_endpoint_auth_method'>, redirectUri: string): boolean {
+  if (client.token_endpoint_auth_method !== 'none') return false;
+  return isLoopbackUrl(redirectUri) || !/^https?:/i.test(redirectUri);
+}
+
 /** Whether this request must show the consent page. */
 export async function needsConsent(app: FastifyInstance, client: Client, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
+  // OIDC Core §3.1.2.1: prompt=consent always asks, even a first-party client.
+  if (pending.prompt === 'consent') return true;
   // Dynamically registered clients never skip consent, whatever their flag says.
   if (client.skip_consent && client.source !== 'registration') return false;
-  if (pending.prompt === 'consent') return true;
+  // Remembered consent is not trusted when another local app could be posing as this client.
+  if (unverifiableRedirect(client, pending.redirect_uri)) return true;
   return !(await consentCovers(app, pending, sub));
 }
 

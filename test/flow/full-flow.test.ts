@@ -136,13 +136,13 @@ t.test('the whole flow: authorize → host sign-in → consent → code → toke
   const after = await app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshed.json().refresh_token, client_id: clientId }).toString() });
   t.equal(after.json().error, 'invalid_grant', 'revoked');
 
-  // Second time: the session and the remembered consent skip both the host and the consent page.
-  const again = pkce();
-  const second = await browser.get(authorizeUrl(clientId, again.challenge));
+  // Second time: the session skips the host, but a public client on a loopback redirect is asked again:
+  // any local app could claim that port (RFC 8252 §8.6).
+  const second = await browser.get(authorizeUrl(clientId, pkce().challenge));
   t.equal(second.statusCode, 303);
-  const direct = new URL(String(second.headers.location));
-  t.equal(direct.port, '53123', 'straight back to the client');
-  t.ok(direct.searchParams.get('code'), 'with a code');
+  t.match(second.headers.location, /\/consent\?request=/, 'no silent code for a loopback public client');
+  const silent = await browser.get(authorizeUrl(clientId, pkce().challenge, { prompt: 'none' }));
+  t.equal(new URL(String(silent.headers.location)).searchParams.get('error'), 'consent_required');
 
   // prompt=consent shows the page again.
   const forced = await browser.get(authorizeUrl(clientId, pkce().challenge, { prompt: 'consent' }));
@@ -239,4 +239,65 @@ t.test('no input makes /authorize redirect anywhere but a registered redirect UR
       }
     }
   }
+});
+
+t.test('remembered consent skips the page the second time for a client whose redirect is its own https origin', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const { client } = await app.clients.create({
+    name: 'Browser app',
+    token_endpoint_auth_method: 'none',
+    redirect_uris: ['https://spa.example.com/callback'],
+    grant_types: ['authorization_code', 'refresh_token'],
+  });
+  const browser = new Browser(app);
+  const url = (challenge: string, extra: Record<string, string> = {}) =>
+    authorizeUrl(client.client_id, challenge, { redirect_uri: 'https://spa.example.com/callback', ...extra });
+  const start = await browser.get(url(pkce().challenge));
+  const complete = await browser.get(await answerLoginRequest(start.headers.location, { sub: 'carol' }));
+  const consent = await browser.get(pathOf(complete.headers.location));
+  const requestId = new URL(String(complete.headers.location), ISSUER).searchParams.get('request')!;
+  const allowed = await browser.postForm('/consent', { request: requestId, csrf: csrfOf(consent.body), decision: 'allow' });
+  t.ok(new URL(String(allowed.headers.location)).searchParams.get('code'));
+
+  const second = await browser.get(url(pkce().challenge));
+  const direct = new URL(String(second.headers.location));
+  t.equal(`${direct.origin}${direct.pathname}`, 'https://spa.example.com/callback', 'straight back to the client');
+  t.ok(direct.searchParams.get('code'), 'with a code, no page');
+  const forced = await browser.get(url(pkce().challenge, { prompt: 'consent' }));
+  t.match(forced.headers.location, /\/consent\?request=/, 'prompt=consent always asks');
+});
+
+t.test('NUL characters in any parameter are refused precisely, never a 500', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const clientId = await publicClient(app);
+  const browser = new Browser(app);
+  for (const extra of [{ state: 'a\u0000b' }, { login_hint: '\u0000' }, { ui_locales: 'en\u0000' }, { client_id: 'x\u0000' }] as Array<Record<string, string>>) {
+    const res = await browser.get(authorizeUrl(clientId, pkce().challenge, extra));
+    t.equal(res.statusCode, 400, JSON.stringify(extra));
+    t.match(res.headers['content-type'], /^text\/html/, 'an error page: the redirect is not trusted for such input');
+  }
+  const code = await app.inject({
+    method: 'POST',
+    url: '/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: `grant_type=authorization_code&code=abc&code_verifier=${'a'.repeat(43)}&client_id=${clientId}&redirect_uri=a%00b`,
+  });
+  t.equal(code.statusCode, 400);
+  t.equal(code.json().error, 'invalid_request');
+  const consent = await browser.get('/consent?request=%00');
+  t.equal(consent.statusCode, 400);
+});
+
+t.test('browser endpoints are rate limited per address; /token is not', async (t) => {
+  const app = await buildTestApp(t, { ...ENV, RATE_LIMIT_PER_MINUTE: '3' });
+  const clientId = await publicClient(app);
+  const browser = new Browser(app);
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) statuses.push((await browser.get(authorizeUrl(clientId, pkce().challenge))).statusCode);
+  t.same(statuses, [303, 303, 303, 429]);
+  const limited = await browser.get(authorizeUrl(clientId, pkce().challenge));
+  t.match(limited.headers['retry-after'], /^\d+$/);
+  t.match(limited.headers['content-type'], /^text\/html/, 'an error page on a browser endpoint');
+  const tokens = await Promise.all(Array.from({ length: 5 }, () => app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials' })));
+  t.ok(tokens.every((r) => r.statusCode === 401), '/token answers on its own terms');
 });

@@ -204,9 +204,9 @@ t.test('refresh rotates on every use; scope narrows, never widens', async (t) =>
   const third = await refresh(app, client, body.refresh_token);
   t.equal(third.json().scope, 'read write', 'the chain keeps the granted scope; narrowing applied to that access token only');
   const widened = await refresh(app, client, third.json().refresh_token, { scope: 'read admin' });
-  t.same(widened.json(), { error: 'invalid_scope', error_description: 'scope was not granted: admin' });
+  t.same(widened.json(), { error: 'invalid_scope', error_description: 'the requested scope exceeds the grant' });
   const rows = await app.database.db.selectFrom('refresh_tokens').select(['generation', 'family_id']).where('client_id', '=', client.id).orderBy('generation').execute();
-  t.same(rows.map((r) => r.generation), [0, 1, 2, 3]);
+  t.same(rows.map((r) => r.generation), [0, 1, 2], 'the refused request rotated nothing');
   t.equal(new Set(rows.map((r) => r.family_id)).size, 1, 'one chain');
 });
 
@@ -304,4 +304,46 @@ t.test('revocation (RFC 7009): a refresh token revokes its chain; anything else 
   t.same(missing.json(), { error: 'invalid_request', error_description: 'missing parameter: token' });
   const json = await app.inject({ method: 'POST', url: '/revoke', headers: { 'content-type': 'application/json', authorization: basic(client.id, client.secret!) }, payload: { token: 'x' } });
   t.equal(json.statusCode, 415);
+});
+
+t.test('a refresh refused for its scope or resource leaves the token usable (no rotation, no reuse revocation)', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const client = await webClient(app);
+  const { verifier, challenge } = pkce();
+  const first = (await redeem(app, client, await mintCode(app, client, challenge, { resources: ['https://mcp.example.com/mcp'] }), verifier)).json();
+  const badScope = await refresh(app, client, first.refresh_token, { scope: 'read admin' });
+  t.equal(badScope.json().error, 'invalid_scope');
+  const badResource = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp/' });
+  t.same(badResource.json(), { error: 'invalid_target', error_description: 'a requested resource was not granted' });
+  const malformed = await refresh(app, client, first.refresh_token, { resource: 'not a uri' });
+  t.equal(malformed.json().error, 'invalid_target');
+  const retry = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp' });
+  t.equal(retry.statusCode, 200, 'the same token still works after the refusals');
+  t.equal((await claims(app, retry.json().access_token)).aud, 'https://mcp.example.com/mcp');
+  t.equal(await liveTokens(app, 'user-42', client.id), 1);
+});
+
+t.test('a code exchange refused for its resource does not burn the code', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const client = await webClient(app);
+  const { verifier, challenge } = pkce();
+  const code = await mintCode(app, client, challenge, { resources: ['https://api.example.com'] });
+  const refused = await redeem(app, client, code, verifier, { resource: 'https://mcp.example.com/mcp' });
+  t.same(refused.json(), { error: 'invalid_target', error_description: 'a requested resource was not granted' });
+  const ok = await redeem(app, client, code, verifier, { resource: 'https://api.example.com' });
+  t.equal(ok.statusCode, 200, 'the code still redeems');
+  t.equal(await liveTokens(app, 'user-42', client.id), 1);
+});
+
+t.test('a rotation cannot outlive a revocation of its chain', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const client = await webClient(app);
+  const { verifier, challenge } = pkce();
+  const first = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
+  const second = (await refresh(app, client, first.refresh_token)).json();
+  // As if a revocation had raced the rotation: an older member is revoked, the newest is not.
+  await app.database.db.updateTable('refresh_tokens').set({ revoked_at: new Date() }).where('token_hash', '=', hashSecret(first.refresh_token)).execute();
+  const res = await refresh(app, client, second.refresh_token);
+  t.equal(res.json().error, 'invalid_grant', 'a chain with a revoked member does not rotate');
+  t.equal(await liveTokens(app, 'user-42', client.id), 0, 'and the straggler is revoked too');
 });

@@ -4,15 +4,19 @@ import { challengeOf } from '../checks/pkce.js';
 import { OAuthError } from '../errors.js';
 import { generateToken, hashSecret } from '../secrets.js';
 import type { GrantHandler } from './grant.js';
-import { audienceFor, newFamilyId, userTokenResponse } from './user-tokens.js';
+import { audienceFor, firstMissing, newFamilyId, requestedResources, userTokenResponse } from './user-tokens.js';
 
 function str(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** Why a redemption found nothing: a replay (revoke what the first redemption started), or just invalid. */
-async function explainFailure(db: Parameters<typeof findAuthorizationCode>[0], codeHash: string, clientId: string): Promise<OAuthError> {
+/** Why a redemption found nothing: a replay (revoke what the first redemption started), a resource not granted, or just invalid. */
+async function explainFailure(db: Parameters<typeof findAuthorizationCode>[0], codeHash: string, clientId: string, resources: readonly string[]): Promise<OAuthError> {
   const row = await findAuthorizationCode(db, codeHash);
+  if (row && row.client_id === clientId && !row.consumed_at && row.expires_at > new Date()) {
+    const missing = firstMissing(resources, row.resources);
+    if (missing !== undefined) return new OAuthError('invalid_target', 'a requested resource was not granted');
+  }
   if (row && row.client_id === clientId && row.consumed_at) {
     // RFC 6749 §4.1.2 / RFC 9700 §4.5: a second redemption fails and revokes the tokens the first one got.
     if (row.family_id) await revokeFamily(db, row.family_id);
@@ -31,16 +35,17 @@ export function authorizationCodeGrant(db: () => Parameters<typeof findAuthoriza
       if (code === undefined) throw new OAuthError('invalid_request', 'missing parameter: code');
       const challenge = challengeOf(str(params.code_verifier));
       const codeHash = hashSecret(code);
+      const resources = requestedResources(params);
       const wantsRefresh = client.grant_types.includes('refresh_token');
       const refreshToken = wantsRefresh ? generateToken() : null;
       const familyId = newFamilyId();
       const redeemed = await redeemCode(
         db(),
-        { codeHash, clientId: client.client_id, codeChallenge: challenge, redirectUri: str(params.redirect_uri) ?? null },
+        { codeHash, clientId: client.client_id, codeChallenge: challenge, redirectUri: str(params.redirect_uri) ?? null, resources },
         refreshToken ? { familyId, tokenHash: hashSecret(refreshToken), expiresAt: new Date(Date.now() + ctx.config.flow.refreshTokenTtl * 1000) } : null,
       );
-      if (!redeemed) throw await explainFailure(db(), codeHash, client.client_id);
-      const audience = audienceFor(params, redeemed.resources);
+      if (!redeemed) throw await explainFailure(db(), codeHash, client.client_id, resources);
+      const audience = audienceFor(resources, redeemed.resources);
       return userTokenResponse(redeemed, client, ctx, audience, [...redeemed.scopes], refreshToken);
     },
   };

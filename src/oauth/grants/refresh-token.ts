@@ -3,9 +3,34 @@ import { findRefreshToken, revokeFamily, rotateRefreshToken } from '../../reposi
 import { OAuthError } from '../errors.js';
 import { generateToken, hashSecret } from '../secrets.js';
 import type { GrantHandler } from './grant.js';
-import { audienceFor, narrowedScopes, userTokenResponse } from './user-tokens.js';
+import { audienceFor, firstMissing, requestedResources, requestedScopes, userTokenResponse } from './user-tokens.js';
 
 const INVALID = 'the refresh token is invalid, expired or revoked';
+
+/** Why a rotation found nothing: reuse (revoke the chain, unless within the grace window), a scope or resource beyond the grant, or just invalid. */
+async function explainFailure(db: Db, tokenHash: string, clientId: string, scopes: readonly string[], resources: readonly string[], graceSeconds: number): Promise<OAuthError> {
+  const row = await findRefreshToken(db, tokenHash);
+  if (!row || row.client_id !== clientId) return new OAuthError('invalid_grant', INVALID);
+  if (row.revoked_at) {
+    // A revocation may have raced a rotation: make sure no later generation of the chain stays live.
+    await revokeFamily(db, row.family_id);
+    return new OAuthError('invalid_grant', INVALID);
+  }
+  if (row.rotated_at) {
+    if (graceSeconds === 0 || Date.now() - row.rotated_at.getTime() > graceSeconds * 1000) {
+      await revokeFamily(db, row.family_id);
+      return new OAuthError('invalid_grant', 'the refresh token was already used; its chain is revoked');
+    }
+    return new OAuthError('invalid_grant', 'the refresh token was just rotated; use the newest one');
+  }
+  if (row.expires_at <= new Date()) return new OAuthError('invalid_grant', INVALID);
+  // RFC 6749 §6: a refresh may narrow the scope, never widen it; RFC 8707 §2.2: only granted resources.
+  if (firstMissing(scopes, row.scopes) !== undefined) return new OAuthError('invalid_scope', 'the requested scope exceeds the grant');
+  if (firstMissing(resources, row.resources) !== undefined) return new OAuthError('invalid_target', 'a requested resource was not granted');
+  // Live, in scope, yet not rotated: its chain has a revoked member (a revocation raced a rotation).
+  await revokeFamily(db, row.family_id);
+  return new OAuthError('invalid_grant', INVALID);
+}
 
 /**
  * RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token;
@@ -18,24 +43,16 @@ export function refreshTokenGrant(db: () => Db): GrantHandler {
     async handle(params, client, ctx) {
       const presented = typeof params.refresh_token === 'string' ? params.refresh_token : undefined;
       if (presented === undefined) throw new OAuthError('invalid_request', 'missing parameter: refresh_token');
+      // Syntax first: nothing is consumed by a malformed request.
+      const scopes = requestedScopes(params);
+      const resources = requestedResources(params);
       const tokenHash = hashSecret(presented);
       const next = generateToken();
-      const rotated = await rotateRefreshToken(db(), tokenHash, client.client_id, hashSecret(next));
-      if (!rotated) {
-        const row = await findRefreshToken(db(), tokenHash);
-        if (row && row.client_id === client.client_id && row.rotated_at && !row.revoked_at) {
-          const graceMs = ctx.config.flow.refreshGrace * 1000;
-          if (graceMs === 0 || Date.now() - row.rotated_at.getTime() > graceMs) {
-            await revokeFamily(db(), row.family_id);
-            throw new OAuthError('invalid_grant', 'the refresh token was already used; its chain is revoked');
-          }
-          throw new OAuthError('invalid_grant', 'the refresh token was just rotated; use the newest one');
-        }
-        throw new OAuthError('invalid_grant', INVALID);
-      }
-      const scopes = narrowedScopes(params, rotated.scopes);
-      const audience = audienceFor(params, rotated.resources);
-      return userTokenResponse(rotated, client, ctx, audience, scopes, next);
+      const rotated = await rotateRefreshToken(db(), { tokenHash, clientId: client.client_id, newHash: hashSecret(next), scopes: scopes ?? [], resources });
+      if (!rotated) throw await explainFailure(db(), tokenHash, client.client_id, scopes ?? [], resources, ctx.config.flow.refreshGrace);
+      const granted = scopes ?? rotated.scopes;
+      const audience = audienceFor(resources, rotated.resources);
+      return userTokenResponse(rotated, client, ctx, audience, [...granted], next);
     },
   };
 }

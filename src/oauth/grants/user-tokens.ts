@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { OAuthError } from '../errors.js';
 import { canonicalResource } from '../checks/resource.js';
 import { resolveScopes } from '../checks/scope.js';
 import { issueAccessToken } from '../tokens/access-token.js';
@@ -13,21 +12,25 @@ export interface UserGrant {
   auth_time: Date;
 }
 
-/** RFC 8707 §2.2: `resource` at the token endpoint picks among the granted resources; none means all of them. */
-export function audienceFor(params: TokenParams, granted: readonly string[]): string[] {
-  if (params.resource.length === 0) return [...granted];
-  const wanted = [...new Set(params.resource.map(canonicalResource))];
-  for (const r of wanted) if (!granted.includes(r)) throw new OAuthError('invalid_target', `resource was not granted: ${r}`);
-  return wanted;
+/** The resources a token request names (RFC 8707 §2.2), canonical; checked for syntax before anything is consumed. */
+export function requestedResources(params: TokenParams): string[] {
+  return [...new Set(params.resource.map(canonicalResource))];
 }
 
-/** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
-export function narrowedScopes(params: TokenParams, granted: readonly string[]): string[] {
-  if (params.scope === undefined) return [...granted];
-  const requested = resolveScopes(params.scope, { scopes: granted, default_scopes: granted }, { catalogue: new Map(), enforce: false });
-  const extra = requested.find((s) => !granted.includes(s));
-  if (extra !== undefined) throw new OAuthError('invalid_scope', `scope was not granted: ${extra}`);
-  return requested;
+/** The audience: the requested resources (already known to be granted), or every granted one when none is named. */
+export function audienceFor(requested: readonly string[], granted: readonly string[]): string[] {
+  return requested.length > 0 ? [...requested] : [...granted];
+}
+
+/** The scope a refresh asks for (syntax only; that it was granted is checked atomically with the rotation). */
+export function requestedScopes(params: TokenParams): string[] | null {
+  if (params.scope === undefined) return null;
+  return resolveScopes(params.scope, { scopes: [], default_scopes: [] }, { catalogue: new Map(), enforce: false });
+}
+
+/** Which of the requested values the grant lacks, for a precise error once the atomic check refused. */
+export function firstMissing(requested: readonly string[], granted: readonly string[]): string | undefined {
+  return requested.find((v) => !granted.includes(v));
 }
 
 /** Signs the access token for a user grant and builds the RFC 6749 §5.1 response. */

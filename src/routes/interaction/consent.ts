@@ -149,7 +149,7 @@ export default async function consentRoutes(app: FastifyInstance, { config }: { 
   const catalogue = parseScopeCatalogue(config.scopes.catalogue);
   // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
   const csrf = new CsrfTokens(keyEncryptionSecret(config, app.log));
-  const routeConfig = { errorRenderer: htmlErrorRenderer };
+  const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };
 
   app.get<{ Querystring: ConsentQuery }>(
     '/consent',

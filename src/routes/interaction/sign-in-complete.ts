@@ -107,7 +107,7 @@ export default async function signInCompleteRoute(app: FastifyInstance, { config
     return continueAuthorization(app, reply, created.pending, created.session);
   }
 
-  const routeConfig = { errorRenderer: htmlErrorRenderer };
+  const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };
   app.addHook('onSend', async (_request, reply) => {
     // The URL carried a signed assertion: never cached, never sent on as a Referer.
     reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');

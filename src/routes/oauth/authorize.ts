@@ -7,7 +7,7 @@ import { checkCodeChallenge } from '../../oauth/checks/pkce.js';
 import { resolveRedirectUri } from '../../oauth/checks/redirect-uri.js';
 import { resolveResources as resolveResourcesFor, resourcePolicy, type ResourcePolicy } from '../../oauth/checks/resource.js';
 import { resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
-import { OAuthError } from '../../oauth/errors.js';
+import { OAuthError, rfcDescription } from '../../oauth/errors.js';
 import { generateToken } from '../../oauth/secrets.js';
 import { attachSession, createAuthorizationRequest } from '../../repositories/authorization-request.repository.js';
 import { clientRedirect, continueAuthorization, finishWithError } from '../../services/authorization-flow.js';
@@ -119,7 +119,7 @@ function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, 
 function redirectError(reply: FastifyReply, issuer: string, target: { redirect_uri: string; state: string | null }, err: OAuthError): FastifyReply {
   return reply
     .code(303)
-    .header('location', clientRedirect(target, issuer, { error: err.error, error_description: err.description }))
+    .header('location', clientRedirect(target, issuer, { error: err.error, error_description: rfcDescription(err.description) }))
     .header('cache-control', 'no-store')
     .header('referrer-policy', 'no-referrer')
     .send();
@@ -180,7 +180,7 @@ export default async function authorizeRoute(app: FastifyInstance, { config }: {
     return redirectToSignIn(app, reply, pending, client);
   }
 
-  const routeConfig = { errorRenderer: htmlErrorRenderer };
+  const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };
   app.get<{ Querystring: Params }>('/authorize', { schema: { querystring: paramSchema }, config: routeConfig }, (request, reply) =>
     handle(request, reply, request.query),
   );

@@ -1,0 +1,27 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { OAuthError } from '../../oauth/errors.js';
+
+/** Whether any string in a parsed query or body holds a NUL character (bounded walk). */
+function hasNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 6 || value === null || typeof value !== 'object') return false;
+  for (const [key, v] of Object.entries(value)) if (key.includes('\u0000') || hasNul(v, depth + 1)) return true;
+  return false;
+}
+
+/**
+ * Refuses NUL characters in any parameter before a route sees it: Postgres text cannot hold them, so
+ * such a value would otherwise fail deep in a query as a 500. The route's own error rendering applies
+ * (a page for browser endpoints, RFC 6749 JSON elsewhere).
+ */
+export default fp(
+  async function inputGuard(app: FastifyInstance) {
+    app.addHook('preValidation', async (request: FastifyRequest) => {
+      if (hasNul(request.query) || hasNul(request.body) || hasNul(request.params)) {
+        throw new OAuthError('invalid_request', 'parameters must not contain NUL characters');
+      }
+    });
+  },
+  { name: 'input-guard' },
+);
