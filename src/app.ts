@@ -21,6 +21,7 @@ import signOutRoute from './routes/interaction/sign-out.js';
 import consentRoutes from './routes/interaction/consent.js';
 import authorizeRoute from './routes/oauth/authorize.js';
 import revokeRoute from './routes/oauth/revoke.js';
+import registerRoutes from './routes/oauth/register.js';
 import tokenRoute from './routes/oauth/token.js';
 import jwksRoute from './routes/well-known/jwks.js';
 import metadataRoutes from './routes/well-known/metadata.js';
@@ -106,5 +107,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(signOutRoute);
   await app.register(consentRoutes, { config });
   await app.register(revokeRoute);
+  // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
+  if (config.registration.enabled) await app.register(registerRoutes, { config });
   return app;
 }

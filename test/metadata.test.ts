@@ -26,6 +26,17 @@ t.test('RFC 8414 metadata reflects the configuration exactly', async (t) => {
   }
 });
 
+t.test('registration_endpoint is advertised exactly when DCR_ENABLED (RFC 8414 §2)', async (t) => {
+  const on = await buildTestApp(t, { ISSUER: 'https://auth.example.com', DCR_ENABLED: 'true' });
+  const doc = (await on.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json();
+  t.equal(doc.registration_endpoint, 'https://auth.example.com/register');
+  const oidc = (await on.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json();
+  t.equal(oidc.registration_endpoint, 'https://auth.example.com/register', 'OIDC discovery too');
+  const off = await buildTestApp(t, { ISSUER: 'https://auth.example.com', DCR_ENABLED: 'false' });
+  t.notOk('registration_endpoint' in (await off.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json());
+  t.notOk('registration_endpoint' in (await off.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json());
+});
+
 t.test('an empty scope catalogue is not advertised', async (t) => {
   const app = await buildTestApp(t, { SCOPES: '' });
   const doc = (await app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json();

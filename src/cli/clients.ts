@@ -91,9 +91,9 @@ function metadataFromFlags(options: Record<string, unknown>): Record<string, unk
   return out;
 }
 
-/** A client for display: every column but the secret hash. */
+/** A client for display: every column but the hashes of its secret and registration access token. */
 function view(client: Client): Record<string, unknown> {
-  const { secret_hash: _hash, ...rest } = client;
+  const { secret_hash: _hash, registration_access_token_hash: _registrationHash, ...rest } = client;
   return rest;
 }
 

@@ -151,8 +151,14 @@ export class ClientService {
     return (await listClients(this.db)).map(freeze);
   }
 
-  /** Validates metadata and creates a client; a confidential client gets a new secret, returned once. */
-  async create(input: Record<string, unknown>, options: { source?: ClientSource; clientId?: string } = {}): Promise<ClientWithSecret> {
+  /**
+   * Validates metadata and creates a client; a confidential client gets a new secret, returned once.
+   * `registrationAccessTokenHash` is the hash of an RFC 7592 registration access token (dynamic registration).
+   */
+  async create(
+    input: Record<string, unknown>,
+    options: { source?: ClientSource; clientId?: string; registrationAccessTokenHash?: string } = {},
+  ): Promise<ClientWithSecret> {
     const metadata = validateClientMetadata(input, this.policy);
     const clientId = options.clientId ?? generateClientId();
     if (!CLIENT_ID_FORM.test(clientId)) throw new ClientServiceError('conflict', 'client_id must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)');
@@ -166,6 +172,7 @@ export class ClientService {
       secret_rotated_at: null,
       last_used_at: null,
       disabled_at: null,
+      registration_access_token_hash: options.registrationAccessTokenHash ?? null,
     });
     this.invalidate(clientId);
     return { client: freeze(row), secret };

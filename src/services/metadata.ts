@@ -10,17 +10,21 @@ export interface Features {
   registration: boolean;
 }
 
-/** The features this build serves. */
-export const FEATURES: Features = {
+/** The features this build serves whatever the configuration says. */
+export const FEATURES: Omit<Features, 'registration'> = {
   authorizationCode: true,
   refreshTokens: true,
   revocation: true,
   introspection: false,
-  registration: false,
 };
 
+/** The features a configuration turns on: the build's, plus dynamic registration when DCR_ENABLED. */
+export function featuresOf(config: Pick<Config, 'registration'>): Features {
+  return { ...FEATURES, registration: config.registration.enabled };
+}
+
 /** RFC 8414 authorization server metadata, built once from configuration. */
-export function authorizationServerMetadata(config: Readonly<Config>, features: Features = FEATURES): Record<string, unknown> {
+export function authorizationServerMetadata(config: Readonly<Config>, features: Features = featuresOf(config)): Record<string, unknown> {
   const base = config.issuer;
   const grantTypes = ['client_credentials'];
   if (features.authorizationCode) grantTypes.unshift('authorization_code');
@@ -55,7 +59,7 @@ export function authorizationServerMetadata(config: Readonly<Config>, features: 
 }
 
 /** OpenID Connect discovery: the same document plus the fields OIDC Discovery 1.0 §3 requires. */
-export function openIdConfiguration(config: Readonly<Config>, features: Features = FEATURES): Record<string, unknown> {
+export function openIdConfiguration(config: Readonly<Config>, features: Features = featuresOf(config)): Record<string, unknown> {
   return {
     ...authorizationServerMetadata(config, features),
     subject_types_supported: ['public'],

@@ -71,6 +71,23 @@ t.test('a public native client has no secret', async (t) => {
   t.match(await cli(['create'], { name: 'Desktop 2', 'application-type': 'native', 'auth-method': 'none', 'redirect-uri': ['http://[::1]/cb'] }), /public client: no secret/);
 });
 
+t.test('a dynamically registered client is shown and listed without its secret or registration token hashes', async (t) => {
+  const service = await fresh();
+  const { client } = await service.create(
+    { name: 'Registered', redirect_uris: ['https://app.example.com/cb'] },
+    { source: 'registration', registrationAccessTokenHash: 'A'.repeat(43) },
+  );
+  const shown = await cliJson(['show', client.client_id]);
+  t.equal(shown.source, 'registration');
+  t.notOk('secret_hash' in shown);
+  t.notOk('registration_access_token_hash' in shown, 'the registration access token hash is not shown');
+  const listed = await cliJson<Array<Record<string, unknown>>>(['list']);
+  t.notOk(listed.some((c) => 'registration_access_token_hash' in c || 'secret_hash' in c), 'no hashes in the list');
+  const text = String(await cli(['show', client.client_id]));
+  t.notMatch(text, /hash/);
+  t.notMatch(text, /A{43}/);
+});
+
 t.test('bad metadata names the field and the flag', async (t) => {
   await t.rejects(cli(['create'], { name: 'Web', 'redirect-uri': ['http://app.example.com/cb'] }), {
     message: /^invalid client: redirect_uris\[0\] \(--redirect-uri\): must use https/,

@@ -29,6 +29,8 @@ export interface ClientTable {
   secret_rotated_at: Date | null;
   last_used_at: Date | null;
   disabled_at: Date | null;
+  /** RFC 7592: hash of the registration access token of a dynamically registered client. */
+  registration_access_token_hash: Generated<string | null>;
 }
 
 export type ClientRow = Selectable<ClientTable>;

@@ -1,0 +1,148 @@
+import type { ClientRow } from '../db/tables/client.table.js';
+import { type ClientMetadataError, redirectUriProblem } from './client-metadata.js';
+import { OAuthError } from './errors.js';
+
+/**
+ * RFC 7591 §2 members stored under the same name. `client_name` and `scope` are mapped; everything else a
+ * client sends (software_id, software_version, jwks, resource, skip_consent…) is ignored, as RFC 7591 §2
+ * requires for metadata the server does not understand or does not let a client set.
+ */
+const SAME_NAME = [
+  'redirect_uris',
+  'post_logout_redirect_uris',
+  'grant_types',
+  'response_types',
+  'token_endpoint_auth_method',
+  'application_type',
+  'client_uri',
+  'logo_uri',
+  'policy_uri',
+  'tos_uri',
+  'contacts',
+] as const;
+
+/** Name given to a client that registers without client_name when nothing better can be derived. */
+export const UNNAMED_CLIENT = 'Unnamed client';
+
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
+/** RFC 7591 §2: `scope` is one string of space-separated values; absent means none registered. */
+function scopeTokens(value: unknown): string[] | undefined {
+  if (!present(value)) return undefined;
+  if (typeof value !== 'string') throw new OAuthError('invalid_client_metadata', 'scope: must be a string of space-separated scope values (RFC 7591 §2)');
+  return value.split(' ').filter((s) => s !== '');
+}
+
+/**
+ * RFC 7591 §2 makes client_name optional; the consent page needs a name, so an absent one becomes the
+ * host (or private-use scheme) of the first redirect URI, else of client_uri, else "Unnamed client".
+ * The consent page shows the redirect host beside it anyway, so this adds no claim the client did not make.
+ */
+function defaultClientName(body: Record<string, unknown>): string {
+  const candidates = [Array.isArray(body.redirect_uris) ? body.redirect_uris[0] : undefined, body.client_uri];
+  for (const candidate of candidates) {
+    if (typeof candidate !== 'string') continue;
+    try {
+      const url = new URL(candidate);
+      const name = url.host || url.protocol.replace(/:$/, '');
+      if (name) return name.slice(0, 200);
+    } catch {
+      // not a URL: the validator reports it
+    }
+  }
+  return UNNAMED_CLIENT;
+}
+
+/**
+ * Whether redirect URIs are all a native app's (RFC 8252 §7.1 private-use scheme or §7.3 loopback http):
+ * MCP clients register such URIs without saying application_type "native".
+ */
+export function looksNative(uris: unknown): boolean {
+  if (!Array.isArray(uris) || uris.length === 0) return false;
+  return uris.every((uri) => {
+    if (typeof uri !== 'string' || redirectUriProblem(uri, 'native') !== null) return false;
+    return new URL(uri).protocol !== 'https:';
+  });
+}
+
+/** What a registration (or RFC 7592 update) request asks for, as validateClientMetadata input. */
+export interface RegistrationInput {
+  /** Validator input: only fields the validator knows, in its names. */
+  metadata: Record<string, unknown>;
+  /** The scope tokens sent, to name the bad one in an error. */
+  scopes: string[];
+}
+
+/**
+ * Maps an RFC 7591 §2 metadata document onto validateClientMetadata's fields. Defaults are the
+ * validator's (RFC 7591 §2): grant_types [authorization_code], response_types [code],
+ * token_endpoint_auth_method client_secret_basic. A registered client never skips consent.
+ */
+export function metadataFromRegistration(body: Record<string, unknown>): RegistrationInput {
+  const metadata: Record<string, unknown> = {};
+  for (const field of SAME_NAME) if (present(body[field])) metadata[field] = body[field];
+  metadata.name = present(body.client_name) ? body.client_name : defaultClientName(body);
+  const scopes = scopeTokens(body.scope) ?? [];
+  metadata.scopes = scopes;
+  if (!present(body.application_type) && looksNative(body.redirect_uris)) metadata.application_type = 'native';
+  metadata.skip_consent = false;
+  return { metadata, scopes };
+}
+
+/** A validator error as the RFC 7591 §3.2.2 error naming the field in the client's own terms. */
+export function registrationError(err: ClientMetadataError, scopes: readonly string[]): OAuthError {
+  let field = err.field;
+  let reason = err.reason;
+  if (field === 'name') field = 'client_name';
+  const scopeIndex = /^scopes\[(\d+)\]$/.exec(field);
+  if (scopeIndex) {
+    field = 'scope';
+    const token = scopes[Number(scopeIndex[1])];
+    if (token !== undefined && !reason.includes(`"${token}"`)) reason = `"${token}" ${reason}`;
+  } else if (field === 'scopes') {
+    field = 'scope';
+  }
+  return new OAuthError(err.code, `${field}: ${reason}`);
+}
+
+/** The RFC 7592 client configuration endpoint of a client. */
+export function registrationClientUri(issuer: string, clientId: string): string {
+  return `${issuer}/register/${encodeURIComponent(clientId)}`;
+}
+
+/** What a client information response carries besides the stored metadata. */
+export interface RegistrationExtras {
+  /** A secret issued by this request; only its hash is stored, so it is never shown again. */
+  clientSecret?: string | null;
+  /** The registration access token, only when this request issued it. */
+  registrationAccessToken?: string;
+}
+
+/**
+ * RFC 7591 §3.2.1 / RFC 7592 §3 client information response: the registered metadata in RFC 7591 names
+ * (with the defaults the server applied), never a stored hash.
+ */
+export function clientInformation(client: Readonly<ClientRow>, issuer: string, extras: RegistrationExtras = {}): Record<string, unknown> {
+  const doc: Record<string, unknown> = {
+    client_id: client.client_id,
+    client_id_issued_at: Math.floor(new Date(client.created_at).getTime() / 1000),
+  };
+  if (extras.clientSecret) doc.client_secret = extras.clientSecret;
+  // RFC 7591 §3.2.1: required with a secret; 0 = it does not expire.
+  if (extras.clientSecret || client.token_endpoint_auth_method !== 'none') doc.client_secret_expires_at = 0;
+  if (extras.registrationAccessToken) doc.registration_access_token = extras.registrationAccessToken;
+  doc.registration_client_uri = registrationClientUri(issuer, client.client_id);
+  doc.client_name = client.name;
+  doc.redirect_uris = [...client.redirect_uris];
+  if (client.post_logout_redirect_uris.length > 0) doc.post_logout_redirect_uris = [...client.post_logout_redirect_uris];
+  doc.grant_types = [...client.grant_types];
+  doc.response_types = [...client.response_types];
+  doc.token_endpoint_auth_method = client.token_endpoint_auth_method;
+  doc.application_type = client.application_type;
+  if (client.scopes.length > 0) doc.scope = client.scopes.join(' ');
+  for (const field of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const) if (client[field] !== null) doc[field] = client[field];
+  if (client.contacts.length > 0) doc.contacts = [...client.contacts];
+  return doc;
+}

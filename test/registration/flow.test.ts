@@ -1,0 +1,118 @@
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import t from 'tap';
+import { basic } from '../fixtures/clients.js';
+import { buildTestApp } from '../helper.js';
+import { authorize, authorizeAndConsent, authorizeUrl, bearer, Browser, DCR_ENV, ISSUER, JSON_HEADERS, mcpClient, pathOf, pkce, registered, signIn, token } from '../fixtures/registration.js';
+
+t.test('a registered MCP client authorizes and redeems a code on another loopback port (RFC 8252 §7.3)', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const reg = await registered(app, mcpClient());
+  const browser = new Browser(app);
+  const { verifier, challenge } = pkce();
+  const redirect = 'http://127.0.0.1:51999/callback';
+  const callback = await authorizeAndConsent(browser, authorizeUrl(reg.client_id, redirect, challenge, { scope: 'read write' }));
+  t.equal(`${callback.origin}${callback.pathname}`, redirect);
+  t.equal(callback.searchParams.get('iss'), ISSUER);
+  const res = await token(app, { grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, client_id: reg.client_id, redirect_uri: redirect });
+  t.equal(res.statusCode, 200, res.body);
+  const jwks = createLocalJWKSet((await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json());
+  const { payload } = await jwtVerify(res.json().access_token, jwks, { issuer: ISSUER, audience: 'https://mcp.example.com/mcp' });
+  t.equal(payload.client_id, reg.client_id);
+  t.equal(payload.scope, 'read write');
+  t.type(res.json().refresh_token, 'string', 'refresh_token was registered');
+
+  // Whether consent is asked again is the flow's business (loopback redirects of public clients); here
+  // only the redirect matters.
+  const viaLocalhost = await authorize(new Browser(app), authorizeUrl(reg.client_id, 'http://localhost:40000/oauth/callback', pkce().challenge));
+  t.equal(viaLocalhost.host, 'localhost:40000', 'the localhost registration matches any port too');
+});
+
+t.test('client_secret_post and client_secret_basic registrations get secrets that work at /token', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const post = await registered(app, { client_name: 'Poster', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post', scope: 'read' });
+  const viaPost = await token(app, { grant_type: 'client_credentials', client_id: post.client_id, client_secret: post.client_secret });
+  t.equal(viaPost.statusCode, 200, viaPost.body);
+  t.equal(viaPost.json().scope, undefined, 'no default scopes: none asked, none granted');
+  const asked = await token(app, { grant_type: 'client_credentials', client_id: post.client_id, client_secret: post.client_secret, scope: 'read' });
+  t.equal(asked.json().scope, 'read');
+  const wrongMethod = await token(app, { grant_type: 'client_credentials' }, { authorization: basic(post.client_id, post.client_secret) });
+  t.equal(wrongMethod.json().error, 'invalid_client', 'exactly the method registered');
+
+  const basicClient = await registered(app, { client_name: 'Basic', grant_types: ['client_credentials'] });
+  t.equal(basicClient.token_endpoint_auth_method, 'client_secret_basic');
+  const viaBasic = await token(app, { grant_type: 'client_credentials' }, { authorization: basic(basicClient.client_id, basicClient.client_secret) });
+  t.equal(viaBasic.statusCode, 200, viaBasic.body);
+
+  // A confidential web client with an https redirect runs the code flow with its secret.
+  const web = await registered(app, { client_name: 'Web', redirect_uris: ['https://app.example.com/cb'] });
+  t.equal(web.application_type, 'web');
+  const { verifier, challenge } = pkce();
+  const callback = await authorizeAndConsent(new Browser(app), authorizeUrl(web.client_id, 'https://app.example.com/cb', challenge));
+  t.equal(callback.origin, 'https://app.example.com');
+  const res = await token(app, { grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, redirect_uri: 'https://app.example.com/cb' }, { authorization: basic(web.client_id, web.client_secret) });
+  t.equal(res.statusCode, 200, res.body);
+  t.notOk('refresh_token' in res.json(), 'refresh_token was not registered');
+});
+
+t.test('DCR_ALWAYS_RETURN_CLIENT_SECRET: the client still authenticates as a public client', async (t) => {
+  const app = await buildTestApp(t, { ...DCR_ENV, DCR_ALWAYS_RETURN_CLIENT_SECRET: 'true' });
+  const reg = await registered(app, mcpClient());
+  const { verifier, challenge } = pkce();
+  const redirect = 'http://127.0.0.1:33418/callback';
+  const callback = await authorizeAndConsent(new Browser(app), authorizeUrl(reg.client_id, redirect, challenge));
+  const code = callback.searchParams.get('code')!;
+  const withSecret = await token(app, { grant_type: 'authorization_code', code, code_verifier: verifier, client_id: reg.client_id, client_secret: reg.client_secret, redirect_uri: redirect });
+  t.equal(withSecret.json().error, 'invalid_client', 'the returned secret authenticates nothing');
+  const asPublic = await token(app, { grant_type: 'authorization_code', code, code_verifier: verifier, client_id: reg.client_id, redirect_uri: redirect });
+  t.equal(asPublic.statusCode, 200, asPublic.body);
+});
+
+t.test('a registered client never skips consent, whatever it sent or an operator set', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  // A confidential client with an https redirect, so nothing but skip_consent could spare the page.
+  const redirect = 'https://app.example.com/cb';
+  const reg = await registered(app, { client_name: 'Web', redirect_uris: [redirect], skip_consent: true });
+  const first = await signIn(new Browser(app), authorizeUrl(reg.client_id, redirect, pkce().challenge));
+  t.match(first.headers.location, /\/consent\?request=/, 'consent is asked');
+  await app.clients.update(reg.client_id, { skip_consent: true });
+  t.equal((await app.clients.find(reg.client_id))?.skip_consent, true);
+  const second = await signIn(new Browser(app), authorizeUrl(reg.client_id, redirect, pkce().challenge));
+  t.match(second.headers.location, /\/consent\?request=/, 'still asked: the flow refuses skip_consent for registered clients');
+});
+
+t.test('after PUT changes redirect_uris, the old one is refused at /authorize', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const reg = await registered(app, { client_name: 'Web', redirect_uris: ['https://old.example.com/cb'], token_endpoint_auth_method: 'none' });
+  const before = await new Browser(app).get(authorizeUrl(reg.client_id, 'https://old.example.com/cb', pkce().challenge));
+  t.equal(before.statusCode, 303, 'the old redirect works before the change');
+  const put = await app.inject({
+    method: 'PUT',
+    url: `/register/${reg.client_id}`,
+    headers: { ...JSON_HEADERS, ...bearer(reg.registration_access_token) },
+    payload: JSON.stringify({ client_id: reg.client_id, client_name: 'Web', redirect_uris: ['https://new.example.com/cb'], token_endpoint_auth_method: 'none' }),
+  });
+  t.equal(put.statusCode, 200, put.body);
+  const old = await new Browser(app).get(authorizeUrl(reg.client_id, 'https://old.example.com/cb', pkce().challenge));
+  t.equal(old.statusCode, 400, 'refused with an error page');
+  t.notOk(old.headers.location, 'never redirected to the old URI');
+  const now = await new Browser(app).get(authorizeUrl(reg.client_id, 'https://new.example.com/cb', pkce().challenge));
+  t.equal(now.statusCode, 303);
+  t.match(pathOf(now.headers.location), /^\/login\?login_request=/);
+});
+
+t.test('after DELETE, the client is invalid_client at /token and its refresh token is gone', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const reg = await registered(app, mcpClient());
+  const { verifier, challenge } = pkce();
+  const redirect = 'http://127.0.0.1:33418/callback';
+  const callback = await authorizeAndConsent(new Browser(app), authorizeUrl(reg.client_id, redirect, challenge));
+  const issued = await token(app, { grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, client_id: reg.client_id, redirect_uri: redirect });
+  t.equal(issued.statusCode, 200, issued.body);
+  const del = await app.inject({ method: 'DELETE', url: `/register/${reg.client_id}`, headers: bearer(reg.registration_access_token) });
+  t.equal(del.statusCode, 204);
+  const refresh = await token(app, { grant_type: 'refresh_token', refresh_token: issued.json().refresh_token, client_id: reg.client_id });
+  t.equal(refresh.statusCode, 401);
+  t.equal(refresh.json().error, 'invalid_client');
+  const authorize = await new Browser(app).get(authorizeUrl(reg.client_id, redirect, pkce().challenge));
+  t.equal(authorize.statusCode, 400, 'unknown client at /authorize: an error page');
+});
