@@ -129,7 +129,7 @@ for (const { method, redirectUri } of variants) {
     const revocation = await oauth.revocationRequest(as, client, auth, refreshed.refresh_token!, HTTP);
     t.equal(await oauth.processRevocationResponse(revocation), undefined);
     const after = await oauth.refreshTokenGrantRequest(as, client, auth, refreshed.refresh_token!, HTTP);
-    await t.rejects(oauth.processRefreshTokenResponse(as, client, after), { error: 'invalid_grant', status: 400 });
+    await t.rejects(oauth.processRefreshTokenResponse(as, client, after), { code: oauth.RESPONSE_BODY_ERROR, error: 'invalid_grant', status: 400 });
   });
 }
 
