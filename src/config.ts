@@ -293,6 +293,56 @@ export const schema = {
       env: 'CLIENT_CACHE_TTL_SECONDS',
     },
   },
+  clientIdMetadataDocuments: {
+    enabled: {
+      doc: 'OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a `client_id` that is an https URL with a path is resolved by fetching the client\'s metadata from that URL. Off: such ids are looked up like any other, and metadata omits `client_id_metadata_document_supported`.',
+      format: 'strict-boolean',
+      default: false,
+      env: 'CIMD_ENABLED',
+    },
+    fetchTimeout: {
+      doc: 'Longest time a metadata document fetch may take (connect, TLS, response and body), in milliseconds.',
+      format: 'positive-int',
+      default: 5000,
+      env: 'CIMD_FETCH_TIMEOUT_MS',
+    },
+    maxBytes: {
+      doc: 'Largest metadata document read, in bytes; a longer response is refused (the draft recommends 5 KB).',
+      format: 'positive-int',
+      default: 5120,
+      env: 'CIMD_MAX_BYTES',
+    },
+    cacheMin: {
+      doc: 'Shortest time a valid metadata document is cached, in seconds, whatever its Cache-Control max-age or Expires say (`no-store` and `no-cache` are honoured: such documents are not cached).',
+      format: 'positive-int',
+      default: 60,
+      env: 'CIMD_CACHE_MIN_SECONDS',
+    },
+    cacheMax: {
+      doc: 'Longest time a valid metadata document is cached, in seconds, whatever its cache headers say.',
+      format: 'positive-int',
+      default: 86400,
+      env: 'CIMD_CACHE_MAX_SECONDS',
+    },
+    cacheDefault: {
+      doc: 'How long a valid metadata document without Cache-Control max-age or Expires is cached, in seconds.',
+      format: 'positive-int',
+      default: 300,
+      env: 'CIMD_CACHE_DEFAULT_SECONDS',
+    },
+    allowPrivateAddresses: {
+      doc: 'Development only: allow metadata document fetches to private, loopback, link-local and other special-use addresses. Refused in production (SSRF).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'CIMD_ALLOW_PRIVATE_ADDRESSES',
+    },
+    caFile: {
+      doc: 'Path of a PEM file of extra CA certificates trusted (besides the system roots) when fetching metadata documents, for clients served under an internal CA.',
+      format: String,
+      default: '',
+      env: 'CIMD_CA_FILE',
+    },
+  },
 } as const;
 
 /** The typed, frozen configuration object. */
@@ -328,6 +378,16 @@ export interface Config {
   resources: { list: string; defaultResource: string };
   clients: { file: string; cacheTtl: number };
   registration: { enabled: boolean; initialAccessToken: string; alwaysReturnSecret: boolean };
+  clientIdMetadataDocuments: {
+    enabled: boolean;
+    fetchTimeout: number;
+    maxBytes: number;
+    cacheMin: number;
+    cacheMax: number;
+    cacheDefault: number;
+    allowPrivateAddresses: boolean;
+    caFile: string;
+  };
   handshake: {
     signInUrl: string;
     hostId: string;
@@ -624,6 +684,11 @@ function crossFieldProblems(config: Config): string[] {
   if (h.signInUrl !== '' && hostKeys === 0) {
     problems.push('SIGN_IN_URL: needs a host key to verify sign-in answers: HANDSHAKE_SECRET, HOST_JWKS_URL or HOST_PUBLIC_KEY_FILE');
   }
+  const cimd = config.clientIdMetadataDocuments;
+  if (cimd.cacheMin > cimd.cacheMax) problems.push('CIMD_CACHE_MIN_SECONDS: must not exceed CIMD_CACHE_MAX_SECONDS');
+  if (cimd.cacheDefault < cimd.cacheMin || cimd.cacheDefault > cimd.cacheMax) {
+    problems.push('CIMD_CACHE_DEFAULT_SECONDS: must lie between CIMD_CACHE_MIN_SECONDS and CIMD_CACHE_MAX_SECONDS');
+  }
   if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
     problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
@@ -650,6 +715,10 @@ function productionProblems(config: Config): string[] {
   if (config.handshake.secret !== '') {
     const handshakeWeakness = secretWeakness(config.handshake.secret);
     if (handshakeWeakness) problems.push(`HANDSHAKE_SECRET: ${handshakeWeakness}`);
+  }
+  // draft-ietf-oauth-client-id-metadata-document-02 §8.6: the loopback/special-use exception MUST NOT apply in production.
+  if (config.clientIdMetadataDocuments.allowPrivateAddresses) {
+    problems.push('CIMD_ALLOW_PRIVATE_ADDRESSES: must be false in production (it lets any client_id URL make this server fetch from private networks)');
   }
   for (const [name, value] of [['SIGN_IN_URL', config.handshake.signInUrl], ['HOST_JWKS_URL', config.handshake.hostJwksUrl]] as const) {
     if (value !== '' && new URL(value).protocol === 'http:' && !isLoopbackHost(new URL(value).hostname)) {
