@@ -14,7 +14,7 @@ import { UserAgent } from '../fixtures/user-agent.js';
  */
 
 const RESOURCE = 'https://mcp.example.com/mcp';
-const OTHER_RESOURCE = 'https://api.example.com/';
+const OTHER_RESOURCE = 'https://api.example.com/v1';
 const ENV = { RESOURCES: `${RESOURCE} ${OTHER_RESOURCE}` };
 const HTTP = { [oauth.allowInsecureRequests]: true } as const;
 
