@@ -1,0 +1,142 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import { specialUseAddress } from './address-policy.js';
+
+/** Why a metadata document could not be fetched; `reason` is safe to show and to log. */
+export class MetadataFetchError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'MetadataFetchError';
+  }
+}
+
+/** How metadata documents are fetched (CIMD_* settings). */
+export interface FetchPolicy {
+  timeoutMs: number;
+  maxBytes: number;
+  /** Development only: connect to special-use addresses too. */
+  allowPrivateAddresses: boolean;
+  /** Extra trusted CA certificates (PEM), added to Node's root store; null for the roots alone. */
+  ca: string | null;
+}
+
+/** A fetched document: its body and the response headers that decide caching. */
+export interface FetchedDocument {
+  body: string;
+  headers: IncomingHttpHeaders;
+}
+
+// draft-ietf-oauth-client-id-metadata-document-02 §4: application/json or application/<AS-defined>+json.
+const JSON_MEDIA = /^application\/([a-z0-9!#$&^_.-]+\+)?json$/;
+
+function refusal(address: string, policy: FetchPolicy): string | null {
+  if (policy.allowPrivateAddresses) return null;
+  const special = specialUseAddress(address);
+  return special ? `the host resolves to a special-use address (${special}), which is never fetched (draft section 8.6)` : null;
+}
+
+/**
+ * A DNS lookup that fails unless every resolved address is allowed: the connection can then only go to
+ * an address that was checked, so a rebinding DNS answer cannot slip a private address past a
+ * pre-resolution check.
+ */
+function guardedLookup(policy: FetchPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, '', 0);
+      if (addresses.length === 0) return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
+      for (const { address } of addresses) {
+        const problem = refusal(address, policy);
+        if (problem) return callback(new MetadataFetchError(problem), '', 0);
+      }
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      const first = addresses[0]!;
+      return callback(null, first.address, first.family);
+    });
+  };
+}
+
+function networkReason(err: unknown): string {
+  if (err instanceof MetadataFetchError) return err.reason;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
+  if (code === 'ECONNREFUSED') return 'the connection was refused';
+  if (code === 'ECONNRESET') return 'the connection was reset';
+  if (typeof code === 'string' && (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL') || code === 'EPROTO')) {
+    return `the TLS connection failed (${code})`;
+  }
+  return code ? `the request failed (${code})` : 'the request failed';
+}
+
+/**
+ * Fetches a client metadata document over https with the safeguards of
+ * draft-ietf-oauth-client-id-metadata-document-02: 200 only, redirects never followed (§5), a JSON
+ * content type (§4), at most `maxBytes` read (§8.7), no special-use addresses (§8.6, checked on every
+ * resolved address and again on the connected socket), all within `timeoutMs`. Throws MetadataFetchError.
+ */
+export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<FetchedDocument> {
+  return new Promise((resolve, reject) => {
+    if (url.protocol !== 'https:') return reject(new MetadataFetchError('only https URLs are fetched'));
+    // Node connects to an IP literal without any lookup, so the literal is checked here.
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host)) {
+      const problem = refusal(host, policy);
+      if (problem) return reject(new MetadataFetchError(problem.replace('the host resolves to', 'the host is')));
+    }
+    let settled = false;
+    const fail = (reason: string) => {
+      if (settled) return;
+      settled = true;
+      req.destroy();
+      reject(new MetadataFetchError(reason));
+    };
+    const req = request(url, {
+      method: 'GET',
+      agent: false,
+      lookup: guardedLookup(policy),
+      ...(policy.ca ? { ca: [...rootCertificates, policy.ca] } : {}),
+      headers: { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'Gatehouse (client metadata document fetch)' },
+    });
+    const timer = setTimeout(() => fail(`no complete answer within ${policy.timeoutMs} ms`), policy.timeoutMs);
+    timer.unref();
+    req.on('socket', (socket) => {
+      socket.once('connect', () => {
+        // Belt and braces beside the lookup: the address actually connected to.
+        const problem = socket.remoteAddress ? refusal(socket.remoteAddress, policy) : 'the connected address is unknown';
+        if (problem) fail(problem.replace('the host resolves to', 'the connection went to'));
+      });
+    });
+    req.on('error', (err) => fail(networkReason(err)));
+    req.on('close', () => clearTimeout(timer));
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400) return fail(`the server answered ${status} (a redirect), and redirects are not followed (draft section 5)`);
+      if (status !== 200) return fail(`the server answered ${status}, not 200 (draft section 5)`);
+      const media = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (!JSON_MEDIA.test(media)) return fail(`the content type is ${media ? `"${media.slice(0, 60)}"` : 'missing'}, not application/json (draft section 4)`);
+      const encoding = String(res.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (encoding !== 'identity' && encoding !== '') return fail(`the response is ${encoding.slice(0, 20)}-encoded; only identity is read`);
+      const declared = Number(res.headers['content-length']);
+      const tooLarge = `the document is larger than ${policy.maxBytes} bytes (draft section 8.7)`;
+      if (Number.isFinite(declared) && declared > policy.maxBytes) return fail(tooLarge);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > policy.maxBytes) return fail(tooLarge);
+        chunks.push(chunk);
+      });
+      res.on('error', (err) => fail(networkReason(err)));
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve({ body: Buffer.concat(chunks).toString('utf8'), headers: res.headers });
+      });
+    });
+    req.end();
+  });
+}
