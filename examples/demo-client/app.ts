@@ -1,0 +1,291 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
+import { errorPage, sessionPage, startPage } from './pages.js';
+
+/**
+ * A tiny OAuth client of Gatehouse for the demo: authorization code + PKCE (S256) with a resource
+ * indicator, as a public client; then it calls the resource server with the access token, and can refresh
+ * and revoke. Tokens stay on the server (in memory), the browser holds only a random session id.
+ */
+
+export interface DemoClientOptions {
+  /** Gatehouse's ISSUER, as the browser reaches it (for /authorize, and the `iss` check of RFC 9207). */
+  issuer: string;
+  /** Where this server reaches Gatehouse's /token and /revoke; the issuer by default (differs in a container network). */
+  backchannelUrl?: string;
+  clientId: string;
+  /** Registered with the client, e.g. http://127.0.0.1:4003/callback. */
+  redirectUri: string;
+  /** The API's resource identifier (RFC 8707), one of Gatehouse's RESOURCES. */
+  resource: string;
+  /** Where this server calls the API; the resource identifier by default. */
+  apiUrl?: string;
+  scope?: string;
+  logger?: boolean;
+}
+
+interface Tokens {
+  accessToken: string;
+  refreshToken: string | null;
+  scope: string;
+  expiresAt: number;
+  sub: string;
+}
+
+interface Session {
+  tokens: Tokens;
+  csrf: string;
+  apiStatus: number | null;
+  apiBody: string | null;
+  message: string | undefined;
+}
+
+export const SESSION_COOKIE = 'demo_client_session';
+export const STATE_COOKIE = 'demo_client_state';
+const PENDING_TTL_MS = 10 * 60_000;
+const MAX_ENTRIES = 1000;
+
+function safeEqual(a: string, b: string): boolean {
+  const hash = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(hash(a), hash(b));
+}
+
+function page(reply: FastifyReply, status: number, html: string): FastifyReply {
+  return reply
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .header('referrer-policy', 'no-referrer')
+    .header('x-content-type-options', 'nosniff')
+    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    .send(html);
+}
+
+/** Builds the demo client (not yet listening). */
+export async function buildDemoClient(options: DemoClientOptions): Promise<FastifyInstance> {
+  const issuer = options.issuer.replace(/\/+$/, '');
+  const backchannel = (options.backchannelUrl ?? issuer).replace(/\/+$/, '');
+  const tokenEndpoint = `${backchannel}/token`;
+  const revocationEndpoint = `${backchannel}/revoke`;
+  const apiUrl = options.apiUrl ?? options.resource;
+  const scope = options.scope ?? 'read';
+  const secure = issuer.startsWith('https:');
+
+  /** state -> PKCE verifier of an authorization request in flight. */
+  const pending = new Map<string, { verifier: string; expiresAt: number }>();
+  const sessions = new Map<string, Session>();
+
+  const app = Fastify({
+    logger: options.logger ? { serializers: { req: (req) => ({ method: req.method, url: req.url.split('?')[0] }) } } : false,
+  });
+  await app.register(cookie);
+  await app.register(formbody);
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    if (err.statusCode !== undefined && err.statusCode < 500) return page(reply, err.statusCode, errorPage('Bad request', err.message));
+    request.log.error({ err }, 'request failed');
+    return page(reply, 500, errorPage('Something went wrong', 'Please try again.'));
+  });
+
+  function remember<V>(map: Map<string, V>, key: string, value: V): void {
+    // Oldest first: a demo keeps a bounded amount in memory.
+    if (map.size >= MAX_ENTRIES) map.delete(map.keys().next().value as string);
+    map.set(key, value);
+  }
+
+  /** A fresh authorization request: state and PKCE (RFC 7636 S256), and the /authorize URL. */
+  function newAuthorizationRequest(reply: FastifyReply): string {
+    const state = randomBytes(32).toString('base64url');
+    const verifier = randomBytes(32).toString('base64url');
+    remember(pending, state, { verifier, expiresAt: Date.now() + PENDING_TTL_MS });
+    // Binds the flow to this browser, so a code injected into another browser is refused (RFC 9700 §4.7).
+    reply.setCookie(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: PENDING_TTL_MS / 1000 });
+    const url = new URL(`${issuer}/authorize`);
+    url.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: options.clientId,
+      redirect_uri: options.redirectUri,
+      scope,
+      state,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      resource: options.resource,
+    }).toString();
+    return url.href;
+  }
+
+  function currentSession(request: FastifyRequest): Session | undefined {
+    const id = request.cookies[SESSION_COOKIE];
+    return id ? sessions.get(id) : undefined;
+  }
+
+  /** POSTs a form to Gatehouse as a public client (client_id in the body, no secret). */
+  async function postForm(url: string, form: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ client_id: options.clientId, ...form }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    let body: Record<string, unknown> = {};
+    try {
+      body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch {
+      body = { error: 'invalid_response', error_description: text.slice(0, 200) };
+    }
+    return { status: res.status, body };
+  }
+
+  function tokensFrom(body: Record<string, unknown>, previous?: Tokens): Tokens {
+    const accessToken = String(body.access_token);
+    // Only for display: the client never trusts claims it reads without verifying (the API verifies).
+    const claims = decodeJwt(accessToken);
+    return {
+      accessToken,
+      refreshToken: typeof body.refresh_token === 'string' ? body.refresh_token : (previous?.refreshToken ?? null),
+      scope: typeof body.scope === 'string' ? body.scope : String(claims.scope ?? ''),
+      expiresAt: Math.floor(Date.now() / 1000) + Number(body.expires_in ?? 0),
+      sub: String(claims.sub ?? ''),
+    };
+  }
+
+  async function callApi(session: Session): Promise<void> {
+    try {
+      const res = await fetch(apiUrl, { headers: { authorization: `Bearer ${session.tokens.accessToken}` }, signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      session.apiStatus = res.status;
+      let shown = text;
+      try {
+        shown = JSON.stringify(JSON.parse(text), null, 2);
+      } catch {
+        // not JSON: shown as it is
+      }
+      const challenge = res.headers.get('www-authenticate');
+      session.apiBody = challenge ? `${shown}\n\nWWW-Authenticate: ${challenge}` : shown;
+    } catch (err) {
+      session.apiStatus = 0;
+      session.apiBody = `the API could not be reached: ${(err as Error).message}`;
+    }
+  }
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/', async (request, reply) => {
+    const session = currentSession(request);
+    if (!session) return page(reply, 200, startPage(newAuthorizationRequest(reply)));
+    const { tokens } = session;
+    const html = sessionPage({
+      sub: tokens.sub,
+      scope: tokens.scope,
+      accessTokenExpiresAt: tokens.expiresAt,
+      hasRefreshToken: tokens.refreshToken !== null,
+      apiStatus: session.apiStatus,
+      apiBody: session.apiBody,
+      message: session.message,
+      csrf: session.csrf,
+    });
+    session.message = undefined;
+    return page(reply, 200, html);
+  });
+
+  const callbackQuery = {
+    type: 'object',
+    properties: {
+      code: { type: 'string', maxLength: 512 },
+      state: { type: 'string', maxLength: 512 },
+      iss: { type: 'string', maxLength: 2048 },
+      error: { type: 'string', maxLength: 256 },
+      error_description: { type: 'string', maxLength: 1024 },
+    },
+  } as const;
+
+  app.get<{ Querystring: { code?: string; state?: string; iss?: string; error?: string; error_description?: string } }>(
+    '/callback',
+    { schema: { querystring: callbackQuery } },
+    async (request, reply) => {
+      const { code, state, iss, error, error_description: description } = request.query;
+      const expectedState = request.cookies[STATE_COOKIE];
+      const flow = state ? pending.get(state) : undefined;
+      if (!state || !expectedState || !safeEqual(state, expectedState) || !flow || flow.expiresAt < Date.now()) {
+        return page(reply, 400, errorPage('Sign-in failed', 'The sign-in answer does not belong to this browser or has expired.'));
+      }
+      pending.delete(state);
+      reply.clearCookie(STATE_COOKIE, { path: '/' });
+      // RFC 9207: the answer must come from the authorization server we sent the user to (mix-up defence).
+      if (iss !== issuer) return page(reply, 400, errorPage('Sign-in failed', 'The sign-in answer did not come from the expected issuer.'));
+      if (error) return page(reply, 400, errorPage('Sign-in was not completed', `${error}${description ? `: ${description}` : ''}`));
+      if (!code) return page(reply, 400, errorPage('Sign-in failed', 'The answer carries no code.'));
+
+      const { status, body } = await postForm(tokenEndpoint, {
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: options.redirectUri,
+        code_verifier: flow.verifier,
+        resource: options.resource,
+      });
+      if (status !== 200 || typeof body.access_token !== 'string') {
+        return page(reply, 400, errorPage('The token request failed', `${String(body.error)}: ${String(body.error_description ?? '')}`));
+      }
+      const session: Session = { tokens: tokensFrom(body), csrf: randomBytes(32).toString('base64url'), apiStatus: null, apiBody: null, message: 'Signed in.' };
+      await callApi(session);
+      const id = randomBytes(32).toString('base64url');
+      remember(sessions, id, session);
+      reply.setCookie(SESSION_COOKIE, id, { httpOnly: true, sameSite: 'lax', secure, path: '/' });
+      return reply.code(303).header('location', '/').send();
+    },
+  );
+
+  const csrfBody = { type: 'object', properties: { csrf: { type: 'string', maxLength: 100 } }, required: ['csrf'] } as const;
+
+  /** The signed-in actions: CSRF-checked, then back to / (POST-redirect-GET). */
+  function action(path: string, run: (session: Session, id: string) => Promise<void>): void {
+    app.post<{ Body: { csrf: string } }>(path, { schema: { body: csrfBody } }, async (request, reply) => {
+      const id = request.cookies[SESSION_COOKIE];
+      const session = id ? sessions.get(id) : undefined;
+      if (!id || !session || !safeEqual(session.csrf, request.body.csrf)) return reply.code(303).header('location', '/').send();
+      await run(session, id);
+      return reply.code(303).header('location', '/').send();
+    });
+  }
+
+  action('/call', async (session) => {
+    await callApi(session);
+  });
+
+  action('/refresh', async (session) => {
+    if (!session.tokens.refreshToken) {
+      session.message = 'There is no refresh token.';
+      return;
+    }
+    // The refresh token rotates: the old one is dead after this.
+    const { status, body } = await postForm(tokenEndpoint, { grant_type: 'refresh_token', refresh_token: session.tokens.refreshToken, resource: options.resource });
+    if (status !== 200 || typeof body.access_token !== 'string') {
+      session.message = `Refresh refused: ${String(body.error)} (${String(body.error_description ?? '')})`;
+      return;
+    }
+    session.tokens = tokensFrom(body, session.tokens);
+    session.message = 'Tokens refreshed; the refresh token was rotated.';
+    await callApi(session);
+  });
+
+  action('/revoke', async (session) => {
+    if (!session.tokens.refreshToken) {
+      session.message = 'There is no refresh token to revoke.';
+      return;
+    }
+    const { status } = await postForm(revocationEndpoint, { token: session.tokens.refreshToken, token_type_hint: 'refresh_token' });
+    session.message =
+      status === 200
+        ? 'Refresh token revoked (RFC 7009): refreshing now fails. The access token still works until it expires, because the API checks it offline.'
+        : `Revocation failed (HTTP ${status}).`;
+  });
+
+  action('/forget', async (_session, id) => {
+    sessions.delete(id);
+  });
+
+  return app;
+}
