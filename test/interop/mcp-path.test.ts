@@ -161,6 +161,12 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
   return { as, client, auth, resource, tokens };
 }
 
+/** RFC 8414 discovery of Gatehouse, as the MCP client does it. */
+async function oauthServerOf(issuer: string): Promise<{ as: oauth.AuthorizationServer }> {
+  const url = new URL(issuer);
+  return { as: await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, { algorithm: 'oauth2', ...HTTP })) };
+}
+
 const loopback = () => `http://127.0.0.1:${randomInt(20000, 60000)}/callback`;
 function otherPort(uri: string): string {
   const url = new URL(uri);
@@ -254,4 +260,77 @@ t.test('an MCP server mounted at the root of its origin, reached by a client tha
   const { resource, tokens } = await connect(t, root.resource, reg, new UserAgent(issuer), { resourceAsHref: true });
   t.equal(resource, `${root.url}/`, 'the client asked for the slash form');
   t.equal((await callMcp(root.resource, tokens.access_token)).status, 200, 'the server accepts the token');
+});
+
+t.test('a client that registers and authorizes without any scope (Claude Code) is told the scope it lacks, and steps up', async (t) => {
+  const stack = await startStack(t);
+  const { as } = await oauthServerOf(stack.issuer);
+  const redirect = loopback();
+  const registered = await oauth.processDynamicClientRegistrationResponse(
+    await oauth.dynamicClientRegistrationRequest(
+      as,
+      { client_name: 'Claude Code', redirect_uris: [redirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+      HTTP,
+    ),
+  );
+  t.notOk(registered.scope, 'no scope registered');
+  const client: oauth.Client = { client_id: registered.client_id };
+  const ua = new UserAgent(stack.issuer);
+  const authorizeFor = async (scope: string | null) => {
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const url = new URL(as.authorization_endpoint!);
+    url.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: client.client_id,
+      redirect_uri: redirect,
+      state,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      resource: stack.mcp.resource,
+      ...(scope === null ? {} : { scope }),
+    }).toString();
+    const params = oauth.validateAuthResponse(as, client, await ua.authorize(url), state);
+    return oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirect, verifier, HTTP));
+  };
+
+  // RFC 6749 §3.3: no scope asked means the client's default scopes, here none.
+  const scopeless = await authorizeFor(null);
+  t.notOk(scopeless.scope, 'a token with no scope');
+  t.equal(decodeJwt(scopeless.access_token).aud, stack.mcp.resource, 'for the resource asked for');
+  const refused = await callMcp(stack.mcp.resource, scopeless.access_token).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  t.type(refused, oauth.WWWAuthenticateChallengeError);
+  t.equal((refused as oauth.WWWAuthenticateChallengeError).status, 403, 'RFC 6750 §3.1 insufficient_scope');
+  const challenge = (refused as oauth.WWWAuthenticateChallengeError).cause[0]!;
+  t.equal(challenge.parameters.error, 'insufficient_scope');
+
+  // The MCP spec's step-up: authorize again for the scope the challenge names.
+  const stepped = await authorizeFor(challenge.parameters.scope!);
+  t.equal(stepped.scope, 'read');
+  t.equal((await callMcp(stack.mcp.resource, stepped.access_token)).status, 200);
+});
+
+t.test('a browser-based MCP client (MCP Inspector) can make every call cross-origin', async (t) => {
+  const stack = await startStack(t);
+  const origin = 'http://localhost:6274';
+  const preflight = async (url: string, method: string, headers: string) => {
+    const res = await fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers } });
+    t.ok(res.status === 204 || res.status === 200, `preflight ${method} ${new URL(url).pathname}: ${res.status}`);
+    t.equal(res.headers.get('access-control-allow-origin'), '*', `${new URL(url).pathname}: any origin`);
+    const allowed = (res.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+    for (const h of headers.split(',')) t.ok(allowed.includes(h.trim()), `${new URL(url).pathname} allows the ${h} header`);
+  };
+  // The MCP SDK sends MCP-Protocol-Version on its discovery requests; the token request carries Basic credentials.
+  await preflight(`${stack.issuer}/.well-known/oauth-authorization-server`, 'GET', 'mcp-protocol-version');
+  await preflight(`${stack.issuer}/register`, 'POST', 'content-type');
+  await preflight(`${stack.issuer}/token`, 'POST', 'authorization,content-type');
+  await preflight(`${stack.issuer}/revoke`, 'POST', 'authorization,content-type');
+  const metadata = await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`, { headers: { origin } });
+  t.equal(metadata.headers.get('access-control-allow-origin'), '*');
+  const token = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token&refresh_token=x&client_id=nobody' });
+  t.equal(token.headers.get('access-control-allow-origin'), '*', 'errors are readable cross-origin too');
+  t.match((token.headers.get('access-control-expose-headers') ?? '').toLowerCase(), /www-authenticate/);
 });

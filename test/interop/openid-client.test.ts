@@ -13,9 +13,9 @@ import { UserAgent } from '../fixtures/user-agent.js';
  * to permit `http://127.0.0.1` URLs; no other check is relaxed.
  *
  * Discovery uses `algorithm: 'oauth2'` (RFC 8414, /.well-known/oauth-authorization-server): Gatehouse
- * is an OAuth 2.1 authorization server that issues no ID tokens, and these flows do not ask for any
- * (no `openid` scope, no nonce). openid-client's default `oidc` discovery of the same issuer is checked
- * once, to show both documents agree.
+ * is an OAuth 2.1 authorization server that issues no ID tokens. openid-client demands an ID token only
+ * when asked to (an expected nonce, max_age or idTokenExpected), which these flows never do, so its
+ * default `oidc` discovery would work too; it is run once, to show both documents agree.
  */
 
 const RESOURCE = 'https://mcp.example.com/mcp';
