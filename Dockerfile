@@ -9,6 +9,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY migrations ./migrations
+# The example host app, resource server and demo client (the compose `demo` profile runs them from this image).
+COPY examples ./examples
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS deps

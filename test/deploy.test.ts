@@ -1,6 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { schemaLeaves } from '../src/config.js';
+import { readClientsFile } from '../src/clients/clients-file.js';
+import { loadConfig, schemaLeaves } from '../src/config.js';
+import { metadataPolicy } from '../src/oauth/client-metadata.js';
 
 const root = new URL('../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -32,8 +35,53 @@ t.test('the Dockerfile runs what the build produces and the tests exercise', asy
   }
 });
 
+/** One service of docker-compose.yml, read line by line (the file keeps to plain two-space YAML). */
+interface ComposeService {
+  env: Map<string, string>;
+  entrypoint: string[] | null;
+  profiles: string[];
+  volumes: string[];
+}
+
+/** `${NAME:-default}` as compose resolves it with NAME unset. */
+function composeDefault(value: string): string {
+  return value.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1').replace(/^'(.*)'$/, '$1').replace(/^"(.*)"$/, '$1');
+}
+
+function composeServices(text: string): Map<string, ComposeService> {
+  const services = new Map<string, ComposeService>();
+  const body = text.slice(text.indexOf('\nservices:\n'), text.indexOf('\nvolumes:\n'));
+  let current: ComposeService | undefined;
+  let section = '';
+  for (const line of body.split('\n')) {
+    const name = /^ {2}([a-z][a-z0-9-]*):$/.exec(line);
+    if (name) {
+      current = { env: new Map(), entrypoint: null, profiles: [], volumes: [] };
+      services.set(name[1]!, current);
+      continue;
+    }
+    if (!current) continue;
+    const key = /^ {4}([a-z_]+):(.*)$/.exec(line);
+    if (key) {
+      section = key[1]!;
+      if (section === 'entrypoint') current.entrypoint = JSON.parse(key[2]!.trim()) as string[];
+      if (section === 'profiles') current.profiles = JSON.parse(key[2]!.trim()) as string[];
+      continue;
+    }
+    const env = /^ {6}([A-Z][A-Z0-9_]*): (.*)$/.exec(line);
+    if (section === 'environment' && env) current.env.set(env[1]!, composeDefault(env[2]!.trim()));
+    const volume = /^ {6}- (\S+)$/.exec(line);
+    if (section === 'volumes' && volume) current.volumes.push(volume[1]!);
+  }
+  return services;
+}
+
+const services = composeServices(compose);
+/** Services running an example (the demo profile) rather than Gatehouse: `node dist/examples/<name>/server.js`. */
+const exampleServices = [...services].filter(([, s]) => s.entrypoint?.[0] === 'node');
+
 t.test('docker-compose.yml uses only real settings and commands', async (t) => {
-  const envNames = [...compose.matchAll(/^ {6}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]!);
+  const envNames = [...services].filter(([, s]) => s.entrypoint === null).flatMap(([, s]) => [...s.env.keys()]);
   t.ok(envNames.length > 0);
   for (const name of envNames.filter((n) => !n.startsWith('POSTGRES_'))) t.ok(knownEnv.has(name), `${name} is a configuration variable`);
   t.match(compose, /command: \["migrate", "up"\]/, 'the one-shot migrate service uses the CLI');
@@ -41,6 +89,45 @@ t.test('docker-compose.yml uses only real settings and commands', async (t) => {
   t.match(compose, /condition: service_healthy/);
   t.match(compose, /condition: service_completed_successfully/);
   t.match(compose, /"127\.0\.0\.1:4000:4000"/, 'published on loopback only');
+});
+
+t.test('the demo profile runs examples the image builds, wired to Gatehouse consistently', async (t) => {
+  t.same(exampleServices.map(([name]) => name).sort(), ['demo-client', 'host-app', 'resource-server']);
+  t.match(dockerfile, /^COPY examples \.\/examples$/m, 'the build stage compiles the examples');
+  for (const [name, service] of exampleServices) {
+    t.same(service.profiles, ['demo'], `${name} runs only with --profile demo`);
+    const script = service.entrypoint![1]!;
+    t.match(script, /^dist\/examples\/[a-z-]+\/server\.js$/, `${name} runs an example's server`);
+    t.ok(existsSync(new URL(script, root)), `${name}: the build produced ${script}`);
+    const source = read(script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+    for (const envName of service.env.keys()) t.match(source, new RegExp(`process\\.env\\.${envName}\\b`), `${name}: ${envName} is read by its server`);
+    t.equal(service.env.get('HOST'), '0.0.0.0', `${name} listens on the container network`);
+    t.match(compose, new RegExp(`"127\\.0\\.0\\.1:${service.env.get('PORT')}:${service.env.get('PORT')}"`), `${name} is published on loopback only`);
+  }
+
+  const gatehouse = services.get('gatehouse')!;
+  const host = services.get('host-app')!;
+  const api = services.get('resource-server')!;
+  const client = services.get('demo-client')!;
+  const issuer = composeDefault('${ISSUER:-http://localhost:4000}');
+  t.equal(gatehouse.env.get('ISSUER'), issuer);
+  for (const service of [host, api, client]) t.equal(service.env.get('GATEHOUSE_ISSUER'), issuer, 'the examples know the issuer');
+  t.equal(host.env.get('HOST_ID'), gatehouse.env.get('HOST_ID'), 'one HOST_ID');
+  t.equal(host.env.get('HANDSHAKE_SECRET'), gatehouse.env.get('HANDSHAKE_SECRET'), 'one handshake secret');
+  t.equal(gatehouse.env.get('SIGN_IN_URL'), `http://localhost:${host.env.get('PORT')}/login`, 'Gatehouse sends sign-ins to the host app');
+  t.equal(api.env.get('RESOURCE_URL'), gatehouse.env.get('RESOURCES'), "the API's resource is Gatehouse's resource");
+  t.equal(client.env.get('RESOURCE_URL'), api.env.get('RESOURCE_URL'), 'the client asks for that resource');
+  t.equal(api.env.get('JWKS_URI'), 'http://gatehouse:4000/.well-known/jwks.json', 'the API reaches the keys over the compose network');
+  const config = loadConfig({ ...Object.fromEntries(gatehouse.env), NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/x' }).config;
+  t.equal(config.handshake.signInUrl, gatehouse.env.get('SIGN_IN_URL'), "Gatehouse's demo settings pass its production checks");
+
+  const mount = gatehouse.volumes.find((v) => v.endsWith(`:${gatehouse.env.get('CLIENTS_FILE')}:ro`));
+  t.ok(mount, 'the clients file is mounted read-only where CLIENTS_FILE points');
+  const clients = await readClientsFile(fileURLToPath(new URL(mount!.split(':')[0]!, root)), metadataPolicy(config));
+  const demo = clients.find((c) => c.clientId === client.env.get('CLIENT_ID'));
+  t.ok(demo, 'the demo client is registered');
+  t.ok(demo!.metadata.redirect_uris.includes(client.env.get('REDIRECT_URI')!), 'with the redirect URI the client uses');
+  t.equal(demo!.metadata.token_endpoint_auth_method, 'none', 'as a public client');
 });
 
 t.test('README shows the start and test commands that package.json defines', async (t) => {

@@ -4,19 +4,17 @@ import { buildHostApp } from './app.js';
  * Runs the example host app. Environment: GATEHOUSE_ISSUER, HOST_ID and HANDSHAKE_SECRET (the same values
  * Gatehouse has as ISSUER, HOST_ID and HANDSHAKE_SECRET), PORT (4001), HOST (127.0.0.1), SECURE_COOKIES.
  */
-function required(name: string): string {
-  const value = process.env[name];
-  if (!value) {
-    process.stderr.write(`host-app: ${name} is required\n`);
-    process.exit(2);
-  }
-  return value;
+const gatehouseIssuer = process.env.GATEHOUSE_ISSUER;
+const handshakeSecret = process.env.HANDSHAKE_SECRET;
+if (!gatehouseIssuer || !handshakeSecret) {
+  process.stderr.write('host-app: GATEHOUSE_ISSUER and HANDSHAKE_SECRET are required\n');
+  process.exit(2);
 }
 
 const app = await buildHostApp({
-  gatehouseIssuer: required('GATEHOUSE_ISSUER'),
+  gatehouseIssuer,
   hostId: process.env.HOST_ID || 'host',
-  handshakeSecret: required('HANDSHAKE_SECRET'),
+  handshakeSecret,
   secureCookies: process.env.SECURE_COOKIES === 'true',
   logger: true,
 });
