@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import t from 'tap';
-import { listenGatehouse } from '../fixtures/listen.js';
+import { listenGatehouse, listenGatehouseBehindPath } from '../fixtures/listen.js';
 import { UserAgent } from '../fixtures/user-agent.js';
 
 /**
@@ -180,4 +180,48 @@ t.test('oauth4webapi reads Gatehouse errors: a denied consent, a wrong secret, a
   // RFC 6749 §4.1.2: a code is single use.
   const replay = await oauth.authorizationCodeGrantRequest(as, client, auth, params, redirectUri, verifier, HTTP);
   await t.rejects(oauth.processAuthorizationCodeResponse(as, client, replay), { code: oauth.RESPONSE_BODY_ERROR, error: 'invalid_grant' });
+});
+
+t.test('oauth4webapi with a path issuer behind a path-stripping proxy (RFC 8414 §3.1 path-inserted discovery)', async (t) => {
+  const { issuer } = await listenGatehouseBehindPath(t, ENV, '/auth');
+  const issuerUrl = new URL(issuer);
+  const as = await oauth.processDiscoveryResponse(issuerUrl, await oauth.discoveryRequest(issuerUrl, { algorithm: 'oauth2', ...HTTP }));
+  t.equal(as.issuer, issuer);
+  t.equal(as.token_endpoint, `${issuer}/token`);
+  // OpenID Connect Discovery §4 appends the well-known path to the issuer's instead.
+  const oidc = await oauth.processDiscoveryResponse(issuerUrl, await oauth.discoveryRequest(issuerUrl, { algorithm: 'oidc', ...HTTP }));
+  t.equal(oidc.issuer, issuer);
+
+  const redirectUri = 'http://127.0.0.1:43117/callback';
+  const registered = await oauth.processDynamicClientRegistrationResponse(
+    await oauth.dynamicClientRegistrationRequest(as, { client_name: 'Path issuer client', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] }, HTTP),
+  );
+  t.equal(new URL(String(registered.registration_client_uri)).pathname, `/auth/register/${registered.client_id}`, 'RFC 7592 URI under the issuer path');
+  const client: oauth.Client = { client_id: registered.client_id };
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(as.authorization_endpoint!);
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: client.client_id,
+    redirect_uri: redirectUri,
+    scope: 'read',
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    resource: RESOURCE,
+  }).toString();
+  const ua = new UserAgent(issuer);
+  const callback = await ua.authorize(url);
+  t.ok(
+    ua.hops.every((hop) => !hop.url.startsWith(issuerUrl.origin) || new URL(hop.url).pathname.startsWith('/auth/')),
+    'every page and form of the flow stays under the issuer path',
+  );
+  const params = oauth.validateAuthResponse(as, client, callback, state);
+  const tokens = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri, verifier, HTTP));
+  const claims = await oauth.validateJwtAccessToken(as, new Request(RESOURCE, { headers: { authorization: `Bearer ${tokens.access_token}` } }), RESOURCE, HTTP);
+  t.equal(claims.iss, issuer, 'iss is the path issuer');
+  const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token!, HTTP));
+  t.type(refreshed.access_token, 'string');
+  await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, oauth.None(), refreshed.refresh_token!, HTTP));
 });
