@@ -225,3 +225,38 @@ t.test('oauth4webapi with a path issuer behind a path-stripping proxy (RFC 8414 
   t.type(refreshed.access_token, 'string');
   await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, oauth.None(), refreshed.refresh_token!, HTTP));
 });
+
+t.test('oauth4webapi: a request without state gets a response without state; prompt=none without a session is login_required', async (t) => {
+  const { issuer } = await listenGatehouse(t, ENV);
+  const issuerUrl = new URL(issuer);
+  const as = await oauth.processDiscoveryResponse(issuerUrl, await oauth.discoveryRequest(issuerUrl, { algorithm: 'oauth2', ...HTTP }));
+  const redirectUri = 'https://client.example.com/oauth/callback';
+  const registered = await oauth.processDynamicClientRegistrationResponse(
+    await oauth.dynamicClientRegistrationRequest(as, { client_name: 'Stateless', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none' }, HTTP),
+  );
+  const client: oauth.Client = { client_id: registered.client_id };
+  const verifier = oauth.generateRandomCodeVerifier();
+  const request = async (extra: Record<string, string> = {}) => {
+    const url = new URL(as.authorization_endpoint!);
+    url.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: client.client_id,
+      redirect_uri: redirectUri,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      ...extra,
+    }).toString();
+    return url;
+  };
+
+  // PKCE protects the flow, so state is optional (OAuth 2.1 §4.1.1); none sent, none may come back.
+  const silent = await new UserAgent(issuer).authorize(await request({ prompt: 'none' }));
+  t.throws(() => oauth.validateAuthResponse(as, client, silent, oauth.expectNoState), { code: oauth.AUTHORIZATION_RESPONSE_ERROR, error: 'login_required' });
+  const callback = await new UserAgent(issuer).authorize(await request());
+  t.notOk(callback.searchParams.has('state'), 'no state parameter at all');
+  const params = oauth.validateAuthResponse(as, client, callback, oauth.expectNoState);
+  const tokens = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri, verifier, HTTP));
+  // No resource asked: the default resource (the first of RESOURCES), RFC 9068 §3.
+  const claims = await oauth.validateJwtAccessToken(as, new Request(RESOURCE, { headers: { authorization: `Bearer ${tokens.access_token}` } }), RESOURCE, HTTP);
+  t.equal(claims.aud, RESOURCE);
+});
