@@ -67,3 +67,34 @@ export async function touchClientLastUsed(db: Db, clientId: string, minIntervalS
     )
     .execute();
 }
+
+/** The metadata columns a metadata document sets (ClientMetadata of src/oauth/client-metadata.ts). */
+type MetadataColumns = Omit<NewClientRow, 'client_id' | 'secret_hash' | 'source' | 'created_at' | 'updated_at' | 'secret_rotated_at' | 'last_used_at' | 'disabled_at' | 'registration_access_token_hash'>;
+
+/**
+ * Creates or refreshes the row of a client resolved from its metadata document, in one statement so
+ * replicas resolving the same client at once neither fail nor duplicate it. A refresh changes only the
+ * metadata columns (an operator's disabled_at stays). A client of another source with that id
+ * (pre-registered by an operator) is never overwritten: undefined is returned then.
+ */
+export async function upsertMetadataDocumentClient(db: Db, clientId: string, metadata: MetadataColumns): Promise<ClientRow | undefined> {
+  return db
+    .insertInto('clients')
+    .values({
+      ...metadata,
+      client_id: clientId,
+      secret_hash: null,
+      source: 'metadata_document',
+      secret_rotated_at: null,
+      last_used_at: null,
+      disabled_at: null,
+    })
+    .onConflict((oc) =>
+      oc
+        .column('client_id')
+        .doUpdateSet({ ...metadata, updated_at: sql<Date>`now()` })
+        .where('clients.source', '=', 'metadata_document'),
+    )
+    .returningAll()
+    .executeTakeFirst();
+}

@@ -1,7 +1,10 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
-/** Where a client's registration came from. */
-export type ClientSource = 'admin' | 'file' | 'registration';
+/**
+ * Where a client's registration came from. `metadata_document`: resolved from the Client ID Metadata
+ * Document its client_id URL names, and refreshed from it (draft-ietf-oauth-client-id-metadata-document).
+ */
+export type ClientSource = 'admin' | 'file' | 'registration' | 'metadata_document';
 
 /** Row of `clients`: one OAuth client. Secrets are stored only as SHA-256 hashes. */
 export interface ClientTable {
