@@ -62,8 +62,8 @@ export function unverifiableRedirect(client: Pick<Client, 'token_endpoint_auth_m
 export async function needsConsent(app: FastifyInstance, client: Client, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
   // OIDC Core §3.1.2.1: prompt=consent always asks, even a first-party client.
   if (pending.prompt === 'consent') return true;
-  // Dynamically registered clients never skip consent, whatever their flag says.
-  if (client.skip_consent && client.source !== 'registration') return false;
+  // Dynamically registered and metadata-document clients never skip consent, whatever their flag says.
+  if (client.skip_consent && client.source !== 'registration' && client.source !== 'metadata_document') return false;
   // Remembered consent is not trusted when another local app could be posing as this client.
   if (unverifiableRedirect(client, pending.redirect_uri)) return true;
   return !(await consentCovers(app, pending, sub));

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { ClientRow, ClientSource, ClientUpdate } from '../db/tables/client.table.js';
@@ -9,6 +10,15 @@ import {
   usesSecret,
   validateClientMetadata,
 } from '../oauth/client-metadata.js';
+import {
+  type CacheBounds,
+  CLIENT_ID_URL_PREFIX,
+  cacheLifetime,
+  clientIdUrlProblem,
+  MetadataDocumentError,
+  metadataFromDocument,
+} from '../oauth/client-id-metadata-document.js';
+import { type FetchedDocument, type FetchPolicy, fetchMetadataDocument, MetadataFetchError } from '../oauth/metadata-document-fetch.js';
 import { generateClientId, generateClientSecret, hashSecret } from '../oauth/secrets.js';
 import {
   createClient,
@@ -19,6 +29,7 @@ import {
   setClientDisabled,
   touchClientLastUsed,
   updateClient,
+  upsertMetadataDocumentClient,
 } from '../repositories/client.repository.js';
 import { TtlCache } from './ttl-cache.js';
 
@@ -42,10 +53,18 @@ export class ClientServiceError extends Error {
   }
 }
 
+/**
+ * The answer of `resolve`: the client, or why there is none. `problem` is null for a plain unknown id,
+ * or says why a client identifier URL could not be used (safe to show: it never holds a secret).
+ */
+export type ClientLookup = { client: Client; problem?: undefined } | { client: undefined; problem: string | null };
+
 /** Tuning and test seams of a ClientService. */
 export interface ClientServiceOptions {
-  /** Where background failures are reported (the app's pino logger fits). */
-  log?: { debug(obj: object, msg: string): void };
+  /** Where background and metadata-document fetch failures are reported (the app's pino logger fits). */
+  log?: { debug(obj: object, msg: string): void; info?(obj: object, msg: string): void };
+  /** Fetches a metadata document (tests replace it to count fetches); fetchMetadataDocument by default. */
+  fetchDocument?: (url: URL, policy: FetchPolicy) => Promise<FetchedDocument>;
   /** Most clients kept in memory (default 10,000). */
   maxEntries?: number;
   /** Clock in ms, for tests. */
@@ -57,6 +76,14 @@ const TOUCH_INTERVAL_SECONDS = 3600;
 /** Unknown ids are remembered briefly, so a flood of one bad id costs one query per few seconds. */
 const NEGATIVE_TTL_SECONDS = 5;
 const MAX_NEGATIVE_ENTRIES = 1000;
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`CIMD_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
 
 function freeze(row: ClientRow): Client {
   for (const value of Object.values(row)) if (Array.isArray(value)) Object.freeze(value);
@@ -77,16 +104,27 @@ export class ClientService {
   private readonly cache: TtlCache<Client>;
   private readonly misses = new TtlCache<true>(MAX_NEGATIVE_ENTRIES);
   private readonly touched: TtlCache<true>;
-  private readonly loading = new Map<string, Promise<Client | undefined>>();
+  private readonly loading = new Map<string, Promise<ClientLookup>>();
+  /** CIMD_* settings; null when Client ID Metadata Documents are off. */
+  private readonly cimd: { fetch: FetchPolicy; cache: CacheBounds } | null;
+  private readonly fetchDocument: NonNullable<ClientServiceOptions['fetchDocument']>;
   private readonly pending = new Set<Promise<void>>();
   /** Bumped by every invalidation, so a load that raced with a change is not cached. */
   private generation = 0;
 
   constructor(
     private readonly db: Db,
-    config: Pick<Config, 'clients' | 'scopes' | 'resources'>,
+    config: Pick<Config, 'clients' | 'scopes' | 'resources'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>,
     options: ClientServiceOptions = {},
   ) {
+    const cimd = config.clientIdMetadataDocuments;
+    this.cimd = cimd?.enabled
+      ? {
+          fetch: { timeoutMs: cimd.fetchTimeout, maxBytes: cimd.maxBytes, allowPrivateAddresses: cimd.allowPrivateAddresses, ca: cimd.caFile ? readCaFile(cimd.caFile) : null },
+          cache: { min: cimd.cacheMin, max: cimd.cacheMax, default: cimd.cacheDefault },
+        }
+      : null;
+    this.fetchDocument = options.fetchDocument ?? fetchMetadataDocument;
     this.policy = metadataPolicy(config);
     this.ttlMs = config.clients.cacheTtl * 1000;
     this.negativeTtlMs = Math.min(config.clients.cacheTtl, NEGATIVE_TTL_SECONDS) * 1000;
@@ -98,12 +136,22 @@ export class ClientService {
 
   /** A client by id, from the cache when fresh (no database query), else loaded once and cached. Disabled clients are returned too: callers check `disabled_at`. */
   async get(clientId: string): Promise<Client | undefined> {
-    if (!CLIENT_ID_FORM.test(clientId)) return undefined;
+    return (await this.resolve(clientId)).client;
+  }
+
+  /**
+   * Like `get`, and says why there is no client. With CIMD_ENABLED, a client_id starting with https://
+   * that no operator registered is resolved from its Client ID Metadata Document
+   * (draft-ietf-oauth-client-id-metadata-document-02 §5): fetched, validated, upserted into `clients`
+   * (its grants reference it) and cached as its HTTP cache headers allow, within CIMD_CACHE_*.
+   */
+  async resolve(clientId: string): Promise<ClientLookup> {
+    if (!CLIENT_ID_FORM.test(clientId)) return { client: undefined, problem: null };
     const now = this.now();
     const hit = this.cache.get(clientId, now);
-    if (hit) return hit;
-    if (this.misses.get(clientId, now)) return undefined;
-    // Concurrent misses for one id share one query.
+    if (hit) return { client: hit };
+    if (this.misses.get(clientId, now)) return this.unknown(clientId);
+    // Concurrent misses for one id share one query (and one document fetch).
     let load = this.loading.get(clientId);
     if (!load) {
       const started = this.load(clientId);
@@ -115,15 +163,56 @@ export class ClientService {
     return load;
   }
 
-  private async load(clientId: string): Promise<Client | undefined> {
+  private async load(clientId: string): Promise<ClientLookup> {
     const generation = this.generation;
     const row = await findClientById(this.db, clientId);
-    const client = row ? freeze(row) : undefined;
-    if (generation !== this.generation) return client;
-    const now = this.now();
-    if (client) this.cache.set(clientId, client, now + this.ttlMs);
-    else this.misses.set(clientId, true, now + this.negativeTtlMs);
-    return client;
+    if (row?.source === 'metadata_document' || (!row && this.cimd && clientId.startsWith(CLIENT_ID_URL_PREFIX))) {
+      // With CIMD off, a row left from when it was on is not trusted: its document is no longer checked.
+      if (!this.cimd) return this.cacheLookup(clientId, undefined, generation);
+      return this.loadFromDocument(clientId, generation);
+    }
+    return this.cacheLookup(clientId, row ? freeze(row) : undefined, generation);
+  }
+
+  private cacheLookup(clientId: string, client: Client | undefined, generation: number, ttlMs = this.ttlMs): ClientLookup {
+    if (generation === this.generation) {
+      const now = this.now();
+      if (client && ttlMs > 0) this.cache.set(clientId, client, now + ttlMs);
+      else if (!client) this.misses.set(clientId, true, now + this.negativeTtlMs);
+    }
+    return client ? { client } : this.unknown(clientId);
+  }
+
+  private unknown(clientId: string): ClientLookup {
+    if (this.cimd && /^http:\/\//i.test(clientId)) return { client: undefined, problem: 'a client identifier URL must use the https scheme (draft section 3)' };
+    return { client: undefined, problem: null };
+  }
+
+  /**
+   * Fetches, validates and stores a metadata-document client. Nothing about a failure is cached
+   * (draft §5.2: error responses and invalid documents MUST NOT be cached); only concurrent lookups
+   * share one fetch, and the per-address rate limit of /authorize bounds how often a bad id is fetched.
+   */
+  private async loadFromDocument(clientId: string, generation: number): Promise<ClientLookup> {
+    const cimd = this.cimd!;
+    const urlProblem = clientIdUrlProblem(clientId);
+    if (urlProblem) return { client: undefined, problem: urlProblem };
+    let fetched: FetchedDocument;
+    let metadata;
+    try {
+      fetched = await this.fetchDocument(new URL(clientId), cimd.fetch);
+      metadata = metadataFromDocument(clientId, fetched.body, this.policy);
+    } catch (err) {
+      if (!(err instanceof MetadataFetchError || err instanceof MetadataDocumentError)) throw err;
+      // The URL is the client's public identifier and the reason names a rule: neither is a secret.
+      this.log?.info?.({ clientId, reason: err.reason }, 'client metadata document refused');
+      return { client: undefined, problem: `the client metadata document could not be used: ${err.reason}` };
+    }
+    const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata)) ?? (await findClientById(this.db, clientId));
+    // An operator registered this id meanwhile: their client wins, as a pre-registered one does (draft §7.2).
+    if (!row) return { client: undefined, problem: null };
+    const ttlMs = row.source === 'metadata_document' ? cacheLifetime(fetched.headers, cimd.cache, this.now()) * 1000 : this.ttlMs;
+    return this.cacheLookup(clientId, freeze(row), generation, ttlMs);
   }
 
   /** Drops cached entries (one id, or all) so the next `get` reads the database. */

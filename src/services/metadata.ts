@@ -8,19 +8,21 @@ export interface Features {
   revocation: boolean;
   introspection: boolean;
   registration: boolean;
+  /** Client ID Metadata Documents (CIMD_ENABLED). */
+  clientIdMetadataDocuments: boolean;
 }
 
 /** The features this build serves whatever the configuration says. */
-export const FEATURES: Omit<Features, 'registration'> = {
+export const FEATURES: Omit<Features, 'registration' | 'clientIdMetadataDocuments'> = {
   authorizationCode: true,
   refreshTokens: true,
   revocation: true,
   introspection: false,
 };
 
-/** The features a configuration turns on: the build's, plus dynamic registration when DCR_ENABLED. */
-export function featuresOf(config: Pick<Config, 'registration'>): Features {
-  return { ...FEATURES, registration: config.registration.enabled };
+/** The features a configuration turns on: the build's, plus dynamic registration (DCR_ENABLED) and metadata documents (CIMD_ENABLED). */
+export function featuresOf(config: Pick<Config, 'registration'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>): Features {
+  return { ...FEATURES, registration: config.registration.enabled, clientIdMetadataDocuments: config.clientIdMetadataDocuments?.enabled ?? false };
 }
 
 /** RFC 8414 authorization server metadata, built once from configuration. */
@@ -55,6 +57,8 @@ export function authorizationServerMetadata(config: Readonly<Config>, features: 
   doc.code_challenge_methods_supported = ['S256'];
   // RFC 9207: `iss` in authorization responses.
   doc.authorization_response_iss_parameter_supported = true;
+  // draft-ietf-oauth-client-id-metadata-document-02 §6: only while metadata documents are resolved.
+  if (features.clientIdMetadataDocuments) doc.client_id_metadata_document_supported = true;
   return doc;
 }
 
