@@ -56,15 +56,19 @@ function defaultClientName(body: Record<string, unknown>): string {
 }
 
 /**
- * Whether redirect URIs are all a native app's (RFC 8252 §7.1 private-use scheme or §7.3 loopback http):
- * MCP clients register such URIs without saying application_type "native".
+ * Whether redirect URIs are a native app's: all RFC 8252 §7.1 private-use scheme or §7.3 loopback http,
+ * or, for a public client, such URIs beside §7.2 claimed https ones (VS Code registers its https broker
+ * pages with its loopback URIs). MCP clients register these without saying application_type "native".
  */
-export function looksNative(uris: unknown): boolean {
+export function looksNative(uris: unknown, authMethod?: unknown): boolean {
   if (!Array.isArray(uris) || uris.length === 0) return false;
-  return uris.every((uri) => {
-    if (typeof uri !== 'string' || redirectUriProblem(uri, 'native') !== null) return false;
-    return new URL(uri).protocol !== 'https:';
+  const kinds = uris.map((uri) => {
+    if (typeof uri !== 'string' || redirectUriProblem(uri, 'native') !== null) return 'invalid';
+    return new URL(uri).protocol === 'https:' ? 'https' : 'native';
   });
+  if (kinds.includes('invalid') || !kinds.includes('native')) return false;
+  // RFC 8252 §8.4: native apps are public clients; a confidential client mixing https and loopback stays web.
+  return kinds.every((kind) => kind === 'native') || authMethod === 'none';
 }
 
 /** What a registration (or RFC 7592 update) request asks for, as validateClientMetadata input. */
@@ -86,7 +90,7 @@ export function metadataFromRegistration(body: Record<string, unknown>): Registr
   metadata.name = present(body.client_name) ? body.client_name : defaultClientName(body);
   const scopes = scopeTokens(body.scope) ?? [];
   metadata.scopes = scopes;
-  if (!present(body.application_type) && looksNative(body.redirect_uris)) metadata.application_type = 'native';
+  if (!present(body.application_type) && looksNative(body.redirect_uris, body.token_endpoint_auth_method)) metadata.application_type = 'native';
   metadata.skip_consent = false;
   return { metadata, scopes };
 }

@@ -64,11 +64,12 @@ type Method = 'none' | 'client_secret_post' | 'client_secret_basic';
 
 interface Registration {
   method: Method;
-  /** The redirect URI registered. */
-  registered: string;
+  /** The redirect URI registered (or several: the first names the registration's kind). */
+  registered: string | string[];
   /** The redirect URI used at authorization (differs only in port for a native loopback client). */
   used: string;
   applicationType?: 'native';
+  clientName?: string;
 }
 
 /** What an MCP client holds after connecting. */
@@ -115,8 +116,8 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
     await oauth.dynamicClientRegistrationRequest(
       as,
       {
-        client_name: `MCP client (${reg.method})`,
-        redirect_uris: [reg.registered],
+        client_name: reg.clientName ?? `MCP client (${reg.method})`,
+        redirect_uris: [reg.registered].flat(),
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: reg.method,
@@ -127,7 +128,8 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
   );
   t.equal(registered.token_endpoint_auth_method, reg.method);
   // Loopback redirects make a native client even when application_type is not sent (MCP clients omit it).
-  t.equal(registered.application_type, reg.registered.startsWith('http://127.0.0.1:') ? 'native' : 'web');
+  const nativeLooking = [reg.registered].flat().some((uri) => uri.startsWith('http://127.0.0.1'));
+  t.equal(registered.application_type, nativeLooking ? 'native' : 'web');
   const client: oauth.Client = { client_id: registered.client_id };
   const auth = clientAuth(reg.method, registered.client_secret);
 
@@ -192,6 +194,17 @@ for (const method of ['none', 'client_secret_post', 'client_secret_basic'] as co
   ]);
   registrations.push([`${method}, https redirect (claude.ai's shape)`, () => ({ method, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK })]);
 }
+// VS Code registers its https broker pages and loopback URIs together, public, without application_type,
+// then listens on whatever loopback port is free (RFC 8252 §7.2 and §7.3 in one native app).
+const VSCODE_REDIRECTS = ['https://insiders.vscode.dev/redirect', 'https://vscode.dev/redirect', 'http://127.0.0.1/', 'http://127.0.0.1:33418/'];
+registrations.push([
+  "none, VS Code's registration (https broker and loopback), on a random loopback port",
+  () => ({ method: 'none', registered: VSCODE_REDIRECTS, used: `http://127.0.0.1:${randomInt(20000, 60000)}/`, clientName: 'Visual Studio Code' }),
+]);
+registrations.push([
+  "none, VS Code's registration (https broker and loopback), through its https broker",
+  () => ({ method: 'none', registered: VSCODE_REDIRECTS, used: 'https://vscode.dev/redirect', clientName: 'Visual Studio Code' }),
+]);
 
 t.test('MCP client path: 401 → RFC 9728 → RFC 8414 → DCR → code + PKCE + resource → call → refresh', async (t) => {
   const stack = await startStack(t);
@@ -200,7 +213,7 @@ t.test('MCP client path: 401 → RFC 9728 → RFC 8414 → DCR → code + PKCE +
       const reg = make();
       const { as, client, auth, resource, tokens } = await connect(t, stack.mcp.resource, reg, new UserAgent(stack.issuer));
       t.equal(resource, stack.mcp.resource);
-      if (reg.used !== reg.registered) t.not(new URL(reg.used).port, new URL(reg.registered).port, 'authorized on another port than registered');
+      if (typeof reg.registered === 'string' && reg.used !== reg.registered) t.not(new URL(reg.used).port, new URL(reg.registered).port, 'authorized on another port than registered');
 
       const ok = await callMcp(stack.mcp.resource, tokens.access_token);
       t.equal(ok.status, 200, 'the MCP server accepts the token');

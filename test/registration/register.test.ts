@@ -69,6 +69,11 @@ t.test('RFC 7591 §2 defaults: authorization_code, code, client_secret_basic; a 
   t.same(machine.response_types, []);
   const mixed = await register(app, { redirect_uris: ['https://app.example.com/cb', 'http://127.0.0.1/cb'] });
   t.equal(mixed.json().error, 'invalid_redirect_uri', 'mixed web and loopback redirects are not inferred native');
+  // VS Code's registration: a public native app with claimed https (RFC 8252 §7.2) and loopback (§7.3) redirects.
+  const vscode = await registered(app, { redirect_uris: ['https://vscode.dev/redirect', 'http://127.0.0.1/'], token_endpoint_auth_method: 'none' });
+  t.equal(vscode.application_type, 'native', 'a public client with https and loopback redirects: native');
+  const publicWeb = await registered(app, { redirect_uris: ['https://spa.example.com/cb'], token_endpoint_auth_method: 'none' });
+  t.equal(publicWeb.application_type, 'web', 'a public client with only https redirects: web');
   const explicitWeb = await register(app, { application_type: 'web', redirect_uris: ['http://127.0.0.1/cb'] });
   t.equal(explicitWeb.json().error, 'invalid_redirect_uri', 'an explicit web application_type is kept');
 });
