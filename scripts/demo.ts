@@ -7,6 +7,8 @@ import { buildHostApp } from '../examples/host-app/app.js';
 import { startResourceServer } from '../examples/resource-server/app.js';
 import { buildApp } from '../src/app.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/connect.js';
+import { migrateUp } from '../src/db/migrate.js';
 
 /**
  * `npm run demo`: Gatehouse (embedded PGlite), the example host app, the example resource server and a
@@ -115,7 +117,12 @@ async function main(): Promise<void> {
       LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
       LOG_PRETTY: process.env.LOG_PRETTY || 'false',
     });
-    const gatehouse = await buildApp(config);
+    // Opened and migrated before the app is built: creating a fresh PGlite database can take longer than
+    // Fastify's plugin start timeout on a busy machine. The demo then closes it after the app.
+    const database = await openDatabase(config);
+    running.push({ name: 'database', close: () => database.close() });
+    await migrateUp(database.root, config.database.schema);
+    const gatehouse = await buildApp(config, { database });
     running.push({ name: 'Gatehouse', close: () => gatehouse.close() });
     await gatehouse.listen({ host: HOST, port: ports.gatehouse });
 

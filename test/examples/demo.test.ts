@@ -120,7 +120,8 @@ t.test('a port already taken: a clear message and exit 1', async (t) => {
   t.teardown(() => blocker.close());
   const taken = (blocker.address() as { port: number }).port;
   const child = spawn(process.execPath, [DEMO], {
-    env: { PATH: process.env.PATH ?? '', DEMO_GATEHOUSE_PORT: String(await freePort()), DEMO_HOST_PORT: String(taken), DEMO_API_PORT: String(await freePort()), DEMO_CLIENT_PORT: String(await freePort()), DEMO_DATA_DIR: dataDir },
+    // The API starts first, so its port being taken fails fast, before any database is created.
+    env: { PATH: process.env.PATH ?? '', DEMO_GATEHOUSE_PORT: String(await freePort()), DEMO_HOST_PORT: String(await freePort()), DEMO_API_PORT: String(taken), DEMO_CLIENT_PORT: String(await freePort()), DEMO_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const end = await finished(child, 60_000);
