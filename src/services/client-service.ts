@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { ClientRow, ClientSource, ClientUpdate } from '../db/tables/client.table.js';
@@ -65,6 +66,8 @@ export interface ClientServiceOptions {
   log?: { debug(obj: object, msg: string): void; info?(obj: object, msg: string): void };
   /** Fetches a metadata document (tests replace it to count fetches); fetchMetadataDocument by default. */
   fetchDocument?: (url: URL, policy: FetchPolicy) => Promise<FetchedDocument>;
+  /** Most metadata document fetches in flight at once in this process (default 16). */
+  maxConcurrentFetches?: number;
   /** Most clients kept in memory (default 10,000). */
   maxEntries?: number;
   /** Clock in ms, for tests. */
@@ -77,12 +80,21 @@ const TOUCH_INTERVAL_SECONDS = 3600;
 const NEGATIVE_TTL_SECONDS = 5;
 const MAX_NEGATIVE_ENTRIES = 1000;
 
+/** CIMD_CA_FILE's certificates, checked at start so a bad file stops the start rather than every fetch. */
 function readCaFile(path: string): string {
+  let pem: string;
   try {
-    return readFileSync(path, 'utf8');
+    pem = readFileSync(path, 'utf8');
   } catch (err) {
     throw new Error(`CIMD_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
+  try {
+    createSecureContext({ ca: pem });
+  } catch {
+    throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+  return pem;
 }
 
 function freeze(row: ClientRow): Client {
@@ -108,6 +120,8 @@ export class ClientService {
   /** CIMD_* settings; null when Client ID Metadata Documents are off. */
   private readonly cimd: { fetch: FetchPolicy; cache: CacheBounds } | null;
   private readonly fetchDocument: NonNullable<ClientServiceOptions['fetchDocument']>;
+  private readonly maxConcurrentFetches: number;
+  private fetchesInFlight = 0;
   private readonly pending = new Set<Promise<void>>();
   /** Bumped by every invalidation, so a load that raced with a change is not cached. */
   private generation = 0;
@@ -125,6 +139,7 @@ export class ClientService {
         }
       : null;
     this.fetchDocument = options.fetchDocument ?? fetchMetadataDocument;
+    this.maxConcurrentFetches = options.maxConcurrentFetches ?? 16;
     this.policy = metadataPolicy(config);
     this.ttlMs = config.clients.cacheTtl * 1000;
     this.negativeTtlMs = Math.min(config.clients.cacheTtl, NEGATIVE_TTL_SECONDS) * 1000;
@@ -190,8 +205,9 @@ export class ClientService {
 
   /**
    * Fetches, validates and stores a metadata-document client. Nothing about a failure is cached
-   * (draft §5.2: error responses and invalid documents MUST NOT be cached); only concurrent lookups
-   * share one fetch, and the per-address rate limit of /authorize bounds how often a bad id is fetched.
+   * (draft §5.2: error responses and invalid documents MUST NOT be cached). Floods are bounded instead
+   * by concurrent lookups of one URL sharing one fetch, and by a cap on fetches in flight per process
+   * (/token is not rate limited, and any client_id URL there makes this server fetch).
    */
   private async loadFromDocument(clientId: string, generation: number): Promise<ClientLookup> {
     const cimd = this.cimd!;
@@ -199,6 +215,11 @@ export class ClientService {
     if (urlProblem) return { client: undefined, problem: urlProblem };
     let fetched: FetchedDocument;
     let metadata;
+    if (this.fetchesInFlight >= this.maxConcurrentFetches) {
+      this.log?.info?.({ clientId }, 'client metadata document not fetched: too many fetches in flight');
+      return { client: undefined, problem: 'the client metadata document could not be fetched now: too many are being fetched; try again shortly' };
+    }
+    this.fetchesInFlight += 1;
     try {
       fetched = await this.fetchDocument(new URL(clientId), cimd.fetch);
       metadata = metadataFromDocument(clientId, fetched.body, this.policy);
@@ -207,6 +228,8 @@ export class ClientService {
       // The URL is the client's public identifier and the reason names a rule: neither is a secret.
       this.log?.info?.({ clientId, reason: err.reason }, 'client metadata document refused');
       return { client: undefined, problem: `the client metadata document could not be used: ${err.reason}` };
+    } finally {
+      this.fetchesInFlight -= 1;
     }
     const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata)) ?? (await findClientById(this.db, clientId));
     // An operator registered this id meanwhile: their client wins, as a pre-registered one does (draft §7.2).

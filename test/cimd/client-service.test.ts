@@ -1,0 +1,103 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import type { FetchedDocument } from '../../src/oauth/metadata-document-fetch.js';
+import { MetadataFetchError } from '../../src/oauth/metadata-document-fetch.js';
+import { ClientService } from '../../src/services/client-service.js';
+import { clientConfig, countingDb, migratedDatabase, unique } from '../fixtures/clients.js';
+import { CERT_FILE, metadataDocument } from './document-server.js';
+
+const CIMD = { CIMD_ENABLED: 'true', CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' };
+
+/** A service whose fetches are answered by `answer` (no network), with a hand-driven clock. */
+async function setup(answer: (url: URL) => Promise<FetchedDocument>, options: { maxConcurrentFetches?: number; env?: Record<string, string> } = {}) {
+  const { db } = await migratedDatabase();
+  const counting = countingDb(db);
+  const clock = { now: 1_000_000 };
+  const fetched: string[] = [];
+  const logs: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+  const service = new ClientService(counting.db, clientConfig({ ...CIMD, ...options.env }), {
+    now: () => clock.now,
+    fetchDocument: (url) => {
+      fetched.push(url.href);
+      return answer(url);
+    },
+    log: { debug: () => undefined, info: (obj, msg) => logs.push({ obj: obj as Record<string, unknown>, msg }) },
+    ...(options.maxConcurrentFetches ? { maxConcurrentFetches: options.maxConcurrentFetches } : {}),
+  });
+  return { service, clock, fetched, logs, selects: () => counting.counts.get('SelectQueryNode') ?? 0 };
+}
+
+const doc = (url: URL, headers: Record<string, string> = {}): FetchedDocument => ({ body: JSON.stringify(metadataDocument(url.href)), headers });
+const idFor = (name: string) => `https://app.example.com/${unique(name)}.json`;
+
+t.test('a cached document expires after its max-age, clamped to the bounds', async (t) => {
+  const { service, clock, fetched } = await setup(async (url) => doc(url, url.pathname.includes('short') ? { 'cache-control': 'max-age=5' } : { 'cache-control': 'max-age=120' }));
+  const id = idFor('long');
+  await service.resolve(id);
+  clock.now += 119_000;
+  await service.resolve(id);
+  t.equal(fetched.length, 1, 'fresh for max-age');
+  clock.now += 2_000;
+  await service.resolve(id);
+  t.equal(fetched.length, 2, 'fetched again once stale');
+
+  const short = idFor('short');
+  await service.resolve(short);
+  clock.now += 30_000;
+  await service.resolve(short);
+  t.equal(fetched.filter((u) => u === short).length, 1, 'max-age=5 is held for CIMD_CACHE_MIN_SECONDS (60)');
+});
+
+t.test('ordinary client ids never take the fetch path', async (t) => {
+  const { service, fetched, selects } = await setup(async (url) => doc(url));
+  const before = selects();
+  t.same(await service.resolve('some-random-client-id'), { client: undefined, problem: null });
+  t.equal(selects() - before, 1, 'one query');
+  t.same(fetched, []);
+  t.match(await service.resolve('http://app.example.com/client.json'), { client: undefined, problem: /must use the https scheme/ });
+  t.same(fetched, [], 'http is never fetched');
+});
+
+t.test('fetch failures are logged at info with the reason and no secret, and never cached', async (t) => {
+  let fail = true;
+  const { service, fetched, logs } = await setup(async (url) => {
+    if (fail) throw new MetadataFetchError('the server answered 500, not 200 (draft section 5)');
+    return doc(url);
+  });
+  const id = idFor('flaky');
+  t.match(await service.resolve(id), { client: undefined, problem: /answered 500/ });
+  t.match(logs, [{ msg: 'client metadata document refused', obj: { clientId: id, reason: /answered 500/ } }]);
+  fail = false;
+  t.ok((await service.resolve(id)).client);
+  t.equal(fetched.length, 2);
+});
+
+t.test('fetches in flight are capped per process', async (t) => {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const { service } = await setup(
+    async (url) => {
+      await gate;
+      return doc(url);
+    },
+    { maxConcurrentFetches: 2 },
+  );
+  const lookups = [idFor('a'), idFor('b'), idFor('c')].map((id) => service.resolve(id));
+  const third = await lookups[2]!;
+  t.match(third, { client: undefined, problem: /too many are being fetched/ });
+  release();
+  const [a, b] = await Promise.all(lookups.slice(0, 2));
+  t.ok(a!.client && b!.client);
+  t.ok((await service.resolve(idFor('d'))).client, 'room again once they finish');
+});
+
+t.test('CIMD_CA_FILE is checked at start', async (t) => {
+  const { db } = await migratedDatabase();
+  t.throws(() => new ClientService(db, clientConfig({ ...CIMD, CIMD_CA_FILE: '/nonexistent/ca.pem' })), /CIMD_CA_FILE: cannot read \/nonexistent\/ca.pem \(ENOENT\)/);
+  const junk = join(tmpdir(), `gatehouse-ca-${unique()}.pem`);
+  writeFileSync(junk, 'not a certificate');
+  t.throws(() => new ClientService(db, clientConfig({ ...CIMD, CIMD_CA_FILE: junk })), /does not hold PEM certificates/);
+  t.doesNotThrow(() => new ClientService(db, clientConfig({ ...CIMD, CIMD_CA_FILE: CERT_FILE })));
+});
