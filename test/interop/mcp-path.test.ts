@@ -278,7 +278,8 @@ t.test('an MCP server mounted at the root of its origin, reached by a client tha
 t.test('a client that registers and authorizes without any scope (Claude Code) is told the scope it lacks, and steps up', async (t) => {
   const stack = await startStack(t);
   const { as } = await oauthServerOf(stack.issuer);
-  const redirect = loopback();
+  // Claude Code's shape: localhost (not the IP literal) on a random port, no scope, public.
+  const redirect = `http://localhost:${randomInt(20000, 60000)}/callback`;
   const registered = await oauth.processDynamicClientRegistrationResponse(
     await oauth.dynamicClientRegistrationRequest(
       as,
