@@ -92,7 +92,7 @@ function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
 }
 
-function sendPage(reply: FastifyReply, status: number, html: string, formTargets: string): FastifyReply {
+function page(reply: FastifyReply, status: number, html: string): FastifyReply {
   return reply
     .code(status)
     .type('text/html; charset=utf-8')
@@ -100,8 +100,9 @@ function sendPage(reply: FastifyReply, status: number, html: string, formTargets
     // The login_request is in our URL: keep it out of Referer headers.
     .header('referrer-policy', 'no-referrer')
     .header('x-content-type-options', 'nosniff')
-    // form-action must allow Gatehouse too: browsers apply it to the redirect that follows our form POST.
-    .header('content-security-policy', `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${formTargets}; frame-ancestors 'none'; base-uri 'none'`)
+    // No form-action: browsers apply it to every redirect after a form POST, and the sign-in POST is
+    // redirected to Gatehouse and from there on to whichever client asked, an origin we cannot list.
+    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
     .send(html);
 }
 
@@ -110,7 +111,6 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   // Gatehouse's issuer never ends in "/" (it canonicalises it), so neither may ours.
   const issuer = options.gatehouseIssuer.replace(/\/+$/, '');
   const returnTo = `${issuer}/sign-in/complete`;
-  const gatehouseOrigin = new URL(issuer).origin;
   const handshakeKey = new TextEncoder().encode(options.handshakeSecret);
   const users = options.users ?? DEMO_USERS;
   const secure = options.secureCookies ?? false;
@@ -127,8 +127,6 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   // Signs the session cookie; a new key per process, so a restart signs everyone out (fine for a demo).
   await app.register(cookie, { secret: randomBytes(32).toString('base64url') });
   await app.register(formbody);
-
-  const page = (reply: FastifyReply, status: number, html: string) => sendPage(reply, status, html, gatehouseOrigin);
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, request, reply) => {
     if (err instanceof PageError) return page(reply, err.status, errorPage(err.title, err.message));

@@ -52,12 +52,6 @@ export interface AccessToken {
   payload: JWTPayload;
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    accessToken?: AccessToken;
-  }
-}
-
 export const PRM_PATH = '/.well-known/oauth-protected-resource';
 const DEFAULT_ALGORITHMS = ['ES256', 'RS256', 'PS256', 'EdDSA'];
 
@@ -159,6 +153,8 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
     cacheMaxAge: 600_000,
   });
 
+  // The verified token of each request (kept here rather than decorating FastifyRequest globally).
+  const verified = new WeakMap<FastifyRequest, AccessToken>();
   // Known only after listen when the port is picked by the system.
   let resource = options.resource ?? '';
   let metadataUrl = '';
@@ -202,7 +198,7 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
       if (requiredScope !== '' && !accessToken.scope.split(' ').includes(requiredScope)) {
         throw new BearerError(403, 'insufficient_scope', `the access token lacks the ${requiredScope} scope`);
       }
-      request.accessToken = accessToken;
+      verified.set(request, accessToken);
     } catch (err) {
       if (!(err instanceof BearerError)) throw err;
       if (err.status === 503) request.log.warn({ err }, 'JWKS unavailable');
@@ -222,7 +218,7 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
   if (path !== '/') app.get(`${PRM_PATH}${path}`, serveMetadata);
 
   const answer = async (request: FastifyRequest) => {
-    const token = request.accessToken!;
+    const token = verified.get(request)!;
     return { sub: token.sub, client_id: token.client_id, scope: token.scope, aud: token.aud };
   };
   app.get(path, { onRequest: authenticate }, answer);
