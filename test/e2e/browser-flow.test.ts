@@ -168,7 +168,8 @@ async function run(): Promise<void> {
     await page.screenshot({ path: `${ARTIFACTS}consent-desktop.png`, fullPage: true });
     // The same page at a phone's width: nothing wider than the viewport, buttons still reachable.
     await page.setViewportSize({ width: 375, height: 740 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    // A string, evaluated in the page: the test's own TypeScript has no DOM types.
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     t.equal(overflow, 0, 'no horizontal scrolling at 375 px');
     await page.screenshot({ path: `${ARTIFACTS}consent-mobile.png`, fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
