@@ -59,7 +59,7 @@ async function clientAndRedirect(app: FastifyInstance, params: Params): Promise<
   const { client, problem } = await app.clients.resolve(clientId);
   // draft-ietf-oauth-client-id-metadata-document-02 §5.1: a client_id URL whose document cannot be used
   // aborts the request, on a page saying why (the redirect URI is not trusted).
-  if (problem) throw new OAuthError('invalid_client', `client_id ${clientId}: ${problem}`, { status: 400 });
+  if (problem) throw new OAuthError('invalid_client', `client ${clientId}: ${problem}`, { status: 400 });
   if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'unknown or disabled client');
   const requested = notRedirectable(() => single(params, 'redirect_uri'));
   return { client, redirectUri: resolveRedirectUri(client, requested), given: requested !== undefined };
