@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { ClientRow, ClientSource, ClientUpdate } from '../db/tables/client.table.js';
@@ -11,15 +9,7 @@ import {
   usesSecret,
   validateClientMetadata,
 } from '../oauth/client-metadata.js';
-import {
-  type CacheBounds,
-  CLIENT_ID_URL_PREFIX,
-  cacheLifetime,
-  clientIdUrlProblem,
-  MetadataDocumentError,
-  metadataFromDocument,
-} from '../oauth/client-id-metadata-document.js';
-import { type FetchedDocument, type FetchPolicy, fetchMetadataDocument, MetadataFetchError } from '../oauth/metadata-document-fetch.js';
+import { CLIENT_ID_URL_PREFIX } from '../oauth/client-id-metadata-document.js';
 import { generateClientId, generateClientSecret, hashSecret } from '../oauth/secrets.js';
 import {
   createClient,
@@ -30,8 +20,8 @@ import {
   setClientDisabled,
   touchClientLastUsed,
   updateClient,
-  upsertMetadataDocumentClient,
 } from '../repositories/client.repository.js';
+import { type MetadataDocumentOptions, MetadataDocumentClients } from './metadata-document-clients.js';
 import { TtlCache } from './ttl-cache.js';
 
 /** A client as the service hands it out: frozen, because cached rows are shared between requests. */
@@ -61,13 +51,9 @@ export class ClientServiceError extends Error {
 export type ClientLookup = { client: Client; problem?: undefined } | { client: undefined; problem: string | null };
 
 /** Tuning and test seams of a ClientService. */
-export interface ClientServiceOptions {
-  /** Where background and metadata-document fetch failures are reported (the app's pino logger fits). */
+export interface ClientServiceOptions extends Pick<MetadataDocumentOptions, 'fetchDocument' | 'maxConcurrentFetches'> {
+  /** Where background and metadata-document failures are reported (the app's pino logger fits). */
   log?: { debug(obj: object, msg: string): void; info?(obj: object, msg: string): void };
-  /** Fetches a metadata document (tests replace it to count fetches); fetchMetadataDocument by default. */
-  fetchDocument?: (url: URL, policy: FetchPolicy) => Promise<FetchedDocument>;
-  /** Most metadata document fetches in flight at once in this process (default 16). */
-  maxConcurrentFetches?: number;
   /** Most clients kept in memory (default 10,000). */
   maxEntries?: number;
   /** Clock in ms, for tests. */
@@ -79,23 +65,6 @@ const TOUCH_INTERVAL_SECONDS = 3600;
 /** Unknown ids are remembered briefly, so a flood of one bad id costs one query per few seconds. */
 const NEGATIVE_TTL_SECONDS = 5;
 const MAX_NEGATIVE_ENTRIES = 1000;
-
-/** CIMD_CA_FILE's certificates, checked at start so a bad file stops the start rather than every fetch. */
-function readCaFile(path: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new Error(`CIMD_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
-  }
-  try {
-    createSecureContext({ ca: pem });
-  } catch {
-    throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
-  return pem;
-}
 
 function freeze(row: ClientRow): Client {
   for (const value of Object.values(row)) if (Array.isArray(value)) Object.freeze(value);
@@ -117,11 +86,8 @@ export class ClientService {
   private readonly misses = new TtlCache<true>(MAX_NEGATIVE_ENTRIES);
   private readonly touched: TtlCache<true>;
   private readonly loading = new Map<string, Promise<ClientLookup>>();
-  /** CIMD_* settings; null when Client ID Metadata Documents are off. */
-  private readonly cimd: { fetch: FetchPolicy; cache: CacheBounds } | null;
-  private readonly fetchDocument: NonNullable<ClientServiceOptions['fetchDocument']>;
-  private readonly maxConcurrentFetches: number;
-  private fetchesInFlight = 0;
+  /** Clients resolved from their metadata documents; null when CIMD_ENABLED is off. */
+  private readonly cimd: MetadataDocumentClients | null;
   private readonly pending = new Set<Promise<void>>();
   /** Bumped by every invalidation, so a load that raced with a change is not cached. */
   private generation = 0;
@@ -131,15 +97,6 @@ export class ClientService {
     config: Pick<Config, 'clients' | 'scopes' | 'resources'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>,
     options: ClientServiceOptions = {},
   ) {
-    const cimd = config.clientIdMetadataDocuments;
-    this.cimd = cimd?.enabled
-      ? {
-          fetch: { timeoutMs: cimd.fetchTimeout, maxBytes: cimd.maxBytes, allowPrivateAddresses: cimd.allowPrivateAddresses, ca: cimd.caFile ? readCaFile(cimd.caFile) : null },
-          cache: { min: cimd.cacheMin, max: cimd.cacheMax, default: cimd.cacheDefault },
-        }
-      : null;
-    this.fetchDocument = options.fetchDocument ?? fetchMetadataDocument;
-    this.maxConcurrentFetches = options.maxConcurrentFetches ?? 16;
     this.policy = metadataPolicy(config);
     this.ttlMs = config.clients.cacheTtl * 1000;
     this.negativeTtlMs = Math.min(config.clients.cacheTtl, NEGATIVE_TTL_SECONDS) * 1000;
@@ -147,6 +104,8 @@ export class ClientService {
     this.log = options.log;
     this.cache = new TtlCache(options.maxEntries ?? 10_000);
     this.touched = new TtlCache(options.maxEntries ?? 10_000);
+    const cimd = config.clientIdMetadataDocuments;
+    this.cimd = cimd?.enabled ? new MetadataDocumentClients(db, cimd, this.policy, { ...options, now: this.now }) : null;
   }
 
   /** A client by id, from the cache when fresh (no database query), else loaded once and cached. Disabled clients are returned too: callers check `disabled_at`. */
@@ -184,7 +143,9 @@ export class ClientService {
     if (row?.source === 'metadata_document' || (!row && this.cimd && clientId.startsWith(CLIENT_ID_URL_PREFIX))) {
       // With CIMD off, a row left from when it was on is not trusted: its document is no longer checked.
       if (!this.cimd) return this.cacheLookup(clientId, undefined, generation);
-      return this.loadFromDocument(clientId, generation);
+      const found = await this.cimd.lookup(clientId);
+      if (!found.row) return { client: undefined, problem: found.problem };
+      return this.cacheLookup(clientId, freeze(found.row), generation, found.ttlMs ?? this.ttlMs);
     }
     return this.cacheLookup(clientId, row ? freeze(row) : undefined, generation);
   }
@@ -201,41 +162,6 @@ export class ClientService {
   private unknown(clientId: string): ClientLookup {
     if (this.cimd && /^http:\/\//i.test(clientId)) return { client: undefined, problem: 'a client identifier URL must use the https scheme (draft section 3)' };
     return { client: undefined, problem: null };
-  }
-
-  /**
-   * Fetches, validates and stores a metadata-document client. Nothing about a failure is cached
-   * (draft §5.2: error responses and invalid documents MUST NOT be cached). Floods are bounded instead
-   * by concurrent lookups of one URL sharing one fetch, and by a cap on fetches in flight per process
-   * (/token is not rate limited, and any client_id URL there makes this server fetch).
-   */
-  private async loadFromDocument(clientId: string, generation: number): Promise<ClientLookup> {
-    const cimd = this.cimd!;
-    const urlProblem = clientIdUrlProblem(clientId);
-    if (urlProblem) return { client: undefined, problem: urlProblem };
-    let fetched: FetchedDocument;
-    let metadata;
-    if (this.fetchesInFlight >= this.maxConcurrentFetches) {
-      this.log?.info?.({ clientId }, 'client metadata document not fetched: too many fetches in flight');
-      return { client: undefined, problem: 'the client metadata document could not be fetched now: too many are being fetched; try again shortly' };
-    }
-    this.fetchesInFlight += 1;
-    try {
-      fetched = await this.fetchDocument(new URL(clientId), cimd.fetch);
-      metadata = metadataFromDocument(clientId, fetched.body, this.policy);
-    } catch (err) {
-      if (!(err instanceof MetadataFetchError || err instanceof MetadataDocumentError)) throw err;
-      // The URL is the client's public identifier and the reason names a rule: neither is a secret.
-      this.log?.info?.({ clientId, reason: err.reason }, 'client metadata document refused');
-      return { client: undefined, problem: `the client metadata document could not be used: ${err.reason}` };
-    } finally {
-      this.fetchesInFlight -= 1;
-    }
-    const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata)) ?? (await findClientById(this.db, clientId));
-    // An operator registered this id meanwhile: their client wins, as a pre-registered one does (draft §7.2).
-    if (!row) return { client: undefined, problem: null };
-    const ttlMs = row.source === 'metadata_document' ? cacheLifetime(fetched.headers, cimd.cache, this.now()) * 1000 : this.ttlMs;
-    return this.cacheLookup(clientId, freeze(row), generation, ttlMs);
   }
 
   /** Drops cached entries (one id, or all) so the next `get` reads the database. */

@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { Config } from '../config.js';
+import type { Db } from '../db/database.js';
+import type { ClientRow } from '../db/tables/client.table.js';
+import { type CacheBounds, cacheLifetime, clientIdUrlProblem, MetadataDocumentError, metadataFromDocument } from '../oauth/client-id-metadata-document.js';
+import type { MetadataPolicy } from '../oauth/client-metadata.js';
+import { type FetchedDocument, type FetchPolicy, fetchMetadataDocument, MetadataFetchError } from '../oauth/metadata-document-fetch.js';
+import { findClientById, upsertMetadataDocumentClient } from '../repositories/client.repository.js';
+
+/** Test seams and tuning of MetadataDocumentClients. */
+export interface MetadataDocumentOptions {
+  /** Where refused documents are reported (the app's pino logger fits). */
+  log?: { info?(obj: object, msg: string): void };
+  /** Fetches a metadata document (tests replace it to count fetches); fetchMetadataDocument by default. */
+  fetchDocument?: (url: URL, policy: FetchPolicy) => Promise<FetchedDocument>;
+  /** Most metadata document fetches in flight at once in this process (default 16). */
+  maxConcurrentFetches?: number;
+  /** Clock in ms, for tests. */
+  now?: () => number;
+}
+
+/** A resolved client row and how long it may be cached (ms; 0: not at all), or why there is none. */
+export type DocumentLookup = { row: ClientRow; ttlMs: number | null; problem?: undefined } | { row?: undefined; problem: string | null };
+
+/** CIMD_CA_FILE's certificates, checked at start so a bad file stops the start rather than every fetch. */
+function readCaFile(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`CIMD_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+  try {
+    createSecureContext({ ca: pem });
+  } catch {
+    throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+  return pem;
+}
+
+/**
+ * Clients known by their Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document-02):
+ * the identifier URL is checked (§3), the document fetched (§5, §8.6, §8.7) and validated (§4, §4.1),
+ * then upserted into `clients`, since grants and tokens reference clients.client_id. ClientService
+ * caches what this returns and shares one lookup between concurrent callers.
+ */
+export class MetadataDocumentClients {
+  private readonly fetchPolicy: FetchPolicy;
+  private readonly cacheBounds: CacheBounds;
+  private readonly fetchDocument: NonNullable<MetadataDocumentOptions['fetchDocument']>;
+  private readonly maxConcurrentFetches: number;
+  private readonly now: () => number;
+  private fetchesInFlight = 0;
+
+  constructor(
+    private readonly db: Db,
+    settings: Config['clientIdMetadataDocuments'],
+    private readonly policy: MetadataPolicy,
+    private readonly options: MetadataDocumentOptions = {},
+  ) {
+    this.fetchPolicy = {
+      timeoutMs: settings.fetchTimeout,
+      maxBytes: settings.maxBytes,
+      allowPrivateAddresses: settings.allowPrivateAddresses,
+      ca: settings.caFile ? readCaFile(settings.caFile) : null,
+    };
+    this.cacheBounds = { min: settings.cacheMin, max: settings.cacheMax, default: settings.cacheDefault };
+    this.fetchDocument = options.fetchDocument ?? fetchMetadataDocument;
+    this.maxConcurrentFetches = options.maxConcurrentFetches ?? 16;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Fetches, validates and stores the client `clientId` names. `ttlMs` null means the row is an
+   * operator's (pre-registered meanwhile, §7.2), cached like any client. Nothing about a failure is
+   * cached (§5.2: error responses and invalid documents MUST NOT be); floods are bounded instead by
+   * ClientService sharing one lookup per URL and by a cap on fetches in flight per process (/token is
+   * not rate limited, and any client_id URL there makes this server fetch).
+   */
+  async lookup(clientId: string): Promise<DocumentLookup> {
+    const urlProblem = clientIdUrlProblem(clientId);
+    if (urlProblem) return { problem: urlProblem };
+    if (this.fetchesInFlight >= this.maxConcurrentFetches) {
+      this.options.log?.info?.({ clientId }, 'client metadata document not fetched: too many fetches in flight');
+      return { problem: 'the client metadata document could not be fetched now: too many are being fetched; try again shortly' };
+    }
+    this.fetchesInFlight += 1;
+    let fetched: FetchedDocument;
+    let metadata: ReturnType<typeof metadataFromDocument>;
+    try {
+      fetched = await this.fetchDocument(new URL(clientId), this.fetchPolicy);
+      metadata = metadataFromDocument(clientId, fetched.body, this.policy);
+    } catch (err) {
+      if (!(err instanceof MetadataFetchError || err instanceof MetadataDocumentError)) throw err;
+      // The URL is the client's public identifier and the reason names a rule: neither is a secret.
+      this.options.log?.info?.({ clientId, reason: err.reason }, 'client metadata document refused');
+      return { problem: `the client metadata document could not be used: ${err.reason}` };
+    } finally {
+      this.fetchesInFlight -= 1;
+    }
+    const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata)) ?? (await findClientById(this.db, clientId));
+    if (!row) return { problem: null };
+    if (row.source !== 'metadata_document') return { row, ttlMs: null };
+    return { row, ttlMs: cacheLifetime(fetched.headers, this.cacheBounds, this.now()) * 1000 };
+  }
+}
