@@ -64,6 +64,11 @@ export function metadataFromDocument(clientId: string, body: string, policy: Met
   for (const member of ['client_secret', 'client_secret_expires_at']) {
     if (fields[member] !== undefined) throw new MetadataDocumentError(`the document must not contain ${member} (draft section 4.1)`);
   }
+  // §4.1: only public keys; a private JWK member (RFC 7518 §6.2.2, §6.3.2, §6.4) means key material leaked.
+  const keys = (fields.jwks as { keys?: unknown } | null | undefined)?.keys;
+  if (Array.isArray(keys) && keys.some((key) => key !== null && typeof key === 'object' && ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in key))) {
+    throw new MetadataDocumentError('the document must not contain private or symmetric key material in jwks (draft section 4.1)');
+  }
   const method = fields.token_endpoint_auth_method;
   if (method !== undefined && method !== 'none') {
     if (typeof method === 'string' && /^client_secret_/.test(method)) {

@@ -66,6 +66,9 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
   t.match(problem(metadataDocument(ID, { token_endpoint_auth_method: 'private_key_jwt' })), /must be "none"/);
   t.match(problem(metadataDocument(ID, { client_secret: 'abc' })), /must not contain client_secret/);
   t.match(problem(metadataDocument(ID, { client_secret_expires_at: 0 })), /must not contain client_secret_expires_at/);
+  t.match(problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] } })), /must not contain private or symmetric key material/);
+  t.match(problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } })), /must not contain private or symmetric key material/);
+  t.equal(metadataFromDocument(ID, JSON.stringify(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }] } })), policy).name, 'Example MCP Client', 'public keys are fine (and unused)');
   const noRedirects = metadataDocument(ID);
   delete noRedirects.redirect_uris;
   t.match(problem(noRedirects), /has no redirect_uris/);
