@@ -92,7 +92,8 @@ export async function upsertMetadataDocumentClient(db: Db, clientId: string, met
     .onConflict((oc) =>
       oc
         .column('client_id')
-        .doUpdateSet({ ...metadata, updated_at: sql<Date>`now()` })
+        // secret_hash too: the document's client is public, whatever an operator changed meanwhile.
+        .doUpdateSet({ ...metadata, secret_hash: null, updated_at: sql<Date>`now()` })
         .where('clients.source', '=', 'metadata_document'),
     )
     .returningAll()

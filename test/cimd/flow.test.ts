@@ -117,11 +117,11 @@ t.test('the whole flow with a metadata-document client: authorize, sign-in, cons
   t.equal(server.hits('/oauth/client.json'), 1, 'every later step used the cached document');
 
   // Consent is never skipped, even when an operator sets the flag on the stored row.
-  await app.database.db.updateTable('clients').set({ skip_consent: true }).where('client_id', '=', clientId).execute();
+  await app.database.db.updateTable('clients').set({ skip_consent: true, token_endpoint_auth_method: 'client_secret_basic', secret_hash: 'x' }).where('client_id', '=', clientId).execute();
   app.clients.invalidate(clientId);
   const again = await browser.get(authorizeUrl(clientId, pkce().challenge, { prompt: 'none' }));
   t.equal(new URL(String(again.headers.location)).searchParams.get('error'), 'consent_required');
-  t.equal((await findClientById(app.database.db, clientId))!.skip_consent, false, 'the refetch reset the row from the document');
+  t.match(await findClientById(app.database.db, clientId), { skip_consent: false, token_endpoint_auth_method: 'none', secret_hash: null }, 'the refetch reset the row from the document');
 });
 
 t.test('a redirect to another host than the client_id is pointed out on the consent page', async (t) => {
