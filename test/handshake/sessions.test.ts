@@ -107,6 +107,11 @@ t.test('sign-out never open-redirects: post_logout_redirect_uri only when the cl
   const other = await webClient(app, { post_logout_redirect_uris: ['https://other.example.com/bye'] });
   const disabled = await webClient(app);
   await app.clients.setDisabled(disabled.client_id, true);
+  // Anyone can register a client when DCR is on: its own list is no proof the client asked for this redirect.
+  const { client: registered } = await app.clients.create(
+    { name: 'Self-registered', redirect_uris: ['https://app.example.com/cb'], post_logout_redirect_uris: ['https://evil.example/landing'], grant_types: ['authorization_code'] },
+    { source: 'registration' },
+  );
   const go = (params: Record<string, string>) => app.inject({ method: 'GET', url: `/sign-out?${new URLSearchParams(params).toString()}` });
 
   const ok = await go({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'xyz' });
@@ -125,6 +130,7 @@ t.test('sign-out never open-redirects: post_logout_redirect_uri only when the cl
     ['different case', { client_id: client.client_id, post_logout_redirect_uri: 'https://APP.example.com/signed-out' }],
     ['an attacker URL', { client_id: other.client_id, post_logout_redirect_uri: 'https://evil.example/' }],
     ['disabled client', { client_id: disabled.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
+    ['a dynamically registered client’s own URI', { client_id: registered.client_id, post_logout_redirect_uri: 'https://evil.example/landing' }],
   ];
   for (const [name, params] of refused) {
     const res = await go(params);
