@@ -101,8 +101,8 @@ function ipv4Problem(bytes: readonly number[]): string | null {
 
 /**
  * Why an address is special-use (a short name of its range), or null when it is a public unicast
- * address. IPv4 addresses embedded in IPv6 (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4)
- * are judged by their IPv4 address, so `::ffff:127.0.0.1` is loopback. Anything unparseable is refused.
+ * address. IPv4 addresses embedded in IPv6 (IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64
+ * 64:ff9b::/96, 6to4) are judged by their IPv4 address, so `::ffff:127.0.0.1` is loopback. Anything unparseable is refused.
  */
 export function specialUseAddress(address: string): string | null {
   if (isIPv4(address)) return ipv4Problem(address.split('.').map(Number));
@@ -113,6 +113,11 @@ export function specialUseAddress(address: string): string | null {
   if (zeros(0, 10) && bytes[10] === 0xff && bytes[11] === 0xff) {
     const inner = ipv4Problem(bytes.slice(12));
     return inner ? `IPv4-mapped ${inner}` : null;
+  }
+  // ::ffff:0:0:0/96 IPv4-translated (RFC 2765 §2.1, used by SIIT): it too reaches the IPv4 address it embeds.
+  if (zeros(0, 8) && bytes[8] === 0xff && bytes[9] === 0xff && zeros(10, 12)) {
+    const inner = ipv4Problem(bytes.slice(12));
+    return inner ? `IPv4-translated ${inner}` : null;
   }
   // ::/96 IPv4-compatible (deprecated, RFC 4291 §2.5.5.1); :: and ::1 themselves are listed below.
   if (zeros(0, 12) && !zeros(12, 15)) return 'IPv4-compatible IPv6, deprecated (RFC 4291)';

@@ -2,7 +2,7 @@ import t from 'tap';
 import { parseIPv6, specialUseAddress } from '../../src/oauth/address-policy.js';
 
 t.test('public unicast addresses are allowed', async (t) => {
-  for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '223.255.255.255', '2606:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '64:ff9b::8.8.8.8', '2002:0808:0808::1']) {
+  for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '223.255.255.255', '2606:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '::ffff:0:8.8.8.8', '64:ff9b::8.8.8.8', '2002:0808:0808::1']) {
     t.equal(specialUseAddress(address), null, address);
   }
 });
@@ -48,6 +48,11 @@ t.test('special-use IPv6 ranges are refused, including IPv4 embedded in IPv6', a
     ['::FFFF:10.0.0.1', /IPv4-mapped private/],
     ['::ffff:a9fe:a9fe', /IPv4-mapped link-local/],
     ['::ffff:0.0.0.0', /IPv4-mapped unspecified/],
+    ['::ffff:0:127.0.0.1', /IPv4-translated loopback/],
+    ['::ffff:0:7f00:1', /IPv4-translated loopback/],
+    ['0:0:0:0:ffff:0:a00:1', /IPv4-translated private/],
+    ['::ffff:0:169.254.169.254', /IPv4-translated link-local/],
+    ['::ffff:0:0.0.0.0', /IPv4-translated unspecified/],
     ['::127.0.0.1', /IPv4-compatible/],
     ['64:ff9b::127.0.0.1', /NAT64 loopback/],
     ['64:ff9b::a00:1', /NAT64 private/],
