@@ -82,8 +82,38 @@ function bearerToken(request: FastifyRequest): string | null {
   return match[1] ?? '';
 }
 
+/**
+ * The issuer's keys could not be had: Gatehouse (or the load balancer in front of it) did not answer, answered
+ * non-200, or answered something that is not a usable JWK Set. Not the token's fault.
+ */
+class KeysUnavailable extends Error {}
+
+/**
+ * Wraps the remote key set so a failure to FETCH the keys is told apart from a token naming a key the
+ * issuer does not have. jose reports a non-200 answer and unparseable JSON as a bare JOSEError, the same
+ * class every token error extends, so classifying by class alone would call a Gatehouse outage an invalid
+ * token (and every client would throw its tokens away).
+ */
+export function markFetchFailures(keys: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (protectedHeader, token) => {
+    try {
+      return await keys(protectedHeader, token);
+    } catch (err) {
+      // The JWKS was fetched, and no key (or no single key) in it fits the token's kid and alg.
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw err;
+      // Anything else from the key source: refused connection, JWKSTimeout, non-200, bad JSON, JWKSInvalid.
+      throw new KeysUnavailable('the signing keys could not be fetched', { cause: err });
+    }
+  };
+}
+
 /** jose's errors, as descriptions a client developer can act on (never internals). */
 function describe(err: unknown): BearerError {
+  // RFC 6750 §3.1 invalid_token tells the client to discard its token: only when the token is at fault.
+  // The keys could not be fetched, or something unforeseen failed: 503, and the client keeps its token.
+  if (err instanceof KeysUnavailable || !(err instanceof errors.JOSEError)) {
+    return new BearerError(503, 'temporarily_unavailable', 'the signing keys of the authorization server could not be fetched; try again');
+  }
   const invalid = (description: string) => new BearerError(401, 'invalid_token', description);
   if (err instanceof errors.JWTExpired) return invalid('the access token has expired');
   if (err instanceof errors.JWTClaimValidationFailed) {
@@ -94,12 +124,8 @@ function describe(err: unknown): BearerError {
   }
   if (err instanceof errors.JOSEAlgNotAllowed) return invalid('the access token is signed with an algorithm this resource does not accept');
   if (err instanceof errors.JWKSNoMatchingKey) return invalid('no signing key of the issuer matches the access token');
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return invalid('the access token names no single signing key of the issuer (kid)');
   if (err instanceof errors.JWSSignatureVerificationFailed) return invalid('the access token signature does not verify');
-  // The keys could not be fetched (Gatehouse down, a bad JWKS): not the token's fault, so no invalid_token
-  // that would make the client throw its token away.
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError)) {
-    return new BearerError(503, 'temporarily_unavailable', 'the signing keys of the authorization server could not be fetched; try again');
-  }
   return invalid('the access token is malformed');
 }
 
@@ -147,11 +173,13 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
   const clockToleranceSeconds = options.clockToleranceSeconds ?? 30;
   // Cached (up to 10 minutes) and refetched when a token names an unknown kid (at most every 30 s): a
   // key rotation is picked up without a restart, and a flood of bogus kids cannot hammer Gatehouse.
-  const keys = createRemoteJWKSet(new URL(options.jwksUri ?? `${issuer.replace(/\/$/, '')}/.well-known/jwks.json`), {
-    timeoutDuration: 5000,
-    cooldownDuration: 30_000,
-    cacheMaxAge: 600_000,
-  });
+  const keys = markFetchFailures(
+    createRemoteJWKSet(new URL(options.jwksUri ?? `${issuer.replace(/\/$/, '')}/.well-known/jwks.json`), {
+      timeoutDuration: 5000,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 600_000,
+    }),
+  );
 
   // The verified token of each request (kept here rather than decorating FastifyRequest globally).
   const verified = new WeakMap<FastifyRequest, AccessToken>();

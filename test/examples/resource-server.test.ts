@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT, generateKeyPair } from 'jose';
 import t from 'tap';
@@ -139,6 +141,60 @@ t.test('the keys cannot be fetched: 503, not invalid_token', async (t) => {
   t.equal(res.status, 503);
   t.equal(res.headers.get('retry-after'), '5');
   t.equal(((await res.json()) as { error: string }).error, 'temporarily_unavailable');
+});
+
+/** A stand-in for Gatehouse's JWKS endpoint (or the load balancer in front of it) that answers as told. */
+async function jwksStub(): Promise<{ url: string; answer: (status: number, body: string) => void; close: () => Promise<void> }> {
+  let reply = { status: 200, body: '' };
+  const stub = createServer((_req, res) => {
+    res.writeHead(reply.status, { 'content-type': reply.status === 200 ? 'application/json' : 'text/html' }).end(reply.body);
+  });
+  await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+  const { port } = stub.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    answer: (status, body) => void (reply = { status, body }),
+    close: () => new Promise<void>((resolve) => stub.close(() => resolve())),
+  };
+}
+
+t.test('the JWKS endpoint answers badly: 503 temporarily_unavailable, never invalid_token', async (t) => {
+  const stub = await jwksStub();
+  t.teardown(() => stub.close());
+  const behind = await startResourceServer({ issuer, jwksUri: stub.url, port: 0, resource: server.resource });
+  t.teardown(() => behind.close());
+  const token = await clientCredentials('read');
+  const gatehouseJwks = (await gatehouse.inject({ method: 'GET', url: '/.well-known/jwks.json' })).body;
+
+  const cases: Array<[string, number, string]> = [
+    ['503 from an unhealthy Gatehouse', 503, '{"error":"temporarily_unavailable"}'],
+    ['502 from a load balancer, HTML body', 502, '<html><body>502 Bad Gateway</body></html>'],
+    ['200 with a body that is not JSON', 200, '<html>maintenance</html>'],
+    ['200 with JSON that is not a JWK Set', 200, '{"keys":"none"}'],
+  ];
+  for (const [name, status, body] of cases) {
+    stub.answer(status, body);
+    const res = await fetch(`${behind.url}/mcp`, { headers: { authorization: `Bearer ${token}` } });
+    t.equal(res.status, 503, name);
+    t.equal(res.headers.get('retry-after'), '5', `${name}: Retry-After`);
+    t.notMatch(res.headers.get('www-authenticate') ?? '', /invalid_token/, `${name}: the client keeps its token`);
+    t.equal(((await res.json()) as { error: string }).error, 'temporarily_unavailable', name);
+  }
+
+  // Gatehouse is back: a failed fetch is not cached, the next request fetches again.
+  stub.answer(200, gatehouseJwks);
+  const ok = await fetch(`${behind.url}/mcp`, { headers: { authorization: `Bearer ${token}` } });
+  t.equal(ok.status, 200, 'recovers once the keys can be fetched');
+  // With a good JWKS in hand, a kid that is not in it is the token's fault.
+  const foreign = await generateKeyPair('ES256');
+  const unknownKid = await new SignJWT({ iss: issuer, sub: 'x', aud: server.resource, client_id: 'c', scope: 'read' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'not-in-the-jwks', typ: 'at+jwt' })
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(foreign.privateKey);
+  const bad = await fetch(`${behind.url}/mcp`, { headers: { authorization: `Bearer ${unknownKid}` } });
+  t.equal(bad.status, 401, 'an unknown kid against a good JWKS');
+  t.match(bad.headers.get('www-authenticate'), /^Bearer error="invalid_token"/);
 });
 
 t.test('options: another path, resource, scope', async (t) => {
