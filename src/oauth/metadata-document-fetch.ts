@@ -5,13 +5,23 @@ import { isIP, type LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { specialUseAddress } from './address-policy.js';
 
-/** Why a metadata document could not be fetched; `reason` is safe to show and to log. */
+/**
+ * Why a metadata document could not be fetched. `reason` is safe to show to anyone. `detail` is set only
+ * for a connection-level failure (no answer, refused, reset, TLS, DNS): it goes to the log, never to the
+ * error page, which would otherwise tell anyone which hosts and ports this server can reach.
+ */
 export class MetadataFetchError extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
+  constructor(
+    readonly reason: string,
+    readonly detail: string | null = null,
+  ) {
+    super(detail ?? reason);
     this.name = 'MetadataFetchError';
   }
 }
+
+/** What the error page says for every connection-level failure. */
+export const NOT_FETCHED = 'the document could not be fetched';
 
 /** How metadata documents are fetched (CIMD_* settings). */
 export interface FetchPolicy {
@@ -59,8 +69,13 @@ function guardedLookup(policy: FetchPolicy): LookupFunction {
   };
 }
 
-function networkReason(err: unknown): string {
-  if (err instanceof MetadataFetchError) return err.reason;
+/** A connection-level failure: shown as NOT_FETCHED, detailed in `detail` (a refused address stays shown). */
+function networkFailure(err: unknown): MetadataFetchError {
+  if (err instanceof MetadataFetchError) return err;
+  return new MetadataFetchError(NOT_FETCHED, networkDetail(err));
+}
+
+function networkDetail(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
   if (code === 'ECONNREFUSED') return 'the connection was refused';
@@ -87,11 +102,11 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
       if (problem) return reject(new MetadataFetchError(problem.replace('the host resolves to', 'the host is')));
     }
     let settled = false;
-    const fail = (reason: string) => {
+    const fail = (reason: string | MetadataFetchError) => {
       if (settled) return;
       settled = true;
       req.destroy();
-      reject(new MetadataFetchError(reason));
+      reject(typeof reason === 'string' ? new MetadataFetchError(reason) : reason);
     };
     const req = request(url, {
       method: 'GET',
@@ -100,16 +115,18 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
       ...(policy.ca ? { ca: [...rootCertificates, policy.ca] } : {}),
       headers: { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'Gatehouse (client metadata document fetch)' },
     });
-    const timer = setTimeout(() => fail(`no complete answer within ${policy.timeoutMs} ms`), policy.timeoutMs);
+    // A timeout is connection-level too: shown, it would tell a filtered port from a closed one.
+    const timer = setTimeout(() => fail(new MetadataFetchError(NOT_FETCHED, `no complete answer within ${policy.timeoutMs} ms`)), policy.timeoutMs);
     timer.unref();
     req.on('socket', (socket) => {
       socket.once('connect', () => {
         // Belt and braces beside the lookup: the address actually connected to.
-        const problem = socket.remoteAddress ? refusal(socket.remoteAddress, policy) : 'the connected address is unknown';
+        if (!socket.remoteAddress) return fail(new MetadataFetchError(NOT_FETCHED, 'the connection closed before its address was known'));
+        const problem = refusal(socket.remoteAddress, policy);
         if (problem) fail(problem.replace('the host resolves to', 'the connection went to'));
       });
     });
-    req.on('error', (err) => fail(networkReason(err)));
+    req.on('error', (err) => fail(networkFailure(err)));
     req.on('close', () => clearTimeout(timer));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
@@ -129,7 +146,7 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
         if (size > policy.maxBytes) return fail(tooLarge);
         chunks.push(chunk);
       });
-      res.on('error', (err) => fail(networkReason(err)));
+      res.on('error', (err) => fail(networkFailure(err)));
       res.on('end', () => {
         if (settled) return;
         settled = true;

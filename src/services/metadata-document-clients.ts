@@ -94,8 +94,11 @@ export class MetadataDocumentClients {
       metadata = metadataFromDocument(clientId, fetched.body, this.policy);
     } catch (err) {
       if (!(err instanceof MetadataFetchError || err instanceof MetadataDocumentError)) throw err;
-      // The URL is the client's public identifier and the reason names a rule: neither is a secret.
-      this.options.log?.info?.({ clientId, reason: err.reason }, 'client metadata document refused');
+      // The URL is the client's public identifier and the reason names a rule: neither is a secret. A
+      // connection-level detail is logged only (see MetadataFetchError).
+      const detail = err instanceof MetadataFetchError ? err.detail : null;
+      this.options.log?.info?.({ clientId, reason: detail ?? err.reason }, 'client metadata document refused');
+      if (detail !== null) return { problem: 'the client metadata document could not be fetched' };
       return { problem: `the client metadata document could not be used: ${err.reason}` };
     } finally {
       this.fetchesInFlight -= 1;

@@ -1,18 +1,32 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import t from 'tap';
-import { type FetchPolicy, fetchMetadataDocument, MetadataFetchError } from '../../src/oauth/metadata-document-fetch.js';
+import { type FetchPolicy, fetchMetadataDocument, MetadataFetchError, NOT_FETCHED } from '../../src/oauth/metadata-document-fetch.js';
 import { CERT_FILE, startDocumentServer } from './document-server.js';
 
 const POLICY: FetchPolicy = { timeoutMs: 400, maxBytes: 5120, allowPrivateAddresses: true, ca: readFileSync(CERT_FILE, 'utf8') };
 
-async function reason(url: string, policy: FetchPolicy = POLICY): Promise<string> {
+async function failure(url: string, policy: FetchPolicy = POLICY): Promise<MetadataFetchError> {
   const err = await fetchMetadataDocument(new URL(url), policy).then(
     () => null,
     (e: unknown) => e,
   );
   if (!(err instanceof MetadataFetchError)) throw new Error(`expected a MetadataFetchError, got ${String(err)}`);
+  return err;
+}
+
+/** The reason a fetch fails with, safe to show; a document-level failure has no log-only detail. */
+async function reason(url: string, policy: FetchPolicy = POLICY): Promise<string> {
+  const err = await failure(url, policy);
+  if (err.detail !== null) throw new Error(`expected a document-level failure, got the connection-level ${err.detail}`);
   return err.reason;
+}
+
+/** The log-only detail of a connection-level failure, whose shown reason must say no more than NOT_FETCHED. */
+async function connectionDetail(url: string, policy: FetchPolicy = POLICY): Promise<string> {
+  const err = await failure(url, policy);
+  if (err.reason !== NOT_FETCHED || err.detail === null) throw new Error(`expected a connection-level failure, got ${err.reason}`);
+  return err.detail;
 }
 
 t.test('a 200 JSON document is read with its headers', async (t) => {
@@ -58,7 +72,7 @@ t.test('a server that never answers times out quickly', async (t) => {
     // never answers
   });
   const started = Date.now();
-  t.match(await reason(`${server.origin}/hang.json`), /no complete answer within 400 ms/);
+  t.match(await connectionDetail(`${server.origin}/hang.json`), /no complete answer within 400 ms/);
   t.ok(Date.now() - started < 2000, 'gave up at the timeout');
 
   // A TCP server that accepts but never speaks TLS: the timeout covers the handshake too.
@@ -70,7 +84,25 @@ t.test('a server that never answers times out quickly', async (t) => {
     silent.close();
   });
   const port = (silent.address() as { port: number }).port;
-  t.match(await reason(`https://127.0.0.1:${port}/client.json`), /no complete answer within 400 ms/);
+  t.match(await connectionDetail(`https://127.0.0.1:${port}/client.json`), /no complete answer within 400 ms/);
+});
+
+t.test('connection-level failures show only "could not be fetched"; the detail is for the log', async (t) => {
+  // A port with nothing listening: refused.
+  const closed = createNetServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  t.equal(await connectionDetail(`https://127.0.0.1:${port}/client.json`), 'the connection was refused');
+
+  // A server that accepts and hangs up at once: reset, or closed before TLS completes.
+  const rude = createNetServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => rude.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => rude.close());
+  // Which detail depends on when the hang-up is noticed (reset, closed before the address, TLS); none is shown.
+  t.match(await connectionDetail(`https://127.0.0.1:${(rude.address() as { port: number }).port}/client.json`), /connection|request failed|TLS/);
+
+  t.match(await connectionDetail('https://gatehouse-test.invalid/client.json'), /does not resolve/, 'RFC 6761: .invalid never resolves');
 });
 
 t.test('only a 200 with a JSON content type is accepted', async (t) => {
@@ -109,6 +141,6 @@ t.test('only https is fetched, and the TLS certificate must be trusted', async (
   const server = await startDocumentServer(t);
   server.json('/client.json', {});
   t.match(await reason(`http://127.0.0.1:${new URL(server.origin).port}/client.json`), /only https/);
-  t.match(await reason(`${server.origin}/client.json`, { ...POLICY, ca: null }), /TLS connection failed/, 'without CIMD_CA_FILE the self-signed certificate is refused');
+  t.match(await connectionDetail(`${server.origin}/client.json`, { ...POLICY, ca: null }), /TLS connection failed/, 'without CIMD_CA_FILE the self-signed certificate is refused');
   t.equal(server.total(), 0);
 });

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
@@ -146,7 +147,6 @@ t.test('a document that cannot be used gives an error page saying why, never a r
     ['/missing.json', () => undefined, /answered 404, not 200/],
     ['/html.json', () => server.route('/html.json', (_q, r) => r.writeHead(200, { 'content-type': 'text/html' }).end('<html>')), /not application\/json/],
     ['/big.json', (id) => server.json('/big.json', metadataDocument(id, { software_statement: 'x'.repeat(6000) })), /larger than 5120 bytes/],
-    ['/hang.json', () => server.route('/hang.json', () => undefined), /no complete answer within 400 ms/],
   ];
   for (const [path, serve, reason] of bad) {
     serve(url(path));
@@ -161,6 +161,37 @@ t.test('a document that cannot be used gives an error page saying why, never a r
   t.equal(server.hits('/'), 0, 'an id without a path is never fetched');
   const token = await app.inject(form({ grant_type: 'authorization_code', code: 'x', code_verifier: 'y'.repeat(43), client_id: url('/missing.json') }));
   t.equal(token.json().error, 'invalid_client', 'the token endpoint knows no such client');
+});
+
+t.test('connection-level failures say only "could not be fetched" on the page (no port scanning); the log has the detail', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  const app = await buildTestApp(t, { ...ENV, LOG_LEVEL: 'info' }, { logs });
+  const server = await startDocumentServer(t);
+  server.route('/hang.json', () => undefined);
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const closedPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const untrusting = { ...ENV };
+  delete untrusting.CIMD_CA_FILE;
+  const strictTls = await buildTestApp(t, { ...untrusting, LOG_LEVEL: 'info' }, { logs });
+  server.json('/untrusted.json', metadataDocument(`${server.origin}/untrusted.json`));
+
+  const cases: Array<[FastifyInstance, string, RegExp]> = [
+    [app, `https://127.0.0.1:${closedPort}/client.json`, /^the connection was refused$/],
+    [app, `${server.origin}/hang.json`, /^no complete answer within 400 ms$/],
+    [strictTls, `${server.origin}/untrusted.json`, /^the TLS connection failed \(\w+\)$/],
+  ];
+  for (const [instance, clientId, detail] of cases) {
+    const res = await instance.inject({ method: 'GET', url: authorizeUrl(clientId) });
+    assertErrorPage(t, res, /client metadata document could not be fetched/);
+    t.notMatch(res.body, /refused|reset|TLS|within \d+ ms|ECONN|CERT/i, 'no connection-level detail on the page');
+    t.match(
+      logs.filter((l) => l.clientId === clientId),
+      [{ msg: 'client metadata document refused', reason: detail }],
+      'logged at info with the URL and the detail',
+    );
+  }
 });
 
 t.test('loopback and private addresses are refused without the development flag, with no connection made', async (t) => {
