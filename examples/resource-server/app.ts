@@ -158,9 +158,22 @@ export async function verifyAccessToken(
   };
 }
 
-function challenge(params: Array<[string, string]>): string {
-  // RFC 6750 §3: auth-params are quoted strings; our values never contain `"` or `\`.
-  return `Bearer ${params.map(([k, v]) => `${k}="${v}"`).join(', ')}`;
+/**
+ * A Bearer challenge (RFC 6750 §3) whose auth-param values are quoted-strings (RFC 9110 §5.6.4): `"` and `\`
+ * are escaped as quoted-pairs; a control character (or anything past Latin-1, which no header carries)
+ * cannot be quoted at all, so such a value is refused.
+ */
+export function challenge(params: Array<[string, string]>): string {
+  const quoted = (value: string) => {
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) throw new TypeError('a WWW-Authenticate parameter cannot carry control characters or non-Latin-1 text');
+    return `"${value.replace(/["\\]/g, '\\$&')}"`;
+  };
+  return `Bearer ${params.map(([name, value]) => `${name}=${quoted(value)}`).join(', ')}`;
+}
+
+/** RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E; anything else becomes `?`. */
+function headerDescription(description: string): string {
+  return description.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '?');
 }
 
 /** Starts the resource server and resolves once it listens. */
@@ -205,7 +218,7 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
     }
     const params: Array<[string, string]> = [];
     if (err.error) params.push(['error', err.error]);
-    if (err.status === 401 && err.error) params.push(['error_description', err.description]);
+    if (err.status === 401 && err.error) params.push(['error_description', headerDescription(err.description)]);
     if (err.status === 403) params.push(['scope', requiredScope]);
     // RFC 9728 §5.1: where the client finds which authorization server to use.
     params.push(['resource_metadata', metadataUrl]);

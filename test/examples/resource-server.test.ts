@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT, generateKeyPair } from 'jose';
 import t from 'tap';
-import { startResourceServer } from '../../examples/resource-server/app.js';
+import { challenge, startResourceServer } from '../../examples/resource-server/app.js';
 import { basic } from '../fixtures/clients.js';
 import { buildTestApp } from '../helper.js';
 import { freePort } from './support.js';
@@ -195,6 +195,18 @@ t.test('the JWKS endpoint answers badly: 503 temporarily_unavailable, never inva
   const bad = await fetch(`${behind.url}/mcp`, { headers: { authorization: `Bearer ${unknownKid}` } });
   t.equal(bad.status, 401, 'an unknown kid against a good JWKS');
   t.match(bad.headers.get('www-authenticate'), /^Bearer error="invalid_token"/);
+});
+
+t.test('challenge values are quoted-strings: `"` and `\\` escaped, control characters refused (RFC 9110 §5.6.4)', async (t) => {
+  t.equal(challenge([['resource_metadata', 'https://api.example.com/.well-known/oauth-protected-resource']]), 'Bearer resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"');
+  t.equal(challenge([['error', 'invalid_token'], ['error_description', 'say "hi" \\ bye']]), 'Bearer error="invalid_token", error_description="say \\"hi\\" \\\\ bye"');
+  // A value that closes the quote early cannot smuggle in a parameter of its own.
+  const smuggled = challenge([['scope', 'read", error="insufficient_scope']]);
+  t.equal(smuggled, 'Bearer scope="read\\", error=\\"insufficient_scope"');
+  t.throws(() => challenge([['error_description', 'line\r\nSet-Cookie: x=1']]), TypeError, 'CR LF refused');
+  t.throws(() => challenge([['error_description', 'nul\u0000']]), TypeError, 'NUL refused');
+  t.throws(() => challenge([['error_description', 'snow \u2603']]), TypeError, 'beyond Latin-1 refused');
+  t.equal(challenge([['x', 'tab\tok']]), 'Bearer x="tab\tok"', 'HTAB is qdtext');
 });
 
 t.test('options: another path, resource, scope', async (t) => {
