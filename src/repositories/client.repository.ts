@@ -69,15 +69,19 @@ export async function touchClientLastUsed(db: Db, clientId: string, minIntervalS
 }
 
 /** The metadata columns a metadata document sets (ClientMetadata of src/oauth/client-metadata.ts). */
-type MetadataColumns = Omit<NewClientRow, 'client_id' | 'secret_hash' | 'source' | 'created_at' | 'updated_at' | 'secret_rotated_at' | 'last_used_at' | 'disabled_at' | 'registration_access_token_hash'>;
+type MetadataColumns = Omit<
+  NewClientRow,
+  'client_id' | 'secret_hash' | 'source' | 'created_at' | 'updated_at' | 'secret_rotated_at' | 'last_used_at' | 'disabled_at' | 'registration_access_token_hash' | 'document_expires_at'
+>;
 
 /**
- * Creates or refreshes the row of a client resolved from its metadata document, in one statement so
- * replicas resolving the same client at once neither fail nor duplicate it. A refresh changes only the
- * metadata columns (an operator's disabled_at stays). A client of another source with that id
- * (pre-registered by an operator) is never overwritten: undefined is returned then.
+ * Creates or refreshes the row of a client resolved from its metadata document, fresh until
+ * `documentExpiresAt`, in one statement so replicas resolving the same client at once neither fail nor
+ * duplicate it. A refresh changes only the metadata columns and the expiry (an operator's disabled_at
+ * stays). A client of another source with that id (pre-registered by an operator) is never overwritten:
+ * undefined is returned then.
  */
-export async function upsertMetadataDocumentClient(db: Db, clientId: string, metadata: MetadataColumns): Promise<ClientRow | undefined> {
+export async function upsertMetadataDocumentClient(db: Db, clientId: string, metadata: MetadataColumns, documentExpiresAt: Date): Promise<ClientRow | undefined> {
   return db
     .insertInto('clients')
     .values({
@@ -88,12 +92,13 @@ export async function upsertMetadataDocumentClient(db: Db, clientId: string, met
       secret_rotated_at: null,
       last_used_at: null,
       disabled_at: null,
+      document_expires_at: documentExpiresAt,
     })
     .onConflict((oc) =>
       oc
         .column('client_id')
         // secret_hash too: the document's client is public, whatever an operator changed meanwhile.
-        .doUpdateSet({ ...metadata, secret_hash: null, updated_at: sql<Date>`now()` })
+        .doUpdateSet({ ...metadata, secret_hash: null, document_expires_at: documentExpiresAt, updated_at: sql<Date>`now()` })
         .where('clients.source', '=', 'metadata_document'),
     )
     .returningAll()

@@ -116,14 +116,16 @@ export class ClientService {
   /**
    * Like `get`, and says why there is no client. With CIMD_ENABLED, a client_id starting with https://
    * that no operator registered is resolved from its Client ID Metadata Document
-   * (draft-ietf-oauth-client-id-metadata-document-02 §5): fetched, validated, upserted into `clients`
-   * (its grants reference it) and cached as its HTTP cache headers allow, within CIMD_CACHE_*.
+   * (draft-ietf-oauth-client-id-metadata-document-02 §5): fetched, validated and upserted into `clients`
+   * (its grants reference it) with document_expires_at from its HTTP cache headers, within CIMD_CACHE_*.
+   * The row is cached like any client's (CLIENT_CACHE_TTL_SECONDS), so a disable or delete on another
+   * replica shows as soon; the document is fetched again only once document_expires_at has passed.
    */
   async resolve(clientId: string): Promise<ClientLookup> {
     if (!CLIENT_ID_FORM.test(clientId)) return { client: undefined, problem: null };
     const now = this.now();
     const hit = this.cache.get(clientId, now);
-    if (hit) return { client: hit };
+    if (hit && !this.documentDue(hit, now)) return { client: hit };
     if (this.misses.get(clientId, now)) return this.unknown(clientId);
     // Concurrent misses for one id share one query (and one document fetch).
     let load = this.loading.get(clientId);
@@ -143,17 +145,25 @@ export class ClientService {
     if (row?.source === 'metadata_document' || (!row && this.cimd && clientId.startsWith(CLIENT_ID_URL_PREFIX))) {
       // With CIMD off, a row left from when it was on is not trusted: its document is no longer checked.
       if (!this.cimd) return this.cacheLookup(clientId, undefined, generation);
+      // Another replica may have refreshed the document meanwhile: then the stored row is as good.
+      if (row && !this.documentDue(row, this.now())) return this.cacheLookup(clientId, freeze(row), generation);
       const found = await this.cimd.lookup(clientId);
       if (!found.row) return { client: undefined, problem: found.problem };
-      return this.cacheLookup(clientId, freeze(found.row), generation, found.ttlMs ?? this.ttlMs);
+      return this.cacheLookup(clientId, freeze(found.row), generation);
     }
     return this.cacheLookup(clientId, row ? freeze(row) : undefined, generation);
   }
 
-  private cacheLookup(clientId: string, client: Client | undefined, generation: number, ttlMs = this.ttlMs): ClientLookup {
+  /** Whether a metadata-document client's stored document is no longer fresh, so it is to be fetched again. */
+  private documentDue(client: Client, now: number): boolean {
+    if (client.source !== 'metadata_document') return false;
+    return client.document_expires_at === null || client.document_expires_at.getTime() <= now;
+  }
+
+  private cacheLookup(clientId: string, client: Client | undefined, generation: number): ClientLookup {
     if (generation === this.generation) {
       const now = this.now();
-      if (client && ttlMs > 0) this.cache.set(clientId, client, now + ttlMs);
+      if (client && this.ttlMs > 0) this.cache.set(clientId, client, now + this.ttlMs);
       else if (!client) this.misses.set(clientId, true, now + this.negativeTtlMs);
     }
     return client ? { client } : this.unknown(clientId);

@@ -20,8 +20,11 @@ export interface MetadataDocumentOptions {
   now?: () => number;
 }
 
-/** A resolved client row and how long it may be cached (ms; 0: not at all), or why there is none. */
-export type DocumentLookup = { row: ClientRow; ttlMs: number | null; problem?: undefined } | { row?: undefined; problem: string | null };
+/**
+ * A resolved client row (a metadata-document row carries document_expires_at; an operator's row may be
+ * returned instead, §7.2), or why there is none.
+ */
+export type DocumentLookup = { row: ClientRow; problem?: undefined } | { row?: undefined; problem: string | null };
 
 /** CIMD_CA_FILE's certificates, checked at start so a bad file stops the start rather than every fetch. */
 function readCaFile(path: string): string {
@@ -73,8 +76,9 @@ export class MetadataDocumentClients {
   }
 
   /**
-   * Fetches, validates and stores the client `clientId` names. `ttlMs` null means the row is an
-   * operator's (pre-registered meanwhile, §7.2), cached like any client. Nothing about a failure is
+   * Fetches, validates and stores the client `clientId` names, with document_expires_at set from the
+   * response's cache headers (within CIMD_CACHE_*). The row returned may be an operator's
+   * (pre-registered meanwhile, §7.2), used like any client. Nothing about a failure is
    * cached (§5.2: error responses and invalid documents MUST NOT be); floods are bounded instead by
    * ClientService sharing one lookup per URL and by a cap on fetches in flight per process (/token is
    * not rate limited, and any client_id URL there makes this server fetch).
@@ -103,9 +107,8 @@ export class MetadataDocumentClients {
     } finally {
       this.fetchesInFlight -= 1;
     }
-    const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata)) ?? (await findClientById(this.db, clientId));
-    if (!row) return { problem: null };
-    if (row.source !== 'metadata_document') return { row, ttlMs: null };
-    return { row, ttlMs: cacheLifetime(fetched.headers, this.cacheBounds, this.now()) * 1000 };
+    const expiresAt = new Date(this.now() + cacheLifetime(fetched.headers, this.cacheBounds, this.now()) * 1000);
+    const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata, expiresAt)) ?? (await findClientById(this.db, clientId));
+    return row ? { row } : { problem: null };
   }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { FetchedDocument } from '../../src/oauth/metadata-document-fetch.js';
 import { MetadataFetchError } from '../../src/oauth/metadata-document-fetch.js';
+import { findClientById, setClientDisabled } from '../../src/repositories/client.repository.js';
 import { ClientService } from '../../src/services/client-service.js';
 import { clientConfig, countingDb, migratedDatabase, unique } from '../fixtures/clients.js';
 import { CERT_FILE, metadataDocument } from './document-server.js';
@@ -26,7 +27,7 @@ async function setup(answer: (url: URL) => Promise<FetchedDocument>, options: { 
     log: { debug: () => undefined, info: (obj, msg) => logs.push({ obj: obj as Record<string, unknown>, msg }) },
     ...(options.maxConcurrentFetches ? { maxConcurrentFetches: options.maxConcurrentFetches } : {}),
   });
-  return { service, clock, fetched, logs, selects: () => counting.counts.get('SelectQueryNode') ?? 0 };
+  return { db, service, clock, fetched, logs, selects: () => counting.counts.get('SelectQueryNode') ?? 0 };
 }
 
 const doc = (url: URL, headers: Record<string, string> = {}): FetchedDocument => ({ body: JSON.stringify(metadataDocument(url.href)), headers });
@@ -48,6 +49,30 @@ t.test('a cached document expires after its max-age, clamped to the bounds', asy
   clock.now += 30_000;
   await service.resolve(short);
   t.equal(fetched.filter((u) => u === short).length, 1, 'max-age=5 is held for CIMD_CACHE_MIN_SECONDS (60)');
+});
+
+t.test('a row is cached for CLIENT_CACHE_TTL_SECONDS, not the document lifetime: a disable on another replica shows, with no refetch', async (t) => {
+  const { db, service, clock, fetched } = await setup(async (url) => doc(url, { 'cache-control': 'max-age=3600' }));
+  const id = idFor('replica');
+  t.equal((await service.resolve(id)).client?.disabled_at, null);
+  const stored = await findClientById(db, id);
+  t.equal(stored?.document_expires_at?.getTime(), clock.now + 3600_000, 'the document lifetime is stored with the row');
+
+  await setClientDisabled(db, id, true); // an operator, through another replica
+  clock.now += 29_000;
+  t.equal((await service.resolve(id)).client?.disabled_at, null, 'cached for up to CLIENT_CACHE_TTL_SECONDS (30)');
+  clock.now += 2_000;
+  t.not((await service.resolve(id)).client?.disabled_at, null, 'then re-read: disabled');
+  t.equal(fetched.length, 1, 'the re-read did not fetch the document, still fresh');
+
+  await setClientDisabled(db, id, false);
+  const replica = new ClientService(db, clientConfig(CIMD), { now: () => clock.now, fetchDocument: async (url) => (fetched.push(url.href), doc(url)) });
+  t.ok((await replica.resolve(id)).client, 'another replica (or a restart) uses the stored row');
+  t.equal(fetched.length, 1, 'without fetching while document_expires_at is ahead');
+
+  clock.now += 3600_000;
+  t.ok((await service.resolve(id)).client);
+  t.equal(fetched.length, 2, 'fetched again once the document is due');
 });
 
 t.test('ordinary client ids never take the fetch path', async (t) => {

@@ -34,6 +34,8 @@ export interface ClientTable {
   disabled_at: Date | null;
   /** RFC 7592: hash of the registration access token of a dynamically registered client. */
   registration_access_token_hash: Generated<string | null>;
+  /** A metadata-document client's document is fresh until then (its HTTP cache lifetime); null otherwise. */
+  document_expires_at: Generated<Date | null>;
 }
 
 export type ClientRow = Selectable<ClientTable>;
