@@ -58,6 +58,7 @@ const CLOCK_TOLERANCE_SECONDS = 30;
 interface LoginRequest {
   jti: string;
   return_to: string;
+  client_id?: string;
   client_name?: string;
   prompt?: string;
   max_age?: number;
@@ -90,6 +91,18 @@ function sha256(value: string): Buffer {
 /** Constant-time string comparison (hashing first makes the lengths equal). */
 function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
+}
+
+/**
+ * Who the sign-in page says is asking. A client_id that is an https URL belongs to a Client ID Metadata
+ * Document client, whose client_name is whatever its own document says ("Your Bank"): name the host of the
+ * URL instead, which the client cannot choose (CIMD draft §8.5). Registered clients keep their name.
+ */
+export function requesterOf(loginRequest: { client_id?: string; client_name?: string }): string | undefined {
+  const clientId = loginRequest.client_id;
+  // http too: a development Gatehouse may accept one, and its name is just as self-declared.
+  if (clientId !== undefined && /^https?:\/\//i.test(clientId) && URL.canParse(clientId)) return new URL(clientId).host;
+  return loginRequest.client_name;
 }
 
 function page(reply: FastifyReply, status: number, html: string): FastifyReply {
@@ -159,6 +172,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     return {
       jti: payload.jti,
       return_to: payload.return_to,
+      client_id: optionalString(payload.client_id),
       client_name: optionalString(payload.client_name),
       prompt: optionalString(payload.prompt),
       max_age: typeof payload.max_age === 'number' ? payload.max_age : undefined,
@@ -262,7 +276,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     // prompt=none must never show UI (OpenID Connect Core §3.1.2.6).
     if (loginRequest.prompt === 'none') return answer(reply, loginRequest, { error: 'login_required' });
     const username = loginRequest.login_hint ?? '';
-    return page(reply, 200, signInPage({ loginRequest: token, csrf: csrfToken(request, reply), clientName: loginRequest.client_name, username, error: undefined, hint }));
+    return page(reply, 200, signInPage({ loginRequest: token, csrf: csrfToken(request, reply), requester: requesterOf(loginRequest), username, error: undefined, hint }));
   });
 
   const loginBodySchema = {
@@ -294,7 +308,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
         signInPage({
           loginRequest: body.login_request,
           csrf: body.csrf,
-          clientName: loginRequest.client_name,
+          requester: requesterOf(loginRequest),
           username: body.username ?? '',
           error: 'Incorrect username or password.',
           hint,

@@ -50,8 +50,8 @@ export interface SignInPageInput {
   /** The login_request JWT, carried through the form unchanged and verified again on POST. */
   loginRequest: string;
   csrf: string;
-  /** Who is asking ("Sign in to continue to …"), from the login_request. */
-  clientName: string | undefined;
+  /** Who is asking ("to continue to …"): the client's name, or the host of a URL client_id (see requesterOf). */
+  requester: string | undefined;
   /** Pre-filled username (login_hint, or what was typed before a failed attempt). */
   username: string;
   error: string | undefined;
@@ -61,7 +61,7 @@ export interface SignInPageInput {
 
 /** The sign-in form: labelled inputs, "Sign in", and "Cancel" (which answers access_denied). */
 export function signInPage(input: SignInPageInput): string {
-  const continueTo = input.clientName ? `<p>to continue to <strong>${escapeHtml(input.clientName)}</strong></p>` : '';
+  const continueTo = input.requester ? `<p>to continue to <strong>${escapeHtml(input.requester)}</strong></p>` : '';
   const error = input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : '';
   return layout(
     'Sign in',

@@ -258,6 +258,22 @@ t.test('Cancel answers access_denied, which Gatehouse passes to the client', asy
   t.equal(callback.searchParams.get('state'), 'st-1');
 });
 
+t.test('a URL client_id (a Client ID Metadata Document client) is named by its host, not its self-declared name', async (t) => {
+  const host = await buildHostApp({ gatehouseIssuer: ISSUER, hostId: HOST_ID, handshakeSecret: HOST_SECRET });
+  t.teardown(() => host.close());
+  const form = async (claims: Record<string, unknown>) => (await host.inject({ method: 'GET', url: `/login?login_request=${await loginRequest({ claims })}` })).body;
+
+  const cimd = await form({ client_id: 'https://app.example.com/oauth/client.json', client_name: 'Your Bank' });
+  t.match(cimd, /to continue to <strong>app\.example\.com<\/strong>/, 'the host of the client_id URL (CIMD §8.5)');
+  t.notMatch(cimd, /Your Bank/, 'not the name the client chose for itself');
+  const withPort = await form({ client_id: 'https://app.example.com:8443/client', client_name: 'Your Bank' });
+  t.match(withPort, /to continue to <strong>app\.example\.com:8443<\/strong>/, 'a port is part of the identity');
+  const idn = await form({ client_id: 'https://b\u00fccher.example/client', client_name: 'Your Bank' });
+  t.match(idn, /to continue to <strong>xn--bcher-kva\.example<\/strong>/, 'an internationalised host in its ASCII form (no look-alike letters)');
+  const registered = await form({ client_id: 'c1', client_name: 'Example client' });
+  t.match(registered, /to continue to <strong>Example client<\/strong>/, 'a registered client keeps its name');
+});
+
 t.test('forms need the CSRF cookie; output is escaped', async (t) => {
   const { browser, host, clientId } = await setup(t, '<script>alert("x")</script> & Co');
   const start = await browser.get(authorizeUrl(clientId, pkce().challenge, { login_hint: '"><img src=x onerror=alert(1)>' }));
