@@ -14,6 +14,7 @@ import { errorPage, homePage, signInPage } from './pages.js';
 
 export interface HostUser {
   username: string;
+  /** Plaintext, for the demo only: a real user store keeps a slow hash (see authenticate). */
   password: string;
   /** The stable user id Gatehouse puts in `sub` (never an email that can change). */
   sub: string;
@@ -243,7 +244,14 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     }
   }
 
-  /** Constant-time password check; an unknown username costs the same as a wrong password. */
+  /**
+   * Constant-time password check; an unknown username costs the same as a wrong password.
+   *
+   * DEMO ONLY: these passwords are plaintext in memory. A real host stores a slow, salted hash per user
+   * (scrypt, e.g. node:crypto scrypt with a random 16-byte salt, or argon2id), compares hashes with
+   * timingSafeEqual, and rate-limits attempts per account and per client address (e.g. @fastify/rate-limit
+   * on POST /login) so that passwords cannot be guessed at speed.
+   */
   function authenticate(username: string, password: string): HostUser | null {
     let found: HostUser | null = null;
     for (const user of users) {
