@@ -138,7 +138,8 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
         }
       : false,
   });
-  // Signs the session cookie; a new key per process, so a restart signs everyone out (fine for a demo).
+  // Signs the session and CSRF cookies; a new key per process, so a restart signs everyone out (fine for a
+  // demo; a real host keeps its key in its secret store).
   await app.register(cookie, { secret: randomBytes(32).toString('base64url') });
   await app.register(formbody);
 
@@ -228,17 +229,29 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     return loginRequest.max_age !== undefined && Date.now() / 1000 - session.authTime > loginRequest.max_age;
   }
 
-  /** Double-submit CSRF token: a random cookie that every form must echo in its `csrf` field. */
+  /** The token in the CSRF cookie, if the cookie is there and carries this app's signature. */
+  function csrfCookieToken(request: FastifyRequest): string | null {
+    const raw = request.cookies[CSRF_COOKIE];
+    if (!raw) return null;
+    const unsigned = request.unsignCookie(raw);
+    return unsigned.valid && unsigned.value !== null && /^[A-Za-z0-9_-]{43}$/.test(unsigned.value) ? unsigned.value : null;
+  }
+
+  /**
+   * Signed double-submit CSRF token: a random token in a cookie signed with the app's cookie secret, which
+   * every form must echo in its `csrf` field. Unsigned, a sibling subdomain could set the cookie (cookies
+   * are not isolated by subdomain) to a value of its choosing and post that value; it cannot sign one.
+   */
   function csrfToken(request: FastifyRequest, reply: FastifyReply): string {
-    const existing = request.cookies[CSRF_COOKIE];
-    if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+    const existing = csrfCookieToken(request);
+    if (existing) return existing;
     const token = randomBytes(32).toString('base64url');
-    reply.setCookie(CSRF_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure, path: '/' });
+    reply.setCookie(CSRF_COOKIE, token, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/' });
     return token;
   }
 
   function checkCsrf(request: FastifyRequest, given: string): void {
-    const expected = request.cookies[CSRF_COOKIE];
+    const expected = csrfCookieToken(request);
     if (!expected || !safeEqual(expected, given)) {
       throw new PageError(403, 'Form expired', 'This form has expired. Go back to the application and start again.');
     }

@@ -129,7 +129,7 @@ t.test('the sign-in form yields a login_response Gatehouse accepts, through to a
   const csrf = hiddenField(form.body, 'csrf');
   const carried = hiddenField(form.body, 'login_request');
   t.equal(carried, new URL(String(start.headers.location)).searchParams.get('login_request'), 'the login_request rides along in a hidden field');
-  t.equal(browser.jar.cookies.get(CSRF_COOKIE), csrf, 'double-submit CSRF cookie');
+  t.match(browser.jar.cookies.get(CSRF_COOKIE), new RegExp(`^${csrf}\\.[A-Za-z0-9+/%_-]+$`), 'double-submit CSRF cookie, signed');
 
   const wrong = await browser.post(`${HOST_ORIGIN}/login`, { login_request: carried, csrf, username: 'alice', password: 'bob-password', action: 'sign-in' });
   t.equal(wrong.statusCode, 401);
@@ -293,6 +293,25 @@ t.test('forms need the CSRF cookie; output is escaped', async (t) => {
   t.notOk(forged.headers.location);
   const mismatched = await browser.post(`${HOST_ORIGIN}/login`, { login_request: hiddenField(form.body, 'login_request'), csrf: 'wrong', username: 'alice', password: 'alice-password' });
   t.equal(mismatched.statusCode, 403);
+  // A sibling subdomain can set a cookie for this host (Domain=parent), so a plain double-submit token is
+  // no defence against it: the cookie must carry the app's signature.
+  const planted = 'p'.repeat(43);
+  const tossed = await host.inject({
+    method: 'POST',
+    url: '/login',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${CSRF_COOKIE}=${planted}` },
+    payload: new URLSearchParams({ login_request: hiddenField(form.body, 'login_request'), csrf: planted, username: 'alice', password: 'alice-password', action: 'sign-in' }).toString(),
+  });
+  t.equal(tossed.statusCode, 403, 'an unsigned CSRF cookie set by someone else is refused');
+  const badSignature = await host.inject({
+    method: 'POST',
+    url: '/login',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${CSRF_COOKIE}=${planted}.${'A'.repeat(43)}` },
+    payload: new URLSearchParams({ login_request: hiddenField(form.body, 'login_request'), csrf: planted, username: 'alice', password: 'alice-password', action: 'sign-in' }).toString(),
+  });
+  t.equal(badSignature.statusCode, 403, 'a forged signature is refused');
+  const fresh = await host.inject({ method: 'GET', url: `/login?login_request=${encodeURIComponent(hiddenField(form.body, 'login_request'))}`, headers: { cookie: `${CSRF_COOKIE}=${planted}` } });
+  t.not(hiddenField(fresh.body, 'csrf'), planted, 'the form never adopts a planted token');
   const badRequest = await browser.post(`${HOST_ORIGIN}/login`, { login_request: 'forged', csrf: hiddenField(form.body, 'csrf'), username: 'alice', password: 'alice-password' });
   t.equal(badRequest.statusCode, 400, 'the POST verifies the login_request again');
   t.equal(decodeProtectedHeader(hiddenField(form.body, 'login_request')).typ, 'login-request+jwt');
