@@ -16,7 +16,11 @@ export interface ClientCredentialsRequest {
   body: Record<string, unknown>;
 }
 
-/** Where clients come from: the cached service on the hot path. */
+/**
+ * Where clients come from: the cached service on the hot path. Its `get` never fetches a metadata
+ * document, so a client_id URL sent to the (unthrottled) token or revocation endpoint costs at most one
+ * query: such a client exists here only once /authorize stored it.
+ */
 export type ClientLookup = Pick<ClientService, 'get' | 'markUsed'>;
 
 /** RFC 6749 §5.2: a 401 after an Authorization header attempt must say which scheme to use. */

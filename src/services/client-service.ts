@@ -45,7 +45,7 @@ export class ClientServiceError extends Error {
 }
 
 /**
- * The answer of `resolve`: the client, or why there is none. `problem` is null for a plain unknown id,
+ * The answer of `resolveForAuthorization`: the client, or why there is none. `problem` is null for a plain unknown id,
  * or says why a client identifier URL could not be used (safe to show: it never holds a secret).
  */
 export type ClientLookup = { client: Client; problem?: undefined } | { client: undefined; problem: string | null };
@@ -74,7 +74,8 @@ function freeze(row: ClientRow): Client {
 /**
  * Clients for the hot path and for administration. `get` answers from an in-process cache (TTL
  * CLIENT_CACHE_TTL_SECONDS); every change made through this service drops the cached entry at once, and
- * other replicas see it when their entry expires.
+ * other replicas see it when their entry expires. Only `resolveForAuthorization` (/authorize) fetches
+ * metadata documents.
  */
 export class ClientService {
   private readonly policy: MetadataPolicy;
@@ -85,7 +86,9 @@ export class ClientService {
   private readonly cache: TtlCache<Client>;
   private readonly misses = new TtlCache<true>(MAX_NEGATIVE_ENTRIES);
   private readonly touched: TtlCache<true>;
-  private readonly loading = new Map<string, Promise<ClientLookup>>();
+  /** Database reads in flight (`get`), and authorization lookups in flight (`resolveForAuthorization`). */
+  private readonly reading = new Map<string, Promise<Client | undefined>>();
+  private readonly resolving = new Map<string, Promise<ClientLookup>>();
   /** Clients resolved from their metadata documents; null when CIMD_ENABLED is off. */
   private readonly cimd: MetadataDocumentClients | null;
   private readonly pending = new Set<Promise<void>>();
@@ -108,65 +111,96 @@ export class ClientService {
     this.cimd = cimd?.enabled ? new MetadataDocumentClients(db, cimd, this.policy, { ...options, now: this.now }) : null;
   }
 
-  /** A client by id, from the cache when fresh (no database query), else loaded once and cached. Disabled clients are returned too: callers check `disabled_at`. */
+  /**
+   * A client by id, from the cache when fresh (no database query), else read from the database once and
+   * cached. Never fetches a metadata document, so an unthrottled request (token, revoke, sign-out) cannot
+   * make this server fetch or store anything: a metadata-document client is known here once /authorize
+   * has stored it (`resolveForAuthorization`), and is answered from its stored row even once its document
+   * is due (the grants it presents were issued under that row; the next /authorize refetches). Disabled
+   * clients are returned too: callers check `disabled_at`.
+   */
   async get(clientId: string): Promise<Client | undefined> {
-    return (await this.resolve(clientId)).client;
+    if (!CLIENT_ID_FORM.test(clientId)) return undefined;
+    const now = this.now();
+    const hit = this.cache.get(clientId, now);
+    if (hit) return hit;
+    if (this.misses.get(clientId, now)) return undefined;
+    return this.shared(this.reading, clientId, () => this.read(clientId));
   }
 
   /**
-   * Like `get`, and says why there is no client. With CIMD_ENABLED, a client_id starting with https://
-   * that no operator registered is resolved from its Client ID Metadata Document
-   * (draft-ietf-oauth-client-id-metadata-document-02 §5): fetched, validated and upserted into `clients`
-   * (its grants reference it) with document_expires_at from its HTTP cache headers, within CIMD_CACHE_*.
-   * The row is cached like any client's (CLIENT_CACHE_TTL_SECONDS), so a disable or delete on another
-   * replica shows as soon; the document is fetched again only once document_expires_at has passed.
+   * The client of an authorization request, or why there is none: the only lookup that fetches Client
+   * ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document-02 §5), for /authorize alone,
+   * which is rate limited. With CIMD_ENABLED, a client_id starting with https:// that no operator
+   * registered is fetched, validated and upserted into `clients` (its grants reference it) with
+   * document_expires_at from its HTTP cache headers, within CIMD_CACHE_*, whenever it is not stored or
+   * its document is due. The row is cached like any client's (CLIENT_CACHE_TTL_SECONDS), so a disable or
+   * delete on another replica shows as soon.
    */
-  async resolve(clientId: string): Promise<ClientLookup> {
-    if (!CLIENT_ID_FORM.test(clientId)) return { client: undefined, problem: null };
+  async resolveForAuthorization(clientId: string): Promise<ClientLookup> {
+    const cimd = this.cimd;
+    if (!cimd || !clientId.startsWith(CLIENT_ID_URL_PREFIX) || !CLIENT_ID_FORM.test(clientId)) {
+      const client = await this.get(clientId);
+      return client ? { client } : this.unknown(clientId);
+    }
     const now = this.now();
     const hit = this.cache.get(clientId, now);
     if (hit && !this.documentDue(hit, now)) return { client: hit };
-    if (this.misses.get(clientId, now)) return this.unknown(clientId);
-    // Concurrent misses for one id share one query (and one document fetch).
-    let load = this.loading.get(clientId);
+    return this.shared(this.resolving, clientId, () => this.resolveDocument(cimd, clientId));
+  }
+
+  /** Concurrent lookups of one id share one query (and one document fetch). */
+  private shared<T>(inFlight: Map<string, Promise<T>>, clientId: string, start: () => Promise<T>): Promise<T> {
+    let load = inFlight.get(clientId);
     if (!load) {
-      const started = this.load(clientId);
-      load = started.finally(() => {
-        if (this.loading.get(clientId) === load) this.loading.delete(clientId);
+      load = start().finally(() => {
+        if (inFlight.get(clientId) === load) inFlight.delete(clientId);
       });
-      this.loading.set(clientId, load);
+      inFlight.set(clientId, load);
     }
     return load;
   }
 
-  private async load(clientId: string): Promise<ClientLookup> {
+  private async read(clientId: string): Promise<Client | undefined> {
     const generation = this.generation;
     const row = await findClientById(this.db, clientId);
-    if (row?.source === 'metadata_document' || (!row && this.cimd && clientId.startsWith(CLIENT_ID_URL_PREFIX))) {
-      // With CIMD off, a row left from when it was on is not trusted: its document is no longer checked.
-      if (!this.cimd) return this.cacheLookup(clientId, undefined, generation);
-      // Another replica may have refreshed the document meanwhile: then the stored row is as good.
-      if (row && !this.documentDue(row, this.now())) return this.cacheLookup(clientId, freeze(row), generation);
-      const found = await this.cimd.lookup(clientId);
-      if (!found.row) return { client: undefined, problem: found.problem };
-      return this.cacheLookup(clientId, freeze(found.row), generation);
-    }
-    return this.cacheLookup(clientId, row ? freeze(row) : undefined, generation);
+    // With CIMD off, a row left from when it was on is not trusted: its document is no longer checked.
+    const usable = row && (row.source !== 'metadata_document' || this.cimd !== null) ? freeze(row) : undefined;
+    return this.remember(clientId, usable, generation);
   }
 
-  /** Whether a metadata-document client's stored document is no longer fresh, so it is to be fetched again. */
+  private async resolveDocument(cimd: MetadataDocumentClients, clientId: string): Promise<ClientLookup> {
+    const generation = this.generation;
+    // Read first: another replica may have refreshed the document, or an operator registered the id (§7.2)
+    // or disabled it (no use fetching a document for a client that is refused anyway).
+    const row = await findClientById(this.db, clientId);
+    if (row && (row.source !== 'metadata_document' || row.disabled_at !== null || !this.documentDue(row, this.now()))) {
+      return { client: this.remember(clientId, freeze(row), generation) };
+    }
+    const found = await cimd.lookup(clientId);
+    // A failed refetch leaves the stored row as it was: `get` still answers from it.
+    if (!found.row) return { client: undefined, problem: found.problem };
+    return { client: this.remember(clientId, freeze(found.row), generation) };
+  }
+
+  /** Whether a metadata-document client's stored document is no longer fresh, so /authorize fetches it again. */
   private documentDue(client: Client, now: number): boolean {
     if (client.source !== 'metadata_document') return false;
     return client.document_expires_at === null || client.document_expires_at.getTime() <= now;
   }
 
-  private cacheLookup(clientId: string, client: Client | undefined, generation: number): ClientLookup {
+  /** Caches what a load found (unless a change raced with it), and returns it. */
+  private remember<C extends Client | undefined>(clientId: string, client: C, generation: number): C {
     if (generation === this.generation) {
       const now = this.now();
-      if (client && this.ttlMs > 0) this.cache.set(clientId, client, now + this.ttlMs);
-      else if (!client) this.misses.set(clientId, true, now + this.negativeTtlMs);
+      if (!client) {
+        this.misses.set(clientId, true, now + this.negativeTtlMs);
+      } else {
+        this.misses.delete(clientId);
+        if (this.ttlMs > 0) this.cache.set(clientId, client, now + this.ttlMs);
+      }
     }
-    return client ? { client } : this.unknown(clientId);
+    return client;
   }
 
   private unknown(clientId: string): ClientLookup {
@@ -180,12 +214,14 @@ export class ClientService {
     if (clientId === undefined) {
       this.cache.clear();
       this.misses.clear();
-      this.loading.clear();
+      this.reading.clear();
+      this.resolving.clear();
       return;
     }
     this.cache.delete(clientId);
     this.misses.delete(clientId);
-    this.loading.delete(clientId);
+    this.reading.delete(clientId);
+    this.resolving.delete(clientId);
   }
 
   /** A client read straight from the database (administration; never cached). */

@@ -78,10 +78,10 @@ export class MetadataDocumentClients {
   /**
    * Fetches, validates and stores the client `clientId` names, with document_expires_at set from the
    * response's cache headers (within CIMD_CACHE_*). The row returned may be an operator's
-   * (pre-registered meanwhile, §7.2), used like any client. Nothing about a failure is
-   * cached (§5.2: error responses and invalid documents MUST NOT be); floods are bounded instead by
-   * ClientService sharing one lookup per URL and by a cap on fetches in flight per process (/token is
-   * not rate limited, and any client_id URL there makes this server fetch).
+   * (pre-registered meanwhile, §7.2), used like any client. Nothing about a failure is cached (§5.2:
+   * error responses and invalid documents MUST NOT be); floods are bounded instead by the rate limit of
+   * /authorize (ClientService.resolveForAuthorization is the only caller), by ClientService sharing one
+   * lookup per URL, and by a cap on fetches in flight per process.
    */
   async lookup(clientId: string): Promise<DocumentLookup> {
     const urlProblem = clientIdUrlProblem(clientId);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { FetchedDocument } from '../../src/oauth/metadata-document-fetch.js';
 import { MetadataFetchError } from '../../src/oauth/metadata-document-fetch.js';
-import { findClientById, setClientDisabled } from '../../src/repositories/client.repository.js';
+import { deleteClient, findClientById, setClientDisabled } from '../../src/repositories/client.repository.js';
 import { ClientService } from '../../src/services/client-service.js';
 import { clientConfig, countingDb, migratedDatabase, unique } from '../fixtures/clients.js';
 import { CERT_FILE, metadataDocument } from './document-server.js';
@@ -36,52 +36,83 @@ const idFor = (name: string) => `https://app.example.com/${unique(name)}.json`;
 t.test('a cached document expires after its max-age, clamped to the bounds', async (t) => {
   const { service, clock, fetched } = await setup(async (url) => doc(url, url.pathname.includes('short') ? { 'cache-control': 'max-age=5' } : { 'cache-control': 'max-age=120' }));
   const id = idFor('long');
-  await service.resolve(id);
+  await service.resolveForAuthorization(id);
   clock.now += 119_000;
-  await service.resolve(id);
+  await service.resolveForAuthorization(id);
   t.equal(fetched.length, 1, 'fresh for max-age');
   clock.now += 2_000;
-  await service.resolve(id);
+  await service.resolveForAuthorization(id);
   t.equal(fetched.length, 2, 'fetched again once stale');
 
   const short = idFor('short');
-  await service.resolve(short);
+  await service.resolveForAuthorization(short);
   clock.now += 30_000;
-  await service.resolve(short);
+  await service.resolveForAuthorization(short);
   t.equal(fetched.filter((u) => u === short).length, 1, 'max-age=5 is held for CIMD_CACHE_MIN_SECONDS (60)');
 });
 
 t.test('a row is cached for CLIENT_CACHE_TTL_SECONDS, not the document lifetime: a disable on another replica shows, with no refetch', async (t) => {
   const { db, service, clock, fetched } = await setup(async (url) => doc(url, { 'cache-control': 'max-age=3600' }));
   const id = idFor('replica');
-  t.equal((await service.resolve(id)).client?.disabled_at, null);
+  t.equal((await service.resolveForAuthorization(id)).client?.disabled_at, null);
   const stored = await findClientById(db, id);
   t.equal(stored?.document_expires_at?.getTime(), clock.now + 3600_000, 'the document lifetime is stored with the row');
 
   await setClientDisabled(db, id, true); // an operator, through another replica
   clock.now += 29_000;
-  t.equal((await service.resolve(id)).client?.disabled_at, null, 'cached for up to CLIENT_CACHE_TTL_SECONDS (30)');
+  t.equal((await service.resolveForAuthorization(id)).client?.disabled_at, null, 'cached for up to CLIENT_CACHE_TTL_SECONDS (30)');
   clock.now += 2_000;
-  t.not((await service.resolve(id)).client?.disabled_at, null, 'then re-read: disabled');
+  t.not((await service.resolveForAuthorization(id)).client?.disabled_at, null, 'then re-read: disabled');
   t.equal(fetched.length, 1, 'the re-read did not fetch the document, still fresh');
 
   await setClientDisabled(db, id, false);
   const replica = new ClientService(db, clientConfig(CIMD), { now: () => clock.now, fetchDocument: async (url) => (fetched.push(url.href), doc(url)) });
-  t.ok((await replica.resolve(id)).client, 'another replica (or a restart) uses the stored row');
+  t.ok((await replica.resolveForAuthorization(id)).client, 'another replica (or a restart) uses the stored row');
   t.equal(fetched.length, 1, 'without fetching while document_expires_at is ahead');
 
   clock.now += 3600_000;
-  t.ok((await service.resolve(id)).client);
+  t.ok((await service.resolveForAuthorization(id)).client);
   t.equal(fetched.length, 2, 'fetched again once the document is due');
+});
+
+t.test('get never fetches: an unseen client_id URL is unknown and nothing is stored', async (t) => {
+  const { db, service, fetched } = await setup(async (url) => doc(url));
+  for (let i = 0; i < 3; i += 1) {
+    const id = idFor(`unseen-${i}`);
+    t.equal(await service.get(id), undefined);
+    t.equal(await findClientById(db, id), undefined, 'no row');
+  }
+  t.same(fetched, [], 'no request left this server');
+});
+
+t.test('get answers a metadata-document client from its stored row, even once the document is due, and honours disable and delete', async (t) => {
+  const { db, service, clock, fetched } = await setup(async (url) => doc(url, { 'cache-control': 'max-age=60' }));
+  const id = idFor('stored');
+  t.ok((await service.resolveForAuthorization(id)).client, '/authorize stores it');
+  t.equal(fetched.length, 1);
+  clock.now += 3600_000; // the document is long due, and the cached row expired
+  t.equal((await service.get(id))?.client_id, id, 'the token endpoint keeps working from the stored row');
+  t.equal(fetched.length, 1, 'without fetching');
+
+  await setClientDisabled(db, id, true);
+  clock.now += 31_000;
+  t.not((await service.get(id))?.disabled_at, null, 'a disable shows once the row cache expires');
+  t.match(await service.resolveForAuthorization(id), { client: { disabled_at: Date } }, '/authorize gets the disabled row (and refuses it)');
+  t.equal(fetched.length, 1, 'no document is fetched for a disabled client');
+
+  await deleteClient(db, id);
+  clock.now += 31_000;
+  t.equal(await service.get(id), undefined, 'a delete shows too');
+  t.equal(fetched.length, 1);
 });
 
 t.test('ordinary client ids never take the fetch path', async (t) => {
   const { service, fetched, selects } = await setup(async (url) => doc(url));
   const before = selects();
-  t.same(await service.resolve('some-random-client-id'), { client: undefined, problem: null });
+  t.same(await service.resolveForAuthorization('some-random-client-id'), { client: undefined, problem: null });
   t.equal(selects() - before, 1, 'one query');
   t.same(fetched, []);
-  t.match(await service.resolve('http://app.example.com/client.json'), { client: undefined, problem: /must use the https scheme/ });
+  t.match(await service.resolveForAuthorization('http://app.example.com/client.json'), { client: undefined, problem: /must use the https scheme/ });
   t.same(fetched, [], 'http is never fetched');
 });
 
@@ -92,10 +123,10 @@ t.test('fetch failures are logged at info with the reason and no secret, and nev
     return doc(url);
   });
   const id = idFor('flaky');
-  t.match(await service.resolve(id), { client: undefined, problem: /answered 500/ });
+  t.match(await service.resolveForAuthorization(id), { client: undefined, problem: /answered 500/ });
   t.match(logs, [{ msg: 'client metadata document refused', obj: { clientId: id, reason: /answered 500/ } }]);
   fail = false;
-  t.ok((await service.resolve(id)).client);
+  t.ok((await service.resolveForAuthorization(id)).client);
   t.equal(fetched.length, 2);
 });
 
@@ -109,13 +140,13 @@ t.test('fetches in flight are capped per process', async (t) => {
     },
     { maxConcurrentFetches: 2 },
   );
-  const first = [idFor('a'), idFor('b')].map((id) => service.resolve(id));
+  const first = [idFor('a'), idFor('b')].map((id) => service.resolveForAuthorization(id));
   while (fetched.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-  t.match(await service.resolve(idFor('c')), { client: undefined, problem: /too many are being fetched/ });
+  t.match(await service.resolveForAuthorization(idFor('c')), { client: undefined, problem: /too many are being fetched/ });
   release();
   const [a, b] = await Promise.all(first);
   t.ok(a!.client && b!.client);
-  t.ok((await service.resolve(idFor('d'))).client, 'room again once they finish');
+  t.ok((await service.resolveForAuthorization(idFor('d'))).client, 'room again once they finish');
 });
 
 t.test('CIMD_CA_FILE is checked at start', async (t) => {

@@ -117,12 +117,69 @@ t.test('the whole flow with a metadata-document client: authorize, sign-in, cons
   t.equal(revoked.statusCode, 200);
   t.equal(server.hits('/oauth/client.json'), 1, 'every later step used the cached document');
 
-  // Consent is never skipped, even when an operator sets the flag on the stored row.
-  await app.database.db.updateTable('clients').set({ skip_consent: true, token_endpoint_auth_method: 'client_secret_basic', secret_hash: 'x' }).where('client_id', '=', clientId).execute();
+  // Consent is never skipped, even when an operator sets the flag on the stored row; once the document
+  // is due, the refetch resets the row from it.
+  await app.database.db
+    .updateTable('clients')
+    .set({ skip_consent: true, token_endpoint_auth_method: 'client_secret_basic', secret_hash: 'x', document_expires_at: new Date(0) })
+    .where('client_id', '=', clientId)
+    .execute();
   app.clients.invalidate(clientId);
   const again = await browser.get(authorizeUrl(clientId, pkce().challenge, { prompt: 'none' }));
   t.equal(new URL(String(again.headers.location)).searchParams.get('error'), 'consent_required');
+  t.equal(server.hits('/oauth/client.json'), 2, 'the due document was fetched again');
   t.match(await findClientById(app.database.db, clientId), { skip_consent: false, token_endpoint_auth_method: 'none', secret_hash: null }, 'the refetch reset the row from the document');
+});
+
+t.test('only /authorize fetches: /token, /revoke and /sign-out with an unseen client_id URL fetch nothing and store nothing', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const server = await startDocumentServer(t);
+  const ids = Array.from({ length: 3 }, (_, i) => `${server.origin}/fresh-${i}.json`);
+  for (const id of ids) server.json(new URL(id).pathname, metadataDocument(id));
+  const [tokenId, revokeId, signOutId] = ids as [string, string, string];
+  const token = await app.inject(form({ grant_type: 'authorization_code', code: 'x', code_verifier: 'y'.repeat(43), client_id: tokenId, redirect_uri: REDIRECT }));
+  t.equal(token.json().error, 'invalid_client');
+  const refresh = await app.inject(form({ grant_type: 'refresh_token', refresh_token: 'x', client_id: tokenId }));
+  t.equal(refresh.json().error, 'invalid_client');
+  const revoke = await app.inject({ ...form({ token: 'x', client_id: revokeId }), url: '/revoke' });
+  t.equal(revoke.statusCode, 401, revoke.body);
+  const signOut = await app.inject({ method: 'GET', url: `/sign-out?${new URLSearchParams({ client_id: signOutId, post_logout_redirect_uri: REDIRECT })}` });
+  t.equal(signOut.statusCode, 200, 'the signed-out page, no redirect');
+  t.equal(server.total(), 0, 'no document was fetched');
+  const rows = await app.database.db.selectFrom('clients').select('client_id').where('client_id', 'in', ids).execute();
+  t.same(rows, [], 'no client row was created');
+});
+
+t.test('the token endpoint works from the stored row once the document is due; the next /authorize fetches it again', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  // no-store: the document is due at once, so any lookup that fetched would show in the hit count.
+  const { server, clientId } = await cimdClient(t, {}, { 'cache-control': 'no-store' });
+  const browser = new Browser(app);
+  const { verifier, challenge } = pkce();
+  const start = await browser.get(authorizeUrl(clientId, challenge));
+  t.equal(server.hits('/oauth/client.json'), 1);
+  const complete = await browser.get(await answerLoginRequest(start.headers.location, { sub: 'carol' }));
+  const consent = await browser.get(pathOf(complete.headers.location));
+  const requestId = new URL(String(complete.headers.location), ISSUER).searchParams.get('request')!;
+  const csrf = /name="csrf" value="([^"]+)"/.exec(consent.body)![1]!;
+  const allowed = await browser.postForm('/consent', { request: requestId, csrf, decision: 'allow' });
+  const code = new URL(String(allowed.headers.location)).searchParams.get('code')!;
+  app.clients.invalidate(); // as when the row cache has expired
+  const tokens = await app.inject(form({ grant_type: 'authorization_code', code, code_verifier: verifier, client_id: clientId, redirect_uri: REDIRECT }));
+  t.equal(tokens.statusCode, 200, tokens.body);
+  const refreshed = await app.inject(form({ grant_type: 'refresh_token', refresh_token: tokens.json().refresh_token, client_id: clientId }));
+  t.equal(refreshed.statusCode, 200, refreshed.body);
+  t.equal(server.hits('/oauth/client.json'), 1, 'sign-in, consent, token and refresh fetched nothing');
+
+  await app.database.db.updateTable('clients').set({ disabled_at: new Date() }).where('client_id', '=', clientId).execute();
+  app.clients.invalidate(clientId);
+  const disabled = await app.inject(form({ grant_type: 'refresh_token', refresh_token: refreshed.json().refresh_token, client_id: clientId }));
+  t.equal(disabled.json().error, 'invalid_client', 'a disabled client is refused');
+  await app.database.db.updateTable('clients').set({ disabled_at: null }).where('client_id', '=', clientId).execute();
+  app.clients.invalidate(clientId);
+
+  t.equal((await browser.get(authorizeUrl(clientId))).statusCode, 303);
+  t.equal(server.hits('/oauth/client.json'), 2, 'the next /authorize fetched the document again');
 });
 
 t.test('a redirect to another host than the client_id is pointed out on the consent page', async (t) => {
@@ -211,11 +268,11 @@ t.test('valid documents are cached as their headers say; no-store is not cached'
   const uncached = `${server.origin}/uncached.json`;
   server.json('/cached.json', metadataDocument(cached), { 'cache-control': 'max-age=600' });
   server.json('/uncached.json', metadataDocument(uncached), { 'cache-control': 'no-store' });
-  t.ok((await app.clients.resolve(cached)).client);
-  t.ok((await app.clients.resolve(cached)).client);
+  t.ok((await app.clients.resolveForAuthorization(cached)).client);
+  t.ok((await app.clients.resolveForAuthorization(cached)).client);
   t.equal(server.hits('/cached.json'), 1, 'max-age: the second lookup made no request');
-  t.ok((await app.clients.resolve(uncached)).client);
-  t.ok((await app.clients.resolve(uncached)).client);
+  t.ok((await app.clients.resolveForAuthorization(uncached)).client);
+  t.ok((await app.clients.resolveForAuthorization(uncached)).client);
   t.equal(server.hits('/uncached.json'), 2, 'no-store: every lookup fetches');
 });
 
@@ -230,9 +287,9 @@ t.test('an invalid document or a failed fetch is never cached: fixing it works a
 
   const down = `${server.origin}/flaky.json`;
   server.route('/flaky.json', (_q, r) => r.writeHead(503, { 'content-type': 'application/json' }).end('{}'));
-  t.match(await app.clients.resolve(down), { client: undefined, problem: /answered 503/ });
+  t.match(await app.clients.resolveForAuthorization(down), { client: undefined, problem: /answered 503/ });
   server.json('/flaky.json', metadataDocument(down));
-  t.ok((await app.clients.resolve(down)).client, 'the next lookup fetched again');
+  t.ok((await app.clients.resolveForAuthorization(down)).client, 'the next lookup fetched again');
 });
 
 t.test('concurrent lookups of one URL share one fetch', async (t) => {
@@ -240,7 +297,7 @@ t.test('concurrent lookups of one URL share one fetch', async (t) => {
   const server = await startDocumentServer(t);
   const clientId = `${server.origin}/slow.json`;
   server.route('/slow.json', (_q, r) => setTimeout(() => r.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(metadataDocument(clientId))), 50));
-  const results = await Promise.all(Array.from({ length: 5 }, () => app.clients.resolve(clientId)));
+  const results = await Promise.all(Array.from({ length: 5 }, () => app.clients.resolveForAuthorization(clientId)));
   t.ok(results.every((r) => r.client?.client_id === clientId));
   t.equal(server.hits('/slow.json'), 1);
 });
@@ -249,7 +306,7 @@ t.test('two replicas resolving one client at once both succeed, with one row', a
   const one = await buildTestApp(t, ENV);
   const two = await buildTestApp(t, ENV);
   const { clientId } = await cimdClient(t);
-  const [a, b] = await Promise.all([one.clients.resolve(clientId), two.clients.resolve(clientId)]);
+  const [a, b] = await Promise.all([one.clients.resolveForAuthorization(clientId), two.clients.resolveForAuthorization(clientId)]);
   t.ok(a.client && b.client);
   const rows = await one.database.db.selectFrom('clients').select('client_id').where('client_id', '=', clientId).execute();
   t.equal(rows.length, 1);
@@ -282,6 +339,6 @@ t.test('with CIMD off a URL client_id is simply unknown, and nothing is fetched'
 
   // A row left from when CIMD was on is not trusted once it is off.
   const on = await buildTestApp(t, ENV);
-  t.ok((await on.clients.resolve(clientId)).client);
-  t.equal((await app.clients.resolve(clientId)).client, undefined);
+  t.ok((await on.clients.resolveForAuthorization(clientId)).client);
+  t.equal((await app.clients.resolveForAuthorization(clientId)).client, undefined);
 });

@@ -219,3 +219,19 @@ t.test('a rotated secret replaces the old one at once on this process', async (t
   await expectInvalidClient(t, authenticateClient({ authorization: basic(client.client_id, old!), body: {} }, clients), true);
   t.ok(await authenticateClient({ authorization: basic(client.client_id, secret), body: {} }, clients));
 });
+
+t.test('a client_id URL never makes authentication fetch a metadata document or store a client', async (t) => {
+  const { db } = await migratedDatabase();
+  const fetched: string[] = [];
+  const clients = new ClientService(db, clientConfig({ CIMD_ENABLED: 'true' }), {
+    fetchDocument: async (url) => {
+      fetched.push(url.href);
+      throw new Error('no fetch expected');
+    },
+  });
+  const clientId = `https://attacker.example/${unique()}.json`;
+  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: clientId } }, clients), false);
+  await expectInvalidClient(t, authenticateClient({ authorization: basic(clientId, 'x'), body: {} }, clients), true);
+  t.same(fetched, []);
+  t.equal(await findClientById(db, clientId), undefined);
+});

@@ -56,7 +56,7 @@ async function clientAndRedirect(app: FastifyInstance, params: Params): Promise<
   };
   const clientId = notRedirectable(() => single(params, 'client_id'));
   if (clientId === undefined) throw new OAuthError('invalid_request', 'client_id is required');
-  const { client, problem } = await app.clients.resolve(clientId);
+  const { client, problem } = await app.clients.resolveForAuthorization(clientId);
   // draft-ietf-oauth-client-id-metadata-document-02 §5.1: a client_id URL whose document cannot be used
   // aborts the request, on a page saying why (the redirect URI is not trusted).
   if (problem) throw new OAuthError('invalid_client', `client ${clientId}: ${problem}`, { status: 400 });
