@@ -50,6 +50,15 @@ export const LOGIN_RESPONSE_TYP = 'login-response+jwt';
 export const SESSION_COOKIE = 'host_session';
 export const CSRF_COOKIE = 'host_csrf';
 
+/**
+ * A cookie's name as set: with secure cookies, `__Host-` prefixed. A browser accepts a `__Host-` cookie only
+ * with Secure, Path=/ and no Domain, so no sibling subdomain can set one for us (RFC 6265bis §4.1.3.2);
+ * signing stops it forging a value, the prefix also stops it planting one it got from us.
+ */
+export function cookieName(name: string, secure: boolean): string {
+  return secure ? `__Host-${name}` : name;
+}
+
 /** Gatehouse accepts at most 300 s between iat and exp; two minutes leaves room for clock skew. */
 const RESPONSE_TTL = '2m';
 const SESSION_TTL_SECONDS = 8 * 3600;
@@ -128,6 +137,8 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   const handshakeKey = new TextEncoder().encode(options.handshakeSecret);
   const users = options.users ?? DEMO_USERS;
   const secure = options.secureCookies ?? false;
+  const sessionCookie = cookieName(SESSION_COOKIE, secure);
+  const csrfCookie = cookieName(CSRF_COOKIE, secure);
   const hint = options.users ? undefined : 'Demo users: alice / alice-password, bob / bob-password.';
 
   const app = Fastify({
@@ -202,7 +213,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   }
 
   function currentSession(request: FastifyRequest): HostSession | null {
-    const raw = request.cookies[SESSION_COOKIE];
+    const raw = request.cookies[sessionCookie];
     if (!raw) return null;
     const unsigned = request.unsignCookie(raw);
     if (!unsigned.valid || unsigned.value === null) return null;
@@ -219,7 +230,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   function startSession(reply: FastifyReply, user: HostUser): HostSession {
     const authTime = Math.floor(Date.now() / 1000);
     const value = Buffer.from(JSON.stringify({ sub: user.sub, authTime })).toString('base64url');
-    reply.setCookie(SESSION_COOKIE, value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: SESSION_TTL_SECONDS });
+    reply.setCookie(sessionCookie, value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: SESSION_TTL_SECONDS });
     return { user, authTime };
   }
 
@@ -231,7 +242,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
 
   /** The token in the CSRF cookie, if the cookie is there and carries this app's signature. */
   function csrfCookieToken(request: FastifyRequest): string | null {
-    const raw = request.cookies[CSRF_COOKIE];
+    const raw = request.cookies[csrfCookie];
     if (!raw) return null;
     const unsigned = request.unsignCookie(raw);
     return unsigned.valid && unsigned.value !== null && /^[A-Za-z0-9_-]{43}$/.test(unsigned.value) ? unsigned.value : null;
@@ -246,7 +257,7 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     const existing = csrfCookieToken(request);
     if (existing) return existing;
     const token = randomBytes(32).toString('base64url');
-    reply.setCookie(CSRF_COOKIE, token, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/' });
+    reply.setCookie(csrfCookie, token, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/' });
     return token;
   }
 
@@ -345,7 +356,8 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     async (request, reply) => {
       checkCsrf(request, request.body.csrf);
       // Signs out of the host app only; send the browser to Gatehouse's /sign-out to end that session too.
-      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      // The same attributes as when set: a browser ignores a `__Host-` cookie (even an expired one) without Secure.
+      reply.clearCookie(sessionCookie, { httpOnly: true, sameSite: 'lax', secure, path: '/' });
       return reply.code(303).header('location', '/').send();
     },
   );

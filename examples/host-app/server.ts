@@ -2,7 +2,8 @@ import { buildHostApp } from './app.js';
 
 /**
  * Runs the example host app. Environment: GATEHOUSE_ISSUER, HOST_ID and HANDSHAKE_SECRET (the same values
- * Gatehouse has as ISSUER, HOST_ID and HANDSHAKE_SECRET), PORT (4001), HOST (127.0.0.1), SECURE_COOKIES.
+ * Gatehouse has as ISSUER, HOST_ID and HANDSHAKE_SECRET), PORT (4001), HOST (127.0.0.1), SECURE_COOKIES
+ * (`true` behind https: Secure cookies with the `__Host-` prefix).
  */
 const gatehouseIssuer = process.env.GATEHOUSE_ISSUER;
 const handshakeSecret = process.env.HANDSHAKE_SECRET;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import t from 'tap';
-import { CSRF_COOKIE, SESSION_COOKIE, buildHostApp } from '../../examples/host-app/app.js';
+import { CSRF_COOKIE, SESSION_COOKIE, buildHostApp, cookieName } from '../../examples/host-app/app.js';
 import { HOST_ID, HOST_SECRET } from '../fixtures/host.js';
 import { buildTestApp } from '../helper.js';
 import { InjectBrowser, hiddenField } from './support.js';
@@ -272,6 +272,52 @@ t.test('a URL client_id (a Client ID Metadata Document client) is named by its h
   t.match(idn, /to continue to <strong>xn--bcher-kva\.example<\/strong>/, 'an internationalised host in its ASCII form (no look-alike letters)');
   const registered = await form({ client_id: 'c1', client_name: 'Example client' });
   t.match(registered, /to continue to <strong>Example client<\/strong>/, 'a registered client keeps its name');
+});
+
+t.test('secure cookies carry the __Host- prefix, so no sibling subdomain can set them', async (t) => {
+  const host = await buildHostApp({ gatehouseIssuer: ISSUER, hostId: HOST_ID, handshakeSecret: HOST_SECRET, secureCookies: true });
+  t.teardown(() => host.close());
+  t.equal(cookieName(CSRF_COOKIE, true), '__Host-host_csrf');
+  t.equal(cookieName(CSRF_COOKIE, false), 'host_csrf', 'plain http (development): no prefix, which needs Secure');
+  const setCookies = (res: { headers: Record<string, unknown> }) => ([] as string[]).concat((res.headers['set-cookie'] as string | string[] | undefined) ?? []);
+  const hostCookie = (line: string | undefined, name: string) => {
+    t.ok(line, `${name} set`);
+    t.match(line, new RegExp(`^__Host-${name}=`), `${name}: prefixed`);
+    t.match(line, /; Secure/, `${name}: Secure`);
+    t.match(line, /; Path=\/(;|$)/, `${name}: Path=/`);
+    t.notMatch(line, /Domain=/i, `${name}: no Domain`);
+  };
+
+  const token = await loginRequest();
+  const form = await host.inject({ method: 'GET', url: `/login?login_request=${token}` });
+  t.equal(form.statusCode, 200);
+  const csrfLine = setCookies(form).find((c) => c.startsWith('__Host-host_csrf='));
+  hostCookie(csrfLine, 'host_csrf');
+  const csrfPair = csrfLine!.split(';')[0]!;
+  const csrf = hiddenField(form.body, 'csrf');
+
+  const post = (cookie: string, fields: Record<string, string>) =>
+    host.inject({ method: 'POST', url: '/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, payload: new URLSearchParams({ login_request: token, csrf, ...fields }).toString() });
+  const unprefixed = await post(`host_csrf=${csrfPair.slice('__Host-host_csrf='.length)}`, { username: 'alice', password: 'alice-password', action: 'sign-in' });
+  t.equal(unprefixed.statusCode, 403, 'the unprefixed name (which a sibling could set) does not count');
+  const signedIn = await post(csrfPair, { username: 'alice', password: 'alice-password', action: 'sign-in' });
+  t.equal(signedIn.statusCode, 303, signedIn.body);
+  const sessionLine = setCookies(signedIn).find((c) => c.startsWith('__Host-host_session='));
+  hostCookie(sessionLine, 'host_session');
+
+  const home = await host.inject({ method: 'GET', url: '/', headers: { cookie: `${csrfPair}; ${sessionLine!.split(';')[0]}` } });
+  t.match(home.body, /Signed in as/);
+  const out = await host.inject({
+    method: 'POST',
+    url: '/logout',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${csrfPair}; ${sessionLine!.split(';')[0]}` },
+    payload: new URLSearchParams({ csrf: hiddenField(home.body, 'csrf') }).toString(),
+  });
+  t.equal(out.statusCode, 303);
+  const cleared = setCookies(out).find((c) => c.startsWith('__Host-host_session='));
+  t.match(cleared, /^__Host-host_session=;/, 'sign-out clears the prefixed cookie');
+  t.match(cleared, /; Secure/, 'with Secure, or a browser ignores the clearing');
+  t.match(cleared, /; Path=\/(;|$)/);
 });
 
 t.test('forms need the CSRF cookie; output is escaped', async (t) => {
