@@ -31,9 +31,19 @@ interface Tokens {
   accessToken: string;
   refreshToken: string | null;
   scope: string;
-  expiresAt: number;
+  /** Seconds; null when the response gave no lifetime (expires_in is only RECOMMENDED, RFC 6749 §5.1). */
+  expiresAt: number | null;
   sub: string;
 }
+
+/**
+ * Gatehouse could not be reached (refused, timed out), or answered with something that is not an OAuth
+ * response (a proxy's HTML error page, a token response without a token): shown to the user as such.
+ */
+class BackchannelError extends Error {}
+
+const UNREACHABLE = 'Gatehouse could not be reached. Try again in a moment.';
+const UNEXPECTED = 'Gatehouse answered with something unexpected. Try again in a moment.';
 
 interface Session {
   tokens: Tokens;
@@ -84,6 +94,10 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   await app.register(cookie);
   await app.register(formbody);
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    if (err instanceof BackchannelError) {
+      request.log.warn({ err }, 'token endpoint failed');
+      return page(reply, 502, errorPage('Gatehouse is not answering', err.message));
+    }
     if (err.statusCode !== undefined && err.statusCode < 500) return page(reply, err.statusCode, errorPage('Bad request', err.message));
     request.log.error({ err }, 'request failed');
     return page(reply, 500, errorPage('Something went wrong', 'Please try again.'));
@@ -121,33 +135,61 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     return id ? sessions.get(id) : undefined;
   }
 
-  /** POSTs a form to Gatehouse as a public client (client_id in the body, no secret). */
+  /**
+   * POSTs a form to Gatehouse as a public client (client_id in the body, no secret). Throws BackchannelError
+   * when Gatehouse cannot be reached or does not answer with a JSON object; an OAuth error is a result.
+   */
   async function postForm(url: string, form: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({ client_id: options.clientId, ...form }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
-    let body: Record<string, unknown> = {};
+    let res: Response;
+    let text: string;
     try {
-      body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    } catch {
-      body = { error: 'invalid_response', error_description: text.slice(0, 200) };
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({ client_id: options.clientId, ...form }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      text = await res.text();
+    } catch (err) {
+      throw new BackchannelError(UNREACHABLE, { cause: err });
     }
-    return { status: res.status, body };
+    // RFC 7009 §2.2: a successful revocation may answer 200 with an empty body.
+    if (text === '' && res.ok) return { status: res.status, body: {} };
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      throw new BackchannelError(UNEXPECTED, { cause: err });
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BackchannelError(UNEXPECTED);
+    return { status: res.status, body: body as Record<string, unknown> };
   }
 
+  /** A successful token response (RFC 6749 §5.1), or BackchannelError when it is not one. */
   function tokensFrom(body: Record<string, unknown>, previous?: Tokens): Tokens {
-    const accessToken = String(body.access_token);
-    // Only for display: the client never trusts claims it reads without verifying (the API verifies).
-    const claims = decodeJwt(accessToken);
+    const accessToken = body.access_token;
+    if (typeof accessToken !== 'string' || typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer') {
+      throw new BackchannelError(UNEXPECTED);
+    }
+    let claims: ReturnType<typeof decodeJwt>;
+    try {
+      // Only for display: the client never trusts claims it reads without verifying (the API verifies).
+      claims = decodeJwt(accessToken);
+    } catch (err) {
+      throw new BackchannelError(UNEXPECTED, { cause: err });
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const expiresIn = body.expires_in;
     return {
       accessToken,
       refreshToken: typeof body.refresh_token === 'string' ? body.refresh_token : (previous?.refreshToken ?? null),
       scope: typeof body.scope === 'string' ? body.scope : String(claims.scope ?? ''),
-      expiresAt: Math.floor(Date.now() / 1000) + Number(body.expires_in ?? 0),
+      expiresAt:
+        typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0
+          ? now + Math.floor(expiresIn)
+          : typeof claims.exp === 'number' && Number.isFinite(claims.exp)
+            ? claims.exp
+            : null,
       sub: String(claims.sub ?? ''),
     };
   }
@@ -226,8 +268,9 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
         code_verifier: flow.verifier,
         resource: options.resource,
       });
-      if (status !== 200 || typeof body.access_token !== 'string') {
-        return page(reply, 400, errorPage('The token request failed', `${String(body.error)}: ${String(body.error_description ?? '')}`));
+      if (status !== 200) {
+        if (typeof body.error !== 'string') throw new BackchannelError(UNEXPECTED);
+        return page(reply, 400, errorPage('The token request failed', `${body.error}: ${String(body.error_description ?? '')}`));
       }
       const session: Session = { tokens: tokensFrom(body), csrf: randomBytes(32).toString('base64url'), apiStatus: null, apiBody: null, message: 'Signed in.' };
       await callApi(session);
@@ -246,7 +289,14 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       const id = request.cookies[SESSION_COOKIE];
       const session = id ? sessions.get(id) : undefined;
       if (!id || !session || !safeEqual(session.csrf, request.body.csrf)) return reply.code(303).header('location', '/').send();
-      await run(session, id);
+      try {
+        await run(session, id);
+      } catch (err) {
+        if (!(err instanceof BackchannelError)) throw err;
+        // Signed in already: say so on the page rather than leave it.
+        request.log.warn({ err }, 'Gatehouse request failed');
+        session.message = err.message;
+      }
       return reply.code(303).header('location', '/').send();
     });
   }
@@ -262,8 +312,9 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     }
     // The refresh token rotates: the old one is dead after this.
     const { status, body } = await postForm(tokenEndpoint, { grant_type: 'refresh_token', refresh_token: session.tokens.refreshToken, resource: options.resource });
-    if (status !== 200 || typeof body.access_token !== 'string') {
-      session.message = `Refresh refused: ${String(body.error)} (${String(body.error_description ?? '')})`;
+    if (status !== 200) {
+      if (typeof body.error !== 'string') throw new BackchannelError(UNEXPECTED);
+      session.message = `Refresh refused: ${body.error} (${String(body.error_description ?? '')})`;
       return;
     }
     session.tokens = tokensFrom(body, session.tokens);

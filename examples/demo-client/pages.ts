@@ -53,7 +53,7 @@ export function startPage(authorizeUrl: string): string {
 export interface SessionView {
   sub: string;
   scope: string;
-  accessTokenExpiresAt: number;
+  accessTokenExpiresAt: number | null;
   hasRefreshToken: boolean;
   apiStatus: number | null;
   apiBody: string | null;
@@ -63,6 +63,12 @@ export interface SessionView {
 
 function button(action: string, label: string, csrf: string, secondary = false): string {
   return `<form method="post" action="${action}"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit"${secondary ? ' class="secondary"' : ''}>${escapeHtml(label)}</button></form>`;
+}
+
+/** An expiry in seconds as an ISO date; a response may give none, or one no Date can hold. */
+function expiry(seconds: number | null): string {
+  const date = new Date(seconds === null ? Number.NaN : seconds * 1000);
+  return Number.isNaN(date.getTime()) ? 'not given' : date.toISOString();
 }
 
 /** Signed in: the tokens' facts, the API's answer and the buttons. */
@@ -75,7 +81,7 @@ ${view.message ? `<p class="note" role="status">${escapeHtml(view.message)}</p>`
 <dl>
   <dt>Signed in as (sub)</dt><dd>${escapeHtml(view.sub)}</dd>
   <dt>Scope</dt><dd>${escapeHtml(view.scope || '(none)')}</dd>
-  <dt>Access token expires</dt><dd>${escapeHtml(new Date(view.accessTokenExpiresAt * 1000).toISOString())}</dd>
+  <dt>Access token expires</dt><dd>${escapeHtml(expiry(view.accessTokenExpiresAt))}</dd>
   <dt>Refresh token</dt><dd>${view.hasRefreshToken ? 'yes' : 'no'}</dd>
 </dl>
 <h2>The API's answer</h2>
