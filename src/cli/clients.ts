@@ -26,6 +26,7 @@ export const CLIENTS_OPTIONS = {
   'no-skip-consent': { type: 'boolean' },
   disable: { type: 'boolean' },
   enable: { type: 'boolean' },
+  'unused-days': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 /** Usage lines of `gatehouse clients`, for the CLI's help text. */
@@ -37,10 +38,16 @@ export const CLIENTS_USAGE = `  clients list               list clients
                              change a client; --disable / --enable switch it off or on
   clients delete <id>        delete a client with its grants and tokens
   clients rotate-secret <id> give a client a new secret (printed once); the old one stops working
+  clients prune-metadata-documents [--unused-days N]
+                             delete metadata-document clients unused for N days (default 30) with no
+                             live authorization request, code, refresh token or consent
                              client flags: --name, --client-id, --auth-method client_secret_basic|client_secret_post|none,
                              --application-type web|native, --skip-consent / --no-skip-consent, --client-uri,
                              --logo-uri, --policy-uri, --tos-uri; repeatable: --redirect-uri, --grant-type, --scope,
                              --default-scope, --resource, --post-logout-redirect-uri, --contact`;
+
+/** How long a metadata-document client goes unused before `prune-metadata-documents` deletes it, by default. */
+const DEFAULT_UNUSED_DAYS = 30;
 
 /** A mistake in how `gatehouse clients` was called (printed with the usage). */
 export class ClientsUsageError extends Error {
@@ -116,12 +123,20 @@ function requireId(args: string[], action: string): string {
   return id;
 }
 
+/** Days of `--unused-days` (default 30): a whole number from 1. */
+function unusedDays(value: unknown): number {
+  if (value === undefined) return DEFAULT_UNUSED_DAYS;
+  if (typeof value !== 'string' || !/^[1-9]\d{0,4}$/.test(value)) throw new ClientsUsageError('--unused-days must be a whole number of days from 1 to 99999');
+  return Number(value);
+}
+
 /** Runs one `gatehouse clients` action against an open database; returns what to print. */
 export async function clientsCommand(args: string[], ctx: ClientsContext): Promise<string | object> {
   const { json, options } = ctx;
   const service = new ClientService(ctx.handle.db, ctx.config);
   const action = args[0] ?? 'list';
   if ((options.enable || options.disable) && action !== 'update') throw new ClientsUsageError('--enable and --disable go with clients update');
+  if (options['unused-days'] !== undefined && action !== 'prune-metadata-documents') throw new ClientsUsageError('--unused-days goes with clients prune-metadata-documents');
   try {
     switch (action) {
       case 'create': {
@@ -171,6 +186,14 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
         const { client, secret } = await service.rotateSecret(id);
         if (json) return { client_id: client.client_id, client_secret: secret };
         return `New secret for client ${id}; the old one no longer works.\n${secretNotice(id, secret)}`;
+      }
+      case 'prune-metadata-documents': {
+        if (args.length > 1) throw new ClientsUsageError(`unexpected argument: ${args[1]}`);
+        const days = unusedDays(options['unused-days']);
+        const deleted = await service.pruneMetadataDocumentClients(days * 86_400);
+        if (json) return { deleted };
+        if (deleted.length === 0) return `No metadata-document client to delete (unused for ${days} days, nothing live).`;
+        return [...deleted.map((id) => `deleted ${id}`), `Deleted ${deleted.length} metadata-document client(s) unused for ${days} days.`].join('\n');
       }
       default:
         throw new ClientsUsageError(`unknown clients action: ${action}`);

@@ -104,3 +104,40 @@ export async function upsertMetadataDocumentClient(db: Db, clientId: string, met
     .returningAll()
     .executeTakeFirst();
 }
+
+/**
+ * Deletes the metadata-document clients that nothing live references (an unexpired authorization
+ * request, an unconsumed unexpired code, an unrevoked unexpired refresh token, a remembered consent) and
+ * that were neither fetched (updated_at) nor used at the token endpoint (last_used_at) for
+ * `unusedForSeconds`; their expired grants go with them by cascade. Returns the ids deleted. /authorize
+ * stores such a client again from its document if it comes back.
+ */
+export async function deleteUnusedMetadataDocumentClients(db: Db, unusedForSeconds: number): Promise<string[]> {
+  const cutoff = () => sql<Date>`now() - make_interval(secs => ${unusedForSeconds})`;
+  const now = sql<Date>`now()`;
+  const rows = await db
+    .deleteFrom('clients')
+    .where('source', '=', 'metadata_document')
+    .where('updated_at', '<', cutoff())
+    .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', cutoff())]))
+    .where(({ and, exists, not, ref, selectFrom }) => {
+      const client = ref('clients.client_id');
+      return and([
+        not(exists(selectFrom('authorization_requests as r').select('r.id').where('r.client_id', '=', client).where('r.expires_at', '>', now))),
+        not(
+          exists(
+            selectFrom('authorization_codes as c').select('c.code_hash').where('c.client_id', '=', client).where('c.consumed_at', 'is', null).where('c.expires_at', '>', now),
+          ),
+        ),
+        not(
+          exists(
+            selectFrom('refresh_tokens as t').select('t.token_hash').where('t.client_id', '=', client).where('t.revoked_at', 'is', null).where('t.expires_at', '>', now),
+          ),
+        ),
+        not(exists(selectFrom('consents as g').select('g.sub').where('g.client_id', '=', client))),
+      ]);
+    })
+    .returning('client_id')
+    .execute();
+  return rows.map((row) => row.client_id);
+}

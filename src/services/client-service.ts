@@ -14,6 +14,7 @@ import { generateClientId, generateClientSecret, hashSecret } from '../oauth/sec
 import {
   createClient,
   deleteClient,
+  deleteUnusedMetadataDocumentClients,
   findClientById,
   listClients,
   rotateClientSecret,
@@ -292,6 +293,16 @@ export class ClientService {
   async delete(clientId: string): Promise<boolean> {
     const deleted = await deleteClient(this.db, clientId);
     this.invalidate(clientId);
+    return deleted;
+  }
+
+  /**
+   * Deletes the metadata-document clients nothing live references that were neither fetched nor used for
+   * `unusedForSeconds` (deleteUnusedMetadataDocumentClients); returns their ids.
+   */
+  async pruneMetadataDocumentClients(unusedForSeconds: number): Promise<string[]> {
+    const deleted = await deleteUnusedMetadataDocumentClients(this.db, unusedForSeconds);
+    for (const clientId of deleted) this.invalidate(clientId);
     return deleted;
   }
 
