@@ -116,3 +116,29 @@ t.test('after DELETE, the client is invalid_client at /token and its refresh tok
   const authorize = await new Browser(app).get(authorizeUrl(reg.client_id, redirect, pkce().challenge));
   t.equal(authorize.statusCode, 400, 'unknown client at /authorize: an error page');
 });
+
+t.test('errors before sign-in: a self-registered client gets the error page, an operator’s client the redirect (RFC 9700 §4.11.2)', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const redirect = 'https://phish.example.net/callback';
+  const reg = await registered(app, mcpClient({ redirect_uris: [redirect], token_endpoint_auth_method: 'none' }));
+  const { client: operators } = await app.clients.create({ name: 'Operator’s app', redirect_uris: [redirect], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], scopes: ['read'] });
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['an unknown scope', { scope: 'admin' }, 'invalid_scope'],
+    ['plain PKCE', { code_challenge_method: 'plain' }, 'invalid_request'],
+    ['prompt=none without a session', { prompt: 'none' }, 'login_required'],
+  ];
+  for (const [name, extra, error] of cases) {
+    const self = await app.inject({ method: 'GET', url: authorizeUrl(reg.client_id, redirect, pkce().challenge, { state: 's', ...extra }) });
+    t.equal(self.statusCode, 400, `${name}: a page`);
+    t.notOk(self.headers.location, `${name}: the self-registered client's redirect URI is not followed`);
+    t.match(self.headers['content-type'], /text\/html/, `${name}: told on Gatehouse's page`);
+    t.notOk(self.body.includes('phish.example.net'), `${name}: the page does not link there either`);
+
+    const op = await app.inject({ method: 'GET', url: authorizeUrl(operators.client_id, redirect, pkce().challenge, { state: 's', ...extra }) });
+    t.equal(op.statusCode, 303, `${name}: the operator's client is redirected`);
+    const location = new URL(String(op.headers.location));
+    t.equal(`${location.origin}${location.pathname}`, redirect);
+    t.equal(location.searchParams.get('error'), error, `${name}: ${error}`);
+    t.equal(location.searchParams.get('state'), 's');
+  }
+});
