@@ -268,7 +268,7 @@ export class ClientService {
    * gets a new secret (returned once); a confidential client made public loses its secret.
    */
   async update(clientId: string, changes: Record<string, unknown>): Promise<ClientWithSecret> {
-    const current = await this.require(clientId);
+    const current = this.requireOwnMetadata(await this.require(clientId));
     const input = metadataOf(current);
     for (const [field, value] of Object.entries(changes)) if (value !== undefined) input[field] = value;
     // Response types follow the grant types unless the change names them too.
@@ -308,7 +308,7 @@ export class ClientService {
 
   /** Gives a confidential client a new secret, returned once; the old one stops working at once. */
   async rotateSecret(clientId: string): Promise<{ client: Client; secret: string }> {
-    const current = await this.require(clientId);
+    const current = this.requireOwnMetadata(await this.require(clientId));
     if (!usesSecret(current.token_endpoint_auth_method)) {
       throw new ClientServiceError('conflict', `client ${clientId} is public (token_endpoint_auth_method none) and has no secret`);
     }
@@ -345,6 +345,18 @@ export class ClientService {
   /** Waits for background writes (last_used_at) to finish; called before the database closes. */
   async drain(): Promise<void> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /**
+   * A metadata-document client's metadata belongs to its document (CIMD draft §4): an edit here would be
+   * undone at the next refetch, and a secret would turn a public client confidential behind its author's
+   * back. Disable or delete it instead.
+   */
+  private requireOwnMetadata(row: ClientRow): ClientRow {
+    if (row.source === 'metadata_document') {
+      throw new ClientServiceError('conflict', `client ${row.client_id} is defined by its metadata document; disable or delete it instead`);
+    }
+    return row;
   }
 
   private async require(clientId: string): Promise<ClientRow> {

@@ -157,3 +157,18 @@ t.test('CIMD_CA_FILE is checked at start', async (t) => {
   t.throws(() => new ClientService(db, clientConfig({ ...CIMD, CIMD_CA_FILE: junk })), /does not hold PEM certificates/);
   t.doesNotThrow(() => new ClientService(db, clientConfig({ ...CIMD, CIMD_CA_FILE: CERT_FILE })));
 });
+
+t.test('a metadata-document client cannot be edited or given a secret by an admin; disable and delete still work', async (t) => {
+  const { service } = await setup(async (url) => doc(url));
+  const id = idFor('admin-edit');
+  const { client } = await service.resolveForAuthorization(id);
+  t.ok(client, 'resolved');
+  await t.rejects(service.update(id, { name: 'Renamed' }), { kind: 'conflict', message: /metadata document/ });
+  await t.rejects(service.update(id, { token_endpoint_auth_method: 'client_secret_basic' }), { kind: 'conflict', message: /metadata document/ });
+  await t.rejects(service.rotateSecret(id), { kind: 'conflict', message: /metadata document/ });
+  const unchanged = await service.find(id);
+  t.equal(unchanged?.name, client?.name, 'the name is the document’s');
+  t.equal(unchanged?.secret_hash, null, 'still no secret');
+  t.ok((await service.setDisabled(id, true)).disabled_at, 'disable works');
+  t.ok(await service.delete(id), 'delete works');
+});
