@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
 import { findClientById } from '../../src/repositories/client.repository.js';
 import { answerLoginRequest, HANDSHAKE_ENV } from '../fixtures/host.js';
+import { Browser, pkce } from '../fixtures/registration.js';
 import { buildTestApp } from '../helper.js';
 import { CIMD_ENV, type DocumentServer, metadataDocument, startDocumentServer } from './document-server.js';
 
@@ -13,35 +13,7 @@ const REDIRECT = 'http://127.0.0.1:53123/callback';
 const RESOURCE = 'https://mcp.example.com/mcp';
 const ENV: Record<string, string> = { ...HANDSHAKE_ENV, ...CIMD_ENV, SCOPES: '{"read":"Read your data","write":"Change your data"}', RESOURCES: RESOURCE };
 
-/** A browser's cookie jar over app.inject. */
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(private app: FastifyInstance) {}
-  private remember(res: LightMyRequestResponse) {
-    for (const c of res.cookies as Array<{ name: string; value: string; maxAge?: number }>) {
-      if (c.value === '' || c.maxAge === 0) this.cookies.delete(c.name);
-      else this.cookies.set(c.name, c.value);
-    }
-  }
-  private header() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-  async get(url: string) {
-    const res = await this.app.inject({ method: 'GET', url, headers: { cookie: this.header() } });
-    this.remember(res);
-    return res;
-  }
-  async postForm(url: string, form: Record<string, string>) {
-    const res = await this.app.inject({ method: 'POST', url, headers: { cookie: this.header(), 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() });
-    this.remember(res);
-    return res;
-  }
-}
 
-function pkce() {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
-}
 
 function authorizeUrl(clientId: string, challenge = pkce().challenge, extra: Record<string, string> = {}) {
   const q = new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', scope: 'read', state: 's1', resource: RESOURCE, ...extra });

@@ -1,9 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { LightMyRequestResponse } from 'fastify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
 import { answerLoginRequest, HANDSHAKE_ENV, parseLoginRequest } from '../fixtures/host.js';
+import { Browser, pkce } from '../fixtures/registration.js';
 import { buildTestApp } from '../helper.js';
 
 const ENV = {
@@ -14,40 +13,12 @@ const ENV = {
 const REDIRECT = 'http://127.0.0.1/callback';
 const ISSUER = 'http://127.0.0.1:4000';
 
-/** A browser's cookie jar over app.inject. */
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(private app: FastifyInstance) {}
-  private remember(res: LightMyRequestResponse) {
-    for (const c of res.cookies as Array<{ name: string; value: string; maxAge?: number }>) {
-      if (c.value === '' || c.maxAge === 0) this.cookies.delete(c.name);
-      else this.cookies.set(c.name, c.value);
-    }
-  }
-  private header() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-  async get(url: string) {
-    const res = await this.app.inject({ method: 'GET', url, headers: { cookie: this.header() } });
-    this.remember(res);
-    return res;
-  }
-  async postForm(url: string, form: Record<string, string>) {
-    const res = await this.app.inject({ method: 'POST', url, headers: { cookie: this.header(), 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() });
-    this.remember(res);
-    return res;
-  }
-}
 
 function pathOf(location: string | string[] | undefined): string {
   const url = new URL(String(location), ISSUER);
   return `${url.pathname}${url.search}`;
 }
 
-function pkce() {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
-}
 
 function authorizeUrl(clientId: string, challenge: string, extra: Record<string, string> = {}) {
   const q = new URLSearchParams({
