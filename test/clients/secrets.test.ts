@@ -3,6 +3,7 @@ import t from 'tap';
 import {
   generateClientId,
   generateClientSecret,
+  generateJwtId,
   generateToken,
   hashSecret,
   isSecretHash,
@@ -69,4 +70,14 @@ t.test('every verification compares two 32-byte digests with timingSafeEqual', a
   t.notOk(mocked.verifySecret(secret, null));
   t.notOk(mocked.verifySecret(secret, 'not-a-hash'));
   t.same(calls, [[32, 32], [32, 32], [32, 32], [32, 32], [32, 32]], 'right, wrong, longer, missing and malformed all take the same path');
+});
+
+t.test('generateJwtId: 128-bit base64url ids, all different across many pool refills', async (t) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 3000; i++) {
+    const id = generateJwtId();
+    if (!/^[A-Za-z0-9_-]{22}$/.test(id)) t.fail(`malformed jti ${id}`);
+    seen.add(id);
+  }
+  t.equal(seen.size, 3000, 'no repeats across refills (4096-byte pool = 256 ids)');
 });

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { generateJwtId } from '../secrets.js';
 
 /** What signs: the active key, imported once per process. */
 export interface Signer {
@@ -32,7 +32,7 @@ export interface IssuedAccessToken {
 export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims): Promise<IssuedAccessToken> {
   const iat = claims.now ?? Math.floor(Date.now() / 1000);
   const exp = iat + claims.ttlSeconds;
-  const jti = randomBytes(16).toString('base64url');
+  const jti = generateJwtId();
   const payload: Record<string, unknown> = { client_id: claims.clientId };
   if (claims.scopes.length > 0) payload.scope = claims.scopes.join(' ');
   if (claims.authTime !== undefined) payload.auth_time = claims.authTime;
