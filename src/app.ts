@@ -14,7 +14,7 @@ import sessionsPlugin from './plugins/app/sessions.js';
 import corsPlugin from './plugins/external/cors.js';
 import databasePlugin from './plugins/external/database.js';
 import rateLimitPlugin from './plugins/external/rate-limit.js';
-import viewPlugin from './plugins/external/view.js';
+import viewPlugin, { pageSecurityHeaders } from './plugins/external/view.js';
 import healthRoutes from './routes/health.js';
 import signInCompleteRoute from './routes/interaction/sign-in-complete.js';
 import signOutRoute from './routes/interaction/sign-out.js';
@@ -86,7 +86,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(inputGuard);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
   await app.register(cookie);
-  // Pages (@fastify/view + Eta, page security headers, stylesheet); early, so its onRequest hooks run first.
+  // Pages (@fastify/view + Eta, stylesheet); the page security headers are registered with the page routes.
   await app.register(viewPlugin, { config });
   await app.register(corsPlugin);
   await app.register(rateLimitPlugin, { config });
@@ -104,11 +104,15 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(healthRoutes);
   await app.register(jwksRoute, { config });
   await app.register(metadataRoutes, { config });
-  await app.register(authorizeRoute, { config });
   await app.register(tokenRoute, { config });
-  await app.register(signInCompleteRoute, { config });
-  await app.register(signOutRoute);
-  await app.register(consentRoutes, { config });
+  // The routes that render pages, in their own scope with the page security headers (@fastify/helmet).
+  await app.register(async function pages(scope) {
+    await scope.register(pageSecurityHeaders, { config });
+    await scope.register(authorizeRoute, { config });
+    await scope.register(signInCompleteRoute, { config });
+    await scope.register(signOutRoute);
+    await scope.register(consentRoutes, { config });
+  });
   await app.register(revokeRoute);
   // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
   if (config.registration.enabled) await app.register(registerRoutes, { config });

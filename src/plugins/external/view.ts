@@ -103,6 +103,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What every page template gets (stylesheet URL, base path). */
     pageContext: PageContext;
+    /** The essential page headers for a page sent without @fastify/helmet (HSTS included over https). */
+    pageFallbackHeaders: Readonly<Record<string, string>>;
   }
 }
 
@@ -113,8 +115,8 @@ export interface ViewPluginOptions {
 }
 
 /**
- * Server-rendered pages: @fastify/view with Eta (auto-escaping), the page security headers (@fastify/helmet,
- * applied by sendPage only) and the stylesheet at GET /assets/gatehouse.css.
+ * Server-rendered pages: @fastify/view with Eta (auto-escaping) and the stylesheet at GET /assets/gatehouse.css;
+ * the page security headers come from pageSecurityHeaders, applied by sendPage.
  */
 export default fp<ViewPluginOptions>(
   async function viewPlugin(app: FastifyInstance, { config, root }) {
@@ -126,11 +128,13 @@ export default fp<ViewPluginOptions>(
     const basePath = issuer.pathname.replace(/\/$/, '');
     const pageContext: PageContext = { stylesheet: `${basePath}${STYLESHEET_PATH}?v=${etag.slice(1, 13)}`, basePath, serverName: issuer.host };
     app.decorate('pageContext', pageContext);
+    // The same HSTS @fastify/helmet sends (its default includeSubDomains), only over an https issuer.
+    const hsts: Record<string, string> = issuerIsHttps(config) ? { 'strict-transport-security': `max-age=${ONE_YEAR}; includeSubDomains` } : {};
+    app.decorate('pageFallbackHeaders', Object.freeze({ ...FALLBACK_HEADERS, ...hsts }));
 
     // autoEscape is Eta's default; set here so no later change of default can silently turn it off.
     const eta = new Eta({ views: templates, autoEscape: true, cache: production });
     await app.register(view, { engine: { eta }, templates, production, defaultContext: pageContext });
-    await app.register(helmet, helmetOptions(config));
 
     app.get(
       STYLESHEET_PATH,
@@ -149,6 +153,19 @@ export default fp<ViewPluginOptions>(
     );
   },
   { name: 'view' },
+);
+
+/**
+ * The page security headers (@fastify/helmet: CSP, frame and referrer policies…) for the routes registered
+ * in the same scope. Registered only around the routes that render pages (authorize, sign-in, consent,
+ * sign-out): helmet's per-request hooks cost the JSON endpoints (the token endpoint above all) measurable
+ * time for headers they never send. A page sent from anywhere else still gets the essential headers.
+ */
+export const pageSecurityHeaders = fp<{ config: Readonly<Config> }>(
+  async function pageSecurityHeaders(app: FastifyInstance, { config }) {
+    await app.register(helmet, helmetOptions(config));
+  },
+  { name: 'page-security-headers' },
 );
 
 /** Per-page options of sendPage. */
@@ -170,7 +187,7 @@ export async function sendPage(
   // @fastify/helmet decorates the reply in an onRequest hook; an error page for a request stopped by an
   // earlier onRequest hook (a rate limit, say) never got it, and must not be sent without the headers.
   if (typeof reply.helmet !== 'function') {
-    reply.headers({ ...FALLBACK_HEADERS, 'content-security-policy': serialise(directivesWith(redirects)) });
+    reply.headers({ ...reply.server.pageFallbackHeaders, 'content-security-policy': serialise(directivesWith(redirects)) });
   } else if (redirects.length > 0) {
     reply.helmet({ contentSecurityPolicy: { useDefaults: false, directives: directivesWith(redirects) } });
   } else {
