@@ -86,9 +86,10 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(inputGuard);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
   await app.register(cookie);
+  // Before any route is added: it marks every route outside the CORS paths as opted out.
+  await app.register(corsPlugin, { registration: config.registration.enabled });
   // Pages (@fastify/view + Eta, stylesheet); the page security headers are registered with the page routes.
   await app.register(viewPlugin, { config });
-  await app.register(corsPlugin);
   await app.register(rateLimitPlugin, { config });
   await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
   app.decorate('readinessChecks', [
