@@ -4,7 +4,7 @@ import * as oauth from 'oauth4webapi';
 import t from 'tap';
 import { type RunningResourceServer, startResourceServer } from '../../examples/resource-server/app.js';
 import { freePort, listenGatehouse } from '../fixtures/listen.js';
-import { UserAgent } from '../fixtures/user-agent.js';
+import { authorizationRequest, UserAgent } from '../fixtures/user-agent.js';
 
 /**
  * The MCP client path (MCP authorization spec; RFC 9728, RFC 8414, RFC 7591, RFC 7636, RFC 8707), with
@@ -138,17 +138,7 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
   const resource = options.resourceAsHref ? new URL(prm.resource).href : prm.resource;
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
-  const url = new URL(as.authorization_endpoint!);
-  url.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: client.client_id,
-    redirect_uri: reg.used,
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    scope: (prm.scopes_supported ?? []).join(' '),
-    resource,
-  }).toString();
+  const url = await authorizationRequest(as, verifier, { client_id: client.client_id, redirect_uri: reg.used, state, scope: (prm.scopes_supported ?? []).join(' '), resource });
   const callback = await ua.authorize(url);
   t.equal(`${callback.origin}${callback.pathname}`, reg.used, 'redirected to the redirect URI the request used');
   const params = oauth.validateAuthResponse(as, client, callback, state);
@@ -293,17 +283,13 @@ t.test('a client that registers and authorizes without any scope (Claude Code) i
   const authorizeFor = async (scope: string | null) => {
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
-    const url = new URL(as.authorization_endpoint!);
-    url.search = new URLSearchParams({
-      response_type: 'code',
+    const url = await authorizationRequest(as, verifier, {
       client_id: client.client_id,
       redirect_uri: redirect,
       state,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
       resource: stack.mcp.resource,
       ...(scope === null ? {} : { scope }),
-    }).toString();
+    });
     const params = oauth.validateAuthResponse(as, client, await ua.authorize(url), state);
     return oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirect, verifier, HTTP));
   };

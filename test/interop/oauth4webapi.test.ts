@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import t from 'tap';
 import { listenGatehouse, listenGatehouseBehindPath } from '../fixtures/listen.js';
-import { UserAgent } from '../fixtures/user-agent.js';
+import { authorizationRequest, UserAgent } from '../fixtures/user-agent.js';
 
 /**
  * oauth4webapi (panva, v3) as an independent client: discovery, dynamic registration, authorization
@@ -74,17 +74,7 @@ for (const { method, redirectUri } of variants) {
     // Authorization request: PKCE S256, state, resource indicator (RFC 8707 §2.1).
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
-    const url = new URL(as.authorization_endpoint!);
-    url.search = new URLSearchParams({
-      response_type: 'code',
-      client_id: client.client_id,
-      redirect_uri: redirectUri,
-      scope: 'read write',
-      state,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      resource: RESOURCE,
-    }).toString();
+    const url = await authorizationRequest(as, verifier, { client_id: client.client_id, redirect_uri: redirectUri, scope: 'read write', state, resource: RESOURCE });
     const callback = await new UserAgent(issuer).authorize(url);
     t.equal(`${callback.origin}${callback.pathname}`, redirectUri, 'back at the registered redirect');
 
@@ -144,20 +134,8 @@ t.test('oauth4webapi reads Gatehouse errors: a denied consent, a wrong secret, a
   t.equal(registered.token_endpoint_auth_method, 'client_secret_basic', 'RFC 7591 §2 default');
   const client: oauth.Client = { client_id: registered.client_id };
   const auth = oauth.ClientSecretBasic(registered.client_secret as string);
-  const authorizationUrl = async (state: string, verifier: string) => {
-    const url = new URL(as.authorization_endpoint!);
-    url.search = new URLSearchParams({
-      response_type: 'code',
-      client_id: client.client_id,
-      redirect_uri: redirectUri,
-      scope: 'read',
-      state,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      resource: RESOURCE,
-    }).toString();
-    return url;
-  };
+  const authorizationUrl = (state: string, verifier: string) =>
+    authorizationRequest(as, verifier, { client_id: client.client_id, redirect_uri: redirectUri, scope: 'read', state, resource: RESOURCE });
 
   // The user denies: an RFC 6749 §4.1.2.1 error response that still carries iss (RFC 9207 §2).
   const deniedState = oauth.generateRandomState();
@@ -200,17 +178,7 @@ t.test('oauth4webapi with a path issuer behind a path-stripping proxy (RFC 8414 
   const client: oauth.Client = { client_id: registered.client_id };
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
-  const url = new URL(as.authorization_endpoint!);
-  url.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: client.client_id,
-    redirect_uri: redirectUri,
-    scope: 'read',
-    state,
-    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    resource: RESOURCE,
-  }).toString();
+  const url = await authorizationRequest(as, verifier, { client_id: client.client_id, redirect_uri: redirectUri, scope: 'read', state, resource: RESOURCE });
   const ua = new UserAgent(issuer);
   const callback = await ua.authorize(url);
   t.ok(
@@ -242,18 +210,8 @@ t.test('oauth4webapi: a request without state gets a response without state; pro
   });
   const client: oauth.Client = { client_id: created.client_id };
   const verifier = oauth.generateRandomCodeVerifier();
-  const request = async (extra: Record<string, string> = {}) => {
-    const url = new URL(as.authorization_endpoint!);
-    url.search = new URLSearchParams({
-      response_type: 'code',
-      client_id: client.client_id,
-      redirect_uri: redirectUri,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      ...extra,
-    }).toString();
-    return url;
-  };
+  const request = (extra: Record<string, string> = {}) =>
+    authorizationRequest(as, verifier, { client_id: client.client_id, redirect_uri: redirectUri, ...extra });
 
   // PKCE protects the flow, so state is optional (OAuth 2.1 §4.1.1); none sent, none may come back.
   const silent = await new UserAgent(issuer).authorize(await request({ prompt: 'none' }));
