@@ -125,8 +125,9 @@ t.test('SIGTERM during a slow request lets it finish, then exits 0', async (t) =
   });
   const [, port] = await waitForLine(child, /LISTENING (\d+)/);
   const started = Date.now();
+  const inFlight = waitForLine(child, /SLOW REQUEST STARTED/);
   const slow = fetch(`http://127.0.0.1:${port}/slow`);
-  await new Promise((r) => setTimeout(r, 300));
+  await inFlight;
   child.kill('SIGTERM');
   const res = await slow;
   t.equal(res.status, 200, 'the in-flight request completed');
