@@ -9,6 +9,7 @@ import { createLogger } from './logging.js';
 import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
+import janitorPlugin from './plugins/app/janitor.js';
 import keysPlugin from './plugins/app/keys.js';
 import sessionsPlugin from './plugins/app/sessions.js';
 import corsPlugin from './plugins/external/cors.js';
@@ -102,6 +103,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(keysPlugin, { config });
   // Gatehouse browser sessions (app.sessions), for /authorize, /sign-in/complete, /consent and /sign-out.
   await app.register(sessionsPlugin, { config });
+  await app.register(janitorPlugin, { config });
   await app.register(healthRoutes);
   await app.register(jwksRoute, { config });
   await app.register(metadataRoutes, { config });

@@ -343,6 +343,20 @@ export const schema = {
       env: 'CIMD_CA_FILE',
     },
   },
+  janitor: {
+    interval: {
+      doc: 'Seconds between sweeps that delete expired authorization requests, codes, refresh tokens and sessions (one replica at a time, under a Postgres advisory lock). 0 turns the periodic sweep off (run `gatehouse janitor` from a scheduler instead).',
+      format: 'non-negative-int',
+      default: 600,
+      env: 'JANITOR_INTERVAL_SECONDS',
+    },
+    retention: {
+      doc: 'Seconds an expired or revoked row is kept before a sweep deletes it (for investigating a recent incident).',
+      format: 'non-negative-int',
+      default: 3600,
+      env: 'JANITOR_RETENTION_SECONDS',
+    },
+  },
 } as const;
 
 /** The typed, frozen configuration object. */
@@ -404,6 +418,7 @@ export interface Config {
     sessionIdleTtl: number;
     sessionAbsoluteTtl: number;
   };
+  janitor: { interval: number; retention: number };
 }
 
 export type SigningAlg = 'ES256' | 'RS256' | 'PS256' | 'EdDSA';

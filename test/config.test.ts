@@ -67,6 +67,8 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ KEY_ROTATION_DELAY_SECONDS: '320', JWKS_MAX_AGE_SECONDS: '300', KEY_CACHE_TTL_SECONDS: '30' }, /^KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS \+ KEY_CACHE_TTL_SECONDS/],
     [{ SHUTDOWN_TIMEOUT_SECONDS: '-1' }, /^SHUTDOWN_TIMEOUT_SECONDS: must be a positive integer/],
     [{ CLOCK_SKEW_SECONDS: 'x' }, /^CLOCK_SKEW_SECONDS: must be a non-negative integer/],
+    [{ JANITOR_INTERVAL_SECONDS: '-5' }, /^JANITOR_INTERVAL_SECONDS: must be a non-negative integer/],
+    [{ JANITOR_RETENTION_SECONDS: '1.5' }, /^JANITOR_RETENTION_SECONDS: must be a non-negative integer/],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);

@@ -6,6 +6,7 @@ import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
 import { KeysUsageError, keysCommand } from './keys.js';
 import { startServer } from '../server.js';
+import { sweepOnce } from '../services/janitor.js';
 
 const USAGE = `Usage: gatehouse [command]
 
@@ -19,6 +20,8 @@ Commands:
   keys retire <kid> [--immediately]
                              retire a key; --immediately (compromise) drops it from the JWKS at once
 ${CLIENTS_USAGE}
+  janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
+                             server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)
   config [--json]            print the effective configuration, secrets redacted, with each value's source
   help                       show this text
 
@@ -100,6 +103,20 @@ export async function main(argv: string[]): Promise<number> {
         print(await keysCommand(args, { config: loaded.config, handle, json: values.json ?? false }), values.json ?? false);
       } catch (err) {
         throw err instanceof KeysUsageError ? new UsageError(err.message) : err;
+      } finally {
+        await handle.close();
+      }
+      return 0;
+    }
+    case 'janitor': {
+      if (rest.length > 0) throw new UsageError(`janitor takes no arguments: ${rest.join(' ')}`);
+      const { config } = loaded;
+      const handle = await openDatabase(config);
+      try {
+        const result = await sweepOnce(handle, config.database.schema, { retentionSeconds: config.janitor.retention, sessionIdleSeconds: config.flow.sessionIdleTtl });
+        const json = values.json ?? false;
+        if (result === null) print(json ? { skipped: 'another process is sweeping' } : 'another process is sweeping; nothing done', json);
+        else print(json ? { deleted: result } : Object.entries(result).map(([table, n]) => `deleted ${n} from ${table}`).join('\n'), json);
       } finally {
         await handle.close();
       }

@@ -1,0 +1,65 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../../config.js';
+import { sweepOnce } from '../../services/janitor.js';
+
+export interface JanitorPluginOptions {
+  config: Readonly<Config>;
+}
+
+/**
+ * Sweeps expired rows every JANITOR_INTERVAL_SECONDS (0: never). The first sweep waits one interval plus
+ * up to a tenth of it at random, so replicas started together do not all reach for the lock at once;
+ * the lock (see sweepOnce) makes sure only one of them sweeps. A failed sweep is logged and retried at
+ * the next interval; it never affects requests. Closing the app stops the timer and waits for a sweep
+ * in progress, so the pool is not closed under it.
+ */
+export default fp<JanitorPluginOptions>(
+  async function janitor(app: FastifyInstance, { config }) {
+    const intervalMs = config.janitor.interval * 1000;
+    if (intervalMs === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<void> | undefined;
+    let closed = false;
+
+    const sweep = async (): Promise<void> => {
+      const started = performance.now();
+      try {
+        const result = await sweepOnce(app.database, config.database.schema, {
+          retentionSeconds: config.janitor.retention,
+          sessionIdleSeconds: config.flow.sessionIdleTtl,
+        });
+        if (result === null) app.log.debug('janitor: another replica holds the lock; skipped');
+        // Field names the log redaction leaves alone (it hides anything named like a token or authorization).
+        else
+          app.log.info(
+            {
+              deleted: { requests: result.authorization_requests, codes: result.authorization_codes, refresh: result.refresh_tokens, sessions: result.sessions },
+              ms: Math.round(performance.now() - started),
+            },
+            'janitor swept expired rows',
+          );
+      } catch (err) {
+        app.log.error({ err }, 'janitor sweep failed');
+      }
+    };
+    const schedule = (delayMs: number): void => {
+      if (closed) return;
+      timer = setTimeout(() => {
+        running = sweep().finally(() => {
+          running = undefined;
+          schedule(intervalMs);
+        });
+      }, delayMs);
+      timer.unref();
+    };
+
+    app.addHook('onReady', async () => schedule(intervalMs + Math.floor(Math.random() * intervalMs * 0.1)));
+    app.addHook('preClose', async () => {
+      closed = true;
+      clearTimeout(timer);
+      await running;
+    });
+  },
+  { name: 'janitor', dependencies: ['database'] },
+);

@@ -1,0 +1,242 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { type Kysely, sql } from 'kysely';
+import t from 'tap';
+import { openDatabase } from '../src/db/connect.js';
+import type { Database } from '../src/db/database.js';
+import { generateToken, hashSecret } from '../src/oauth/secrets.js';
+import { createAuthorizationCode } from '../src/repositories/authorization-code.repository.js';
+import { createAuthorizationRequest } from '../src/repositories/authorization-request.repository.js';
+import { insertSession } from '../src/repositories/session.repository.js';
+import { sweepExpired, sweepOnce } from '../src/services/janitor.js';
+import { basic } from './fixtures/clients.js';
+import { buildTestApp, TEST_DATABASE_URL, testConfig, testDatabase, testEnv } from './helper.js';
+import { CLI, run } from './process.js';
+
+const ENV = { ISSUER: 'https://auth.example.com', SCOPES: 'read', RESOURCES: 'https://api.example.com' };
+const REDIRECT = 'https://app.example.com/cb';
+const HOUR = 3_600_000;
+const ago = (ms: number): Date => new Date(Date.now() - ms);
+
+async function webClient(app: FastifyInstance) {
+  const { client, secret } = await app.clients.create({ name: 'Web app', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
+  return { id: client.client_id, secret: secret! };
+}
+
+/** A pending authorization request expiring at `expires`. */
+async function request(db: Kysely<Database>, clientId: string, expires: Date): Promise<string> {
+  const id = randomBytes(16).toString('base64url');
+  await createAuthorizationRequest(db, {
+    id,
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    redirect_uri_given: true,
+    state: null,
+    scopes: ['read'],
+    resources: ['https://api.example.com'],
+    code_challenge: randomBytes(32).toString('base64url'),
+    prompt: null,
+    max_age: null,
+    login_hint: null,
+    ui_locales: null,
+    binding_hash: hashSecret(generateToken()),
+    session_hash: null,
+    expires_at: expires,
+    answered_at: null,
+    completed_at: null,
+  });
+  return id;
+}
+
+/** An authorization code expiring at `expires`; returns the code and its PKCE verifier. */
+async function code(db: Kysely<Database>, clientId: string, expires: Date): Promise<{ code: string; verifier: string }> {
+  const verifier = randomBytes(32).toString('base64url');
+  const value = generateToken();
+  await createAuthorizationCode(db, {
+    code_hash: hashSecret(value),
+    client_id: clientId,
+    redirect_uri: REDIRECT,
+    redirect_uri_given: true,
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    scopes: ['read'],
+    resources: ['https://api.example.com'],
+    sub: 'user-1',
+    auth_time: ago(60_000),
+    expires_at: expires,
+    consumed_at: null,
+    family_id: null,
+  });
+  return { code: value, verifier };
+}
+
+/** A session with the given times; returns its id hash. */
+async function session(db: Kysely<Database>, times: { expires: Date; lastSeen?: Date; revoked?: Date }): Promise<string> {
+  const idHash = hashSecret(generateToken());
+  await insertSession(db, { id_hash: idHash, sub: 'user-1', auth_time: ago(60_000), expires_at: times.expires, last_seen_at: times.lastSeen ?? new Date() });
+  if (times.revoked) await db.updateTable('sessions').set({ revoked_at: times.revoked }).where('id_hash', '=', idHash).execute();
+  return idHash;
+}
+
+function post(app: FastifyInstance, client: { id: string; secret: string }, params: Record<string, string>) {
+  return app.inject({
+    method: 'POST',
+    url: '/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.id, client.secret) },
+    payload: new URLSearchParams(params).toString(),
+  });
+}
+
+/** Redeems a fresh code and returns the refresh token of the chain it starts. */
+async function chain(app: FastifyInstance, client: { id: string; secret: string }): Promise<string> {
+  const c = await code(app.database.db, client.id, new Date(Date.now() + 60_000));
+  const res = await post(app, client, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT });
+  if (res.statusCode !== 200) throw new Error(res.body);
+  return res.json().refresh_token;
+}
+
+async function exists(db: Kysely<Database>, table: 'authorization_requests' | 'authorization_codes' | 'refresh_tokens' | 'sessions', column: string, value: string): Promise<boolean> {
+  const row = await (db as Kysely<any>).selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where(column, '=', value).executeTakeFirstOrThrow();
+  return Number(row.n) > 0;
+}
+
+t.test('a sweep deletes what can no longer be used, after the retention period, and nothing live', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const db = app.database.db;
+  const client = await webClient(app);
+
+  const oldRequest = await request(db, client.id, ago(2 * HOUR));
+  const recentRequest = await request(db, client.id, ago(10 * 60_000));
+  const liveRequest = await request(db, client.id, new Date(Date.now() + 600_000));
+
+  const oldCode = await code(db, client.id, ago(2 * HOUR));
+  const recentCode = await code(db, client.id, ago(10 * 60_000));
+  const liveCode = await code(db, client.id, new Date(Date.now() + 60_000));
+
+  const live = await chain(app, client);
+  const rotatedFrom = await chain(app, client);
+  const rotated = await post(app, client, { grant_type: 'refresh_token', refresh_token: rotatedFrom });
+  t.equal(rotated.statusCode, 200, 'a rotated chain: its old generation must stay for reuse detection');
+  const revoked = await chain(app, client);
+  await db.updateTable('refresh_tokens').set({ revoked_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(revoked)).execute();
+  const recentlyRevoked = await chain(app, client);
+  await db.updateTable('refresh_tokens').set({ revoked_at: ago(10 * 60_000) }).where('token_hash', '=', hashSecret(recentlyRevoked)).execute();
+  const expired = await chain(app, client);
+  await db.updateTable('refresh_tokens').set({ expires_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(expired)).execute();
+
+  const oldSession = await session(db, { expires: ago(2 * HOUR) });
+  const revokedSession = await session(db, { expires: new Date(Date.now() + HOUR), revoked: ago(2 * HOUR) });
+  const idleSession = await session(db, { expires: new Date(Date.now() + 10 * HOUR), lastSeen: ago(4 * HOUR) });
+  const liveSession = await session(db, { expires: new Date(Date.now() + HOUR), lastSeen: ago(60_000) });
+
+  const result = await sweepOnce(app.database, app.config.database.schema, { retentionSeconds: 3600, sessionIdleSeconds: 2 * 3600 });
+  t.ok(result, 'nobody else holds the lock');
+  t.ok(result!.authorization_requests >= 1 && result!.authorization_codes >= 1 && result!.refresh_tokens >= 2 && result!.sessions >= 3, JSON.stringify(result));
+
+  t.notOk(await exists(db, 'authorization_requests', 'id', oldRequest), 'a request expired beyond retention is deleted');
+  t.ok(await exists(db, 'authorization_requests', 'id', recentRequest), 'a recently expired request is kept for the retention period');
+  t.ok(await exists(db, 'authorization_requests', 'id', liveRequest), 'a live request is kept');
+  t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(oldCode.code)));
+  t.ok(await exists(db, 'authorization_codes', 'code_hash', hashSecret(recentCode.code)));
+  t.ok(await exists(db, 'authorization_codes', 'code_hash', hashSecret(liveCode.code)));
+  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(revoked)), 'a chain revoked beyond retention is deleted');
+  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(expired)), 'a chain expired beyond retention is deleted');
+  t.ok(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(recentlyRevoked)));
+  t.ok(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(rotatedFrom)), 'a rotated generation of a live chain is kept');
+  t.notOk(await exists(db, 'sessions', 'id_hash', oldSession));
+  t.notOk(await exists(db, 'sessions', 'id_hash', revokedSession));
+  t.notOk(await exists(db, 'sessions', 'id_hash', idleSession), 'a session idle beyond its idle lifetime and retention is deleted');
+  t.ok(await exists(db, 'sessions', 'id_hash', liveSession));
+
+  // What survives still works as before the sweep.
+  const redeemed = await post(app, client, { grant_type: 'authorization_code', code: liveCode.code, code_verifier: liveCode.verifier, redirect_uri: REDIRECT });
+  t.equal(redeemed.statusCode, 200, 'a live code still redeems');
+  const refreshed = await post(app, client, { grant_type: 'refresh_token', refresh_token: live });
+  t.equal(refreshed.statusCode, 200, 'a live chain still refreshes');
+  const reuse = await post(app, client, { grant_type: 'refresh_token', refresh_token: rotatedFrom });
+  t.equal(reuse.json().error, 'invalid_grant', 'reuse of a rotated token is still detected…');
+  const afterReuse = await post(app, client, { grant_type: 'refresh_token', refresh_token: rotated.json().refresh_token });
+  t.equal(afterReuse.json().error, 'invalid_grant', '…and still revokes its chain');
+  const gone = await post(app, client, { grant_type: 'refresh_token', refresh_token: revoked });
+  t.equal(gone.json().error, 'invalid_grant', 'a deleted chain is refused like a revoked one');
+});
+
+t.test('a backlog larger than one batch is deleted in batches', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const db = app.database.db;
+  const hashes: string[] = [];
+  for (let i = 0; i < 7; i++) hashes.push(await session(db, { expires: ago(2 * HOUR) }));
+  const result = await sweepExpired(db, { retentionSeconds: 0, sessionIdleSeconds: 86400, batch: 3 });
+  t.ok(result.sessions >= 7, `all seven went (${result.sessions})`);
+  for (const h of hashes) t.notOk(await exists(db, 'sessions', 'id_hash', h));
+});
+
+t.test('only one replica sweeps at a time: a sweep that finds the lock taken skips its round', { skip: TEST_DATABASE_URL ? false : 'PGlite has one session, and advisory locks are re-entrant within a session: needs TEST_DATABASE_URL' }, async (t) => {
+  const database = await testDatabase();
+  const config = testConfig(ENV);
+  const other = await openDatabase(config);
+  t.teardown(() => other.close());
+  const expired = await session(database.db, { expires: ago(2 * HOUR) });
+  const key = `gatehouse.janitor.${config.database.schema}`;
+  await other.root.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
+    try {
+      const skipped = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400 });
+      t.equal(skipped, null, 'the lock is held by another replica: skipped');
+      t.ok(await exists(database.db, 'sessions', 'id_hash', expired), 'and nothing was deleted');
+    } finally {
+      await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
+    }
+  });
+  const swept = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400 });
+  t.ok(swept && swept.sessions >= 1, 'once released, the next round sweeps');
+  t.notOk(await exists(database.db, 'sessions', 'id_hash', expired));
+});
+
+t.test('the server sweeps by itself every JANITOR_INTERVAL_SECONDS, and closes cleanly', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  const app = await buildTestApp(t, { ...ENV, JANITOR_INTERVAL_SECONDS: '1', JANITOR_RETENTION_SECONDS: '0', LOG_LEVEL: 'info' }, { logs });
+  const expired = await session(app.database.db, { expires: ago(60_000) });
+  const deadline = Date.now() + 15_000;
+  while ((await exists(app.database.db, 'sessions', 'id_hash', expired)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.notOk(await exists(app.database.db, 'sessions', 'id_hash', expired), 'the expired session was swept without anyone asking');
+  const line = logs.find((l) => l.msg === 'janitor swept expired rows');
+  t.ok(line, 'the sweep is logged');
+  t.match(line, { deleted: { sessions: Number, codes: Number, refresh: Number, requests: Number } }, 'with what it deleted (counts only)');
+  await app.close();
+  t.pass('closing stops the timer (the test would hang on a live one)');
+});
+
+t.test('JANITOR_INTERVAL_SECONDS=0 turns the periodic sweep off', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  const app = await buildTestApp(t, { ...ENV, JANITOR_INTERVAL_SECONDS: '0', JANITOR_RETENTION_SECONDS: '0', LOG_LEVEL: 'debug' }, { logs });
+  const expired = await session(app.database.db, { expires: ago(60_000) });
+  await new Promise((r) => setTimeout(r, 1500));
+  t.ok(await exists(app.database.db, 'sessions', 'id_hash', expired), 'nothing swept');
+  t.notOk(logs.some((l) => String(l.msg).startsWith('janitor')), 'no janitor activity');
+});
+
+t.test('gatehouse janitor sweeps once from the command line', async (t) => {
+  const env = TEST_DATABASE_URL ? testEnv(ENV) : { ...testEnv(ENV), DATA_DIR: join(t.testdir(), 'pglite') };
+  const config = testConfig(env);
+  t.equal((await run([CLI, 'migrate', 'up'], env)).code, 0);
+  const handle = await openDatabase(config);
+  const expired = await session(handle.db, { expires: ago(2 * HOUR) });
+  const live = await session(handle.db, { expires: new Date(Date.now() + HOUR) });
+  await handle.close();
+
+  const res = await run([CLI, 'janitor', '--json'], env);
+  t.equal(res.code, 0, res.stderr);
+  const out = JSON.parse(res.stdout);
+  t.ok(out.deleted.sessions >= 1, res.stdout);
+  t.type(out.deleted.refresh_tokens, 'number');
+
+  const after = await openDatabase(config);
+  t.teardown(() => after.close());
+  t.notOk(await exists(after.db, 'sessions', 'id_hash', expired));
+  t.ok(await exists(after.db, 'sessions', 'id_hash', live));
+
+  const usage = await run([CLI, 'janitor', 'now'], env);
+  t.equal(usage.code, 2, 'stray arguments are a usage error');
+  t.match(usage.stderr, /janitor takes no arguments/);
+});
