@@ -21,6 +21,7 @@ import signInCompleteRoute from './routes/interaction/sign-in-complete.js';
 import signOutRoute from './routes/interaction/sign-out.js';
 import consentRoutes from './routes/interaction/consent.js';
 import authorizeRoute from './routes/oauth/authorize.js';
+import introspectRoute from './routes/oauth/introspect.js';
 import revokeRoute from './routes/oauth/revoke.js';
 import registerRoutes from './routes/oauth/register.js';
 import tokenRoute from './routes/oauth/token.js';
@@ -117,6 +118,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     await scope.register(consentRoutes, { config });
   });
   await app.register(revokeRoute);
+  await app.register(introspectRoute, { config });
   // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
   if (config.registration.enabled) await app.register(registerRoutes, { config });
   return app;

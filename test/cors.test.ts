@@ -9,6 +9,7 @@ t.test('CORS: preflight and headers on the endpoints browsers fetch, nowhere els
   for (const [url, method] of [
     ['/token', 'POST'],
     ['/revoke', 'POST'],
+    ['/introspect', 'POST'],
     ['/register', 'POST'],
     ['/register/some-client', 'PUT'],
     ['/.well-known/jwks.json', 'GET'],

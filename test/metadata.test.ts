@@ -20,7 +20,9 @@ t.test('RFC 8414 metadata reflects the configuration exactly', async (t) => {
   t.equal(doc.authorization_response_iss_parameter_supported, true);
   t.ok(doc.grant_types_supported.includes('client_credentials'));
   t.same(doc.token_endpoint_auth_methods_supported.filter((m: string) => m.startsWith('client_secret')), ['client_secret_basic', 'client_secret_post']);
-  for (const off of ['registration_endpoint', 'introspection_endpoint', 'userinfo_endpoint']) t.notOk(off in doc, `${off} is not advertised while off`);
+  t.equal(doc.introspection_endpoint, 'https://auth.example.com/introspect', 'RFC 7662 introspection');
+  t.same(doc.introspection_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post'], 'confidential clients only');
+  for (const off of ['registration_endpoint', 'userinfo_endpoint']) t.notOk(off in doc, `${off} is not advertised while off`);
   for (const [key, value] of Object.entries(doc)) {
     if (key.endsWith('_endpoint') || key === 'jwks_uri') t.ok(String(value).startsWith('https://auth.example.com/'), `${key} is under the issuer`);
   }

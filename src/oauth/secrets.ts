@@ -11,6 +11,14 @@ export function generateToken(): string {
   return randomBytes(TOKEN_BYTES).toString('base64url');
 }
 
+/** The form of every generateToken value: 43 base64url characters (opaque tokens never contain a dot). */
+const OPAQUE_FORM = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether a string could be an opaque token Gatehouse generated (refresh token, code, secret). */
+export function isOpaqueToken(value: string): boolean {
+  return OPAQUE_FORM.test(value);
+}
+
 /** CSPRNG bytes fetched in bulk for JWT ids: one getrandom call per 256 ids instead of one per token. */
 const ID_POOL_BYTES = 4096;
 const JTI_BYTES = 16;

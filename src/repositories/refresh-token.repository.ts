@@ -143,6 +143,34 @@ export async function findRefreshToken(db: Db, tokenHash: string): Promise<Refre
   return db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
 }
 
+/**
+ * A refresh token of this client that a refresh would accept now: not rotated away, not revoked,
+ * before its chain's absolute expiry, and in a chain with no revoked member (the condition rotation
+ * itself applies), or undefined.
+ */
+export async function findLiveRefreshToken(db: Db, tokenHash: string, clientId: string, now = new Date()): Promise<RefreshTokenRow | undefined> {
+  return db
+    .selectFrom('refresh_tokens')
+    .selectAll()
+    .where('token_hash', '=', tokenHash)
+    .where('client_id', '=', clientId)
+    .where('rotated_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('refresh_tokens as member')
+            .select(sql.lit(1).as('one'))
+            .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
+            .where('member.revoked_at', 'is not', null),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+}
+
 /** Revokes every live token of a chain; returns how many. */
 export async function revokeFamily(db: Db, familyId: string): Promise<number> {
   const result = await db

@@ -17,7 +17,7 @@ export const FEATURES: Omit<Features, 'registration' | 'clientIdMetadataDocument
   authorizationCode: true,
   refreshTokens: true,
   revocation: true,
-  introspection: false,
+  introspection: true,
 };
 
 /** The features a configuration turns on: the build's, plus dynamic registration (DCR_ENABLED) and metadata documents (CIMD_ENABLED). */

@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config.js';
+import { authenticateClient } from '../../oauth/client-authentication.js';
+import { OAuthError } from '../../oauth/errors.js';
+import { introspect } from '../../oauth/introspection.js';
+import { hashSecret } from '../../oauth/secrets.js';
+import { accessTokenVerifier } from '../../oauth/tokens/access-token-verifier.js';
+import { findLiveRefreshToken } from '../../repositories/refresh-token.repository.js';
+import { normaliseParams, requireForm } from './form.js';
+
+const bodySchema = {
+  type: 'object',
+  required: ['token'],
+  properties: {
+    // As large as the default body limit: anything this long that is not one of our tokens is simply
+    // inactive (RFC 7662 §2.2), not a malformed request.
+    token: { type: 'string', maxLength: 16384 },
+    token_type_hint: { type: 'string', maxLength: 64 },
+    client_id: { type: 'string', maxLength: 512 },
+    client_secret: { type: 'string', maxLength: 512 },
+  },
+} as const;
+
+/**
+ * POST /introspect (RFC 7662): a confidential client asks whether a token is active. Authentication is
+ * required (§2.1, and §4 against token scanning), by the client's registered secret method only: a
+ * public client could name any client_id, so it is refused as unauthenticated (RFC 6749 §5.2). Not
+ * rate-limited, like /token and /revoke: every request authenticates a client first.
+ */
+export default async function introspectRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+  const sources = {
+    issuer: config.issuer,
+    verifyAccessToken: accessTokenVerifier(() => app.keys.jwks(), { issuer: config.issuer, clockSkew: config.tokens.clockSkew }),
+    findLiveRefreshToken: (token: string, clientId: string) => findLiveRefreshToken(app.database.db, hashSecret(token), clientId),
+  };
+
+  app.post<{ Body: { token: string; token_type_hint?: string } & Record<string, string | string[]> }>(
+    '/introspect',
+    {
+      schema: { body: bodySchema },
+      preValidation: async (request) => {
+        requireForm(request);
+        normaliseParams(request, new Set());
+      },
+    },
+    async (request, reply) => {
+      const { client, method } = await authenticateClient({ authorization: request.headers.authorization, body: request.body }, app.clients);
+      if (method === 'none') throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');
+      const answer = await introspect(request.body.token, client, sources);
+      // The answer changes as tokens expire or are revoked, and it describes a token: never cached.
+      return reply.code(200).header('cache-control', 'no-store').send(answer);
+    },
+  );
+}
