@@ -343,6 +343,27 @@ export const schema = {
       env: 'CIMD_CA_FILE',
     },
   },
+  admin: {
+    port: {
+      doc: 'Port of the admin listener (admin API and `/metrics`), kept off the public internet. 0 turns the admin listener off.',
+      format: 'port',
+      default: 0,
+      env: 'ADMIN_PORT',
+    },
+    host: {
+      doc: 'Address the admin listener binds to. Only widen it (`0.0.0.0` in a container) on a network the public cannot reach.',
+      format: 'host-address',
+      default: '127.0.0.1',
+      env: 'ADMIN_HOST',
+    },
+    token: {
+      doc: 'Bearer token every admin API request must carry (`Authorization: Bearer …`); required, and at least 32 random characters, when `ADMIN_PORT` is set. `/metrics` and `/healthz` on the admin listener do not need it.',
+      format: String,
+      default: '',
+      env: 'ADMIN_TOKEN',
+      sensitive: true,
+    },
+  },
   janitor: {
     interval: {
       doc: 'Seconds between sweeps that delete expired authorization requests, codes, refresh tokens and sessions (one replica at a time, under a Postgres advisory lock). 0 turns the periodic sweep off (run `gatehouse janitor` from a scheduler instead).',
@@ -418,6 +439,7 @@ export interface Config {
     sessionIdleTtl: number;
     sessionAbsoluteTtl: number;
   };
+  admin: { port: number; host: string; token: string };
   janitor: { interval: number; retention: number };
 }
 
@@ -706,6 +728,12 @@ function crossFieldProblems(config: Config): string[] {
   }
   if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
     problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
+  }
+  if (config.admin.port !== 0) {
+    // The admin token is a standing credential for every client and key: the same bar as other secrets, everywhere.
+    const adminWeakness = config.admin.token === '' ? 'required when ADMIN_PORT is set' : secretWeakness(config.admin.token);
+    if (adminWeakness) problems.push(`ADMIN_TOKEN: ${adminWeakness}`);
+    if (config.admin.port === config.server.port) problems.push('ADMIN_PORT: must differ from PORT (the admin listener is a separate listener)');
   }
   const resources = parseResourceList(config.resources.list);
   const defaults = parseResourceList(config.resources.defaultResource);

@@ -1,5 +1,6 @@
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
+import { buildAdminApp } from './admin-app.js';
 import { type BuildOptions, buildApp } from './app.js';
 import type { Config } from './config.js';
 
@@ -12,6 +13,9 @@ export interface StartOptions extends BuildOptions {
 export async function startServer(config: Readonly<Config>, options: StartOptions = {}): Promise<FastifyInstance> {
   const app = await buildApp(config, options);
   await options.configure?.(app);
+  // The admin listener (admin API, /metrics) when ADMIN_PORT is set: it closes first, with the app.
+  const admin = config.admin.port === 0 ? null : await buildAdminApp(config, app);
+  if (admin) app.addHook('preClose', async () => admin.close());
 
   // Stop accepting, let in-flight requests finish, close the pool; exit 1 if that overruns the timeout.
   closeWithGrace({ delay: config.server.shutdownTimeout * 1000 }, async ({ signal, err }) => {
@@ -22,6 +26,11 @@ export async function startServer(config: Readonly<Config>, options: StartOption
   });
 
   await app.listen({ host: config.server.host, port: config.server.port });
+  if (admin) {
+    await admin.listen({ host: config.admin.host, port: config.admin.port });
+    const address = admin.server.address();
+    app.log.info({ admin: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'admin listener ready');
+  }
   app.log.info(
     { issuer: config.issuer, startupMs: Math.round(performance.now()) },
     `Gatehouse ready at ${config.issuer}`,

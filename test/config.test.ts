@@ -69,6 +69,11 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ CLOCK_SKEW_SECONDS: 'x' }, /^CLOCK_SKEW_SECONDS: must be a non-negative integer/],
     [{ JANITOR_INTERVAL_SECONDS: '-5' }, /^JANITOR_INTERVAL_SECONDS: must be a non-negative integer/],
     [{ JANITOR_RETENTION_SECONDS: '1.5' }, /^JANITOR_RETENTION_SECONDS: must be a non-negative integer/],
+    [{ ADMIN_PORT: '4001' }, /^ADMIN_TOKEN: required when ADMIN_PORT is set/],
+    [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'short' }, /^ADMIN_TOKEN: must be at least 32 characters/],
+    [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'changeme-changeme-changeme-changeme-1234' }, /^ADMIN_TOKEN: looks like a placeholder/],
+    [{ PORT: '4001', ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^ADMIN_PORT: must differ from PORT/],
+    [{ ADMIN_PORT: '70000' }, /^ADMIN_PORT: /],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);

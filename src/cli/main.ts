@@ -6,6 +6,7 @@ import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
 import { KeysUsageError, keysCommand } from './keys.js';
 import { startServer } from '../server.js';
+import { listUserGrants, revokeUserGrants } from '../repositories/user-grant.repository.js';
 import { sweepOnce } from '../services/janitor.js';
 
 const USAGE = `Usage: gatehouse [command]
@@ -20,6 +21,11 @@ Commands:
   keys retire <kid> [--immediately]
                              retire a key; --immediately (compromise) drops it from the JWKS at once
 ${CLIENTS_USAGE}
+  users grants <sub> [--json]
+                             what each client holds for a user (consent, live refresh-token chains)
+  users revoke <sub> [--client-id <id>] [--json]
+                             revoke a user's refresh tokens, consents, unredeemed codes and sessions
+                             (or only one client's grants); issued access tokens run until they expire
   janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
                              server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)
   config [--json]            print the effective configuration, secrets redacted, with each value's source
@@ -103,6 +109,40 @@ export async function main(argv: string[]): Promise<number> {
         print(await keysCommand(args, { config: loaded.config, handle, json: values.json ?? false }), values.json ?? false);
       } catch (err) {
         throw err instanceof KeysUsageError ? new UsageError(err.message) : err;
+      } finally {
+        await handle.close();
+      }
+      return 0;
+    }
+    case 'users': {
+      const [action, sub, ...extra] = rest;
+      if (action !== 'grants' && action !== 'revoke') throw new UsageError(`unknown users action: ${action ?? '(none)'}`);
+      if (!sub || extra.length > 0) throw new UsageError(`users ${action} takes exactly one user id (the sub the host app signs in)`);
+      const clientId = values['client-id'];
+      if (clientId !== undefined && action !== 'revoke') throw new UsageError('--client-id goes with users revoke');
+      const json = values.json ?? false;
+      const handle = await openDatabase(loaded.config);
+      try {
+        if (action === 'grants') {
+          const grants = await listUserGrants(handle.db, sub);
+          if (json) print({ sub, grants }, true);
+          else if (grants.length === 0) print(`no grants for ${sub}`, false);
+          else
+            print(
+              grants
+                .map((g) => `${g.client_id}  consent: ${g.consent ? g.consent.scopes.join(' ') || '(no scopes)' : '-'}  live refresh chains: ${g.refresh_chains.length}`)
+                .join('\n'),
+              false,
+            );
+        } else {
+          const revoked = await revokeUserGrants(handle.db, sub, clientId === undefined ? {} : { clientId });
+          print(
+            json
+              ? { sub, ...(clientId === undefined ? {} : { client_id: clientId }), revoked }
+              : `Revoked for ${sub}${clientId === undefined ? '' : ` at ${clientId}`}: ${revoked.refresh_tokens} refresh token(s), ${revoked.consents} consent(s), ${revoked.authorization_codes} unredeemed code(s), ${revoked.sessions} session(s). Access tokens already issued stay valid until they expire.`,
+            json,
+          );
+        }
       } finally {
         await handle.close();
       }

@@ -21,6 +21,7 @@ export type OAuthErrorCode =
   | 'temporarily_unavailable'
   | 'not_found'
   | 'method_not_allowed'
+  | 'conflict'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'too_many_requests';
@@ -32,6 +33,7 @@ const DEFAULT_STATUS: Partial<Record<OAuthErrorCode, number>> = {
   access_denied: 403,
   not_found: 404,
   method_not_allowed: 405,
+  conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   too_many_requests: 429,

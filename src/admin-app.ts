@@ -1,0 +1,59 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { OAuthError } from './oauth/errors.js';
+import errorHandler, { sendOAuthError } from './plugins/app/error-handler.js';
+import adminClientRoutes from './routes/admin/clients.js';
+import adminKeyRoutes from './routes/admin/keys.js';
+import adminUserRoutes from './routes/admin/users.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The public app whose clients, keys and database the admin listener manages. */
+    gatehouse: FastifyInstance;
+  }
+}
+
+/** Whether an Authorization header carries the admin token (SHA-256 both sides, constant-time compare). */
+export function isAdminAuthorization(header: string | undefined, token: string): boolean {
+  const match = /^Bearer ([\x21-\x7e]+)$/.exec(header ?? '');
+  const presented = createHash('sha256').update(match?.[1] ?? '').digest();
+  const expected = createHash('sha256').update(token).digest();
+  return timingSafeEqual(presented, expected) && match !== null && token !== '';
+}
+
+/**
+ * The admin listener: a second Fastify instance on ADMIN_HOST:ADMIN_PORT beside the public one, sharing
+ * its database, client service and key store. Every /admin route needs `Authorization: Bearer
+ * ADMIN_TOKEN`; /healthz (for the orchestrator) does not. Not listening yet; startServer listens.
+ */
+export async function buildAdminApp(config: Readonly<Config>, gatehouse: FastifyInstance): Promise<FastifyInstance> {
+  const admin = Fastify({
+    loggerInstance: gatehouse.log.child({ listener: 'admin' }),
+    bodyLimit: config.server.bodyLimit,
+    forceCloseConnections: 'idle',
+  });
+  admin.decorate('gatehouse', gatehouse);
+  await admin.register(errorHandler);
+  admin.addHook('onSend', async (_request, reply) => {
+    reply.header('cache-control', 'no-store');
+  });
+  admin.get('/healthz', async () => ({ status: 'ok' }));
+
+  await admin.register(async function api(scope) {
+    scope.addHook('onRequest', async (request, reply) => {
+      if (isAdminAuthorization(request.headers.authorization, config.admin.token)) return;
+      request.log.warn({ ip: request.ip }, 'admin request without the admin token refused');
+      return sendOAuthError(
+        reply,
+        new OAuthError('invalid_token', 'the admin API needs Authorization: Bearer <ADMIN_TOKEN>', {
+          headers: { 'www-authenticate': 'Bearer realm="gatehouse-admin"' },
+        }),
+      );
+    });
+    await scope.register(adminClientRoutes);
+    await scope.register(adminUserRoutes);
+    await scope.register(adminKeyRoutes);
+  }, { prefix: '/admin' });
+  return admin;
+}

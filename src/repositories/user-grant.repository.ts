@@ -1,0 +1,89 @@
+import type { Db } from '../db/database.js';
+
+/** A client's standing access for one user: its remembered consent and its live refresh-token chains. */
+export interface ClientGrant {
+  client_id: string;
+  /** What the user consented to (null when the client skips consent or the consent was not kept). */
+  consent: { scopes: string[]; resources: string[]; created_at: Date; updated_at: Date } | null;
+  /** Live refresh-token chains: each can still mint access tokens until it expires. */
+  refresh_chains: Array<{ scopes: string[]; resources: string[]; auth_time: Date; created_at: Date; expires_at: Date }>;
+}
+
+/** Every client a user has granted something to, with what. */
+export async function listUserGrants(db: Db, sub: string, now = new Date()): Promise<ClientGrant[]> {
+  const consents = await db.selectFrom('consents').selectAll().where('sub', '=', sub).orderBy('client_id').execute();
+  // The chain's live generation: not rotated away, not revoked, not expired.
+  const chains = await db
+    .selectFrom('refresh_tokens')
+    .select(['client_id', 'scopes', 'resources', 'auth_time', 'created_at', 'expires_at'])
+    .where('sub', '=', sub)
+    .where('rotated_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .orderBy('client_id')
+    .orderBy('created_at')
+    .execute();
+  const byClient = new Map<string, ClientGrant>();
+  const entry = (clientId: string): ClientGrant => {
+    let grant = byClient.get(clientId);
+    if (!grant) byClient.set(clientId, (grant = { client_id: clientId, consent: null, refresh_chains: [] }));
+    return grant;
+  };
+  for (const c of consents) entry(c.client_id).consent = { scopes: c.scopes, resources: c.resources, created_at: c.created_at, updated_at: c.updated_at };
+  for (const { client_id, ...chain } of chains) entry(client_id).refresh_chains.push(chain);
+  return [...byClient.values()].sort((a, b) => (a.client_id < b.client_id ? -1 : a.client_id > b.client_id ? 1 : 0));
+}
+
+/** What a revocation ended. */
+export interface RevokedGrants {
+  /** Refresh tokens revoked (every generation of every chain counts once). */
+  refresh_tokens: number;
+  /** Remembered consents forgotten: the next request asks again. */
+  consents: number;
+  /** Authorization codes issued but not yet redeemed, now unusable. */
+  authorization_codes: number;
+  /** Gatehouse browser sessions ended (only when revoking for every client). */
+  sessions: number;
+}
+
+/**
+ * Ends what a user granted: codes not yet redeemed, every refresh-token chain (or those of one client),
+ * the remembered consent, and, unless limited to one client, the user's Gatehouse sessions; in one
+ * transaction. Access tokens already issued are self-contained JWTs and stay valid until they expire
+ * (ACCESS_TOKEN_TTL_SECONDS). The host should stop signing the user in first, or a new grant can follow.
+ *
+ * Races with the token endpoint: the codes go first, so a redemption in flight either finishes before
+ * (its code row is locked until then) or finds its code used. A refresh or redemption that committed a
+ * new generation while the revoking UPDATE ran is invisible to that statement's snapshot (READ
+ * COMMITTED), so the UPDATE is repeated until it finds nothing: each pass sees what committed before it.
+ */
+export async function revokeUserGrants(db: Db, sub: string, options: { clientId?: string; now?: Date } = {}): Promise<RevokedGrants> {
+  const now = options.now ?? new Date();
+  const clientId = options.clientId;
+  const run = async (tx: Db): Promise<RevokedGrants> => {
+    let codes = tx.updateTable('authorization_codes').set({ consumed_at: now }).where('sub', '=', sub).where('consumed_at', 'is', null);
+    if (clientId !== undefined) codes = codes.where('client_id', '=', clientId);
+    const voided = Number((await codes.executeTakeFirst()).numUpdatedRows);
+
+    let refreshTokens = 0;
+    for (let pass = 0; pass < 10; pass++) {
+      let refresh = tx.updateTable('refresh_tokens').set({ revoked_at: now }).where('sub', '=', sub).where('revoked_at', 'is', null);
+      if (clientId !== undefined) refresh = refresh.where('client_id', '=', clientId);
+      const revoked = Number((await refresh.executeTakeFirst()).numUpdatedRows);
+      refreshTokens += revoked;
+      if (revoked === 0) break;
+    }
+
+    let consents = tx.deleteFrom('consents').where('sub', '=', sub);
+    if (clientId !== undefined) consents = consents.where('client_id', '=', clientId);
+    const forgotten = Number((await consents.executeTakeFirst()).numDeletedRows);
+
+    let sessions = 0;
+    if (clientId === undefined) {
+      const ended = await tx.updateTable('sessions').set({ revoked_at: now }).where('sub', '=', sub).where('revoked_at', 'is', null).executeTakeFirst();
+      sessions = Number(ended.numUpdatedRows);
+    }
+    return { refresh_tokens: refreshTokens, consents: forgotten, authorization_codes: voided, sessions };
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
+}

@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import { OAuthError } from '../../oauth/errors.js';
+import type { Client } from '../../services/client-service.js';
+import { guarded } from './errors.js';
+
+/** A client as the admin API shows it: everything but the stored hashes. */
+export function clientView(client: Client): Record<string, unknown> {
+  const { secret_hash: _secret, registration_access_token_hash: _registration, ...rest } = client;
+  return rest;
+}
+
+const idParams = {
+  type: 'object',
+  required: ['client_id'],
+  properties: { client_id: { type: 'string', minLength: 1, maxLength: 2048 } },
+} as const;
+
+const metadataBody = { type: 'object', maxProperties: 64 } as const;
+
+/**
+ * Clients, as `gatehouse clients` manages them, over HTTP: list, create (the secret is in the response,
+ * once), show, update (metadata fields; `disabled: true|false` disables or enables), delete and
+ * rotate-secret. Validation is the one every client source shares (RFC 7591 metadata rules).
+ */
+export default async function adminClientRoutes(admin: FastifyInstance): Promise<void> {
+  const clients = () => admin.gatehouse.clients;
+
+  admin.get('/clients', async () => ({ clients: (await clients().list()).map(clientView) }));
+
+  admin.post<{ Body: Record<string, unknown> }>('/clients', { schema: { body: metadataBody } }, async (request, reply) => {
+    const { client_id: clientId, ...metadata } = request.body;
+    if (clientId !== undefined && typeof clientId !== 'string') throw new OAuthError('invalid_client_metadata', 'client_id: must be a string');
+    const { client, secret } = await guarded(() => clients().create(metadata, clientId ? { clientId } : {}));
+    return reply.code(201).send({ client: clientView(client), ...(secret ? { client_secret: secret } : {}) });
+  });
+
+  admin.get<{ Params: { client_id: string } }>('/clients/:client_id', { schema: { params: idParams } }, async (request) => {
+    const client = await clients().find(request.params.client_id);
+    if (!client) throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
+    return { client: clientView(client) };
+  });
+
+  admin.patch<{ Params: { client_id: string }; Body: Record<string, unknown> }>(
+    '/clients/:client_id',
+    { schema: { params: idParams, body: metadataBody } },
+    async (request) => {
+      const id = request.params.client_id;
+      const { disabled, client_id: renamed, ...changes } = request.body;
+      if (renamed !== undefined && renamed !== id) throw new OAuthError('invalid_client_metadata', 'client_id: cannot be changed');
+      if (disabled !== undefined && typeof disabled !== 'boolean') throw new OAuthError('invalid_client_metadata', 'disabled: must be true or false');
+      if (Object.keys(changes).length === 0 && disabled === undefined) throw new OAuthError('invalid_request', 'nothing to change');
+      let client = await clients().find(id);
+      if (!client) throw new OAuthError('not_found', `no such client: ${id}`);
+      let secret: string | null = null;
+      if (Object.keys(changes).length > 0) ({ client, secret } = await guarded(() => clients().update(id, changes)));
+      if (disabled !== undefined) client = await guarded(() => clients().setDisabled(id, disabled));
+      return { client: clientView(client), ...(secret ? { client_secret: secret } : {}) };
+    },
+  );
+
+  admin.delete<{ Params: { client_id: string } }>('/clients/:client_id', { schema: { params: idParams } }, async (request, reply) => {
+    if (!(await clients().delete(request.params.client_id))) throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
+    return reply.code(204).send();
+  });
+
+  admin.post<{ Params: { client_id: string } }>('/clients/:client_id/rotate-secret', { schema: { params: idParams } }, async (request) => {
+    const { client, secret } = await guarded(() => clients().rotateSecret(request.params.client_id));
+    return { client_id: client.client_id, client_secret: secret };
+  });
+}

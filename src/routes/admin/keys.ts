@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+import { guarded } from './errors.js';
+
+const kidParams = { type: 'object', required: ['kid'], properties: { kid: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
+const retireBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { immediately: { type: 'boolean' } },
+} as const;
+
+/**
+ * Signing keys, as `gatehouse keys` manages them: list; rotate (the next key is published in the JWKS at
+ * once and signs after KEY_ROTATION_DELAY_SECONDS); retire a key, keeping it published until every
+ * token it signed has expired, or with `{"immediately": true}` (a compromised key) dropping it at once.
+ * This replica's key store picks the change up immediately; the others at their next refresh.
+ */
+export default async function adminKeyRoutes(admin: FastifyInstance): Promise<void> {
+  const keys = () => admin.gatehouse.keys;
+
+  admin.get('/keys', async () => ({ keys: await keys().list() }));
+
+  admin.post('/keys/rotate', async (_request, reply) => {
+    const key = await guarded(() => keys().rotate());
+    return reply.code(201).send({ key });
+  });
+
+  admin.post<{ Params: { kid: string }; Body: { immediately?: boolean } | null }>(
+    '/keys/:kid/retire',
+    { schema: { params: kidParams, body: retireBody } },
+    async (request) => guarded(() => keys().retire(request.params.kid, { immediately: request.body?.immediately === true })),
+  );
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import { listUserGrants, revokeUserGrants } from '../../repositories/user-grant.repository.js';
+
+const subParams = { type: 'object', required: ['sub'], properties: { sub: { type: 'string', minLength: 1, maxLength: 1024 } } } as const;
+const clientQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { client_id: { type: 'string', minLength: 1, maxLength: 2048 } },
+} as const;
+
+/**
+ * A user's grants, by the `sub` the host app gave Gatehouse: what each client holds (remembered consent,
+ * live refresh-token chains), and revoking them, for when the host deletes or disables a user
+ * (everything, sessions included) or the user disconnects one app (`?client_id=`).
+ */
+export default async function adminUserRoutes(admin: FastifyInstance): Promise<void> {
+  const db = () => admin.gatehouse.database.db;
+
+  admin.get<{ Params: { sub: string } }>('/users/:sub/grants', { schema: { params: subParams } }, async (request) => ({
+    sub: request.params.sub,
+    grants: await listUserGrants(db(), request.params.sub),
+  }));
+
+  admin.delete<{ Params: { sub: string }; Querystring: { client_id?: string } }>(
+    '/users/:sub/grants',
+    { schema: { params: subParams, querystring: clientQuery } },
+    async (request) => {
+      const { sub } = request.params;
+      const clientId = request.query.client_id;
+      const revoked = await revokeUserGrants(db(), sub, clientId === undefined ? {} : { clientId });
+      // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
+      const counts = { refresh: revoked.refresh_tokens, codes: revoked.authorization_codes, consents: revoked.consents, sessions: revoked.sessions };
+      request.log.info({ sub, client_id: clientId ?? null, revoked: counts }, 'revoked a user\'s grants');
+      return { sub, ...(clientId === undefined ? {} : { client_id: clientId }), revoked };
+    },
+  );
+}
