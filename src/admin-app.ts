@@ -25,7 +25,7 @@ export function isAdminAuthorization(header: string | undefined, token: string):
 /**
  * The admin listener: a second Fastify instance on ADMIN_HOST:ADMIN_PORT beside the public one, sharing
  * its database, client service and key store. Every /admin route needs `Authorization: Bearer
- * ADMIN_TOKEN`; /healthz (for the orchestrator) does not. Not listening yet; startServer listens.
+ * ADMIN_TOKEN`; /healthz (for the orchestrator) and /metrics (for Prometheus) do not. Not listening yet; startServer listens.
  */
 export async function buildAdminApp(config: Readonly<Config>, gatehouse: FastifyInstance): Promise<FastifyInstance> {
   const admin = Fastify({
@@ -39,6 +39,13 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
     reply.header('cache-control', 'no-store');
   });
   admin.get('/healthz', async () => ({ status: 'ok' }));
+  // Prometheus scrapes without the token: the admin listener is off the public internet, and the
+  // metrics hold counts and timings only, never anything a client sent.
+  admin.get('/metrics', async (_request, reply) => {
+    const registry = gatehouse.metrics;
+    if (!registry) throw new OAuthError('not_found', 'metrics are off');
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
 
   await admin.register(async function api(scope) {
     scope.addHook('onRequest', async (request, reply) => {

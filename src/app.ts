@@ -11,6 +11,7 @@ import errorHandler from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
 import janitorPlugin from './plugins/app/janitor.js';
 import keysPlugin from './plugins/app/keys.js';
+import metricsPlugin from './plugins/app/metrics.js';
 import sessionsPlugin from './plugins/app/sessions.js';
 import corsPlugin from './plugins/external/cors.js';
 import databasePlugin from './plugins/external/database.js';
@@ -85,6 +86,9 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   });
 
   await app.register(errorHandler);
+  // Prometheus metrics, only when the admin listener that serves them (/metrics) is on.
+  if (config.admin.port !== 0) await app.register(metricsPlugin);
+  else app.decorate('metrics', null);
   await app.register(inputGuard);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
   await app.register(cookie);

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildAdminApp, isAdminAuthorization } from '../src/admin-app.js';
@@ -9,8 +10,9 @@ import { saveConsent } from '../src/repositories/consent.repository.js';
 import { insertSession } from '../src/repositories/session.repository.js';
 import { basic } from './fixtures/clients.js';
 import { freePort } from './fixtures/listen.js';
-import { buildTestApp, testEnv } from './helper.js';
-import { CLI, finished, waitForLine } from './process.js';
+import { openDatabase } from '../src/db/connect.js';
+import { buildTestApp, TEST_DATABASE_URL, testConfig, testEnv } from './helper.js';
+import { CLI, finished, run, waitForLine } from './process.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 const REDIRECT = 'https://app.example.com/cb';
@@ -336,4 +338,65 @@ t.test('gatehouse serve opens the admin listener on ADMIN_PORT and closes it on 
   t.equal(out.code, 0, out.stderr);
   await t.rejects(fetch(`http://127.0.0.1:${adminPort}/healthz`), 'the admin listener closed too');
   t.notMatch(out.stdout, ADMIN_TOKEN, 'the admin token is never logged');
+});
+
+t.test('/metrics on the admin listener: requests by route template, token answers by grant type, process metrics', async (t) => {
+  const { app, admin } = await setup(t);
+  const { client, secret } = await app.clients.create({ name: 'Metered', grant_types: ['client_credentials'], scopes: ['read'] });
+  t.equal((await clientCredentials(app, client.client_id, secret!)).statusCode, 200);
+  t.equal((await clientCredentials(app, client.client_id, secret!)).statusCode, 200);
+  t.equal((await clientCredentials(app, client.client_id, 'wrong-secret')).statusCode, 401);
+  await app.inject({ method: 'POST', url: '/token', headers: FORM, payload: 'grant_type=password&username=a&password=b' });
+  await app.inject({ method: 'GET', url: `/no/such/path?code=${secret}` });
+
+  const res = await admin.inject({ method: 'GET', url: '/metrics' });
+  t.equal(res.statusCode, 200, 'Prometheus scrapes without the admin token');
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  const text = res.body;
+  t.match(text, /gatehouse_http_requests_total\{route="\/token",method="POST",status="200"\} 2/);
+  t.match(text, /gatehouse_http_requests_total\{route="\/token",method="POST",status="401"\} 1/);
+  t.match(text, /gatehouse_http_requests_total\{route="unmatched",method="GET",status="404"\} 1/, 'unknown paths share one label');
+  t.match(text, /gatehouse_token_responses_total\{grant_type="client_credentials",outcome="issued"\} 2/);
+  t.match(text, /gatehouse_token_responses_total\{grant_type="client_credentials",outcome="401"\} 1/);
+  t.match(text, /gatehouse_token_responses_total\{grant_type="other",outcome="400"\} 1/, 'an unknown grant type is not a label value');
+  t.match(text, /gatehouse_http_request_duration_seconds_bucket\{le="0\.005",route="\/token",method="POST"\}/);
+  t.match(text, /process_cpu_user_seconds_total/);
+  t.notMatch(text, secret!, 'nothing a client sent appears');
+  t.notMatch(text, /no\/such\/path/);
+  t.notMatch(text, /password/);
+});
+
+t.test('without ADMIN_PORT there is no admin listener and no metrics collection', async (t) => {
+  const app = await buildTestApp(t, { ...ENV, ADMIN_PORT: '0' });
+  t.equal(app.metrics, null);
+});
+
+t.test('gatehouse users grants|revoke from the command line', async (t) => {
+  const env = TEST_DATABASE_URL ? testEnv(ENV) : { ...testEnv(ENV), DATA_DIR: join(t.testdir(), 'pglite') };
+  t.equal((await run([CLI, 'migrate', 'up'], env)).code, 0);
+  const handle = await openDatabase(testConfig(env));
+  const sub = `cli-user-${randomBytes(4).toString('hex')}`;
+  const session = hashSecret(generateToken());
+  await insertSession(handle.db, { id_hash: session, sub, auth_time: new Date(), expires_at: new Date(Date.now() + 3_600_000) });
+  await handle.close();
+
+  const none = await run([CLI, 'users', 'grants', sub], env);
+  t.equal(none.code, 0, none.stderr);
+  t.match(none.stdout, `no grants for ${sub}`);
+  const revoked = await run([CLI, 'users', 'revoke', sub, '--json'], env);
+  t.equal(revoked.code, 0, revoked.stderr);
+  t.same(JSON.parse(revoked.stdout), { sub, revoked: { refresh_tokens: 0, consents: 0, authorization_codes: 0, sessions: 1 } }, 'the session ended');
+  const text = await run([CLI, 'users', 'revoke', sub], env);
+  t.match(text.stdout, /0 session\(s\)\. Access tokens already issued stay valid until they expire\./);
+
+  for (const [args, message] of [
+    [['users'], /unknown users action/],
+    [['users', 'grants'], /exactly one user id/],
+    [['users', 'grants', 'a', 'b'], /exactly one user id/],
+    [['users', 'grants', 'a', '--client-id', 'x'], /--client-id goes with users revoke/],
+  ] as const) {
+    const res = await run([CLI, ...args], env);
+    t.equal(res.code, 2, args.join(' '));
+    t.match(res.stderr, message);
+  }
 });
