@@ -1,32 +1,135 @@
-// npm run bench: POST /token client_credentials on Gatehouse (real Postgres) beside the bare cost of
-// the same token on this machine, driven by autocannon at a fixed concurrency for a fixed time.
-// Listens on 127.0.0.1 only and stops by itself. Results: bench/results/token.json and token.md.
+// npm run bench: POST /token on Gatehouse (real Postgres) for each grant, beside the bare cost of the same
+// token on this machine (bench/bare-server.ts), driven by autocannon at a fixed concurrency for a fixed time.
+//   client_credentials   the same request every time
+//   authorization_code   every request redeems its own pre-seeded code (unique, hashed as Gatehouse hashes
+//                        it, bound to a PKCE S256 challenge and a redirect URI), so none is used twice
+//   refresh_token        pre-seeded chains, one per connection: each response's new refresh token is the
+//                        next request's, so every chain rotates in sequence and never forks
+// Codes and chains are seeded straight into the database (getting a code over HTTP needs the browser
+// sign-in handshake). Listens on 127.0.0.1 only and stops by itself. Results: bench/results/token.{json,md}.
+//
+// Environment: BENCH_CONNECTIONS (50), BENCH_DURATION seconds (10), BENCH_GRANTS (all three, comma-separated),
+// BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
+// scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
+// BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8, SignJWT } from 'jose';
+import { calculateJwkThumbprint, CompactSign, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose';
+import pg from 'pg';
+import { hashSecret } from '../src/oauth/secrets.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(root, 'dist/src/cli/main.js');
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const WARMUP = 2;
 const ALG = 'ES256';
 const ISSUER = 'http://127.0.0.1:4000';
 const AUDIENCE = 'https://api.bench.example';
+const REDIRECT_URI = 'https://app.bench.example/callback';
+const SCOPES = ['read', 'write'];
+const ALL_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+type GrantName = (typeof ALL_GRANTS)[number];
+/** Codes seeded for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
+const WARMUP_CODES = Number(process.env.BENCH_WARMUP_CODES ?? 30_000);
+/** Refresh-token chains per run: by default one per connection, each rotated in turn. */
+const CHAINS = Math.max(Number(process.env.BENCH_REFRESH_CHAINS ?? CONNECTIONS), CONNECTIONS);
+
+function grantsToRun(): GrantName[] {
+  const asked = (process.env.BENCH_GRANTS ?? ALL_GRANTS.join(','))
+    .split(',')
+    .map((g) => g.trim())
+    .filter(Boolean);
+  for (const g of asked) {
+    if (!(ALL_GRANTS as readonly string[]).includes(g)) throw new Error(`BENCH_GRANTS: unknown grant ${g} (known: ${ALL_GRANTS.join(', ')})`);
+  }
+  return ALL_GRANTS.filter((g) => asked.includes(g));
+}
 
 interface Figures {
   name: string;
   tokensPerSec: number;
   p50: number;
   p99: number;
+  /** Non-2xx responses, socket errors and timeouts. */
   errors: number;
   requests: number;
+  statusCodes: Record<string, number>;
+  /** Up to three distinct non-2xx bodies, to say what went wrong. */
+  errorSamples: string[];
+  /** Requests sent with no seeded code or live chain left (each is also an error). */
+  exhausted: number;
+  /** CPU time per token (µs) of the server process and of Postgres during the measured run; null where /proc cannot tell. */
+  cpuUsPerToken: { server: number | null; postgres: number | null };
 }
+
+/**
+ * CPU time used by a process, and by Postgres (its postmaster and every backend), read from /proc. On a
+ * shared machine this is steadier than tokens/s: it does not count the time a process waited for a core.
+ */
+class CpuMeter {
+  private readonly msPerTick: number;
+  constructor(private readonly postmasterPid: number | null) {
+    let hz = 100;
+    try {
+      hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      // assume the usual 100 Hz
+    }
+    this.msPerTick = 1000 / hz;
+  }
+
+  /** utime + stime in ms, the same for its exited (reaped) children, and the parent pid; null if the process is gone or there is no /proc. */
+  private stat(pid: number): { ms: number; reapedMs: number; ppid: number } | null {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const ticks = (i: number) => Number(fields[i]);
+      return { ms: (ticks(11) + ticks(12)) * this.msPerTick, reapedMs: (ticks(13) + ticks(14)) * this.msPerTick, ppid: ticks(1) };
+    } catch {
+      return null;
+    }
+  }
+
+  sample(serverPid: number): { server: number | null; postgres: number | null } {
+    const server = this.stat(serverPid)?.ms ?? null;
+    if (this.postmasterPid === null) return { server, postgres: null };
+    // Backends come and go with the connection pools; one that exited is counted in the postmaster's children time.
+    const postmaster = this.stat(this.postmasterPid);
+    let postgres = postmaster ? postmaster.ms + postmaster.reapedMs : 0;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const st = this.stat(Number(entry));
+      if (st && st.ppid === this.postmasterPid) postgres += st.ms;
+    }
+    return { server, postgres };
+  }
+}
+
+/** The postmaster of the throwaway Postgres (first line of postmaster.pid), when this machine can see it. */
+function postmasterPid(pgDir: string | null): number | null {
+  if (!pgDir || !existsSync('/proc/self/stat')) return null;
+  try {
+    return Number(readFileSync(join(pgDir, 'data/postmaster.pid'), 'utf8').split('\n')[0]) || null;
+  } catch {
+    return null;
+  }
+}
+
+/** What one autocannon run sends: the next request body (null when the seeded supply ran out), and what to do with a 2xx body. */
+interface Feed {
+  next(): string | null;
+  ok?(body: string): void;
+}
+
+/** A request body no server accepts, sent when the seeded supply is exhausted (counted as an error). */
+const EXHAUSTED_BODY = 'grant_type=refresh_token&refresh_token=exhausted';
 
 function waitForPort(child: ChildProcess, pattern: RegExp): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -45,10 +148,35 @@ function waitForPort(child: ChildProcess, pattern: RegExp): Promise<number> {
   });
 }
 
-async function load(name: string, port: number, headers: Record<string, string>, body: string): Promise<Figures> {
-  const opts = { url: `http://127.0.0.1:${port}/token`, method: 'POST' as const, headers, body };
-  await autocannon({ ...opts, connections: CONNECTIONS, duration: 2 }); // warm-up: JIT, caches, pool
-  const r = await autocannon({ ...opts, connections: CONNECTIONS, duration: DURATION });
+/** One autocannon run against POST /token; `feed` null means the same static body every time. */
+async function drive(port: number, headers: Record<string, string>, staticBody: string | null, feed: Feed | null, seconds: number, cpu?: { meter: CpuMeter; pid: number }) {
+  const samples = new Set<string>();
+  let exhausted = 0;
+  const request: autocannon.Request = { method: 'POST', path: '/token', headers };
+  if (feed) {
+    request.setupRequest = (req) => {
+      const body = feed.next();
+      if (body === null) exhausted++;
+      return { ...req, body: body ?? EXHAUSTED_BODY };
+    };
+    request.onResponse = (status, body) => {
+      if (status >= 200 && status < 300) feed.ok?.(body);
+      else if (samples.size < 3) samples.add(`${status} ${body}`);
+    };
+  } else {
+    request.body = staticBody!;
+  }
+  const before = cpu?.meter.sample(cpu.pid);
+  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, duration: seconds, requests: [request] });
+  const after = cpu?.meter.sample(cpu.pid);
+  const perToken = (a: number | null | undefined, b: number | null | undefined) =>
+    a == null || b == null || result['2xx'] === 0 ? null : Math.round(((b - a) * 1000) / result['2xx']);
+  const cpuUsPerToken = { server: perToken(before?.server, after?.server), postgres: perToken(before?.postgres, after?.postgres) };
+  return { result, samples: [...samples], exhausted, cpuUsPerToken };
+}
+
+function figures(name: string, run: Awaited<ReturnType<typeof drive>>): Figures {
+  const r = run.result;
   return {
     name,
     tokensPerSec: r['2xx'] / DURATION,
@@ -56,27 +184,157 @@ async function load(name: string, port: number, headers: Record<string, string>,
     p99: r.latency.p99,
     errors: r.errors + r.timeouts + r.non2xx,
     requests: r.requests.total,
+    statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count])),
+    errorSamples: run.samples,
+    exhausted: run.exhausted,
+    cpuUsPerToken: run.cpuUsPerToken,
   };
 }
 
-/** Raw signatures per second on one thread: the floor under every token. */
+/** Raw signatures per second on one thread, the way both servers sign: the floor under every token. */
 async function signaturesPerSec(pem: string, kid: string): Promise<number> {
   const key = await importPKCS8(pem, ALG);
+  const encoder = new TextEncoder();
   const until = Date.now() + 3000;
   let n = 0;
   while (Date.now() < until) {
-    await new SignJWT({ client_id: 'c' }).setProtectedHeader({ alg: ALG, kid, typ: 'at+jwt' }).setIssuedAt().sign(key);
+    const iat = Math.floor(Date.now() / 1000);
+    const payload = { iss: ISSUER, sub: 'c', aud: AUDIENCE, client_id: 'c', iat, exp: iat + 3600, jti: randomBytes(16).toString('base64url') };
+    await new CompactSign(encoder.encode(JSON.stringify(payload))).setProtectedHeader({ alg: ALG, kid, typ: 'at+jwt' }).sign(key);
     n++;
   }
   return n / 3;
 }
 
+const b64url = (n: number) => randomBytes(n).toString('base64url');
+const s256 = (verifier: string) => createHash('sha256').update(verifier, 'ascii').digest('base64url');
+
+/** Seeds the database directly: codes and refresh-token chains as Gatehouse would have stored them. */
+class Seeder {
+  private readonly pool: pg.Pool;
+  constructor(
+    url: string,
+    private readonly schema: string,
+    private readonly clientId: string,
+  ) {
+    this.pool = new pg.Pool({ connectionString: url, max: 2 });
+  }
+
+  /** n unused codes, each with its own PKCE verifier, valid for an hour; returns the token-request bodies. */
+  async codes(n: number): Promise<string[]> {
+    const bodies: string[] = [];
+    const redirect = encodeURIComponent(REDIRECT_URI);
+    for (let done = 0; done < n; ) {
+      const size = Math.min(20_000, n - done);
+      const hashes: string[] = [];
+      const challenges: string[] = [];
+      for (let i = 0; i < size; i++) {
+        const code = b64url(32);
+        const verifier = b64url(32);
+        hashes.push(hashSecret(code));
+        challenges.push(s256(verifier));
+        bodies.push(`grant_type=authorization_code&code=${code}&code_verifier=${verifier}&redirect_uri=${redirect}`);
+      }
+      await this.pool.query(
+        `INSERT INTO "${this.schema}".authorization_codes
+           (code_hash, client_id, redirect_uri, redirect_uri_given, code_challenge, scopes, resources, sub, auth_time, expires_at)
+         SELECT h, $3, $4, true, c, $5::text[], $6::text[], 'user-' || (i % 1000), now(), now() + interval '1 hour'
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(h, c, i)`,
+        [hashes, challenges, this.clientId, REDIRECT_URI, SCOPES, [AUDIENCE]],
+      );
+      done += size;
+    }
+    await this.analyze();
+    return bodies;
+  }
+
+  /** n new refresh-token chains (generation 0, 30 days to live); returns their tokens. */
+  async chains(n: number): Promise<string[]> {
+    const tokens = Array.from({ length: n }, () => b64url(32));
+    await this.pool.query(
+      `INSERT INTO "${this.schema}".refresh_tokens
+         (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at)
+       SELECT h, f, 0, $3, 'user-' || i, $4::text[], $5::text[], now(), now() + interval '30 days'
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(h, f, i)`,
+      [tokens.map(hashSecret), tokens.map(() => b64url(16)), this.clientId, SCOPES, [AUDIENCE]],
+    );
+    await this.analyze();
+    return tokens;
+  }
+
+  /**
+   * Fresh planner statistics before every run, as autovacuum keeps them in production: otherwise whether an
+   * autoanalyze happens to land inside a run (and changes the plans) would decide the result.
+   */
+  private async analyze(): Promise<void> {
+    await this.pool.query(`ANALYZE "${this.schema}".authorization_codes, "${this.schema}".refresh_tokens`);
+  }
+
+  /** Longest refresh-token chain so far (generations), for the report. */
+  async longestChain(): Promise<number> {
+    const { rows } = await this.pool.query<{ max: number | null }>(`SELECT max(generation) AS max FROM "${this.schema}".refresh_tokens`);
+    return rows[0]?.max ?? 0;
+  }
+
+  end(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+/** Codes handed out in order, each once. */
+function codeFeed(bodies: string[]): Feed {
+  let i = 0;
+  return { next: () => (i < bodies.length ? bodies[i++]! : null) };
+}
+
+/**
+ * Chains handed out first come, first served: a request takes a live token, its response puts the rotated
+ * one back. With one chain per connection each connection in effect follows its own chain; a chain whose
+ * rotation failed is dropped (its error is counted).
+ */
+function chainFeed(tokens: string[]): Feed {
+  const live = [...tokens];
+  let head = 0;
+  return {
+    next: () => (head < live.length ? `grant_type=refresh_token&refresh_token=${live[head++]!}` : null),
+    ok: (body) => {
+      const next = (JSON.parse(body) as { refresh_token?: string }).refresh_token;
+      if (next) live.push(next);
+      if (head > 4096) {
+        live.splice(0, head);
+        head = 0;
+      }
+    },
+  };
+}
+
+interface GrantResult {
+  grant: GrantName;
+  bare: Figures;
+  gatehouse: Figures;
+  ratio: number;
+}
+
 async function main(): Promise<void> {
+  const grants = grantsToRun();
   const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const children: ChildProcess[] = [];
   let pgDir: string | null = null;
-  const stop = () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  let seeder: Seeder | null = null;
+  const stop = async () => {
+    await seeder?.end().catch(() => {});
+    // Wait for the servers to exit (a --cpu-prof profile is written on exit) before Postgres goes.
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((done) => {
+            if (c.exitCode !== null || c.signalCode !== null) return done();
+            const timer = setTimeout(() => (c.kill('SIGKILL'), done()), 15_000);
+            c.once('exit', () => (clearTimeout(timer), done()));
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
     if (pgDir) execFileSync(join(root, 'scripts/pg-throwaway.sh'), ['stop', pgDir], { stdio: 'ignore' });
     rmSync(work, { recursive: true, force: true });
   };
@@ -111,38 +369,83 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
     };
     execFileSync(process.execPath, [CLI, 'migrate', 'up'], { env, stdio: 'ignore' });
-    const created = JSON.parse(
-      execFileSync(
-        process.execPath,
-        [CLI, 'clients', 'create', '--json', '--name', 'bench', '--grant-type', 'client_credentials', '--auth-method', 'client_secret_basic'],
-        { env, encoding: 'utf8' },
-      ),
-    ) as { client: { client_id: string }; client_secret: string };
-    const clientId = created.client.client_id;
-    const { createHash } = await import('node:crypto');
-    const secretHash = createHash('sha256').update(created.client_secret).digest('base64url');
-    const basic = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(created.client_secret)}`).toString('base64')}`;
-    const headers = { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' };
-    const body = 'grant_type=client_credentials';
+    const createClient = (args: string[]) => {
+      const created = JSON.parse(
+        execFileSync(process.execPath, [CLI, 'clients', 'create', '--json', '--auth-method', 'client_secret_basic', ...args], { env, encoding: 'utf8' }),
+      ) as { client: { client_id: string }; client_secret: string };
+      const id = created.client.client_id;
+      const secret = created.client_secret;
+      return {
+        id,
+        secretHash: hashSecret(secret),
+        headers: {
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+      };
+    };
+    // A service for client_credentials; a web app (code + refresh) for the user grants.
+    const service = createClient(['--name', 'bench-service', '--grant-type', 'client_credentials']);
+    const app = createClient(['--name', 'bench-app', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--redirect-uri', REDIRECT_URI]);
+    seeder = new Seeder(databaseUrl, schema, app.id);
 
+    const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null;
     const gatehousePort = await freePort();
-    const gatehouse = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: String(gatehousePort) }, stdio: ['ignore', 'ignore', 'inherit'] });
+    const gatehouse = spawn(process.execPath, [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'], {
+      env: { ...env, PORT: String(gatehousePort) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     children.push(gatehouse);
     await waitForReady(gatehousePort);
 
+    // The bare endpoint uses Gatehouse's own tables (same columns, indexes and constraints) with its own seeded rows.
     const bare = spawn(process.execPath, [join(root, 'dist/bench/bare-server.js')], {
-      env: { PATH: env.PATH, BARE_KEY_FILE: keyFile, BARE_ALG: ALG, BARE_KID: kid, BARE_CLIENT_ID: clientId, BARE_SECRET_HASH: secretHash, BARE_ISSUER: ISSUER, BARE_AUDIENCE: AUDIENCE },
+      env: {
+        PATH: env.PATH,
+        BARE_KEY_FILE: keyFile,
+        BARE_ALG: ALG,
+        BARE_KID: kid,
+        BARE_CLIENTS: JSON.stringify({ [service.id]: service.secretHash, [app.id]: app.secretHash }),
+        BARE_ISSUER: ISSUER,
+        BARE_AUDIENCE: AUDIENCE,
+        BARE_DATABASE_URL: databaseUrl,
+        BARE_SCHEMA: schema,
+        BARE_PREPARED: process.env.BENCH_BARE_PREPARED ?? '1',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(bare);
     const barePort = await waitForPort(bare, /LISTENING (\d+)/);
 
     const sigs = await signaturesPerSec(pem, kid);
-    const bareFigures = await load('bare endpoint (form + SHA-256 + sign)', barePort, headers, body);
-    const gatehouseFigures = await load('Gatehouse POST /token client_credentials', gatehousePort, headers, body);
-    report(sigs, bareFigures, gatehouseFigures);
+    const meter = new CpuMeter(postmasterPid(pgDir));
+    const results: GrantResult[] = [];
+    let longestChain = 0;
+    for (const grant of grants) {
+      const measure = async (name: string, port: number, pid: number): Promise<Figures> => {
+        const cpu = { meter, pid };
+        if (grant === 'client_credentials') {
+          await drive(port, service.headers, 'grant_type=client_credentials', null, WARMUP); // warm-up: JIT, caches, pool
+          return figures(name, await drive(port, service.headers, 'grant_type=client_credentials', null, DURATION, cpu));
+        }
+        if (grant === 'authorization_code') {
+          const warm = await drive(port, app.headers, null, codeFeed(await seeder!.codes(WARMUP_CODES)), WARMUP);
+          // Unused codes for 3× the warm-up's pace (6× if the warm-up ran out; JIT makes warm-ups slow), at least 2000/s.
+          const pace = Math.max(warm.result['2xx'] / WARMUP, 2000) * (warm.exhausted > 0 ? 6 : 3);
+          return figures(name, await drive(port, app.headers, null, codeFeed(await seeder!.codes(Math.ceil(pace * DURATION) + CONNECTIONS)), DURATION, cpu));
+        }
+        await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), WARMUP);
+        return figures(name, await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), DURATION, cpu));
+      };
+      const bareFigures = await measure(`bare ${grant}`, barePort, bare.pid!);
+      const gatehouseFigures = await measure(`Gatehouse ${grant}`, gatehousePort, gatehouse.pid!);
+      results.push({ grant, bare: bareFigures, gatehouse: gatehouseFigures, ratio: gatehouseFigures.tokensPerSec / bareFigures.tokensPerSec });
+      process.stderr.write(`${grant}: bare ${bareFigures.tokensPerSec.toFixed(0)}/s, Gatehouse ${gatehouseFigures.tokensPerSec.toFixed(0)}/s\n`);
+      if (grant === 'refresh_token') longestChain = await seeder.longestChain();
+    }
+    report(sigs, results, longestChain);
   } finally {
-    stop();
+    await stop();
   }
 }
 
@@ -170,29 +473,74 @@ async function waitForReady(port: number): Promise<void> {
   throw new Error('Gatehouse did not become ready');
 }
 
-function report(sigs: number, bare: Figures, gh: Figures): void {
-  const ratio = gh.tokensPerSec / bare.tokensPerSec;
-  const rows = [bare, gh].map(
-    (f) => `| ${f.name} | ${f.tokensPerSec.toFixed(0)} | ${f.p50} | ${f.p99} | ${f.errors} | ${(f.tokensPerSec / sigs).toFixed(2)} |`,
+/** CPU per token, which a busy shared machine disturbs less than throughput; empty where /proc is unavailable. */
+function cpuTable(results: GrantResult[]): string {
+  const us = (v: number | null) => (v === null ? '–' : String(v));
+  if (results.every((r) => r.bare.cpuUsPerToken.server === null)) return '';
+  const rows = results.map(({ grant, bare, gatehouse: gh }) => {
+    const total = (f: Figures) => (f.cpuUsPerToken.server === null ? null : f.cpuUsPerToken.server + (f.cpuUsPerToken.postgres ?? 0));
+    const b = total(bare);
+    const g = total(gh);
+    return `| ${grant} | ${us(bare.cpuUsPerToken.server)} | ${us(gh.cpuUsPerToken.server)} | ${us(bare.cpuUsPerToken.postgres)} | ${us(gh.cpuUsPerToken.postgres)} | ${b !== null && g !== null && g > 0 ? (b / g).toFixed(2) : '–'} |`;
+  });
+  return `
+CPU time per token during the measured run (µs; server process including its crypto threads, and Postgres):
+
+| grant | bare server | Gatehouse server | bare Postgres | Gatehouse Postgres | bare ÷ Gatehouse (server + Postgres) |
+|---|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+`;
+}
+
+const BARE_WORK: Record<GrantName, string> = {
+  client_credentials: 'form + SHA-256 + sign',
+  authorization_code: 'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement + sign',
+  refresh_token: 'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement + sign',
+};
+
+function report(sigs: number, results: GrantResult[], longestChain: number): void {
+  const rows = results.map(({ grant, bare, gatehouse: gh, ratio }) =>
+    [
+      grant,
+      bare.tokensPerSec.toFixed(0),
+      gh.tokensPerSec.toFixed(0),
+      `${bare.p50} / ${bare.p99}`,
+      `${gh.p50} / ${gh.p99}`,
+      `${bare.errors} / ${gh.errors}`,
+      (gh.tokensPerSec / sigs).toFixed(2),
+      `**${ratio.toFixed(2)}**`,
+    ].join(' | '),
+  );
+  const problems = results.flatMap(({ bare, gatehouse }) =>
+    [bare, gatehouse]
+      .filter((f) => f.errors > 0)
+      .map((f) => `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((s) => `\`${s}\``).join(' ')}`),
   );
   const md = `# Token endpoint benchmark
 
-${new Date().toISOString()} · Node ${process.version} · ${CONNECTIONS} connections · ${DURATION} s · ${ALG} · Postgres (Gatehouse) · LOG_LEVEL=warn
+${new Date().toISOString()} · Node ${process.version} · ${CONNECTIONS} connections · ${DURATION} s (after ${WARMUP} s warm-up) · ${ALG} · Postgres · LOG_LEVEL=warn
 
 Raw signing on one thread: ${sigs.toFixed(0)} signatures/s.
 
-| endpoint | tokens/s | p50 ms | p99 ms | errors | tokens/s ÷ signatures/s |
-|---|---:|---:|---:|---:|---:|
-${rows.join('\n')}
+| grant | bare tokens/s | Gatehouse tokens/s | bare p50 / p99 ms | Gatehouse p50 / p99 ms | errors bare / Gatehouse | Gatehouse ÷ signatures/s | Gatehouse / bare |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${rows.map((r) => `| ${r} |`).join('\n')}
 
-**Gatehouse / bare: ${ratio.toFixed(2)}** (target ≥ 0.80, zero errors, p99 < 25 ms)
-`;
+Target: Gatehouse / bare ≥ 0.80, zero errors, p99 < 25 ms.
+${cpuTable(results)}
+Bare endpoint (bench/bare-server.ts, same framework, key, library and Postgres tables):
+${results.map((r) => `- ${r.grant}: ${BARE_WORK[r.grant]}`).join('\n')}
+${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seeded unused (PKCE S256, redirect URI) and redeemed once; the client may refresh, so each redemption also starts a refresh-token chain.\n' : ''}${results.some((r) => r.grant === 'refresh_token') ? `\nRefresh: ${CHAINS} chains per run${CHAINS === CONNECTIONS ? ', one per connection' : ''}, each response's token used for the next request (longest chain: ${longestChain} generations).\n` : ''}${problems.length > 0 ? `\nErrors:\n${problems.join('\n')}\n` : ''}`;
   const out = join(root, 'bench/results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'token.md'), md);
   writeFileSync(
     join(out, 'token.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, connections: CONNECTIONS, durationSec: DURATION, alg: ALG, signaturesPerSec: sigs, bare, gatehouse: gh, ratio }, null, 2)}\n`,
+    `${JSON.stringify(
+      { date: new Date().toISOString(), node: process.version, connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, alg: ALG, signaturesPerSec: sigs, longestRefreshChain: longestChain, grants: results },
+      null,
+      2,
+    )}\n`,
   );
   process.stdout.write(md);
 }
