@@ -2,7 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { OAuthError } from './oauth/errors.js';
+import { frameworkErrors } from './app.js';
 import errorHandler, { sendOAuthError } from './plugins/app/error-handler.js';
+import inputGuard from './plugins/app/input-guard.js';
 import adminClientRoutes from './routes/admin/clients.js';
 import adminKeyRoutes from './routes/admin/keys.js';
 import adminUserRoutes from './routes/admin/users.js';
@@ -16,7 +18,8 @@ declare module 'fastify' {
 
 /** Whether an Authorization header carries the admin token (SHA-256 both sides, constant-time compare). */
 export function isAdminAuthorization(header: string | undefined, token: string): boolean {
-  const match = /^Bearer ([\x21-\x7e]+)$/.exec(header ?? '');
+  // RFC 9110 §11.1: the scheme is case-insensitive; the token is compared exactly.
+  const match = /^bearer +([\x21-\x7e]+)$/i.exec(header ?? '');
   const presented = createHash('sha256').update(match?.[1] ?? '').digest();
   const expected = createHash('sha256').update(token).digest();
   return timingSafeEqual(presented, expected) && match !== null && token !== '';
@@ -32,9 +35,11 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
     loggerInstance: gatehouse.log.child({ listener: 'admin' }),
     bodyLimit: config.server.bodyLimit,
     forceCloseConnections: 'idle',
+    frameworkErrors,
   });
   admin.decorate('gatehouse', gatehouse);
   await admin.register(errorHandler);
+  await admin.register(inputGuard);
   admin.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
   });

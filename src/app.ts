@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { createLogger } from './logging.js';
@@ -37,6 +37,14 @@ export interface BuildOptions {
   database?: DatabaseHandle;
 }
 
+/** Requests Fastify cannot route (a malformed URL or percent-encoding) get the usual JSON error, not Fastify's. */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  reply
+    .code(400)
+    .header('cache-control', 'no-store')
+    .send({ error: 'invalid_request', error_description: error.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : 'malformed request' });
+}
+
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 function trustProxy(value: string): boolean | string {
@@ -63,12 +71,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     pluginTimeout: 120_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    frameworkErrors: (error, _request, reply: FastifyReply) => {
-      reply
-        .code(400)
-        .header('cache-control', 'no-store')
-        .send({ error: 'invalid_request', error_description: error.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : 'malformed request' });
-    },
+    frameworkErrors,
   });
 
   app.decorate('config', config);

@@ -729,10 +729,14 @@ function crossFieldProblems(config: Config): string[] {
   if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
     problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
+  // setTimeout holds at most 2^31-1 ms; a longer interval would fire at once, over and over.
+  if (config.janitor.interval > 2_000_000) problems.push('JANITOR_INTERVAL_SECONDS: must be at most 2000000 (about 23 days)');
   if (config.admin.port !== 0) {
     // The admin token is a standing credential for every client and key: the same bar as other secrets, everywhere.
     const adminWeakness = config.admin.token === '' ? 'required when ADMIN_PORT is set' : secretWeakness(config.admin.token);
     if (adminWeakness) problems.push(`ADMIN_TOKEN: ${adminWeakness}`);
+    // RFC 6750 §2.1 b64token-like: what an Authorization header can carry intact.
+    else if (!/^[\x21-\x7e]+$/.test(config.admin.token)) problems.push('ADMIN_TOKEN: must be visible ASCII without spaces (it travels in an Authorization header)');
     if (config.admin.port === config.server.port) problems.push('ADMIN_PORT: must differ from PORT (the admin listener is a separate listener)');
   }
   const resources = parseResourceList(config.resources.list);

@@ -18,18 +18,26 @@ export async function startServer(config: Readonly<Config>, options: StartOption
   if (admin) app.addHook('preClose', async () => admin.close());
 
   // Stop accepting, let in-flight requests finish, close the pool; exit 1 if that overruns the timeout.
-  closeWithGrace({ delay: config.server.shutdownTimeout * 1000 }, async ({ signal, err }) => {
+  const grace = closeWithGrace({ delay: config.server.shutdownTimeout * 1000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error, shutting down');
     else app.log.info({ signal }, 'shutting down');
     await app.close();
     app.log.info('shut down cleanly');
   });
 
-  await app.listen({ host: config.server.host, port: config.server.port });
-  if (admin) {
-    await admin.listen({ host: config.admin.host, port: config.admin.port });
-    const address = admin.server.address();
-    app.log.info({ admin: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'admin listener ready');
+  // Both listeners or neither: a server without its admin listener (port taken) must not look healthy.
+  try {
+    await app.listen({ host: config.server.host, port: config.server.port });
+    if (admin) {
+      await admin.listen({ host: config.admin.host, port: config.admin.port });
+      const address = admin.server.address();
+      app.log.info({ admin: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'admin listener ready');
+    }
+  } catch (err) {
+    // Not through close-with-grace: it would end the process with exit code 0 once the loop drains.
+    grace.uninstall();
+    await app.close();
+    throw err;
   }
   app.log.info(
     { issuer: config.issuer, startupMs: Math.round(performance.now()) },

@@ -70,7 +70,9 @@ t.test('isAdminAuthorization never accepts an empty configured token', async (t)
   t.notOk(isAdminAuthorization('Bearer ', ''));
   t.notOk(isAdminAuthorization(undefined, ''));
   t.ok(isAdminAuthorization(`Bearer ${ADMIN_TOKEN}`, ADMIN_TOKEN));
-  t.notOk(isAdminAuthorization(`bearer  ${ADMIN_TOKEN}`, ADMIN_TOKEN));
+  t.ok(isAdminAuthorization(`bearer ${ADMIN_TOKEN}`, ADMIN_TOKEN), 'the scheme is case-insensitive (RFC 9110 §11.1)');
+  t.notOk(isAdminAuthorization(`Bearer ${ADMIN_TOKEN.toLowerCase()}`, ADMIN_TOKEN), 'the token is not');
+  t.notOk(isAdminAuthorization(`Bearer ${ADMIN_TOKEN} extra`, ADMIN_TOKEN));
 });
 
 t.test('clients: create, show, list, update, disable, rotate the secret, delete', async (t) => {
@@ -171,6 +173,17 @@ t.test('bad requests to the admin API get precise errors, never a 500', async (t
   t.equal(retireBody.statusCode, 400);
   const query = await admin.inject({ method: 'DELETE', url: '/admin/users/u/grants?client_id=a&client_id=b', headers: AUTH });
   t.equal(query.statusCode, 400, 'a duplicated client_id is refused');
+  for (const url of ['/admin/users/a%00b/grants', '/admin/clients/a%00', '/admin/users/u/grants?client_id=a%00']) {
+    const res = await admin.inject({ method: url.includes('?') ? 'DELETE' : 'GET', url, headers: AUTH });
+    t.equal(res.statusCode, 400, `${url}: NUL refused`);
+    t.equal(res.json().error, 'invalid_request');
+  }
+  const badEncoding = await admin.inject({ method: 'GET', url: '/admin/clients/%E0%A4%A', headers: AUTH });
+  t.equal(badEncoding.statusCode, 400);
+  t.equal(badEncoding.json().error, 'invalid_request', 'malformed percent-encoding: the usual JSON error');
+  const badId = await admin.inject({ method: 'POST', url: '/admin/clients', headers: AUTH, payload: { client_id: 'tab\there', name: 'x', grant_types: ['client_credentials'] } });
+  t.equal(badId.statusCode, 400);
+  t.equal(badId.json().error, 'invalid_client_metadata', 'a malformed client_id is bad metadata');
 });
 
 t.test("a user's grants: listed per client, revoked for one client or for all", async (t) => {
@@ -289,6 +302,7 @@ t.test('revoking a user while its client keeps refreshing leaves no live token',
   const rotations = await Promise.race([Promise.all(running), new Promise<number[]>((r) => setTimeout(() => r([]), 10_000))]);
   stop = true;
   t.equal(rotations.length, 4, 'every refresher ran into the revocation by itself');
+  t.ok(rotations.reduce((a, b) => a + b, 0) > 0, `the chains were rotating when the revocation came (${rotations.join(', ')})`);
   const live = await db.selectFrom('refresh_tokens').select('token_hash').where('sub', '=', sub).where('rotated_at', 'is', null).where('revoked_at', 'is', null).execute();
   t.same(live, [], 'no chain survived');
 });
@@ -399,4 +413,71 @@ t.test('gatehouse users grants|revoke from the command line', async (t) => {
     t.equal(res.code, 2, args.join(' '));
     t.match(res.stderr, message);
   }
+});
+
+t.test('/introspect calls access tokens inactive once their user is revoked or their client disabled', async (t) => {
+  const { app, admin } = await setup(t);
+  const db = app.database.db;
+  const sub = `intro-${randomBytes(4).toString('hex')}`;
+  const rs = await app.clients.create({ name: 'API', grant_types: ['client_credentials'], resources: ['https://api.example.com'] });
+  const web = await app.clients.create({ name: 'Web', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scopes: ['read'] });
+  const other = await app.clients.create({ name: 'Other', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scopes: ['read'] });
+
+  async function userAccessToken(client: { client_id: string }, secret: string): Promise<string> {
+    const verifier = randomBytes(32).toString('base64url');
+    const code = generateToken();
+    await createAuthorizationCode(db, {
+      code_hash: hashSecret(code), client_id: client.client_id, redirect_uri: REDIRECT, redirect_uri_given: true,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'), scopes: ['read'], resources: ['https://api.example.com'],
+      sub, auth_time: new Date(), expires_at: new Date(Date.now() + 60_000), consumed_at: null, family_id: null,
+    });
+    const res = await app.inject({
+      method: 'POST', url: '/token', headers: { ...FORM, authorization: basic(client.client_id, secret) },
+      payload: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT }).toString(),
+    });
+    return res.json().access_token;
+  }
+  const introspect = async (token: string): Promise<Record<string, unknown>> =>
+    (await app.inject({ method: 'POST', url: '/introspect', headers: { ...FORM, authorization: basic(rs.client.client_id, rs.secret!) }, payload: `token=${token}` })).json();
+
+  const webToken = await userAccessToken(web.client, web.secret!);
+  const otherToken = await userAccessToken(other.client, other.secret!);
+  t.match(await introspect(webToken), { active: true, sub, client_id: web.client.client_id });
+  t.match(await introspect(otherToken), { active: true });
+
+  await admin.inject({ method: 'DELETE', url: `/admin/users/${sub}/grants?client_id=${web.client.client_id}`, headers: AUTH });
+  t.same(await introspect(webToken), { active: false }, "revoking the user's grant to this client ends its access tokens for online checks");
+  t.match(await introspect(otherToken), { active: true }, 'the same user at another client is untouched');
+  // A new grant after the revocation gives tokens that are active again (the next whole second: iat has seconds only).
+  await new Promise((r) => setTimeout(r, 1100));
+  const fresh = await userAccessToken(web.client, web.secret!);
+  t.match(await introspect(fresh), { active: true }, 'tokens issued after the revocation are active');
+
+  await admin.inject({ method: 'DELETE', url: `/admin/users/${sub}/grants`, headers: AUTH });
+  t.same(await introspect(otherToken), { active: false }, 'revoking everything ends every client\'s tokens');
+  t.same(await introspect(fresh), { active: false });
+
+  const machine = await app.clients.create({ name: 'Machine', grant_types: ['client_credentials'] });
+  const cc = await clientCredentials(app, machine.client.client_id, machine.secret!);
+  const machineToken = cc.json().access_token;
+  t.match(await introspect(machineToken), { active: true });
+  await admin.inject({ method: 'PATCH', url: `/admin/clients/${machine.client.client_id}`, headers: AUTH, payload: { disabled: true } });
+  t.same(await introspect(machineToken), { active: false }, 'a disabled client\'s tokens are inactive');
+  await admin.inject({ method: 'DELETE', url: `/admin/clients/${machine.client.client_id}`, headers: AUTH });
+  t.same(await introspect(machineToken), { active: false }, 'and a deleted client\'s');
+});
+
+t.test('gatehouse serve does not run half-started when the admin port is taken', async (t) => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const adminPort = (blocker.address() as { port: number }).port;
+  const port = await freePort();
+  const env = { ...testEnv({ DATA_DIR: 'memory://', PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN }) };
+  delete (env as Record<string, string>).DATABASE_URL;
+  const res = await run([CLI, 'serve'], env);
+  t.equal(res.code, 1, 'the process exits with an error');
+  t.match(res.stderr, /EADDRINUSE/);
+  await t.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'the public listener is not left serving');
 });

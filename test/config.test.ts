@@ -74,6 +74,8 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'changeme-changeme-changeme-changeme-1234' }, /^ADMIN_TOKEN: looks like a placeholder/],
     [{ PORT: '4001', ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^ADMIN_PORT: must differ from PORT/],
     [{ ADMIN_PORT: '70000' }, /^ADMIN_PORT: /],
+    [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR 2sT5wY8cE1dF4gH6jK' }, /^ADMIN_TOKEN: must be visible ASCII without spaces/],
+    [{ JANITOR_INTERVAL_SECONDS: '3000000' }, /^JANITOR_INTERVAL_SECONDS: must be at most 2000000/],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);

@@ -116,6 +116,11 @@ t.test('who may see an access token (RFC 7662 §4): its client and resource serv
 
   const both = await clientCredentialsToken(app, machine, { resource: API });
   t.equal((await introspect(app, apiServer, { token: both })).json().active, true, 'the API server sees tokens for the API');
+
+  // A client that registered itself chose its own resources: that makes it no resource server.
+  const { client: registered, secret } = await app.clients.create({ name: 'Self-registered', grant_types: ['client_credentials'], resources: [API] }, { source: 'registration' });
+  const selfMade: TestClient = { id: registered.client_id, secret, method: registered.token_endpoint_auth_method };
+  assertInactive(t, await introspect(app, selfMade, { token: both }), 'a dynamically registered client naming the API in its resources');
 });
 
 t.test('caller authentication: confidential clients with their secret only (RFC 7662 §2.1, RFC 6749 §5.2)', async (t) => {
@@ -279,7 +284,7 @@ t.test('request checks as on /revoke: form body, one of each parameter, token re
   t.match(get.headers.allow, /POST/);
 });
 
-t.test('metadata advertises the endpoint; responses are readable cross-origin; tokens never reach the log', async (t) => {
+t.test('metadata advertises the endpoint; no CORS (callers hold secrets, browsers do not); tokens never reach the log', async (t) => {
   const logs: Array<Record<string, unknown>> = [];
   const app = await buildTestApp(t, { ...ENV, LOG_LEVEL: 'debug' }, { logs });
   const doc = (await app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json();
@@ -291,7 +296,7 @@ t.test('metadata advertises the endpoint; responses are readable cross-origin; t
   const body = new URLSearchParams({ token: jwt });
   const res = await app.inject({ method: 'POST', url: '/introspect', headers: { ...FORM, origin: 'https://rs.example', authorization: basic(machine.id, machine.secret!) }, payload: body.toString() });
   t.equal(res.json().active, true);
-  t.equal(res.headers['access-control-allow-origin'], '*');
+  t.notOk(res.headers['access-control-allow-origin'], 'no CORS headers');
   await introspect(app, machine, { token: 'x'.repeat(200) });
   const text = logs.map((l) => JSON.stringify(l)).join('\n');
   t.ok(logs.some((l) => (l.req as { url?: string } | undefined)?.url === '/introspect'), 'the requests were logged');

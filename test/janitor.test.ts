@@ -95,7 +95,7 @@ async function chain(app: FastifyInstance, client: { id: string; secret: string 
   return res.json().refresh_token;
 }
 
-async function exists(db: Kysely<Database>, table: 'authorization_requests' | 'authorization_codes' | 'refresh_tokens' | 'sessions', column: string, value: string): Promise<boolean> {
+async function exists(db: Kysely<Database>, table: 'authorization_requests' | 'authorization_codes' | 'refresh_tokens' | 'sessions' | 'grant_revocations', column: string, value: string): Promise<boolean> {
   const row = await (db as Kysely<any>).selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where(column, '=', value).executeTakeFirstOrThrow();
   return Number(row.n) > 0;
 }
@@ -129,7 +129,13 @@ t.test('a sweep deletes what can no longer be used, after the retention period, 
   const idleSession = await session(db, { expires: new Date(Date.now() + 10 * HOUR), lastSeen: ago(4 * HOUR) });
   const liveSession = await session(db, { expires: new Date(Date.now() + HOUR), lastSeen: ago(60_000) });
 
-  const result = await sweepOnce(app.database, app.config.database.schema, { retentionSeconds: 3600, sessionIdleSeconds: 2 * 3600 });
+  // Grant revocations matter while an access token issued before them can be unexpired (lifetime 3630 s).
+  const oldRevocation = `gone-${randomBytes(4).toString('hex')}`;
+  const recentRevocation = `kept-${randomBytes(4).toString('hex')}`;
+  await db.insertInto('grant_revocations').values({ sub: oldRevocation, client_id: null, revoked_at: ago(3 * HOUR) }).execute();
+  await db.insertInto('grant_revocations').values({ sub: recentRevocation, client_id: client.id, revoked_at: ago(90 * 60_000) }).execute();
+
+  const result = await sweepOnce(app.database, app.config.database.schema, { retentionSeconds: 3600, sessionIdleSeconds: 2 * 3600, accessTokenLifetimeSeconds: 3630 });
   t.ok(result, 'nobody else holds the lock');
   t.ok(result!.authorization_requests >= 1 && result!.authorization_codes >= 1 && result!.refresh_tokens >= 2 && result!.sessions >= 3, JSON.stringify(result));
 
@@ -147,6 +153,8 @@ t.test('a sweep deletes what can no longer be used, after the retention period, 
   t.notOk(await exists(db, 'sessions', 'id_hash', revokedSession));
   t.notOk(await exists(db, 'sessions', 'id_hash', idleSession), 'a session idle beyond its idle lifetime and retention is deleted');
   t.ok(await exists(db, 'sessions', 'id_hash', liveSession));
+  t.notOk(await exists(db, 'grant_revocations', 'sub', oldRevocation), 'a revocation older than any token it could concern is deleted');
+  t.ok(await exists(db, 'grant_revocations', 'sub', recentRevocation), 'a revocation an unexpired token may predate is kept');
 
   // What survives still works as before the sweep.
   const redeemed = await post(app, client, { grant_type: 'authorization_code', code: liveCode.code, code_verifier: liveCode.verifier, redirect_uri: REDIRECT });
@@ -166,7 +174,7 @@ t.test('a backlog larger than one batch is deleted in batches', async (t) => {
   const db = app.database.db;
   const hashes: string[] = [];
   for (let i = 0; i < 7; i++) hashes.push(await session(db, { expires: ago(2 * HOUR) }));
-  const result = await sweepExpired(db, { retentionSeconds: 0, sessionIdleSeconds: 86400, batch: 3 });
+  const result = await sweepExpired(db, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630, batch: 3 });
   t.ok(result.sessions >= 7, `all seven went (${result.sessions})`);
   for (const h of hashes) t.notOk(await exists(db, 'sessions', 'id_hash', h));
 });
@@ -181,14 +189,14 @@ t.test('only one replica sweeps at a time: a sweep that finds the lock taken ski
   await other.root.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
     try {
-      const skipped = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400 });
+      const skipped = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
       t.equal(skipped, null, 'the lock is held by another replica: skipped');
       t.ok(await exists(database.db, 'sessions', 'id_hash', expired), 'and nothing was deleted');
     } finally {
       await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
     }
   });
-  const swept = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400 });
+  const swept = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
   t.ok(swept && swept.sessions >= 1, 'once released, the next round sweeps');
   t.notOk(await exists(database.db, 'sessions', 'id_hash', expired));
 });
@@ -202,9 +210,7 @@ t.test('the server sweeps by itself every JANITOR_INTERVAL_SECONDS, and closes c
   t.notOk(await exists(app.database.db, 'sessions', 'id_hash', expired), 'the expired session was swept without anyone asking');
   const line = logs.find((l) => l.msg === 'janitor swept expired rows');
   t.ok(line, 'the sweep is logged');
-  t.match(line, { deleted: { sessions: Number, codes: Number, refresh: Number, requests: Number } }, 'with what it deleted (counts only)');
-  await app.close();
-  t.pass('closing stops the timer (the test would hang on a live one)');
+  t.match(line, { deleted: { sessions: Number, codes: Number, refresh: Number, requests: Number, revocations: Number } }, 'with what it deleted (counts only)');
 });
 
 t.test('JANITOR_INTERVAL_SECONDS=0 turns the periodic sweep off', async (t) => {
@@ -239,4 +245,42 @@ t.test('gatehouse janitor sweeps once from the command line', async (t) => {
   const usage = await run([CLI, 'janitor', 'now'], env);
   t.equal(usage.code, 2, 'stray arguments are a usage error');
   t.match(usage.stderr, /janitor takes no arguments/);
+});
+
+t.test('a chain is deleted whole: a revocation that missed its newest generation cannot be undone by a sweep', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const db = app.database.db;
+  const client = await webClient(app);
+  const first = await chain(app, client);
+  const rotated = await post(app, client, { grant_type: 'refresh_token', refresh_token: first });
+  const newest = rotated.json().refresh_token;
+  // What a revocation racing a rotation can leave: the old generation revoked, the newest not.
+  await db.updateTable('refresh_tokens').set({ revoked_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(first)).execute();
+  t.equal((await post(app, client, { grant_type: 'refresh_token', refresh_token: newest })).json().error, 'invalid_grant', 'the chain is dead before the sweep');
+  await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
+  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(first)));
+  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(newest)), 'the unrevoked generation went with its chain');
+  t.equal((await post(app, client, { grant_type: 'refresh_token', refresh_token: newest })).json().error, 'invalid_grant', 'and the chain is still dead after it');
+});
+
+t.test('a redeemed code is kept while its chain lives, so a late replay still revokes the chain', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const db = app.database.db;
+  const client = await webClient(app);
+  const c = await code(db, client.id, new Date(Date.now() + 60_000));
+  const redeemed = await post(app, client, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT });
+  const refreshToken = redeemed.json().refresh_token;
+  // Long after the code expired (beyond retention), the chain it started is still live.
+  await db.updateTable('authorization_codes').set({ expires_at: ago(5 * HOUR) }).where('code_hash', '=', hashSecret(c.code)).execute();
+  const orphan = await code(db, client.id, ago(5 * HOUR));
+  await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
+  t.ok(await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)), 'the redeemed code stays beside its live chain');
+  t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(orphan.code)), 'an expired code that started nothing goes');
+  const replay = await post(app, client, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT });
+  t.equal(replay.json().error, 'invalid_grant');
+  t.equal((await post(app, client, { grant_type: 'refresh_token', refresh_token: refreshToken })).json().error, 'invalid_grant', 'the replay revoked the chain');
+  // Once the chain is gone (revoked beyond retention), the code goes too.
+  await db.updateTable('refresh_tokens').set({ revoked_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(refreshToken)).execute();
+  await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
+  t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)), 'then the code is swept with it');
 });

@@ -153,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
       const { config } = loaded;
       const handle = await openDatabase(config);
       try {
-        const result = await sweepOnce(handle, config.database.schema, { retentionSeconds: config.janitor.retention, sessionIdleSeconds: config.flow.sessionIdleTtl });
+        const result = await sweepOnce(handle, config.database.schema, { retentionSeconds: config.janitor.retention, sessionIdleSeconds: config.flow.sessionIdleTtl, accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew });
         const json = values.json ?? false;
         if (result === null) print(json ? { skipped: 'another process is sweeping' } : 'another process is sweeping; nothing done', json);
         else print(json ? { deleted: result } : Object.entries(result).map(([table, n]) => `deleted ${n} from ${table}`).join('\n'), json);

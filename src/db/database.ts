@@ -3,6 +3,7 @@ import type { AuthorizationCodeTable } from './tables/authorization-code.table.j
 import type { AuthorizationRequestTable } from './tables/authorization-request.table.js';
 import type { ClientTable } from './tables/client.table.js';
 import type { ConsentTable } from './tables/consent.table.js';
+import type { GrantRevocationTable } from './tables/grant-revocation.table.js';
 import type { RefreshTokenTable } from './tables/refresh-token.table.js';
 import type { SessionTable } from './tables/session.table.js';
 import type { SigningKeyTable } from './tables/signing-key.table.js';
@@ -16,6 +17,7 @@ export interface Database {
   consents: ConsentTable;
   authorization_codes: AuthorizationCodeTable;
   refresh_tokens: RefreshTokenTable;
+  grant_revocations: GrantRevocationTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

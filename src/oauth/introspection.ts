@@ -32,21 +32,29 @@ export interface IntrospectionSources {
   verifyAccessToken: AccessTokenVerifier;
   /** A live refresh token of this client, looked up by its value (stored only as a hash), or undefined. */
   findLiveRefreshToken: (token: string, clientId: string) => Promise<RefreshTokenRow | undefined>;
+  /** Whether the client a token was issued to still exists and is enabled. */
+  clientActive: (clientId: string) => Promise<boolean>;
+  /** Whether the user's grants to the client were revoked at or after the token was issued (admin API, gatehouse users revoke). */
+  grantRevokedSince: (sub: string, clientId: string, issuedAt: Date) => Promise<boolean>;
 }
 
 /** The caller: an authenticated confidential client. */
-export type IntrospectingClient = Pick<Client, 'client_id' | 'resources'>;
+export type IntrospectingClient = Pick<Client, 'client_id' | 'resources' | 'source'>;
 
 const INACTIVE: InactiveToken = Object.freeze({ active: false });
 
 /**
  * RFC 7662 §4 and §5 (who may learn what): the client the token was issued to, or a resource server
- * (a confidential client whose own `resources` list names one of the token's audiences). An empty
+ * (a confidential client an operator registered whose own `resources` list names one of the token's
+ * audiences). An empty
  * `resources` list means "may request every resource" for a client's own tokens; it never makes a
  * client a resource server for anyone else's.
  */
 function mayIntrospectAccessToken(caller: IntrospectingClient, claims: AccessTokenClaims): boolean {
   if (claims.client_id === caller.client_id) return true;
+  // Only a client an operator registered (admin API, CLI, CLIENTS_FILE) speaks for a resource: a client
+  // that registered itself chose its own `resources`, which proves nothing about serving them.
+  if (caller.source !== 'admin' && caller.source !== 'file') return false;
   const audience = typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
   return audience.some((aud) => caller.resources.includes(aud));
 }
@@ -89,8 +97,9 @@ function refreshTokenInfo(row: RefreshTokenRow, issuer: string): ActiveToken {
  * RFC 7662 §2: what Gatehouse tells an authenticated client about a token. The two kinds cannot be
  * confused (a JWT has dots, an opaque token never does), so the token is tried as the kind its form
  * says, whatever token_type_hint claims (§2.1: only a hint). Access tokens are self-contained JWTs:
- * one stays active until it expires even after its refresh token's chain is revoked, exactly as an
- * offline check at a resource server would accept it. A refresh token is active until it is rotated,
+ * one stays active until it expires even after its refresh token's chain is revoked (the token does not
+ * name its chain), as an offline check would accept it, unless its client has since been disabled or
+ * deleted or its user's grants revoked through the admin API. A refresh token is active until it is rotated,
  * revoked or past its chain's expiry, and only to the client it was issued to.
  */
 export async function introspect(token: string, caller: IntrospectingClient, sources: IntrospectionSources): Promise<IntrospectionResponse> {
@@ -100,5 +109,10 @@ export async function introspect(token: string, caller: IntrospectingClient, sou
   }
   const claims = await sources.verifyAccessToken(token);
   if (!claims || !mayIntrospectAccessToken(caller, claims)) return INACTIVE;
+  // What only an online check can know: the token's client was disabled or deleted since, or (a token
+  // for a user) the user's grants were revoked since. Offline verification still accepts such a token
+  // until it expires; that is the reason to introspect.
+  if (!(await sources.clientActive(claims.client_id))) return INACTIVE;
+  if (claims.auth_time !== undefined && (await sources.grantRevokedSince(claims.sub, claims.client_id, new Date(claims.iat * 1000)))) return INACTIVE;
   return accessTokenInfo(claims);
 }

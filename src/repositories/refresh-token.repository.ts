@@ -171,13 +171,24 @@ export async function findLiveRefreshToken(db: Db, tokenHash: string, clientId: 
     .executeTakeFirst();
 }
 
-/** Revokes every live token of a chain; returns how many. */
+/**
+ * Revokes every live token of a chain; returns how many. A rotation committing while the UPDATE runs
+ * adds a generation that statement's snapshot (READ COMMITTED) cannot see, so the UPDATE is repeated
+ * until it finds nothing: each pass sees what committed before it, and once a member is revoked no new
+ * rotation of the chain succeeds.
+ */
 export async function revokeFamily(db: Db, familyId: string): Promise<number> {
-  const result = await db
-    .updateTable('refresh_tokens')
-    .set({ revoked_at: new Date() })
-    .where('family_id', '=', familyId)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  let total = 0;
+  for (let pass = 0; pass < 10; pass++) {
+    const result = await db
+      .updateTable('refresh_tokens')
+      .set({ revoked_at: new Date() })
+      .where('family_id', '=', familyId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    const revoked = Number(result.numUpdatedRows);
+    if (revoked === 0) return total;
+    total += revoked;
+  }
+  throw new Error(`refresh-token chain ${familyId} kept growing while being revoked`);
 }

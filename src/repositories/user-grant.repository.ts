@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 
 /** A client's standing access for one user: its remembered consent and its live refresh-token chains. */
@@ -20,6 +21,18 @@ export async function listUserGrants(db: Db, sub: string, now = new Date()): Pro
     .where('rotated_at', 'is', null)
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
+    // A chain with a revoked member is dead even if its newest generation escaped the revocation.
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('refresh_tokens as member')
+            .select(sql.lit(1).as('one'))
+            .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
+            .where('member.revoked_at', 'is not', null),
+        ),
+      ),
+    )
     .orderBy('client_id')
     .orderBy('created_at')
     .execute();
@@ -66,7 +79,8 @@ export async function revokeUserGrants(db: Db, sub: string, options: { clientId?
     const voided = Number((await codes.executeTakeFirst()).numUpdatedRows);
 
     let refreshTokens = 0;
-    for (let pass = 0; pass < 10; pass++) {
+    for (let pass = 0; ; pass++) {
+      if (pass === 10) throw new Error('the user\'s refresh-token chains kept growing while being revoked');
       let refresh = tx.updateTable('refresh_tokens').set({ revoked_at: now }).where('sub', '=', sub).where('revoked_at', 'is', null);
       if (clientId !== undefined) refresh = refresh.where('client_id', '=', clientId);
       const revoked = Number((await refresh.executeTakeFirst()).numUpdatedRows);
@@ -78,6 +92,9 @@ export async function revokeUserGrants(db: Db, sub: string, options: { clientId?
     if (clientId !== undefined) consents = consents.where('client_id', '=', clientId);
     const forgotten = Number((await consents.executeTakeFirst()).numDeletedRows);
 
+    // Remembered so /introspect calls the access tokens issued before now inactive (they outlive this).
+    await tx.insertInto('grant_revocations').values({ sub, client_id: clientId ?? null, revoked_at: now }).execute();
+
     let sessions = 0;
     if (clientId === undefined) {
       const ended = await tx.updateTable('sessions').set({ revoked_at: now }).where('sub', '=', sub).where('revoked_at', 'is', null).executeTakeFirst();
@@ -86,4 +103,20 @@ export async function revokeUserGrants(db: Db, sub: string, options: { clientId?
     return { refresh_tokens: refreshTokens, consents: forgotten, authorization_codes: voided, sessions };
   };
   return db.isTransaction ? run(db) : db.transaction().execute(run);
+}
+
+/**
+ * Whether a user's grant to a client was revoked at or after `issuedAt` (an access token's `iat`, whole
+ * seconds: a token from the same second as the revocation counts as revoked, erring on the safe side).
+ */
+export async function grantRevokedSince(db: Db, sub: string, clientId: string, issuedAt: Date): Promise<boolean> {
+  const row = await db
+    .selectFrom('grant_revocations')
+    .select('revoked_at')
+    .where('sub', '=', sub)
+    .where((eb) => eb.or([eb('client_id', 'is', null), eb('client_id', '=', clientId)]))
+    .where('revoked_at', '>=', issuedAt)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely';
 import type { DatabaseHandle } from '../db/connect.js';
 import type { Database } from '../db/database.js';
 
@@ -11,6 +11,7 @@ export interface SweepResult {
   authorization_codes: number;
   refresh_tokens: number;
   sessions: number;
+  grant_revocations: number;
 }
 
 export interface SweepOptions {
@@ -18,6 +19,11 @@ export interface SweepOptions {
   retentionSeconds: number;
   /** A session's idle lifetime: one unused for longer is over even before its absolute expiry. */
   sessionIdleSeconds: number;
+  /**
+   * How long an access token can be accepted after it is issued (ACCESS_TOKEN_TTL_SECONDS plus
+   * CLOCK_SKEW_SECONDS): a grant revocation older than that can no longer concern any live token.
+   */
+  accessTokenLifetimeSeconds: number;
   now?: Date;
   batch?: number;
 }
@@ -25,37 +31,79 @@ export interface SweepOptions {
 /**
  * Deletes rows that can no longer be used by anyone, once they are older than the retention period:
  * pending authorization requests and codes past expiry, refresh tokens past their chain's absolute
- * expiry or revoked, sessions past expiry, idle too long, or revoked. Nothing still valid is touched,
+ * expiry or revoked, sessions past expiry, idle too long, or revoked, and grant revocations older than
+ * any access token they could concern. Nothing still valid is touched,
  * so a sweep never changes an answer Gatehouse gives: every deleted row would already be refused.
- * (Codes are kept the retention period after expiry so that a replay soon after still finds its row;
- * within its 60 s life a replayed code revokes the chain it started, RFC 9700 §4.5.)
  */
 export async function sweepExpired(db: Kysely<Database>, options: SweepOptions): Promise<SweepResult> {
   const now = options.now ?? new Date();
   const before = new Date(now.getTime() - options.retentionSeconds * 1000);
   const idleBefore = new Date(before.getTime() - options.sessionIdleSeconds * 1000);
+  const revocationsBefore = new Date(before.getTime() - options.accessTokenLifetimeSeconds * 1000);
   const batch = options.batch ?? JANITOR_BATCH;
   return {
-    authorization_requests: await deleteInBatches(db, 'authorization_requests', sql`expires_at < ${before}`, batch),
-    authorization_codes: await deleteInBatches(db, 'authorization_codes', sql`expires_at < ${before}`, batch),
-    refresh_tokens: await deleteInBatches(db, 'refresh_tokens', sql`expires_at < ${before} or revoked_at < ${before}`, batch),
+    authorization_requests: await deleteInBatches(db, 'authorization_requests', (eb) => eb('expires_at', '<', before), batch),
+    // Chains before codes, so that a code whose chain goes in this sweep goes with it.
+    refresh_tokens: await deleteChains(db, before, batch),
+    // A redeemed code stays while the chain it started exists: replaying it must still revoke that chain
+    // (RFC 6749 §4.1.2, RFC 9700 §4.5), however long ago it expired.
+    authorization_codes: await deleteInBatches(
+      db,
+      'authorization_codes',
+      (eb) =>
+        eb.and([
+          eb('expires_at', '<', before),
+          eb.or([
+            eb('family_id', 'is', null),
+            eb.not(eb.exists(eb.selectFrom('refresh_tokens as chain').select(sql.lit(1).as('one')).whereRef('chain.family_id', '=', sql.ref('authorization_codes.family_id')))),
+          ]),
+        ]),
+      batch,
+    ),
     sessions: await deleteInBatches(
       db,
       'sessions',
-      sql`expires_at < ${before} or revoked_at < ${before} or last_seen_at < ${idleBefore}`,
+      (eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before), eb('last_seen_at', '<', idleBefore)]),
       batch,
     ),
+    grant_revocations: await deleteInBatches(db, 'grant_revocations', (eb) => eb('revoked_at', '<', revocationsBefore), batch),
   };
 }
 
-/** Deletes matching rows `batch` at a time (by ctid, which Postgres 14+ and PGlite both have). */
-async function deleteInBatches(db: Kysely<Database>, table: keyof Database, condition: ReturnType<typeof sql>, batch: number): Promise<number> {
+/**
+ * Deletes whole refresh-token chains, `batch` chains per statement: those past their absolute expiry
+ * (every generation carries it) or with a member revoked before `before`. Never part of a chain: a chain
+ * is dead while any member is revoked, and a revocation racing a rotation can leave the newest
+ * generation itself unrevoked; deleting only the revoked rows would bring that one back to life.
+ */
+async function deleteChains(db: Kysely<Database>, before: Date, batch: number): Promise<number> {
   let total = 0;
   for (;;) {
-    const result = await db
-      .deleteFrom(table)
-      .where(sql<boolean>`ctid = any(array(${db.selectFrom(table).select(sql`ctid`.as('ctid')).where(sql<boolean>`${condition}`).limit(batch)}))`)
-      .executeTakeFirst();
+    const doomed = db
+      .selectFrom('refresh_tokens')
+      .select('family_id')
+      .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]))
+      .distinct()
+      .limit(batch);
+    const result = await db.deleteFrom('refresh_tokens').where('family_id', 'in', doomed).executeTakeFirst();
+    const deleted = Number(result.numDeletedRows);
+    total += deleted;
+    if (deleted === 0) return total;
+  }
+}
+
+/** Deletes matching rows `batch` at a time (by ctid, which Postgres 14+ and PGlite both have). */
+async function deleteInBatches(
+  db: Kysely<Database>,
+  table: 'authorization_requests' | 'authorization_codes' | 'sessions' | 'grant_revocations',
+  condition: (eb: ExpressionBuilder<any, any>) => Expression<SqlBool>,
+  batch: number,
+): Promise<number> {
+  const anyDb = db as unknown as Kysely<any>;
+  let total = 0;
+  for (;;) {
+    const doomed = anyDb.selectFrom(table).select(sql`ctid`.as('ctid')).where(condition).limit(batch);
+    const result = await anyDb.deleteFrom(table).where(sql<boolean>`ctid = any(array(${doomed}))`).executeTakeFirst();
     const deleted = Number(result.numDeletedRows);
     total += deleted;
     if (deleted < batch) return total;

@@ -28,13 +28,20 @@ export default fp<JanitorPluginOptions>(
         const result = await sweepOnce(app.database, config.database.schema, {
           retentionSeconds: config.janitor.retention,
           sessionIdleSeconds: config.flow.sessionIdleTtl,
+          accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
         });
         if (result === null) app.log.debug('janitor: another replica holds the lock; skipped');
         // Field names the log redaction leaves alone (it hides anything named like a token or authorization).
         else
           app.log.info(
             {
-              deleted: { requests: result.authorization_requests, codes: result.authorization_codes, refresh: result.refresh_tokens, sessions: result.sessions },
+              deleted: {
+                requests: result.authorization_requests,
+                codes: result.authorization_codes,
+                refresh: result.refresh_tokens,
+                sessions: result.sessions,
+                revocations: result.grant_revocations,
+              },
               ms: Math.round(performance.now() - started),
             },
             'janitor swept expired rows',

@@ -3,11 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
 /**
- * Paths browser-based clients call cross-origin (metadata, JWKS, token, revoke, introspect, register,
- * userinfo). Never /authorize, /consent or /sign-in: those are top-level navigations, and CORS there
- * would only widen what a hostile page can read.
+ * Paths browser-based clients call cross-origin (metadata, JWKS, token, revoke, register, userinfo).
+ * Never /authorize, /consent or /sign-in: those are top-level navigations, and CORS there would only
+ * widen what a hostile page can read. Not /introspect either: only confidential clients (servers
+ * holding a secret) may call it, and a browser holds no secret.
  */
-const CORS_PATHS = /^\/(\.well-known\/|token$|revoke$|introspect$|register(\/|$)|userinfo$)/;
+const CORS_PATHS = /^\/(\.well-known\/|token$|revoke$|register(\/|$)|userinfo$)/;
 
 export interface CorsPluginOptions {
   /** Whether /register exists (DCR_ENABLED), so its preflight is answered only then. */
@@ -38,7 +39,7 @@ export default fp<CorsPluginOptions>(
     });
     // @fastify/cors answers a preflight in its onRequest hook; these routes only make the paths exist
     // for OPTIONS. A request that is not a preflight (no Origin or method) is answered 400 by the hook.
-    const preflightPaths = ['/.well-known/*', '/token', '/revoke', '/introspect', ...(registration ? ['/register', '/register/:client_id'] : [])];
+    const preflightPaths = ['/.well-known/*', '/token', '/revoke', ...(registration ? ['/register', '/register/:client_id'] : [])];
     for (const url of preflightPaths) app.options(url, async (_request, reply) => reply.callNotFound());
   },
   { name: 'cors' },

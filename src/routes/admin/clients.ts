@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { CLIENT_ID_FORM } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { Client } from '../../services/client-service.js';
 import { guarded } from './errors.js';
@@ -30,6 +31,10 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
   admin.post<{ Body: Record<string, unknown> }>('/clients', { schema: { body: metadataBody } }, async (request, reply) => {
     const { client_id: clientId, ...metadata } = request.body;
     if (clientId !== undefined && typeof clientId !== 'string') throw new OAuthError('invalid_client_metadata', 'client_id: must be a string');
+    // RFC 6749 Appendix A.1: visible ASCII; a malformed id is bad metadata, not a conflict.
+    if (typeof clientId === 'string' && !CLIENT_ID_FORM.test(clientId)) {
+      throw new OAuthError('invalid_client_metadata', 'client_id: must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)');
+    }
     const { client, secret } = await guarded(() => clients().create(metadata, clientId ? { clientId } : {}));
     return reply.code(201).send({ client: clientView(client), ...(secret ? { client_secret: secret } : {}) });
   });

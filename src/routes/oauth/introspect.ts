@@ -6,6 +6,7 @@ import { introspect } from '../../oauth/introspection.js';
 import { hashSecret } from '../../oauth/secrets.js';
 import { accessTokenVerifier } from '../../oauth/tokens/access-token-verifier.js';
 import { findLiveRefreshToken } from '../../repositories/refresh-token.repository.js';
+import { grantRevokedSince } from '../../repositories/user-grant.repository.js';
 import { normaliseParams, requireForm } from './form.js';
 
 const bodySchema = {
@@ -32,6 +33,11 @@ export default async function introspectRoute(app: FastifyInstance, { config }: 
     issuer: config.issuer,
     verifyAccessToken: accessTokenVerifier(() => app.keys.jwks(), { issuer: config.issuer, clockSkew: config.tokens.clockSkew }),
     findLiveRefreshToken: (token: string, clientId: string) => findLiveRefreshToken(app.database.db, hashSecret(token), clientId),
+    clientActive: async (clientId: string) => {
+      const client = await app.clients.get(clientId);
+      return client !== undefined && client.disabled_at === null;
+    },
+    grantRevokedSince: (sub: string, clientId: string, issuedAt: Date) => grantRevokedSince(app.database.db, sub, clientId, issuedAt),
   };
 
   app.post<{ Body: { token: string; token_type_hint?: string } & Record<string, string | string[]> }>(
