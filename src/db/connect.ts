@@ -4,6 +4,7 @@ import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Database } from './database.js';
+import { preparingPool } from './precompiled.js';
 
 /** An open database: the schema-bound Kysely instance, which engine it runs on, and how to close it. */
 export interface DatabaseHandle {
@@ -26,7 +27,7 @@ export async function openDatabase(config: Pick<Config, 'database'>): Promise<Da
     const pool = new pg.Pool({ connectionString: url, max: poolMax, application_name: 'gatehouse' });
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {});
-    root = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    root = new Kysely<any>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
     kind = 'postgres';
     const parsed = new URL(url);
     location = `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;

@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
-import type { Db } from '../db/database.js';
+import { type Kysely, sql } from 'kysely';
+import type { Database, Db } from '../db/database.js';
+import { precompiled } from '../db/precompiled.js';
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
 
 /** What a code redemption checks inside its one atomic statement. */
@@ -23,54 +24,93 @@ export interface RedeemedCode {
   family_id: string | null;
 }
 
+/** The columns a redemption returns (named, not `*`: see src/db/precompiled.ts). */
+const REDEEMED = ['sub', 'scopes', 'resources', 'auth_time', 'family_id'] as const;
+
+interface RedeemParams extends Record<string, unknown> {
+  codeHash: string;
+  clientId: string;
+  codeChallenge: string;
+  redirectUri: string | null;
+  resources: string[];
+  now: Date;
+  familyId: string | null;
+  tokenHash: string;
+  expiresAt: Date;
+}
+
+/** The conditional UPDATE that consumes a code; `redirectGiven` picks the redirect_uri condition's shape. */
+function consumeCode(db: Kysely<any>, p: RedeemParams, redirectGiven: boolean) {
+  return (db as Kysely<Database>)
+    .updateTable('authorization_codes')
+    .set({ consumed_at: p.now, family_id: p.familyId })
+    .where('code_hash', '=', p.codeHash)
+    .where('client_id', '=', p.clientId)
+    .where('code_challenge', '=', p.codeChallenge)
+    .where('consumed_at', 'is', null)
+    .where('expires_at', '>', p.now)
+    .where((eb) => (redirectGiven ? eb('redirect_uri', '=', p.redirectUri as string) : eb('redirect_uri_given', '=', sql.lit(false))))
+    // A refused resource must not burn the code: it is part of the condition, not checked afterwards.
+    .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`);
+}
+
+const redeemOnly = (redirectGiven: boolean) =>
+  precompiled<RedeemParams, RedeemedCode>((db, p) => consumeCode(db, p, redirectGiven).returning([...REDEEMED]));
+
+const redeemAndStartChain = (redirectGiven: boolean) =>
+  precompiled<RedeemParams, RedeemedCode>((db, p) =>
+    (db as Kysely<Database>)
+      .with('code', () => consumeCode(db, p, redirectGiven).returning(['family_id', 'client_id', 'sub', 'scopes', 'resources', 'auth_time']))
+      .insertInto('refresh_tokens')
+      .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
+      .expression((eb) =>
+        eb
+          .selectFrom('code')
+          .select([
+            sql<string>`${p.tokenHash}::text`.as('token_hash'),
+            'code.family_id',
+            sql.lit(0).as('generation'),
+            'code.client_id',
+            'code.sub',
+            'code.scopes',
+            'code.resources',
+            'code.auth_time',
+            sql<Date>`${p.expiresAt}::timestamptz`.as('expires_at'),
+          ]),
+      )
+      .returning([...REDEEMED]),
+  );
+
+const REDEEM = {
+  only: { given: redeemOnly(true), absent: redeemOnly(false) },
+  chain: { given: redeemAndStartChain(true), absent: redeemAndStartChain(false) },
+};
+
 /**
- * Redeems a code in one round trip. The conditional UPDATE marks it consumed only when it is unconsumed,
- * unexpired and bound to this client, PKCE challenge and redirect URI (OAuth 2.1 §4.1.3: repeated exactly
- * when the authorization request named one), so a wrong verifier or URI does not burn the code. When
- * `refresh` is given, the same statement starts the refresh-token chain from the row it updated.
+ * Redeems a code in one round trip (a precompiled, prepared statement). The conditional UPDATE marks it
+ * consumed only when it is unconsumed, unexpired and bound to this client, PKCE challenge and redirect
+ * URI (OAuth 2.1 §4.1.3: repeated exactly when the authorization request named one), so a wrong verifier
+ * or URI does not burn the code. When `refresh` is given, the same statement starts the refresh-token
+ * chain from the row it updated.
  */
 export async function redeemCode(
   db: Db,
   r: CodeRedemption,
   refresh: { familyId: string; tokenHash: string; expiresAt: Date } | null,
 ): Promise<RedeemedCode | undefined> {
-  const consume = db
-    .updateTable('authorization_codes')
-    .set({ consumed_at: new Date(), family_id: refresh ? refresh.familyId : null })
-    .where('code_hash', '=', r.codeHash)
-    .where('client_id', '=', r.clientId)
-    .where('code_challenge', '=', r.codeChallenge)
-    .where('consumed_at', 'is', null)
-    .where('expires_at', '>', new Date())
-    .where((eb) =>
-      r.redirectUri === null ? eb('redirect_uri_given', '=', false) : eb('redirect_uri', '=', r.redirectUri),
-    )
-    // A refused resource must not burn the code: it is part of the condition, not checked afterwards.
-    .where(sql<boolean>`resources @> ${sql.val([...r.resources])}::text[]`);
-  if (!refresh) {
-    return consume.returning(['sub', 'scopes', 'resources', 'auth_time', 'family_id']).executeTakeFirst();
-  }
-  return db
-    .with('code', () => consume.returningAll())
-    .insertInto('refresh_tokens')
-    .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
-    .expression((eb) =>
-      eb
-        .selectFrom('code')
-        .select([
-          sql<string>`${refresh.tokenHash}::text`.as('token_hash'),
-          'code.family_id',
-          sql.lit(0).as('generation'),
-          'code.client_id',
-          'code.sub',
-          'code.scopes',
-          'code.resources',
-          'code.auth_time',
-          sql<Date>`${refresh.expiresAt.toISOString()}::timestamptz`.as('expires_at'),
-        ]),
-    )
-    .returning(['sub', 'scopes', 'resources', 'auth_time', 'family_id'])
-    .executeTakeFirst();
+  const variant = (refresh ? REDEEM.chain : REDEEM.only)[r.redirectUri === null ? 'absent' : 'given'];
+  const rows = await variant(db, {
+    codeHash: r.codeHash,
+    clientId: r.clientId,
+    codeChallenge: r.codeChallenge,
+    redirectUri: r.redirectUri,
+    resources: [...r.resources],
+    now: new Date(),
+    familyId: refresh ? refresh.familyId : null,
+    tokenHash: refresh ? refresh.tokenHash : '',
+    expiresAt: refresh ? refresh.expiresAt : new Date(0),
+  });
+  return rows[0];
 }
 
 /** What a rotation must also satisfy: the narrowed scope and resources are within the grant. */
@@ -82,28 +122,44 @@ export interface RotationRequest {
   resources: readonly string[];
 }
 
-/**
- * Rotates a refresh token in one atomic statement: the old generation is marked rotated only if it is
- * live, covers the requested scope and resources (so a refused request leaves the token usable), and
- * its chain has no revoked member (a revocation racing a rotation cannot leave the new generation
- * live); the next generation is inserted from it. Concurrent rotations of one token serialise on the
- * row lock and all but one find nothing, so a chain can never fork (the unique (family, generation)
- * constraint backs this up).
- */
-export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
-  const { tokenHash, clientId, newHash } = r;
-  return db
+/** The columns of a refresh-token row, named (not `*`: see src/db/precompiled.ts). */
+const REFRESH_TOKEN_COLUMNS = [
+  'token_hash',
+  'family_id',
+  'generation',
+  'client_id',
+  'sub',
+  'scopes',
+  'resources',
+  'auth_time',
+  'created_at',
+  'expires_at',
+  'rotated_at',
+  'revoked_at',
+] as const;
+
+interface RotateParams extends Record<string, unknown> {
+  tokenHash: string;
+  clientId: string;
+  newHash: string;
+  scopes: string[];
+  resources: string[];
+  now: Date;
+}
+
+const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
+  (db as Kysely<Database>)
     .with('old', (qb) =>
       qb
         .updateTable('refresh_tokens')
-        .set({ rotated_at: new Date() })
-        .where('token_hash', '=', tokenHash)
-        .where('client_id', '=', clientId)
+        .set({ rotated_at: p.now })
+        .where('token_hash', '=', p.tokenHash)
+        .where('client_id', '=', p.clientId)
         .where('rotated_at', 'is', null)
         .where('revoked_at', 'is', null)
-        .where('expires_at', '>', new Date())
-        .where(sql<boolean>`scopes @> ${sql.val([...r.scopes])}::text[]`)
-        .where(sql<boolean>`resources @> ${sql.val([...r.resources])}::text[]`)
+        .where('expires_at', '>', p.now)
+        .where(sql<boolean>`scopes @> ${sql.val(p.scopes)}::text[]`)
+        .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`)
         .where((eb) =>
           eb.not(
             eb.exists(
@@ -115,7 +171,7 @@ export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<Re
             ),
           ),
         )
-        .returningAll(),
+        .returning(['family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at']),
     )
     .insertInto('refresh_tokens')
     .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
@@ -123,7 +179,7 @@ export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<Re
       eb
         .selectFrom('old')
         .select([
-          sql<string>`${newHash}::text`.as('token_hash'),
+          sql<string>`${p.newHash}::text`.as('token_hash'),
           'old.family_id',
           sql<number>`old.generation + 1`.as('generation'),
           'old.client_id',
@@ -134,8 +190,20 @@ export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<Re
           'old.expires_at',
         ]),
     )
-    .returningAll()
-    .executeTakeFirst();
+    .returning([...REFRESH_TOKEN_COLUMNS]),
+);
+
+/**
+ * Rotates a refresh token in one atomic statement (precompiled and prepared): the old generation is
+ * marked rotated only if it is live, covers the requested scope and resources (so a refused request
+ * leaves the token usable), and its chain has no revoked member (a revocation racing a rotation cannot
+ * leave the new generation live); the next generation is inserted from it. Concurrent rotations of one
+ * token serialise on the row lock and all but one find nothing, so a chain can never fork (the unique
+ * (family, generation) constraint backs this up).
+ */
+export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
+  const rows = await rotate(db, { tokenHash: r.tokenHash, clientId: r.clientId, newHash: r.newHash, scopes: [...r.scopes], resources: [...r.resources], now: new Date() });
+  return rows[0];
 }
 
 /** A refresh token as stored, whatever its state. */

@@ -1,0 +1,36 @@
+import { type Kysely, sql } from 'kysely';
+import t from 'tap';
+import { openDatabase } from '../../src/db/connect.js';
+import { precompiled, preparedName } from '../../src/db/precompiled.js';
+import { TEST_DATABASE_URL, testConfig, testDatabase } from '../helper.js';
+
+interface Params extends Record<string, unknown> {
+  a: number;
+  b: string;
+}
+
+const echo = precompiled<Params, { a: number; b: string }>((db: Kysely<any>, p) =>
+  db.selectNoFrom([sql<number>`${p.a}::int + 1`.as('a'), sql<string>`upper(${p.b}::text)`.as('b')]),
+);
+
+t.test('a precompiled query runs with each call\'s parameters', async (t) => {
+  const { db } = await testDatabase();
+  t.same(await echo(db, { a: 1, b: 'x' }), [{ a: 2, b: 'X' }]);
+  t.same(await echo(db, { a: 41, b: 'gatehouse' }), [{ a: 42, b: 'GATEHOUSE' }], 'the same compiled statement, new values');
+  const compiled = db.selectNoFrom([sql<number>`${'\u0000gatehouse-param:a'}::int + 1`.as('a'), sql<string>`upper(${'\u0000gatehouse-param:b'}::text)`.as('b')]).compile();
+  t.match(preparedName(compiled.sql), /^gatehouse_[0-9a-f]{24}$/, 'its SQL text has a statement name');
+});
+
+t.test('a constant parameter is refused when the query is first compiled', async (t) => {
+  const { db } = await testDatabase();
+  const constant = precompiled<Params, { n: number }>((d: Kysely<any>, p) => d.selectNoFrom([sql<number>`${p.a}::int + ${7}::int`.as('n')]));
+  await t.rejects(constant(db, { a: 1, b: '' }), /constant parameter: 7/);
+});
+
+t.test('on Postgres the statement is prepared once per connection and reused', { skip: TEST_DATABASE_URL ? false : 'PGlite has no named prepared statements: needs TEST_DATABASE_URL' }, async (t) => {
+  const handle = await openDatabase(testConfig({ DATABASE_POOL_MAX: '1' }));
+  t.teardown(() => handle.close());
+  for (let i = 0; i < 3; i++) t.same(await echo(handle.db, { a: i, b: 'p' }), [{ a: i + 1, b: 'P' }]);
+  const rows = await sql<{ name: string }>`select name from pg_prepared_statements where name like 'gatehouse\\_%'`.execute(handle.root);
+  t.equal(rows.rows.length, 1, 'one named statement on the only connection, reused by every call');
+});
