@@ -94,7 +94,6 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   else app.decorate('metrics', null);
   await app.register(inputGuard);
   await app.register(formbody, { bodyLimit: config.server.bodyLimit });
-  await app.register(cookie);
   // Before any route is added: it marks every route outside the CORS paths as opted out.
   await app.register(corsPlugin, { registration: config.registration.enabled });
   // Pages (@fastify/view + Eta, stylesheet); the page security headers are registered with the page routes.
@@ -117,7 +116,9 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(metadataRoutes, { config });
   await app.register(tokenRoute, { config });
   // The routes that render pages, in their own scope with the page security headers (@fastify/helmet).
+  // Cookies (sessions, browser binding) exist only here too: their hooks stay off the token endpoint.
   await app.register(async function pages(scope) {
+    await scope.register(cookie);
     await scope.register(pageSecurityHeaders, { config });
     await scope.register(authorizeRoute, { config });
     await scope.register(signInCompleteRoute, { config });
