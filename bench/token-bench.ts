@@ -182,7 +182,8 @@ function figures(name: string, run: Awaited<ReturnType<typeof drive>>): Figures 
     tokensPerSec: r['2xx'] / DURATION,
     p50: r.latency.p50,
     p99: r.latency.p99,
-    errors: r.errors + r.timeouts + r.non2xx,
+    // autocannon already counts timeouts among errors.
+    errors: r.errors + r.non2xx,
     requests: r.requests.total,
     statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count])),
     errorSamples: run.samples,

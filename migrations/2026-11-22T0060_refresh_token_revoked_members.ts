@@ -5,7 +5,8 @@ import { type Kysely, sql } from 'kysely';
 // revoked member. Through the (family_id, generation) index that walks every earlier generation, so it
 // grew with the chain, and with long chains the planner could pick a sequential scan of the whole table
 // per rotation. Revoked rows are few (a revoked chain is dead, and the janitor removes it): a partial
-// index over them answers the question with one probe.
+// index over them answers the question with one probe. The build holds a SHARE lock on refresh_tokens
+// (writes wait) for as long as it takes: seconds for millions of rows.
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createIndex('refresh_tokens_revoked_family')

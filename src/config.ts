@@ -79,6 +79,12 @@ export const schema = {
       default: './data/pglite',
       env: 'DATA_DIR',
     },
+    preparedStatements: {
+      doc: 'Send the token endpoint\'s hot statements (code redemption, refresh rotation) as named prepared statements, parsed and planned once per connection. Turn off behind a transaction-pooling pgbouncer older than 1.21 or with `max_prepared_statements = 0`.',
+      format: 'strict-boolean',
+      default: true,
+      env: 'DATABASE_PREPARED_STATEMENTS',
+    },
     autoMigrate: {
       doc: 'Apply pending migrations at start, under a Postgres advisory lock so replicas starting together migrate once.',
       format: 'strict-boolean',
@@ -397,6 +403,7 @@ export interface Config {
     poolMax: number;
     schema: string;
     dataDir: string;
+    preparedStatements: boolean;
     autoMigrate: boolean;
   };
   log: { level: string; pretty: boolean };

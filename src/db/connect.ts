@@ -19,7 +19,7 @@ export interface DatabaseHandle {
 
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite in DATA_DIR. */
 export async function openDatabase(config: Pick<Config, 'database'>): Promise<DatabaseHandle> {
-  const { url, poolMax, schema, dataDir } = config.database;
+  const { url, poolMax, schema, dataDir, preparedStatements } = config.database;
   let root: Kysely<any>;
   let kind: DatabaseHandle['kind'];
   let location: string;
@@ -27,7 +27,7 @@ export async function openDatabase(config: Pick<Config, 'database'>): Promise<Da
     const pool = new pg.Pool({ connectionString: url, max: poolMax, application_name: 'gatehouse' });
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {});
-    root = new Kysely<any>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
+    root = new Kysely<any>({ dialect: new PostgresDialect({ pool: preparedStatements ? preparingPool(pool) : pool }) });
     kind = 'postgres';
     const parsed = new URL(url);
     location = `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;
