@@ -292,6 +292,12 @@ export const schema = {
       default: '',
       env: 'CLIENTS_FILE',
     },
+    nativeRedirectSchemes: {
+      doc: 'Single-label private-use URI schemes native clients may use in redirect URIs besides reverse-domain ones (RFC 8252 §7.1 asks apps for a reverse-domain scheme, but some MCP clients register e.g. `cursor://…`): comma- or space-separated scheme names, e.g. `cursor`. Such clients always see the consent page. Schemes a browser gives a meaning (javascript, data, file, blob, …) are refused.',
+      format: 'scheme-list',
+      default: '',
+      env: 'NATIVE_REDIRECT_SCHEMES',
+    },
     cacheTtl: {
       doc: 'Seconds a process keeps a client in memory before re-reading it (how fast replicas see a change).',
       format: 'positive-int',
@@ -418,7 +424,7 @@ export interface Config {
   tokens: { accessTokenTtl: number; clockSkew: number };
   scopes: { catalogue: string; enforce: boolean };
   resources: { list: string; defaultResource: string };
-  clients: { file: string; cacheTtl: number };
+  clients: { file: string; nativeRedirectSchemes: string; cacheTtl: number };
   registration: { enabled: boolean; initialAccessToken: string; alwaysReturnSecret: boolean };
   clientIdMetadataDocuments: {
     enabled: boolean;
@@ -451,6 +457,20 @@ export interface Config {
 }
 
 export type SigningAlg = 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
+
+/** Schemes that name something other than an app, never acceptable as a private-use redirect scheme. */
+export const RESERVED_SCHEMES: ReadonlySet<string> = new Set([
+  'http', 'https', 'javascript', 'data', 'vbscript', 'file', 'blob', 'about', 'filesystem', 'view-source',
+  'ws', 'wss', 'ftp', 'mailto', 'tel', 'sms', 'intent', 'content', 'chrome', 'edge', 'resource', 'urn',
+]);
+
+/** Parses NATIVE_REDIRECT_SCHEMES: scheme names, lower-cased, without a trailing colon. */
+export function parseSchemeList(value: string): string[] {
+  return value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((item) => item.toLowerCase().replace(/:(\/\/)?$/, ''));
+}
 
 /** Parses SCOPES: a JSON object of name to description, or space-separated names. */
 export function parseScopeCatalogue(value: string): Map<string, string> {
@@ -561,6 +581,15 @@ function addFormats(): void {
           throw new Error(`"${item}" is not an absolute URI (RFC 8707 §2)`);
         }
         if (item.includes('#') || url.hash) throw new Error(`"${item}" must not have a fragment (RFC 8707 §2)`);
+      }
+    },
+  });
+  convict.addFormat({
+    name: 'scheme-list',
+    validate(value: unknown) {
+      for (const item of parseSchemeList(String(value))) {
+        if (!/^[a-z][a-z0-9+-]*$/.test(item)) throw new Error(`"${item}" is not a single-label URI scheme name (letters, digits, + and -; reverse-domain schemes need no setting)`);
+        if (RESERVED_SCHEMES.has(item)) throw new Error(`"${item}" is a scheme browsers or the OS give a meaning; it cannot identify an app`);
       }
     },
   });

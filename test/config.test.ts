@@ -76,6 +76,8 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ ADMIN_PORT: '70000' }, /^ADMIN_PORT: /],
     [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR 2sT5wY8cE1dF4gH6jK' }, /^ADMIN_TOKEN: must be visible ASCII without spaces/],
     [{ JANITOR_INTERVAL_SECONDS: '3000000' }, /^JANITOR_INTERVAL_SECONDS: must be at most 2000000/],
+    [{ NATIVE_REDIRECT_SCHEMES: 'cursor, javascript' }, /^NATIVE_REDIRECT_SCHEMES: "javascript" is a scheme browsers or the OS give a meaning/],
+    [{ NATIVE_REDIRECT_SCHEMES: 'com.example.app' }, /^NATIVE_REDIRECT_SCHEMES: "com.example.app" is not a single-label URI scheme name/],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);

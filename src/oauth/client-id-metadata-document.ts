@@ -86,7 +86,7 @@ export function metadataFromDocument(clientId: string, body: string, policy: Met
       client_name: fields.client_name ?? new URL(clientId).host,
       // RFC 7591 would default to client_secret_basic; a document's client is public (§4.1).
       token_endpoint_auth_method: 'none',
-    });
+    }, policy.nativeSchemes);
   } catch (err) {
     if (err instanceof OAuthError) throw new MetadataDocumentError(err.description);
     throw err;

@@ -1,4 +1,4 @@
-import { type Config, SCOPE_TOKEN, canonicalUrl, parseResourceList, parseScopeCatalogue } from '../config.js';
+import { type Config, SCOPE_TOKEN, canonicalUrl, parseResourceList, parseSchemeList, parseScopeCatalogue } from '../config.js';
 
 /** Grant types a client may register for (OAuth 2.1 drops implicit and password). */
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -63,14 +63,20 @@ export interface MetadataPolicy {
   enforceScopes: boolean;
   /** RESOURCES, canonical. */
   resources: readonly string[];
+  /** NATIVE_REDIRECT_SCHEMES: single-label private-use schemes native clients may use too. */
+  nativeSchemes: ReadonlySet<string>;
 }
 
+/** No extra schemes: only reverse-domain private-use schemes (RFC 8252 §7.1). */
+export const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set();
+
 /** The metadata policy of a configuration. */
-export function metadataPolicy(config: Pick<Config, 'scopes' | 'resources'>): MetadataPolicy {
+export function metadataPolicy(config: Pick<Config, 'scopes' | 'resources'> & { clients?: Pick<Config['clients'], 'nativeRedirectSchemes'> }): MetadataPolicy {
   return {
     catalogue: parseScopeCatalogue(config.scopes.catalogue),
     enforceScopes: config.scopes.enforce,
     resources: parseResourceList(config.resources.list),
+    nativeSchemes: new Set(parseSchemeList(config.clients?.nativeRedirectSchemes ?? '')),
   };
 }
 
@@ -139,7 +145,7 @@ function readUrl(value: string, field: string): URL {
  * A redirect URI's problem, or null when it may be registered: absolute, no fragment (RFC 6749 §3.1.2),
  * https; for native apps also http on a loopback host (RFC 8252 §7.3) or a private-use scheme (§7.1).
  */
-export function redirectUriProblem(uri: string, applicationType: ApplicationType): string | null {
+export function redirectUriProblem(uri: string, applicationType: ApplicationType, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): string | null {
   let url: URL;
   try {
     url = new URL(uri);
@@ -153,16 +159,16 @@ export function redirectUriProblem(uri: string, applicationType: ApplicationType
     if (!LOOPBACK_HOSTS.has(url.hostname)) return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
     return applicationType === 'native' ? null : 'http on loopback is allowed only for native clients (RFC 8252 §7.3); set application_type to native';
   }
-  if (PRIVATE_USE_SCHEME.test(url.protocol)) {
+  if (PRIVATE_USE_SCHEME.test(url.protocol) || nativeSchemes.has(url.protocol.slice(0, -1))) {
     return applicationType === 'native' ? null : 'private-use URI schemes are allowed only for native clients (RFC 8252 §7.1); set application_type to native';
   }
-  return 'must use https, http on a loopback host, or a reverse-domain private-use scheme such as com.example.app: (RFC 8252 §7.1)';
+  return 'must use https, http on a loopback host, or a reverse-domain private-use scheme such as com.example.app: (RFC 8252 §7.1); an operator can allow a single-label app scheme with NATIVE_REDIRECT_SCHEMES';
 }
 
-function readRedirectUris(input: Record<string, unknown>, field: string, applicationType: ApplicationType): string[] {
+function readRedirectUris(input: Record<string, unknown>, field: string, applicationType: ApplicationType, nativeSchemes: ReadonlySet<string>): string[] {
   const uris = readList(input, field, 20) ?? [];
   uris.forEach((uri, i) => {
-    const problem = redirectUriProblem(uri, applicationType);
+    const problem = redirectUriProblem(uri, applicationType, nativeSchemes);
     if (problem) fail(`${field}[${i}]`, problem);
   });
   return uris;
@@ -257,7 +263,7 @@ export function validateClientMetadata(input: unknown, policy: MetadataPolicy): 
     fail('grant_types', 'refresh_token requires authorization_code');
   }
 
-  const redirectUris = readRedirectUris(data, 'redirect_uris', applicationType);
+  const redirectUris = readRedirectUris(data, 'redirect_uris', applicationType, policy.nativeSchemes);
   if (grantTypes.includes('authorization_code') && redirectUris.length === 0) {
     fail('redirect_uris', 'at least one redirect URI is required for authorization_code (OAuth 2.1 §2.3.1)');
   }
@@ -273,7 +279,7 @@ export function validateClientMetadata(input: unknown, policy: MetadataPolicy): 
   return {
     name,
     redirect_uris: redirectUris,
-    post_logout_redirect_uris: readRedirectUris(data, 'post_logout_redirect_uris', applicationType),
+    post_logout_redirect_uris: readRedirectUris(data, 'post_logout_redirect_uris', applicationType, policy.nativeSchemes),
     grant_types: grantTypes,
     response_types: responseTypes,
     token_endpoint_auth_method: authMethod,

@@ -1,5 +1,5 @@
 import type { ClientRow } from '../db/tables/client.table.js';
-import { type ClientMetadataError, redirectUriProblem } from './client-metadata.js';
+import { type ClientMetadataError, NO_EXTRA_SCHEMES, redirectUriProblem } from './client-metadata.js';
 import { OAuthError } from './errors.js';
 
 /**
@@ -60,10 +60,10 @@ function defaultClientName(body: Record<string, unknown>): string {
  * or, for a public client, such URIs beside §7.2 claimed https ones (VS Code registers its https broker
  * pages with its loopback URIs). MCP clients register these without saying application_type "native".
  */
-export function looksNative(uris: unknown, authMethod?: unknown): boolean {
+export function looksNative(uris: unknown, authMethod?: unknown, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): boolean {
   if (!Array.isArray(uris) || uris.length === 0) return false;
   const kinds = uris.map((uri) => {
-    if (typeof uri !== 'string' || redirectUriProblem(uri, 'native') !== null) return 'invalid';
+    if (typeof uri !== 'string' || redirectUriProblem(uri, 'native', nativeSchemes) !== null) return 'invalid';
     return new URL(uri).protocol === 'https:' ? 'https' : 'native';
   });
   if (kinds.includes('invalid') || !kinds.includes('native')) return false;
@@ -84,13 +84,13 @@ export interface RegistrationInput {
  * validator's (RFC 7591 §2): grant_types [authorization_code], response_types [code],
  * token_endpoint_auth_method client_secret_basic. A registered client never skips consent.
  */
-export function metadataFromRegistration(body: Record<string, unknown>): RegistrationInput {
+export function metadataFromRegistration(body: Record<string, unknown>, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): RegistrationInput {
   const metadata: Record<string, unknown> = {};
   for (const field of SAME_NAME) if (present(body[field])) metadata[field] = body[field];
   metadata.name = present(body.client_name) ? body.client_name : defaultClientName(body);
   const scopes = scopeTokens(body.scope) ?? [];
   metadata.scopes = scopes;
-  if (!present(body.application_type) && looksNative(body.redirect_uris, body.token_endpoint_auth_method)) metadata.application_type = 'native';
+  if (!present(body.application_type) && looksNative(body.redirect_uris, body.token_endpoint_auth_method, nativeSchemes)) metadata.application_type = 'native';
   metadata.skip_consent = false;
   return { metadata, scopes };
 }

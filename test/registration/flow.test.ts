@@ -2,7 +2,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
 import { basic } from '../fixtures/clients.js';
 import { buildTestApp } from '../helper.js';
-import { authorize, authorizeAndConsent, authorizeUrl, bearer, Browser, DCR_ENV, ISSUER, JSON_HEADERS, mcpClient, pathOf, pkce, registered, signIn, token } from '../fixtures/registration.js';
+import { authorize, authorizeAndConsent, authorizeUrl, bearer, Browser, DCR_ENV, ISSUER, JSON_HEADERS, mcpClient, pathOf, pkce, register, registered, signIn, token } from '../fixtures/registration.js';
 
 t.test('a registered MCP client authorizes and redeems a code on another loopback port (RFC 8252 §7.3)', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
@@ -141,4 +141,32 @@ t.test('errors before sign-in: a self-registered client gets the error page, an 
     t.equal(location.searchParams.get('error'), error, `${name}: ${error}`);
     t.equal(location.searchParams.get('state'), 's');
   }
+});
+
+t.test('NATIVE_REDIRECT_SCHEMES lets a client with a single-label app scheme (cursor://) register and authorize; consent is always asked', async (t) => {
+  const cursor = 'cursor://anysphere.cursor-mcp/oauth/callback';
+  const strict = await buildTestApp(t, DCR_ENV);
+  const refused = await register(strict, mcpClient({ redirect_uris: [cursor] }));
+  t.equal(refused.statusCode, 400, 'by default only reverse-domain private-use schemes (RFC 8252 §7.1)');
+  t.equal(refused.json().error, 'invalid_redirect_uri');
+  t.match(refused.json().error_description, /NATIVE_REDIRECT_SCHEMES/, 'the error says how an operator allows it');
+
+  const app = await buildTestApp(t, { ...DCR_ENV, NATIVE_REDIRECT_SCHEMES: 'cursor' });
+  const reg = await registered(app, mcpClient({ redirect_uris: [cursor] }));
+  t.equal(reg.application_type, 'native', 'an app scheme makes the client native');
+  const webOnly = await register(app, mcpClient({ application_type: 'web', redirect_uris: [cursor] }));
+  t.match(webOnly.json().error_description, /allowed only for native clients/, 'still only for native clients');
+  const other = await register(app, mcpClient({ redirect_uris: ['windsurf://codeium.windsurf/callback'] }));
+  t.equal(other.statusCode, 400, 'only the schemes the operator named');
+
+  const browser = new Browser(app);
+  const { verifier, challenge } = pkce();
+  const callback = await authorizeAndConsent(browser, authorizeUrl(reg.client_id, cursor, challenge));
+  t.equal(`${callback.protocol}//${callback.host}${callback.pathname}`, cursor, 'the code goes to the app scheme');
+  const res = await token(app, { grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, client_id: reg.client_id, redirect_uri: cursor });
+  t.equal(res.statusCode, 200, res.body);
+  // Any app on the device could claim the scheme (RFC 8252 §8.6): remembered consent is not trusted.
+  const again = await browser.get(authorizeUrl(reg.client_id, cursor, pkce().challenge));
+  t.equal(again.statusCode, 303);
+  t.match(String(again.headers.location), /\/consent\?request=/, 'signed in already, the second request still goes to the consent page');
 });

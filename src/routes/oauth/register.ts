@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
+import { metadataPolicy } from '../../oauth/client-metadata.js';
 import { ClientMetadataError } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { clientInformation, metadataFromRegistration, registrationError } from '../../oauth/registration-metadata.js';
@@ -69,6 +70,8 @@ function replacement(metadata: Record<string, unknown>, current: Client): Record
  */
 export default async function registerRoutes(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
   const { initialAccessToken, alwaysReturnSecret } = config.registration;
+  // Also decides whether redirect URIs look native when application_type is not given.
+  const { nativeSchemes } = metadataPolicy(config);
   const initialTokenHash = initialAccessToken ? hashSecret(initialAccessToken) : null;
   /** The client each RFC 7592 request authenticated as. */
   const authenticated = new WeakMap<FastifyRequest, Client>();
@@ -108,7 +111,7 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
     // RFC 7591 §5: open registration is a resource-exhaustion target, so it sits under the per-address limit.
     { schema: { body: bodySchema }, config: { ...app.rateLimited }, onRequest: checkInitialAccessToken, preValidation: async (request) => requireJson(request) },
     async (request, reply) => {
-      const { metadata, scopes } = metadataFromRegistration(request.body);
+      const { metadata, scopes } = metadataFromRegistration(request.body, nativeSchemes);
       const registrationAccessToken = generateToken();
       let created;
       try {
@@ -147,7 +150,7 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
           throw new OAuthError('invalid_client_metadata', "client_secret: does not match the client's current secret (RFC 7592 §2.2)");
         }
       }
-      const { metadata, scopes } = metadataFromRegistration(body);
+      const { metadata, scopes } = metadataFromRegistration(body, nativeSchemes);
       let updated;
       try {
         updated = await app.clients.update(current.client_id, replacement(metadata, current));
