@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Config, issuerIsHttps } from '../config.js';
-import { generateToken, hashSecret, verifySecret } from './secrets.js';
+import { generateToken, hashSecret, isOpaqueToken, verifySecret } from './secrets.js';
 
 /**
  * The browser-binding cookie ties a pending authorization request to the browser that started it, so a
@@ -18,9 +18,15 @@ export function cookieOptions(config: Pick<Config, 'issuer'>, maxAgeSeconds: num
 
 const BINDING = 'gatehouse_bind';
 
-/** Sets a fresh binding cookie for a new pending request and returns the hash to store on its row. */
-export function issueBinding(reply: FastifyReply, config: Pick<Config, 'issuer' | 'flow'>): string {
-  const value = generateToken();
+/**
+ * Binds a new pending request to this browser and returns the hash to store on its row. A browser that
+ * already holds a binding keeps it (its lifetime renewed), so flows started in several tabs, or a silent
+ * request while a sign-in is under way, do not unbind each other; a browser without one gets a fresh
+ * 256-bit value. The cookie is HttpOnly and, over https, `__Host-`: no other site or subdomain can set it.
+ */
+export function issueBinding(request: FastifyRequest, reply: FastifyReply, config: Pick<Config, 'issuer' | 'flow'>): string {
+  const held = request.cookies[cookieName(config, BINDING)];
+  const value = typeof held === 'string' && isOpaqueToken(held) ? held : generateToken();
   reply.setCookie(cookieName(config, BINDING), value, cookieOptions(config, config.flow.requestTtl));
   return hashSecret(value);
 }

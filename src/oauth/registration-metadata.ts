@@ -85,6 +85,12 @@ export interface RegistrationInput {
  * token_endpoint_auth_method client_secret_basic. A registered client never skips consent.
  */
 export function metadataFromRegistration(body: Record<string, unknown>, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): RegistrationInput {
+  // A self-registered client acts for users, through their consent. client_credentials would let anyone
+  // who can reach /register mint tokens for the APIs in its own name, with no user and no operator
+  // deciding: machine clients are an operator's to create (admin API, CLI, CLIENTS_FILE).
+  if (Array.isArray(body.grant_types) && body.grant_types.includes('client_credentials')) {
+    throw new OAuthError('invalid_client_metadata', 'grant_types: client_credentials is not available to self-registered clients; an operator registers machine clients');
+  }
   const metadata: Record<string, unknown> = {};
   for (const field of SAME_NAME) if (present(body[field])) metadata[field] = body[field];
   metadata.name = present(body.client_name) ? body.client_name : defaultClientName(body);

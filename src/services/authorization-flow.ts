@@ -31,13 +31,39 @@ function redirect(reply: FastifyReply, location: string): FastifyReply {
 }
 
 /**
- * Ends a pending request with an error at the client's (already validated) redirect URI
- * (RFC 6749 §4.1.2.1). Completing the row first means an error is sent at most once.
+ * RFC 9700 §4.11.2: the authorization server must not become a phishing redirector, so it sends the
+ * browser on its own only to redirect URIs it trusts. An operator vetted those of admin and CLIENTS_FILE
+ * clients; a dynamically registered or metadata-document client is anyone's to create.
  */
-export async function finishWithError(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, error: OAuthError): Promise<FastifyReply> {
+export function trustsRedirect(client: Pick<Client, 'source'>): boolean {
+  return client.source === 'admin' || client.source === 'file';
+}
+
+export interface FinishOptions {
+  /** The user has just seen this client's redirect host on the consent page and chose (Deny). */
+  userSawDestination?: boolean;
+}
+
+/**
+ * Ends a pending request with an error (RFC 6749 §4.1.2.1). Completing the row first means an error is
+ * sent at most once. The browser is redirected to the client's (already validated) redirect URI when the
+ * client still exists and is enabled and its redirect is trusted, or the user has just seen where it
+ * goes; otherwise Gatehouse shows the error on its own page and links nowhere (§4.11.2).
+ */
+export async function finishWithError(
+  app: FastifyInstance,
+  reply: FastifyReply,
+  pending: AuthorizationRequestRow,
+  error: OAuthError,
+  options: FinishOptions = {},
+): Promise<FastifyReply> {
   const done = await completeAuthorizationRequest(app.database.db, pending.id);
   if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
-  return redirect(reply, clientRedirect(pending, app.issuer, { error: error.error, error_description: rfcDescription(error.description) }));
+  const client = await app.clients.get(pending.client_id);
+  if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
+  const location = clientRedirect(pending, app.issuer, { error: error.error, error_description: rfcDescription(error.description) });
+  if (trustsRedirect(client) || options.userSawDestination) return redirect(reply, location);
+  throw new OAuthError(error.error, error.description, { status: error.status });
 }
 
 /** Whether a stored consent already covers the request (scopes and resources). */

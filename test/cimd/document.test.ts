@@ -76,7 +76,7 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
   t.match(problem(metadataDocument(ID, { redirect_uris: ['https://app.example.com/cb#x'] })), /redirect_uris\[0\]/);
   t.match(problem(metadataDocument(ID, { scope: 'read admin' })), /scope: "admin" is not in the scope catalogue/);
   t.match(problem(metadataDocument(ID, { scope: 7 })), /scope: must be a string/);
-  t.match(problem(metadataDocument(ID, { grant_types: ['client_credentials'], response_types: [] })), /client_credentials requires a confidential client/);
+  t.match(problem(metadataDocument(ID, { grant_types: ['client_credentials'], response_types: [] })), /client_credentials is not available to self-registered clients/);
   t.match(problem(metadataDocument(ID, { client_name: '' })), /client_name: must not be empty/);
 });
 

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
 import { basic } from '../fixtures/clients.js';
+import { answerLoginRequest } from '../fixtures/host.js';
 import { buildTestApp } from '../helper.js';
 import { authorize, authorizeAndConsent, authorizeUrl, bearer, Browser, DCR_ENV, ISSUER, JSON_HEADERS, mcpClient, pathOf, pkce, register, registered, signIn, token } from '../fixtures/registration.js';
 
@@ -27,21 +28,34 @@ t.test('a registered MCP client authorizes and redeems a code on another loopbac
   t.equal(viaLocalhost.host, 'localhost:40000', 'the localhost registration matches any port too');
 });
 
-t.test('client_secret_post and client_secret_basic registrations get secrets that work at /token', async (t) => {
+t.test('client_secret_post and client_secret_basic registrations get secrets that work at /token; client_credentials is refused', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
-  const post = await registered(app, { client_name: 'Poster', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post', scope: 'read' });
-  const viaPost = await token(app, { grant_type: 'client_credentials', client_id: post.client_id, client_secret: post.client_secret });
-  t.equal(viaPost.statusCode, 200, viaPost.body);
-  t.equal(viaPost.json().scope, undefined, 'no default scopes: none asked, none granted');
-  const asked = await token(app, { grant_type: 'client_credentials', client_id: post.client_id, client_secret: post.client_secret, scope: 'read' });
-  t.equal(asked.json().scope, 'read');
-  const wrongMethod = await token(app, { grant_type: 'client_credentials' }, { authorization: basic(post.client_id, post.client_secret) });
-  t.equal(wrongMethod.json().error, 'invalid_client', 'exactly the method registered');
+  // Anyone who can reach /register must not be able to mint machine tokens for the APIs.
+  const machine = await register(app, { client_name: 'Machine', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post', scope: 'read' });
+  t.equal(machine.statusCode, 400);
+  t.equal(machine.json().error, 'invalid_client_metadata');
+  t.match(machine.json().error_description, /^grant_types: client_credentials is not available to self-registered clients/);
 
-  const basicClient = await registered(app, { client_name: 'Basic', grant_types: ['client_credentials'] });
+  // A secret is checked by the method registered, exactly: /revoke authenticates the client like /token.
+  const revoke = (form: Record<string, string>, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url: '/revoke', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: new URLSearchParams({ token: 'unknown', ...form }).toString() });
+  const post = await registered(app, { client_name: 'Poster', redirect_uris: ['https://app.example.com/cb'], token_endpoint_auth_method: 'client_secret_post' });
+  t.equal((await revoke({ client_id: post.client_id, client_secret: post.client_secret })).statusCode, 200, 'client_secret_post works');
+  t.equal((await revoke({}, { authorization: basic(post.client_id, post.client_secret) })).json().error, 'invalid_client', 'exactly the method registered');
+  const basicClient = await registered(app, { client_name: 'Basic', redirect_uris: ['https://app.example.com/cb'] });
   t.equal(basicClient.token_endpoint_auth_method, 'client_secret_basic');
-  const viaBasic = await token(app, { grant_type: 'client_credentials' }, { authorization: basic(basicClient.client_id, basicClient.client_secret) });
-  t.equal(viaBasic.statusCode, 200, viaBasic.body);
+  t.equal((await revoke({}, { authorization: basic(basicClient.client_id, basicClient.client_secret) })).statusCode, 200, 'client_secret_basic works');
+
+  // A public client cannot become a machine client through RFC 7592 either.
+  const pub = await registered(app, mcpClient());
+  const put = await app.inject({
+    method: 'PUT',
+    url: `/register/${pub.client_id}`,
+    headers: { ...JSON_HEADERS, ...bearer(pub.registration_access_token) },
+    payload: { client_id: pub.client_id, grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic' },
+  });
+  t.equal(put.statusCode, 400);
+  t.equal(put.json().error, 'invalid_client_metadata');
 
   // A confidential web client with an https redirect runs the code flow with its secret.
   const web = await registered(app, { client_name: 'Web', redirect_uris: ['https://app.example.com/cb'] });
@@ -169,4 +183,63 @@ t.test('NATIVE_REDIRECT_SCHEMES lets a client with a single-label app scheme (cu
   const again = await browser.get(authorizeUrl(reg.client_id, cursor, pkce().challenge));
   t.equal(again.statusCode, 303);
   t.match(String(again.headers.location), /\/consent\?request=/, 'signed in already, the second request still goes to the consent page');
+});
+
+t.test('two authorizations in one browser do not unbind each other (one binding cookie per browser, reused)', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const reg = await registered(app, mcpClient());
+  const browser = new Browser(app);
+  const redirect = 'http://127.0.0.1:51999/callback';
+  const first = await browser.get(authorizeUrl(reg.client_id, redirect, pkce().challenge));
+  const binding = [...browser.cookies.entries()].find(([name]) => name.includes('gatehouse_bind'));
+  t.ok(binding, 'the first request binds the browser');
+  // A second tab (or a silent request) starts another flow before the first sign-in comes back.
+  const second = await browser.get(authorizeUrl(reg.client_id, redirect, pkce().challenge));
+  t.equal(second.statusCode, 303);
+  t.equal(browser.cookies.get(binding![0]), binding![1], 'the browser keeps its binding');
+  const answered = await browser.get(await answerLoginRequest(first.headers.location, { sub: 'alice' }));
+  t.equal(answered.statusCode, 303, answered.body);
+  t.match(String(answered.headers.location), /\/consent\?request=/, 'the first flow still completes its sign-in');
+  const alsoAnswered = await browser.get(await answerLoginRequest(second.headers.location, { sub: 'alice' }));
+  t.equal(alsoAnswered.statusCode, 303, 'and so does the second');
+  // Another browser still cannot answer for this one.
+  const other = new Browser(app);
+  const third = await new Browser(app).get(authorizeUrl(reg.client_id, redirect, pkce().challenge));
+  const stolen = await other.get(await answerLoginRequest(third.headers.location, { sub: 'mallory' }));
+  t.equal(stolen.statusCode, 400, 'an answer replayed in another browser is refused');
+});
+
+t.test('after sign-in, errors for a self-registered client are shown, not redirected (RFC 9700 §4.11.2)', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const phishing = 'https://phish.example.net/cb';
+  const reg = await registered(app, { client_name: 'Free prizes', redirect_uris: [phishing], token_endpoint_auth_method: 'none' });
+  const browser = new Browser(app);
+  // The victim is signed in to Gatehouse through some other client.
+  const trusted = await registered(app, mcpClient());
+  await authorizeAndConsent(browser, authorizeUrl(trusted.client_id, 'http://127.0.0.1:51999/callback', pkce().challenge));
+
+  const silent = await browser.get(authorizeUrl(reg.client_id, phishing, pkce().challenge, { prompt: 'none' }));
+  t.equal(silent.statusCode, 400, 'consent_required on a page');
+  t.notOk(silent.headers.location, 'never redirected to the registered phishing URI');
+  t.match(silent.body, /consent_required/);
+  t.notOk(silent.body.includes('phish.example.net'), 'nor linked');
+
+  // The host answering with an error (no interaction shown by Gatehouse) is shown too.
+  const started = await new Browser(app).get(authorizeUrl(reg.client_id, phishing, pkce().challenge));
+  const hostBrowser = new Browser(app);
+  for (const c of started.cookies as Array<{ name: string; value: string }>) hostBrowser.cookies.set(c.name, c.value);
+  const refused = await hostBrowser.get(await answerLoginRequest(started.headers.location, { error: 'access_denied' }));
+  t.equal(refused.statusCode, 403, refused.body);
+  t.notOk(refused.headers.location, 'the host error is not sent to the unvetted client');
+});
+
+t.test('a client disabled while the user signs in gets no redirect for the host error either', async (t) => {
+  const app = await buildTestApp(t, DCR_ENV);
+  const { client } = await app.clients.create({ name: 'Operator app', redirect_uris: ['https://two.example/cb'], token_endpoint_auth_method: 'none' });
+  const browser = new Browser(app);
+  const started = await browser.get(authorizeUrl(client.client_id, 'https://two.example/cb', pkce().challenge));
+  await app.clients.setDisabled(client.client_id, true);
+  const answered = await browser.get(await answerLoginRequest(started.headers.location, { error: 'login_required' }));
+  t.equal(answered.statusCode, 400);
+  t.notOk(answered.headers.location, 'no redirect for a disabled client');
 });

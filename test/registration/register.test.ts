@@ -63,10 +63,8 @@ t.test('RFC 7591 §2 defaults: authorization_code, code, client_secret_basic; a 
   const privateUse = await registered(app, { redirect_uris: ['com.example.app:/oauth'], token_endpoint_auth_method: 'none' });
   t.equal(privateUse.application_type, 'native', 'a private-use scheme: native');
   t.equal(privateUse.client_name, 'com.example.app');
-  const machine = await registered(app, { grant_types: ['client_credentials'] });
-  t.equal(machine.client_name, 'Unnamed client');
-  t.same(machine.redirect_uris, []);
-  t.same(machine.response_types, []);
+  const unnamed = await registered(app, { redirect_uris: ['https://app.example.com/cb'] });
+  t.equal(unnamed.client_name, 'app.example.com', 'no client_name: the redirect host');
   const mixed = await register(app, { redirect_uris: ['https://app.example.com/cb', 'http://127.0.0.1/cb'] });
   t.equal(mixed.json().error, 'invalid_redirect_uri', 'mixed web and loopback redirects are not inferred native');
   // VS Code's registration: a public native app with claimed https (RFC 8252 §7.2) and loopback (§7.3) redirects.
@@ -147,7 +145,7 @@ t.test('invalid_client_metadata (RFC 7591 §3.2.2) names the field', async (t) =
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ['an unknown grant type', { ...redirect, grant_types: ['authorization_code', 'password'] }, /^grant_types\[1\]: must be one of/],
     ['implicit response type', { ...redirect, response_types: ['token'] }, /^response_types\[0\]: only ["']code["'] is supported/],
-    ['client_credentials for a public client', { grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' }, /^grant_types: client_credentials requires a confidential client/],
+    ['client_credentials (operators create machine clients)', { grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' }, /^grant_types: client_credentials is not available to self-registered clients/],
     ['refresh_token alone', { grant_types: ['refresh_token'] }, /^grant_types: refresh_token requires authorization_code/],
     ['bad scope syntax', { ...redirect, scope: 'read wr\u00e9te' }, /^scope: ["']wr.te["'] is not a valid scope-token/],
     ['scope as an array', { ...redirect, scope: ['read'] }, /^scope: must be a string of space-separated scope values/],

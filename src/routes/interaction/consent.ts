@@ -11,6 +11,7 @@ import { saveConsent } from '../../repositories/consent.repository.js';
 import { type FlowSession, finishWithError, issueCode } from '../../services/authorization-flow.js';
 import type { Client } from '../../services/client-service.js';
 import { htmlErrorRenderer } from './error-page.js';
+import { redirectTarget } from './redirect-target.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const CSRF_PURPOSE = 'consent';
@@ -85,27 +86,6 @@ async function loadInteraction(app: FastifyInstance, request: FastifyRequest, re
   const client = await app.clients.get(pending.client_id);
   if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the application is unknown or has been disabled');
   return { pending, session, client };
-}
-
-const LOOPBACK_NAMES = new Set(['localhost', '[::1]']);
-
-/** Whether a host name is this computer (127.0.0.0/8, ::1, localhost): a redirect any local program can catch. */
-export function isLoopbackHost(hostname: string): boolean {
-  return (
-    LOOPBACK_NAMES.has(hostname) ||
-    hostname.endsWith('.localhost') ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) ||
-    // IPv4-mapped 127.0.0.0/8, as WHATWG URL serialises it.
-    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname)
-  );
-}
-
-/** Where the browser goes after the decision, as the page shows it. */
-export function redirectTarget(redirectUri: string): { host: string; kind: 'web' | 'loopback' | 'app' } {
-  const url = new URL(redirectUri);
-  // RFC 8252 §7.1: a private-use scheme names an app on the device, not a host.
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { host: url.protocol.slice(0, -1), kind: 'app' };
-  return { host: url.hostname, kind: isLoopbackHost(url.hostname) ? 'loopback' : 'web' };
 }
 
 function httpsOrNull(value: string | null): string | null {
@@ -200,7 +180,8 @@ export default async function consentRoutes(app: FastifyInstance, { config }: { 
         throw new OAuthError('invalid_request', 'the consent form was not valid for this sign-in; return to the application and start again', { status: 403 });
       }
       if (request.body.decision === 'deny') {
-        return finishWithError(app, reply, pending, new OAuthError('access_denied', 'the user denied the request'));
+        // The consent page showed where the browser goes next: the user chose it, even for an unvetted client.
+        return finishWithError(app, reply, pending, new OAuthError('access_denied', 'the user denied the request'), { userSawDestination: true });
       }
       await saveConsent(app.database.db, session.sub, client.client_id, pending.scopes, pending.resources);
       // Straight to the code: continueAuthorization would send prompt=consent back to this page forever.

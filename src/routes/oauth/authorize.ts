@@ -9,8 +9,8 @@ import { resolveResources as resolveResourcesFor, resourcePolicy, type ResourceP
 import { resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
 import { OAuthError, rfcDescription } from '../../oauth/errors.js';
 import { generateToken } from '../../oauth/secrets.js';
-import { attachSession, completeAuthorizationRequest, createAuthorizationRequest } from '../../repositories/authorization-request.repository.js';
-import { clientRedirect, continueAuthorization, finishWithError } from '../../services/authorization-flow.js';
+import { attachSession, createAuthorizationRequest } from '../../repositories/authorization-request.repository.js';
+import { clientRedirect, continueAuthorization, finishWithError, trustsRedirect } from '../../services/authorization-flow.js';
 import type { Client } from '../../services/client-service.js';
 import { htmlErrorRenderer } from '../interaction/error-page.js';
 
@@ -119,16 +119,6 @@ function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, 
   };
 }
 
-/**
- * RFC 9700 §4.11.2: the authorization server must not become a phishing redirector, so before the user has
- * signed in it follows only redirect URIs it trusts. An operator vetted those of admin and CLIENTS_FILE
- * clients; a dynamically registered or metadata-document client is anyone's to create, so its errors before
- * sign-in are told on Gatehouse's own page instead of sending the browser to an unvetted site.
- */
-function trustsRedirect(client: Client): boolean {
-  return client.source === 'admin' || client.source === 'file';
-}
-
 function redirectError(reply: FastifyReply, issuer: string, target: { redirect_uri: string; state: string | null }, err: OAuthError): FastifyReply {
   return reply
     .code(303)
@@ -175,7 +165,7 @@ export default async function authorizeRoute(app: FastifyInstance, { config }: {
       max_age: rest.maxAge,
       login_hint: rest.loginHint,
       ui_locales: rest.uiLocales,
-      binding_hash: issueBinding(reply, config),
+      binding_hash: issueBinding(request, reply, config),
       session_hash: null,
       expires_at: new Date(Date.now() + config.flow.requestTtl * 1000),
       answered_at: null,
@@ -190,10 +180,7 @@ export default async function authorizeRoute(app: FastifyInstance, { config }: {
     }
     // OIDC Core §3.1.2.1: prompt=none never shows a page; without a usable session the answer is login_required.
     if (pending.prompt === 'none') {
-      const error = new OAuthError('login_required', 'the user is not signed in');
-      if (trustsRedirect(client)) return finishWithError(app, reply, pending, error);
-      await completeAuthorizationRequest(app.database.db, pending.id);
-      throw error;
+      return finishWithError(app, reply, pending, new OAuthError('login_required', 'the user is not signed in'));
     }
     if (!config.handshake.signInUrl) throw new OAuthError('temporarily_unavailable', 'sign-in is not configured (SIGN_IN_URL)', { status: 503 });
     return redirectToSignIn(app, reply, pending, client);
