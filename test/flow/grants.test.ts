@@ -204,7 +204,7 @@ t.test('refresh rotates on every use; scope narrows, never widens', async (t) =>
   const third = await refresh(app, client, body.refresh_token);
   t.equal(third.json().scope, 'read write', 'the chain keeps the granted scope; narrowing applied to that access token only');
   const widened = await refresh(app, client, third.json().refresh_token, { scope: 'read admin' });
-  t.same(widened.json(), { error: 'invalid_scope', error_description: 'the requested scope exceeds the grant' });
+  t.same(widened.json(), { error: 'invalid_scope', error_description: 'scope not allowed for this client: admin' });
   const rows = await app.database.db.selectFrom('refresh_tokens').select(['generation', 'family_id']).where('client_id', '=', client.id).orderBy('generation').execute();
   t.same(rows.map((r) => r.generation), [0, 1, 2], 'the refused request rotated nothing');
   t.equal(new Set(rows.map((r) => r.family_id)).size, 1, 'one chain');
@@ -314,7 +314,7 @@ t.test('a refresh refused for its scope or resource leaves the token usable (no 
   const badScope = await refresh(app, client, first.refresh_token, { scope: 'read admin' });
   t.equal(badScope.json().error, 'invalid_scope');
   const badResource = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp/' });
-  t.same(badResource.json(), { error: 'invalid_target', error_description: 'a requested resource was not granted' });
+  t.same(badResource.json(), { error: 'invalid_target', error_description: 'resource not allowed for this client: https://mcp.example.com/mcp/' });
   const malformed = await refresh(app, client, first.refresh_token, { resource: 'not a uri' });
   t.equal(malformed.json().error, 'invalid_target');
   const retry = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp' });
@@ -346,4 +346,40 @@ t.test('a rotation cannot outlive a revocation of its chain', async (t) => {
   const res = await refresh(app, client, second.refresh_token);
   t.equal(res.json().error, 'invalid_grant', 'a chain with a revoked member does not rotate');
   t.equal(await liveTokens(app, 'user-42', client.id), 0, 'and the straggler is revoked too');
+});
+
+t.test('a refresh issues only what the client and server allow now, not everything granted then', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const client = await webClient(app, { scopes: ['read', 'write'] });
+  const { verifier, challenge } = pkce();
+  const first = await redeem(app, client, await mintCode(app, client, challenge), verifier);
+  t.equal(first.json().scope, 'read write');
+
+  // The operator narrows the client after the user consented.
+  await app.clients.update(client.id, { scopes: ['read'], resources: ['https://api.example.com'] });
+  const refused = await refresh(app, client, first.json().refresh_token, { scope: 'write' });
+  t.equal(refused.statusCode, 400);
+  t.equal(refused.json().error, 'invalid_scope', 'a scope the client may no longer have is refused');
+  const narrowed = await refresh(app, client, first.json().refresh_token);
+  t.equal(narrowed.statusCode, 200, 'the refused request consumed nothing');
+  t.equal(narrowed.json().scope, 'read', 'the token carries only what is still allowed');
+  const claims1 = await claims(app, narrowed.json().access_token);
+  t.equal(claims1.aud, 'https://api.example.com', 'and only resources still allowed');
+  const wrongTarget = await refresh(app, client, narrowed.json().refresh_token, { resource: 'https://mcp.example.com/mcp' });
+  t.equal(wrongTarget.json().error, 'invalid_target');
+
+  // A grant for the MCP server alone, while the client may now use only the API: the grant is dead.
+  const other = pkce();
+  const mcpOnly = await redeem(app, client, await mintCode(app, client, other.challenge, { scopes: ['read'], resources: ['https://mcp.example.com/mcp'], sub: 'user-7' }), other.verifier);
+  t.equal(mcpOnly.statusCode, 400, 'a code whose only resource is no longer allowed gives no token either');
+  t.equal(mcpOnly.json().error, 'invalid_grant');
+  t.equal(await liveTokens(app, 'user-7', client.id), 0, 'and the chain its redemption started is revoked');
+  await app.clients.update(client.id, { resources: ['https://mcp.example.com/mcp'] });
+  const again = pkce();
+  const granted = await redeem(app, client, await mintCode(app, client, again.challenge, { scopes: ['read'], resources: ['https://mcp.example.com/mcp'], sub: 'user-7' }), again.verifier);
+  t.equal(granted.statusCode, 200, granted.body);
+  await app.clients.update(client.id, { resources: ['https://api.example.com'] });
+  const dead = await refresh(app, client, granted.json().refresh_token);
+  t.equal(dead.json().error, 'invalid_grant');
+  t.equal(await liveTokens(app, 'user-7', client.id), 0, 'and its chain is revoked');
 });

@@ -4,7 +4,7 @@ import { challengeOf } from '../checks/pkce.js';
 import { OAuthError } from '../errors.js';
 import { generateToken, hashSecret } from '../secrets.js';
 import type { GrantHandler } from './grant.js';
-import { audienceFor, firstMissing, newFamilyId, requestedResources, userTokenResponse } from './user-tokens.js';
+import { audienceFor, currentlyAllowedResource, currentlyAllowedScope, firstMissing, newFamilyId, requestedResources, userTokenResponse } from './user-tokens.js';
 
 function str(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -36,6 +36,11 @@ export function authorizationCodeGrant(db: () => Parameters<typeof findAuthoriza
       const challenge = challengeOf(str(params.code_verifier));
       const codeHash = hashSecret(code);
       const resources = requestedResources(params);
+      // What the client may have now (an operator may have narrowed it since the user consented).
+      const scopeAllowed = currentlyAllowedScope(client, ctx);
+      const resourceAllowed = currentlyAllowedResource(client, ctx);
+      const refusedResource = resources.find((resource) => !resourceAllowed(resource));
+      if (refusedResource !== undefined) throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
       const wantsRefresh = client.grant_types.includes('refresh_token');
       const refreshToken = wantsRefresh ? generateToken() : null;
       const familyId = newFamilyId();
@@ -45,8 +50,12 @@ export function authorizationCodeGrant(db: () => Parameters<typeof findAuthoriza
         refreshToken ? { familyId, tokenHash: hashSecret(refreshToken), expiresAt: new Date(Date.now() + ctx.config.flow.refreshTokenTtl * 1000) } : null,
       );
       if (!redeemed) throw await explainFailure(db(), codeHash, client.client_id, resources);
-      const audience = audienceFor(resources, redeemed.resources);
-      return userTokenResponse(redeemed, client, ctx, audience, [...redeemed.scopes], refreshToken);
+      const audience = audienceFor(resources, redeemed.resources).filter(resourceAllowed);
+      if (audience.length === 0) {
+        if (redeemed.family_id) await revokeFamily(db(), redeemed.family_id);
+        throw new OAuthError('invalid_grant', 'none of the granted resources is available any more; authorize again');
+      }
+      return userTokenResponse(redeemed, client, ctx, audience, redeemed.scopes.filter(scopeAllowed), refreshToken);
     },
   };
 }

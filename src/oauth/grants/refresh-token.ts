@@ -3,7 +3,7 @@ import { findRefreshToken, revokeFamily, rotateRefreshToken } from '../../reposi
 import { OAuthError } from '../errors.js';
 import { generateToken, hashSecret } from '../secrets.js';
 import type { GrantHandler } from './grant.js';
-import { audienceFor, firstMissing, requestedResources, requestedScopes, userTokenResponse } from './user-tokens.js';
+import { audienceFor, currentlyAllowedResource, currentlyAllowedScope, firstMissing, requestedResources, requestedScopes, userTokenResponse } from './user-tokens.js';
 
 const INVALID = 'the refresh token is invalid, expired or revoked';
 
@@ -46,13 +46,27 @@ export function refreshTokenGrant(db: () => Db): GrantHandler {
       // Syntax first: nothing is consumed by a malformed request.
       const scopes = requestedScopes(params);
       const resources = requestedResources(params);
+      // What the client and server allow now, not only what was granted then: an operator may have
+      // narrowed the client's scopes or resources, or dropped a resource, since the user consented.
+      const scopeAllowed = currentlyAllowedScope(client, ctx);
+      const resourceAllowed = currentlyAllowedResource(client, ctx);
+      const refusedScope = scopes?.find((scope) => !scopeAllowed(scope));
+      if (refusedScope !== undefined) throw new OAuthError('invalid_scope', `scope not allowed for this client: ${refusedScope}`);
+      const refusedResource = resources.find((resource) => !resourceAllowed(resource));
+      if (refusedResource !== undefined) throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
+
       const tokenHash = hashSecret(presented);
       const next = generateToken();
       const rotated = await rotateRefreshToken(db(), { tokenHash, clientId: client.client_id, newHash: hashSecret(next), scopes: scopes ?? [], resources });
       if (!rotated) throw await explainFailure(db(), tokenHash, client.client_id, scopes ?? [], resources, ctx.config.flow.refreshGrace);
-      const granted = scopes ?? rotated.scopes;
-      const audience = audienceFor(resources, rotated.resources);
-      return userTokenResponse(rotated, client, ctx, audience, [...granted], next);
+      const granted = (scopes ?? rotated.scopes).filter(scopeAllowed);
+      const audience = audienceFor(resources, rotated.resources).filter(resourceAllowed);
+      if (audience.length === 0) {
+        // Nothing the grant covers is served any more: the grant is dead, so is its chain.
+        await revokeFamily(db(), rotated.family_id);
+        throw new OAuthError('invalid_grant', 'none of the granted resources is available any more; authorize again');
+      }
+      return userTokenResponse(rotated, client, ctx, audience, granted, next);
     },
   };
 }

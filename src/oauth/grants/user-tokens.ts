@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { canonicalResource } from '../checks/resource.js';
-import { resolveScopes } from '../checks/scope.js';
+import { allowedScopes, resolveScopes } from '../checks/scope.js';
 import { issueAccessToken } from '../tokens/access-token.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from './grant.js';
 
@@ -31,6 +31,19 @@ export function requestedScopes(params: TokenParams): string[] | null {
 /** Which of the requested values the grant lacks, for a precise error once the atomic check refused. */
 export function firstMissing(requested: readonly string[], granted: readonly string[]): string | undefined {
   return requested.find((v) => !granted.includes(v));
+}
+
+/** Whether a scope may still be issued to the client (ENFORCE_SCOPES: in the catalogue and its list). */
+export function currentlyAllowedScope(client: GrantClient, ctx: GrantContext): (scope: string) => boolean {
+  if (!ctx.scopePolicy.enforce) return () => true;
+  const allowed = allowedScopes(client, ctx.scopePolicy);
+  return (scope) => ctx.scopePolicy.catalogue.has(scope) && allowed.has(scope);
+}
+
+/** Whether a resource is still configured and allowed for the client (RFC 8707). */
+export function currentlyAllowedResource(client: GrantClient, ctx: GrantContext): (resource: string) => boolean {
+  const own = client.resources.length > 0 ? new Set(client.resources) : null;
+  return (resource) => ctx.resourcePolicy.configured.includes(resource) && (own === null || own.has(resource));
 }
 
 /** Signs the access token for a user grant and builds the RFC 6749 §5.1 response. */
