@@ -765,6 +765,9 @@ function crossFieldProblems(config: Config): string[] {
   if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
     problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
+  if (config.registration.initialAccessToken !== '' && !/^[\x21-\x7e]+$/.test(config.registration.initialAccessToken)) {
+    problems.push('DCR_INITIAL_ACCESS_TOKEN: must be visible ASCII without spaces (it travels in an Authorization header)');
+  }
   // setTimeout holds at most 2^31-1 ms; a longer interval would fire at once, over and over.
   if (config.janitor.interval > 2_000_000) problems.push('JANITOR_INTERVAL_SECONDS: must be at most 2000000 (about 23 days)');
   if (config.admin.port !== 0) {
@@ -798,6 +801,11 @@ function productionProblems(config: Config): string[] {
   if (config.handshake.secret !== '') {
     const handshakeWeakness = secretWeakness(config.handshake.secret);
     if (handshakeWeakness) problems.push(`HANDSHAKE_SECRET: ${handshakeWeakness}`);
+  }
+  // RFC 7591 §3: the initial access token is the only thing between the internet and registration.
+  if (config.registration.initialAccessToken !== '') {
+    const weakness = secretWeakness(config.registration.initialAccessToken);
+    if (weakness) problems.push(`DCR_INITIAL_ACCESS_TOKEN: ${weakness}`);
   }
   // draft-ietf-oauth-client-id-metadata-document-02 §8.6: the loopback/special-use exception MUST NOT apply in production.
   if (config.clientIdMetadataDocuments.allowPrivateAddresses) {

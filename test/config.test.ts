@@ -123,6 +123,14 @@ t.test('production refuses a missing, short or weak key-encryption secret', asyn
   t.equal(secretWeakness(STRONG), null);
 });
 
+t.test('production refuses a guessable DCR initial access token; none may contain spaces', async (t) => {
+  const prod = { NODE_ENV: 'production', ISSUER: 'https://auth.example.com', KEY_ENCRYPTION_SECRET: STRONG, DCR_ENABLED: 'true' };
+  t.match(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be at least 32 characters/]);
+  t.same(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: STRONG }), []);
+  t.same(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [], 'development allows a short one');
+  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'two words' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be visible ASCII without spaces/]);
+});
+
 t.test('secrets can come from <NAME>_FILE', async (t) => {
   const dir = t.testdir({ secret: `${STRONG}\n`, dburl: 'postgres://gh:pw@db.internal:5432/gh' });
   const { config, sources } = loadConfig({

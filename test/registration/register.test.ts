@@ -219,6 +219,13 @@ t.test('DCR_INITIAL_ACCESS_TOKEN: registration needs that bearer token (RFC 7591
   t.equal(lower.statusCode, 201, 'the scheme is case-insensitive');
 });
 
+t.test('wrong initial access tokens count against the per-address rate limit', async (t) => {
+  const app = await buildTestApp(t, { ...DCR_ENV, DCR_INITIAL_ACCESS_TOKEN: 'initial-token-123', RATE_LIMIT_PER_MINUTE: '3' });
+  const codes: number[] = [];
+  for (let i = 0; i < 5; i++) codes.push((await register(app, mcpClient(), { authorization: `Bearer guess-${i}` })).statusCode);
+  t.same(codes, [401, 401, 401, 429, 429], 'guessing is throttled like any other registration attempt');
+});
+
 t.test('CORS is open on /register for browser-based clients', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
   const preflight = await app.inject({

@@ -109,7 +109,16 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
   app.post<{ Body: Body }>(
     '/register',
     // RFC 7591 §5: open registration is a resource-exhaustion target, so it sits under the per-address limit.
-    { schema: { body: bodySchema }, config: { ...app.rateLimited }, onRequest: checkInitialAccessToken, preValidation: async (request) => requireJson(request) },
+    {
+      schema: { body: bodySchema },
+      config: { ...app.rateLimited },
+      // Before the body is read, but after the rate limit's onRequest hook: failed guesses are counted too.
+      preParsing: async (request, _reply, payload) => {
+        await checkInitialAccessToken(request);
+        return payload;
+      },
+      preValidation: async (request) => requireJson(request),
+    },
     async (request, reply) => {
       const { metadata, scopes } = metadataFromRegistration(request.body, nativeSchemes);
       const registrationAccessToken = generateToken();
