@@ -23,6 +23,9 @@ async function appWithRoutes(t: Tap.Test) {
   app.get('/rendered', { config: { errorRenderer: (err, _req, reply) => reply.code(err.status).type('text/html').send(`<p>${err.error}</p>`) } }, async () => {
     throw new OAuthError('access_denied', 'no');
   });
+  app.get('/page-boom', { config: { errorRenderer: (err, _req, reply) => reply.code(err.status).type('text/html').send(`<p>${err.error}: ${err.description}</p>`) } }, async () => {
+    throw new Error('internal detail: password=hunter2');
+  });
   t.teardown(() => app.close());
   await app.ready();
   return { app, logs };
@@ -51,6 +54,14 @@ t.test('an unexpected error is an opaque 500 server_error, logged with its detai
   t.same(res.json(), { error: 'server_error', error_description: 'the server could not complete the request' });
   t.notMatch(res.body, /hunter2|internal detail|stack/);
   t.match(logs.join(''), /internal detail/, 'the detail is in the log for operators');
+});
+
+t.test('an unexpected error on a page route is shown by its renderer, still opaque', async (t) => {
+  const { app } = await appWithRoutes(t);
+  const res = await app.inject({ method: 'GET', url: '/page-boom' });
+  t.equal(res.statusCode, 500);
+  t.match(res.headers['content-type'], /^text\/html/);
+  t.equal(res.body, '<p>server_error: the server could not complete the request</p>');
 });
 
 t.test('an OAuthError renders as RFC 6749 §5.2 JSON with its status and headers', async (t) => {

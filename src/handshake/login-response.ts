@@ -129,8 +129,26 @@ function isNumericDate(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
 
+/**
+ * Text Postgres can store: no NUL (text and jsonb refuse it) and no lone UTF-16 surrogate (not valid
+ * UTF-8). A value the database would refuse must be refused here, as a bad answer, not become a 500.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function isStorable(value: string): boolean {
+  return !value.includes('\u0000') && !LONE_SURROGATE.test(value);
+}
+
 function isId(value: unknown): value is string {
-  return typeof value === 'string' && value !== '' && value.length <= MAX_ID_LENGTH;
+  return typeof value === 'string' && value !== '' && value.length <= MAX_ID_LENGTH && isStorable(value);
+}
+
+/** Whether every string (keys and values) in a JSON value is storable; bounded depth. */
+function storableJson(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return isStorable(value);
+  if (value === null || typeof value !== 'object') return true;
+  if (depth > 16) return false;
+  return Object.entries(value).every(([key, v]) => isStorable(key) && storableJson(v, depth + 1));
 }
 
 /** RFC 7519 §4.1.1-4.1.6 and the handshake's own limits, in the order docs/handshake.md lists them. */
@@ -162,6 +180,7 @@ function checkSignedIn(claims: Record<string, unknown>, request: string, iat: nu
   if (acr !== null && !isId(acr)) fail('bad_acr', `login_response acr must be a string of at most ${MAX_ID_LENGTH} characters`);
   const extra = claims.claims ?? {};
   if (!extra || typeof extra !== 'object' || Array.isArray(extra)) fail('bad_claims', 'login_response claims must be a JSON object');
+  if (!storableJson(extra)) fail('bad_claims', 'login_response claims must not contain NUL characters or unpaired surrogates');
   return {
     kind: 'signed-in',
     request,

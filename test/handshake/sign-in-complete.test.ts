@@ -162,6 +162,12 @@ t.test('refused answers: each gets its documented error page (400, never a redir
     ['amr not an array', signLoginResponse({ ...good, amr: 'pwd' }), 'login_response amr must be an array of at most 16 strings'],
     ['acr not a string', signLoginResponse({ ...good, acr: 2 }), 'login_response acr must be a string of at most 255 characters'],
     ['claims an array', signLoginResponse({ ...good, claims: ['x'] }), 'login_response claims must be a JSON object'],
+    // Strings Postgres cannot store must be a bad answer, not a 500 on every retry.
+    ['NUL in sub', signLoginResponse({ ...good, sub: 'alice\u0000' }), 'login_response sub must be a non-empty string of at most 255 characters'],
+    ['NUL in amr', signLoginResponse({ ...good, amr: ['pwd\u0000'] }), 'login_response amr must be an array of at most 16 strings'],
+    ['NUL in a claim', signLoginResponse({ ...good, claims: { name: 'A\u0000' } }), 'login_response claims must not contain NUL characters or unpaired surrogates'],
+    ['NUL in a claim name', signLoginResponse({ ...good, claims: { 'na\u0000me': 'A' } }), 'login_response claims must not contain NUL characters or unpaired surrogates'],
+    ['lone surrogate in a nested claim', signLoginResponse({ ...good, claims: { address: { city: 'x\uD800' } } }), 'login_response claims must not contain NUL characters or unpaired surrogates'],
   ];
   const before = await sessionCount(app);
   for (const [name, token, description] of cases) {

@@ -89,8 +89,10 @@ t.test('the error page escapes the description and carries every page header', a
 
   const crash = await app.inject({ method: 'GET', url: '/crash' });
   t.equal(crash.statusCode, 500);
-  t.match(crash.headers['content-type'], /^application\/json/, 'unexpected errors stay opaque JSON');
-  t.notMatch(crash.body, /secret internals/);
+  t.match(crash.headers['content-type'], /^text\/html/, 'a browser gets a page even for an unexpected error');
+  assertPageHeaders(t, crash.headers, 'server error page');
+  t.match(crash.body, /<h1>Something went wrong on our side<\/h1>/);
+  t.notMatch(crash.body, /secret internals/, 'and nothing internal');
 });
 
 t.test('an http issuer gets no HSTS', async (t) => {

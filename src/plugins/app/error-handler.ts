@@ -77,12 +77,14 @@ export default fp(
 
     app.setErrorHandler(async (error: FastifyError, request, reply) => {
       const oauthError = fromFrameworkError(error);
+      const render = request.routeOptions.config?.errorRenderer;
       if (!oauthError) {
         request.log.error({ err: error }, 'unhandled error');
-        return sendOAuthError(reply, new OAuthError('server_error', 'the server could not complete the request'));
+        // A page route shows even this as a page (a browser is on the other end), with nothing internal in it.
+        const opaque = new OAuthError('server_error', 'the server could not complete the request');
+        return render ? render(opaque, request, reply) : sendOAuthError(reply, opaque);
       }
       if (oauthError.status >= 500) request.log.error({ err: oauthError.cause ?? oauthError }, oauthError.description);
-      const render = request.routeOptions.config?.errorRenderer;
       return render ? render(oauthError, request, reply) : sendOAuthError(reply, oauthError);
     });
 
