@@ -19,7 +19,8 @@ Commands:
   keys list [--json]         list signing keys and their states
   keys rotate                add the next signing key (published now, signs after KEY_ROTATION_DELAY_SECONDS)
   keys retire <kid> [--immediately]
-                             retire a key; --immediately (compromise) drops it from the JWKS at once
+                             withdraw a pending key or unpublish a retired one; the active key retires
+                             after a rotation, or --immediately (compromise: it leaves the JWKS at once)
 ${CLIENTS_USAGE}
   users grants <sub> [--json]
                              what each client holds for a user (consent, live refresh-token chains)

@@ -96,8 +96,11 @@ export async function addNextKey(ctx: RotationContext): Promise<SigningKeyRow> {
 }
 
 /**
- * Retires a key. Retiring the active key hands signing to the pending next key at once, or to a new
- * one. `immediately` (a compromised key) drops it from the JWKS now instead of after its tokens expire.
+ * Retires a key. A pending next key is withdrawn; a retired one can be pulled from the JWKS at once.
+ * The active key is retired only `immediately` (a compromised key): signing then passes at once to the
+ * pending next key or to a new one, and the old key leaves the JWKS now. Otherwise it is refused: a key
+ * must be published before it signs (verifiers cache the JWKS), so the way to replace a healthy active
+ * key is `rotate`, after which it retires by itself when the next key takes over.
  */
 export async function retireKey(ctx: RotationContext, kid: string, immediately: boolean): Promise<KeyChange> {
   return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
@@ -115,6 +118,13 @@ export async function retireKey(ctx: RotationContext, kid: string, immediately: 
       return { retired: kid };
     }
     const next = await findNextSigningKey(trx);
+    if (!immediately) {
+      throw new KeyOperationError(
+        next
+          ? `${kid} is the active key; it retires by itself when ${next.kid} signs from ${next.activate_at?.toISOString()}. Retire it immediately only if it is compromised`
+          : `${kid} is the active key: rotate first (the next key is published now and takes over after the rotation delay, then this one retires), or retire it immediately if it is compromised`,
+      );
+    }
     if (next) return handOver(trx, next, now, expiresAt);
     await retireSigningKey(trx, kid, now, expiresAt);
     const fresh = await insertGeneratedKey(ctx, trx, 'active', now, now);

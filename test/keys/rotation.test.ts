@@ -110,7 +110,7 @@ t.test('retiring the active key hands over to the pending key at once; --immedia
   t.same(kids(await fetchJwks(app)), [next.kid], 'the compromised key left the JWKS at once');
 });
 
-t.test('retiring the active key with nothing pending generates a new active key and keeps the old one published', async (t) => {
+t.test('the active key retires only immediately (compromise): otherwise rotate, so no key signs before it is published', async (t) => {
   const handle = await emptyKeyTable();
   const config = testConfig(ENV);
   const clock = testClock();
@@ -120,18 +120,16 @@ t.test('retiring the active key with nothing pending generates a new active key 
   const before = store.current();
   const token = await signAt(before, clock.now());
 
-  const result = await store.retire(before.kid);
-  t.ok(result.signing && result.signing.kid !== before.kid, 'a new key was generated');
-  t.equal(store.current().kid, result.signing?.kid);
-  t.equal(result.retired.expiresAt?.getTime(), clock.now().getTime() + RETIRED_FOR_MS);
-  const set = await fetchJwks(app);
-  t.same(kids(set), [before.kid, result.signing!.kid].sort());
-  t.ok(await verifiesAt(token, set, clock.now()), 'tokens of the retired key keep verifying');
-  t.equal((await store.list()).filter((k) => k.state === 'active').length, 1);
+  await t.rejects(store.retire(before.kid), { name: 'KeyOperationError', message: new RegExp(`^${before.kid} is the active key: rotate first`) });
+  t.equal(store.current().kid, before.kid, 'it keeps signing');
+  t.ok(await verifiesAt(token, await fetchJwks(app), clock.now()), 'and its tokens keep verifying');
 
-  const again = await store.retire(before.kid, { immediately: true });
-  t.equal(again.retired.published, false, 'a retired key can still be pulled at once (compromise found later)');
+  const result = await store.retire(before.kid, { immediately: true });
+  t.ok(result.signing && result.signing.kid !== before.kid, 'compromised: a new key signs at once');
+  t.equal(store.current().kid, result.signing?.kid);
+  t.equal(result.retired.published, false, 'and the compromised key left the JWKS');
   t.same(kids(await fetchJwks(app)), [result.signing!.kid]);
+  t.equal((await store.list()).filter((k) => k.state === 'active').length, 1);
 });
 
 t.test('a pending key can be withdrawn; unknown kids are refused', async (t) => {
