@@ -780,6 +780,9 @@ function crossFieldProblems(config: Config): string[] {
   }
   const resources = parseResourceList(config.resources.list);
   const defaults = parseResourceList(config.resources.defaultResource);
+  // login_request JWTs are signed with the access-token keys and carry aud = HOST_ID: were HOST_ID also a
+  // resource, a resource server that skipped the typ check would take one for an access token (RFC 8725 §3.11).
+  if (h.hostId !== '' && resources.includes(h.hostId)) problems.push('HOST_ID: must not be one of RESOURCES (sign-in requests and access tokens must never share an audience)');
   if (defaults.length > 1) problems.push('DEFAULT_RESOURCE: must be a single URI');
   else if (defaults[0] && !resources.includes(defaults[0])) problems.push('DEFAULT_RESOURCE: must be one of RESOURCES');
   return problems;

@@ -78,6 +78,7 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ JANITOR_INTERVAL_SECONDS: '3000000' }, /^JANITOR_INTERVAL_SECONDS: must be at most 2000000/],
     [{ NATIVE_REDIRECT_SCHEMES: 'cursor, javascript' }, /^NATIVE_REDIRECT_SCHEMES: "javascript" is a scheme browsers or the OS give a meaning/],
     [{ NATIVE_REDIRECT_SCHEMES: 'com.example.app' }, /^NATIVE_REDIRECT_SCHEMES: "com.example.app" is not a single-label URI scheme name/],
+    [{ RESOURCES: 'https://api.example.com', SIGN_IN_URL: 'https://host.example.com/login', HOST_ID: 'https://api.example.com', HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^HOST_ID: must not be one of RESOURCES/],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);

@@ -5,7 +5,7 @@ import { OAuthError, rfcDescription } from '../oauth/errors.js';
 import { generateToken, hashSecret } from '../oauth/secrets.js';
 import { createAuthorizationCode } from '../repositories/authorization-code.repository.js';
 import { completeAuthorizationRequest } from '../repositories/authorization-request.repository.js';
-import { findConsent } from '../repositories/consent.repository.js';
+import { findConsent, saveConsent } from '../repositories/consent.repository.js';
 import type { Client } from './client-service.js';
 
 /** The signed-in user as the flow needs them (a Gatehouse session). */
@@ -96,9 +96,18 @@ export async function needsConsent(app: FastifyInstance, client: Client, pending
 }
 
 /** Issues the authorization code and sends the browser to the client with it. */
-export async function issueCode(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, session: FlowSession): Promise<FastifyReply> {
+export async function issueCode(
+  app: FastifyInstance,
+  reply: FastifyReply,
+  pending: AuthorizationRequestRow,
+  session: FlowSession,
+  options: { rememberConsent?: boolean } = {},
+): Promise<FastifyReply> {
   const done = await completeAuthorizationRequest(app.database.db, pending.id);
   if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
+  // Only the decision that completed the request is remembered: an Allow that lost a race to a Deny
+  // (two tabs, a double submit) stores nothing.
+  if (options.rememberConsent) await saveConsent(app.database.db, session.sub, pending.client_id, pending.scopes, pending.resources);
   const code = generateToken();
   await createAuthorizationCode(app.database.db, {
     code_hash: hashSecret(code),

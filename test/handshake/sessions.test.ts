@@ -142,3 +142,41 @@ t.test('sign-out never open-redirects: post_logout_redirect_uri only when the cl
   const repeated = await app.inject({ method: 'GET', url: `/sign-out?client_id=${client.client_id}&client_id=x` });
   t.equal(repeated.statusCode, 400, 'a repeated parameter is refused');
 });
+
+t.test('logout CSRF: a link from another site asks first; HEAD never signs out', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv());
+  const cookie = await signIn(app, 'user-csrf');
+  const crossSite = await app.inject({
+    method: 'GET',
+    url: '/sign-out?client_id=abc&state=x%22y',
+    cookies: { [SESSION_COOKIE]: cookie },
+    headers: { 'sec-fetch-site': 'cross-site' },
+  });
+  t.equal(crossSite.statusCode, 200);
+  t.match(crossSite.body, /<h1>Sign out\?<\/h1>/, 'a question, not a sign-out');
+  t.match(crossSite.body, /<form method="post" action="\/sign-out">/);
+  t.match(crossSite.body, /<input type="hidden" name="state" value="x&quot;y">/, 'the parameters ride along, escaped');
+  t.notOk(crossSite.cookies.find((c) => c.name === SESSION_COOKIE), 'the cookie is untouched');
+  t.equal(await currentSub(app, cookie), 'user-csrf', 'the session lives on');
+
+  for (const url of ['/sign-out', '/sign-in/complete?login_response=a.b.c']) {
+    const head = await app.inject({ method: 'HEAD', url, cookies: { [SESSION_COOKIE]: cookie } });
+    t.not(head.statusCode, 200, `HEAD ${url} is not served`);
+  }
+  t.equal(await currentSub(app, cookie), 'user-csrf', 'HEAD ended nothing');
+
+  // From Gatehouse's own page (same-origin) or the host's site (same-site), or typed in: signed out.
+  const confirmed = await app.inject({
+    method: 'POST',
+    url: '/sign-out',
+    cookies: { [SESSION_COOKIE]: cookie },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+    payload: 'client_id=abc&state=x',
+  });
+  t.match(confirmed.body, /You are signed out/);
+  t.equal(await currentSub(app, cookie), null);
+  const other = await signIn(app, 'user-same-site');
+  const sameSite = await app.inject({ method: 'GET', url: '/sign-out', cookies: { [SESSION_COOKIE]: other }, headers: { 'sec-fetch-site': 'same-site' } });
+  t.match(sameSite.body, /You are signed out/, 'a link from the host app on a sibling subdomain signs out at once');
+  t.equal(await currentSub(app, other), null);
+});

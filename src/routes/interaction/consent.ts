@@ -7,7 +7,6 @@ import { CsrfTokens } from '../../oauth/csrf.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { sendPage } from '../../plugins/external/view.js';
 import { findLiveAuthorizationRequest } from '../../repositories/authorization-request.repository.js';
-import { saveConsent } from '../../repositories/consent.repository.js';
 import { type FlowSession, finishWithError, issueCode } from '../../services/authorization-flow.js';
 import type { Client } from '../../services/client-service.js';
 import { htmlErrorRenderer } from './error-page.js';
@@ -175,7 +174,7 @@ export default async function consentRoutes(app: FastifyInstance, { config }: { 
       },
     },
     async (request, reply: FastifyReply) => {
-      const { pending, session, client } = await loadInteraction(app, request, request.body.request);
+      const { pending, session } = await loadInteraction(app, request, request.body.request);
       if (!csrf.verify(request.body.csrf, CSRF_PURPOSE, session.idHash, pending.id)) {
         throw new OAuthError('invalid_request', 'the consent form was not valid for this sign-in; return to the application and start again', { status: 403 });
       }
@@ -183,9 +182,8 @@ export default async function consentRoutes(app: FastifyInstance, { config }: { 
         // The consent page showed where the browser goes next: the user chose it, even for an unvetted client.
         return finishWithError(app, reply, pending, new OAuthError('access_denied', 'the user denied the request'), { userSawDestination: true });
       }
-      await saveConsent(app.database.db, session.sub, client.client_id, pending.scopes, pending.resources);
       // Straight to the code: continueAuthorization would send prompt=consent back to this page forever.
-      return issueCode(app, reply, pending, session);
+      return issueCode(app, reply, pending, session, { rememberConsent: true });
     },
   );
 }

@@ -115,7 +115,8 @@ export default async function signInCompleteRoute(app: FastifyInstance, { config
 
   app.get<{ Querystring: Params }>(
     SIGN_IN_COMPLETE_PATH,
-    { config: routeConfig, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
+    // No HEAD twin: answering is one-time, and a HEAD request must not use an answer up.
+    { config: routeConfig, exposeHeadRoute: false, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
     async (request, reply) => handle(request, reply, request.query.login_response),
   );
 

@@ -59,11 +59,23 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
     return sendPage(reply, 'signed-out', { continueUrl: null });
   }
 
-  const routeConfig = { errorRenderer: htmlErrorRenderer };
+  const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };
   app.get<{ Querystring: Params }>(
     '/sign-out',
-    { config: routeConfig, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
-    async (request, reply) => handle(request, reply, request.query),
+    // No HEAD twin: a HEAD request (a link checker, a prefetch) must not end a session.
+    { config: routeConfig, exposeHeadRoute: false, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
+    async (request, reply) => {
+      // Logout CSRF: a link on another site (Fetch Metadata says cross-site) gets a question, not a sign-out.
+      // The form posts back from Gatehouse's own page; a cross-site POST never carries the SameSite=Lax
+      // session cookie, so it cannot end a session by itself.
+      if (request.headers['sec-fetch-site'] === 'cross-site') {
+        const fields = Object.entries(request.query)
+          .filter((entry): entry is [string, string] => typeof entry[1] === 'string')
+          .map(([name, value]) => ({ name, value }));
+        return sendPage(reply.header('cache-control', 'no-store'), 'sign-out-confirm', { action: `${app.pageContext.basePath}/sign-out`, fields });
+      }
+      return handle(request, reply, request.query);
+    },
   );
   app.post<{ Body: Params }>(
     '/sign-out',
