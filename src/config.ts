@@ -765,8 +765,9 @@ function crossFieldProblems(config: Config): string[] {
   if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
     problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
-  if (config.registration.initialAccessToken !== '' && !/^[\x21-\x7e]+$/.test(config.registration.initialAccessToken)) {
-    problems.push('DCR_INITIAL_ACCESS_TOKEN: must be visible ASCII without spaces (it travels in an Authorization header)');
+  // RFC 6750 §2.1 b64token: what /register accepts after "Bearer".
+  if (config.registration.initialAccessToken !== '' && !/^[A-Za-z0-9\-._~+/]+=*$/.test(config.registration.initialAccessToken)) {
+    problems.push('DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token (letters, digits and -._~+/, then optional =), as a Bearer header carries it');
   }
   // setTimeout holds at most 2^31-1 ms; a longer interval would fire at once, over and over.
   if (config.janitor.interval > 2_000_000) problems.push('JANITOR_INTERVAL_SECONDS: must be at most 2000000 (about 23 days)');
@@ -782,7 +783,7 @@ function crossFieldProblems(config: Config): string[] {
   const defaults = parseResourceList(config.resources.defaultResource);
   // login_request JWTs are signed with the access-token keys and carry aud = HOST_ID: were HOST_ID also a
   // resource, a resource server that skipped the typ check would take one for an access token (RFC 8725 §3.11).
-  if (h.hostId !== '' && resources.includes(h.hostId)) problems.push('HOST_ID: must not be one of RESOURCES (sign-in requests and access tokens must never share an audience)');
+  if (h.hostId !== '' && (resources.includes(h.hostId) || resources.includes(canonicalOrSelf(h.hostId)))) problems.push('HOST_ID: must not be one of RESOURCES (sign-in requests and access tokens must never share an audience)');
   if (defaults.length > 1) problems.push('DEFAULT_RESOURCE: must be a single URI');
   else if (defaults[0] && !resources.includes(defaults[0])) problems.push('DEFAULT_RESOURCE: must be one of RESOURCES');
   return problems;
@@ -820,6 +821,15 @@ function productionProblems(config: Config): string[] {
     }
   }
   return problems;
+}
+
+/** The canonical form of a value that is a URL, else the value itself. */
+function canonicalOrSelf(value: string): string {
+  try {
+    return canonicalUrl(value);
+  } catch {
+    return value;
+  }
 }
 
 /** Canonical form of an http(s) URL for comparison: lower-case scheme and host, no default port, no empty trailing slash, no fragment. */

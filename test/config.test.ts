@@ -79,6 +79,7 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ NATIVE_REDIRECT_SCHEMES: 'cursor, javascript' }, /^NATIVE_REDIRECT_SCHEMES: "javascript" is a scheme browsers or the OS give a meaning/],
     [{ NATIVE_REDIRECT_SCHEMES: 'com.example.app' }, /^NATIVE_REDIRECT_SCHEMES: "com.example.app" is not a single-label URI scheme name/],
     [{ RESOURCES: 'https://api.example.com', SIGN_IN_URL: 'https://host.example.com/login', HOST_ID: 'https://api.example.com', HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^HOST_ID: must not be one of RESOURCES/],
+    [{ RESOURCES: 'https://api.example.com', SIGN_IN_URL: 'https://host.example.com/login', HOST_ID: 'https://API.example.com/', HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^HOST_ID: must not be one of RESOURCES/],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);
@@ -129,7 +130,8 @@ t.test('production refuses a guessable DCR initial access token; none may contai
   t.match(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be at least 32 characters/]);
   t.same(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: STRONG }), []);
   t.same(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [], 'development allows a short one');
-  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'two words' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be visible ASCII without spaces/]);
+  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'two words' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token/]);
+  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'bang!bang' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token/], 'a token /register could never accept');
 });
 
 t.test('secrets can come from <NAME>_FILE', async (t) => {

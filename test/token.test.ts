@@ -297,3 +297,11 @@ t.test('error descriptions stay within the RFC 6749 §5.2 character set, even wh
   const nul = await token(app, 'grant_type=client_credentials&scope=read%00', { authorization: basic(c.id, c.secret) });
   t.same(nul.json(), { error: 'invalid_request', error_description: 'parameters must not contain NUL characters' });
 });
+
+t.test('a self-registered client stored with client_credentials (before registration refused it) still gets no machine token', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const { client, secret } = await app.clients.create({ name: 'Legacy', grant_types: ['client_credentials'] }, { source: 'registration' });
+  const res = await token(app, 'grant_type=client_credentials', { authorization: basic(client.client_id, secret!) });
+  t.equal(res.statusCode, 400);
+  t.same(res.json(), { error: 'unauthorized_client', error_description: 'self-registered clients may not use client_credentials' });
+});

@@ -113,7 +113,8 @@ export class SessionService {
   async end(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const idHash = this.#cookieHash(request);
     const revoked = idHash ? await revokeSession(this.#db, idHash, this.#now()) : false;
-    reply.clearCookie(this.cookieName, cookieOptions(this.#config, 0));
+    // Only a browser that sent the cookie has one to clear.
+    if (request.cookies[this.cookieName] !== undefined) reply.clearCookie(this.cookieName, cookieOptions(this.#config, 0));
     return revoked;
   }
 

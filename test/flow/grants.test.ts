@@ -368,6 +368,16 @@ t.test('a refresh issues only what the client and server allow now, not everythi
   const wrongTarget = await refresh(app, client, narrowed.json().refresh_token, { resource: 'https://mcp.example.com/mcp' });
   t.equal(wrongTarget.json().error, 'invalid_target');
 
+  // Every granted scope withdrawn: no token that silently carries none.
+  const scoped = pkce();
+  const readOnly = await redeem(app, client, await mintCode(app, client, scoped.challenge, { scopes: ['read'], resources: ['https://api.example.com'], sub: 'user-9' }), scoped.verifier);
+  t.equal(readOnly.statusCode, 200, readOnly.body);
+  await app.clients.update(client.id, { scopes: ['write'] });
+  const scopeless = await refresh(app, client, readOnly.json().refresh_token);
+  t.equal(scopeless.json().error, 'invalid_grant', 'a grant none of whose scopes is allowed any more is over');
+  t.equal(await liveTokens(app, 'user-9', client.id), 0);
+  await app.clients.update(client.id, { scopes: ['read'] });
+
   // A grant for the MCP server alone, while the client may now use only the API: the grant is dead.
   const other = pkce();
   const mcpOnly = await redeem(app, client, await mintCode(app, client, other.challenge, { scopes: ['read'], resources: ['https://mcp.example.com/mcp'], sub: 'user-7' }), other.verifier);

@@ -114,7 +114,12 @@ t.test('sign-out never open-redirects: post_logout_redirect_uri only when the cl
   );
   const go = (params: Record<string, string>) => app.inject({ method: 'GET', url: `/sign-out?${new URLSearchParams(params).toString()}` });
 
-  const ok = await go({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'xyz' });
+  const leaving = await signIn(app, 'user-leaving');
+  const ok = await app.inject({
+    method: 'GET',
+    url: `/sign-out?${new URLSearchParams({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'xyz' })}`,
+    cookies: { [SESSION_COOKIE]: leaving },
+  });
   t.equal(ok.statusCode, 303);
   t.equal(ok.headers.location, 'https://app.example.com/signed-out?state=xyz');
   t.equal(ok.headers['cache-control'], 'no-store');
@@ -161,8 +166,22 @@ t.test('logout CSRF: a link from another site asks first; HEAD never signs out',
 
   for (const url of ['/sign-out', '/sign-in/complete?login_response=a.b.c']) {
     const head = await app.inject({ method: 'HEAD', url, cookies: { [SESSION_COOKIE]: cookie } });
-    t.not(head.statusCode, 200, `HEAD ${url} is not served`);
+    t.equal(head.statusCode, 405, `HEAD ${url}: no such method here`);
+    t.equal(head.headers.allow, 'GET, POST');
   }
+
+  // An auto-submitting form on another site: no cookie travels, and the answer must not clear it either.
+  const crossPost = await app.inject({
+    method: 'POST',
+    url: '/sign-out',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'cross-site' },
+    payload: 'state=s&junk=1',
+  });
+  t.match(crossPost.body, /<h1>Sign out\?<\/h1>/, 'a cross-site POST gets the question too');
+  t.notOk(crossPost.cookies.find((c) => c.name === SESSION_COOKIE), 'and no Set-Cookie that would clear the session');
+  t.notMatch(crossPost.body, /name="junk"/, 'only the sign-out parameters ride along');
+  const noCookie = await app.inject({ method: 'POST', url: '/sign-out', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+  t.notOk(noCookie.cookies.find((c) => c.name === SESSION_COOKIE), 'a browser without the cookie gets no cookie-clearing header');
   t.equal(await currentSub(app, cookie), 'user-csrf', 'HEAD ended nothing');
 
   // From Gatehouse's own page (same-origin) or the host's site (same-site), or typed in: signed out.
@@ -179,4 +198,23 @@ t.test('logout CSRF: a link from another site asks first; HEAD never signs out',
   const sameSite = await app.inject({ method: 'GET', url: '/sign-out', cookies: { [SESSION_COOKIE]: other }, headers: { 'sec-fetch-site': 'same-site' } });
   t.match(sameSite.body, /You are signed out/, 'a link from the host app on a sibling subdomain signs out at once');
   t.equal(await currentSub(app, other), null);
+});
+
+t.test('the sign-out question lets the confirmed POST redirect to a registered post-logout URI (CSP form-action)', async (t) => {
+  const app = await buildTestApp(t, handshakeEnv());
+  const { client } = await app.clients.create({ name: 'Web', redirect_uris: ['https://app.example.com/cb'], post_logout_redirect_uris: ['https://app.example.com/signed-out'] });
+  const cookie = await signIn(app, 'user-return');
+  const query = new URLSearchParams({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 's' });
+  const ask = await app.inject({ method: 'GET', url: `/sign-out?${query}`, cookies: { [SESSION_COOKIE]: cookie }, headers: { 'sec-fetch-site': 'cross-site' } });
+  t.match(String(ask.headers['content-security-policy']), /form-action 'self' https:\/\/app\.example\.com/, 'the redirect after the POST is allowed');
+  const done = await app.inject({
+    method: 'POST',
+    url: '/sign-out',
+    cookies: { [SESSION_COOKIE]: cookie },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+    payload: query.toString(),
+  });
+  t.equal(done.statusCode, 303);
+  t.equal(done.headers.location, 'https://app.example.com/signed-out?state=s');
+  t.equal(await currentSub(app, cookie), null);
 });

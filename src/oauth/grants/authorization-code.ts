@@ -51,11 +51,13 @@ export function authorizationCodeGrant(db: () => Parameters<typeof findAuthoriza
       );
       if (!redeemed) throw await explainFailure(db(), codeHash, client.client_id, resources);
       const audience = audienceFor(resources, redeemed.resources).filter(resourceAllowed);
-      if (audience.length === 0) {
+      const granted = redeemed.scopes.filter(scopeAllowed);
+      // A token with fewer scopes than granted always says so (RFC 6749 §5.1); with none left, there is no grant.
+      if (audience.length === 0 || (redeemed.scopes.length > 0 && granted.length === 0)) {
         if (redeemed.family_id) await revokeFamily(db(), redeemed.family_id);
-        throw new OAuthError('invalid_grant', 'none of the granted resources is available any more; authorize again');
+        throw new OAuthError('invalid_grant', 'nothing the grant covers is allowed any more; authorize again');
       }
-      return userTokenResponse(redeemed, client, ctx, audience, redeemed.scopes.filter(scopeAllowed), refreshToken);
+      return userTokenResponse(redeemed, client, ctx, audience, granted, refreshToken);
     },
   };
 }

@@ -12,6 +12,11 @@ export const clientCredentials: GrantHandler = {
     if (client.token_endpoint_auth_method === 'none') {
       throw new OAuthError('unauthorized_client', 'public clients may not use client_credentials');
     }
+    // Machine clients are an operator's to create; this also covers self-registered clients stored
+    // before registration refused the grant.
+    if (client.source !== 'admin' && client.source !== 'file') {
+      throw new OAuthError('unauthorized_client', 'self-registered clients may not use client_credentials');
+    }
     const scopes = resolveScopes(params.scope, client, ctx.scopePolicy);
     const audience = resolveResources(params.resource, client, ctx.resourcePolicy);
     const issued = await issueAccessToken(ctx.signer(), {

@@ -19,6 +19,8 @@ export interface GrantClient {
   scopes: readonly string[];
   default_scopes: readonly string[];
   resources: readonly string[];
+  /** Who created it: admin, file, registration or metadata_document. */
+  source: string;
 }
 
 /** What every grant needs, prepared once at start. */

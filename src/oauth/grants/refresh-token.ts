@@ -59,12 +59,14 @@ export function refreshTokenGrant(db: () => Db): GrantHandler {
       const next = generateToken();
       const rotated = await rotateRefreshToken(db(), { tokenHash, clientId: client.client_id, newHash: hashSecret(next), scopes: scopes ?? [], resources });
       if (!rotated) throw await explainFailure(db(), tokenHash, client.client_id, scopes ?? [], resources, ctx.config.flow.refreshGrace);
-      const granted = (scopes ?? rotated.scopes).filter(scopeAllowed);
+      const wanted = scopes ?? rotated.scopes;
+      const granted = wanted.filter(scopeAllowed);
       const audience = audienceFor(resources, rotated.resources).filter(resourceAllowed);
-      if (audience.length === 0) {
+      // A token with fewer scopes than asked always says so (RFC 6749 §5.1); with none left, there is no grant.
+      if (audience.length === 0 || (wanted.length > 0 && granted.length === 0)) {
         // Nothing the grant covers is served any more: the grant is dead, so is its chain.
         await revokeFamily(db(), rotated.family_id);
-        throw new OAuthError('invalid_grant', 'none of the granted resources is available any more; authorize again');
+        throw new OAuthError('invalid_grant', 'nothing the grant covers is allowed any more; authorize again');
       }
       return userTokenResponse(rotated, client, ctx, audience, granted, next);
     },

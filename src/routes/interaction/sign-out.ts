@@ -59,27 +59,34 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
     return sendPage(reply, 'signed-out', { continueUrl: null });
   }
 
+  /**
+   * Logout CSRF: a request another site sent (Fetch Metadata says cross-site) gets a question, not a
+   * sign-out: a page whose button posts the same parameters back from Gatehouse's own origin. That covers
+   * links (GET) and auto-submitting forms (POST): a cross-site POST carries no SameSite=Lax session cookie,
+   * but its answer could still clear the cookie. Links from the host on a sibling subdomain are same-site.
+   */
+  async function askFirst(reply: FastifyReply, params: Params): Promise<FastifyReply> {
+    const fields = (['client_id', 'post_logout_redirect_uri', 'state'] as const)
+      .filter((name) => typeof params[name] === 'string')
+      .map((name) => ({ name, value: params[name] as string }));
+    // The confirmed POST may end in a redirect to the registered post-logout URI: CSP form-action must allow it.
+    const location = await validatedRedirect(app, params);
+    return sendPage(reply.header('cache-control', 'no-store'), 'sign-out-confirm', { action: `${app.pageContext.basePath}/sign-out`, fields }, 200, {
+      formRedirects: location ? [location] : [],
+    });
+  }
+
+  const crossSite = (request: FastifyRequest): boolean => request.headers['sec-fetch-site'] === 'cross-site';
   const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };
   app.get<{ Querystring: Params }>(
     '/sign-out',
     // No HEAD twin: a HEAD request (a link checker, a prefetch) must not end a session.
     { config: routeConfig, exposeHeadRoute: false, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
-    async (request, reply) => {
-      // Logout CSRF: a link on another site (Fetch Metadata says cross-site) gets a question, not a sign-out.
-      // The form posts back from Gatehouse's own page; a cross-site POST never carries the SameSite=Lax
-      // session cookie, so it cannot end a session by itself.
-      if (request.headers['sec-fetch-site'] === 'cross-site') {
-        const fields = Object.entries(request.query)
-          .filter((entry): entry is [string, string] => typeof entry[1] === 'string')
-          .map(([name, value]) => ({ name, value }));
-        return sendPage(reply.header('cache-control', 'no-store'), 'sign-out-confirm', { action: `${app.pageContext.basePath}/sign-out`, fields });
-      }
-      return handle(request, reply, request.query);
-    },
+    async (request, reply) => (crossSite(request) ? askFirst(reply, request.query) : handle(request, reply, request.query)),
   );
   app.post<{ Body: Params }>(
     '/sign-out',
     { config: routeConfig, schema: { body: paramsSchema }, preValidation: async (request) => refuseRepeated(request.body) },
-    async (request, reply) => handle(request, reply, request.body ?? {}),
+    async (request, reply) => (crossSite(request) ? askFirst(reply, request.body ?? {}) : handle(request, reply, request.body ?? {})),
   );
 }
