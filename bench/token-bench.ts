@@ -367,6 +367,8 @@ async function main(): Promise<void> {
       SIGNING_KEY_FILES: keyFile,
       SIGNING_ALG: ALG,
       RESOURCES: AUDIENCE,
+      // The seeded grants' scopes are in the catalogue: Gatehouse issues only scopes it still allows.
+      SCOPES: SCOPES.join(' '),
       LOG_LEVEL: 'warn',
     };
     execFileSync(process.execPath, [CLI, 'migrate', 'up'], { env, stdio: 'ignore' });
