@@ -1,7 +1,24 @@
-import { type Kysely, sql } from 'kysely';
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { Database, Db } from '../db/database.js';
 import { precompiled } from '../db/precompiled.js';
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
+
+/**
+ * The condition, on a `refresh_tokens` row, that no generation of its chain is revoked: a chain is dead
+ * as soon as one member is (a revocation racing a rotation may have missed the newest generation).
+ * Answered by the partial index on revoked members.
+ */
+export function chainHasNoRevokedMember(eb: ExpressionBuilder<Database, 'refresh_tokens'>) {
+  return eb.not(
+    eb.exists(
+      eb
+        .selectFrom('refresh_tokens as member')
+        .select(sql.lit(1).as('one'))
+        .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
+        .where('member.revoked_at', 'is not', null),
+    ),
+  );
+}
 
 /** What a code redemption checks inside its one atomic statement. */
 export interface CodeRedemption {
@@ -160,17 +177,7 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
         .where('expires_at', '>', p.now)
         .where(sql<boolean>`scopes @> ${sql.val(p.scopes)}::text[]`)
         .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`)
-        .where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('refresh_tokens as member')
-                .select(sql.lit(1).as('one'))
-                .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
-                .where('member.revoked_at', 'is not', null),
-            ),
-          ),
-        )
+        .where(chainHasNoRevokedMember)
         .returning(['family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at']),
     )
     .insertInto('refresh_tokens')
@@ -225,17 +232,7 @@ export async function findLiveRefreshToken(db: Db, tokenHash: string, clientId: 
     .where('rotated_at', 'is', null)
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
-    .where((eb) =>
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('refresh_tokens as member')
-            .select(sql.lit(1).as('one'))
-            .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
-            .where('member.revoked_at', 'is not', null),
-        ),
-      ),
-    )
+    .where(chainHasNoRevokedMember)
     .executeTakeFirst();
 }
 

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
+import { chainHasNoRevokedMember } from './refresh-token.repository.js';
 
 /** A client's standing access for one user: its remembered consent and its live refresh-token chains. */
 export interface ClientGrant {
@@ -22,17 +22,7 @@ export async function listUserGrants(db: Db, sub: string, now = new Date()): Pro
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
     // A chain with a revoked member is dead even if its newest generation escaped the revocation.
-    .where((eb) =>
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('refresh_tokens as member')
-            .select(sql.lit(1).as('one'))
-            .whereRef('member.family_id', '=', 'refresh_tokens.family_id')
-            .where('member.revoked_at', 'is not', null),
-        ),
-      ),
-    )
+    .where(chainHasNoRevokedMember)
     .orderBy('client_id')
     .orderBy('created_at')
     .execute();
