@@ -14,18 +14,32 @@ import Fastify, { type FastifyReply } from 'fastify';
 import { CompactSign, importPKCS8 } from 'jose';
 import pg from 'pg';
 
-const { BARE_KEY_FILE, BARE_ALG = 'ES256', BARE_ISSUER, BARE_AUDIENCE, BARE_DATABASE_URL, BARE_SCHEMA = 'gatehouse' } = process.env;
+const {
+  BARE_KEY_FILE,
+  BARE_ALG = 'ES256',
+  BARE_ISSUER,
+  BARE_AUDIENCE,
+  BARE_DATABASE_URL,
+  BARE_SCHEMA = 'gatehouse',
+} = process.env;
 const key = await importPKCS8(readFileSync(BARE_KEY_FILE!, 'utf8'), BARE_ALG);
 const kid = process.env.BARE_KID!;
 /** client_id -> SHA-256 of its secret (base64url), the same form Gatehouse stores. */
-const clients = new Map(Object.entries(JSON.parse(process.env.BARE_CLIENTS ?? '{}') as Record<string, string>).map(([id, hash]) => [id, Buffer.from(hash, 'base64url')]));
+const clients = new Map(
+  Object.entries(JSON.parse(process.env.BARE_CLIENTS ?? '{}') as Record<string, string>).map(([id, hash]) => [
+    id,
+    Buffer.from(hash, 'base64url'),
+  ]),
+);
 const REFRESH_TTL_SECONDS = 30 * 24 * 3600;
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
 const encoder = new TextEncoder();
 const header = { alg: BARE_ALG, kid, typ: 'at+jwt' };
 
 // Same pool size as Gatehouse's default (DATABASE_POOL_MAX=10).
-const pool = BARE_DATABASE_URL ? new pg.Pool({ connectionString: BARE_DATABASE_URL, max: Number(process.env.BARE_POOL_MAX ?? 10) }) : null;
+const pool = BARE_DATABASE_URL
+  ? new pg.Pool({ connectionString: BARE_DATABASE_URL, max: Number(process.env.BARE_POOL_MAX ?? 10) })
+  : null;
 pool?.on('error', () => {});
 const prepared = process.env.BARE_PREPARED !== '0';
 const t = (name: string) => `"${BARE_SCHEMA}".${name}`;
@@ -70,7 +84,15 @@ function jti(): string {
 /** The same RFC 9068 claims Gatehouse signs, built directly and signed with jose's CompactSign. */
 function sign(sub: string, clientId: string, aud: string[], scopes: string[], authTime?: number): Promise<string> {
   const iat = Math.floor(Date.now() / 1000);
-  const payload: Record<string, unknown> = { iss: BARE_ISSUER, sub, aud: aud.length === 1 ? aud[0] : aud, client_id: clientId, iat, exp: iat + 3600, jti: jti() };
+  const payload: Record<string, unknown> = {
+    iss: BARE_ISSUER,
+    sub,
+    aud: aud.length === 1 ? aud[0] : aud,
+    client_id: clientId,
+    iat,
+    exp: iat + 3600,
+    jti: jti(),
+  };
   if (scopes.length > 0) payload.scope = scopes.join(' ');
   if (authTime !== undefined) payload.auth_time = authTime;
   return new CompactSign(encoder.encode(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
@@ -78,7 +100,9 @@ function sign(sub: string, clientId: string, aud: string[], scopes: string[], au
 
 /** client_secret_basic, checked with one SHA-256 and a constant-time compare. */
 function authenticate(authorization: string | undefined): string | null {
-  const [id = '', secret = ''] = Buffer.from((authorization ?? '').slice(6), 'base64').toString().split(':');
+  const [id = '', secret = ''] = Buffer.from((authorization ?? '').slice(6), 'base64')
+    .toString()
+    .split(':');
   const clientId = decodeURIComponent(id);
   const expected = clients.get(clientId);
   const digest = createHash('sha256').update(decodeURIComponent(secret)).digest();
@@ -86,11 +110,23 @@ function authenticate(authorization: string | undefined): string | null {
 }
 
 async function userTokens(reply: FastifyReply, clientId: string, grant: Grant, refreshToken: string) {
-  const token = await sign(grant.sub, clientId, grant.resources, grant.scopes, Math.floor(grant.auth_time.getTime() / 1000));
+  const token = await sign(
+    grant.sub,
+    clientId,
+    grant.resources,
+    grant.scopes,
+    Math.floor(grant.auth_time.getTime() / 1000),
+  );
   return reply
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
-    .send({ access_token: token, token_type: 'Bearer', expires_in: 3600, ...(grant.scopes.length > 0 ? { scope: grant.scopes.join(' ') } : {}), refresh_token: refreshToken });
+    .send({
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: 3600,
+      ...(grant.scopes.length > 0 ? { scope: grant.scopes.join(' ') } : {}),
+      refresh_token: refreshToken,
+    });
 }
 
 const invalidGrant = (reply: FastifyReply) => reply.code(400).send({ error: 'invalid_grant' });
@@ -104,14 +140,26 @@ app.post('/token', async (request, reply) => {
   switch (body.grant_type) {
     case 'client_credentials': {
       const token = await sign(clientId, clientId, [BARE_AUDIENCE!], []);
-      return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send({ access_token: token, token_type: 'Bearer', expires_in: 3600 });
+      return reply
+        .header('cache-control', 'no-store')
+        .header('pragma', 'no-cache')
+        .send({ access_token: token, token_type: 'Bearer', expires_in: 3600 });
     }
     case 'authorization_code': {
       const { code, code_verifier: verifier, redirect_uri: redirectUri } = body;
       if (!pool || !code || !verifier || !redirectUri || !VERIFIER.test(verifier)) return invalidGrant(reply);
       const refreshToken = randomBytes(32).toString('base64url');
-      const values = [sha256(code), clientId, sha256(verifier), redirectUri, randomBytes(16).toString('base64url'), sha256(refreshToken)];
-      const { rows } = await pool.query<Grant>(prepared ? { name: 'redeem', text: REDEEM, values } : { text: REDEEM, values });
+      const values = [
+        sha256(code),
+        clientId,
+        sha256(verifier),
+        redirectUri,
+        randomBytes(16).toString('base64url'),
+        sha256(refreshToken),
+      ];
+      const { rows } = await pool.query<Grant>(
+        prepared ? { name: 'redeem', text: REDEEM, values } : { text: REDEEM, values },
+      );
       return rows[0] ? userTokens(reply, clientId, rows[0], refreshToken) : invalidGrant(reply);
     }
     case 'refresh_token': {
@@ -119,7 +167,9 @@ app.post('/token', async (request, reply) => {
       if (!pool || !presented) return invalidGrant(reply);
       const next = randomBytes(32).toString('base64url');
       const values = [sha256(presented), clientId, sha256(next)];
-      const { rows } = await pool.query<Grant>(prepared ? { name: 'rotate', text: ROTATE, values } : { text: ROTATE, values });
+      const { rows } = await pool.query<Grant>(
+        prepared ? { name: 'rotate', text: ROTATE, values } : { text: ROTATE, values },
+      );
       return rows[0] ? userTokens(reply, clientId, rows[0], next) : invalidGrant(reply);
     }
     default:
@@ -129,4 +179,11 @@ app.post('/token', async (request, reply) => {
 await app.listen({ host: '127.0.0.1', port: 0 });
 const address = app.server.address();
 process.stdout.write(`LISTENING ${typeof address === 'object' && address ? address.port : 0}\n`);
-process.on('SIGTERM', () => void app.close().then(() => pool?.end()).then(() => process.exit(0)));
+process.on(
+  'SIGTERM',
+  () =>
+    void app
+      .close()
+      .then(() => pool?.end())
+      .then(() => process.exit(0)),
+);

@@ -47,7 +47,8 @@ function grantsToRun(): GrantName[] {
     .map((g) => g.trim())
     .filter(Boolean);
   for (const g of asked) {
-    if (!(ALL_GRANTS as readonly string[]).includes(g)) throw new Error(`BENCH_GRANTS: unknown grant ${g} (known: ${ALL_GRANTS.join(', ')})`);
+    if (!(ALL_GRANTS as readonly string[]).includes(g))
+      throw new Error(`BENCH_GRANTS: unknown grant ${g} (known: ${ALL_GRANTS.join(', ')})`);
   }
   return ALL_GRANTS.filter((g) => asked.includes(g));
 }
@@ -91,7 +92,11 @@ class CpuMeter {
       const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
       const ticks = (i: number) => Number(fields[i]);
-      return { ms: (ticks(11) + ticks(12)) * this.msPerTick, reapedMs: (ticks(13) + ticks(14)) * this.msPerTick, ppid: ticks(1) };
+      return {
+        ms: (ticks(11) + ticks(12)) * this.msPerTick,
+        reapedMs: (ticks(13) + ticks(14)) * this.msPerTick,
+        ppid: ticks(1),
+      };
     } catch {
       return null;
     }
@@ -149,7 +154,14 @@ function waitForPort(child: ChildProcess, pattern: RegExp): Promise<number> {
 }
 
 /** One autocannon run against POST /token; `feed` null means the same static body every time. */
-async function drive(port: number, headers: Record<string, string>, staticBody: string | null, feed: Feed | null, seconds: number, cpu?: { meter: CpuMeter; pid: number }) {
+async function drive(
+  port: number,
+  headers: Record<string, string>,
+  staticBody: string | null,
+  feed: Feed | null,
+  seconds: number,
+  cpu?: { meter: CpuMeter; pid: number },
+) {
   const samples = new Set<string>();
   let exhausted = 0;
   const request: autocannon.Request = { method: 'POST', path: '/token', headers };
@@ -167,11 +179,19 @@ async function drive(port: number, headers: Record<string, string>, staticBody: 
     request.body = staticBody!;
   }
   const before = cpu?.meter.sample(cpu.pid);
-  const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections: CONNECTIONS, duration: seconds, requests: [request] });
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [request],
+  });
   const after = cpu?.meter.sample(cpu.pid);
   const perToken = (a: number | null | undefined, b: number | null | undefined) =>
     a == null || b == null || result['2xx'] === 0 ? null : Math.round(((b - a) * 1000) / result['2xx']);
-  const cpuUsPerToken = { server: perToken(before?.server, after?.server), postgres: perToken(before?.postgres, after?.postgres) };
+  const cpuUsPerToken = {
+    server: perToken(before?.server, after?.server),
+    postgres: perToken(before?.postgres, after?.postgres),
+  };
   return { result, samples: [...samples], exhausted, cpuUsPerToken };
 }
 
@@ -185,7 +205,9 @@ function figures(name: string, run: Awaited<ReturnType<typeof drive>>): Figures 
     // autocannon already counts timeouts among errors.
     errors: r.errors + r.non2xx,
     requests: r.requests.total,
-    statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count])),
+    statusCodes: Object.fromEntries(
+      Object.entries(r.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count]),
+    ),
     errorSamples: run.samples,
     exhausted: run.exhausted,
     cpuUsPerToken: run.cpuUsPerToken,
@@ -200,8 +222,18 @@ async function signaturesPerSec(pem: string, kid: string): Promise<number> {
   let n = 0;
   while (Date.now() < until) {
     const iat = Math.floor(Date.now() / 1000);
-    const payload = { iss: ISSUER, sub: 'c', aud: AUDIENCE, client_id: 'c', iat, exp: iat + 3600, jti: randomBytes(16).toString('base64url') };
-    await new CompactSign(encoder.encode(JSON.stringify(payload))).setProtectedHeader({ alg: ALG, kid, typ: 'at+jwt' }).sign(key);
+    const payload = {
+      iss: ISSUER,
+      sub: 'c',
+      aud: AUDIENCE,
+      client_id: 'c',
+      iat,
+      exp: iat + 3600,
+      jti: randomBytes(16).toString('base64url'),
+    };
+    await new CompactSign(encoder.encode(JSON.stringify(payload)))
+      .setProtectedHeader({ alg: ALG, kid, typ: 'at+jwt' })
+      .sign(key);
     n++;
   }
   return n / 3;
@@ -225,7 +257,7 @@ class Seeder {
   async codes(n: number): Promise<string[]> {
     const bodies: string[] = [];
     const redirect = encodeURIComponent(REDIRECT_URI);
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const size = Math.min(20_000, n - done);
       const hashes: string[] = [];
       const challenges: string[] = [];
@@ -273,7 +305,9 @@ class Seeder {
 
   /** Longest refresh-token chain so far (generations), for the report. */
   async longestChain(): Promise<number> {
-    const { rows } = await this.pool.query<{ max: number | null }>(`SELECT max(generation) AS max FROM "${this.schema}".refresh_tokens`);
+    const { rows } = await this.pool.query<{ max: number | null }>(
+      `SELECT max(generation) AS max FROM "${this.schema}".refresh_tokens`,
+    );
     return rows[0]?.max ?? 0;
   }
 
@@ -374,7 +408,11 @@ async function main(): Promise<void> {
     execFileSync(process.execPath, [CLI, 'migrate', 'up'], { env, stdio: 'ignore' });
     const createClient = (args: string[]) => {
       const created = JSON.parse(
-        execFileSync(process.execPath, [CLI, 'clients', 'create', '--json', '--auth-method', 'client_secret_basic', ...args], { env, encoding: 'utf8' }),
+        execFileSync(
+          process.execPath,
+          [CLI, 'clients', 'create', '--json', '--auth-method', 'client_secret_basic', ...args],
+          { env, encoding: 'utf8' },
+        ),
       ) as { client: { client_id: string }; client_secret: string };
       const id = created.client.client_id;
       const secret = created.client_secret;
@@ -389,15 +427,28 @@ async function main(): Promise<void> {
     };
     // A service for client_credentials; a web app (code + refresh) for the user grants.
     const service = createClient(['--name', 'bench-service', '--grant-type', 'client_credentials']);
-    const app = createClient(['--name', 'bench-app', '--grant-type', 'authorization_code', '--grant-type', 'refresh_token', '--redirect-uri', REDIRECT_URI]);
+    const app = createClient([
+      '--name',
+      'bench-app',
+      '--grant-type',
+      'authorization_code',
+      '--grant-type',
+      'refresh_token',
+      '--redirect-uri',
+      REDIRECT_URI,
+    ]);
     seeder = new Seeder(databaseUrl, schema, app.id);
 
     const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null;
     const gatehousePort = await freePort();
-    const gatehouse = spawn(process.execPath, [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'], {
-      env: { ...env, PORT: String(gatehousePort) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const gatehouse = spawn(
+      process.execPath,
+      [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'],
+      {
+        env: { ...env, PORT: String(gatehousePort) },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     children.push(gatehouse);
     await waitForReady(gatehousePort);
 
@@ -429,21 +480,44 @@ async function main(): Promise<void> {
         const cpu = { meter, pid };
         if (grant === 'client_credentials') {
           await drive(port, service.headers, 'grant_type=client_credentials', null, WARMUP); // warm-up: JIT, caches, pool
-          return figures(name, await drive(port, service.headers, 'grant_type=client_credentials', null, DURATION, cpu));
+          return figures(
+            name,
+            await drive(port, service.headers, 'grant_type=client_credentials', null, DURATION, cpu),
+          );
         }
         if (grant === 'authorization_code') {
           const warm = await drive(port, app.headers, null, codeFeed(await seeder!.codes(WARMUP_CODES)), WARMUP);
           // Unused codes for 3× the warm-up's pace (6× if the warm-up ran out; JIT makes warm-ups slow), at least 2000/s.
           const pace = Math.max(warm.result['2xx'] / WARMUP, 2000) * (warm.exhausted > 0 ? 6 : 3);
-          return figures(name, await drive(port, app.headers, null, codeFeed(await seeder!.codes(Math.ceil(pace * DURATION) + CONNECTIONS)), DURATION, cpu));
+          return figures(
+            name,
+            await drive(
+              port,
+              app.headers,
+              null,
+              codeFeed(await seeder!.codes(Math.ceil(pace * DURATION) + CONNECTIONS)),
+              DURATION,
+              cpu,
+            ),
+          );
         }
         await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), WARMUP);
-        return figures(name, await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), DURATION, cpu));
+        return figures(
+          name,
+          await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), DURATION, cpu),
+        );
       };
       const bareFigures = await measure(`bare ${grant}`, barePort, bare.pid!);
       const gatehouseFigures = await measure(`Gatehouse ${grant}`, gatehousePort, gatehouse.pid!);
-      results.push({ grant, bare: bareFigures, gatehouse: gatehouseFigures, ratio: gatehouseFigures.tokensPerSec / bareFigures.tokensPerSec });
-      process.stderr.write(`${grant}: bare ${bareFigures.tokensPerSec.toFixed(0)}/s, Gatehouse ${gatehouseFigures.tokensPerSec.toFixed(0)}/s\n`);
+      results.push({
+        grant,
+        bare: bareFigures,
+        gatehouse: gatehouseFigures,
+        ratio: gatehouseFigures.tokensPerSec / bareFigures.tokensPerSec,
+      });
+      process.stderr.write(
+        `${grant}: bare ${bareFigures.tokensPerSec.toFixed(0)}/s, Gatehouse ${gatehouseFigures.tokensPerSec.toFixed(0)}/s\n`,
+      );
       if (grant === 'refresh_token') longestChain = await seeder.longestChain();
     }
     report(sigs, results, longestChain);
@@ -481,7 +555,8 @@ function cpuTable(results: GrantResult[]): string {
   const us = (v: number | null) => (v === null ? '–' : String(v));
   if (results.every((r) => r.bare.cpuUsPerToken.server === null)) return '';
   const rows = results.map(({ grant, bare, gatehouse: gh }) => {
-    const total = (f: Figures) => (f.cpuUsPerToken.server === null ? null : f.cpuUsPerToken.server + (f.cpuUsPerToken.postgres ?? 0));
+    const total = (f: Figures) =>
+      f.cpuUsPerToken.server === null ? null : f.cpuUsPerToken.server + (f.cpuUsPerToken.postgres ?? 0);
     const b = total(bare);
     const g = total(gh);
     return `| ${grant} | ${us(bare.cpuUsPerToken.server)} | ${us(gh.cpuUsPerToken.server)} | ${us(bare.cpuUsPerToken.postgres)} | ${us(gh.cpuUsPerToken.postgres)} | ${b !== null && g !== null && g > 0 ? (b / g).toFixed(2) : '–'} |`;
@@ -517,7 +592,10 @@ function report(sigs: number, results: GrantResult[], longestChain: number): voi
   const problems = results.flatMap(({ bare, gatehouse }) =>
     [bare, gatehouse]
       .filter((f) => f.errors > 0)
-      .map((f) => `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((s) => `\`${s}\``).join(' ')}`),
+      .map(
+        (f) =>
+          `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((s) => `\`${s}\``).join(' ')}`,
+      ),
   );
   const md = `# Token endpoint benchmark
 
@@ -540,7 +618,17 @@ ${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seede
   writeFileSync(
     join(out, 'token.json'),
     `${JSON.stringify(
-      { date: new Date().toISOString(), node: process.version, connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, alg: ALG, signaturesPerSec: sigs, longestRefreshChain: longestChain, grants: results },
+      {
+        date: new Date().toISOString(),
+        node: process.version,
+        connections: CONNECTIONS,
+        durationSec: DURATION,
+        warmupSec: WARMUP,
+        alg: ALG,
+        signaturesPerSec: sigs,
+        longestRefreshChain: longestChain,
+        grants: results,
+      },
       null,
       2,
     )}\n`,

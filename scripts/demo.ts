@@ -132,7 +132,13 @@ async function main(): Promise<void> {
     await host.listen({ host: HOST, port: ports.host });
 
     // 4. The demo client.
-    const client: FastifyInstance = await buildDemoClient({ issuer, clientId: CLIENT_ID, redirectUri: `${clientUrl}/callback`, resource: api.resource, scope: 'read' });
+    const client: FastifyInstance = await buildDemoClient({
+      issuer,
+      clientId: CLIENT_ID,
+      redirectUri: `${clientUrl}/callback`,
+      resource: api.resource,
+      scope: 'read',
+    });
     running.push({ name: 'demo client', close: () => client.close() });
     await client.listen({ host: HOST, port: ports.client });
 
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   const message = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
   process.stderr.write(`demo: ${message}\n`);
-  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') process.stderr.write('demo: a port is taken; set DEMO_PORT_BASE to use other ports\n');
+  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+    process.stderr.write('demo: a port is taken; set DEMO_PORT_BASE to use other ports\n');
   process.exitCode = 1;
 });

@@ -20,7 +20,9 @@ declare module 'fastify' {
 export function isAdminAuthorization(header: string | undefined, token: string): boolean {
   // RFC 9110 §11.1: the scheme is case-insensitive; the token is compared exactly.
   const match = /^bearer +([\x21-\x7e]+)$/i.exec(header ?? '');
-  const presented = createHash('sha256').update(match?.[1] ?? '').digest();
+  const presented = createHash('sha256')
+    .update(match?.[1] ?? '')
+    .digest();
   const expected = createHash('sha256').update(token).digest();
   return timingSafeEqual(presented, expected) && match !== null && token !== '';
 }
@@ -52,20 +54,23 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 
-  await admin.register(async function api(scope) {
-    scope.addHook('onRequest', async (request, reply) => {
-      if (isAdminAuthorization(request.headers.authorization, config.admin.token)) return;
-      request.log.warn({ ip: request.ip }, 'admin request without the admin token refused');
-      return sendOAuthError(
-        reply,
-        new OAuthError('invalid_token', 'the admin API needs Authorization: Bearer <ADMIN_TOKEN>', {
-          headers: { 'www-authenticate': 'Bearer realm="gatehouse-admin"' },
-        }),
-      );
-    });
-    await scope.register(adminClientRoutes);
-    await scope.register(adminUserRoutes);
-    await scope.register(adminKeyRoutes);
-  }, { prefix: '/admin' });
+  await admin.register(
+    async function api(scope) {
+      scope.addHook('onRequest', async (request, reply) => {
+        if (isAdminAuthorization(request.headers.authorization, config.admin.token)) return;
+        request.log.warn({ ip: request.ip }, 'admin request without the admin token refused');
+        return sendOAuthError(
+          reply,
+          new OAuthError('invalid_token', 'the admin API needs Authorization: Bearer <ADMIN_TOKEN>', {
+            headers: { 'www-authenticate': 'Bearer realm="gatehouse-admin"' },
+          }),
+        );
+      });
+      await scope.register(adminClientRoutes);
+      await scope.register(adminUserRoutes);
+      await scope.register(adminKeyRoutes);
+    },
+    { prefix: '/admin' },
+  );
   return admin;
 }

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { createLogger } from './logging.js';
@@ -42,7 +48,10 @@ export function frameworkErrors(error: FastifyError, _request: FastifyRequest, r
   reply
     .code(400)
     .header('cache-control', 'no-store')
-    .send({ error: 'invalid_request', error_description: error.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : 'malformed request' });
+    .send({
+      error: 'invalid_request',
+      error_description: error.code === 'FST_ERR_BAD_URL' ? 'malformed URL' : 'malformed request',
+    });
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;

@@ -68,7 +68,7 @@ export const schema = {
       env: 'DATABASE_POOL_MAX',
     },
     schema: {
-      doc: 'Postgres schema holding Gatehouse\'s tables, so it can share a database with the host app.',
+      doc: "Postgres schema holding Gatehouse's tables, so it can share a database with the host app.",
       format: 'sql-identifier',
       default: 'gatehouse',
       env: 'DATABASE_SCHEMA',
@@ -80,7 +80,7 @@ export const schema = {
       env: 'DATA_DIR',
     },
     preparedStatements: {
-      doc: 'Send the token endpoint\'s hot statements (code redemption, refresh rotation) as named prepared statements, parsed and planned once per connection. Turn off behind a transaction-pooling pgbouncer older than 1.21 or with `max_prepared_statements = 0`.',
+      doc: "Send the token endpoint's hot statements (code redemption, refresh rotation) as named prepared statements, parsed and planned once per connection. Turn off behind a transaction-pooling pgbouncer older than 1.21 or with `max_prepared_statements = 0`.",
       format: 'strict-boolean',
       default: true,
       env: 'DATABASE_PREPARED_STATEMENTS',
@@ -121,7 +121,7 @@ export const schema = {
       env: 'SIGNING_ALG',
     },
     files: {
-      doc: 'Comma-separated paths of private signing keys (PEM PKCS#8 or JWK JSON) to use instead of generated keys. The first signs; the others are published in the JWKS only. Each file\'s algorithm is taken from the JWK `alg`, or `SIGNING_ALG` for PEM.',
+      doc: "Comma-separated paths of private signing keys (PEM PKCS#8 or JWK JSON) to use instead of generated keys. The first signs; the others are published in the JWKS only. Each file's algorithm is taken from the JWK `alg`, or `SIGNING_ALG` for PEM.",
       format: String,
       default: '',
       env: 'SIGNING_KEY_FILES',
@@ -189,13 +189,13 @@ export const schema = {
   },
   handshake: {
     signInUrl: {
-      doc: 'The host app\'s sign-in URL. Gatehouse sends the browser there with `?login_request=<JWT>` when a user must sign in.',
+      doc: "The host app's sign-in URL. Gatehouse sends the browser there with `?login_request=<JWT>` when a user must sign in.",
       format: 'optional-url',
       default: '',
       env: 'SIGN_IN_URL',
     },
     hostId: {
-      doc: 'The host app\'s identifier: `aud` of login_request, required `iss` of login_response.',
+      doc: "The host app's identifier: `aud` of login_request, required `iss` of login_response.",
       format: String,
       default: 'host',
       env: 'HOST_ID',
@@ -208,13 +208,13 @@ export const schema = {
       sensitive: true,
     },
     hostJwksUrl: {
-      doc: 'JWKS URL of the host app\'s public keys (ES256, RS256 or EdDSA) for verifying login_response.',
+      doc: "JWKS URL of the host app's public keys (ES256, RS256 or EdDSA) for verifying login_response.",
       format: 'optional-url',
       default: '',
       env: 'HOST_JWKS_URL',
     },
     hostPublicKeyFile: {
-      doc: 'Path of the host app\'s public key (PEM SPKI or JWK) for verifying login_response.',
+      doc: "Path of the host app's public key (PEM SPKI or JWK) for verifying login_response.",
       format: String,
       default: '',
       env: 'HOST_PUBLIC_KEY_FILE',
@@ -307,7 +307,7 @@ export const schema = {
   },
   clientIdMetadataDocuments: {
     enabled: {
-      doc: 'OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a `client_id` that is an https URL with a path is resolved by fetching the client\'s metadata from that URL. Off: such ids are looked up like any other, and metadata omits `client_id_metadata_document_supported`.',
+      doc: "OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a `client_id` that is an https URL with a path is resolved by fetching the client's metadata from that URL. Off: such ids are looked up like any other, and metadata omits `client_id_metadata_document_supported`.",
       format: 'strict-boolean',
       default: false,
       env: 'CIMD_ENABLED',
@@ -460,8 +460,28 @@ export type SigningAlg = 'ES256' | 'RS256' | 'PS256' | 'EdDSA';
 
 /** Schemes that name something other than an app, never acceptable as a private-use redirect scheme. */
 export const RESERVED_SCHEMES: ReadonlySet<string> = new Set([
-  'http', 'https', 'javascript', 'data', 'vbscript', 'file', 'blob', 'about', 'filesystem', 'view-source',
-  'ws', 'wss', 'ftp', 'mailto', 'tel', 'sms', 'intent', 'content', 'chrome', 'edge', 'resource', 'urn',
+  'http',
+  'https',
+  'javascript',
+  'data',
+  'vbscript',
+  'file',
+  'blob',
+  'about',
+  'filesystem',
+  'view-source',
+  'ws',
+  'wss',
+  'ftp',
+  'mailto',
+  'tel',
+  'sms',
+  'intent',
+  'content',
+  'chrome',
+  'edge',
+  'resource',
+  'urn',
 ]);
 
 /** Parses NATIVE_REDIRECT_SCHEMES: scheme names, lower-cased, without a trailing colon. */
@@ -563,7 +583,9 @@ function addFormats(): void {
       try {
         catalogue = parseScopeCatalogue(String(value));
       } catch (err) {
-        throw new Error(`must be a JSON object of scope to description, or space-separated names (${(err as Error).message})`);
+        throw new Error(
+          `must be a JSON object of scope to description, or space-separated names (${(err as Error).message})`,
+        );
       }
       for (const name of catalogue.keys()) {
         if (!SCOPE_TOKEN.test(name)) throw new Error(`"${name}" is not a valid scope name (RFC 6749 §3.3)`);
@@ -573,7 +595,9 @@ function addFormats(): void {
   convict.addFormat({
     name: 'resource-list',
     validate(value: unknown) {
-      for (const item of String(value).split(/[\s,]+/).filter(Boolean)) {
+      for (const item of String(value)
+        .split(/[\s,]+/)
+        .filter(Boolean)) {
         let url: URL;
         try {
           url = new URL(item);
@@ -588,8 +612,12 @@ function addFormats(): void {
     name: 'scheme-list',
     validate(value: unknown) {
       for (const item of parseSchemeList(String(value))) {
-        if (!/^[a-z][a-z0-9+-]*$/.test(item)) throw new Error(`"${item}" is not a single-label URI scheme name (letters, digits, + and -; reverse-domain schemes need no setting)`);
-        if (RESERVED_SCHEMES.has(item)) throw new Error(`"${item}" is a scheme browsers or the OS give a meaning; it cannot identify an app`);
+        if (!/^[a-z][a-z0-9+-]*$/.test(item))
+          throw new Error(
+            `"${item}" is not a single-label URI scheme name (letters, digits, + and -; reverse-domain schemes need no setting)`,
+          );
+        if (RESERVED_SCHEMES.has(item))
+          throw new Error(`"${item}" is a scheme browsers or the OS give a meaning; it cannot identify an app`);
       }
     },
   });
@@ -739,7 +767,8 @@ function resolveFileSecrets(
 export function secretWeakness(secret: string): string | null {
   if (secret.length < 32) return 'must be at least 32 characters';
   if (WEAK_SECRETS.test(secret)) return 'looks like a placeholder; generate one with `openssl rand -base64 32`';
-  if (new Set(secret).size < 12) return 'has too little variety to be random; generate one with `openssl rand -base64 32`';
+  if (new Set(secret).size < 12)
+    return 'has too little variety to be random; generate one with `openssl rand -base64 32`';
   return null;
 }
 
@@ -748,14 +777,20 @@ function crossFieldProblems(config: Config): string[] {
   // A verifier's cached JWKS may be max-age old, and a replica's own key set cacheTtl old: a new key must
   // be published longer than both together before it signs.
   if (config.keys.rotationDelay <= config.keys.jwksMaxAge + config.keys.cacheTtl) {
-    problems.push('KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS + KEY_CACHE_TTL_SECONDS, so every cache sees a new key before it signs');
+    problems.push(
+      'KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS + KEY_CACHE_TTL_SECONDS, so every cache sees a new key before it signs',
+    );
   }
   const h = config.handshake;
-  if (h.secret !== '' && Buffer.byteLength(h.secret) < 32) problems.push('HANDSHAKE_SECRET: must be at least 32 bytes (HS256, RFC 7518 §3.2)');
+  if (h.secret !== '' && Buffer.byteLength(h.secret) < 32)
+    problems.push('HANDSHAKE_SECRET: must be at least 32 bytes (HS256, RFC 7518 §3.2)');
   const hostKeys = [h.secret, h.hostJwksUrl, h.hostPublicKeyFile].filter((v) => v !== '').length;
-  if (hostKeys > 1) problems.push('HANDSHAKE_SECRET: set only one of HANDSHAKE_SECRET, HOST_JWKS_URL and HOST_PUBLIC_KEY_FILE');
+  if (hostKeys > 1)
+    problems.push('HANDSHAKE_SECRET: set only one of HANDSHAKE_SECRET, HOST_JWKS_URL and HOST_PUBLIC_KEY_FILE');
   if (h.signInUrl !== '' && hostKeys === 0) {
-    problems.push('SIGN_IN_URL: needs a host key to verify sign-in answers: HANDSHAKE_SECRET, HOST_JWKS_URL or HOST_PUBLIC_KEY_FILE');
+    problems.push(
+      'SIGN_IN_URL: needs a host key to verify sign-in answers: HANDSHAKE_SECRET, HOST_JWKS_URL or HOST_PUBLIC_KEY_FILE',
+    );
   }
   const cimd = config.clientIdMetadataDocuments;
   if (cimd.cacheMin > cimd.cacheMax) problems.push('CIMD_CACHE_MIN_SECONDS: must not exceed CIMD_CACHE_MAX_SECONDS');
@@ -766,24 +801,36 @@ function crossFieldProblems(config: Config): string[] {
     problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
   }
   // RFC 6750 §2.1 b64token: what /register accepts after "Bearer".
-  if (config.registration.initialAccessToken !== '' && !/^[A-Za-z0-9\-._~+/]+=*$/.test(config.registration.initialAccessToken)) {
-    problems.push('DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token (letters, digits and -._~+/, then optional =), as a Bearer header carries it');
+  if (
+    config.registration.initialAccessToken !== '' &&
+    !/^[A-Za-z0-9\-._~+/]+=*$/.test(config.registration.initialAccessToken)
+  ) {
+    problems.push(
+      'DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token (letters, digits and -._~+/, then optional =), as a Bearer header carries it',
+    );
   }
   // setTimeout holds at most 2^31-1 ms; a longer interval would fire at once, over and over.
-  if (config.janitor.interval > 2_000_000) problems.push('JANITOR_INTERVAL_SECONDS: must be at most 2000000 (about 23 days)');
+  if (config.janitor.interval > 2_000_000)
+    problems.push('JANITOR_INTERVAL_SECONDS: must be at most 2000000 (about 23 days)');
   if (config.admin.port !== 0) {
     // The admin token is a standing credential for every client and key: the same bar as other secrets, everywhere.
-    const adminWeakness = config.admin.token === '' ? 'required when ADMIN_PORT is set' : secretWeakness(config.admin.token);
+    const adminWeakness =
+      config.admin.token === '' ? 'required when ADMIN_PORT is set' : secretWeakness(config.admin.token);
     if (adminWeakness) problems.push(`ADMIN_TOKEN: ${adminWeakness}`);
     // RFC 6750 §2.1 b64token-like: what an Authorization header can carry intact.
-    else if (!/^[\x21-\x7e]+$/.test(config.admin.token)) problems.push('ADMIN_TOKEN: must be visible ASCII without spaces (it travels in an Authorization header)');
-    if (config.admin.port === config.server.port) problems.push('ADMIN_PORT: must differ from PORT (the admin listener is a separate listener)');
+    else if (!/^[\x21-\x7e]+$/.test(config.admin.token))
+      problems.push('ADMIN_TOKEN: must be visible ASCII without spaces (it travels in an Authorization header)');
+    if (config.admin.port === config.server.port)
+      problems.push('ADMIN_PORT: must differ from PORT (the admin listener is a separate listener)');
   }
   const resources = parseResourceList(config.resources.list);
   const defaults = parseResourceList(config.resources.defaultResource);
   // login_request JWTs are signed with the access-token keys and carry aud = HOST_ID: were HOST_ID also a
   // resource, a resource server that skipped the typ check would take one for an access token (RFC 8725 §3.11).
-  if (h.hostId !== '' && (resources.includes(h.hostId) || resources.includes(canonicalOrSelf(h.hostId)))) problems.push('HOST_ID: must not be one of RESOURCES (sign-in requests and access tokens must never share an audience)');
+  if (h.hostId !== '' && (resources.includes(h.hostId) || resources.includes(canonicalOrSelf(h.hostId))))
+    problems.push(
+      'HOST_ID: must not be one of RESOURCES (sign-in requests and access tokens must never share an audience)',
+    );
   if (defaults.length > 1) problems.push('DEFAULT_RESOURCE: must be a single URI');
   else if (defaults[0] && !resources.includes(defaults[0])) problems.push('DEFAULT_RESOURCE: must be one of RESOURCES');
   return problems;
@@ -800,7 +847,8 @@ function productionProblems(config: Config): string[] {
       problems.push('ISSUER: must be https in production (http is allowed only for loopback)');
     }
   }
-  const weakness = config.keys.encryptionSecret === '' ? 'required in production' : secretWeakness(config.keys.encryptionSecret);
+  const weakness =
+    config.keys.encryptionSecret === '' ? 'required in production' : secretWeakness(config.keys.encryptionSecret);
   if (weakness) problems.push(`KEY_ENCRYPTION_SECRET: ${weakness}`);
   if (config.handshake.secret !== '') {
     const handshakeWeakness = secretWeakness(config.handshake.secret);
@@ -813,9 +861,14 @@ function productionProblems(config: Config): string[] {
   }
   // draft-ietf-oauth-client-id-metadata-document-02 §8.6: the loopback/special-use exception MUST NOT apply in production.
   if (config.clientIdMetadataDocuments.allowPrivateAddresses) {
-    problems.push('CIMD_ALLOW_PRIVATE_ADDRESSES: must be false in production (it lets any client_id URL make this server fetch from private networks)');
+    problems.push(
+      'CIMD_ALLOW_PRIVATE_ADDRESSES: must be false in production (it lets any client_id URL make this server fetch from private networks)',
+    );
   }
-  for (const [name, value] of [['SIGN_IN_URL', config.handshake.signInUrl], ['HOST_JWKS_URL', config.handshake.hostJwksUrl]] as const) {
+  for (const [name, value] of [
+    ['SIGN_IN_URL', config.handshake.signInUrl],
+    ['HOST_JWKS_URL', config.handshake.hostJwksUrl],
+  ] as const) {
     if (value !== '' && new URL(value).protocol === 'http:' && !isLoopbackHost(new URL(value).hostname)) {
       problems.push(`${name}: must be https in production (http is allowed only for loopback)`);
     }
@@ -899,7 +952,11 @@ export function describeConfig(loaded: LoadedConfig): Array<{ env: string; value
   return schemaLeaves().map((leaf) => {
     const value = leaf.path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], loaded.config);
     const redacted = leaf.sensitive && value !== '' ? '[redacted]' : value;
-    return { env: leaf.env, value: leaf.env === 'DATABASE_URL' ? redactDatabaseUrl(String(value)) : redacted, source: loaded.sources[leaf.env] ?? 'default' };
+    return {
+      env: leaf.env,
+      value: leaf.env === 'DATABASE_URL' ? redactDatabaseUrl(String(value)) : redacted,
+      source: loaded.sources[leaf.env] ?? 'default',
+    };
   });
 }
 

@@ -70,7 +70,13 @@ export function loggerOptions(config: Pick<Config, 'log'>): LoggerOptions {
     },
     // Defence in depth for code that logs raw headers.
     redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'],
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'res.headers["set-cookie"]',
+        'headers.authorization',
+        'headers.cookie',
+      ],
       censor: '[redacted]',
     },
   };

@@ -31,7 +31,10 @@ export async function startServer(config: Readonly<Config>, options: StartOption
     if (admin) {
       await admin.listen({ host: config.admin.host, port: config.admin.port });
       const address = admin.server.address();
-      app.log.info({ admin: typeof address === 'object' && address ? `${address.address}:${address.port}` : address }, 'admin listener ready');
+      app.log.info(
+        { admin: typeof address === 'object' && address ? `${address.address}:${address.port}` : address },
+        'admin listener ready',
+      );
     }
   } catch (err) {
     // Not through close-with-grace: it would end the process with exit code 0 once the loop drains.

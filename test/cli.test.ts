@@ -30,7 +30,14 @@ t.test('bad configuration stops the process with one line per problem and exit c
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: '99999' }, /^ {2}- PORT: ports must be within range 0 - 65535/m],
     [{ DATABASE_URL: 'mysql://db/x' }, /^ {2}- DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/m],
-    [{ NODE_ENV: 'production', ISSUER: 'http://auth.example.com', KEY_ENCRYPTION_SECRET: 'q8Jr2vN0xK7pL4mZ9tY6wB3cF1hD5gS0aE8uI2oP' }, /^ {2}- ISSUER: must be https in production/m],
+    [
+      {
+        NODE_ENV: 'production',
+        ISSUER: 'http://auth.example.com',
+        KEY_ENCRYPTION_SECRET: 'q8Jr2vN0xK7pL4mZ9tY6wB3cF1hD5gS0aE8uI2oP',
+      },
+      /^ {2}- ISSUER: must be https in production/m,
+    ],
   ];
   for (const [env, expected] of cases) {
     const res = await run([CLI, 'serve'], env);
@@ -43,7 +50,10 @@ t.test('bad configuration stops the process with one line per problem and exit c
 });
 
 t.test('config prints every setting with secrets redacted and their sources', async (t) => {
-  const res = await run([CLI, 'config', '--json'], { KEY_ENCRYPTION_SECRET: 'super-secret-value-abcdefghijklmnop1234', PORT: '4321' });
+  const res = await run([CLI, 'config', '--json'], {
+    KEY_ENCRYPTION_SECRET: 'super-secret-value-abcdefghijklmnop1234',
+    PORT: '4321',
+  });
   t.equal(res.code, 0);
   const rows = JSON.parse(res.stdout) as Array<{ env: string; value: unknown; source: string }>;
   const byEnv = Object.fromEntries(rows.map((r) => [r.env, r]));
@@ -65,8 +75,14 @@ t.test('migrate up then status on the embedded database', async (t) => {
   t.equal(again.stdout, 'already up to date\n');
   const status = await run([CLI, 'migrate', 'status', '--json'], env);
   const rows = JSON.parse(status.stdout) as Array<{ name: string; executedAt: string | null }>;
-  t.same(rows.map((r) => r.name), known);
-  t.ok(rows.every((r) => r.executedAt), 'all applied');
+  t.same(
+    rows.map((r) => r.name),
+    known,
+  );
+  t.ok(
+    rows.every((r) => r.executedAt),
+    'all applied',
+  );
 });
 
 t.test('migrate up then status against Postgres', { skip: needsPostgres }, async (t) => {
@@ -81,44 +97,78 @@ t.test('migrate up then status against Postgres', { skip: needsPostgres }, async
   t.equal(up.code, 0, up.stderr);
   const status = await run([CLI, 'migrate', 'status'], env);
   t.equal(status.code, 0);
-  for (const name of await knownMigrations()) t.match(status.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z  ${name}$`, 'm'));
+  for (const name of await knownMigrations())
+    t.match(status.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z  ${name}$`, 'm'));
   const down = await run([CLI, 'migrate', 'down'], env);
   t.match(down.stdout, /^reverted /);
   const after = await run([CLI, 'migrate', 'status'], env);
   t.match(after.stdout, /^pending\s+/m);
 });
 
-t.test('two servers starting at once on an empty Postgres migrate once and both become ready', { skip: needsPostgres }, async (t) => {
-  const schema = `race_${randomBytes(4).toString('hex')}`;
-  const env = { ...BASE_ENV, LOG_LEVEL: 'info', DATABASE_URL: FILE_DATABASE_URL!, DATABASE_SCHEMA: schema, PORT: '0' };
-  const children = [0, 1].map(() => spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const done = children.map((c) => finished(c, 90_000));
-  t.teardown(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+t.test(
+  'two servers starting at once on an empty Postgres migrate once and both become ready',
+  { skip: needsPostgres },
+  async (t) => {
+    const schema = `race_${randomBytes(4).toString('hex')}`;
+    const env = {
+      ...BASE_ENV,
+      LOG_LEVEL: 'info',
+      DATABASE_URL: FILE_DATABASE_URL!,
+      DATABASE_SCHEMA: schema,
+      PORT: '0',
+    };
+    const children = [0, 1].map(() =>
+      spawn(process.execPath, [CLI, 'serve'], {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const done = children.map((c) => finished(c, 90_000));
+    t.teardown(async () => {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      const h = await openDatabase(testConfig({ DATABASE_SCHEMA: schema }));
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(h.root);
+      await h.close();
+    });
+    const ports = await Promise.all(
+      children.map((c) => waitForLine(c, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/)),
+    );
+    for (const match of ports) {
+      const res = await fetch(`http://127.0.0.1:${match[1]}/readyz`);
+      t.equal(res.status, 200, 'ready');
+    }
+    for (const c of children) c.kill('SIGTERM');
+    const outputs = await Promise.all(done);
+    t.same(
+      outputs.map((o) => o.code),
+      [0, 0],
+      'both exit cleanly',
+    );
+    const appliers = outputs.filter((o) => /"msg":"applied migrations"/.test(o.stdout));
+    t.equal(appliers.length, 1, 'exactly one process applied the migrations');
     const h = await openDatabase(testConfig({ DATABASE_SCHEMA: schema }));
-    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(h.root);
+    const rows = await sql<{
+      n: number;
+    }>`select count(*)::int as n from ${sql.table(`${schema}.kysely_migration`)}`.execute(h.root);
     await h.close();
-  });
-  const ports = await Promise.all(children.map((c) => waitForLine(c, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/)));
-  for (const match of ports) {
-    const res = await fetch(`http://127.0.0.1:${match[1]}/readyz`);
-    t.equal(res.status, 200, 'ready');
-  }
-  for (const c of children) c.kill('SIGTERM');
-  const outputs = await Promise.all(done);
-  t.same(outputs.map((o) => o.code), [0, 0], 'both exit cleanly');
-  const appliers = outputs.filter((o) => /"msg":"applied migrations"/.test(o.stdout));
-  t.equal(appliers.length, 1, 'exactly one process applied the migrations');
-  const h = await openDatabase(testConfig({ DATABASE_SCHEMA: schema }));
-  const rows = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(`${schema}.kysely_migration`)}`.execute(h.root);
-  await h.close();
-  t.equal(rows.rows[0]!.n, (await knownMigrations()).length);
-});
+    t.equal(rows.rows[0]!.n, (await knownMigrations()).length);
+  },
+);
 
 t.test('SIGTERM during a slow request lets it finish, then exits 0', async (t) => {
   const fixture = new URL('./fixtures/slow-server.mjs', import.meta.url).pathname;
-  const env = { ...BASE_ENV, LOG_LEVEL: 'info', DATA_DIR: 'memory://', PORT: '0', SLOW_MS: '1500', SHUTDOWN_TIMEOUT_SECONDS: '10' };
-  const child = spawn(process.execPath, [fixture], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = {
+    ...BASE_ENV,
+    LOG_LEVEL: 'info',
+    DATA_DIR: 'memory://',
+    PORT: '0',
+    SLOW_MS: '1500',
+    SHUTDOWN_TIMEOUT_SECONDS: '10',
+  };
+  const child = spawn(process.execPath, [fixture], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const done = finished(child, 60_000);
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');

@@ -31,7 +31,12 @@ t.test('defaults load into a frozen, typed object', async (t) => {
 });
 
 t.test('environment values are coerced and their source recorded', async (t) => {
-  const { config, sources } = loadConfig({ PORT: '8080', AUTO_MIGRATE: 'false', DATABASE_POOL_MAX: '3', LOG_PRETTY: 'yes' });
+  const { config, sources } = loadConfig({
+    PORT: '8080',
+    AUTO_MIGRATE: 'false',
+    DATABASE_POOL_MAX: '3',
+    LOG_PRETTY: 'yes',
+  });
   t.equal(config.server.port, 8080);
   t.equal(config.database.autoMigrate, false);
   t.equal(config.database.poolMax, 3);
@@ -63,23 +68,60 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ SCOPES: 'read "bad' }, /^SCOPES: ""bad" is not a valid scope name \(RFC 6749 §3.3\)/],
     [{ RESOURCES: 'https://api.example.com/#frag' }, /^RESOURCES: .* must not have a fragment \(RFC 8707 §2\)/],
     [{ RESOURCES: 'relative/path' }, /^RESOURCES: "relative\/path" is not an absolute URI/],
-    [{ RESOURCES: 'https://a.example.com', DEFAULT_RESOURCE: 'https://b.example.com' }, /^DEFAULT_RESOURCE: must be one of RESOURCES/],
-    [{ KEY_ROTATION_DELAY_SECONDS: '320', JWKS_MAX_AGE_SECONDS: '300', KEY_CACHE_TTL_SECONDS: '30' }, /^KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS \+ KEY_CACHE_TTL_SECONDS/],
+    [
+      { RESOURCES: 'https://a.example.com', DEFAULT_RESOURCE: 'https://b.example.com' },
+      /^DEFAULT_RESOURCE: must be one of RESOURCES/,
+    ],
+    [
+      { KEY_ROTATION_DELAY_SECONDS: '320', JWKS_MAX_AGE_SECONDS: '300', KEY_CACHE_TTL_SECONDS: '30' },
+      /^KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS \+ KEY_CACHE_TTL_SECONDS/,
+    ],
     [{ SHUTDOWN_TIMEOUT_SECONDS: '-1' }, /^SHUTDOWN_TIMEOUT_SECONDS: must be a positive integer/],
     [{ CLOCK_SKEW_SECONDS: 'x' }, /^CLOCK_SKEW_SECONDS: must be a non-negative integer/],
     [{ JANITOR_INTERVAL_SECONDS: '-5' }, /^JANITOR_INTERVAL_SECONDS: must be a non-negative integer/],
     [{ JANITOR_RETENTION_SECONDS: '1.5' }, /^JANITOR_RETENTION_SECONDS: must be a non-negative integer/],
     [{ ADMIN_PORT: '4001' }, /^ADMIN_TOKEN: required when ADMIN_PORT is set/],
     [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'short' }, /^ADMIN_TOKEN: must be at least 32 characters/],
-    [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'changeme-changeme-changeme-changeme-1234' }, /^ADMIN_TOKEN: looks like a placeholder/],
-    [{ PORT: '4001', ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^ADMIN_PORT: must differ from PORT/],
+    [
+      { ADMIN_PORT: '4001', ADMIN_TOKEN: 'changeme-changeme-changeme-changeme-1234' },
+      /^ADMIN_TOKEN: looks like a placeholder/,
+    ],
+    [
+      { PORT: '4001', ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' },
+      /^ADMIN_PORT: must differ from PORT/,
+    ],
     [{ ADMIN_PORT: '70000' }, /^ADMIN_PORT: /],
-    [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR 2sT5wY8cE1dF4gH6jK' }, /^ADMIN_TOKEN: must be visible ASCII without spaces/],
+    [
+      { ADMIN_PORT: '4001', ADMIN_TOKEN: 'Zq3v9XkP0aLmB7nR 2sT5wY8cE1dF4gH6jK' },
+      /^ADMIN_TOKEN: must be visible ASCII without spaces/,
+    ],
     [{ JANITOR_INTERVAL_SECONDS: '3000000' }, /^JANITOR_INTERVAL_SECONDS: must be at most 2000000/],
-    [{ NATIVE_REDIRECT_SCHEMES: 'cursor, javascript' }, /^NATIVE_REDIRECT_SCHEMES: "javascript" is a scheme browsers or the OS give a meaning/],
-    [{ NATIVE_REDIRECT_SCHEMES: 'com.example.app' }, /^NATIVE_REDIRECT_SCHEMES: "com.example.app" is not a single-label URI scheme name/],
-    [{ RESOURCES: 'https://api.example.com', SIGN_IN_URL: 'https://host.example.com/login', HOST_ID: 'https://api.example.com', HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^HOST_ID: must not be one of RESOURCES/],
-    [{ RESOURCES: 'https://api.example.com', SIGN_IN_URL: 'https://host.example.com/login', HOST_ID: 'https://API.example.com/', HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK' }, /^HOST_ID: must not be one of RESOURCES/],
+    [
+      { NATIVE_REDIRECT_SCHEMES: 'cursor, javascript' },
+      /^NATIVE_REDIRECT_SCHEMES: "javascript" is a scheme browsers or the OS give a meaning/,
+    ],
+    [
+      { NATIVE_REDIRECT_SCHEMES: 'com.example.app' },
+      /^NATIVE_REDIRECT_SCHEMES: "com.example.app" is not a single-label URI scheme name/,
+    ],
+    [
+      {
+        RESOURCES: 'https://api.example.com',
+        SIGN_IN_URL: 'https://host.example.com/login',
+        HOST_ID: 'https://api.example.com',
+        HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK',
+      },
+      /^HOST_ID: must not be one of RESOURCES/,
+    ],
+    [
+      {
+        RESOURCES: 'https://api.example.com',
+        SIGN_IN_URL: 'https://host.example.com/login',
+        HOST_ID: 'https://API.example.com/',
+        HANDSHAKE_SECRET: 'Zq3v9XkP0aLmB7nR2sT5wY8cE1dF4gH6jK',
+      },
+      /^HOST_ID: must not be one of RESOURCES/,
+    ],
   ];
   for (const [env, expected] of cases) {
     const problems = problemsOf(env);
@@ -118,20 +160,37 @@ t.test('production refuses an http issuer other than loopback', async (t) => {
 t.test('production refuses a missing, short or weak key-encryption secret', async (t) => {
   const prod = { NODE_ENV: 'production', ISSUER: 'https://auth.example.com' };
   t.match(problemsOf(prod), [/^KEY_ENCRYPTION_SECRET: required in production/]);
-  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'short' }), [/^KEY_ENCRYPTION_SECRET: must be at least 32 characters/]);
-  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'changeme-changeme-changeme-changeme' }), [/looks like a placeholder/]);
+  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'short' }), [
+    /^KEY_ENCRYPTION_SECRET: must be at least 32 characters/,
+  ]);
+  t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'changeme-changeme-changeme-changeme' }), [
+    /looks like a placeholder/,
+  ]);
   t.match(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: 'ab'.repeat(20) }), [/too little variety/]);
   t.same(problemsOf({ ...prod, KEY_ENCRYPTION_SECRET: STRONG }), []);
   t.equal(secretWeakness(STRONG), null);
 });
 
 t.test('production refuses a guessable DCR initial access token; none may contain spaces', async (t) => {
-  const prod = { NODE_ENV: 'production', ISSUER: 'https://auth.example.com', KEY_ENCRYPTION_SECRET: STRONG, DCR_ENABLED: 'true' };
-  t.match(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be at least 32 characters/]);
+  const prod = {
+    NODE_ENV: 'production',
+    ISSUER: 'https://auth.example.com',
+    KEY_ENCRYPTION_SECRET: STRONG,
+    DCR_ENABLED: 'true',
+  };
+  t.match(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [
+    /^DCR_INITIAL_ACCESS_TOKEN: must be at least 32 characters/,
+  ]);
   t.same(problemsOf({ ...prod, DCR_INITIAL_ACCESS_TOKEN: STRONG }), []);
   t.same(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'abc' }), [], 'development allows a short one');
-  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'two words' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token/]);
-  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'bang!bang' }), [/^DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token/], 'a token /register could never accept');
+  t.match(problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'two words' }), [
+    /^DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token/,
+  ]);
+  t.match(
+    problemsOf({ DCR_INITIAL_ACCESS_TOKEN: 'bang!bang' }),
+    [/^DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token/],
+    'a token /register could never accept',
+  );
 });
 
 t.test('secrets can come from <NAME>_FILE', async (t) => {
@@ -147,15 +206,26 @@ t.test('secrets can come from <NAME>_FILE', async (t) => {
   t.match(problemsOf({ KEY_ENCRYPTION_SECRET: STRONG, KEY_ENCRYPTION_SECRET_FILE: join(dir, 'secret') }), [
     /^KEY_ENCRYPTION_SECRET: set either KEY_ENCRYPTION_SECRET or KEY_ENCRYPTION_SECRET_FILE, not both/,
   ]);
-  t.match(problemsOf({ KEY_ENCRYPTION_SECRET_FILE: join(dir, 'missing') }), [/^KEY_ENCRYPTION_SECRET_FILE: cannot read .*missing \(ENOENT\)/]);
-  writeFileSync(join(dir, 'weak'), 'short\n');
-  t.match(problemsOf({ NODE_ENV: 'production', ISSUER: 'https://a.example.com', KEY_ENCRYPTION_SECRET_FILE: join(dir, 'weak') }), [
-    /^KEY_ENCRYPTION_SECRET: must be at least 32 characters/,
+  t.match(problemsOf({ KEY_ENCRYPTION_SECRET_FILE: join(dir, 'missing') }), [
+    /^KEY_ENCRYPTION_SECRET_FILE: cannot read .*missing \(ENOENT\)/,
   ]);
+  writeFileSync(join(dir, 'weak'), 'short\n');
+  t.match(
+    problemsOf({
+      NODE_ENV: 'production',
+      ISSUER: 'https://a.example.com',
+      KEY_ENCRYPTION_SECRET_FILE: join(dir, 'weak'),
+    }),
+    [/^KEY_ENCRYPTION_SECRET: must be at least 32 characters/],
+  );
 });
 
 t.test('describeConfig redacts secrets and names each source', async (t) => {
-  const loaded = loadConfig({ KEY_ENCRYPTION_SECRET: STRONG, DATABASE_URL: 'postgres://gh:s3cret@db:5432/gh', PORT: '4100' });
+  const loaded = loadConfig({
+    KEY_ENCRYPTION_SECRET: STRONG,
+    DATABASE_URL: 'postgres://gh:s3cret@db:5432/gh',
+    PORT: '4100',
+  });
   const rows = Object.fromEntries(describeConfig(loaded).map((r) => [r.env, r]));
   t.same(rows.KEY_ENCRYPTION_SECRET, { env: 'KEY_ENCRYPTION_SECRET', value: '[redacted]', source: 'env' });
   t.equal(rows.DATABASE_URL!.value, 'postgres://gh:redacted@db:5432/gh');

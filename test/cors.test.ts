@@ -2,7 +2,11 @@ import t from 'tap';
 import { buildTestApp } from './helper.js';
 
 const ORIGIN = 'https://inspector.example';
-const preflight = (method: string) => ({ origin: ORIGIN, 'access-control-request-method': method, 'access-control-request-headers': 'authorization, content-type' });
+const preflight = (method: string) => ({
+  origin: ORIGIN,
+  'access-control-request-method': method,
+  'access-control-request-headers': 'authorization, content-type',
+});
 
 t.test('CORS: preflight and headers on the endpoints browsers fetch, nowhere else', async (t) => {
   const app = await buildTestApp(t, { DCR_ENABLED: 'true' });
@@ -22,7 +26,12 @@ t.test('CORS: preflight and headers on the endpoints browsers fetch, nowhere els
     t.equal(res.headers['access-control-max-age'], '600');
     t.notOk(res.headers['access-control-allow-credentials'], `${url}: never credentials`);
   }
-  const token = await app.inject({ method: 'POST', url: '/token', headers: { origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials' });
+  const token = await app.inject({
+    method: 'POST',
+    url: '/token',
+    headers: { origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'grant_type=client_credentials',
+  });
   t.equal(token.statusCode, 401);
   t.equal(token.headers['access-control-allow-origin'], '*', 'an error from /token is readable cross-origin too');
   t.match(String(token.headers['access-control-expose-headers']), /WWW-Authenticate/);

@@ -45,7 +45,10 @@ interface ComposeService {
 
 /** `${NAME:-default}` as compose resolves it with NAME unset. */
 function composeDefault(value: string): string {
-  return value.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1').replace(/^'(.*)'$/, '$1').replace(/^"(.*)"$/, '$1');
+  return value
+    .replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')
+    .replace(/^'(.*)'$/, '$1')
+    .replace(/^"(.*)"$/, '$1');
 }
 
 function composeServices(text: string): Map<string, ComposeService> {
@@ -83,7 +86,8 @@ const exampleServices = [...services].filter(([, s]) => s.entrypoint?.[0] === 'n
 t.test('docker-compose.yml uses only real settings and commands', async (t) => {
   const envNames = [...services].filter(([, s]) => s.entrypoint === null).flatMap(([, s]) => [...s.env.keys()]);
   t.ok(envNames.length > 0);
-  for (const name of envNames.filter((n) => !n.startsWith('POSTGRES_'))) t.ok(knownEnv.has(name), `${name} is a configuration variable`);
+  for (const name of envNames.filter((n) => !n.startsWith('POSTGRES_')))
+    t.ok(knownEnv.has(name), `${name} is a configuration variable`);
   t.match(compose, /command: \["migrate", "up"\]/, 'the one-shot migrate service uses the CLI');
   t.match(compose, /pg_isready/, 'Postgres has a healthcheck');
   t.match(compose, /condition: service_healthy/);
@@ -100,9 +104,14 @@ t.test('the demo profile runs examples the image builds, wired to Gatehouse cons
     t.match(script, /^dist\/examples\/[a-z-]+\/server\.js$/, `${name} runs an example's server`);
     t.ok(existsSync(new URL(script, root)), `${name}: the build produced ${script}`);
     const source = read(script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
-    for (const envName of service.env.keys()) t.match(source, new RegExp(`process\\.env\\.${envName}\\b`), `${name}: ${envName} is read by its server`);
+    for (const envName of service.env.keys())
+      t.match(source, new RegExp(`process\\.env\\.${envName}\\b`), `${name}: ${envName} is read by its server`);
     t.equal(service.env.get('HOST'), '0.0.0.0', `${name} listens on the container network`);
-    t.match(compose, new RegExp(`"127\\.0\\.0\\.1:${service.env.get('PORT')}:${service.env.get('PORT')}"`), `${name} is published on loopback only`);
+    t.match(
+      compose,
+      new RegExp(`"127\\.0\\.0\\.1:${service.env.get('PORT')}:${service.env.get('PORT')}"`),
+      `${name} is published on loopback only`,
+    );
   }
 
   const gatehouse = services.get('gatehouse')!;
@@ -111,15 +120,32 @@ t.test('the demo profile runs examples the image builds, wired to Gatehouse cons
   const client = services.get('demo-client')!;
   const issuer = composeDefault('${ISSUER:-http://localhost:4000}');
   t.equal(gatehouse.env.get('ISSUER'), issuer);
-  for (const service of [host, api, client]) t.equal(service.env.get('GATEHOUSE_ISSUER'), issuer, 'the examples know the issuer');
+  for (const service of [host, api, client])
+    t.equal(service.env.get('GATEHOUSE_ISSUER'), issuer, 'the examples know the issuer');
   t.equal(host.env.get('HOST_ID'), gatehouse.env.get('HOST_ID'), 'one HOST_ID');
   t.equal(host.env.get('HANDSHAKE_SECRET'), gatehouse.env.get('HANDSHAKE_SECRET'), 'one handshake secret');
-  t.equal(gatehouse.env.get('SIGN_IN_URL'), `http://localhost:${host.env.get('PORT')}/login`, 'Gatehouse sends sign-ins to the host app');
+  t.equal(
+    gatehouse.env.get('SIGN_IN_URL'),
+    `http://localhost:${host.env.get('PORT')}/login`,
+    'Gatehouse sends sign-ins to the host app',
+  );
   t.equal(api.env.get('RESOURCE_URL'), gatehouse.env.get('RESOURCES'), "the API's resource is Gatehouse's resource");
   t.equal(client.env.get('RESOURCE_URL'), api.env.get('RESOURCE_URL'), 'the client asks for that resource');
-  t.equal(api.env.get('JWKS_URI'), 'http://gatehouse:4000/.well-known/jwks.json', 'the API reaches the keys over the compose network');
-  const config = loadConfig({ ...Object.fromEntries(gatehouse.env), NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/x' }).config;
-  t.equal(config.handshake.signInUrl, gatehouse.env.get('SIGN_IN_URL'), "Gatehouse's demo settings pass its production checks");
+  t.equal(
+    api.env.get('JWKS_URI'),
+    'http://gatehouse:4000/.well-known/jwks.json',
+    'the API reaches the keys over the compose network',
+  );
+  const config = loadConfig({
+    ...Object.fromEntries(gatehouse.env),
+    NODE_ENV: 'production',
+    DATABASE_URL: 'postgres://u@db/x',
+  }).config;
+  t.equal(
+    config.handshake.signInUrl,
+    gatehouse.env.get('SIGN_IN_URL'),
+    "Gatehouse's demo settings pass its production checks",
+  );
 
   const mount = gatehouse.volumes.find((v) => v.endsWith(`:${gatehouse.env.get('CLIENTS_FILE')}:ro`));
   t.ok(mount, 'the clients file is mounted read-only where CLIENTS_FILE points');

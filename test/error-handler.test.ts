@@ -17,15 +17,40 @@ async function appWithRoutes(t: Tap.Test) {
     throw new Error('internal detail: password=hunter2 at db.internal');
   });
   app.get('/oauth-error', async () => {
-    throw new OAuthError('invalid_client', 'client authentication failed', { headers: { 'www-authenticate': 'Basic realm="gatehouse"' } });
+    throw new OAuthError('invalid_client', 'client authentication failed', {
+      headers: { 'www-authenticate': 'Basic realm="gatehouse"' },
+    });
   });
-  app.post('/echo', { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 5 } } } } }, async (req) => req.body);
-  app.get('/rendered', { config: { errorRenderer: (err, _req, reply) => reply.code(err.status).type('text/html').send(`<p>${err.error}</p>`) } }, async () => {
-    throw new OAuthError('access_denied', 'no');
-  });
-  app.get('/page-boom', { config: { errorRenderer: (err, _req, reply) => reply.code(err.status).type('text/html').send(`<p>${err.error}: ${err.description}</p>`) } }, async () => {
-    throw new Error('internal detail: password=hunter2');
-  });
+  app.post(
+    '/echo',
+    {
+      schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 5 } } } },
+    },
+    async (req) => req.body,
+  );
+  app.get(
+    '/rendered',
+    {
+      config: {
+        errorRenderer: (err, _req, reply) => reply.code(err.status).type('text/html').send(`<p>${err.error}</p>`),
+      },
+    },
+    async () => {
+      throw new OAuthError('access_denied', 'no');
+    },
+  );
+  app.get(
+    '/page-boom',
+    {
+      config: {
+        errorRenderer: (err, _req, reply) =>
+          reply.code(err.status).type('text/html').send(`<p>${err.error}: ${err.description}</p>`),
+      },
+    },
+    async () => {
+      throw new Error('internal detail: password=hunter2');
+    },
+  );
   t.teardown(() => app.close());
   await app.ready();
   return { app, logs };
@@ -87,15 +112,30 @@ t.test('bad bodies get precise 4xx errors, never 500', async (t) => {
   t.equal(invalid.json().error, 'invalid_request');
   t.match(invalid.json().error_description, /^name must NOT have more than 5 characters$/);
 
-  const malformed = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
+  const malformed = await app.inject({
+    method: 'POST',
+    url: '/echo',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"name":',
+  });
   t.equal(malformed.statusCode, 400);
   t.equal(malformed.json().error, 'invalid_request');
 
-  const media = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/xml' }, payload: '<a/>' });
+  const media = await app.inject({
+    method: 'POST',
+    url: '/echo',
+    headers: { 'content-type': 'application/xml' },
+    payload: '<a/>',
+  });
   t.equal(media.statusCode, 415);
   t.equal(media.json().error, 'unsupported_media_type');
 
-  const big = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `name=${'x'.repeat(20000)}` });
+  const big = await app.inject({
+    method: 'POST',
+    url: '/echo',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: `name=${'x'.repeat(20000)}`,
+  });
   t.equal(big.statusCode, 413);
   t.equal(big.json().error, 'payload_too_large');
 

@@ -44,7 +44,9 @@ async function createFileDatabase(adminUrl: string): Promise<string> {
 }
 
 /** This file's own Postgres database (created when the file loads, dropped when it ends); undefined on PGlite. */
-export const FILE_DATABASE_URL: string | undefined = TEST_DATABASE_URL ? await createFileDatabase(TEST_DATABASE_URL) : undefined;
+export const FILE_DATABASE_URL: string | undefined = TEST_DATABASE_URL
+  ? await createFileDatabase(TEST_DATABASE_URL)
+  : undefined;
 
 let shared: Promise<DatabaseHandle> | undefined;
 let sharedClosed = false;

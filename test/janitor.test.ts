@@ -20,7 +20,11 @@ const HOUR = 3_600_000;
 const ago = (ms: number): Date => new Date(Date.now() - ms);
 
 async function webClient(app: FastifyInstance) {
-  const { client, secret } = await app.clients.create({ name: 'Web app', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
+  const { client, secret } = await app.clients.create({
+    name: 'Web app',
+    redirect_uris: [REDIRECT],
+    grant_types: ['authorization_code', 'refresh_token'],
+  });
   return { id: client.client_id, secret: secret! };
 }
 
@@ -50,7 +54,11 @@ async function request(db: Kysely<Database>, clientId: string, expires: Date): P
 }
 
 /** An authorization code expiring at `expires`; returns the code and its PKCE verifier. */
-async function code(db: Kysely<Database>, clientId: string, expires: Date): Promise<{ code: string; verifier: string }> {
+async function code(
+  db: Kysely<Database>,
+  clientId: string,
+  expires: Date,
+): Promise<{ code: string; verifier: string }> {
   const verifier = randomBytes(32).toString('base64url');
   const value = generateToken();
   await createAuthorizationCode(db, {
@@ -71,10 +79,20 @@ async function code(db: Kysely<Database>, clientId: string, expires: Date): Prom
 }
 
 /** A session with the given times; returns its id hash. */
-async function session(db: Kysely<Database>, times: { expires: Date; lastSeen?: Date; revoked?: Date }): Promise<string> {
+async function session(
+  db: Kysely<Database>,
+  times: { expires: Date; lastSeen?: Date; revoked?: Date },
+): Promise<string> {
   const idHash = hashSecret(generateToken());
-  await insertSession(db, { id_hash: idHash, sub: 'user-1', auth_time: ago(60_000), expires_at: times.expires, last_seen_at: times.lastSeen ?? new Date() });
-  if (times.revoked) await db.updateTable('sessions').set({ revoked_at: times.revoked }).where('id_hash', '=', idHash).execute();
+  await insertSession(db, {
+    id_hash: idHash,
+    sub: 'user-1',
+    auth_time: ago(60_000),
+    expires_at: times.expires,
+    last_seen_at: times.lastSeen ?? new Date(),
+  });
+  if (times.revoked)
+    await db.updateTable('sessions').set({ revoked_at: times.revoked }).where('id_hash', '=', idHash).execute();
   return idHash;
 }
 
@@ -90,13 +108,27 @@ function post(app: FastifyInstance, client: { id: string; secret: string }, para
 /** Redeems a fresh code and returns the refresh token of the chain it starts. */
 async function chain(app: FastifyInstance, client: { id: string; secret: string }): Promise<string> {
   const c = await code(app.database.db, client.id, new Date(Date.now() + 60_000));
-  const res = await post(app, client, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT });
+  const res = await post(app, client, {
+    grant_type: 'authorization_code',
+    code: c.code,
+    code_verifier: c.verifier,
+    redirect_uri: REDIRECT,
+  });
   if (res.statusCode !== 200) throw new Error(res.body);
   return res.json().refresh_token;
 }
 
-async function exists(db: Kysely<Database>, table: 'authorization_requests' | 'authorization_codes' | 'refresh_tokens' | 'sessions' | 'grant_revocations', column: string, value: string): Promise<boolean> {
-  const row = await (db as Kysely<any>).selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where(column, '=', value).executeTakeFirstOrThrow();
+async function exists(
+  db: Kysely<Database>,
+  table: 'authorization_requests' | 'authorization_codes' | 'refresh_tokens' | 'sessions' | 'grant_revocations',
+  column: string,
+  value: string,
+): Promise<boolean> {
+  const row = await (db as Kysely<any>)
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where(column, '=', value)
+    .executeTakeFirstOrThrow();
   return Number(row.n) > 0;
 }
 
@@ -118,11 +150,23 @@ t.test('a sweep deletes what can no longer be used, after the retention period, 
   const rotated = await post(app, client, { grant_type: 'refresh_token', refresh_token: rotatedFrom });
   t.equal(rotated.statusCode, 200, 'a rotated chain: its old generation must stay for reuse detection');
   const revoked = await chain(app, client);
-  await db.updateTable('refresh_tokens').set({ revoked_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(revoked)).execute();
+  await db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: ago(2 * HOUR) })
+    .where('token_hash', '=', hashSecret(revoked))
+    .execute();
   const recentlyRevoked = await chain(app, client);
-  await db.updateTable('refresh_tokens').set({ revoked_at: ago(10 * 60_000) }).where('token_hash', '=', hashSecret(recentlyRevoked)).execute();
+  await db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: ago(10 * 60_000) })
+    .where('token_hash', '=', hashSecret(recentlyRevoked))
+    .execute();
   const expired = await chain(app, client);
-  await db.updateTable('refresh_tokens').set({ expires_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(expired)).execute();
+  await db
+    .updateTable('refresh_tokens')
+    .set({ expires_at: ago(2 * HOUR) })
+    .where('token_hash', '=', hashSecret(expired))
+    .execute();
 
   const oldSession = await session(db, { expires: ago(2 * HOUR) });
   const revokedSession = await session(db, { expires: new Date(Date.now() + HOUR), revoked: ago(2 * HOUR) });
@@ -132,38 +176,86 @@ t.test('a sweep deletes what can no longer be used, after the retention period, 
   // Grant revocations matter while an access token issued before them can be unexpired (lifetime 3630 s).
   const oldRevocation = `gone-${randomBytes(4).toString('hex')}`;
   const recentRevocation = `kept-${randomBytes(4).toString('hex')}`;
-  await db.insertInto('grant_revocations').values({ sub: oldRevocation, client_id: null, revoked_at: ago(3 * HOUR) }).execute();
-  await db.insertInto('grant_revocations').values({ sub: recentRevocation, client_id: client.id, revoked_at: ago(90 * 60_000) }).execute();
+  await db
+    .insertInto('grant_revocations')
+    .values({ sub: oldRevocation, client_id: null, revoked_at: ago(3 * HOUR) })
+    .execute();
+  await db
+    .insertInto('grant_revocations')
+    .values({ sub: recentRevocation, client_id: client.id, revoked_at: ago(90 * 60_000) })
+    .execute();
 
-  const result = await sweepOnce(app.database, app.config.database.schema, { retentionSeconds: 3600, sessionIdleSeconds: 2 * 3600, accessTokenLifetimeSeconds: 3630 });
+  const result = await sweepOnce(app.database, app.config.database.schema, {
+    retentionSeconds: 3600,
+    sessionIdleSeconds: 2 * 3600,
+    accessTokenLifetimeSeconds: 3630,
+  });
   t.ok(result, 'nobody else holds the lock');
-  t.ok(result!.authorization_requests >= 1 && result!.authorization_codes >= 1 && result!.refresh_tokens >= 2 && result!.sessions >= 3, JSON.stringify(result));
+  t.ok(
+    result!.authorization_requests >= 1 &&
+      result!.authorization_codes >= 1 &&
+      result!.refresh_tokens >= 2 &&
+      result!.sessions >= 3,
+    JSON.stringify(result),
+  );
 
-  t.notOk(await exists(db, 'authorization_requests', 'id', oldRequest), 'a request expired beyond retention is deleted');
-  t.ok(await exists(db, 'authorization_requests', 'id', recentRequest), 'a recently expired request is kept for the retention period');
+  t.notOk(
+    await exists(db, 'authorization_requests', 'id', oldRequest),
+    'a request expired beyond retention is deleted',
+  );
+  t.ok(
+    await exists(db, 'authorization_requests', 'id', recentRequest),
+    'a recently expired request is kept for the retention period',
+  );
   t.ok(await exists(db, 'authorization_requests', 'id', liveRequest), 'a live request is kept');
   t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(oldCode.code)));
   t.ok(await exists(db, 'authorization_codes', 'code_hash', hashSecret(recentCode.code)));
   t.ok(await exists(db, 'authorization_codes', 'code_hash', hashSecret(liveCode.code)));
-  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(revoked)), 'a chain revoked beyond retention is deleted');
-  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(expired)), 'a chain expired beyond retention is deleted');
+  t.notOk(
+    await exists(db, 'refresh_tokens', 'token_hash', hashSecret(revoked)),
+    'a chain revoked beyond retention is deleted',
+  );
+  t.notOk(
+    await exists(db, 'refresh_tokens', 'token_hash', hashSecret(expired)),
+    'a chain expired beyond retention is deleted',
+  );
   t.ok(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(recentlyRevoked)));
-  t.ok(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(rotatedFrom)), 'a rotated generation of a live chain is kept');
+  t.ok(
+    await exists(db, 'refresh_tokens', 'token_hash', hashSecret(rotatedFrom)),
+    'a rotated generation of a live chain is kept',
+  );
   t.notOk(await exists(db, 'sessions', 'id_hash', oldSession));
   t.notOk(await exists(db, 'sessions', 'id_hash', revokedSession));
-  t.notOk(await exists(db, 'sessions', 'id_hash', idleSession), 'a session idle beyond its idle lifetime and retention is deleted');
+  t.notOk(
+    await exists(db, 'sessions', 'id_hash', idleSession),
+    'a session idle beyond its idle lifetime and retention is deleted',
+  );
   t.ok(await exists(db, 'sessions', 'id_hash', liveSession));
-  t.notOk(await exists(db, 'grant_revocations', 'sub', oldRevocation), 'a revocation older than any token it could concern is deleted');
-  t.ok(await exists(db, 'grant_revocations', 'sub', recentRevocation), 'a revocation an unexpired token may predate is kept');
+  t.notOk(
+    await exists(db, 'grant_revocations', 'sub', oldRevocation),
+    'a revocation older than any token it could concern is deleted',
+  );
+  t.ok(
+    await exists(db, 'grant_revocations', 'sub', recentRevocation),
+    'a revocation an unexpired token may predate is kept',
+  );
 
   // What survives still works as before the sweep.
-  const redeemed = await post(app, client, { grant_type: 'authorization_code', code: liveCode.code, code_verifier: liveCode.verifier, redirect_uri: REDIRECT });
+  const redeemed = await post(app, client, {
+    grant_type: 'authorization_code',
+    code: liveCode.code,
+    code_verifier: liveCode.verifier,
+    redirect_uri: REDIRECT,
+  });
   t.equal(redeemed.statusCode, 200, 'a live code still redeems');
   const refreshed = await post(app, client, { grant_type: 'refresh_token', refresh_token: live });
   t.equal(refreshed.statusCode, 200, 'a live chain still refreshes');
   const reuse = await post(app, client, { grant_type: 'refresh_token', refresh_token: rotatedFrom });
   t.equal(reuse.json().error, 'invalid_grant', 'reuse of a rotated token is still detected…');
-  const afterReuse = await post(app, client, { grant_type: 'refresh_token', refresh_token: rotated.json().refresh_token });
+  const afterReuse = await post(app, client, {
+    grant_type: 'refresh_token',
+    refresh_token: rotated.json().refresh_token,
+  });
   t.equal(afterReuse.json().error, 'invalid_grant', '…and still revokes its chain');
   const gone = await post(app, client, { grant_type: 'refresh_token', refresh_token: revoked });
   t.equal(gone.json().error, 'invalid_grant', 'a deleted chain is refused like a revoked one');
@@ -174,52 +266,92 @@ t.test('a backlog larger than one batch is deleted in batches', async (t) => {
   const db = app.database.db;
   const hashes: string[] = [];
   for (let i = 0; i < 7; i++) hashes.push(await session(db, { expires: ago(2 * HOUR) }));
-  const result = await sweepExpired(db, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630, batch: 3 });
+  const result = await sweepExpired(db, {
+    retentionSeconds: 0,
+    sessionIdleSeconds: 86400,
+    accessTokenLifetimeSeconds: 3630,
+    batch: 3,
+  });
   t.ok(result.sessions >= 7, `all seven went (${result.sessions})`);
   for (const h of hashes) t.notOk(await exists(db, 'sessions', 'id_hash', h));
 });
 
-t.test('only one replica sweeps at a time: a sweep that finds the lock taken skips its round', { skip: TEST_DATABASE_URL ? false : 'PGlite has one session, and advisory locks are re-entrant within a session: needs TEST_DATABASE_URL' }, async (t) => {
-  const database = await testDatabase();
-  const config = testConfig(ENV);
-  const other = await openDatabase(config);
-  t.teardown(() => other.close());
-  const expired = await session(database.db, { expires: ago(2 * HOUR) });
-  const key = `gatehouse.janitor.${config.database.schema}`;
-  await other.root.connection().execute(async (conn) => {
-    await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
-    try {
-      const skipped = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
-      t.equal(skipped, null, 'the lock is held by another replica: skipped');
-      t.ok(await exists(database.db, 'sessions', 'id_hash', expired), 'and nothing was deleted');
-    } finally {
-      await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
-    }
-  });
-  const swept = await sweepOnce(database, config.database.schema, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
-  t.ok(swept && swept.sessions >= 1, 'once released, the next round sweeps');
-  t.notOk(await exists(database.db, 'sessions', 'id_hash', expired));
-});
+t.test(
+  'only one replica sweeps at a time: a sweep that finds the lock taken skips its round',
+  {
+    skip: TEST_DATABASE_URL
+      ? false
+      : 'PGlite has one session, and advisory locks are re-entrant within a session: needs TEST_DATABASE_URL',
+  },
+  async (t) => {
+    const database = await testDatabase();
+    const config = testConfig(ENV);
+    const other = await openDatabase(config);
+    t.teardown(() => other.close());
+    const expired = await session(database.db, { expires: ago(2 * HOUR) });
+    const key = `gatehouse.janitor.${config.database.schema}`;
+    await other.root.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
+      try {
+        const skipped = await sweepOnce(database, config.database.schema, {
+          retentionSeconds: 0,
+          sessionIdleSeconds: 86400,
+          accessTokenLifetimeSeconds: 3630,
+        });
+        t.equal(skipped, null, 'the lock is held by another replica: skipped');
+        t.ok(await exists(database.db, 'sessions', 'id_hash', expired), 'and nothing was deleted');
+      } finally {
+        await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
+      }
+    });
+    const swept = await sweepOnce(database, config.database.schema, {
+      retentionSeconds: 0,
+      sessionIdleSeconds: 86400,
+      accessTokenLifetimeSeconds: 3630,
+    });
+    t.ok(swept && swept.sessions >= 1, 'once released, the next round sweeps');
+    t.notOk(await exists(database.db, 'sessions', 'id_hash', expired));
+  },
+);
 
 t.test('the server sweeps by itself every JANITOR_INTERVAL_SECONDS, and closes cleanly', async (t) => {
   const logs: Array<Record<string, unknown>> = [];
-  const app = await buildTestApp(t, { ...ENV, JANITOR_INTERVAL_SECONDS: '1', JANITOR_RETENTION_SECONDS: '0', LOG_LEVEL: 'info' }, { logs });
+  const app = await buildTestApp(
+    t,
+    { ...ENV, JANITOR_INTERVAL_SECONDS: '1', JANITOR_RETENTION_SECONDS: '0', LOG_LEVEL: 'info' },
+    { logs },
+  );
   const expired = await session(app.database.db, { expires: ago(60_000) });
   const deadline = Date.now() + 15_000;
-  while ((await exists(app.database.db, 'sessions', 'id_hash', expired)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  t.notOk(await exists(app.database.db, 'sessions', 'id_hash', expired), 'the expired session was swept without anyone asking');
+  while ((await exists(app.database.db, 'sessions', 'id_hash', expired)) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  t.notOk(
+    await exists(app.database.db, 'sessions', 'id_hash', expired),
+    'the expired session was swept without anyone asking',
+  );
   const line = logs.find((l) => l.msg === 'janitor swept expired rows');
   t.ok(line, 'the sweep is logged');
-  t.match(line, { deleted: { sessions: Number, codes: Number, refresh: Number, requests: Number, revocations: Number } }, 'with what it deleted (counts only)');
+  t.match(
+    line,
+    { deleted: { sessions: Number, codes: Number, refresh: Number, requests: Number, revocations: Number } },
+    'with what it deleted (counts only)',
+  );
 });
 
 t.test('JANITOR_INTERVAL_SECONDS=0 turns the periodic sweep off', async (t) => {
   const logs: Array<Record<string, unknown>> = [];
-  const app = await buildTestApp(t, { ...ENV, JANITOR_INTERVAL_SECONDS: '0', JANITOR_RETENTION_SECONDS: '0', LOG_LEVEL: 'debug' }, { logs });
+  const app = await buildTestApp(
+    t,
+    { ...ENV, JANITOR_INTERVAL_SECONDS: '0', JANITOR_RETENTION_SECONDS: '0', LOG_LEVEL: 'debug' },
+    { logs },
+  );
   const expired = await session(app.database.db, { expires: ago(60_000) });
   await new Promise((r) => setTimeout(r, 1500));
   t.ok(await exists(app.database.db, 'sessions', 'id_hash', expired), 'nothing swept');
-  t.notOk(logs.some((l) => String(l.msg).startsWith('janitor')), 'no janitor activity');
+  t.notOk(
+    logs.some((l) => String(l.msg).startsWith('janitor')),
+    'no janitor activity',
+  );
 });
 
 t.test('gatehouse janitor sweeps once from the command line', async (t) => {
@@ -247,40 +379,86 @@ t.test('gatehouse janitor sweeps once from the command line', async (t) => {
   t.match(usage.stderr, /janitor takes no arguments/);
 });
 
-t.test('a chain is deleted whole: a revocation that missed its newest generation cannot be undone by a sweep', async (t) => {
-  const app = await buildTestApp(t, ENV);
-  const db = app.database.db;
-  const client = await webClient(app);
-  const first = await chain(app, client);
-  const rotated = await post(app, client, { grant_type: 'refresh_token', refresh_token: first });
-  const newest = rotated.json().refresh_token;
-  // What a revocation racing a rotation can leave: the old generation revoked, the newest not.
-  await db.updateTable('refresh_tokens').set({ revoked_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(first)).execute();
-  t.equal((await post(app, client, { grant_type: 'refresh_token', refresh_token: newest })).json().error, 'invalid_grant', 'the chain is dead before the sweep');
-  await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
-  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(first)));
-  t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(newest)), 'the unrevoked generation went with its chain');
-  t.equal((await post(app, client, { grant_type: 'refresh_token', refresh_token: newest })).json().error, 'invalid_grant', 'and the chain is still dead after it');
-});
+t.test(
+  'a chain is deleted whole: a revocation that missed its newest generation cannot be undone by a sweep',
+  async (t) => {
+    const app = await buildTestApp(t, ENV);
+    const db = app.database.db;
+    const client = await webClient(app);
+    const first = await chain(app, client);
+    const rotated = await post(app, client, { grant_type: 'refresh_token', refresh_token: first });
+    const newest = rotated.json().refresh_token;
+    // What a revocation racing a rotation can leave: the old generation revoked, the newest not.
+    await db
+      .updateTable('refresh_tokens')
+      .set({ revoked_at: ago(2 * HOUR) })
+      .where('token_hash', '=', hashSecret(first))
+      .execute();
+    t.equal(
+      (await post(app, client, { grant_type: 'refresh_token', refresh_token: newest })).json().error,
+      'invalid_grant',
+      'the chain is dead before the sweep',
+    );
+    await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
+    t.notOk(await exists(db, 'refresh_tokens', 'token_hash', hashSecret(first)));
+    t.notOk(
+      await exists(db, 'refresh_tokens', 'token_hash', hashSecret(newest)),
+      'the unrevoked generation went with its chain',
+    );
+    t.equal(
+      (await post(app, client, { grant_type: 'refresh_token', refresh_token: newest })).json().error,
+      'invalid_grant',
+      'and the chain is still dead after it',
+    );
+  },
+);
 
 t.test('a redeemed code is kept while its chain lives, so a late replay still revokes the chain', async (t) => {
   const app = await buildTestApp(t, ENV);
   const db = app.database.db;
   const client = await webClient(app);
   const c = await code(db, client.id, new Date(Date.now() + 60_000));
-  const redeemed = await post(app, client, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT });
+  const redeemed = await post(app, client, {
+    grant_type: 'authorization_code',
+    code: c.code,
+    code_verifier: c.verifier,
+    redirect_uri: REDIRECT,
+  });
   const refreshToken = redeemed.json().refresh_token;
   // Long after the code expired (beyond retention), the chain it started is still live.
-  await db.updateTable('authorization_codes').set({ expires_at: ago(5 * HOUR) }).where('code_hash', '=', hashSecret(c.code)).execute();
+  await db
+    .updateTable('authorization_codes')
+    .set({ expires_at: ago(5 * HOUR) })
+    .where('code_hash', '=', hashSecret(c.code))
+    .execute();
   const orphan = await code(db, client.id, ago(5 * HOUR));
   await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
-  t.ok(await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)), 'the redeemed code stays beside its live chain');
-  t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(orphan.code)), 'an expired code that started nothing goes');
-  const replay = await post(app, client, { grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: REDIRECT });
+  t.ok(
+    await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)),
+    'the redeemed code stays beside its live chain',
+  );
+  t.notOk(
+    await exists(db, 'authorization_codes', 'code_hash', hashSecret(orphan.code)),
+    'an expired code that started nothing goes',
+  );
+  const replay = await post(app, client, {
+    grant_type: 'authorization_code',
+    code: c.code,
+    code_verifier: c.verifier,
+    redirect_uri: REDIRECT,
+  });
   t.equal(replay.json().error, 'invalid_grant');
-  t.equal((await post(app, client, { grant_type: 'refresh_token', refresh_token: refreshToken })).json().error, 'invalid_grant', 'the replay revoked the chain');
+  t.equal(
+    (await post(app, client, { grant_type: 'refresh_token', refresh_token: refreshToken })).json().error,
+    'invalid_grant',
+    'the replay revoked the chain',
+  );
   // Once the chain is gone (revoked beyond retention), the code goes too.
-  await db.updateTable('refresh_tokens').set({ revoked_at: ago(2 * HOUR) }).where('token_hash', '=', hashSecret(refreshToken)).execute();
+  await db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: ago(2 * HOUR) })
+    .where('token_hash', '=', hashSecret(refreshToken))
+    .execute();
   await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
   t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)), 'then the code is swept with it');
 });

@@ -3,10 +3,39 @@ import { isSensitiveName, redactObject, redactUrl } from '../src/logging.js';
 import { buildTestApp } from './helper.js';
 
 t.test('names like secrets, codes, tokens and assertions are sensitive; ordinary ones are not', async (t) => {
-  for (const name of ['client_secret', 'code', 'auth_code', 'code_verifier', 'access_token', 'refresh_token', 'id_token_hint', 'password', 'authorization', 'cookie', 'set-cookie', 'client_assertion', 'login_request', 'login_response', 'registration_access_token', 'privateKey', 'x-api-key']) {
+  for (const name of [
+    'client_secret',
+    'code',
+    'auth_code',
+    'code_verifier',
+    'access_token',
+    'refresh_token',
+    'id_token_hint',
+    'password',
+    'authorization',
+    'cookie',
+    'set-cookie',
+    'client_assertion',
+    'login_request',
+    'login_response',
+    'registration_access_token',
+    'privateKey',
+    'x-api-key',
+  ]) {
     t.ok(isSensitiveName(name), `${name} is redacted`);
   }
-  for (const name of ['statusCode', 'state', 'client_id', 'scope', 'redirect_uri', 'method', 'url', 'reqId', 'code_challenge_method', 'responseTime']) {
+  for (const name of [
+    'statusCode',
+    'state',
+    'client_id',
+    'scope',
+    'redirect_uri',
+    'method',
+    'url',
+    'reqId',
+    'code_challenge_method',
+    'responseTime',
+  ]) {
     t.notOk(isSensitiveName(name), `${name} is kept`);
   }
 });
@@ -19,8 +48,14 @@ t.test('redactUrl hides sensitive query values and keeps the rest', async (t) =>
 });
 
 t.test('redactObject walks nested plain data', async (t) => {
-  const out = redactObject({ body: { client_secret: 's3', grant_type: 'x', nested: [{ refresh_token: 'r' }] }, statusCode: 200 });
-  t.same(out, { body: { client_secret: '[redacted]', grant_type: 'x', nested: [{ refresh_token: '[redacted]' }] }, statusCode: 200 });
+  const out = redactObject({
+    body: { client_secret: 's3', grant_type: 'x', nested: [{ refresh_token: 'r' }] },
+    statusCode: 200,
+  });
+  t.same(out, {
+    body: { client_secret: '[redacted]', grant_type: 'x', nested: [{ refresh_token: '[redacted]' }] },
+    statusCode: 200,
+  });
 });
 
 t.test('request logs carry request ids and never secrets, codes, tokens or cookies', async (t) => {
@@ -29,11 +64,21 @@ t.test('request logs carry request ids and never secrets, codes, tokens or cooki
   const res = await app.inject({
     method: 'GET',
     url: '/healthz?code=SECRETCODE&state=visible-state&client_secret=SECRETPW&login_response=eyJSECRET',
-    headers: { authorization: 'Basic U0VDUkVUQkFTSUM=', cookie: 'gh_session=SECRETCOOKIE', 'x-request-id': 'req-abc-123' },
+    headers: {
+      authorization: 'Basic U0VDUkVUQkFTSUM=',
+      cookie: 'gh_session=SECRETCOOKIE',
+      'x-request-id': 'req-abc-123',
+    },
   });
   t.equal(res.statusCode, 200);
   t.equal(res.headers['x-request-id'], 'req-abc-123', 'a plain caller request id is kept');
-  app.log.info({ headers: { authorization: 'Bearer SECRETBEARER', cookie: 'SECRETCOOKIE2' }, params: { code_verifier: 'SECRETVERIFIER' } }, 'diagnostic');
+  app.log.info(
+    {
+      headers: { authorization: 'Bearer SECRETBEARER', cookie: 'SECRETCOOKIE2' },
+      params: { code_verifier: 'SECRETVERIFIER' },
+    },
+    'diagnostic',
+  );
   const text = logs.map((l) => JSON.stringify(l)).join('\n');
   t.notMatch(text, /SECRET/, 'no secret value reaches the log');
   t.match(text, /visible-state/, 'ordinary parameters stay readable');

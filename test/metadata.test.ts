@@ -19,12 +19,21 @@ t.test('RFC 8414 metadata reflects the configuration exactly', async (t) => {
   t.same(doc.code_challenge_methods_supported, ['S256'], 'PKCE S256 only');
   t.equal(doc.authorization_response_iss_parameter_supported, true);
   t.ok(doc.grant_types_supported.includes('client_credentials'));
-  t.same(doc.token_endpoint_auth_methods_supported.filter((m: string) => m.startsWith('client_secret')), ['client_secret_basic', 'client_secret_post']);
+  t.same(
+    doc.token_endpoint_auth_methods_supported.filter((m: string) => m.startsWith('client_secret')),
+    ['client_secret_basic', 'client_secret_post'],
+  );
   t.equal(doc.introspection_endpoint, 'https://auth.example.com/introspect', 'RFC 7662 introspection');
-  t.same(doc.introspection_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post'], 'confidential clients only');
-  for (const off of ['registration_endpoint', 'userinfo_endpoint']) t.notOk(off in doc, `${off} is not advertised while off`);
+  t.same(
+    doc.introspection_endpoint_auth_methods_supported,
+    ['client_secret_basic', 'client_secret_post'],
+    'confidential clients only',
+  );
+  for (const off of ['registration_endpoint', 'userinfo_endpoint'])
+    t.notOk(off in doc, `${off} is not advertised while off`);
   for (const [key, value] of Object.entries(doc)) {
-    if (key.endsWith('_endpoint') || key === 'jwks_uri') t.ok(String(value).startsWith('https://auth.example.com/'), `${key} is under the issuer`);
+    if (key.endsWith('_endpoint') || key === 'jwks_uri')
+      t.ok(String(value).startsWith('https://auth.example.com/'), `${key} is under the issuer`);
   }
 });
 
@@ -35,8 +44,13 @@ t.test('registration_endpoint is advertised exactly when DCR_ENABLED (RFC 8414 Â
   const oidc = (await on.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json();
   t.equal(oidc.registration_endpoint, 'https://auth.example.com/register', 'OIDC discovery too');
   const off = await buildTestApp(t, { ISSUER: 'https://auth.example.com', DCR_ENABLED: 'false' });
-  t.notOk('registration_endpoint' in (await off.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json());
-  t.notOk('registration_endpoint' in (await off.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json());
+  t.notOk(
+    'registration_endpoint' in
+      (await off.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' })).json(),
+  );
+  t.notOk(
+    'registration_endpoint' in (await off.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json(),
+  );
 });
 
 t.test('an empty scope catalogue is not advertised', async (t) => {
@@ -73,7 +87,11 @@ t.test('CORS preflight is answered on metadata and token, never on other paths',
   const preflight = await app.inject({
     method: 'OPTIONS',
     url: '/token',
-    headers: { origin: 'https://inspector.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    headers: {
+      origin: 'https://inspector.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization,content-type',
+    },
   });
   t.equal(preflight.statusCode, 204);
   t.equal(preflight.headers['access-control-allow-origin'], '*');

@@ -25,17 +25,27 @@ t.test('a fresh database migrates up, reports status, and migrates all the way d
   t.same(await migrateUp(root, schema), known, 'every migration applies, in order');
   t.same(await migrateUp(root, schema), [], 'a second run has nothing to do');
   const tables = await tablesIn(schema);
-  for (const table of ['clients', 'signing_keys', 'kysely_migration']) t.ok(tables.includes(table), `${table} exists in ${schema}`);
+  for (const table of ['clients', 'signing_keys', 'kysely_migration'])
+    t.ok(tables.includes(table), `${table} exists in ${schema}`);
   t.notOk((await tablesIn('public')).includes('clients'), 'nothing is created outside the schema');
 
   const status = await migrationStatus(root, schema);
-  t.same(status.map((s) => s.name), known);
-  t.ok(status.every((s) => s.executedAt instanceof Date), 'each has its execution time');
+  t.same(
+    status.map((s) => s.name),
+    known,
+  );
+  t.ok(
+    status.every((s) => s.executedAt instanceof Date),
+    'each has its execution time',
+  );
 
   t.same(await migrateDown(root, schema, true), [...known].reverse(), 'down --all reverts newest first');
   const after = await tablesIn(schema);
   t.notOk(after.includes('clients') || after.includes('signing_keys'), 'tables are gone');
-  t.ok((await migrationStatus(root, schema)).every((s) => s.executedAt === null), 'all pending again');
+  t.ok(
+    (await migrationStatus(root, schema)).every((s) => s.executedAt === null),
+    'all pending again',
+  );
   t.same(await migrateUp(root, schema), known, 'and up again');
 });
 
@@ -51,17 +61,23 @@ t.test('migrate down without --all reverts only the newest migration', async (t)
   t.same(await appliedMigrations(root, schema), known.slice(0, -1));
 });
 
-t.test('replicas migrating at once apply each migration exactly once', { skip: !TEST_DATABASE_URL && 'needs a real Postgres (TEST_DATABASE_URL): PGlite is single-process' }, async (t) => {
-  const schema = `mig_${randomBytes(4).toString('hex')}`;
-  const config = testConfig({ DATABASE_SCHEMA: schema });
-  const handles = await Promise.all(Array.from({ length: 5 }, () => openDatabase(config)));
-  t.teardown(async () => {
-    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(handles[0]!.root);
-    await Promise.all(handles.map((h) => h.close()));
-  });
-  const results = await Promise.all(handles.map((h) => migrateUp(h.root, schema)));
-  const known = await knownMigrations();
-  t.same(results.flat().sort(), [...known].sort(), 'each migration was applied by exactly one replica');
-  const rows = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(`${schema}.kysely_migration`)}`.execute(handles[0]!.root);
-  t.equal(rows.rows[0]!.n, known.length);
-});
+t.test(
+  'replicas migrating at once apply each migration exactly once',
+  { skip: !TEST_DATABASE_URL && 'needs a real Postgres (TEST_DATABASE_URL): PGlite is single-process' },
+  async (t) => {
+    const schema = `mig_${randomBytes(4).toString('hex')}`;
+    const config = testConfig({ DATABASE_SCHEMA: schema });
+    const handles = await Promise.all(Array.from({ length: 5 }, () => openDatabase(config)));
+    t.teardown(async () => {
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(handles[0]!.root);
+      await Promise.all(handles.map((h) => h.close()));
+    });
+    const results = await Promise.all(handles.map((h) => migrateUp(h.root, schema)));
+    const known = await knownMigrations();
+    t.same(results.flat().sort(), [...known].sort(), 'each migration was applied by exactly one replica');
+    const rows = await sql<{
+      n: number;
+    }>`select count(*)::int as n from ${sql.table(`${schema}.kysely_migration`)}`.execute(handles[0]!.root);
+    t.equal(rows.rows[0]!.n, known.length);
+  },
+);

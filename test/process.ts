@@ -13,7 +13,10 @@ export interface Finished {
 
 /** Runs a node script to completion with exactly the given environment (plus PATH). */
 export function run(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Finished> {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return finished(child, timeoutMs);
 }
 

@@ -70,7 +70,10 @@ function page(reply: FastifyReply, status: number, html: string): FastifyReply {
     .header('cache-control', 'no-store')
     .header('referrer-policy', 'no-referrer')
     .header('x-content-type-options', 'nosniff')
-    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    .header(
+      'content-security-policy',
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
     .send(html);
 }
 
@@ -89,7 +92,9 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   const sessions = new Map<string, Session>();
 
   const app = Fastify({
-    logger: options.logger ? { serializers: { req: (req) => ({ method: req.method, url: req.url.split('?')[0] }) } } : false,
+    logger: options.logger
+      ? { serializers: { req: (req) => ({ method: req.method, url: req.url.split('?')[0] }) } }
+      : false,
   });
   await app.register(cookie);
   await app.register(formbody);
@@ -98,7 +103,8 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       request.log.warn({ err }, 'token endpoint failed');
       return page(reply, 502, errorPage('Gatehouse is not answering', err.message));
     }
-    if (err.statusCode !== undefined && err.statusCode < 500) return page(reply, err.statusCode, errorPage('Bad request', err.message));
+    if (err.statusCode !== undefined && err.statusCode < 500)
+      return page(reply, err.statusCode, errorPage('Bad request', err.message));
     request.log.error({ err }, 'request failed');
     return page(reply, 500, errorPage('Something went wrong', 'Please try again.'));
   });
@@ -115,7 +121,13 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     const verifier = randomBytes(32).toString('base64url');
     remember(pending, state, { verifier, expiresAt: Date.now() + PENDING_TTL_MS });
     // Binds the flow to this browser, so a code injected into another browser is refused (RFC 9700 §4.7).
-    reply.setCookie(STATE_COOKIE, state, { httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: PENDING_TTL_MS / 1000 });
+    reply.setCookie(STATE_COOKIE, state, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure,
+      path: '/',
+      maxAge: PENDING_TTL_MS / 1000,
+    });
     const url = new URL(`${issuer}/authorize`);
     url.search = new URLSearchParams({
       response_type: 'code',
@@ -139,7 +151,10 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
    * POSTs a form to Gatehouse as a public client (client_id in the body, no secret). Throws BackchannelError
    * when Gatehouse cannot be reached or does not answer with a JSON object; an OAuth error is a result.
    */
-  async function postForm(url: string, form: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
+  async function postForm(
+    url: string,
+    form: Record<string, string>,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
     let res: Response;
     let text: string;
     try {
@@ -168,7 +183,11 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   /** A successful token response (RFC 6749 §5.1), or BackchannelError when it is not one. */
   function tokensFrom(body: Record<string, unknown>, previous?: Tokens): Tokens {
     const accessToken = body.access_token;
-    if (typeof accessToken !== 'string' || typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer') {
+    if (
+      typeof accessToken !== 'string' ||
+      typeof body.token_type !== 'string' ||
+      body.token_type.toLowerCase() !== 'bearer'
+    ) {
       throw new BackchannelError(UNEXPECTED);
     }
     let claims: ReturnType<typeof decodeJwt>;
@@ -196,7 +215,10 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
 
   async function callApi(session: Session): Promise<void> {
     try {
-      const res = await fetch(apiUrl, { headers: { authorization: `Bearer ${session.tokens.accessToken}` }, signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(apiUrl, {
+        headers: { authorization: `Bearer ${session.tokens.accessToken}` },
+        signal: AbortSignal.timeout(10_000),
+      });
       const text = await res.text();
       session.apiStatus = res.status;
       let shown = text;
@@ -252,13 +274,27 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       const expectedState = request.cookies[STATE_COOKIE];
       const flow = state ? pending.get(state) : undefined;
       if (!state || !expectedState || !safeEqual(state, expectedState) || !flow || flow.expiresAt < Date.now()) {
-        return page(reply, 400, errorPage('Sign-in failed', 'The sign-in answer does not belong to this browser or has expired.'));
+        return page(
+          reply,
+          400,
+          errorPage('Sign-in failed', 'The sign-in answer does not belong to this browser or has expired.'),
+        );
       }
       pending.delete(state);
       reply.clearCookie(STATE_COOKIE, { path: '/' });
       // RFC 9207: the answer must come from the authorization server we sent the user to (mix-up defence).
-      if (iss !== issuer) return page(reply, 400, errorPage('Sign-in failed', 'The sign-in answer did not come from the expected issuer.'));
-      if (error) return page(reply, 400, errorPage('Sign-in was not completed', `${error}${description ? `: ${description}` : ''}`));
+      if (iss !== issuer)
+        return page(
+          reply,
+          400,
+          errorPage('Sign-in failed', 'The sign-in answer did not come from the expected issuer.'),
+        );
+      if (error)
+        return page(
+          reply,
+          400,
+          errorPage('Sign-in was not completed', `${error}${description ? `: ${description}` : ''}`),
+        );
       if (!code) return page(reply, 400, errorPage('Sign-in failed', 'The answer carries no code.'));
 
       const { status, body } = await postForm(tokenEndpoint, {
@@ -270,9 +306,19 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       });
       if (status !== 200) {
         if (typeof body.error !== 'string') throw new BackchannelError(UNEXPECTED);
-        return page(reply, 400, errorPage('The token request failed', `${body.error}: ${String(body.error_description ?? '')}`));
+        return page(
+          reply,
+          400,
+          errorPage('The token request failed', `${body.error}: ${String(body.error_description ?? '')}`),
+        );
       }
-      const session: Session = { tokens: tokensFrom(body), csrf: randomBytes(32).toString('base64url'), apiStatus: null, apiBody: null, message: 'Signed in.' };
+      const session: Session = {
+        tokens: tokensFrom(body),
+        csrf: randomBytes(32).toString('base64url'),
+        apiStatus: null,
+        apiBody: null,
+        message: 'Signed in.',
+      };
       await callApi(session);
       const id = randomBytes(32).toString('base64url');
       remember(sessions, id, session);
@@ -281,14 +327,19 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     },
   );
 
-  const csrfBody = { type: 'object', properties: { csrf: { type: 'string', maxLength: 100 } }, required: ['csrf'] } as const;
+  const csrfBody = {
+    type: 'object',
+    properties: { csrf: { type: 'string', maxLength: 100 } },
+    required: ['csrf'],
+  } as const;
 
   /** The signed-in actions: CSRF-checked, then back to / (POST-redirect-GET). */
   function action(path: string, run: (session: Session, id: string) => Promise<void>): void {
     app.post<{ Body: { csrf: string } }>(path, { schema: { body: csrfBody } }, async (request, reply) => {
       const id = request.cookies[SESSION_COOKIE];
       const session = id ? sessions.get(id) : undefined;
-      if (!id || !session || !safeEqual(session.csrf, request.body.csrf)) return reply.code(303).header('location', '/').send();
+      if (!id || !session || !safeEqual(session.csrf, request.body.csrf))
+        return reply.code(303).header('location', '/').send();
       try {
         await run(session, id);
       } catch (err) {
@@ -311,7 +362,11 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       return;
     }
     // The refresh token rotates: the old one is dead after this.
-    const { status, body } = await postForm(tokenEndpoint, { grant_type: 'refresh_token', refresh_token: session.tokens.refreshToken, resource: options.resource });
+    const { status, body } = await postForm(tokenEndpoint, {
+      grant_type: 'refresh_token',
+      refresh_token: session.tokens.refreshToken,
+      resource: options.resource,
+    });
     if (status !== 200) {
       if (typeof body.error !== 'string') throw new BackchannelError(UNEXPECTED);
       session.message = `Refresh refused: ${body.error} (${String(body.error_description ?? '')})`;
@@ -327,7 +382,10 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       session.message = 'There is no refresh token to revoke.';
       return;
     }
-    const { status } = await postForm(revocationEndpoint, { token: session.tokens.refreshToken, token_type_hint: 'refresh_token' });
+    const { status } = await postForm(revocationEndpoint, {
+      token: session.tokens.refreshToken,
+      token_type_hint: 'refresh_token',
+    });
     session.message =
       status === 200
         ? 'Refresh token revoked (RFC 7009): refreshing now fails. The access token still works until it expires, because the API checks it offline.'

@@ -73,7 +73,10 @@ function expiry(seconds: number | null): string {
 
 /** Signed in: the tokens' facts, the API's answer and the buttons. */
 export function sessionPage(view: SessionView): string {
-  const api = view.apiStatus === null ? '<p>Not called yet.</p>' : `<p>HTTP ${view.apiStatus}</p>\n<pre>${escapeHtml(view.apiBody ?? '')}</pre>`;
+  const api =
+    view.apiStatus === null
+      ? '<p>Not called yet.</p>'
+      : `<p>HTTP ${view.apiStatus}</p>\n<pre>${escapeHtml(view.apiBody ?? '')}</pre>`;
   return layout(
     'Demo client',
     `<h1>Demo client</h1>
@@ -96,5 +99,8 @@ ${button('/forget', 'Forget tokens', view.csrf, true)}
 }
 
 export function errorPage(title: string, message: string): string {
-  return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p class="error">${escapeHtml(message)}</p>\n<p><a href="/">Start again</a></p>`);
+  return layout(
+    title,
+    `<h1>${escapeHtml(title)}</h1>\n<p class="error">${escapeHtml(message)}</p>\n<p><a href="/">Start again</a></p>`,
+  );
 }

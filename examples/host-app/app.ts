@@ -38,7 +38,13 @@ export interface HostAppOptions {
 
 /** The demo's users. */
 export const DEMO_USERS: readonly HostUser[] = Object.freeze([
-  { username: 'alice', password: 'alice-password', sub: 'user-1001', name: 'Alice Liddell', email: 'alice@example.com' },
+  {
+    username: 'alice',
+    password: 'alice-password',
+    sub: 'user-1001',
+    name: 'Alice Liddell',
+    email: 'alice@example.com',
+  },
   { username: 'bob', password: 'bob-password', sub: 'user-1002', name: 'Bob Builder', email: 'bob@example.com' },
 ]);
 
@@ -116,17 +122,22 @@ export function requesterOf(loginRequest: { client_id?: string; client_name?: st
 }
 
 function page(reply: FastifyReply, status: number, html: string): FastifyReply {
-  return reply
-    .code(status)
-    .type('text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    // The login_request is in our URL: keep it out of Referer headers.
-    .header('referrer-policy', 'no-referrer')
-    .header('x-content-type-options', 'nosniff')
-    // No form-action: browsers apply it to every redirect after a form POST, and the sign-in POST is
-    // redirected to Gatehouse and from there on to whichever client asked, an origin we cannot list.
-    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
-    .send(html);
+  return (
+    reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      // The login_request is in our URL: keep it out of Referer headers.
+      .header('referrer-policy', 'no-referrer')
+      .header('x-content-type-options', 'nosniff')
+      // No form-action: browsers apply it to every redirect after a form POST, and the sign-in POST is
+      // redirected to Gatehouse and from there on to whichever client asked, an origin we cannot list.
+      .header(
+        'content-security-policy',
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+      )
+      .send(html)
+  );
 }
 
 /** Builds the host app (not yet listening). */
@@ -157,7 +168,11 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, request, reply) => {
     if (err instanceof PageError) return page(reply, err.status, errorPage(err.title, err.message));
     if (err.validation || (err.statusCode !== undefined && err.statusCode < 500)) {
-      return page(reply, err.statusCode && err.statusCode !== 500 ? err.statusCode : 400, errorPage('Bad request', INVALID_REQUEST));
+      return page(
+        reply,
+        err.statusCode && err.statusCode !== 500 ? err.statusCode : 400,
+        errorPage('Bad request', INVALID_REQUEST),
+      );
     }
     request.log.error({ err }, 'request failed');
     return page(reply, 500, errorPage('Something went wrong', 'Please try again.'));
@@ -180,7 +195,8 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
       throw new PageError(400, 'Invalid sign-in request', INVALID_REQUEST);
     }
     // Only ever send the answer (a signed statement of who the user is) back to our own Gatehouse.
-    if (payload.return_to !== returnTo || typeof payload.jti !== 'string') throw new PageError(400, 'Invalid sign-in request', INVALID_REQUEST);
+    if (payload.return_to !== returnTo || typeof payload.jti !== 'string')
+      throw new PageError(400, 'Invalid sign-in request', INVALID_REQUEST);
     const optionalString = (v: unknown) => (typeof v === 'string' ? v : undefined);
     return {
       jti: payload.jti,
@@ -194,7 +210,11 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   }
 
   /** Signs the answer and sends the browser back to Gatehouse (303, so it arrives as a GET). */
-  async function answer(reply: FastifyReply, loginRequest: LoginRequest, claims: Record<string, unknown>): Promise<FastifyReply> {
+  async function answer(
+    reply: FastifyReply,
+    loginRequest: LoginRequest,
+    claims: Record<string, unknown>,
+  ): Promise<FastifyReply> {
     const loginResponse = await new SignJWT({ request: loginRequest.jti, ...claims })
       .setProtectedHeader({ alg: 'HS256', typ: LOGIN_RESPONSE_TYP })
       .setIssuer(options.hostId)
@@ -204,7 +224,12 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
       .sign(handshakeKey);
     const location = new URL(loginRequest.return_to);
     location.searchParams.set('login_response', loginResponse);
-    return reply.code(303).header('location', location.href).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+    return reply
+      .code(303)
+      .header('location', location.href)
+      .header('cache-control', 'no-store')
+      .header('referrer-policy', 'no-referrer')
+      .send();
   }
 
   function signedInClaims(session: HostSession): Record<string, unknown> {
@@ -218,7 +243,10 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     const unsigned = request.unsignCookie(raw);
     if (!unsigned.valid || unsigned.value === null) return null;
     try {
-      const { sub, authTime } = JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')) as { sub: unknown; authTime: unknown };
+      const { sub, authTime } = JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')) as {
+        sub: unknown;
+        authTime: unknown;
+      };
       const user = users.find((u) => u.sub === sub);
       if (!user || typeof authTime !== 'number' || Date.now() / 1000 - authTime > SESSION_TTL_SECONDS) return null;
       return { user, authTime };
@@ -230,7 +258,14 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
   function startSession(reply: FastifyReply, user: HostUser): HostSession {
     const authTime = Math.floor(Date.now() / 1000);
     const value = Buffer.from(JSON.stringify({ sub: user.sub, authTime })).toString('base64url');
-    reply.setCookie(sessionCookie, value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: SESSION_TTL_SECONDS });
+    reply.setCookie(sessionCookie, value, {
+      signed: true,
+      httpOnly: true,
+      sameSite: 'lax',
+      secure,
+      path: '/',
+      maxAge: SESSION_TTL_SECONDS,
+    });
     return { user, authTime };
   }
 
@@ -245,7 +280,9 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     const raw = request.cookies[csrfCookie];
     if (!raw) return null;
     const unsigned = request.unsignCookie(raw);
-    return unsigned.valid && unsigned.value !== null && /^[A-Za-z0-9_-]{43}$/.test(unsigned.value) ? unsigned.value : null;
+    return unsigned.valid && unsigned.value !== null && /^[A-Za-z0-9_-]{43}$/.test(unsigned.value)
+      ? unsigned.value
+      : null;
   }
 
   /**
@@ -299,17 +336,33 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     required: ['login_request'],
   } as const;
 
-  app.get<{ Querystring: { login_request: string } }>('/login', { schema: { querystring: loginQuerySchema } }, async (request, reply) => {
-    const token = request.query.login_request;
-    const loginRequest = await verifyLoginRequest(token);
-    const session = currentSession(request);
-    // Already signed in here, and the client asks for nothing newer: answer at once, no page.
-    if (session && !needsFreshSignIn(loginRequest, session)) return answer(reply, loginRequest, signedInClaims(session));
-    // prompt=none must never show UI (OpenID Connect Core §3.1.2.6).
-    if (loginRequest.prompt === 'none') return answer(reply, loginRequest, { error: 'login_required' });
-    const username = loginRequest.login_hint ?? '';
-    return page(reply, 200, signInPage({ loginRequest: token, csrf: csrfToken(request, reply), requester: requesterOf(loginRequest), username, error: undefined, hint }));
-  });
+  app.get<{ Querystring: { login_request: string } }>(
+    '/login',
+    { schema: { querystring: loginQuerySchema } },
+    async (request, reply) => {
+      const token = request.query.login_request;
+      const loginRequest = await verifyLoginRequest(token);
+      const session = currentSession(request);
+      // Already signed in here, and the client asks for nothing newer: answer at once, no page.
+      if (session && !needsFreshSignIn(loginRequest, session))
+        return answer(reply, loginRequest, signedInClaims(session));
+      // prompt=none must never show UI (OpenID Connect Core §3.1.2.6).
+      if (loginRequest.prompt === 'none') return answer(reply, loginRequest, { error: 'login_required' });
+      const username = loginRequest.login_hint ?? '';
+      return page(
+        reply,
+        200,
+        signInPage({
+          loginRequest: token,
+          csrf: csrfToken(request, reply),
+          requester: requesterOf(loginRequest),
+          username,
+          error: undefined,
+          hint,
+        }),
+      );
+    },
+  );
 
   const loginBodySchema = {
     type: 'object',
@@ -323,14 +376,24 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     required: ['login_request', 'csrf'],
   } as const;
 
-  type LoginBody = { login_request: string; csrf: string; username?: string; password?: string; action?: 'sign-in' | 'cancel' };
+  type LoginBody = {
+    login_request: string;
+    csrf: string;
+    username?: string;
+    password?: string;
+    action?: 'sign-in' | 'cancel';
+  };
 
   app.post<{ Body: LoginBody }>('/login', { schema: { body: loginBodySchema } }, async (request, reply) => {
     const body = request.body;
     checkCsrf(request, body.csrf);
     // The form carried the login_request back to us: verify it again (it may have expired meanwhile).
     const loginRequest = await verifyLoginRequest(body.login_request);
-    if (body.action === 'cancel') return answer(reply, loginRequest, { error: 'access_denied', error_description: 'The user cancelled the sign-in' });
+    if (body.action === 'cancel')
+      return answer(reply, loginRequest, {
+        error: 'access_denied',
+        error_description: 'The user cancelled the sign-in',
+      });
 
     const user = authenticate(body.username ?? '', body.password ?? '');
     if (!user) {
@@ -352,7 +415,11 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
 
   app.post<{ Body: { csrf: string } }>(
     '/logout',
-    { schema: { body: { type: 'object', properties: { csrf: { type: 'string', maxLength: 100 } }, required: ['csrf'] } } },
+    {
+      schema: {
+        body: { type: 'object', properties: { csrf: { type: 'string', maxLength: 100 } }, required: ['csrf'] },
+      },
+    },
     async (request, reply) => {
       checkCsrf(request, request.body.csrf);
       // Signs out of the host app only; send the browser to Gatehouse's /sign-out to end that session too.

@@ -112,7 +112,11 @@ function describe(err: unknown): BearerError {
   // RFC 6750 §3.1 invalid_token tells the client to discard its token: only when the token is at fault.
   // The keys could not be fetched, or something unforeseen failed: 503, and the client keeps its token.
   if (err instanceof KeysUnavailable || !(err instanceof errors.JOSEError)) {
-    return new BearerError(503, 'temporarily_unavailable', 'the signing keys of the authorization server could not be fetched; try again');
+    return new BearerError(
+      503,
+      'temporarily_unavailable',
+      'the signing keys of the authorization server could not be fetched; try again',
+    );
   }
   const invalid = (description: string) => new BearerError(401, 'invalid_token', description);
   if (err instanceof errors.JWTExpired) return invalid('the access token has expired');
@@ -122,10 +126,13 @@ function describe(err: unknown): BearerError {
     if (err.claim === 'typ') return invalid('the token is not an access token (typ must be at+jwt, RFC 9068)');
     return invalid(`the access token has an invalid ${err.claim} claim`);
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return invalid('the access token is signed with an algorithm this resource does not accept');
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return invalid('the access token is signed with an algorithm this resource does not accept');
   if (err instanceof errors.JWKSNoMatchingKey) return invalid('no signing key of the issuer matches the access token');
-  if (err instanceof errors.JWKSMultipleMatchingKeys) return invalid('the access token names no single signing key of the issuer (kid)');
-  if (err instanceof errors.JWSSignatureVerificationFailed) return invalid('the access token signature does not verify');
+  if (err instanceof errors.JWKSMultipleMatchingKeys)
+    return invalid('the access token names no single signing key of the issuer (kid)');
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return invalid('the access token signature does not verify');
   return invalid('the access token is malformed');
 }
 
@@ -165,7 +172,8 @@ export async function verifyAccessToken(
  */
 export function challenge(params: Array<[string, string]>): string {
   const quoted = (value: string) => {
-    if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) throw new TypeError('a WWW-Authenticate parameter cannot carry control characters or non-Latin-1 text');
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value))
+      throw new TypeError('a WWW-Authenticate parameter cannot carry control characters or non-Latin-1 text');
     return `"${value.replace(/["\\]/g, '\\$&')}"`;
   };
   return `Bearer ${params.map(([name, value]) => `${name}=${quoted(value)}`).join(', ')}`;
@@ -214,7 +222,11 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
 
   function refuse(reply: FastifyReply, err: BearerError): FastifyReply {
     if (err.status === 503) {
-      return reply.code(503).header('retry-after', '5').header('cache-control', 'no-store').send({ error: err.error, error_description: err.description });
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .header('cache-control', 'no-store')
+        .send({ error: err.error, error_description: err.description });
     }
     const params: Array<[string, string]> = [];
     if (err.error) params.push(['error', err.error]);
@@ -226,7 +238,11 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
       .code(err.status)
       .header('www-authenticate', challenge(params))
       .header('cache-control', 'no-store')
-      .send(err.error ? { error: err.error, error_description: err.description } : { error: 'unauthorized', error_description: 'an access token is required' });
+      .send(
+        err.error
+          ? { error: err.error, error_description: err.description }
+          : { error: 'unauthorized', error_description: 'an access token is required' },
+      );
   }
 
   /** Runs before the body is read: an unauthenticated request costs no parsing. */
@@ -253,7 +269,8 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
     scopes_supported: requiredScope === '' ? [] : [requiredScope],
     bearer_methods_supported: ['header'],
   });
-  const serveMetadata = async (_request: FastifyRequest, reply: FastifyReply) => reply.header('cache-control', 'public, max-age=300').send(metadata());
+  const serveMetadata = async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply.header('cache-control', 'public, max-age=300').send(metadata());
   app.get(PRM_PATH, serveMetadata);
   // RFC 9728 §3.1: the path-inserted form, which is what the resource_metadata URL names.
   if (path !== '/') app.get(`${PRM_PATH}${path}`, serveMetadata);

@@ -92,7 +92,8 @@ function metadataFromFlags(options: Record<string, unknown>): Record<string, unk
     const value = field.endsWith('scopes') ? words(options[flag]) : options[flag];
     if (value !== undefined) out[field] = value;
   }
-  if (options['skip-consent'] && options['no-skip-consent']) throw new ClientsUsageError('--skip-consent and --no-skip-consent contradict each other');
+  if (options['skip-consent'] && options['no-skip-consent'])
+    throw new ClientsUsageError('--skip-consent and --no-skip-consent contradict each other');
   if (options['skip-consent']) out.skip_consent = true;
   if (options['no-skip-consent']) out.skip_consent = false;
   return out;
@@ -106,7 +107,14 @@ function view(client: Client): Record<string, unknown> {
 
 function describe(client: Client): string {
   const rows = Object.entries(view(client)).map(([key, value]) => {
-    const shown = value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(' ') : value === null ? '-' : String(value);
+    const shown =
+      value instanceof Date
+        ? value.toISOString()
+        : Array.isArray(value)
+          ? value.join(' ')
+          : value === null
+            ? '-'
+            : String(value);
     return `${key.padEnd(27)}${shown}`;
   });
   return rows.join('\n');
@@ -126,7 +134,8 @@ function requireId(args: string[], action: string): string {
 /** Days of `--unused-days` (default 30): a whole number from 1. */
 function unusedDays(value: unknown): number {
   if (value === undefined) return DEFAULT_UNUSED_DAYS;
-  if (typeof value !== 'string' || !/^[1-9]\d{0,4}$/.test(value)) throw new ClientsUsageError('--unused-days must be a whole number of days from 1 to 99999');
+  if (typeof value !== 'string' || !/^[1-9]\d{0,4}$/.test(value))
+    throw new ClientsUsageError('--unused-days must be a whole number of days from 1 to 99999');
   return Number(value);
 }
 
@@ -135,8 +144,10 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
   const { json, options } = ctx;
   const service = new ClientService(ctx.handle.db, ctx.config);
   const action = args[0] ?? 'list';
-  if ((options.enable || options.disable) && action !== 'update') throw new ClientsUsageError('--enable and --disable go with clients update');
-  if (options['unused-days'] !== undefined && action !== 'prune-metadata-documents') throw new ClientsUsageError('--unused-days goes with clients prune-metadata-documents');
+  if ((options.enable || options.disable) && action !== 'update')
+    throw new ClientsUsageError('--enable and --disable go with clients update');
+  if (options['unused-days'] !== undefined && action !== 'prune-metadata-documents')
+    throw new ClientsUsageError('--unused-days goes with clients prune-metadata-documents');
   try {
     switch (action) {
       case 'create': {
@@ -151,7 +162,16 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
         if (json) return clients.map(view);
         if (clients.length === 0) return 'no clients';
         return clients
-          .map((c) => [c.client_id, JSON.stringify(c.name), c.token_endpoint_auth_method, c.grant_types.join(','), c.source, c.disabled_at ? 'disabled' : 'enabled'].join('  '))
+          .map((c) =>
+            [
+              c.client_id,
+              JSON.stringify(c.name),
+              c.token_endpoint_auth_method,
+              c.grant_types.join(','),
+              c.source,
+              c.disabled_at ? 'disabled' : 'enabled',
+            ].join('  '),
+          )
           .join('\n');
       }
       case 'show': {
@@ -162,7 +182,8 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
       }
       case 'update': {
         const id = requireId(args, action);
-        if (options.enable && options.disable) throw new ClientsUsageError('--enable and --disable contradict each other');
+        if (options.enable && options.disable)
+          throw new ClientsUsageError('--enable and --disable contradict each other');
         const changes = metadataFromFlags(options);
         if (Object.keys(changes).length === 0 && !options.enable && !options.disable) {
           throw new ClientsUsageError('clients update needs at least one flag to change');
@@ -192,8 +213,12 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
         const days = unusedDays(options['unused-days']);
         const deleted = await service.pruneMetadataDocumentClients(days * 86_400);
         if (json) return { deleted };
-        if (deleted.length === 0) return `No metadata-document client to delete (unused for ${days} days, nothing live).`;
-        return [...deleted.map((id) => `deleted ${id}`), `Deleted ${deleted.length} metadata-document client(s) unused for ${days} days.`].join('\n');
+        if (deleted.length === 0)
+          return `No metadata-document client to delete (unused for ${days} days, nothing live).`;
+        return [
+          ...deleted.map((id) => `deleted ${id}`),
+          `Deleted ${deleted.length} metadata-document client(s) unused for ${days} days.`,
+        ].join('\n');
       }
       default:
         throw new ClientsUsageError(`unknown clients action: ${action}`);
@@ -208,7 +233,11 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
 }
 
 /** Opens the database (migrating it when AUTO_MIGRATE is on, as the server would), runs the action, closes. */
-export async function runClientsCommand(config: Readonly<Config>, args: string[], options: Record<string, unknown>): Promise<string | object> {
+export async function runClientsCommand(
+  config: Readonly<Config>,
+  args: string[],
+  options: Record<string, unknown>,
+): Promise<string | object> {
   const handle = await openDatabase(config);
   try {
     if (config.database.autoMigrate) await migrateUp(handle.root, config.database.schema);

@@ -22,26 +22,48 @@ function when(date: Date | null): string {
 }
 
 function describeLine(key: KeyInfo): string {
-  const since = key.state === 'next' ? `signs from ${when(key.activateAt)}` : key.state === 'active' ? `signing since ${when(key.activatedAt)}` : '';
-  const until = key.state === 'retired' ? (key.published ? `published until ${when(key.expiresAt)}` : `unpublished since ${when(key.expiresAt)}`) : '';
+  const since =
+    key.state === 'next'
+      ? `signs from ${when(key.activateAt)}`
+      : key.state === 'active'
+        ? `signing since ${when(key.activatedAt)}`
+        : '';
+  const until =
+    key.state === 'retired'
+      ? key.published
+        ? `published until ${when(key.expiresAt)}`
+        : `unpublished since ${when(key.expiresAt)}`
+      : '';
   return [key.kid, key.alg.padEnd(5), key.state.padEnd(9), key.source.padEnd(8), since || until].join('  ').trimEnd();
 }
 
-async function retire(store: KeyStore, kid: string | undefined, immediately: boolean, json: boolean): Promise<string | object> {
+async function retire(
+  store: KeyStore,
+  kid: string | undefined,
+  immediately: boolean,
+  json: boolean,
+): Promise<string | object> {
   if (!kid) throw new KeysUsageError('keys retire needs the kid of the key to retire');
   const result = await store.retire(kid, { immediately });
   if (json) return result;
-  const lines = [`retired ${kid}; ${result.retired.published ? `it stays in the JWKS until ${when(result.retired.expiresAt)}` : 'it has left the JWKS'}`];
+  const lines = [
+    `retired ${kid}; ${result.retired.published ? `it stays in the JWKS until ${when(result.retired.expiresAt)}` : 'it has left the JWKS'}`,
+  ];
   if (result.signing) lines.push(`${result.signing.kid} (${result.signing.alg}) signs now`);
   return lines.join('\n');
 }
 
 /** `gatehouse keys list|rotate|retire <kid> [--immediately]`, against the database directly. */
 export async function keysCommand(args: string[], ctx: KeysCommandContext): Promise<string | object> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { immediately: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { immediately: { type: 'boolean', default: false } },
+  });
   const [action = 'list', kid, ...extra] = positionals;
   if (!['list', 'rotate', 'retire'].includes(action)) throw new KeysUsageError(`unknown keys action: ${action}`);
-  if (extra.length > 0 || (action !== 'retire' && kid !== undefined)) throw new KeysUsageError(`unexpected argument: ${extra[0] ?? kid}`);
+  if (extra.length > 0 || (action !== 'retire' && kid !== undefined))
+    throw new KeysUsageError(`unexpected argument: ${extra[0] ?? kid}`);
   if (values.immediately && action !== 'retire') throw new KeysUsageError('--immediately only applies to keys retire');
 
   const logger = ctx.logger ?? createLogger(ctx.config, process.stderr);
@@ -49,7 +71,9 @@ export async function keysCommand(args: string[], ctx: KeysCommandContext): Prom
   try {
     if (action === 'rotate') {
       const key = await store.rotate();
-      return ctx.json ? key : `added ${key.kid} (${key.alg}): published in the JWKS now, signs from ${when(key.activateAt)}`;
+      return ctx.json
+        ? key
+        : `added ${key.kid} (${key.alg}): published in the JWKS now, signs from ${when(key.activateAt)}`;
     }
     if (action === 'retire') return await retire(store, kid, values.immediately ?? false, ctx.json);
     const keys = await store.list();

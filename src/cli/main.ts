@@ -50,14 +50,24 @@ async function migrate(loaded: LoadedConfig, args: string[], json: boolean, all:
     const schema = config.database.schema;
     if (action === 'up') {
       const applied = await migrateUp(handle.root, schema);
-      print(json ? { applied } : applied.length ? applied.map((n) => `applied ${n}`).join('\n') : 'already up to date', json);
+      print(
+        json ? { applied } : applied.length ? applied.map((n) => `applied ${n}`).join('\n') : 'already up to date',
+        json,
+      );
     } else if (action === 'down') {
       const reverted = await migrateDown(handle.root, schema, all);
-      print(json ? { reverted } : reverted.length ? reverted.map((n) => `reverted ${n}`).join('\n') : 'nothing to revert', json);
+      print(
+        json ? { reverted } : reverted.length ? reverted.map((n) => `reverted ${n}`).join('\n') : 'nothing to revert',
+        json,
+      );
     } else {
       const status = await migrationStatus(handle.root, schema);
       print(
-        json ? status : status.map((m) => `${m.executedAt ? m.executedAt.toISOString() : 'pending'.padEnd(24)}  ${m.name}`).join('\n'),
+        json
+          ? status
+          : status
+              .map((m) => `${m.executedAt ? m.executedAt.toISOString() : 'pending'.padEnd(24)}  ${m.name}`)
+              .join('\n'),
         json,
       );
     }
@@ -78,7 +88,13 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, all: { type: 'boolean', default: false }, immediately: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' }, ...CLIENTS_OPTIONS },
+    options: {
+      json: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
+      immediately: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+      ...CLIENTS_OPTIONS,
+    },
   });
   const [command = 'serve', ...rest] = positionals;
   if (values.help || command === 'help') {
@@ -107,7 +123,10 @@ export async function main(argv: string[]): Promise<number> {
       const handle = await openDatabase(loaded.config);
       try {
         const args = values.immediately ? [...rest, '--immediately'] : rest;
-        print(await keysCommand(args, { config: loaded.config, handle, json: values.json ?? false }), values.json ?? false);
+        print(
+          await keysCommand(args, { config: loaded.config, handle, json: values.json ?? false }),
+          values.json ?? false,
+        );
       } catch (err) {
         throw err instanceof KeysUsageError ? new UsageError(err.message) : err;
       } finally {
@@ -117,8 +136,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'users': {
       const [action, sub, ...extra] = rest;
-      if (action !== 'grants' && action !== 'revoke') throw new UsageError(`unknown users action: ${action ?? '(none)'}`);
-      if (!sub || extra.length > 0) throw new UsageError(`users ${action} takes exactly one user id (the sub the host app signs in)`);
+      if (action !== 'grants' && action !== 'revoke')
+        throw new UsageError(`unknown users action: ${action ?? '(none)'}`);
+      if (!sub || extra.length > 0)
+        throw new UsageError(`users ${action} takes exactly one user id (the sub the host app signs in)`);
       const clientId = values['client-id'];
       if (clientId !== undefined && action !== 'revoke') throw new UsageError('--client-id goes with users revoke');
       const json = values.json ?? false;
@@ -131,7 +152,10 @@ export async function main(argv: string[]): Promise<number> {
           else
             print(
               grants
-                .map((g) => `${g.client_id}  consent: ${g.consent ? g.consent.scopes.join(' ') || '(no scopes)' : '-'}  live refresh chains: ${g.refresh_chains.length}`)
+                .map(
+                  (g) =>
+                    `${g.client_id}  consent: ${g.consent ? g.consent.scopes.join(' ') || '(no scopes)' : '-'}  live refresh chains: ${g.refresh_chains.length}`,
+                )
                 .join('\n'),
               false,
             );
@@ -154,10 +178,23 @@ export async function main(argv: string[]): Promise<number> {
       const { config } = loaded;
       const handle = await openDatabase(config);
       try {
-        const result = await sweepOnce(handle, config.database.schema, { retentionSeconds: config.janitor.retention, sessionIdleSeconds: config.flow.sessionIdleTtl, accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew });
+        const result = await sweepOnce(handle, config.database.schema, {
+          retentionSeconds: config.janitor.retention,
+          sessionIdleSeconds: config.flow.sessionIdleTtl,
+          accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
+        });
         const json = values.json ?? false;
-        if (result === null) print(json ? { skipped: 'another process is sweeping' } : 'another process is sweeping; nothing done', json);
-        else print(json ? { deleted: result } : Object.entries(result).map(([table, n]) => `deleted ${n} from ${table}`).join('\n'), json);
+        if (result === null)
+          print(json ? { skipped: 'another process is sweeping' } : 'another process is sweeping; nothing done', json);
+        else
+          print(
+            json
+              ? { deleted: result }
+              : Object.entries(result)
+                  .map(([table, n]) => `deleted ${n} from ${table}`)
+                  .join('\n'),
+            json,
+          );
       } finally {
         await handle.close();
       }

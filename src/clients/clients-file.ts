@@ -73,20 +73,28 @@ async function readSecretFile(value: unknown, baseDir: string): Promise<string> 
 }
 
 async function readEntry(entry: unknown, policy: MetadataPolicy, baseDir: string): Promise<FileClient> {
-  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new EntryError('client', 'must be an object');
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+    throw new EntryError('client', 'must be an object');
   const data = entry as Record<string, unknown>;
   if (typeof data.client_id !== 'string' || !CLIENT_ID_FORM.test(data.client_id)) {
     throw new EntryError('client_id', 'is required: 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)');
   }
   if ('client_secret' in data) {
-    throw new EntryError('client_secret', 'plaintext secrets are not allowed in CLIENTS_FILE; use secret_hash (SHA-256 of the secret, base64url) or secret_file (a path to a file holding the secret)');
+    throw new EntryError(
+      'client_secret',
+      'plaintext secrets are not allowed in CLIENTS_FILE; use secret_hash (SHA-256 of the secret, base64url) or secret_file (a path to a file holding the secret)',
+    );
   }
   const metadataInput = Object.fromEntries(Object.entries(data).filter(([key]) => !ENTRY_KEYS.has(key)));
   const metadata = validateClientMetadata(metadataInput, policy);
   const hasHash = data.secret_hash !== undefined;
   const hasFile = data.secret_file !== undefined;
   if (!usesSecret(metadata.token_endpoint_auth_method)) {
-    if (hasHash || hasFile) throw new EntryError(hasHash ? 'secret_hash' : 'secret_file', 'a public client (token_endpoint_auth_method none) has no secret');
+    if (hasHash || hasFile)
+      throw new EntryError(
+        hasHash ? 'secret_hash' : 'secret_file',
+        'a public client (token_endpoint_auth_method none) has no secret',
+      );
     return { clientId: data.client_id, metadata, secretHash: null };
   }
   if (hasHash && hasFile) throw new EntryError('secret_hash', 'give secret_hash or secret_file, not both');
@@ -96,8 +104,12 @@ async function readEntry(entry: unknown, policy: MetadataPolicy, baseDir: string
     }
     return { clientId: data.client_id, metadata, secretHash: data.secret_hash };
   }
-  if (hasFile) return { clientId: data.client_id, metadata, secretHash: await readSecretFile(data.secret_file, baseDir) };
-  throw new EntryError('secret_hash', `required for token_endpoint_auth_method ${metadata.token_endpoint_auth_method} (or secret_file)`);
+  if (hasFile)
+    return { clientId: data.client_id, metadata, secretHash: await readSecretFile(data.secret_file, baseDir) };
+  throw new EntryError(
+    'secret_hash',
+    `required for token_endpoint_auth_method ${metadata.token_endpoint_auth_method} (or secret_file)`,
+  );
 }
 
 /** Reads and validates every entry of a clients file, touching no database; throws ClientsFileError. */
@@ -114,7 +126,12 @@ export async function readClientsFile(path: string, policy: MetadataPolicy): Pro
   } catch (err) {
     throw new ClientsFileError(`${path} is not valid JSON (${(err as Error).message})`);
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !Array.isArray((doc as { clients?: unknown }).clients)) {
+  if (
+    doc === null ||
+    typeof doc !== 'object' ||
+    Array.isArray(doc) ||
+    !Array.isArray((doc as { clients?: unknown }).clients)
+  ) {
     throw new ClientsFileError(`${path} must be a JSON object { "clients": [ ... ] }`);
   }
   const extra = Object.keys(doc).find((key) => key !== 'clients');
@@ -132,7 +149,8 @@ export async function readClientsFile(path: string, policy: MetadataPolicy): Pro
       seen.add(client.clientId);
       out.push(client);
     } catch (err) {
-      if (err instanceof EntryError || err instanceof ClientMetadataError) throw new ClientsFileError(`${label}: ${err.message}`);
+      if (err instanceof EntryError || err instanceof ClientMetadataError)
+        throw new ClientsFileError(`${label}: ${err.message}`);
       throw err;
     }
   }
@@ -158,12 +176,21 @@ export async function applyClientsFile(
   const result: ClientsFileResult = { created: [], updated: [], unchanged: [] };
   const stale = await db.transaction().execute(async (trx) => {
     // Replicas starting together apply the file one after another, not into each other's inserts.
-    await sql`select pg_advisory_xact_lock(hashtext(${`gatehouse.clients-file.${config.database.schema}`}))`.execute(trx);
+    await sql`select pg_advisory_xact_lock(hashtext(${`gatehouse.clients-file.${config.database.schema}`}))`.execute(
+      trx,
+    );
     for (const client of clients) {
       const row = await findClientById(trx, client.clientId);
       const columns = { ...client.metadata, secret_hash: client.secretHash };
       if (!row) {
-        await createClient(trx, { ...columns, client_id: client.clientId, source: 'file', secret_rotated_at: null, last_used_at: null, disabled_at: null });
+        await createClient(trx, {
+          ...columns,
+          client_id: client.clientId,
+          source: 'file',
+          secret_rotated_at: null,
+          last_used_at: null,
+          disabled_at: null,
+        });
         result.created.push(client.clientId);
       } else if (row.source !== 'file') {
         throw new ClientsFileError(
@@ -178,10 +205,13 @@ export async function applyClientsFile(
       }
     }
     const inFile = new Set(clients.map((c) => c.clientId));
-    return (await listClients(trx)).filter((row) => row.source === 'file' && !inFile.has(row.client_id)).map((row) => row.client_id);
+    return (await listClients(trx))
+      .filter((row) => row.source === 'file' && !inFile.has(row.client_id))
+      .map((row) => row.client_id);
   });
   log.info({ file: path, ...result }, 'applied CLIENTS_FILE');
   // Deleting would also delete their grants and tokens; that is left to an explicit `gatehouse clients delete`.
-  if (stale.length > 0) log.warn({ file: path, clients: stale }, 'clients from CLIENTS_FILE are no longer in it and were left as they are');
+  if (stale.length > 0)
+    log.warn({ file: path, clients: stale }, 'clients from CLIENTS_FILE are no longer in it and were left as they are');
   return result;
 }

@@ -32,7 +32,11 @@ function migrator(db: Kysely<any>, schema: string): Migrator {
  * Runs `fn` holding a session-level advisory lock named after the schema, on one connection, so that
  * replicas starting together migrate one at a time and the later ones find nothing to do.
  */
-async function withMigrationLock<T>(root: Kysely<any>, schema: string, fn: (conn: Kysely<any>) => Promise<T>): Promise<T> {
+async function withMigrationLock<T>(
+  root: Kysely<any>,
+  schema: string,
+  fn: (conn: Kysely<any>) => Promise<T>,
+): Promise<T> {
   const key = `gatehouse.migrate.${schema}`;
   return root.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
@@ -85,7 +89,9 @@ export async function knownMigrations(): Promise<string[]> {
 
 /** Names of the migrations recorded as applied in the database; empty when none has run. */
 export async function appliedMigrations(root: Kysely<any>, schema: string): Promise<string[]> {
-  const exists = await sql<{ exists: boolean }>`select to_regclass(${`${schema}.kysely_migration`}) is not null as exists`.execute(root);
+  const exists = await sql<{
+    exists: boolean;
+  }>`select to_regclass(${`${schema}.kysely_migration`}) is not null as exists`.execute(root);
   if (!exists.rows[0]?.exists) return [];
   const rows = await root.withSchema(schema).selectFrom('kysely_migration').select('name').orderBy('name').execute();
   return rows.map((r: { name: string }) => r.name);

@@ -33,7 +33,9 @@ export function preparedName(sqlText: string): string | undefined {
 export type PrecompiledQuery<P, R> = (db: Kysely<any>, params: P) => Promise<R[]>;
 
 /** Compiles `build` once per database handle; each call runs it with these parameter values. */
-export function precompiled<P extends Record<string, unknown>, R>(build: (db: Kysely<any>, params: P) => Compilable<R>): PrecompiledQuery<P, R> {
+export function precompiled<P extends Record<string, unknown>, R>(
+  build: (db: Kysely<any>, params: P) => Compilable<R>,
+): PrecompiledQuery<P, R> {
   const cache = new WeakMap<object, { compiled: CompiledQuery<R>; slots: Array<keyof P & string> }>();
   return async (db, values) => {
     let entry = cache.get(db);
@@ -41,10 +43,14 @@ export function precompiled<P extends Record<string, unknown>, R>(build: (db: Ky
       const markers = new Proxy({} as P, { get: (_target, name) => `${MARKER}${String(name)}` });
       const compiled = build(db, markers).compile();
       const slots = compiled.parameters.map((value) => {
-        if (typeof value !== 'string' || !value.startsWith(MARKER)) throw new Error(`precompiled query has a constant parameter: ${String(value)}`);
+        if (typeof value !== 'string' || !value.startsWith(MARKER))
+          throw new Error(`precompiled query has a constant parameter: ${String(value)}`);
         return value.slice(MARKER.length) as keyof P & string;
       });
-      statementNames.set(compiled.sql, `gatehouse_${createHash('sha256').update(compiled.sql).digest('hex').slice(0, 24)}`);
+      statementNames.set(
+        compiled.sql,
+        `gatehouse_${createHash('sha256').update(compiled.sql).digest('hex').slice(0, 24)}`,
+      );
       entry = { compiled, slots };
       cache.set(db, entry);
     }

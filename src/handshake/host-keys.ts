@@ -37,7 +37,7 @@ export interface HostKeys {
 /** The host's JWKS could not be fetched (network, timeout, bad document): a 503, not the host's fault or the user's. */
 export class HostKeysUnavailable extends Error {
   constructor(cause: unknown) {
-    super('the host app\'s keys could not be fetched', { cause });
+    super("the host app's keys could not be fetched", { cause });
     this.name = 'HostKeysUnavailable';
   }
 }
@@ -63,15 +63,20 @@ function algorithmOfKeyType(kty: string | undefined, crv: string | undefined): H
 }
 
 async function importJwkFile(jwk: JWK, file: string): Promise<HostKeys> {
-  if ('d' in jwk || 'k' in jwk) throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must hold a public key only`);
+  if ('d' in jwk || 'k' in jwk)
+    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must hold a public key only`);
   const inferred = algorithmOfKeyType(jwk.kty, jwk.crv);
   const alg = jwk.alg ?? inferred;
   if (!isHostAlg(alg) || inferred === null) {
-    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must be an EC P-256 (ES256), RSA (RS256) or Ed25519 (EdDSA) public key`);
+    throw new HostKeyConfigurationError(
+      `HOST_PUBLIC_KEY_FILE: ${file} must be an EC P-256 (ES256), RSA (RS256) or Ed25519 (EdDSA) public key`,
+    );
   }
-  if (alg !== inferred) throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} says alg ${alg} but holds a ${jwk.kty} key`);
+  if (alg !== inferred)
+    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} says alg ${alg} but holds a ${jwk.kty} key`);
   const key = await importJWK({ ...jwk, alg }, alg);
-  if (key instanceof Uint8Array) throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must hold a public key`);
+  if (key instanceof Uint8Array)
+    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must hold a public key`);
   return { source: 'public-key-file', algorithms: [alg], key };
 }
 
@@ -85,11 +90,17 @@ async function importPemFile(pem: string, file: string): Promise<HostKeys> {
     kty = jwk.kty;
     crv = jwk.crv;
   } catch {
-    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} is not a PEM public key (SPKI, "BEGIN PUBLIC KEY")`);
+    throw new HostKeyConfigurationError(
+      `HOST_PUBLIC_KEY_FILE: ${file} is not a PEM public key (SPKI, "BEGIN PUBLIC KEY")`,
+    );
   }
   const alg = algorithmOfKeyType(kty, crv);
-  if (!alg) throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must be an EC P-256 (ES256), RSA (RS256) or Ed25519 (EdDSA) public key`);
-  if (!pem.includes('BEGIN PUBLIC KEY')) throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must be PEM SPKI ("BEGIN PUBLIC KEY")`);
+  if (!alg)
+    throw new HostKeyConfigurationError(
+      `HOST_PUBLIC_KEY_FILE: ${file} must be an EC P-256 (ES256), RSA (RS256) or Ed25519 (EdDSA) public key`,
+    );
+  if (!pem.includes('BEGIN PUBLIC KEY'))
+    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must be PEM SPKI ("BEGIN PUBLIC KEY")`);
   return { source: 'public-key-file', algorithms: [alg], key: await importSPKI(pem, alg) };
 }
 
@@ -99,7 +110,9 @@ export async function loadHostPublicKeyFile(file: string): Promise<HostKeys> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new HostKeyConfigurationError(
+      `HOST_PUBLIC_KEY_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    );
   }
   const trimmed = text.trim();
   if (!trimmed.startsWith('{')) return importPemFile(trimmed, file);
@@ -112,10 +125,15 @@ export async function loadHostPublicKeyFile(file: string): Promise<HostKeys> {
   const set = json as { keys?: unknown };
   if (Array.isArray(set.keys)) {
     for (const k of set.keys as JWK[]) {
-      if (k && typeof k === 'object' && ('d' in k || 'k' in k)) throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must hold public keys only`);
+      if (k && typeof k === 'object' && ('d' in k || 'k' in k))
+        throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} must hold public keys only`);
     }
     try {
-      return { source: 'public-key-file', algorithms: HOST_ASYMMETRIC_ALGS, key: createLocalJWKSet(set as { keys: JWK[] }) };
+      return {
+        source: 'public-key-file',
+        algorithms: HOST_ASYMMETRIC_ALGS,
+        key: createLocalJWKSet(set as { keys: JWK[] }),
+      };
     } catch {
       throw new HostKeyConfigurationError(`HOST_PUBLIC_KEY_FILE: ${file} is not a valid JWK Set`);
     }
@@ -149,6 +167,7 @@ export async function loadHostKeys(config: Pick<Config, 'handshake'>): Promise<H
   const h = config.handshake;
   if (h.secret !== '') return { source: 'secret', algorithms: ['HS256'], key: new TextEncoder().encode(h.secret) };
   if (h.hostPublicKeyFile !== '') return loadHostPublicKeyFile(h.hostPublicKeyFile);
-  if (h.hostJwksUrl !== '') return { source: 'jwks-url', algorithms: HOST_ASYMMETRIC_ALGS, key: remoteKeys(h.hostJwksUrl) };
+  if (h.hostJwksUrl !== '')
+    return { source: 'jwks-url', algorithms: HOST_ASYMMETRIC_ALGS, key: remoteKeys(h.hostJwksUrl) };
   return null;
 }

@@ -19,7 +19,10 @@ export interface LoginRequestDeps {
   keys: { current(): SigningKey };
 }
 
-type PendingForSignIn = Pick<AuthorizationRequestRow, 'id' | 'expires_at' | 'prompt' | 'max_age' | 'login_hint' | 'ui_locales'>;
+type PendingForSignIn = Pick<
+  AuthorizationRequestRow,
+  'id' | 'expires_at' | 'prompt' | 'max_age' | 'login_hint' | 'ui_locales'
+>;
 
 /** The hints of a login_request: only those the authorization request carried. */
 function hints(pending: PendingForSignIn, client: Pick<Client, 'client_id' | 'name'>): Record<string, string | number> {
@@ -36,7 +39,11 @@ function hints(pending: PendingForSignIn, client: Pick<Client, 'client_id' | 'na
  * is HS256 under HANDSHAKE_SECRET when one is set, else signed with Gatehouse's active key (verifiable
  * against its JWKS); it lives exactly as long as the pending request.
  */
-export async function createLoginRequest(deps: LoginRequestDeps, pending: PendingForSignIn, client: Pick<Client, 'client_id' | 'name'>): Promise<string> {
+export async function createLoginRequest(
+  deps: LoginRequestDeps,
+  pending: PendingForSignIn,
+  client: Pick<Client, 'client_id' | 'name'>,
+): Promise<string> {
   const { signInUrl, hostId, secret } = deps.config.handshake;
   if (signInUrl === '') throw new OAuthError('server_error', 'sign-in is not configured on this server (SIGN_IN_URL)');
   const jwt = new SignJWT({ ...hints(pending, client), return_to: `${deps.issuer}${SIGN_IN_COMPLETE_PATH}` })
@@ -47,7 +54,9 @@ export async function createLoginRequest(deps: LoginRequestDeps, pending: Pendin
     .setExpirationTime(Math.floor(pending.expires_at.getTime() / 1000));
   let token: string;
   if (secret !== '') {
-    token = await jwt.setProtectedHeader({ alg: 'HS256', typ: LOGIN_REQUEST_TYP }).sign(new TextEncoder().encode(secret));
+    token = await jwt
+      .setProtectedHeader({ alg: 'HS256', typ: LOGIN_REQUEST_TYP })
+      .sign(new TextEncoder().encode(secret));
   } else {
     const signer = deps.keys.current();
     token = await jwt.setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: LOGIN_REQUEST_TYP }).sign(signer.key);
@@ -66,7 +75,12 @@ export async function redirectToSignIn(
 ): Promise<FastifyReply> {
   const location = await createLoginRequest(app, pending, client);
   // RFC 9700 §4.12: 303; no-store because the URL carries a one-off signed request.
-  return reply.code(303).header('location', location).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+  return reply
+    .code(303)
+    .header('location', location)
+    .header('cache-control', 'no-store')
+    .header('referrer-policy', 'no-referrer')
+    .send();
 }
 
 /**
@@ -84,7 +98,8 @@ export function sessionSatisfies(
   const authTime = session.authTime.getTime();
   const skew = skewSeconds * 1000;
   // auth_time is whole seconds: compare against the request's creation truncated to its second.
-  if (pending.prompt === 'login' && authTime < Math.floor(pending.created_at.getTime() / 1000) * 1000 - skew) return false;
+  if (pending.prompt === 'login' && authTime < Math.floor(pending.created_at.getTime() / 1000) * 1000 - skew)
+    return false;
   if (pending.max_age !== null && authTime < now.getTime() - pending.max_age * 1000 - skew) return false;
   return true;
 }

@@ -46,7 +46,10 @@ export class LoginResponseError extends OAuthError {
     options: { cause?: unknown } = {},
   ) {
     const unavailable = reason === 'keys_unavailable';
-    super(unavailable ? 'temporarily_unavailable' : 'invalid_request', description, { status: unavailable ? 503 : 400, ...options });
+    super(unavailable ? 'temporarily_unavailable' : 'invalid_request', description, {
+      status: unavailable ? 503 : 400,
+      ...options,
+    });
     this.name = 'LoginResponseError';
   }
 }
@@ -100,15 +103,20 @@ async function verifySignature(token: string, keys: HostKeys): Promise<{ payload
   try {
     // compactVerify checks `alg` against the allow-list before resolving any key, so `none` or HS256
     // against public keys is refused without touching the key material or fetching a JWKS.
-    const { payload, protectedHeader } = await compactVerify(token, keys.key as Parameters<typeof compactVerify>[1], { algorithms: [...keys.algorithms] });
+    const { payload, protectedHeader } = await compactVerify(token, keys.key as Parameters<typeof compactVerify>[1], {
+      algorithms: [...keys.algorithms],
+    });
     return { payload, typ: protectedHeader.typ };
   } catch (err) {
-    if (err instanceof HostKeysUnavailable) fail('keys_unavailable', 'the signing keys of the host app could not be fetched; try again', err);
-    if (err instanceof errors.JOSEAlgNotAllowed) fail('alg_not_allowed', `login_response must be signed with ${keys.algorithms.join(', ')}`);
+    if (err instanceof HostKeysUnavailable)
+      fail('keys_unavailable', 'the signing keys of the host app could not be fetched; try again', err);
+    if (err instanceof errors.JOSEAlgNotAllowed)
+      fail('alg_not_allowed', `login_response must be signed with ${keys.algorithms.join(', ')}`);
     if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) {
       fail('unknown_key', 'no host key matches the kid and alg of login_response');
     }
-    if (err instanceof errors.JWSSignatureVerificationFailed) fail('bad_signature', 'the login_response signature does not verify');
+    if (err instanceof errors.JWSSignatureVerificationFailed)
+      fail('bad_signature', 'the login_response signature does not verify');
     // JWSInvalid, JOSENotSupported, a key of the wrong type for `alg`…: not a JWS Gatehouse can verify.
     fail('malformed', 'login_response is not a valid signed JWT (RFC 7515 compact serialization)', err);
   }
@@ -121,7 +129,8 @@ function parsePayload(bytes: Uint8Array): Record<string, unknown> {
   } catch {
     fail('bad_payload', 'the login_response payload is not a JSON object');
   }
-  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) fail('bad_payload', 'the login_response payload is not a JSON object');
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload))
+    fail('bad_payload', 'the login_response payload is not a JSON object');
   return payload as Record<string, unknown>;
 }
 
@@ -152,23 +161,38 @@ function storableJson(value: unknown, depth = 0): boolean {
 }
 
 /** RFC 7519 §4.1.1-4.1.6 and the handshake's own limits, in the order docs/handshake.md lists them. */
-function checkRegisteredClaims(claims: Record<string, unknown>, options: VerifyLoginResponseOptions, nowSeconds: number): { iat: number } {
+function checkRegisteredClaims(
+  claims: Record<string, unknown>,
+  options: VerifyLoginResponseOptions,
+  nowSeconds: number,
+): { iat: number } {
   const { clockSkew: skew } = options;
   if (claims.iss !== options.hostId) fail('bad_iss', 'login_response iss is not the configured host (HOST_ID)');
   const aud = claims.aud;
-  const audOk = aud === options.issuer || (Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string') && aud.includes(options.issuer));
+  const audOk =
+    aud === options.issuer ||
+    (Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string') && aud.includes(options.issuer));
   if (!audOk) fail('bad_aud', 'login_response aud is not the issuer of this server');
   if (!isNumericDate(claims.iat)) fail('bad_iat', 'login_response must have a numeric iat');
   if (!isNumericDate(claims.exp)) fail('bad_exp', 'login_response must have a numeric exp');
   const { iat, exp } = claims as { iat: number; exp: number };
-  if (iat > nowSeconds + skew) fail('iat_in_future', 'login_response was issued in the future (check the clock of the host)');
+  if (iat > nowSeconds + skew)
+    fail('iat_in_future', 'login_response was issued in the future (check the clock of the host)');
   if (exp <= nowSeconds - skew) fail('expired', 'login_response has expired');
-  if (exp <= iat || exp - iat > options.maxAge) fail('lifetime_too_long', `login_response must expire within ${options.maxAge} seconds of iat`);
+  if (exp <= iat || exp - iat > options.maxAge)
+    fail('lifetime_too_long', `login_response must expire within ${options.maxAge} seconds of iat`);
   return { iat };
 }
 
-function checkSignedIn(claims: Record<string, unknown>, request: string, iat: number, options: VerifyLoginResponseOptions, nowSeconds: number): SignedInAnswer {
-  if (!isId(claims.sub)) fail('bad_sub', `login_response sub must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+function checkSignedIn(
+  claims: Record<string, unknown>,
+  request: string,
+  iat: number,
+  options: VerifyLoginResponseOptions,
+  nowSeconds: number,
+): SignedInAnswer {
+  if (!isId(claims.sub))
+    fail('bad_sub', `login_response sub must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
   const authTime = claims.auth_time ?? iat;
   if (!isNumericDate(authTime)) fail('bad_auth_time', 'login_response auth_time must be a NumericDate (seconds)');
   if (authTime > nowSeconds + options.clockSkew) fail('bad_auth_time', 'login_response auth_time is in the future');
@@ -177,10 +201,13 @@ function checkSignedIn(claims: Record<string, unknown>, request: string, iat: nu
     fail('bad_amr', `login_response amr must be an array of at most ${MAX_AMR_ENTRIES} strings`);
   }
   const acr = claims.acr ?? null;
-  if (acr !== null && !isId(acr)) fail('bad_acr', `login_response acr must be a string of at most ${MAX_ID_LENGTH} characters`);
+  if (acr !== null && !isId(acr))
+    fail('bad_acr', `login_response acr must be a string of at most ${MAX_ID_LENGTH} characters`);
   const extra = claims.claims ?? {};
-  if (!extra || typeof extra !== 'object' || Array.isArray(extra)) fail('bad_claims', 'login_response claims must be a JSON object');
-  if (!storableJson(extra)) fail('bad_claims', 'login_response claims must not contain NUL characters or unpaired surrogates');
+  if (!extra || typeof extra !== 'object' || Array.isArray(extra))
+    fail('bad_claims', 'login_response claims must be a JSON object');
+  if (!storableJson(extra))
+    fail('bad_claims', 'login_response claims must not contain NUL characters or unpaired surrogates');
   return {
     kind: 'signed-in',
     request,
@@ -212,16 +239,23 @@ function checkError(claims: Record<string, unknown>, request: string): ErrorAnsw
  * explicit `typ`, then iss, aud, iat, exp and lifetime within the clock skew, then the answer itself.
  * Throws LoginResponseError naming the first failed check.
  */
-export async function verifyLoginResponse(token: string, keys: HostKeys, options: VerifyLoginResponseOptions): Promise<LoginResponse> {
+export async function verifyLoginResponse(
+  token: string,
+  keys: HostKeys,
+  options: VerifyLoginResponseOptions,
+): Promise<LoginResponse> {
   const { payload, typ } = await verifySignature(token, keys);
-  if (normaliseTyp(typ) !== LOGIN_RESPONSE_TYP) fail('bad_typ', `login_response must have the JWT header typ "${LOGIN_RESPONSE_TYP}" (RFC 8725 §3.11)`);
+  if (normaliseTyp(typ) !== LOGIN_RESPONSE_TYP)
+    fail('bad_typ', `login_response must have the JWT header typ "${LOGIN_RESPONSE_TYP}" (RFC 8725 §3.11)`);
   const claims = parsePayload(payload);
   const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000);
   const { iat } = checkRegisteredClaims(claims, options, nowSeconds);
-  if (!isId(claims.request)) fail('bad_request', 'login_response must have a request claim naming the login_request jti it answers');
+  if (!isId(claims.request))
+    fail('bad_request', 'login_response must have a request claim naming the login_request jti it answers');
   const request = claims.request as string;
   const hasSub = claims.sub !== undefined;
   const hasError = claims.error !== undefined;
-  if (hasSub === hasError) fail('sub_and_error', 'login_response must carry either sub or error, not both and not neither');
+  if (hasSub === hasError)
+    fail('sub_and_error', 'login_response must carry either sub or error, not both and not neither');
   return hasSub ? checkSignedIn(claims, request, iat, options, nowSeconds) : checkError(claims, request);
 }

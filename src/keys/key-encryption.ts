@@ -25,10 +25,13 @@ interface WarnLogger {
 /** KEY_ENCRYPTION_SECRET, or the development secret (with one warning per process) when it is empty. */
 export function keyEncryptionSecret(config: Pick<Config, 'keys' | 'nodeEnv'>, logger: WarnLogger): string {
   if (config.keys.encryptionSecret !== '') return config.keys.encryptionSecret;
-  if (config.nodeEnv === 'production') throw new KeyConfigurationError('KEY_ENCRYPTION_SECRET is required in production');
+  if (config.nodeEnv === 'production')
+    throw new KeyConfigurationError('KEY_ENCRYPTION_SECRET is required in production');
   if (!warnedAboutDevelopmentSecret) {
     warnedAboutDevelopmentSecret = true;
-    logger.warn('KEY_ENCRYPTION_SECRET is empty: signing keys are encrypted with a public development secret; set it before storing keys you care about');
+    logger.warn(
+      'KEY_ENCRYPTION_SECRET is empty: signing keys are encrypted with a public development secret; set it before storing keys you care about',
+    );
   }
   return INSECURE_DEVELOPMENT_SECRET;
 }
@@ -49,7 +52,12 @@ export class KeyCipher {
     // The kid as AAD stops a ciphertext being moved onto another key's row.
     cipher.setAAD(Buffer.from(kid, 'utf8'));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    return [VERSION, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+    return [
+      VERSION,
+      iv.toString('base64url'),
+      body.toString('base64url'),
+      cipher.getAuthTag().toString('base64url'),
+    ].join('.');
   }
 
   /** The plaintext, or a KeyDecryptionError naming KEY_ENCRYPTION_SECRET. */

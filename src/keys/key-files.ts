@@ -1,5 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import { type CryptoKey, CompactSign, type JWK, calculateJwkThumbprint, compactVerify, exportJWK, importJWK, importPKCS8 } from 'jose';
+import {
+  type CryptoKey,
+  CompactSign,
+  type JWK,
+  calculateJwkThumbprint,
+  compactVerify,
+  exportJWK,
+  importJWK,
+  importPKCS8,
+} from 'jose';
 import type { SigningAlg } from '../config.js';
 import { KeyConfigurationError } from './errors.js';
 import { importSigningKey } from './key-generation.js';
@@ -20,7 +29,8 @@ function fail(file: string, reason: string): never {
 
 /** Reads a PEM PKCS#8 key as a private JWK (with SIGNING_ALG), failing with the file's name. */
 async function pemToJwk(file: string, pem: string, alg: SigningAlg): Promise<JWK> {
-  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(pem)) fail(file, 'is an encrypted PKCS#8 key; supply it unencrypted (protect the file instead)');
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(pem))
+    fail(file, 'is an encrypted PKCS#8 key; supply it unencrypted (protect the file instead)');
   if (/-----BEGIN (RSA|EC) PRIVATE KEY-----/.test(pem)) {
     fail(file, 'is a PKCS#1/SEC1 key; convert it with `openssl pkcs8 -topk8 -nocrypt -in <file>`');
   }
@@ -47,7 +57,9 @@ function parseJwk(file: string, text: string): JWK {
 /** Proves the private and public halves belong together under `alg` before anything is signed with them. */
 async function selfTest(file: string, privateKey: CryptoKey, publicJwk: JWK, alg: SigningAlg): Promise<void> {
   try {
-    const jws = await new CompactSign(new TextEncoder().encode('gatehouse key check')).setProtectedHeader({ alg }).sign(privateKey);
+    const jws = await new CompactSign(new TextEncoder().encode('gatehouse key check'))
+      .setProtectedHeader({ alg })
+      .sign(privateKey);
     await compactVerify(jws, await importJWK(publicJwk, alg));
   } catch {
     fail(file, `holds a key whose public part does not verify its own ${alg} signature`);
@@ -76,13 +88,19 @@ async function loadKeyFile(file: string, defaultAlg: SigningAlg): Promise<FileKe
     return fail(file, `is not a usable ${alg} private key: ${(err as Error).message}`);
   }
   await selfTest(file, privateKey, publicJwk, alg);
-  const kid = isJwk && typeof jwk.kid === 'string' && jwk.kid !== '' ? jwk.kid : await calculateJwkThumbprint(publicJwk, 'sha256');
+  const kid =
+    isJwk && typeof jwk.kid === 'string' && jwk.kid !== ''
+      ? jwk.kid
+      : await calculateJwkThumbprint(publicJwk, 'sha256');
   return { file, kid, alg, publicJwk, privateKey };
 }
 
 /** Loads every key of SIGNING_KEY_FILES in order (the first signs); throws naming the first bad file. */
 export async function loadKeyFiles(files: string, defaultAlg: SigningAlg): Promise<FileKey[]> {
-  const paths = files.split(',').map((p) => p.trim()).filter(Boolean);
+  const paths = files
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (paths.length === 0) throw new KeyConfigurationError('SIGNING_KEY_FILES names no file');
   const keys: FileKey[] = [];
   for (const file of paths) {

@@ -40,7 +40,13 @@ export function retiredKeyExpiry(config: RotationContext['config'], at: Date): D
   return new Date(at.getTime() + (accessTokenTtl + clockSkew + config.keys.cacheTtl) * 1000);
 }
 
-async function insertGeneratedKey(ctx: RotationContext, trx: Transaction<Database>, state: SigningKeyState, now: Date, activateAt: Date): Promise<SigningKeyRow> {
+async function insertGeneratedKey(
+  ctx: RotationContext,
+  trx: Transaction<Database>,
+  state: SigningKeyState,
+  now: Date,
+  activateAt: Date,
+): Promise<SigningKeyRow> {
   const key = await generateSigningKey(ctx.config.keys.signingAlg);
   return insertSigningKey(trx, {
     kid: key.kid,
@@ -57,7 +63,12 @@ async function insertGeneratedKey(ctx: RotationContext, trx: Transaction<Databas
 }
 
 /** Retires the active key (if any) and makes `next` sign from `now`; inside the caller's lock. */
-async function handOver(trx: Transaction<Database>, next: SigningKeyRow, now: Date, retiredExpiresAt: Date): Promise<KeyChange> {
+async function handOver(
+  trx: Transaction<Database>,
+  next: SigningKeyRow,
+  now: Date,
+  retiredExpiresAt: Date,
+): Promise<KeyChange> {
   const active = await findActiveSigningKey(trx);
   // Retire first: the partial unique index allows one active row at any instant.
   if (active) await retireSigningKey(trx, active.kid, now, retiredExpiresAt);
@@ -88,7 +99,9 @@ export async function addNextKey(ctx: RotationContext): Promise<SigningKeyRow> {
   return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
     const pending = await findNextSigningKey(trx);
     if (pending) {
-      throw new KeyOperationError(`key ${pending.kid} is already waiting to sign from ${pending.activate_at?.toISOString()}; retire it first to rotate again`);
+      throw new KeyOperationError(
+        `key ${pending.kid} is already waiting to sign from ${pending.activate_at?.toISOString()}; retire it first to rotate again`,
+      );
     }
     const now = ctx.now();
     return insertGeneratedKey(ctx, trx, 'next', now, new Date(now.getTime() + ctx.config.keys.rotationDelay * 1000));

@@ -89,7 +89,13 @@ export class KeyStore {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(config: Readonly<Config>, log: KeyStoreLogger, options: KeyStoreOptions, rotation: RotationContext | null, files: readonly FileKey[]) {
+  private constructor(
+    config: Readonly<Config>,
+    log: KeyStoreLogger,
+    options: KeyStoreOptions,
+    rotation: RotationContext | null,
+    files: readonly FileKey[],
+  ) {
     this.#config = config;
     this.#log = log;
     this.#now = options.now ?? (() => new Date());
@@ -208,7 +214,9 @@ export class KeyStore {
 
   #requireDatabase(action: string): RotationContext {
     if (!this.#rotation) {
-      throw new KeyOperationError(`cannot ${action}: keys come from SIGNING_KEY_FILES; change the files and restart instead`);
+      throw new KeyOperationError(
+        `cannot ${action}: keys come from SIGNING_KEY_FILES; change the files and restart instead`,
+      );
     }
     return this.#rotation;
   }
@@ -224,8 +232,12 @@ export class KeyStore {
     if (!active) throw new Error('no active signing key in the database');
     const previous = this.#snapshot.signer;
     const signer = previous?.kid === active.kid ? previous : await this.#importPrivateKey(active);
-    const published = [...rows].sort((a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || b.created_at.getTime() - a.created_at.getTime());
-    const pending = rows.filter((r) => r.state === 'next' && r.activate_at !== null).map((r) => r.activate_at!.getTime());
+    const published = [...rows].sort(
+      (a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || b.created_at.getTime() - a.created_at.getTime(),
+    );
+    const pending = rows
+      .filter((r) => r.state === 'next' && r.activate_at !== null)
+      .map((r) => r.activate_at!.getTime());
     this.#snapshot = {
       signer,
       jwks: freezeJwks(published.map((r) => jwksEntry(r.public_jwk, r.kid, r.alg))),
@@ -235,14 +247,17 @@ export class KeyStore {
   }
 
   async #importPrivateKey(row: SigningKeyRow): Promise<SigningKey> {
-    if (!isSigningAlg(row.alg)) throw new KeyConfigurationError(`signing key ${row.kid} has unsupported alg ${row.alg}`);
+    if (!isSigningAlg(row.alg))
+      throw new KeyConfigurationError(`signing key ${row.kid} has unsupported alg ${row.alg}`);
     const jwk = JSON.parse(this.#rotation!.cipher.decrypt(row.kid, row.private_key_enc)) as JWK;
     return Object.freeze({ kid: row.kid, alg: row.alg, key: await importSigningKey(jwk, row.alg) });
   }
 
   #logChange(change: KeyChange, immediately: boolean): void {
-    if (change.generated) this.#log.info({ kid: change.generated, alg: this.#config.keys.signingAlg }, 'generated a signing key');
-    if (change.activated) this.#log.info({ kid: change.activated, retired: change.retired ?? null }, 'a new signing key is active');
+    if (change.generated)
+      this.#log.info({ kid: change.generated, alg: this.#config.keys.signingAlg }, 'generated a signing key');
+    if (change.activated)
+      this.#log.info({ kid: change.activated, retired: change.retired ?? null }, 'a new signing key is active');
     else if (change.retired) this.#log.info({ kid: change.retired, immediately }, 'retired a signing key');
   }
 

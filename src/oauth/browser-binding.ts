@@ -24,7 +24,11 @@ const BINDING = 'gatehouse_bind';
  * request while a sign-in is under way, do not unbind each other; a browser without one gets a fresh
  * 256-bit value. The cookie is HttpOnly and, over https, `__Host-`: no other site or subdomain can set it.
  */
-export function issueBinding(request: FastifyRequest, reply: FastifyReply, config: Pick<Config, 'issuer' | 'flow'>): string {
+export function issueBinding(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  config: Pick<Config, 'issuer' | 'flow'>,
+): string {
   const held = request.cookies[cookieName(config, BINDING)];
   const value = typeof held === 'string' && isOpaqueToken(held) ? held : generateToken();
   reply.setCookie(cookieName(config, BINDING), value, cookieOptions(config, config.flow.requestTtl));

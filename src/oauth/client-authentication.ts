@@ -60,10 +60,16 @@ function parseBasic(header: string): { clientId: string; secret: string } {
   const match = /^basic +(\S+) *$/i.exec(header);
   if (!match) {
     const scheme = header.trim().split(' ')[0] ?? '';
-    throw invalidClient(/^basic$/i.test(scheme) ? 'malformed Basic credentials' : 'the token endpoint accepts only the Basic authentication scheme', true);
+    throw invalidClient(
+      /^basic$/i.test(scheme)
+        ? 'malformed Basic credentials'
+        : 'the token endpoint accepts only the Basic authentication scheme',
+      true,
+    );
   }
   const token = match[1]!;
-  if (!BASE64.test(token) || token.length % 4 === 1) throw invalidClient('malformed Basic credentials: not base64', true);
+  if (!BASE64.test(token) || token.length % 4 === 1)
+    throw invalidClient('malformed Basic credentials: not base64', true);
   let decoded: string;
   try {
     decoded = utf8.decode(Buffer.from(token, 'base64'));
@@ -111,7 +117,10 @@ function presentedCredentials(req: ClientCredentialsRequest): Credentials {
  * Authenticates the client of a token-endpoint request (RFC 6749 §2.3): client_secret_basic,
  * client_secret_post, or none (a public client naming itself), and only the method it registered.
  */
-export async function authenticateClient(req: ClientCredentialsRequest, clients: ClientLookup): Promise<AuthenticatedClient> {
+export async function authenticateClient(
+  req: ClientCredentialsRequest,
+  clients: ClientLookup,
+): Promise<AuthenticatedClient> {
   const presented = presentedCredentials(req);
   const basic = presented.method === 'client_secret_basic';
   const client = await clients.get(presented.clientId);

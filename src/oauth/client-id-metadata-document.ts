@@ -1,5 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { ClientMetadataError, type ClientMetadata, type MetadataPolicy, validateClientMetadata } from './client-metadata.js';
+import {
+  ClientMetadataError,
+  type ClientMetadata,
+  type MetadataPolicy,
+  validateClientMetadata,
+} from './client-metadata.js';
 import { OAuthError } from './errors.js';
 import { metadataFromRegistration, registrationError } from './registration-metadata.js';
 
@@ -25,22 +30,27 @@ const DOT_SEGMENT = /^(\.|%2e){1,2}$/i;
 
 /** Why a client_id is not a valid Client Identifier URL (§3), or null when it is one. */
 export function clientIdUrlProblem(clientId: string): string | null {
-  if (!clientId.startsWith(CLIENT_ID_URL_PREFIX)) return 'a client identifier URL must use the https scheme (draft section 3)';
+  if (!clientId.startsWith(CLIENT_ID_URL_PREFIX))
+    return 'a client identifier URL must use the https scheme (draft section 3)';
   let url: URL;
   try {
     url = new URL(clientId);
   } catch {
     return 'the client identifier is not a valid URL';
   }
-  if (url.username !== '' || url.password !== '') return 'a client identifier URL must not contain a user name or password (draft section 3)';
+  if (url.username !== '' || url.password !== '')
+    return 'a client identifier URL must not contain a user name or password (draft section 3)';
   if (clientId.includes('#')) return 'a client identifier URL must not contain a fragment (draft section 3)';
   const afterAuthority = clientId.slice(CLIENT_ID_URL_PREFIX.length).replace(/^[^/?]*/, '');
   const path = afterAuthority.replace(/\?.*$/, '');
-  if (path === '' || path === '/') return 'a client identifier URL must contain a path, such as https://app.example.com/client.json (draft section 3)';
-  if (path.split('/').some((segment) => DOT_SEGMENT.test(segment))) return 'a client identifier URL must not contain "." or ".." path segments (draft section 3)';
+  if (path === '' || path === '/')
+    return 'a client identifier URL must contain a path, such as https://app.example.com/client.json (draft section 3)';
+  if (path.split('/').some((segment) => DOT_SEGMENT.test(segment)))
+    return 'a client identifier URL must not contain "." or ".." path segments (draft section 3)';
   // §4: the document's client_id must equal both the identifier and the URL fetched, so an identifier
   // the URL parser would rewrite (upper-case host, default port, unencoded characters) can never match.
-  if (url.href !== clientId) return `a client identifier URL must be in normalised form (${url.href}), since the document is fetched from that URL (draft section 4)`;
+  if (url.href !== clientId)
+    return `a client identifier URL must be in normalised form (${url.href}), since the document is fetched from that URL (draft section 4)`;
   return null;
 }
 
@@ -55,38 +65,59 @@ export function metadataFromDocument(clientId: string, body: string, policy: Met
   } catch {
     throw new MetadataDocumentError('the document is not valid JSON (RFC 8259)');
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new MetadataDocumentError('the document is not a JSON object (draft section 4)');
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw new MetadataDocumentError('the document is not a JSON object (draft section 4)');
   const fields = doc as Record<string, unknown>;
   // §4: simple string comparison (RFC 3986 §6.2.1) with the URL it was fetched from.
-  if (fields.client_id === undefined) throw new MetadataDocumentError('the document has no client_id (draft section 4)');
-  if (fields.client_id !== clientId) throw new MetadataDocumentError('the client_id in the document does not equal the URL it was fetched from (draft section 4)');
+  if (fields.client_id === undefined)
+    throw new MetadataDocumentError('the document has no client_id (draft section 4)');
+  if (fields.client_id !== clientId)
+    throw new MetadataDocumentError(
+      'the client_id in the document does not equal the URL it was fetched from (draft section 4)',
+    );
   // §4.1: there is no way to establish a shared secret with a metadata document.
   for (const member of ['client_secret', 'client_secret_expires_at']) {
-    if (fields[member] !== undefined) throw new MetadataDocumentError(`the document must not contain ${member} (draft section 4.1)`);
+    if (fields[member] !== undefined)
+      throw new MetadataDocumentError(`the document must not contain ${member} (draft section 4.1)`);
   }
   // §4.1: only public keys; a private JWK member (RFC 7518 §6.2.2, §6.3.2, §6.4) means key material leaked.
   const keys = (fields.jwks as { keys?: unknown } | null | undefined)?.keys;
-  if (Array.isArray(keys) && keys.some((key) => key !== null && typeof key === 'object' && ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in key))) {
-    throw new MetadataDocumentError('the document must not contain private or symmetric key material in jwks (draft section 4.1)');
+  if (
+    Array.isArray(keys) &&
+    keys.some(
+      (key) => key !== null && typeof key === 'object' && ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in key),
+    )
+  ) {
+    throw new MetadataDocumentError(
+      'the document must not contain private or symmetric key material in jwks (draft section 4.1)',
+    );
   }
   const method = fields.token_endpoint_auth_method;
   if (method !== undefined && method !== 'none') {
     if (typeof method === 'string' && /^client_secret_/.test(method)) {
-      throw new MetadataDocumentError(`token_endpoint_auth_method ${method} uses a shared secret, which a metadata document cannot have (draft section 4.1)`);
+      throw new MetadataDocumentError(
+        `token_endpoint_auth_method ${method} uses a shared secret, which a metadata document cannot have (draft section 4.1)`,
+      );
     }
-    throw new MetadataDocumentError('token_endpoint_auth_method must be "none": this server supports only public clients through metadata documents');
+    throw new MetadataDocumentError(
+      'token_endpoint_auth_method must be "none": this server supports only public clients through metadata documents',
+    );
   }
-  if (fields.redirect_uris === undefined || fields.redirect_uris === null) throw new MetadataDocumentError('the document has no redirect_uris (draft section 4.2)');
+  if (fields.redirect_uris === undefined || fields.redirect_uris === null)
+    throw new MetadataDocumentError('the document has no redirect_uris (draft section 4.2)');
 
   let mapped: ReturnType<typeof metadataFromRegistration>;
   try {
-    mapped = metadataFromRegistration({
-      ...fields,
-      // The identity is the URL's host (§8.5), so it names a client that gives no client_name.
-      client_name: fields.client_name ?? new URL(clientId).host,
-      // RFC 7591 would default to client_secret_basic; a document's client is public (§4.1).
-      token_endpoint_auth_method: 'none',
-    }, policy.nativeSchemes);
+    mapped = metadataFromRegistration(
+      {
+        ...fields,
+        // The identity is the URL's host (§8.5), so it names a client that gives no client_name.
+        client_name: fields.client_name ?? new URL(clientId).host,
+        // RFC 7591 would default to client_secret_basic; a document's client is public (§4.1).
+        token_endpoint_auth_method: 'none',
+      },
+      policy.nativeSchemes,
+    );
   } catch (err) {
     if (err instanceof OAuthError) throw new MetadataDocumentError(err.description);
     throw err;
@@ -94,7 +125,8 @@ export function metadataFromDocument(clientId: string, body: string, policy: Met
   try {
     return validateClientMetadata(mapped.metadata, policy);
   } catch (err) {
-    if (err instanceof ClientMetadataError) throw new MetadataDocumentError(registrationError(err, mapped.scopes).description);
+    if (err instanceof ClientMetadataError)
+      throw new MetadataDocumentError(registrationError(err, mapped.scopes).description);
     throw err;
   }
 }

@@ -1,4 +1,11 @@
-import { type Config, SCOPE_TOKEN, canonicalUrl, parseResourceList, parseSchemeList, parseScopeCatalogue } from '../config.js';
+import {
+  type Config,
+  SCOPE_TOKEN,
+  canonicalUrl,
+  parseResourceList,
+  parseSchemeList,
+  parseScopeCatalogue,
+} from '../config.js';
 
 /** Grant types a client may register for (OAuth 2.1 drops implicit and password). */
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -71,7 +78,9 @@ export interface MetadataPolicy {
 export const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set();
 
 /** The metadata policy of a configuration. */
-export function metadataPolicy(config: Pick<Config, 'scopes' | 'resources'> & { clients?: Pick<Config['clients'], 'nativeRedirectSchemes'> }): MetadataPolicy {
+export function metadataPolicy(
+  config: Pick<Config, 'scopes' | 'resources'> & { clients?: Pick<Config['clients'], 'nativeRedirectSchemes'> },
+): MetadataPolicy {
   return {
     catalogue: parseScopeCatalogue(config.scopes.catalogue),
     enforceScopes: config.scopes.enforce,
@@ -118,7 +127,12 @@ function readString(value: unknown, field: string, max: number): string {
 }
 
 /** An array of strings, duplicates dropped in order; undefined when absent. */
-function readList(input: Record<string, unknown>, field: string, max = MAX_ITEMS, itemMax = MAX_URI): string[] | undefined {
+function readList(
+  input: Record<string, unknown>,
+  field: string,
+  max = MAX_ITEMS,
+  itemMax = MAX_URI,
+): string[] | undefined {
   const value = input[field];
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) fail(field, 'must be an array of strings');
@@ -126,7 +140,12 @@ function readList(input: Record<string, unknown>, field: string, max = MAX_ITEMS
   return [...new Set(value.map((item, i) => readString(item, `${field}[${i}]`, itemMax)))];
 }
 
-function readEnum<T extends string>(input: Record<string, unknown>, field: string, allowed: readonly T[], fallback: T): T {
+function readEnum<T extends string>(
+  input: Record<string, unknown>,
+  field: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   const value = input[field];
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'string' || !allowed.includes(value as T)) fail(field, `must be one of ${allowed.join(', ')}`);
@@ -145,7 +164,11 @@ function readUrl(value: string, field: string): URL {
  * A redirect URI's problem, or null when it may be registered: absolute, no fragment (RFC 6749 §3.1.2),
  * https; for native apps also http on a loopback host (RFC 8252 §7.3) or a private-use scheme (§7.1).
  */
-export function redirectUriProblem(uri: string, applicationType: ApplicationType, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): string | null {
+export function redirectUriProblem(
+  uri: string,
+  applicationType: ApplicationType,
+  nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES,
+): string | null {
   let url: URL;
   try {
     url = new URL(uri);
@@ -156,16 +179,26 @@ export function redirectUriProblem(uri: string, applicationType: ApplicationType
   if (url.username || url.password) return 'must not contain credentials';
   if (url.protocol === 'https:') return url.hostname ? null : 'must name a host';
   if (url.protocol === 'http:') {
-    if (!LOOPBACK_HOSTS.has(url.hostname)) return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
-    return applicationType === 'native' ? null : 'http on loopback is allowed only for native clients (RFC 8252 §7.3); set application_type to native';
+    if (!LOOPBACK_HOSTS.has(url.hostname))
+      return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
+    return applicationType === 'native'
+      ? null
+      : 'http on loopback is allowed only for native clients (RFC 8252 §7.3); set application_type to native';
   }
   if (PRIVATE_USE_SCHEME.test(url.protocol) || nativeSchemes.has(url.protocol.slice(0, -1))) {
-    return applicationType === 'native' ? null : 'private-use URI schemes are allowed only for native clients (RFC 8252 §7.1); set application_type to native';
+    return applicationType === 'native'
+      ? null
+      : 'private-use URI schemes are allowed only for native clients (RFC 8252 §7.1); set application_type to native';
   }
   return 'must use https, http on a loopback host, or a reverse-domain private-use scheme such as com.example.app: (RFC 8252 §7.1); an operator can allow a single-label app scheme with NATIVE_REDIRECT_SCHEMES';
 }
 
-function readRedirectUris(input: Record<string, unknown>, field: string, applicationType: ApplicationType, nativeSchemes: ReadonlySet<string>): string[] {
+function readRedirectUris(
+  input: Record<string, unknown>,
+  field: string,
+  applicationType: ApplicationType,
+  nativeSchemes: ReadonlySet<string>,
+): string[] {
   const uris = readList(input, field, 20) ?? [];
   uris.forEach((uri, i) => {
     const problem = redirectUriProblem(uri, applicationType, nativeSchemes);
@@ -203,7 +236,12 @@ function readResponseTypes(input: Record<string, unknown>, grants: readonly Gran
     if (r !== 'code') fail(`response_types[${i}]`, 'only "code" is supported (OAuth 2.1 removes the implicit flow)');
   });
   if (given.length !== expected.length) {
-    fail('response_types', expected.length ? 'must be ["code"] when grant_types includes authorization_code' : 'must be empty unless grant_types includes authorization_code');
+    fail(
+      'response_types',
+      expected.length
+        ? 'must be ["code"] when grant_types includes authorization_code'
+        : 'must be empty unless grant_types includes authorization_code',
+    );
   }
   return given;
 }
@@ -212,7 +250,8 @@ function readScopes(input: Record<string, unknown>, field: string, policy: Metad
   const scopes = readList(input, field, 100, 256) ?? [];
   scopes.forEach((scope, i) => {
     if (!SCOPE_TOKEN.test(scope)) fail(`${field}[${i}]`, 'is not a valid scope-token (RFC 6749 §3.3)');
-    if (policy.enforceScopes && !policy.catalogue.has(scope)) fail(`${field}[${i}]`, `"${scope}" is not in the scope catalogue (SCOPES)`);
+    if (policy.enforceScopes && !policy.catalogue.has(scope))
+      fail(`${field}[${i}]`, `"${scope}" is not in the scope catalogue (SCOPES)`);
   });
   return scopes;
 }
@@ -256,7 +295,10 @@ export function validateClientMetadata(input: unknown, policy: MetadataPolicy): 
 
   // OAuth 2.1 §4.2: client_credentials is for confidential clients only.
   if (grantTypes.includes('client_credentials') && authMethod === 'none') {
-    fail('grant_types', 'client_credentials requires a confidential client: token_endpoint_auth_method must be client_secret_basic or client_secret_post');
+    fail(
+      'grant_types',
+      'client_credentials requires a confidential client: token_endpoint_auth_method must be client_secret_basic or client_secret_post',
+    );
   }
   // Refresh tokens come only from code exchange (OAuth 2.1 §4.4 issues none to client_credentials).
   if (grantTypes.includes('refresh_token') && !grantTypes.includes('authorization_code')) {
@@ -279,7 +321,12 @@ export function validateClientMetadata(input: unknown, policy: MetadataPolicy): 
   return {
     name,
     redirect_uris: redirectUris,
-    post_logout_redirect_uris: readRedirectUris(data, 'post_logout_redirect_uris', applicationType, policy.nativeSchemes),
+    post_logout_redirect_uris: readRedirectUris(
+      data,
+      'post_logout_redirect_uris',
+      applicationType,
+      policy.nativeSchemes,
+    ),
     grant_types: grantTypes,
     response_types: responseTypes,
     token_endpoint_auth_method: authMethod,

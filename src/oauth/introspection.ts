@@ -102,7 +102,11 @@ function refreshTokenInfo(row: RefreshTokenRow, issuer: string): ActiveToken {
  * deleted or its user's grants revoked through the admin API. A refresh token is active until it is rotated,
  * revoked or past its chain's expiry, and only to the client it was issued to.
  */
-export async function introspect(token: string, caller: IntrospectingClient, sources: IntrospectionSources): Promise<IntrospectionResponse> {
+export async function introspect(
+  token: string,
+  caller: IntrospectingClient,
+  sources: IntrospectionSources,
+): Promise<IntrospectionResponse> {
   if (isOpaqueToken(token)) {
     const row = await sources.findLiveRefreshToken(token, caller.client_id);
     return row ? refreshTokenInfo(row, sources.issuer) : INACTIVE;
@@ -113,6 +117,10 @@ export async function introspect(token: string, caller: IntrospectingClient, sou
   // for a user) the user's grants were revoked since. Offline verification still accepts such a token
   // until it expires; that is the reason to introspect.
   if (!(await sources.clientActive(claims.client_id))) return INACTIVE;
-  if (claims.auth_time !== undefined && (await sources.grantRevokedSince(claims.sub, claims.client_id, new Date(claims.iat * 1000)))) return INACTIVE;
+  if (
+    claims.auth_time !== undefined &&
+    (await sources.grantRevokedSince(claims.sub, claims.client_id, new Date(claims.iat * 1000)))
+  )
+    return INACTIVE;
   return accessTokenInfo(claims);
 }

@@ -45,7 +45,9 @@ const JSON_MEDIA = /^application\/([a-z0-9!#$&^_.-]+\+)?json$/;
 function refusal(address: string, policy: FetchPolicy): string | null {
   if (policy.allowPrivateAddresses) return null;
   const special = specialUseAddress(address);
-  return special ? `the host resolves to a special-use address (${special}), which is never fetched (draft section 8.6)` : null;
+  return special
+    ? `the host resolves to a special-use address (${special}), which is never fetched (draft section 8.6)`
+    : null;
 }
 
 /**
@@ -57,7 +59,8 @@ function guardedLookup(policy: FetchPolicy): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err, '', 0);
-      if (addresses.length === 0) return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
+      if (addresses.length === 0)
+        return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
       for (const { address } of addresses) {
         const problem = refusal(address, policy);
         if (problem) return callback(new MetadataFetchError(problem), '', 0);
@@ -80,7 +83,10 @@ function networkDetail(err: unknown): string {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve';
   if (code === 'ECONNREFUSED') return 'the connection was refused';
   if (code === 'ECONNRESET') return 'the connection was reset';
-  if (typeof code === 'string' && (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL') || code === 'EPROTO')) {
+  if (
+    typeof code === 'string' &&
+    (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL') || code === 'EPROTO')
+  ) {
     return `the TLS connection failed (${code})`;
   }
   return code ? `the request failed (${code})` : 'the request failed';
@@ -113,15 +119,23 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
       agent: false,
       lookup: guardedLookup(policy),
       ...(policy.ca ? { ca: [...rootCertificates, policy.ca] } : {}),
-      headers: { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'Gatehouse (client metadata document fetch)' },
+      headers: {
+        accept: 'application/json',
+        'accept-encoding': 'identity',
+        'user-agent': 'Gatehouse (client metadata document fetch)',
+      },
     });
     // A timeout is connection-level too: shown, it would tell a filtered port from a closed one.
-    const timer = setTimeout(() => fail(new MetadataFetchError(NOT_FETCHED, `no complete answer within ${policy.timeoutMs} ms`)), policy.timeoutMs);
+    const timer = setTimeout(
+      () => fail(new MetadataFetchError(NOT_FETCHED, `no complete answer within ${policy.timeoutMs} ms`)),
+      policy.timeoutMs,
+    );
     timer.unref();
     req.on('socket', (socket) => {
       socket.once('connect', () => {
         // Belt and braces beside the lookup: the address actually connected to.
-        if (!socket.remoteAddress) return fail(new MetadataFetchError(NOT_FETCHED, 'the connection closed before its address was known'));
+        if (!socket.remoteAddress)
+          return fail(new MetadataFetchError(NOT_FETCHED, 'the connection closed before its address was known'));
         const problem = refusal(socket.remoteAddress, policy);
         if (problem) fail(problem.replace('the host resolves to', 'the connection went to'));
       });
@@ -130,12 +144,22 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
     req.on('close', () => clearTimeout(timer));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400) return fail(`the server answered ${status} (a redirect), and redirects are not followed (draft section 5)`);
+      if (status >= 300 && status < 400)
+        return fail(`the server answered ${status} (a redirect), and redirects are not followed (draft section 5)`);
       if (status !== 200) return fail(`the server answered ${status}, not 200 (draft section 5)`);
-      const media = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (!JSON_MEDIA.test(media)) return fail(`the content type is ${media ? `"${media.slice(0, 60)}"` : 'missing'}, not application/json (draft section 4)`);
-      const encoding = String(res.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-      if (encoding !== 'identity' && encoding !== '') return fail(`the response is ${encoding.slice(0, 20)}-encoded; only identity is read`);
+      const media = String(res.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim()
+        .toLowerCase();
+      if (!JSON_MEDIA.test(media))
+        return fail(
+          `the content type is ${media ? `"${media.slice(0, 60)}"` : 'missing'}, not application/json (draft section 4)`,
+        );
+      const encoding = String(res.headers['content-encoding'] ?? 'identity')
+        .trim()
+        .toLowerCase();
+      if (encoding !== 'identity' && encoding !== '')
+        return fail(`the response is ${encoding.slice(0, 20)}-encoded; only identity is read`);
       const declared = Number(res.headers['content-length']);
       const tooLarge = `the document is larger than ${policy.maxBytes} bytes (draft section 8.7)`;
       if (Number.isFinite(declared) && declared > policy.maxBytes) return fail(tooLarge);

@@ -31,7 +31,11 @@ function present(value: unknown): boolean {
 /** RFC 7591 §2: `scope` is one string of space-separated values; absent means none registered. */
 function scopeTokens(value: unknown): string[] | undefined {
   if (!present(value)) return undefined;
-  if (typeof value !== 'string') throw new OAuthError('invalid_client_metadata', 'scope: must be a string of space-separated scope values (RFC 7591 §2)');
+  if (typeof value !== 'string')
+    throw new OAuthError(
+      'invalid_client_metadata',
+      'scope: must be a string of space-separated scope values (RFC 7591 §2)',
+    );
   return value.split(' ').filter((s) => s !== '');
 }
 
@@ -60,7 +64,11 @@ function defaultClientName(body: Record<string, unknown>): string {
  * or, for a public client, such URIs beside §7.2 claimed https ones (VS Code registers its https broker
  * pages with its loopback URIs). MCP clients register these without saying application_type "native".
  */
-export function looksNative(uris: unknown, authMethod?: unknown, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): boolean {
+export function looksNative(
+  uris: unknown,
+  authMethod?: unknown,
+  nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES,
+): boolean {
   if (!Array.isArray(uris) || uris.length === 0) return false;
   const kinds = uris.map((uri) => {
     if (typeof uri !== 'string' || redirectUriProblem(uri, 'native', nativeSchemes) !== null) return 'invalid';
@@ -84,19 +92,29 @@ export interface RegistrationInput {
  * validator's (RFC 7591 §2): grant_types [authorization_code], response_types [code],
  * token_endpoint_auth_method client_secret_basic. A registered client never skips consent.
  */
-export function metadataFromRegistration(body: Record<string, unknown>, nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): RegistrationInput {
+export function metadataFromRegistration(
+  body: Record<string, unknown>,
+  nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES,
+): RegistrationInput {
   // A self-registered client acts for users, through their consent. client_credentials would let anyone
   // who can reach /register mint tokens for the APIs in its own name, with no user and no operator
   // deciding: machine clients are an operator's to create (admin API, CLI, CLIENTS_FILE).
   if (Array.isArray(body.grant_types) && body.grant_types.includes('client_credentials')) {
-    throw new OAuthError('invalid_client_metadata', 'grant_types: client_credentials is not available to self-registered clients; an operator registers machine clients');
+    throw new OAuthError(
+      'invalid_client_metadata',
+      'grant_types: client_credentials is not available to self-registered clients; an operator registers machine clients',
+    );
   }
   const metadata: Record<string, unknown> = {};
   for (const field of SAME_NAME) if (present(body[field])) metadata[field] = body[field];
   metadata.name = present(body.client_name) ? body.client_name : defaultClientName(body);
   const scopes = scopeTokens(body.scope) ?? [];
   metadata.scopes = scopes;
-  if (!present(body.application_type) && looksNative(body.redirect_uris, body.token_endpoint_auth_method, nativeSchemes)) metadata.application_type = 'native';
+  if (
+    !present(body.application_type) &&
+    looksNative(body.redirect_uris, body.token_endpoint_auth_method, nativeSchemes)
+  )
+    metadata.application_type = 'native';
   metadata.skip_consent = false;
   return { metadata, scopes };
 }
@@ -134,7 +152,11 @@ export interface RegistrationExtras {
  * RFC 7591 §3.2.1 / RFC 7592 §3 client information response: the registered metadata in RFC 7591 names
  * (with the defaults the server applied), never a stored hash.
  */
-export function clientInformation(client: Readonly<ClientRow>, issuer: string, extras: RegistrationExtras = {}): Record<string, unknown> {
+export function clientInformation(
+  client: Readonly<ClientRow>,
+  issuer: string,
+  extras: RegistrationExtras = {},
+): Record<string, unknown> {
   const doc: Record<string, unknown> = {
     client_id: client.client_id,
     client_id_issued_at: Math.floor(new Date(client.created_at).getTime() / 1000),
@@ -146,13 +168,15 @@ export function clientInformation(client: Readonly<ClientRow>, issuer: string, e
   doc.registration_client_uri = registrationClientUri(issuer, client.client_id);
   doc.client_name = client.name;
   doc.redirect_uris = [...client.redirect_uris];
-  if (client.post_logout_redirect_uris.length > 0) doc.post_logout_redirect_uris = [...client.post_logout_redirect_uris];
+  if (client.post_logout_redirect_uris.length > 0)
+    doc.post_logout_redirect_uris = [...client.post_logout_redirect_uris];
   doc.grant_types = [...client.grant_types];
   doc.response_types = [...client.response_types];
   doc.token_endpoint_auth_method = client.token_endpoint_auth_method;
   doc.application_type = client.application_type;
   if (client.scopes.length > 0) doc.scope = client.scopes.join(' ');
-  for (const field of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const) if (client[field] !== null) doc[field] = client[field];
+  for (const field of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const)
+    if (client[field] !== null) doc[field] = client[field];
   if (client.contacts.length > 0) doc.contacts = [...client.contacts];
   return doc;
 }

@@ -2,7 +2,10 @@ import type { Db } from '../db/database.js';
 import type { AuthorizationRequestRow, NewAuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
 
 /** Stores a validated pending authorization request. */
-export async function createAuthorizationRequest(db: Db, row: NewAuthorizationRequestRow): Promise<AuthorizationRequestRow> {
+export async function createAuthorizationRequest(
+  db: Db,
+  row: NewAuthorizationRequestRow,
+): Promise<AuthorizationRequestRow> {
   return db.insertInto('authorization_requests').values(row).returningAll().executeTakeFirstOrThrow();
 }
 
@@ -21,7 +24,11 @@ export async function findLiveAuthorizationRequest(db: Db, id: string): Promise<
  * Records the host's sign-in answer exactly once: the conditional UPDATE lets one concurrent caller
  * win; the others get undefined (already answered, expired or completed).
  */
-export async function answerAuthorizationRequest(db: Db, id: string, sessionHash: string): Promise<AuthorizationRequestRow | undefined> {
+export async function answerAuthorizationRequest(
+  db: Db,
+  id: string,
+  sessionHash: string,
+): Promise<AuthorizationRequestRow | undefined> {
   return db
     .updateTable('authorization_requests')
     .set({ answered_at: new Date(), session_hash: sessionHash })
@@ -35,7 +42,12 @@ export async function answerAuthorizationRequest(db: Db, id: string, sessionHash
 
 /** Attaches an existing session to a request that needs no host sign-in (the browser already has one). */
 export async function attachSession(db: Db, id: string, sessionHash: string): Promise<void> {
-  await db.updateTable('authorization_requests').set({ session_hash: sessionHash }).where('id', '=', id).where('completed_at', 'is', null).execute();
+  await db
+    .updateTable('authorization_requests')
+    .set({ session_hash: sessionHash })
+    .where('id', '=', id)
+    .where('completed_at', 'is', null)
+    .execute();
 }
 
 /** Marks the request finished exactly once (code or error sent); undefined when another caller already did. */

@@ -63,7 +63,10 @@ export async function touchClientLastUsed(db: Db, clientId: string, minIntervalS
     .set({ last_used_at: sql<Date>`now()` })
     .where('client_id', '=', clientId)
     .where((eb) =>
-      eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', sql<Date>`now() - make_interval(secs => ${minIntervalSeconds})`)]),
+      eb.or([
+        eb('last_used_at', 'is', null),
+        eb('last_used_at', '<', sql<Date>`now() - make_interval(secs => ${minIntervalSeconds})`),
+      ]),
     )
     .execute();
 }
@@ -71,7 +74,16 @@ export async function touchClientLastUsed(db: Db, clientId: string, minIntervalS
 /** The metadata columns a metadata document sets (ClientMetadata of src/oauth/client-metadata.ts). */
 type MetadataColumns = Omit<
   NewClientRow,
-  'client_id' | 'secret_hash' | 'source' | 'created_at' | 'updated_at' | 'secret_rotated_at' | 'last_used_at' | 'disabled_at' | 'registration_access_token_hash' | 'document_expires_at'
+  | 'client_id'
+  | 'secret_hash'
+  | 'source'
+  | 'created_at'
+  | 'updated_at'
+  | 'secret_rotated_at'
+  | 'last_used_at'
+  | 'disabled_at'
+  | 'registration_access_token_hash'
+  | 'document_expires_at'
 >;
 
 /**
@@ -81,7 +93,12 @@ type MetadataColumns = Omit<
  * stays). A client of another source with that id (pre-registered by an operator) is never overwritten:
  * undefined is returned then.
  */
-export async function upsertMetadataDocumentClient(db: Db, clientId: string, metadata: MetadataColumns, documentExpiresAt: Date): Promise<ClientRow | undefined> {
+export async function upsertMetadataDocumentClient(
+  db: Db,
+  clientId: string,
+  metadata: MetadataColumns,
+  documentExpiresAt: Date,
+): Promise<ClientRow | undefined> {
   return db
     .insertInto('clients')
     .values({
@@ -98,7 +115,12 @@ export async function upsertMetadataDocumentClient(db: Db, clientId: string, met
       oc
         .column('client_id')
         // secret_hash too: the document's client is public, whatever an operator changed meanwhile.
-        .doUpdateSet({ ...metadata, secret_hash: null, document_expires_at: documentExpiresAt, updated_at: sql<Date>`now()` })
+        .doUpdateSet({
+          ...metadata,
+          secret_hash: null,
+          document_expires_at: documentExpiresAt,
+          updated_at: sql<Date>`now()`,
+        })
         .where('clients.source', '=', 'metadata_document'),
     )
     .returningAll()
@@ -123,15 +145,30 @@ export async function deleteUnusedMetadataDocumentClients(db: Db, unusedForSecon
     .where(({ and, exists, not, ref, selectFrom }) => {
       const client = ref('clients.client_id');
       return and([
-        not(exists(selectFrom('authorization_requests as r').select('r.id').where('r.client_id', '=', client).where('r.expires_at', '>', now))),
         not(
           exists(
-            selectFrom('authorization_codes as c').select('c.code_hash').where('c.client_id', '=', client).where('c.consumed_at', 'is', null).where('c.expires_at', '>', now),
+            selectFrom('authorization_requests as r')
+              .select('r.id')
+              .where('r.client_id', '=', client)
+              .where('r.expires_at', '>', now),
           ),
         ),
         not(
           exists(
-            selectFrom('refresh_tokens as t').select('t.token_hash').where('t.client_id', '=', client).where('t.revoked_at', 'is', null).where('t.expires_at', '>', now),
+            selectFrom('authorization_codes as c')
+              .select('c.code_hash')
+              .where('c.client_id', '=', client)
+              .where('c.consumed_at', 'is', null)
+              .where('c.expires_at', '>', now),
+          ),
+        ),
+        not(
+          exists(
+            selectFrom('refresh_tokens as t')
+              .select('t.token_hash')
+              .where('t.client_id', '=', client)
+              .where('t.revoked_at', 'is', null)
+              .where('t.expires_at', '>', now),
           ),
         ),
         not(exists(selectFrom('consents as g').select('g.sub').where('g.client_id', '=', client))),

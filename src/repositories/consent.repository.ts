@@ -4,11 +4,22 @@ import type { ConsentRow } from '../db/tables/consent.table.js';
 
 /** The remembered consent of a user for a client, if any. */
 export async function findConsent(db: Db, sub: string, clientId: string): Promise<ConsentRow | undefined> {
-  return db.selectFrom('consents').selectAll().where('sub', '=', sub).where('client_id', '=', clientId).executeTakeFirst();
+  return db
+    .selectFrom('consents')
+    .selectAll()
+    .where('sub', '=', sub)
+    .where('client_id', '=', clientId)
+    .executeTakeFirst();
 }
 
 /** Remembers a consent decision, widening any earlier one (union of scopes and resources). */
-export async function saveConsent(db: Db, sub: string, clientId: string, scopes: string[], resources: string[]): Promise<ConsentRow> {
+export async function saveConsent(
+  db: Db,
+  sub: string,
+  clientId: string,
+  scopes: string[],
+  resources: string[],
+): Promise<ConsentRow> {
   return db
     .insertInto('consents')
     .values({ sub, client_id: clientId, scopes, resources })

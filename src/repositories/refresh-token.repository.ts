@@ -58,17 +58,23 @@ interface RedeemParams extends Record<string, unknown> {
 
 /** The conditional UPDATE that consumes a code; `redirectGiven` picks the redirect_uri condition's shape. */
 function consumeCode(db: Kysely<any>, p: RedeemParams, redirectGiven: boolean) {
-  return (db as Kysely<Database>)
-    .updateTable('authorization_codes')
-    .set({ consumed_at: p.now, family_id: p.familyId })
-    .where('code_hash', '=', p.codeHash)
-    .where('client_id', '=', p.clientId)
-    .where('code_challenge', '=', p.codeChallenge)
-    .where('consumed_at', 'is', null)
-    .where('expires_at', '>', p.now)
-    .where((eb) => (redirectGiven ? eb('redirect_uri', '=', p.redirectUri as string) : eb('redirect_uri_given', '=', sql.lit(false))))
-    // A refused resource must not burn the code: it is part of the condition, not checked afterwards.
-    .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`);
+  return (
+    (db as Kysely<Database>)
+      .updateTable('authorization_codes')
+      .set({ consumed_at: p.now, family_id: p.familyId })
+      .where('code_hash', '=', p.codeHash)
+      .where('client_id', '=', p.clientId)
+      .where('code_challenge', '=', p.codeChallenge)
+      .where('consumed_at', 'is', null)
+      .where('expires_at', '>', p.now)
+      .where((eb) =>
+        redirectGiven
+          ? eb('redirect_uri', '=', p.redirectUri as string)
+          : eb('redirect_uri_given', '=', sql.lit(false)),
+      )
+      // A refused resource must not burn the code: it is part of the condition, not checked afterwards.
+      .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`)
+  );
 }
 
 const redeemOnly = (redirectGiven: boolean) =>
@@ -77,9 +83,28 @@ const redeemOnly = (redirectGiven: boolean) =>
 const redeemAndStartChain = (redirectGiven: boolean) =>
   precompiled<RedeemParams, RedeemedCode>((db, p) =>
     (db as Kysely<Database>)
-      .with('code', () => consumeCode(db, p, redirectGiven).returning(['family_id', 'client_id', 'sub', 'scopes', 'resources', 'auth_time']))
+      .with('code', () =>
+        consumeCode(db, p, redirectGiven).returning([
+          'family_id',
+          'client_id',
+          'sub',
+          'scopes',
+          'resources',
+          'auth_time',
+        ]),
+      )
       .insertInto('refresh_tokens')
-      .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
+      .columns([
+        'token_hash',
+        'family_id',
+        'generation',
+        'client_id',
+        'sub',
+        'scopes',
+        'resources',
+        'auth_time',
+        'expires_at',
+      ])
       .expression((eb) =>
         eb
           .selectFrom('code')
@@ -181,7 +206,17 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
         .returning(['family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at']),
     )
     .insertInto('refresh_tokens')
-    .columns(['token_hash', 'family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at'])
+    .columns([
+      'token_hash',
+      'family_id',
+      'generation',
+      'client_id',
+      'sub',
+      'scopes',
+      'resources',
+      'auth_time',
+      'expires_at',
+    ])
     .expression((eb) =>
       eb
         .selectFrom('old')
@@ -209,7 +244,14 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
  * (family, generation) constraint backs this up).
  */
 export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
-  const rows = await rotate(db, { tokenHash: r.tokenHash, clientId: r.clientId, newHash: r.newHash, scopes: [...r.scopes], resources: [...r.resources], now: new Date() });
+  const rows = await rotate(db, {
+    tokenHash: r.tokenHash,
+    clientId: r.clientId,
+    newHash: r.newHash,
+    scopes: [...r.scopes],
+    resources: [...r.resources],
+    now: new Date(),
+  });
   return rows[0];
 }
 
@@ -223,7 +265,12 @@ export async function findRefreshToken(db: Db, tokenHash: string): Promise<Refre
  * before its chain's absolute expiry, and in a chain with no revoked member (the condition rotation
  * itself applies), or undefined.
  */
-export async function findLiveRefreshToken(db: Db, tokenHash: string, clientId: string, now = new Date()): Promise<RefreshTokenRow | undefined> {
+export async function findLiveRefreshToken(
+  db: Db,
+  tokenHash: string,
+  clientId: string,
+  now = new Date(),
+): Promise<RefreshTokenRow | undefined> {
   return db
     .selectFrom('refresh_tokens')
     .selectAll()

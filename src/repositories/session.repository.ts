@@ -24,7 +24,12 @@ export async function touchSession(db: Db, idHash: string, at: Date, staleBefore
 
 /** Revokes one session; false when it was unknown or already revoked. */
 export async function revokeSession(db: Db, idHash: string, at: Date): Promise<boolean> {
-  const result = await db.updateTable('sessions').set({ revoked_at: at }).where('id_hash', '=', idHash).where('revoked_at', 'is', null).executeTakeFirst();
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: at })
+    .where('id_hash', '=', idHash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
 

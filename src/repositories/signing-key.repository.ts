@@ -57,7 +57,12 @@ export async function activateSigningKey(db: Db, kid: string, at: Date): Promise
 }
 
 /** Retires a key; a key that is already retired only ever has its expiry brought forward. */
-export async function retireSigningKey(db: Db, kid: string, at: Date, expiresAt: Date): Promise<SigningKeyRow | undefined> {
+export async function retireSigningKey(
+  db: Db,
+  kid: string,
+  at: Date,
+  expiresAt: Date,
+): Promise<SigningKeyRow | undefined> {
   return db
     .updateTable('signing_keys')
     .set((eb) => ({
@@ -74,7 +79,11 @@ export async function retireSigningKey(db: Db, kid: string, at: Date, expiresAt:
  * Runs `fn` in a transaction holding a transaction-level advisory lock named `lockName`, so replicas
  * that generate, promote or retire keys at the same moment take turns and each sees the last one's work.
  */
-export async function withSigningKeyLock<T>(db: Kysely<Database>, lockName: string, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+export async function withSigningKeyLock<T>(
+  db: Kysely<Database>,
+  lockName: string,
+  fn: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(hashtext(${lockName}))`.execute(trx);
     return fn(trx);

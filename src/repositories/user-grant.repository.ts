@@ -32,7 +32,13 @@ export async function listUserGrants(db: Db, sub: string, now = new Date()): Pro
     if (!grant) byClient.set(clientId, (grant = { client_id: clientId, consent: null, refresh_chains: [] }));
     return grant;
   };
-  for (const c of consents) entry(c.client_id).consent = { scopes: c.scopes, resources: c.resources, created_at: c.created_at, updated_at: c.updated_at };
+  for (const c of consents)
+    entry(c.client_id).consent = {
+      scopes: c.scopes,
+      resources: c.resources,
+      created_at: c.created_at,
+      updated_at: c.updated_at,
+    };
   for (const { client_id, ...chain } of chains) entry(client_id).refresh_chains.push(chain);
   return [...byClient.values()].sort((a, b) => (a.client_id < b.client_id ? -1 : a.client_id > b.client_id ? 1 : 0));
 }
@@ -60,18 +66,30 @@ export interface RevokedGrants {
  * new generation while the revoking UPDATE ran is invisible to that statement's snapshot (READ
  * COMMITTED), so the UPDATE is repeated until it finds nothing: each pass sees what committed before it.
  */
-export async function revokeUserGrants(db: Db, sub: string, options: { clientId?: string; now?: Date } = {}): Promise<RevokedGrants> {
+export async function revokeUserGrants(
+  db: Db,
+  sub: string,
+  options: { clientId?: string; now?: Date } = {},
+): Promise<RevokedGrants> {
   const now = options.now ?? new Date();
   const clientId = options.clientId;
   const run = async (tx: Db): Promise<RevokedGrants> => {
-    let codes = tx.updateTable('authorization_codes').set({ consumed_at: now }).where('sub', '=', sub).where('consumed_at', 'is', null);
+    let codes = tx
+      .updateTable('authorization_codes')
+      .set({ consumed_at: now })
+      .where('sub', '=', sub)
+      .where('consumed_at', 'is', null);
     if (clientId !== undefined) codes = codes.where('client_id', '=', clientId);
     const voided = Number((await codes.executeTakeFirst()).numUpdatedRows);
 
     let refreshTokens = 0;
     for (let pass = 0; ; pass++) {
-      if (pass === 10) throw new Error('the user\'s refresh-token chains kept growing while being revoked');
-      let refresh = tx.updateTable('refresh_tokens').set({ revoked_at: now }).where('sub', '=', sub).where('revoked_at', 'is', null);
+      if (pass === 10) throw new Error("the user's refresh-token chains kept growing while being revoked");
+      let refresh = tx
+        .updateTable('refresh_tokens')
+        .set({ revoked_at: now })
+        .where('sub', '=', sub)
+        .where('revoked_at', 'is', null);
       if (clientId !== undefined) refresh = refresh.where('client_id', '=', clientId);
       const revoked = Number((await refresh.executeTakeFirst()).numUpdatedRows);
       refreshTokens += revoked;
@@ -83,11 +101,19 @@ export async function revokeUserGrants(db: Db, sub: string, options: { clientId?
     const forgotten = Number((await consents.executeTakeFirst()).numDeletedRows);
 
     // Remembered so /introspect calls the access tokens issued before now inactive (they outlive this).
-    await tx.insertInto('grant_revocations').values({ sub, client_id: clientId ?? null, revoked_at: now }).execute();
+    await tx
+      .insertInto('grant_revocations')
+      .values({ sub, client_id: clientId ?? null, revoked_at: now })
+      .execute();
 
     let sessions = 0;
     if (clientId === undefined) {
-      const ended = await tx.updateTable('sessions').set({ revoked_at: now }).where('sub', '=', sub).where('revoked_at', 'is', null).executeTakeFirst();
+      const ended = await tx
+        .updateTable('sessions')
+        .set({ revoked_at: now })
+        .where('sub', '=', sub)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
       sessions = Number(ended.numUpdatedRows);
     }
     return { refresh_tokens: refreshTokens, consents: forgotten, authorization_codes: voided, sessions };

@@ -16,7 +16,11 @@ export interface FlowSession {
 }
 
 /** The client's redirect URI with response parameters added, keeping any query it already has (RFC 6749 §3.1.2). */
-export function clientRedirect(pending: Pick<AuthorizationRequestRow, 'redirect_uri' | 'state'>, issuer: string, params: Record<string, string>): string {
+export function clientRedirect(
+  pending: Pick<AuthorizationRequestRow, 'redirect_uri' | 'state'>,
+  issuer: string,
+  params: Record<string, string>,
+): string {
   const url = new URL(pending.redirect_uri);
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
   if (pending.state !== null) url.searchParams.set('state', pending.state);
@@ -27,7 +31,12 @@ export function clientRedirect(pending: Pick<AuthorizationRequestRow, 'redirect_
 
 function redirect(reply: FastifyReply, location: string): FastifyReply {
   // RFC 9700 §4.12: 303, so a POST (consent, sign-in) becomes a GET at the client.
-  return reply.code(303).header('location', location).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+  return reply
+    .code(303)
+    .header('location', location)
+    .header('cache-control', 'no-store')
+    .header('referrer-policy', 'no-referrer')
+    .send();
 }
 
 /**
@@ -58,10 +67,14 @@ export async function finishWithError(
   options: FinishOptions = {},
 ): Promise<FastifyReply> {
   const done = await completeAuthorizationRequest(app.database.db, pending.id);
-  if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
+  if (!done)
+    throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
   const client = await app.clients.get(pending.client_id);
   if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
-  const location = clientRedirect(pending, app.issuer, { error: error.error, error_description: rfcDescription(error.description) });
+  const location = clientRedirect(pending, app.issuer, {
+    error: error.error,
+    error_description: rfcDescription(error.description),
+  });
   if (trustsRedirect(client) || options.userSawDestination) return redirect(reply, location);
   throw new OAuthError(error.error, error.description, { status: error.status });
 }
@@ -85,7 +98,12 @@ export function unverifiableRedirect(client: Pick<Client, 'token_endpoint_auth_m
 }
 
 /** Whether this request must show the consent page. */
-export async function needsConsent(app: FastifyInstance, client: Client, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
+export async function needsConsent(
+  app: FastifyInstance,
+  client: Client,
+  pending: AuthorizationRequestRow,
+  sub: string,
+): Promise<boolean> {
   // OIDC Core §3.1.2.1: prompt=consent always asks, even a first-party client.
   if (pending.prompt === 'consent') return true;
   // Dynamically registered and metadata-document clients never skip consent, whatever their flag says.
@@ -104,10 +122,12 @@ export async function issueCode(
   options: { rememberConsent?: boolean } = {},
 ): Promise<FastifyReply> {
   const done = await completeAuthorizationRequest(app.database.db, pending.id);
-  if (!done) throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
+  if (!done)
+    throw new OAuthError('invalid_request', 'this authorization request has already been completed or has expired');
   // Only the decision that completed the request is remembered: an Allow that lost a race to a Deny
   // (two tabs, a double submit) stores nothing.
-  if (options.rememberConsent) await saveConsent(app.database.db, session.sub, pending.client_id, pending.scopes, pending.resources);
+  if (options.rememberConsent)
+    await saveConsent(app.database.db, session.sub, pending.client_id, pending.scopes, pending.resources);
   const code = generateToken();
   await createAuthorizationCode(app.database.db, {
     code_hash: hashSecret(code),
@@ -130,12 +150,23 @@ export async function issueCode(
  * Continues a pending request once a user is signed in: to the consent page when needed, otherwise
  * straight to the client with a code. Called by /authorize (existing session), /sign-in/complete and /consent.
  */
-export async function continueAuthorization(app: FastifyInstance, reply: FastifyReply, pending: AuthorizationRequestRow, session: FlowSession): Promise<FastifyReply> {
+export async function continueAuthorization(
+  app: FastifyInstance,
+  reply: FastifyReply,
+  pending: AuthorizationRequestRow,
+  session: FlowSession,
+): Promise<FastifyReply> {
   const client = await app.clients.get(pending.client_id);
   if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
   if (await needsConsent(app, client, pending, session.sub)) {
     // OIDC Core §3.1.2.1: prompt=none never shows a page.
-    if (pending.prompt === 'none') return finishWithError(app, reply, pending, new OAuthError('consent_required', 'the user has not consented to this client'));
+    if (pending.prompt === 'none')
+      return finishWithError(
+        app,
+        reply,
+        pending,
+        new OAuthError('consent_required', 'the user has not consented to this client'),
+      );
     return redirect(reply, `${app.issuer}/consent?request=${encodeURIComponent(pending.id)}`);
   }
   return issueCode(app, reply, pending, session);

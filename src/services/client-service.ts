@@ -109,7 +109,9 @@ export class ClientService {
     this.cache = new TtlCache(options.maxEntries ?? 10_000);
     this.touched = new TtlCache(options.maxEntries ?? 10_000);
     const cimd = config.clientIdMetadataDocuments;
-    this.cimd = cimd?.enabled ? new MetadataDocumentClients(db, cimd, this.policy, { ...options, now: this.now }) : null;
+    this.cimd = cimd?.enabled
+      ? new MetadataDocumentClients(db, cimd, this.policy, { ...options, now: this.now })
+      : null;
   }
 
   /**
@@ -205,7 +207,8 @@ export class ClientService {
   }
 
   private unknown(clientId: string): ClientLookup {
-    if (this.cimd && /^http:\/\//i.test(clientId)) return { client: undefined, problem: 'a client identifier URL must use the https scheme (draft section 3)' };
+    if (this.cimd && /^http:\/\//i.test(clientId))
+      return { client: undefined, problem: 'a client identifier URL must use the https scheme (draft section 3)' };
     return { client: undefined, problem: null };
   }
 
@@ -246,8 +249,13 @@ export class ClientService {
   ): Promise<ClientWithSecret> {
     const metadata = validateClientMetadata(input, this.policy);
     const clientId = options.clientId ?? generateClientId();
-    if (!CLIENT_ID_FORM.test(clientId)) throw new ClientServiceError('conflict', 'client_id must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)');
-    if (await findClientById(this.db, clientId)) throw new ClientServiceError('conflict', `client ${clientId} already exists`);
+    if (!CLIENT_ID_FORM.test(clientId))
+      throw new ClientServiceError(
+        'conflict',
+        'client_id must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)',
+      );
+    if (await findClientById(this.db, clientId))
+      throw new ClientServiceError('conflict', `client ${clientId} already exists`);
     const secret = usesSecret(metadata.token_endpoint_auth_method) ? generateClientSecret() : null;
     const row = await createClient(this.db, {
       ...metadata,
@@ -310,7 +318,10 @@ export class ClientService {
   async rotateSecret(clientId: string): Promise<{ client: Client; secret: string }> {
     const current = this.requireOwnMetadata(await this.require(clientId));
     if (!usesSecret(current.token_endpoint_auth_method)) {
-      throw new ClientServiceError('conflict', `client ${clientId} is public (token_endpoint_auth_method none) and has no secret`);
+      throw new ClientServiceError(
+        'conflict',
+        `client ${clientId} is public (token_endpoint_auth_method none) and has no secret`,
+      );
     }
     const secret = generateClientSecret();
     const row = await rotateClientSecret(this.db, clientId, hashSecret(secret));
@@ -354,7 +365,10 @@ export class ClientService {
    */
   private requireOwnMetadata(row: ClientRow): ClientRow {
     if (row.source === 'metadata_document') {
-      throw new ClientServiceError('conflict', `client ${row.client_id} is defined by its metadata document; disable or delete it instead`);
+      throw new ClientServiceError(
+        'conflict',
+        `client ${row.client_id} is defined by its metadata document; disable or delete it instead`,
+      );
     }
     return row;
   }

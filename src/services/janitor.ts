@@ -42,7 +42,12 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
   const revocationsBefore = new Date(before.getTime() - options.accessTokenLifetimeSeconds * 1000);
   const batch = options.batch ?? JANITOR_BATCH;
   return {
-    authorization_requests: await deleteInBatches(db, 'authorization_requests', (eb) => eb('expires_at', '<', before), batch),
+    authorization_requests: await deleteInBatches(
+      db,
+      'authorization_requests',
+      (eb) => eb('expires_at', '<', before),
+      batch,
+    ),
     // Chains before codes, so that a code whose chain goes in this sweep goes with it.
     refresh_tokens: await deleteChains(db, before, batch),
     // A redeemed code stays while the chain it started exists: replaying it must still revoke that chain
@@ -55,7 +60,14 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
           eb('expires_at', '<', before),
           eb.or([
             eb('family_id', 'is', null),
-            eb.not(eb.exists(eb.selectFrom('refresh_tokens as chain').select(sql.lit(1).as('one')).whereRef('chain.family_id', '=', sql.ref('authorization_codes.family_id')))),
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('refresh_tokens as chain')
+                  .select(sql.lit(1).as('one'))
+                  .whereRef('chain.family_id', '=', sql.ref('authorization_codes.family_id')),
+              ),
+            ),
           ]),
         ]),
       batch,
@@ -63,10 +75,16 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
     sessions: await deleteInBatches(
       db,
       'sessions',
-      (eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before), eb('last_seen_at', '<', idleBefore)]),
+      (eb) =>
+        eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before), eb('last_seen_at', '<', idleBefore)]),
       batch,
     ),
-    grant_revocations: await deleteInBatches(db, 'grant_revocations', (eb) => eb('revoked_at', '<', revocationsBefore), batch),
+    grant_revocations: await deleteInBatches(
+      db,
+      'grant_revocations',
+      (eb) => eb('revoked_at', '<', revocationsBefore),
+      batch,
+    ),
   };
 }
 
@@ -102,8 +120,15 @@ async function deleteInBatches(
   const anyDb = db as unknown as Kysely<any>;
   let total = 0;
   for (;;) {
-    const doomed = anyDb.selectFrom(table).select(sql`ctid`.as('ctid')).where(condition).limit(batch);
-    const result = await anyDb.deleteFrom(table).where(sql<boolean>`ctid = any(array(${doomed}))`).executeTakeFirst();
+    const doomed = anyDb
+      .selectFrom(table)
+      .select(sql`ctid`.as('ctid'))
+      .where(condition)
+      .limit(batch);
+    const result = await anyDb
+      .deleteFrom(table)
+      .where(sql<boolean>`ctid = any(array(${doomed}))`)
+      .executeTakeFirst();
     const deleted = Number(result.numDeletedRows);
     total += deleted;
     if (deleted < batch) return total;
@@ -114,10 +139,16 @@ async function deleteInBatches(
  * One sweep, by at most one replica at a time: it runs under a session advisory lock named after the
  * schema, and a replica that finds the lock taken skips this round (null) rather than queueing behind it.
  */
-export async function sweepOnce(database: DatabaseHandle, schema: string, options: SweepOptions): Promise<SweepResult | null> {
+export async function sweepOnce(
+  database: DatabaseHandle,
+  schema: string,
+  options: SweepOptions,
+): Promise<SweepResult | null> {
   const key = `gatehouse.janitor.${schema}`;
   return database.root.connection().execute(async (conn) => {
-    const locked = await sql<{ locked: boolean }>`select pg_try_advisory_lock(hashtext(${key})) as locked`.execute(conn);
+    const locked = await sql<{ locked: boolean }>`select pg_try_advisory_lock(hashtext(${key})) as locked`.execute(
+      conn,
+    );
     if (!locked.rows[0]?.locked) return null;
     try {
       return await sweepExpired(conn.withSchema(schema) as Kysely<Database>, options);

@@ -3,9 +3,20 @@ import { createSecureContext } from 'node:tls';
 import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import type { ClientRow } from '../db/tables/client.table.js';
-import { type CacheBounds, cacheLifetime, clientIdUrlProblem, MetadataDocumentError, metadataFromDocument } from '../oauth/client-id-metadata-document.js';
+import {
+  type CacheBounds,
+  cacheLifetime,
+  clientIdUrlProblem,
+  MetadataDocumentError,
+  metadataFromDocument,
+} from '../oauth/client-id-metadata-document.js';
 import type { MetadataPolicy } from '../oauth/client-metadata.js';
-import { type FetchedDocument, type FetchPolicy, fetchMetadataDocument, MetadataFetchError } from '../oauth/metadata-document-fetch.js';
+import {
+  type FetchedDocument,
+  type FetchPolicy,
+  fetchMetadataDocument,
+  MetadataFetchError,
+} from '../oauth/metadata-document-fetch.js';
 import { findClientById, upsertMetadataDocumentClient } from '../repositories/client.repository.js';
 
 /** Test seams and tuning of MetadataDocumentClients. */
@@ -39,7 +50,8 @@ function readCaFile(path: string): string {
   } catch {
     throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
   return pem;
 }
 
@@ -88,7 +100,9 @@ export class MetadataDocumentClients {
     if (urlProblem) return { problem: urlProblem };
     if (this.fetchesInFlight >= this.maxConcurrentFetches) {
       this.options.log?.info?.({ clientId }, 'client metadata document not fetched: too many fetches in flight');
-      return { problem: 'the client metadata document could not be fetched now: too many are being fetched; try again shortly' };
+      return {
+        problem: 'the client metadata document could not be fetched now: too many are being fetched; try again shortly',
+      };
     }
     this.fetchesInFlight += 1;
     let fetched: FetchedDocument;
@@ -108,7 +122,9 @@ export class MetadataDocumentClients {
       this.fetchesInFlight -= 1;
     }
     const expiresAt = new Date(this.now() + cacheLifetime(fetched.headers, this.cacheBounds, this.now()) * 1000);
-    const row = (await upsertMetadataDocumentClient(this.db, clientId, metadata, expiresAt)) ?? (await findClientById(this.db, clientId));
+    const row =
+      (await upsertMetadataDocumentClient(this.db, clientId, metadata, expiresAt)) ??
+      (await findClientById(this.db, clientId));
     return row ? { row } : { problem: null };
   }
 }

@@ -21,12 +21,21 @@ export const FEATURES: Omit<Features, 'registration' | 'clientIdMetadataDocument
 };
 
 /** The features a configuration turns on: the build's, plus dynamic registration (DCR_ENABLED) and metadata documents (CIMD_ENABLED). */
-export function featuresOf(config: Pick<Config, 'registration'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>): Features {
-  return { ...FEATURES, registration: config.registration.enabled, clientIdMetadataDocuments: config.clientIdMetadataDocuments?.enabled ?? false };
+export function featuresOf(
+  config: Pick<Config, 'registration'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>,
+): Features {
+  return {
+    ...FEATURES,
+    registration: config.registration.enabled,
+    clientIdMetadataDocuments: config.clientIdMetadataDocuments?.enabled ?? false,
+  };
 }
 
 /** RFC 8414 authorization server metadata, built once from configuration. */
-export function authorizationServerMetadata(config: Readonly<Config>, features: Features = featuresOf(config)): Record<string, unknown> {
+export function authorizationServerMetadata(
+  config: Readonly<Config>,
+  features: Features = featuresOf(config),
+): Record<string, unknown> {
   const base = config.issuer;
   const grantTypes = ['client_credentials'];
   if (features.authorizationCode) grantTypes.unshift('authorization_code');
@@ -63,7 +72,10 @@ export function authorizationServerMetadata(config: Readonly<Config>, features: 
 }
 
 /** OpenID Connect discovery: the same document plus the fields OIDC Discovery 1.0 §3 requires. */
-export function openIdConfiguration(config: Readonly<Config>, features: Features = featuresOf(config)): Record<string, unknown> {
+export function openIdConfiguration(
+  config: Readonly<Config>,
+  features: Features = featuresOf(config),
+): Record<string, unknown> {
   return {
     ...authorizationServerMetadata(config, features),
     subject_types_supported: ['public'],

@@ -40,7 +40,9 @@ export function migrationsCheck(database: DatabaseHandle, schema: string, timeou
 }
 
 /** Runs checks in order and reports the first failure. */
-export async function checkReadiness(checks: ReadonlyArray<[string, ReadinessCheck]>): Promise<{ ready: boolean; checks: Record<string, string> }> {
+export async function checkReadiness(
+  checks: ReadonlyArray<[string, ReadinessCheck]>,
+): Promise<{ ready: boolean; checks: Record<string, string> }> {
   const out: Record<string, string> = {};
   let ready = true;
   for (const [name, check] of checks) {

@@ -7,7 +7,13 @@ import type { SessionRow } from '../db/tables/session.table.js';
 import { cookieName, cookieOptions } from '../oauth/browser-binding.js';
 import { generateToken, hashSecret } from '../oauth/secrets.js';
 import { answerAuthorizationRequest } from '../repositories/authorization-request.repository.js';
-import { findSession, insertSession, revokeSession, revokeSessionsFor, touchSession } from '../repositories/session.repository.js';
+import {
+  findSession,
+  insertSession,
+  revokeSession,
+  revokeSessionsFor,
+  touchSession,
+} from '../repositories/session.repository.js';
 
 /** A live Gatehouse browser session: who signed in at the host, when and how. */
 export interface Session {
@@ -59,7 +65,11 @@ export class SessionService {
   readonly #config: Readonly<Pick<Config, 'issuer' | 'flow'>>;
   readonly #now: () => Date;
 
-  constructor(db: Kysely<Database>, config: Readonly<Pick<Config, 'issuer' | 'flow'>>, options: SessionServiceOptions = {}) {
+  constructor(
+    db: Kysely<Database>,
+    config: Readonly<Pick<Config, 'issuer' | 'flow'>>,
+    options: SessionServiceOptions = {},
+  ) {
     this.#db = db;
     this.#config = config;
     this.#now = options.now ?? (() => new Date());
@@ -91,7 +101,11 @@ export class SessionService {
    * transaction: when the request was already answered (a replayed login_response, or a concurrent
    * one), nothing is stored, no cookie is set, and undefined is returned.
    */
-  async createAnswering(reply: FastifyReply, input: NewSession, requestId: string): Promise<{ session: Session; pending: AuthorizationRequestRow } | undefined> {
+  async createAnswering(
+    reply: FastifyReply,
+    input: NewSession,
+    requestId: string,
+  ): Promise<{ session: Session; pending: AuthorizationRequestRow } | undefined> {
     const { id, row } = this.#newRow(input);
     let result: { session: Session; pending: AuthorizationRequestRow };
     try {
@@ -114,7 +128,8 @@ export class SessionService {
     const idHash = this.#cookieHash(request);
     const revoked = idHash ? await revokeSession(this.#db, idHash, this.#now()) : false;
     // Only a browser that sent the cookie has one to clear.
-    if (request.cookies[this.cookieName] !== undefined) reply.clearCookie(this.cookieName, cookieOptions(this.#config, 0));
+    if (request.cookies[this.cookieName] !== undefined)
+      reply.clearCookie(this.cookieName, cookieOptions(this.#config, 0));
     return revoked;
   }
 

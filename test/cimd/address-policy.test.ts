@@ -2,7 +2,20 @@ import t from 'tap';
 import { parseIPv6, specialUseAddress } from '../../src/oauth/address-policy.js';
 
 t.test('public unicast addresses are allowed', async (t) => {
-  for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '192.169.0.1', '223.255.255.255', '2606:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '::ffff:0:8.8.8.8', '64:ff9b::8.8.8.8', '2002:0808:0808::1']) {
+  for (const address of [
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '100.128.0.1',
+    '192.169.0.1',
+    '223.255.255.255',
+    '2606:4700::1111',
+    '2001:4860:4860::8888',
+    '::ffff:8.8.8.8',
+    '::ffff:0:8.8.8.8',
+    '64:ff9b::8.8.8.8',
+    '2002:0808:0808::1',
+  ]) {
     t.equal(specialUseAddress(address), null, address);
   }
 });
@@ -78,7 +91,8 @@ t.test('special-use IPv6 ranges are refused, including IPv4 embedded in IPv6', a
 });
 
 t.test('anything that is not an IP address is refused', async (t) => {
-  for (const value of ['', 'localhost', 'example.com', '1.2.3', '1.2.3.256', '::g', '1:2:3:4:5:6:7:8:9']) t.equal(specialUseAddress(value), 'not an IP address', JSON.stringify(value));
+  for (const value of ['', 'localhost', 'example.com', '1.2.3', '1.2.3.256', '::g', '1:2:3:4:5:6:7:8:9'])
+    t.equal(specialUseAddress(value), 'not an IP address', JSON.stringify(value));
 });
 
 t.test('parseIPv6 expands every form to 16 bytes', async (t) => {

@@ -33,14 +33,24 @@ t.test('CIMD settings: off by default, with the draft-recommended limits', async
 });
 
 t.test('production refuses CIMD_ALLOW_PRIVATE_ADDRESSES (draft section 8.6)', async (t) => {
-  const prod = { NODE_ENV: 'production', ISSUER: 'https://auth.example.com', KEY_ENCRYPTION_SECRET: STRONG, CIMD_ENABLED: 'true' };
+  const prod = {
+    NODE_ENV: 'production',
+    ISSUER: 'https://auth.example.com',
+    KEY_ENCRYPTION_SECRET: STRONG,
+    CIMD_ENABLED: 'true',
+  };
   t.same(problemsOf(prod), []);
-  t.match(problemsOf({ ...prod, CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' }), [/^CIMD_ALLOW_PRIVATE_ADDRESSES: must be false in production/]);
+  t.match(problemsOf({ ...prod, CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' }), [
+    /^CIMD_ALLOW_PRIVATE_ADDRESSES: must be false in production/,
+  ]);
   t.same(problemsOf({ NODE_ENV: 'development', CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' }), [], 'allowed for development');
 });
 
 t.test('cache bounds must be consistent', async (t) => {
-  t.match(problemsOf({ CIMD_CACHE_MIN_SECONDS: '600', CIMD_CACHE_MAX_SECONDS: '60' }), [/^CIMD_CACHE_MIN_SECONDS: must not exceed/, /^CIMD_CACHE_DEFAULT_SECONDS: must lie between/]);
+  t.match(problemsOf({ CIMD_CACHE_MIN_SECONDS: '600', CIMD_CACHE_MAX_SECONDS: '60' }), [
+    /^CIMD_CACHE_MIN_SECONDS: must not exceed/,
+    /^CIMD_CACHE_DEFAULT_SECONDS: must lie between/,
+  ]);
   t.match(problemsOf({ CIMD_CACHE_DEFAULT_SECONDS: '30' }), [/^CIMD_CACHE_DEFAULT_SECONDS: must lie between/]);
   t.match(problemsOf({ CIMD_FETCH_TIMEOUT_MS: '0' }), [/^CIMD_FETCH_TIMEOUT_MS: must be a positive integer/]);
 });
@@ -62,7 +72,13 @@ t.test('the migration widens clients.source to metadata_document, and down forge
     source: 'metadata_document',
   };
   await db.insertInto('clients').values(row).execute();
-  await t.rejects(db.insertInto('clients').values({ ...row, client_id: 'other', source: 'elsewhere' }).execute(), /clients_source_check/);
+  await t.rejects(
+    db
+      .insertInto('clients')
+      .values({ ...row, client_id: 'other', source: 'elsewhere' })
+      .execute(),
+    /clients_source_check/,
+  );
   // Newer migrations (if any) go first.
   for (let i = 0; i < 20 && !(await migrateDown(root, schema)).includes(MIGRATION); i++);
   t.equal((await db.selectFrom('clients').selectAll().execute()).length, 0, 'metadata-document clients are gone');

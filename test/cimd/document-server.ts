@@ -46,7 +46,9 @@ export async function startDocumentServer(t: Tap.Test): Promise<DocumentServer> 
     origin: `https://127.0.0.1:${port}`,
     route: (path, handler) => routes.set(path, handler),
     json(path, doc, headers = {}) {
-      routes.set(path, (_req, res) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(doc)));
+      routes.set(path, (_req, res) =>
+        res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(doc)),
+      );
     },
     hits: (path) => counts.get(path) ?? 0,
     total: () => [...counts.values()].reduce((a, b) => a + b, 0),

@@ -1,6 +1,11 @@
 import t from 'tap';
 import { metadataPolicy } from '../../src/oauth/client-metadata.js';
-import { cacheLifetime, clientIdUrlProblem, MetadataDocumentError, metadataFromDocument } from '../../src/oauth/client-id-metadata-document.js';
+import {
+  cacheLifetime,
+  clientIdUrlProblem,
+  MetadataDocumentError,
+  metadataFromDocument,
+} from '../../src/oauth/client-id-metadata-document.js';
 import { testConfig } from '../helper.js';
 import { metadataDocument } from './document-server.js';
 
@@ -18,7 +23,13 @@ function problem(body: unknown, clientId = ID): string {
 }
 
 t.test('client identifier URLs follow draft section 3', async (t) => {
-  for (const ok of [ID, 'https://app.example.com:8443/c', 'https://app.example.com/c?v=1', 'https://127.0.0.1:3000/client.json']) t.equal(clientIdUrlProblem(ok), null, ok);
+  for (const ok of [
+    ID,
+    'https://app.example.com:8443/c',
+    'https://app.example.com/c?v=1',
+    'https://127.0.0.1:3000/client.json',
+  ])
+    t.equal(clientIdUrlProblem(ok), null, ok);
   const refused: Array<[string, RegExp]> = [
     ['http://app.example.com/client.json', /https scheme/],
     ['https://app.example.com', /must contain a path/],
@@ -39,14 +50,29 @@ t.test('client identifier URLs follow draft section 3', async (t) => {
 });
 
 t.test('a valid document maps onto client metadata like a registration', async (t) => {
-  const metadata = metadataFromDocument(ID, JSON.stringify(metadataDocument(ID, { scope: 'read', logo_uri: 'https://app.example.com/logo.png', jwks_uri: 'https://app.example.com/jwks', software_id: 'x' })), policy);
+  const metadata = metadataFromDocument(
+    ID,
+    JSON.stringify(
+      metadataDocument(ID, {
+        scope: 'read',
+        logo_uri: 'https://app.example.com/logo.png',
+        jwks_uri: 'https://app.example.com/jwks',
+        software_id: 'x',
+      }),
+    ),
+    policy,
+  );
   t.equal(metadata.name, 'Example MCP Client');
   t.equal(metadata.token_endpoint_auth_method, 'none');
   t.equal(metadata.application_type, 'native', 'loopback redirect URIs make it a native app (RFC 8252)');
   t.same(metadata.scopes, ['read']);
   t.same(metadata.redirect_uris, ['http://127.0.0.1:53123/callback']);
   t.equal(metadata.skip_consent, false);
-  const bare = metadataFromDocument(ID, JSON.stringify({ client_id: ID, redirect_uris: ['https://app.example.com/cb'] }), policy);
+  const bare = metadataFromDocument(
+    ID,
+    JSON.stringify({ client_id: ID, redirect_uris: ['https://app.example.com/cb'] }),
+    policy,
+  );
   t.equal(bare.name, 'app.example.com', 'no client_name: the client_id host names it');
   t.equal(bare.token_endpoint_auth_method, 'none', 'absent token_endpoint_auth_method means none');
   t.same(bare.grant_types, ['authorization_code']);
@@ -58,17 +84,43 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
   t.match(problem('[1]'), /not a JSON object/);
   t.match(problem('null'), /not a JSON object/);
   t.match(problem({ redirect_uris: ['https://app.example.com/cb'] }), /has no client_id/);
-  t.match(problem(metadataDocument('https://app.example.com/other.json')), /client_id in the document does not equal the URL/);
+  t.match(
+    problem(metadataDocument('https://app.example.com/other.json')),
+    /client_id in the document does not equal the URL/,
+  );
   t.match(problem(metadataDocument(`${ID}/`)), /does not equal/, 'string equality, not equivalence');
-  t.match(problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_basic' })), /client_secret_basic uses a shared secret/);
-  t.match(problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_post' })), /client_secret_post uses a shared secret/);
-  t.match(problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_jwt' })), /client_secret_jwt uses a shared secret/);
+  t.match(
+    problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_basic' })),
+    /client_secret_basic uses a shared secret/,
+  );
+  t.match(
+    problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_post' })),
+    /client_secret_post uses a shared secret/,
+  );
+  t.match(
+    problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_jwt' })),
+    /client_secret_jwt uses a shared secret/,
+  );
   t.match(problem(metadataDocument(ID, { token_endpoint_auth_method: 'private_key_jwt' })), /must be "none"/);
   t.match(problem(metadataDocument(ID, { client_secret: 'abc' })), /must not contain client_secret/);
   t.match(problem(metadataDocument(ID, { client_secret_expires_at: 0 })), /must not contain client_secret_expires_at/);
-  t.match(problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] } })), /must not contain private or symmetric key material/);
-  t.match(problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } })), /must not contain private or symmetric key material/);
-  t.equal(metadataFromDocument(ID, JSON.stringify(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }] } })), policy).name, 'Example MCP Client', 'public keys are fine (and unused)');
+  t.match(
+    problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] } })),
+    /must not contain private or symmetric key material/,
+  );
+  t.match(
+    problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } })),
+    /must not contain private or symmetric key material/,
+  );
+  t.equal(
+    metadataFromDocument(
+      ID,
+      JSON.stringify(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }] } })),
+      policy,
+    ).name,
+    'Example MCP Client',
+    'public keys are fine (and unused)',
+  );
   const noRedirects = metadataDocument(ID);
   delete noRedirects.redirect_uris;
   t.match(problem(noRedirects), /has no redirect_uris/);
@@ -76,7 +128,10 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
   t.match(problem(metadataDocument(ID, { redirect_uris: ['https://app.example.com/cb#x'] })), /redirect_uris\[0\]/);
   t.match(problem(metadataDocument(ID, { scope: 'read admin' })), /scope: "admin" is not in the scope catalogue/);
   t.match(problem(metadataDocument(ID, { scope: 7 })), /scope: must be a string/);
-  t.match(problem(metadataDocument(ID, { grant_types: ['client_credentials'], response_types: [] })), /client_credentials is not available to self-registered clients/);
+  t.match(
+    problem(metadataDocument(ID, { grant_types: ['client_credentials'], response_types: [] })),
+    /client_credentials is not available to self-registered clients/,
+  );
   t.match(problem(metadataDocument(ID, { client_name: '' })), /client_name: must not be empty/);
 });
 
@@ -92,7 +147,15 @@ t.test('cache lifetime follows the HTTP cache headers within the bounds', async 
   t.equal(cacheLifetime({ 'cache-control': 'no-store' }, bounds, now), 0, 'no-store: not cached');
   t.equal(cacheLifetime({ 'cache-control': 'max-age=600, No-Cache' }, bounds, now), 0, 'no-cache: not cached');
   t.equal(cacheLifetime({ expires: 'Sun, 22 Nov 2026 13:00:00 GMT' }, bounds, now), 3600, 'Expires against now');
-  t.equal(cacheLifetime({ expires: 'Sun, 22 Nov 2026 13:00:00 GMT', date: 'Sun, 22 Nov 2026 12:30:00 GMT' }, bounds, now), 1800, 'Expires against Date');
+  t.equal(
+    cacheLifetime({ expires: 'Sun, 22 Nov 2026 13:00:00 GMT', date: 'Sun, 22 Nov 2026 12:30:00 GMT' }, bounds, now),
+    1800,
+    'Expires against Date',
+  );
   t.equal(cacheLifetime({ expires: '0' }, bounds, now), 60, 'an invalid Expires is already expired: the minimum');
-  t.equal(cacheLifetime({ 'cache-control': 'max-age=7200', expires: 'Sun, 22 Nov 2026 12:01:00 GMT' }, bounds, now), 7200, 'max-age wins over Expires');
+  t.equal(
+    cacheLifetime({ 'cache-control': 'max-age=7200', expires: 'Sun, 22 Nov 2026 12:01:00 GMT' }, bounds, now),
+    7200,
+    'max-age wins over Expires',
+  );
 });

@@ -1,10 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import t from 'tap';
-import { type FetchPolicy, fetchMetadataDocument, MetadataFetchError, NOT_FETCHED } from '../../src/oauth/metadata-document-fetch.js';
+import {
+  type FetchPolicy,
+  fetchMetadataDocument,
+  MetadataFetchError,
+  NOT_FETCHED,
+} from '../../src/oauth/metadata-document-fetch.js';
 import { CERT_FILE, startDocumentServer } from './document-server.js';
 
-const POLICY: FetchPolicy = { timeoutMs: 400, maxBytes: 5120, allowPrivateAddresses: true, ca: readFileSync(CERT_FILE, 'utf8') };
+const POLICY: FetchPolicy = {
+  timeoutMs: 400,
+  maxBytes: 5120,
+  allowPrivateAddresses: true,
+  ca: readFileSync(CERT_FILE, 'utf8'),
+};
 
 async function failure(url: string, policy: FetchPolicy = POLICY): Promise<MetadataFetchError> {
   const err = await fetchMetadataDocument(new URL(url), policy).then(
@@ -25,7 +35,8 @@ async function reason(url: string, policy: FetchPolicy = POLICY): Promise<string
 /** The log-only detail of a connection-level failure, whose shown reason must say no more than NOT_FETCHED. */
 async function connectionDetail(url: string, policy: FetchPolicy = POLICY): Promise<string> {
   const err = await failure(url, policy);
-  if (err.reason !== NOT_FETCHED || err.detail === null) throw new Error(`expected a connection-level failure, got ${err.reason}`);
+  if (err.reason !== NOT_FETCHED || err.detail === null)
+    throw new Error(`expected a connection-level failure, got ${err.reason}`);
   return err.detail;
 }
 
@@ -35,15 +46,23 @@ t.test('a 200 JSON document is read with its headers', async (t) => {
   const fetched = await fetchMetadataDocument(new URL(`${server.origin}/client.json`), POLICY);
   t.same(JSON.parse(fetched.body), { hello: 'world' });
   t.equal(fetched.headers['cache-control'], 'max-age=600');
-  server.route('/vendor.json', (_req, res) => res.writeHead(200, { 'content-type': 'application/client-metadata+json; charset=utf-8' }).end('{}'));
-  t.equal((await fetchMetadataDocument(new URL(`${server.origin}/vendor.json`), POLICY)).body, '{}', 'application/<x>+json is JSON too');
+  server.route('/vendor.json', (_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/client-metadata+json; charset=utf-8' }).end('{}'),
+  );
+  t.equal(
+    (await fetchMetadataDocument(new URL(`${server.origin}/vendor.json`), POLICY)).body,
+    '{}',
+    'application/<x>+json is JSON too',
+  );
 });
 
 t.test('redirects are never followed (draft section 5)', async (t) => {
   const server = await startDocumentServer(t);
   server.json('/target.json', {});
   for (const status of [301, 302, 303, 307, 308]) {
-    server.route('/moved.json', (_req, res) => res.writeHead(status, { location: `${server.origin}/target.json` }).end());
+    server.route('/moved.json', (_req, res) =>
+      res.writeHead(status, { location: `${server.origin}/target.json` }).end(),
+    );
     t.match(await reason(`${server.origin}/moved.json`), new RegExp(`answered ${status} \\(a redirect\\)`));
   }
   t.equal(server.hits('/target.json'), 0, 'the target was never requested');
@@ -52,7 +71,9 @@ t.test('redirects are never followed (draft section 5)', async (t) => {
 t.test('a body larger than the cap is refused, declared or streamed (draft section 8.7)', async (t) => {
   const server = await startDocumentServer(t);
   const big = JSON.stringify({ padding: 'x'.repeat(6000) });
-  server.route('/declared.json', (_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(big.length) }).end(big));
+  server.route('/declared.json', (_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(big.length) }).end(big),
+  );
   server.route('/chunked.json', (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.write(big.slice(0, 3000));
@@ -63,7 +84,11 @@ t.test('a body larger than the cap is refused, declared or streamed (draft secti
   const exact = JSON.stringify({ p: 'x'.repeat(5120 - 8) });
   t.equal(exact.length, 5120);
   server.route('/exact.json', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(exact));
-  t.equal((await fetchMetadataDocument(new URL(`${server.origin}/exact.json`), POLICY)).body, exact, 'exactly the cap is read');
+  t.equal(
+    (await fetchMetadataDocument(new URL(`${server.origin}/exact.json`), POLICY)).body,
+    exact,
+    'exactly the cap is read',
+  );
 });
 
 t.test('a server that never answers times out quickly', async (t) => {
@@ -100,9 +125,16 @@ t.test('connection-level failures show only "could not be fetched"; the detail i
   await new Promise<void>((resolve) => rude.listen(0, '127.0.0.1', resolve));
   t.teardown(() => rude.close());
   // Which detail depends on when the hang-up is noticed (reset, closed before the address, TLS); none is shown.
-  t.match(await connectionDetail(`https://127.0.0.1:${(rude.address() as { port: number }).port}/client.json`), /connection|request failed|TLS/);
+  t.match(
+    await connectionDetail(`https://127.0.0.1:${(rude.address() as { port: number }).port}/client.json`),
+    /connection|request failed|TLS/,
+  );
 
-  t.match(await connectionDetail('https://gatehouse-test.invalid/client.json'), /does not resolve/, 'RFC 6761: .invalid never resolves');
+  t.match(
+    await connectionDetail('https://gatehouse-test.invalid/client.json'),
+    /does not resolve/,
+    'RFC 6761: .invalid never resolves',
+  );
 });
 
 t.test('only a 200 with a JSON content type is accepted', async (t) => {
@@ -114,7 +146,9 @@ t.test('only a 200 with a JSON content type is accepted', async (t) => {
   });
   server.route('/gone.json', (_req, res) => res.writeHead(410, { 'content-type': 'application/json' }).end('{}'));
   server.route('/created.json', (_req, res) => res.writeHead(201, { 'content-type': 'application/json' }).end('{}'));
-  server.route('/gzip.json', (_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end('xx'));
+  server.route('/gzip.json', (_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end('xx'),
+  );
   t.match(await reason(`${server.origin}/html.json`), /content type is "text\/html", not application\/json/);
   t.match(await reason(`${server.origin}/none.json`), /content type is missing/);
   t.match(await reason(`${server.origin}/gone.json`), /answered 410, not 200/);
@@ -131,9 +165,21 @@ t.test('special-use addresses are refused before any connection unless allowed (
   t.match(await reason(`${server.origin}/client.json`, strict), /host is a special-use address \(loopback/);
   t.match(await reason(`https://[::1]:${port}/client.json`, strict), /special-use address \(loopback/);
   t.match(await reason(`https://[::ffff:127.0.0.1]:${port}/client.json`, strict), /IPv4-mapped loopback/);
-  t.match(await reason(`https://localhost:${port}/client.json`, strict), /resolves to a special-use address \(loopback/, 'names are checked after resolution');
-  t.match(await reason(`https://10.255.255.1/client.json`, strict), /private/, 'no connection is attempted to a private address');
-  t.match(await reason(`https://169.254.169.254/latest/meta-data`, strict), /link-local/, 'cloud metadata endpoints are out of reach');
+  t.match(
+    await reason(`https://localhost:${port}/client.json`, strict),
+    /resolves to a special-use address \(loopback/,
+    'names are checked after resolution',
+  );
+  t.match(
+    await reason(`https://10.255.255.1/client.json`, strict),
+    /private/,
+    'no connection is attempted to a private address',
+  );
+  t.match(
+    await reason(`https://169.254.169.254/latest/meta-data`, strict),
+    /link-local/,
+    'cloud metadata endpoints are out of reach',
+  );
   t.equal(server.total(), 0, 'the server never saw a request');
 });
 
@@ -141,6 +187,10 @@ t.test('only https is fetched, and the TLS certificate must be trusted', async (
   const server = await startDocumentServer(t);
   server.json('/client.json', {});
   t.match(await reason(`http://127.0.0.1:${new URL(server.origin).port}/client.json`), /only https/);
-  t.match(await connectionDetail(`${server.origin}/client.json`, { ...POLICY, ca: null }), /TLS connection failed/, 'without CIMD_CA_FILE the self-signed certificate is refused');
+  t.match(
+    await connectionDetail(`${server.origin}/client.json`, { ...POLICY, ca: null }),
+    /TLS connection failed/,
+    'without CIMD_CA_FILE the self-signed certificate is refused',
+  );
   t.equal(server.total(), 0);
 });

@@ -2,7 +2,12 @@ import { sql } from 'kysely';
 import t from 'tap';
 import { clientsCommand, ClientsUsageError } from '../../src/cli/clients.js';
 import type { Db } from '../../src/db/database.js';
-import { createClient, deleteUnusedMetadataDocumentClients, findClientById, upsertMetadataDocumentClient } from '../../src/repositories/client.repository.js';
+import {
+  createClient,
+  deleteUnusedMetadataDocumentClients,
+  findClientById,
+  upsertMetadataDocumentClient,
+} from '../../src/repositories/client.repository.js';
 import { ClientService } from '../../src/services/client-service.js';
 import { clientConfig, migratedDatabase, unique } from '../fixtures/clients.js';
 
@@ -43,21 +48,64 @@ async function documentClient(db: Db, fetchedDaysAgo: number, usedDaysAgo: numbe
 async function request(db: Db, clientId: string, expiresAt: Date): Promise<void> {
   await db
     .insertInto('authorization_requests')
-    .values({ id: unique('req'), client_id: clientId, redirect_uri: METADATA.redirect_uris[0]!, redirect_uri_given: true, state: null, scopes: [], resources: [], code_challenge: 'x'.repeat(43), prompt: null, max_age: null, login_hint: null, ui_locales: null, binding_hash: 'b', session_hash: null, expires_at: expiresAt, answered_at: null, completed_at: null })
+    .values({
+      id: unique('req'),
+      client_id: clientId,
+      redirect_uri: METADATA.redirect_uris[0]!,
+      redirect_uri_given: true,
+      state: null,
+      scopes: [],
+      resources: [],
+      code_challenge: 'x'.repeat(43),
+      prompt: null,
+      max_age: null,
+      login_hint: null,
+      ui_locales: null,
+      binding_hash: 'b',
+      session_hash: null,
+      expires_at: expiresAt,
+      answered_at: null,
+      completed_at: null,
+    })
     .execute();
 }
 
 async function code(db: Db, clientId: string, expiresAt: Date, consumedAt: Date | null): Promise<void> {
   await db
     .insertInto('authorization_codes')
-    .values({ code_hash: unique('code'), client_id: clientId, redirect_uri: METADATA.redirect_uris[0]!, redirect_uri_given: true, code_challenge: 'x'.repeat(43), scopes: [], resources: [], sub: 'alice', auth_time: new Date(), expires_at: expiresAt, consumed_at: consumedAt, family_id: null })
+    .values({
+      code_hash: unique('code'),
+      client_id: clientId,
+      redirect_uri: METADATA.redirect_uris[0]!,
+      redirect_uri_given: true,
+      code_challenge: 'x'.repeat(43),
+      scopes: [],
+      resources: [],
+      sub: 'alice',
+      auth_time: new Date(),
+      expires_at: expiresAt,
+      consumed_at: consumedAt,
+      family_id: null,
+    })
     .execute();
 }
 
 async function refreshToken(db: Db, clientId: string, expiresAt: Date, revokedAt: Date | null): Promise<void> {
   await db
     .insertInto('refresh_tokens')
-    .values({ token_hash: unique('rt'), family_id: unique('fam'), generation: 0, client_id: clientId, sub: 'alice', scopes: [], resources: [], auth_time: new Date(), expires_at: expiresAt, rotated_at: null, revoked_at: revokedAt })
+    .values({
+      token_hash: unique('rt'),
+      family_id: unique('fam'),
+      generation: 0,
+      client_id: clientId,
+      sub: 'alice',
+      scopes: [],
+      resources: [],
+      auth_time: new Date(),
+      expires_at: expiresAt,
+      rotated_at: null,
+      revoked_at: revokedAt,
+    })
     .execute();
 }
 
@@ -83,7 +131,16 @@ t.test('only metadata-document clients unused for the period and referenced by n
   const consented = await documentClient(db, 40);
   await db.insertInto('consents').values({ sub: 'alice', client_id: consented, scopes: [], resources: [] }).execute();
   const operators = unique('admin');
-  await createClient(db, { ...METADATA, client_id: operators, secret_hash: null, source: 'admin', secret_rotated_at: null, last_used_at: null, disabled_at: null, updated_at: new Date(Date.now() - 400 * DAY * 1000) });
+  await createClient(db, {
+    ...METADATA,
+    client_id: operators,
+    secret_hash: null,
+    source: 'admin',
+    secret_rotated_at: null,
+    last_used_at: null,
+    disabled_at: null,
+    updated_at: new Date(Date.now() - 400 * DAY * 1000),
+  });
 
   const deleted = await deleteUnusedMetadataDocumentClients(db, 30 * DAY);
   const mine = [stale, neverUsed, withDeadGrants];
@@ -92,7 +149,11 @@ t.test('only metadata-document clients unused for the period and referenced by n
     t.notOk(deleted.includes(id), `${id} kept`);
     t.ok(await findClientById(db, id), `${id} still stored`);
   }
-  const leftovers = await db.selectFrom('refresh_tokens').select('token_hash').where('client_id', '=', withDeadGrants).execute();
+  const leftovers = await db
+    .selectFrom('refresh_tokens')
+    .select('token_hash')
+    .where('client_id', '=', withDeadGrants)
+    .execute();
   t.same(leftovers, [], 'dead grants went with it by cascade');
 });
 
@@ -108,7 +169,8 @@ t.test('the service forgets pruned clients at once', async (t) => {
 t.test('gatehouse clients prune-metadata-documents [--unused-days N]', async (t) => {
   const handle = await migratedDatabase();
   const config = clientConfig(CIMD);
-  const run = (args: string[], options: Record<string, unknown> = {}, json = false) => clientsCommand(args, { config, handle, json, options: { json, ...options } });
+  const run = (args: string[], options: Record<string, unknown> = {}, json = false) =>
+    clientsCommand(args, { config, handle, json, options: { json, ...options } });
   const old = await documentClient(handle.db, 40);
   const week = await documentClient(handle.db, 8);
   const text = String(await run(['prune-metadata-documents']));
@@ -117,7 +179,10 @@ t.test('gatehouse clients prune-metadata-documents [--unused-days N]', async (t)
   t.ok(await findClientById(handle.db, week), 'unused for only 8 days: kept by default');
   const out = (await run(['prune-metadata-documents'], { 'unused-days': '7' }, true)) as { deleted: string[] };
   t.ok(out.deleted.includes(week), '--unused-days 7 deletes it');
-  t.match(String(await run(['prune-metadata-documents'], { 'unused-days': '7' })), /No metadata-document client to delete/);
+  t.match(
+    String(await run(['prune-metadata-documents'], { 'unused-days': '7' })),
+    /No metadata-document client to delete/,
+  );
   await t.rejects(run(['prune-metadata-documents'], { 'unused-days': '0' }), ClientsUsageError);
   await t.rejects(run(['prune-metadata-documents'], { 'unused-days': 'soon' }), ClientsUsageError);
   await t.rejects(run(['list'], { 'unused-days': '3' }), ClientsUsageError);

@@ -4,7 +4,16 @@ import { OAuthError } from '../../src/oauth/errors.js';
 import { hashSecret } from '../../src/oauth/secrets.js';
 import { findClientById, rotateClientSecret } from '../../src/repositories/client.repository.js';
 import { ClientService } from '../../src/services/client-service.js';
-import { basic, clientConfig, countingDb, formEncode, machineClient, migratedDatabase, publicClient, unique } from '../fixtures/clients.js';
+import {
+  basic,
+  clientConfig,
+  countingDb,
+  formEncode,
+  machineClient,
+  migratedDatabase,
+  publicClient,
+  unique,
+} from '../fixtures/clients.js';
 
 const CHALLENGE = 'Basic realm="gatehouse"';
 
@@ -27,7 +36,12 @@ async function failure(t: Tap.Test, promise: Promise<unknown>): Promise<OAuthErr
   throw new Error('authentication succeeded');
 }
 
-async function expectInvalidClient(t: Tap.Test, promise: Promise<unknown>, challenge: boolean, description?: RegExp): Promise<void> {
+async function expectInvalidClient(
+  t: Tap.Test,
+  promise: Promise<unknown>,
+  challenge: boolean,
+  description?: RegExp,
+): Promise<void> {
   const err = await failure(t, promise);
   t.equal(err.error, 'invalid_client');
   t.equal(err.status, 401);
@@ -52,13 +66,19 @@ t.test('client_secret_basic succeeds with the registered secret', async (t) => {
   t.same(result.client.grant_types, ['client_credentials']);
   // Also the scheme name in any case, and a body client_id that agrees with the header.
   const lower = basic(client.client_id, secret!).replace('Basic', 'bAsIc');
-  t.equal((await authenticateClient({ authorization: lower, body: { client_id: client.client_id } }, clients)).method, 'client_secret_basic');
+  t.equal(
+    (await authenticateClient({ authorization: lower, body: { client_id: client.client_id } }, clients)).method,
+    'client_secret_basic',
+  );
 });
 
 t.test('client_secret_post succeeds with client_id and client_secret in the body', async (t) => {
   const { clients } = await service();
   const { client, secret } = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
-  const result = await authenticateClient({ authorization: undefined, body: { client_id: client.client_id, client_secret: secret } }, clients);
+  const result = await authenticateClient(
+    { authorization: undefined, body: { client_id: client.client_id, client_secret: secret } },
+    clients,
+  );
   t.equal(result.method, 'client_secret_post');
   t.equal(result.client.client_id, client.client_id);
 });
@@ -66,7 +86,10 @@ t.test('client_secret_post succeeds with client_id and client_secret in the body
 t.test('none: a public client names itself with client_id alone', async (t) => {
   const { clients } = await service();
   const { client } = await clients.create(publicClient());
-  const result = await authenticateClient({ authorization: undefined, body: { client_id: client.client_id, grant_type: 'authorization_code' } }, clients);
+  const result = await authenticateClient(
+    { authorization: undefined, body: { client_id: client.client_id, grant_type: 'authorization_code' } },
+    clients,
+  );
   t.equal(result.method, 'none');
   t.equal(result.client.client_id, client.client_id);
 });
@@ -76,18 +99,46 @@ t.test('a wrong secret is invalid_client, with the same description as an unknow
   const basicClient = await clients.create(machineClient());
   const postClient = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
   const wrong = 'x'.repeat(43);
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(basicClient.client.client_id, wrong), body: {} }, clients), true, /^client authentication failed$/);
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(basicClient.client.client_id, ''), body: {} }, clients), true, /^client authentication failed$/);
   await expectInvalidClient(
     t,
-    authenticateClient({ authorization: undefined, body: { client_id: postClient.client.client_id, client_secret: wrong } }, clients),
+    authenticateClient({ authorization: basic(basicClient.client.client_id, wrong), body: {} }, clients),
+    true,
+    /^client authentication failed$/,
+  );
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: basic(basicClient.client.client_id, ''), body: {} }, clients),
+    true,
+    /^client authentication failed$/,
+  );
+  await expectInvalidClient(
+    t,
+    authenticateClient(
+      { authorization: undefined, body: { client_id: postClient.client.client_id, client_secret: wrong } },
+      clients,
+    ),
     false,
     /^client authentication failed$/,
   );
   const unknown = unique('nobody');
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(unknown, wrong), body: {} }, clients), true, /^client authentication failed$/);
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: unknown, client_secret: wrong } }, clients), false, /^client authentication failed$/);
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: unknown } }, clients), false, /^client authentication failed$/);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: basic(unknown, wrong), body: {} }, clients),
+    true,
+    /^client authentication failed$/,
+  );
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: unknown, client_secret: wrong } }, clients),
+    false,
+    /^client authentication failed$/,
+  );
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: unknown } }, clients),
+    false,
+    /^client authentication failed$/,
+  );
 });
 
 t.test('a disabled client cannot authenticate, and can again once enabled', async (t) => {
@@ -96,8 +147,18 @@ t.test('a disabled client cannot authenticate, and can again once enabled', asyn
   const pub = await clients.create(publicClient());
   await clients.setDisabled(client.client_id, true);
   await clients.setDisabled(pub.client.client_id, true);
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients), true, /^client authentication failed$/);
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: pub.client.client_id } }, clients), false, /^client authentication failed$/);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients),
+    true,
+    /^client authentication failed$/,
+  );
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: pub.client.client_id } }, clients),
+    false,
+    /^client authentication failed$/,
+  );
   await clients.setDisabled(client.client_id, false);
   t.ok(await authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients));
 });
@@ -112,17 +173,46 @@ t.test('a client must use exactly the method it registered', async (t) => {
   // Registered for basic, presents post credentials (the right secret).
   await expectInvalidClient(
     t,
-    authenticateClient({ authorization: undefined, body: { client_id: basicClient.client.client_id, client_secret: basicClient.secret } }, clients),
+    authenticateClient(
+      {
+        authorization: undefined,
+        body: { client_id: basicClient.client.client_id, client_secret: basicClient.secret },
+      },
+      clients,
+    ),
     false,
     mismatch,
   );
   // Registered for post, presents basic.
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(postClient.client.client_id, postClient.secret!), body: {} }, clients), true, mismatch);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: basic(postClient.client.client_id, postClient.secret!), body: {} }, clients),
+    true,
+    mismatch,
+  );
   // A confidential client may not drop its secret and pass as public.
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: basicClient.client.client_id } }, clients), false, mismatch);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: basicClient.client.client_id } }, clients),
+    false,
+    mismatch,
+  );
   // A public client presenting a secret of any kind.
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(pub.client.client_id, 'anything'), body: {} }, clients), true, mismatch);
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: pub.client.client_id, client_secret: 'x' } }, clients), false, mismatch);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: basic(pub.client.client_id, 'anything'), body: {} }, clients),
+    true,
+    mismatch,
+  );
+  await expectInvalidClient(
+    t,
+    authenticateClient(
+      { authorization: undefined, body: { client_id: pub.client.client_id, client_secret: 'x' } },
+      clients,
+    ),
+    false,
+    mismatch,
+  );
 });
 
 t.test('malformed Basic credentials are invalid_client 401 with a Basic challenge', async (t) => {
@@ -152,13 +242,19 @@ t.test('more than one method at once is invalid_request (RFC 6749 §2.3)', async
   const { client, secret } = await clients.create(machineClient());
   await expectInvalidRequest(
     t,
-    authenticateClient({ authorization: basic(client.client_id, secret!), body: { client_id: client.client_id, client_secret: secret } }, clients),
+    authenticateClient(
+      { authorization: basic(client.client_id, secret!), body: { client_id: client.client_id, client_secret: secret } },
+      clients,
+    ),
     /more than one authentication method/,
   );
   const other = await clients.create(machineClient());
   await expectInvalidRequest(
     t,
-    authenticateClient({ authorization: basic(client.client_id, secret!), body: { client_id: other.client.client_id } }, clients),
+    authenticateClient(
+      { authorization: basic(client.client_id, secret!), body: { client_id: other.client.client_id } },
+      clients,
+    ),
     /does not match the Authorization header/,
   );
 });
@@ -166,17 +262,49 @@ t.test('more than one method at once is invalid_request (RFC 6749 §2.3)', async
 t.test('repeated or non-string parameters are invalid_request naming the parameter', async (t) => {
   const { clients } = await service();
   const { client, secret } = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
-  await expectInvalidRequest(t, authenticateClient({ authorization: undefined, body: { client_id: [client.client_id, client.client_id], client_secret: secret } }, clients), /parameter client_id is repeated/);
-  await expectInvalidRequest(t, authenticateClient({ authorization: undefined, body: { client_id: client.client_id, client_secret: [secret, secret] } }, clients), /parameter client_secret is repeated/);
-  await expectInvalidRequest(t, authenticateClient({ authorization: undefined, body: { client_id: 42, client_secret: secret } }, clients), /client_id must be a string/);
-  await expectInvalidRequest(t, authenticateClient({ authorization: undefined, body: { client_secret: secret } }, clients), /client_secret was sent without client_id/);
+  await expectInvalidRequest(
+    t,
+    authenticateClient(
+      { authorization: undefined, body: { client_id: [client.client_id, client.client_id], client_secret: secret } },
+      clients,
+    ),
+    /parameter client_id is repeated/,
+  );
+  await expectInvalidRequest(
+    t,
+    authenticateClient(
+      { authorization: undefined, body: { client_id: client.client_id, client_secret: [secret, secret] } },
+      clients,
+    ),
+    /parameter client_secret is repeated/,
+  );
+  await expectInvalidRequest(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: 42, client_secret: secret } }, clients),
+    /client_id must be a string/,
+  );
+  await expectInvalidRequest(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_secret: secret } }, clients),
+    /client_secret was sent without client_id/,
+  );
 });
 
 t.test('no client authentication at all is invalid_client', async (t) => {
   const { clients } = await service();
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: {} }, clients), false, /client authentication is required/);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: {} }, clients),
+    false,
+    /client authentication is required/,
+  );
   // RFC 6749 §3.1: an empty parameter counts as omitted.
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: '' } }, clients), false, /required/);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: '' } }, clients),
+    false,
+    /required/,
+  );
 });
 
 t.test('Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1)', async (t) => {
@@ -216,7 +344,11 @@ t.test('a rotated secret replaces the old one at once on this process', async (t
   const { client, secret: old } = await clients.create(machineClient());
   await authenticateClient({ authorization: basic(client.client_id, old!), body: {} }, clients);
   const { secret } = await clients.rotateSecret(client.client_id);
-  await expectInvalidClient(t, authenticateClient({ authorization: basic(client.client_id, old!), body: {} }, clients), true);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: basic(client.client_id, old!), body: {} }, clients),
+    true,
+  );
   t.ok(await authenticateClient({ authorization: basic(client.client_id, secret), body: {} }, clients));
 });
 
@@ -230,7 +362,11 @@ t.test('a client_id URL never makes authentication fetch a metadata document or 
     },
   });
   const clientId = `https://attacker.example/${unique()}.json`;
-  await expectInvalidClient(t, authenticateClient({ authorization: undefined, body: { client_id: clientId } }, clients), false);
+  await expectInvalidClient(
+    t,
+    authenticateClient({ authorization: undefined, body: { client_id: clientId } }, clients),
+    false,
+  );
   await expectInvalidClient(t, authenticateClient({ authorization: basic(clientId, 'x'), body: {} }, clients), true);
   t.same(fetched, []);
   t.equal(await findClientById(db, clientId), undefined);

@@ -43,7 +43,11 @@ t.test('create, find and list round-trip every column, arrays included', async (
   const id = unique();
   const created = await createClient(db, newClient(id, { contacts: ['a@example.com'], default_scopes: ['read'] }));
   t.equal(created.client_id, id);
-  t.same(created.redirect_uris, ['https://app.example.com/cb', 'com.example.app:/cb'], 'text[] comes back as a JS array');
+  t.same(
+    created.redirect_uris,
+    ['https://app.example.com/cb', 'com.example.app:/cb'],
+    'text[] comes back as a JS array',
+  );
   t.same(created.post_logout_redirect_uris, [], 'defaults apply');
   t.same(created.default_scopes, ['read']);
   t.same(created.contacts, ['a@example.com']);
@@ -59,7 +63,10 @@ t.test('create, find and list round-trip every column, arrays included', async (
 
 t.test('the table refuses a secret on a public client and a confidential client without one', async (t) => {
   const { db } = await migratedDatabase();
-  await t.rejects(createClient(db, newClient(unique(), { token_endpoint_auth_method: 'none' })), /clients_secret_matches_auth_method/);
+  await t.rejects(
+    createClient(db, newClient(unique(), { token_endpoint_auth_method: 'none' })),
+    /clients_secret_matches_auth_method/,
+  );
   await t.rejects(createClient(db, newClient(unique(), { secret_hash: null })), /clients_secret_matches_auth_method/);
 });
 
@@ -105,8 +112,16 @@ t.test('touchLastUsed writes at most once per interval', async (t) => {
   const first = (await findClientById(db, id))!.last_used_at;
   t.ok(first instanceof Date);
   await touchClientLastUsed(db, id);
-  t.equal((await findClientById(db, id))!.last_used_at?.getTime(), first!.getTime(), 'a second touch within the hour writes nothing');
-  await db.updateTable('clients').set({ last_used_at: sql<Date>`now() - interval '2 hours'` }).where('client_id', '=', id).execute();
+  t.equal(
+    (await findClientById(db, id))!.last_used_at?.getTime(),
+    first!.getTime(),
+    'a second touch within the hour writes nothing',
+  );
+  await db
+    .updateTable('clients')
+    .set({ last_used_at: sql<Date>`now() - interval '2 hours'` })
+    .where('client_id', '=', id)
+    .execute();
   await touchClientLastUsed(db, id);
   t.ok((await findClientById(db, id))!.last_used_at! > first!, 'an old mark is refreshed');
 });

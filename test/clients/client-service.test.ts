@@ -4,14 +4,24 @@ import { verifySecret } from '../../src/oauth/secrets.js';
 import { findClientById, updateClient } from '../../src/repositories/client.repository.js';
 import { ClientService, ClientServiceError } from '../../src/services/client-service.js';
 import { TtlCache } from '../../src/services/ttl-cache.js';
-import { clientConfig, countingDb, machineClient, migratedDatabase, publicClient, unique } from '../fixtures/clients.js';
+import {
+  clientConfig,
+  countingDb,
+  machineClient,
+  migratedDatabase,
+  publicClient,
+  unique,
+} from '../fixtures/clients.js';
 
 /** A service on a query-counting database with a hand-driven clock (TTL 30 s). */
 async function setup(options: { maxEntries?: number } = {}) {
   const { db } = await migratedDatabase();
   const counting = countingDb(db);
   const clock = { now: 1_000_000 };
-  const service = new ClientService(counting.db, clientConfig({ CLIENT_CACHE_TTL_SECONDS: '30' }), { now: () => clock.now, ...options });
+  const service = new ClientService(counting.db, clientConfig({ CLIENT_CACHE_TTL_SECONDS: '30' }), {
+    now: () => clock.now,
+    ...options,
+  });
   return { db, service, clock, selects: () => counting.counts.get('SelectQueryNode') ?? 0, total: counting.total };
 }
 
@@ -33,13 +43,22 @@ t.test('create returns the client and its secret once; only the hash is stored',
 
 t.test('create validates metadata and refuses a taken or malformed client_id', async (t) => {
   const { service } = await setup();
-  const invalid = await service.create({ name: 'x', redirect_uris: ['http://evil.example/cb'] }).catch((err: unknown) => err);
+  const invalid = await service
+    .create({ name: 'x', redirect_uris: ['http://evil.example/cb'] })
+    .catch((err: unknown) => err);
   t.ok(invalid instanceof ClientMetadataError);
   t.match(invalid, { field: 'redirect_uris[0]' });
   const id = unique('chosen');
   await service.create(machineClient(), { clientId: id });
-  await t.rejects(service.create(machineClient(), { clientId: id }), { name: 'ClientServiceError', kind: 'conflict', message: `client ${id} already exists` });
-  await t.rejects(service.create(machineClient(), { clientId: 'tab\there' }), { kind: 'conflict', message: /visible ASCII/ });
+  await t.rejects(service.create(machineClient(), { clientId: id }), {
+    name: 'ClientServiceError',
+    kind: 'conflict',
+    message: `client ${id} already exists`,
+  });
+  await t.rejects(service.create(machineClient(), { clientId: 'tab\there' }), {
+    kind: 'conflict',
+    message: /visible ASCII/,
+  });
 });
 
 t.test('a cached client is served with no database query', async (t) => {
@@ -183,8 +202,15 @@ t.test('update re-validates the whole client and manages the secret with the aut
   const grants = await service.update(client.client_id, { grant_types: ['authorization_code'] });
   t.same(grants.client.response_types, ['code'], 'response types follow the grant types');
 
-  await t.rejects(service.update(client.client_id, { redirect_uris: ['ftp://x.example/cb'] }), { name: 'ClientMetadataError', field: 'redirect_uris[0]' });
-  await t.rejects(service.update(client.client_id, { grant_types: ['client_credentials'] }), { name: 'ClientMetadataError', field: 'grant_types', message: /confidential/ });
+  await t.rejects(service.update(client.client_id, { redirect_uris: ['ftp://x.example/cb'] }), {
+    name: 'ClientMetadataError',
+    field: 'redirect_uris[0]',
+  });
+  await t.rejects(service.update(client.client_id, { grant_types: ['client_credentials'] }), {
+    name: 'ClientMetadataError',
+    field: 'grant_types',
+    message: /confidential/,
+  });
   await t.rejects(service.update(unique('missing'), { name: 'x' }), { name: 'ClientServiceError', kind: 'not_found' });
 });
 
@@ -208,7 +234,7 @@ t.test('last use is recorded in the background at most once an hour, and failure
   const { client } = await service.create(machineClient());
   const updatesBefore = counting.counts.get('UpdateQueryNode') ?? 0;
   service.markUsed(client.client_id);
-  t.equal(counting.counts.get('UpdateQueryNode') ?? 0, updatesBefore, 'nothing is written on the caller\'s path');
+  t.equal(counting.counts.get('UpdateQueryNode') ?? 0, updatesBefore, "nothing is written on the caller's path");
   await service.drain();
   const first = (await findClientById(db, client.client_id))!.last_used_at;
   t.ok(first instanceof Date, 'written afterwards');

@@ -51,7 +51,10 @@ t.test('create --json returns the client (without its hash) and client_secret', 
   t.same(out.client.resources, ['https://api.example.com']);
   t.notOk('secret_hash' in out.client, 'the hash is not shown');
   t.match(out.client_secret, /^[A-Za-z0-9_-]{43}$/);
-  const auth = await authenticateClient({ authorization: undefined, body: { client_id: out.client.client_id, client_secret: out.client_secret } }, await fresh());
+  const auth = await authenticateClient(
+    { authorization: undefined, body: { client_id: out.client.client_id, client_secret: out.client_secret } },
+    await fresh(),
+  );
   t.equal(auth.method, 'client_secret_post');
 });
 
@@ -68,42 +71,69 @@ t.test('a public native client has no secret', async (t) => {
   t.same(out.client.redirect_uris, ['http://127.0.0.1/callback', 'com.example.desktop:/cb']);
   t.same(out.client.response_types, ['code']);
   t.equal(out.client.skip_consent, true);
-  t.match(await cli(['create'], { name: 'Desktop 2', 'application-type': 'native', 'auth-method': 'none', 'redirect-uri': ['http://[::1]/cb'] }), /public client: no secret/);
+  t.match(
+    await cli(['create'], {
+      name: 'Desktop 2',
+      'application-type': 'native',
+      'auth-method': 'none',
+      'redirect-uri': ['http://[::1]/cb'],
+    }),
+    /public client: no secret/,
+  );
 });
 
-t.test('a dynamically registered client is shown and listed without its secret or registration token hashes', async (t) => {
-  const service = await fresh();
-  const { client } = await service.create(
-    { name: 'Registered', redirect_uris: ['https://app.example.com/cb'] },
-    { source: 'registration', registrationAccessTokenHash: 'A'.repeat(43) },
-  );
-  const shown = await cliJson(['show', client.client_id]);
-  t.equal(shown.source, 'registration');
-  t.notOk('secret_hash' in shown);
-  t.notOk('registration_access_token_hash' in shown, 'the registration access token hash is not shown');
-  const listed = await cliJson<Array<Record<string, unknown>>>(['list']);
-  t.notOk(listed.some((c) => 'registration_access_token_hash' in c || 'secret_hash' in c), 'no hashes in the list');
-  const text = String(await cli(['show', client.client_id]));
-  t.notMatch(text, /hash/);
-  t.notMatch(text, /A{43}/);
-});
+t.test(
+  'a dynamically registered client is shown and listed without its secret or registration token hashes',
+  async (t) => {
+    const service = await fresh();
+    const { client } = await service.create(
+      { name: 'Registered', redirect_uris: ['https://app.example.com/cb'] },
+      { source: 'registration', registrationAccessTokenHash: 'A'.repeat(43) },
+    );
+    const shown = await cliJson(['show', client.client_id]);
+    t.equal(shown.source, 'registration');
+    t.notOk('secret_hash' in shown);
+    t.notOk('registration_access_token_hash' in shown, 'the registration access token hash is not shown');
+    const listed = await cliJson<Array<Record<string, unknown>>>(['list']);
+    t.notOk(
+      listed.some((c) => 'registration_access_token_hash' in c || 'secret_hash' in c),
+      'no hashes in the list',
+    );
+    const text = String(await cli(['show', client.client_id]));
+    t.notMatch(text, /hash/);
+    t.notMatch(text, /A{43}/);
+  },
+);
 
 t.test('bad metadata names the field and the flag', async (t) => {
   await t.rejects(cli(['create'], { name: 'Web', 'redirect-uri': ['http://app.example.com/cb'] }), {
     message: /^invalid client: redirect_uris\[0\] \(--redirect-uri\): must use https/,
   });
-  await t.rejects(cli(['create'], { 'grant-type': ['client_credentials'] }), { message: /^invalid client: name \(--name\): is required$/ });
-  await t.rejects(cli(['create'], { ...machineFlags, scope: ['read', 'root'] }), { message: /scopes\[1\] \(--scope\): "root" is not in the scope catalogue/ });
+  await t.rejects(cli(['create'], { 'grant-type': ['client_credentials'] }), {
+    message: /^invalid client: name \(--name\): is required$/,
+  });
+  await t.rejects(cli(['create'], { ...machineFlags, scope: ['read', 'root'] }), {
+    message: /scopes\[1\] \(--scope\): "root" is not in the scope catalogue/,
+  });
 });
 
 t.test('list and show', async (t) => {
-  const created = await cliJson<{ client: { client_id: string } }>(['create'], { ...machineFlags, name: 'Listed client' });
+  const created = await cliJson<{ client: { client_id: string } }>(['create'], {
+    ...machineFlags,
+    name: 'Listed client',
+  });
   const id = created.client.client_id;
   const listed = await cliJson<Array<Record<string, unknown>>>(['list']);
   const mine = listed.find((c) => c.client_id === id);
   t.equal(mine?.name, 'Listed client');
-  t.notOk(listed.some((c) => 'secret_hash' in c), 'no hashes in the list');
-  t.match(await cli(['list']), new RegExp(`^${id}  "Listed client"  client_secret_basic  client_credentials  admin  enabled$`, 'm'));
+  t.notOk(
+    listed.some((c) => 'secret_hash' in c),
+    'no hashes in the list',
+  );
+  t.match(
+    await cli(['list']),
+    new RegExp(`^${id}  "Listed client"  client_secret_basic  client_credentials  admin  enabled$`, 'm'),
+  );
 
   const shown = await cliJson(['show', id]);
   t.equal(shown.client_id, id);
@@ -127,14 +157,22 @@ t.test('update changes only the given fields, and --disable / --enable switch th
   t.same(after.grant_types, ['client_credentials'], 'untouched fields stay');
 
   t.match(await cli(['update', id], { disable: true }), /\(disabled\)/);
-  await t.rejects(authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, await fresh()), { name: 'OAuthError', error: 'invalid_client' });
+  await t.rejects(authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, await fresh()), {
+    name: 'OAuthError',
+    error: 'invalid_client',
+  });
   const enabled = await cliJson<{ client: { disabled_at: unknown } }>(['update', id], { enable: true });
   t.equal(enabled.client.disabled_at, null);
   t.ok(await authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, await fresh()));
 
-  await t.rejects(cli(['update', id], { 'grant-type': ['password'] }), { message: /grant_types\[0\] \(--grant-type\)/ });
+  await t.rejects(cli(['update', id], { 'grant-type': ['password'] }), {
+    message: /grant_types\[0\] \(--grant-type\)/,
+  });
   await t.rejects(cli(['update', id]), { name: 'ClientsUsageError', message: /needs at least one flag/ });
-  await t.rejects(cli(['update', id], { enable: true, disable: true }), { name: 'ClientsUsageError', message: /contradict/ });
+  await t.rejects(cli(['update', id], { enable: true, disable: true }), {
+    name: 'ClientsUsageError',
+    message: /contradict/,
+  });
   await t.rejects(cli(['update', unique('missing')], { name: 'x' }), { message: /^no such client/ });
 });
 
@@ -159,7 +197,10 @@ t.test('rotate-secret prints a new secret; the old one stops working', async (t)
   t.equal(rotated.client_id, id);
   t.not(rotated.client_secret, created.client_secret);
   const clients = await fresh();
-  await t.rejects(authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, clients), { name: 'OAuthError', error: 'invalid_client' });
+  await t.rejects(authenticateClient({ authorization: basic(id, created.client_secret), body: {} }, clients), {
+    name: 'OAuthError',
+    error: 'invalid_client',
+  });
   t.ok(await authenticateClient({ authorization: basic(id, rotated.client_secret), body: {} }, clients));
   t.match(await cli(['rotate-secret', id]), /the old one no longer works\.\nclient_id: +\S+\nclient_secret: \S+/);
 });
@@ -174,16 +215,27 @@ t.test('delete removes the client', async (t) => {
 
 t.test('usage mistakes are ClientsUsageError', async (t) => {
   await t.rejects(cli(['frobnicate']), { name: 'ClientsUsageError', message: 'unknown clients action: frobnicate' });
-  t.ok((await cli(['frobnicate']).catch((err: unknown) => err)) instanceof ClientsUsageError, 'the class main.ts turns into exit code 2');
+  t.ok(
+    (await cli(['frobnicate']).catch((err: unknown) => err)) instanceof ClientsUsageError,
+    'the class main.ts turns into exit code 2',
+  );
   await t.rejects(cli(['show']), { name: 'ClientsUsageError', message: 'clients show needs a client_id' });
   await t.rejects(cli(['delete', 'a', 'b']), { name: 'ClientsUsageError', message: 'unexpected argument: b' });
-  await t.rejects(cli(['create'], { ...machineFlags, disable: true }), { name: 'ClientsUsageError', message: /go with clients update/ });
-  await t.rejects(cli(['create'], { ...machineFlags, 'skip-consent': true, 'no-skip-consent': true }), { name: 'ClientsUsageError', message: /contradict/ });
+  await t.rejects(cli(['create'], { ...machineFlags, disable: true }), {
+    name: 'ClientsUsageError',
+    message: /go with clients update/,
+  });
+  await t.rejects(cli(['create'], { ...machineFlags, 'skip-consent': true, 'no-skip-consent': true }), {
+    name: 'ClientsUsageError',
+    message: /contradict/,
+  });
 });
 
 t.test('runClientsCommand opens and migrates the database itself', async (t) => {
   const own = TEST_DATABASE_URL ? clientConfig() : clientConfig({ DATA_DIR: join(t.testdir(), 'pglite') });
-  const out = (await runClientsCommand(own, ['create'], { json: true, ...machineFlags })) as { client: { client_id: string } };
+  const out = (await runClientsCommand(own, ['create'], { json: true, ...machineFlags })) as {
+    client: { client_id: string };
+  };
   const listed = (await runClientsCommand(own, ['list'], { json: true })) as Array<{ client_id: string }>;
   t.ok(listed.some((c) => c.client_id === out.client.client_id));
 });

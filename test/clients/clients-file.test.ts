@@ -16,7 +16,10 @@ interface Logged {
   msg: string;
 }
 
-function capture(): { log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void }; lines: Logged[] } {
+function capture(): {
+  log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
+  lines: Logged[];
+} {
   const lines: Logged[] = [];
   return {
     lines,
@@ -59,7 +62,13 @@ t.test('clients in the file are created (source file) and authenticate with thei
   const spa = unique('spa');
   const { config } = clientsFile(t, [
     { client_id: machine, ...machineClient({ scopes: ['read'] }), secret_hash: hashSecret(secret) },
-    { client_id: spa, name: 'SPA', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example.com/cb'], skip_consent: true },
+    {
+      client_id: spa,
+      name: 'SPA',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: ['https://spa.example.com/cb'],
+      skip_consent: true,
+    },
   ]);
   const { result, lines } = await apply(config);
   t.same(result, { created: [machine, spa], updated: [], unchanged: [] });
@@ -76,7 +85,9 @@ t.test('clients in the file are created (source file) and authenticate with thei
 t.test('applying the same file again changes nothing', async (t) => {
   const { db } = await migratedDatabase();
   const id = unique('same');
-  const { config } = clientsFile(t, [{ client_id: id, ...machineClient(), secret_hash: hashSecret(generateClientSecret()) }]);
+  const { config } = clientsFile(t, [
+    { client_id: id, ...machineClient(), secret_hash: hashSecret(generateClientSecret()) },
+  ]);
   await apply(config);
   const before = await findClientById(db, id);
   const { result } = await apply(config);
@@ -92,28 +103,53 @@ t.test('a changed entry updates the client; a new secret_hash rotates its secret
   const dir = t.testdir();
   const path = join(dir, 'clients.json');
   const config = clientConfig({ CLIENTS_FILE: path });
-  writeFileSync(path, JSON.stringify({ clients: [{ client_id: id, ...machineClient({ name: 'v1' }), secret_hash: hashSecret(first) }] }));
+  writeFileSync(
+    path,
+    JSON.stringify({ clients: [{ client_id: id, ...machineClient({ name: 'v1' }), secret_hash: hashSecret(first) }] }),
+  );
   await apply(config);
-  writeFileSync(path, JSON.stringify({ clients: [{ client_id: id, ...machineClient({ name: 'v2', scopes: ['write'] }), secret_hash: hashSecret(first) }] }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      clients: [{ client_id: id, ...machineClient({ name: 'v2', scopes: ['write'] }), secret_hash: hashSecret(first) }],
+    }),
+  );
   t.same((await apply(config)).result.updated, [id]);
   const renamed = await findClientById(db, id);
   t.equal(renamed?.name, 'v2');
   t.same(renamed?.scopes, ['write']);
   t.equal(renamed?.secret_rotated_at, null, 'same secret: not rotated');
 
-  writeFileSync(path, JSON.stringify({ clients: [{ client_id: id, ...machineClient({ name: 'v2', scopes: ['write'] }), secret_hash: hashSecret(second) }] }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      clients: [
+        { client_id: id, ...machineClient({ name: 'v2', scopes: ['write'] }), secret_hash: hashSecret(second) },
+      ],
+    }),
+  );
   t.same((await apply(config)).result.updated, [id]);
   t.ok((await findClientById(db, id))?.secret_rotated_at instanceof Date);
   const clients = new ClientService(db, config);
   t.ok(await authenticateClient({ authorization: basic(id, second), body: {} }, clients), 'the new secret works');
-  await t.rejects(authenticateClient({ authorization: basic(id, first), body: {} }, clients), { name: 'OAuthError', error: 'invalid_client' }, 'the old one does not');
+  await t.rejects(
+    authenticateClient({ authorization: basic(id, first), body: {} }, clients),
+    { name: 'OAuthError', error: 'invalid_client' },
+    'the old one does not',
+  );
 });
 
 t.test('secret_file holds the secret (relative to the clients file); its trailing newline is ignored', async (t) => {
   const { db } = await migratedDatabase();
   const id = unique('from-file');
   const secret = generateClientSecret();
-  const { dir, config } = clientsFile(t, [{ client_id: id, ...machineClient({ token_endpoint_auth_method: 'client_secret_post' }), secret_file: 'machine.secret' }]);
+  const { dir, config } = clientsFile(t, [
+    {
+      client_id: id,
+      ...machineClient({ token_endpoint_auth_method: 'client_secret_post' }),
+      secret_file: 'machine.secret',
+    },
+  ]);
   writeFileSync(join(dir, 'machine.secret'), `${secret}\n`);
   await apply(config);
   t.equal((await findClientById(db, id))?.secret_hash, hashSecret(secret));
@@ -123,7 +159,9 @@ t.test('secret_file holds the secret (relative to the clients file); its trailin
 
 t.test('a plaintext client_secret is refused, pointing at secret_hash and secret_file', async (t) => {
   const id = unique('plain');
-  const { config } = clientsFile(t, [{ client_id: id, ...machineClient(), client_secret: 'hunter2-hunter2-hunter2-hunter2-hunter2' }]);
+  const { config } = clientsFile(t, [
+    { client_id: id, ...machineClient(), client_secret: 'hunter2-hunter2-hunter2-hunter2-hunter2' },
+  ]);
   const err = await applyError(config);
   t.match(err.message, `CLIENTS_FILE: client "${id}" (clients[0]): client_secret: plaintext secrets are not allowed`);
   t.match(err.message, /secret_hash/);
@@ -138,17 +176,85 @@ t.test('a bad entry stops everything, naming the client and the field; nothing i
   const bad = unique('bad');
   const hash = hashSecret(generateClientSecret());
   const cases: Array<[unknown[], RegExp]> = [
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, name: 'Bad', redirect_uris: ['http://bad.example/cb'], secret_hash: hash }], new RegExp(`client "${bad}" \\(clients\\[1\\]\\): redirect_uris\\[0\\]: must use https`)],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { ...machineClient(), secret_hash: hash }], /clients\[1\]: client_id: is required/],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, name: 'Bad', redirect_uris: ['http://bad.example/cb'], secret_hash: hash },
+      ],
+      new RegExp(`client "${bad}" \\(clients\\[1\\]\\): redirect_uris\\[0\\]: must use https`),
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { ...machineClient(), secret_hash: hash },
+      ],
+      /clients\[1\]: client_id: is required/,
+    ],
     [[{ client_id: good, ...machineClient(), secret_hash: hash }, 'nope'], /clients\[1\]: client: must be an object/],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: good, ...machineClient(), secret_hash: hash }], new RegExp(`client "${good}" \\(clients\\[1\\]\\): client_id: appears more than once`)],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, ...machineClient() }], new RegExp(`client "${bad}" .*: secret_hash: required for token_endpoint_auth_method client_secret_basic \\(or secret_file\\)`)],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, ...machineClient(), secret_hash: 'abc' }], /secret_hash: must be the SHA-256 of the secret/],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, ...machineClient(), secret_hash: hash, secret_file: '/x' }], /secret_hash: give secret_hash or secret_file, not both/],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, name: 'P', token_endpoint_auth_method: 'none', redirect_uris: ['https://a.example/cb'], secret_hash: hash }], /secret_hash: a public client .* has no secret/],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, ...machineClient(), secret_file: 'missing.secret' }], /secret_file: cannot read .*missing\.secret \(ENOENT\)/],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, ...machineClient({ scopes: ['nope'] }), secret_hash: hash }], /scopes\[0\]: "nope" is not in the scope catalogue/],
-    [[{ client_id: good, ...machineClient(), secret_hash: hash }, { client_id: bad, ...machineClient({ redirect_uri: 'https://a.example' }), secret_hash: hash }], /redirect_uri: is not a known client metadata field/],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: good, ...machineClient(), secret_hash: hash },
+      ],
+      new RegExp(`client "${good}" \\(clients\\[1\\]\\): client_id: appears more than once`),
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, ...machineClient() },
+      ],
+      new RegExp(
+        `client "${bad}" .*: secret_hash: required for token_endpoint_auth_method client_secret_basic \\(or secret_file\\)`,
+      ),
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, ...machineClient(), secret_hash: 'abc' },
+      ],
+      /secret_hash: must be the SHA-256 of the secret/,
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, ...machineClient(), secret_hash: hash, secret_file: '/x' },
+      ],
+      /secret_hash: give secret_hash or secret_file, not both/,
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        {
+          client_id: bad,
+          name: 'P',
+          token_endpoint_auth_method: 'none',
+          redirect_uris: ['https://a.example/cb'],
+          secret_hash: hash,
+        },
+      ],
+      /secret_hash: a public client .* has no secret/,
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, ...machineClient(), secret_file: 'missing.secret' },
+      ],
+      /secret_file: cannot read .*missing\.secret \(ENOENT\)/,
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, ...machineClient({ scopes: ['nope'] }), secret_hash: hash },
+      ],
+      /scopes\[0\]: "nope" is not in the scope catalogue/,
+    ],
+    [
+      [
+        { client_id: good, ...machineClient(), secret_hash: hash },
+        { client_id: bad, ...machineClient({ redirect_uri: 'https://a.example' }), secret_hash: hash },
+      ],
+      /redirect_uri: is not a known client metadata field/,
+    ],
   ];
   for (const [clients, expected] of cases) {
     const { config } = clientsFile(t, clients);
@@ -160,22 +266,32 @@ t.test('a bad entry stops everything, naming the client and the field; nothing i
 
 t.test('a weak secret in a secret_file is refused without echoing it', async (t) => {
   const id = unique('weak');
-  const { dir, config } = clientsFile(t, [{ client_id: id, ...machineClient(), secret_file: join(t.testdirName, 'weak.secret') }]);
+  const { dir, config } = clientsFile(t, [
+    { client_id: id, ...machineClient(), secret_file: join(t.testdirName, 'weak.secret') },
+  ]);
   writeFileSync(join(dir, 'weak.secret'), 'password123\n');
   const err = await applyError(config);
-  t.match(err.message, new RegExp(`client "${id}" .*secret_file: the secret in .*weak\\.secret must be at least 32 characters`));
+  t.match(
+    err.message,
+    new RegExp(`client "${id}" .*secret_file: the secret in .*weak\\.secret must be at least 32 characters`),
+  );
   t.notMatch(err.message, /password123/);
 });
 
 t.test('the file must be readable JSON of the documented shape', async (t) => {
-  const dir = t.testdir({ 'broken.json': '{ "clients": [', 'array.json': '[]', 'extra.json': '{"clients":[],"client":[]}' });
+  const dir = t.testdir({
+    'broken.json': '{ "clients": [',
+    'array.json': '[]',
+    'extra.json': '{"clients":[],"client":[]}',
+  });
   const cases: Array<[string, RegExp]> = [
     ['missing.json', /^CLIENTS_FILE: cannot read .*missing\.json \(ENOENT\)$/],
     ['broken.json', /broken\.json is not valid JSON/],
     ['array.json', /must be a JSON object \{ "clients": \[ \.\.\. \] \}/],
     ['extra.json', /unknown top-level field "client"/],
   ];
-  for (const [name, expected] of cases) t.match((await applyError(clientConfig({ CLIENTS_FILE: join(dir, name) }))).message, expected);
+  for (const [name, expected] of cases)
+    t.match((await applyError(clientConfig({ CLIENTS_FILE: join(dir, name) }))).message, expected);
 });
 
 t.test('clients from other sources are never taken over or touched', async (t) => {
@@ -195,7 +311,11 @@ t.test('clients from other sources are never taken over or touched', async (t) =
 
   const other = unique('other-admin');
   await admin.create(machineClient(), { clientId: other });
-  const ok = clientsFile(t, [{ client_id: fresh, ...machineClient(), secret_hash: hashSecret(generateClientSecret()) }], 'ok.json');
+  const ok = clientsFile(
+    t,
+    [{ client_id: fresh, ...machineClient(), secret_hash: hashSecret(generateClientSecret()) }],
+    'ok.json',
+  );
   await apply(ok.config);
   t.equal((await findClientById(db, other))?.source, 'admin', 'a client not in the file is left alone');
 });
@@ -205,7 +325,10 @@ t.test('file clients dropped from the file are kept and reported', async (t) => 
   const kept = unique('kept');
   const dropped = unique('dropped');
   const hash = hashSecret(generateClientSecret());
-  const first = clientsFile(t, [{ client_id: kept, ...machineClient(), secret_hash: hash }, { client_id: dropped, ...machineClient(), secret_hash: hash }]);
+  const first = clientsFile(t, [
+    { client_id: kept, ...machineClient(), secret_hash: hash },
+    { client_id: dropped, ...machineClient(), secret_hash: hash },
+  ]);
   await apply(first.config);
   const second = clientsFile(t, [{ client_id: kept, ...machineClient(), secret_hash: hash }], 'second.json');
   const { lines } = await apply(second.config);
@@ -230,7 +353,11 @@ t.test('a bad CLIENTS_FILE stops the app from starting, and nothing is applied',
   const good = unique('good');
   const { path } = clientsFile(t, [
     { client_id: good, ...machineClient(), secret_hash: hashSecret(generateClientSecret()) },
-    { client_id: 'broken', ...machineClient({ grant_types: ['implicit'] }), secret_hash: hashSecret(generateClientSecret()) },
+    {
+      client_id: 'broken',
+      ...machineClient({ grant_types: ['implicit'] }),
+      secret_hash: hashSecret(generateClientSecret()),
+    },
   ]);
   await t.rejects(buildApp(clientConfig({ CLIENTS_FILE: path }), { database }), {
     name: 'ClientsFileError',

@@ -15,7 +15,10 @@ t.test('generated ids, secrets and tokens are 256-bit base64url, all different',
   for (let i = 0; i < 200; i++) {
     for (const value of [generateToken(), generateClientId(), generateClientSecret()]) values.add(value);
   }
-  t.ok([...values].every((v) => /^[A-Za-z0-9_-]{43}$/.test(v)), 'unpadded base64url of 32 bytes');
+  t.ok(
+    [...values].every((v) => /^[A-Za-z0-9_-]{43}$/.test(v)),
+    'unpadded base64url of 32 bytes',
+  );
   t.equal(values.size, 600, 'no repeats');
   t.equal(Buffer.from(generateClientSecret(), 'base64url').length, 32, '256 bits');
   // Every base64url character shows up across many values: the output is not drawn from a small alphabet.
@@ -69,7 +72,17 @@ t.test('every verification compares two 32-byte digests with timingSafeEqual', a
   t.notOk(mocked.verifySecret(`${secret}-a-much-longer-presented-value`, hash));
   t.notOk(mocked.verifySecret(secret, null));
   t.notOk(mocked.verifySecret(secret, 'not-a-hash'));
-  t.same(calls, [[32, 32], [32, 32], [32, 32], [32, 32], [32, 32]], 'right, wrong, longer, missing and malformed all take the same path');
+  t.same(
+    calls,
+    [
+      [32, 32],
+      [32, 32],
+      [32, 32],
+      [32, 32],
+      [32, 32],
+    ],
+    'right, wrong, longer, missing and malformed all take the same path',
+  );
 });
 
 t.test('generateJwtId: 128-bit base64url ids, all different across many pool refills', async (t) => {

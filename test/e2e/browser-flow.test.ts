@@ -23,7 +23,11 @@ const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url
 if (!chromiumAvailable()) {
   // CI installs Debian's chromium (.ci/run); a laptop without it runs every other test.
   if (process.env.CI) t.fail(`chromium is required in CI but missing at ${CHROMIUM_PATH}`);
-  else t.plan(0, `no chromium at ${CHROMIUM_PATH}: apt-get install chromium (or set CHROMIUM_PATH) to run the browser tests`);
+  else
+    t.plan(
+      0,
+      `no chromium at ${CHROMIUM_PATH}: apt-get install chromium (or set CHROMIUM_PATH) to run the browser tests`,
+    );
 } else {
   await run();
 }
@@ -112,15 +116,24 @@ async function run(): Promise<void> {
   /** Follows the browser to the callback and returns its query (code or error, state, iss). */
   async function landed(page: Page): Promise<URLSearchParams> {
     try {
-      await page.waitForURL((url) => url.port === String(callback.port) && url.pathname === '/callback', { timeout: 15_000 });
+      await page.waitForURL((url) => url.port === String(callback.port) && url.pathname === '/callback', {
+        timeout: 15_000,
+      });
     } catch (err) {
-      throw new Error(`the browser never reached the callback; it is at ${page.url()}: ${((await page.textContent('body')) ?? '').trim().slice(0, 300)}`, { cause: err });
+      throw new Error(
+        `the browser never reached the callback; it is at ${page.url()}: ${((await page.textContent('body')) ?? '').trim().slice(0, 300)}`,
+        { cause: err },
+      );
     }
     return new URL(page.url()).searchParams;
   }
 
   async function token(form: Record<string, string>): Promise<{ status: number; body: Record<string, any> }> {
-    const res = await fetch(`${issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form) });
+    const res = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   }
 
@@ -169,7 +182,9 @@ async function run(): Promise<void> {
     // The same page at a phone's width: nothing wider than the viewport, buttons still reachable.
     await page.setViewportSize({ width: 375, height: 740 });
     // A string, evaluated in the page: the test's own TypeScript has no DOM types.
-    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    const overflow = await page.evaluate<number>(
+      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
+    );
     t.equal(overflow, 0, 'no horizontal scrolling at 375 px');
     await page.screenshot({ path: `${ARTIFACTS}consent-mobile.png`, fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -182,7 +197,13 @@ async function run(): Promise<void> {
     t.ok(code, 'a code comes back');
     t.same(problems, [], 'no script errors or CSP violations on any page');
 
-    const exchanged = await token({ grant_type: 'authorization_code', code: code!, redirect_uri: redirectUri, client_id: client.client_id, code_verifier: verifier });
+    const exchanged = await token({
+      grant_type: 'authorization_code',
+      code: code!,
+      redirect_uri: redirectUri,
+      client_id: client.client_id,
+      code_verifier: verifier,
+    });
     t.equal(exchanged.status, 200, 'the code is redeemed');
     t.ok(exchanged.body.refresh_token, 'a refresh token is issued');
 
@@ -193,7 +214,11 @@ async function run(): Promise<void> {
     t.equal(who.client_id, client.client_id);
     t.equal((await callApi()).status, 401, 'without a token the API refuses');
 
-    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: exchanged.body.refresh_token, client_id: client.client_id });
+    const refreshed = await token({
+      grant_type: 'refresh_token',
+      refresh_token: exchanged.body.refresh_token,
+      client_id: client.client_id,
+    });
     t.equal(refreshed.status, 200, 'refresh works');
     t.not(refreshed.body.refresh_token, exchanged.body.refresh_token, 'the refresh token rotated');
     t.equal((await callApi(refreshed.body.access_token)).status, 200, 'the refreshed access token works');
@@ -201,13 +226,31 @@ async function run(): Promise<void> {
     const revoked = await fetch(`${issuer}/revoke`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token: refreshed.body.refresh_token, token_type_hint: 'refresh_token', client_id: client.client_id }),
+      body: new URLSearchParams({
+        token: refreshed.body.refresh_token,
+        token_type_hint: 'refresh_token',
+        client_id: client.client_id,
+      }),
     });
     t.equal(revoked.status, 200, 'revocation answers 200');
-    const after = await token({ grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token, client_id: client.client_id });
+    const after = await token({
+      grant_type: 'refresh_token',
+      refresh_token: refreshed.body.refresh_token,
+      client_id: client.client_id,
+    });
     t.equal(after.status, 400);
-    t.equal(after.body.error, 'invalid_grant', 'the revoked chain yields no new tokens, so no new token reaches the API');
-    const replay = await token({ grant_type: 'authorization_code', code: code!, redirect_uri: redirectUri, client_id: client.client_id, code_verifier: verifier });
+    t.equal(
+      after.body.error,
+      'invalid_grant',
+      'the revoked chain yields no new tokens, so no new token reaches the API',
+    );
+    const replay = await token({
+      grant_type: 'authorization_code',
+      code: code!,
+      redirect_uri: redirectUri,
+      client_id: client.client_id,
+      code_verifier: verifier,
+    });
     t.equal(replay.body.error, 'invalid_grant', 'the code cannot be redeemed twice');
   });
 
@@ -246,7 +289,9 @@ async function run(): Promise<void> {
     };
 
     const page1 = await watchedPage();
-    await page1.goto(authorizeUrl(pkce().challenge, { client_id: spa.client_id, redirect_uri: spaRedirect, scope: 'read write' }));
+    await page1.goto(
+      authorizeUrl(pkce().challenge, { client_id: spa.client_id, redirect_uri: spaRedirect, scope: 'read write' }),
+    );
     await page1.waitForURL((url) => url.pathname === '/consent');
     const first = await toApp(page1, () => page1.getByRole('button', { name: 'Allow' }).click());
     t.ok(first.searchParams.get('code'), 'Allow sends a code to the app');
@@ -254,15 +299,30 @@ async function run(): Promise<void> {
 
     const { verifier, challenge } = pkce();
     const page2 = await watchedPage();
-    const second = await toApp(page2, () => page2.goto(authorizeUrl(challenge, { client_id: spa.client_id, redirect_uri: spaRedirect, scope: 'read' })));
+    const second = await toApp(page2, () =>
+      page2.goto(authorizeUrl(challenge, { client_id: spa.client_id, redirect_uri: spaRedirect, scope: 'read' })),
+    );
     t.equal(consentPages.length, 1, 'the second request, covered by the first, shows no consent page');
     const params = second.searchParams;
-    const exchanged = await token({ grant_type: 'authorization_code', code: params.get('code')!, redirect_uri: spaRedirect, client_id: spa.client_id, code_verifier: verifier });
+    const exchanged = await token({
+      grant_type: 'authorization_code',
+      code: params.get('code')!,
+      redirect_uri: spaRedirect,
+      client_id: spa.client_id,
+      code_verifier: verifier,
+    });
     t.equal(exchanged.status, 200);
     t.equal(exchanged.body.scope, 'read', 'the token carries what was asked this time');
 
     const page = await watchedPage();
-    await page.goto(authorizeUrl(pkce().challenge, { client_id: spa.client_id, redirect_uri: spaRedirect, scope: 'read', prompt: 'consent' }));
+    await page.goto(
+      authorizeUrl(pkce().challenge, {
+        client_id: spa.client_id,
+        redirect_uri: spaRedirect,
+        scope: 'read',
+        prompt: 'consent',
+      }),
+    );
     await page.waitForURL((url) => url.pathname === '/consent');
     t.equal(consentPages.length, 2, 'prompt=consent asks again');
 

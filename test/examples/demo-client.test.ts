@@ -8,9 +8,13 @@ import { freePort, hiddenField } from './support.js';
 const ISSUER = 'http://127.0.0.1:4000';
 
 /** Gatehouse's /token as seen from the demo client: answers whatever the test sets (a real socket, as the client uses fetch). */
-async function tokenStub(t: Tap.Test): Promise<{ url: string; answer: (status: number, body: string, type?: string) => void; close: () => Promise<void> }> {
+async function tokenStub(
+  t: Tap.Test,
+): Promise<{ url: string; answer: (status: number, body: string, type?: string) => void; close: () => Promise<void> }> {
   let reply = { status: 200, body: '', type: 'application/json' };
-  const stub = createServer((_req, res) => void res.writeHead(reply.status, { 'content-type': reply.type }).end(reply.body));
+  const stub = createServer(
+    (_req, res) => void res.writeHead(reply.status, { 'content-type': reply.type }).end(reply.body),
+  );
   await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
   const close = () => new Promise<void>((resolve) => (stub.listening ? stub.close(() => resolve()) : resolve()));
   t.teardown(close);
@@ -22,7 +26,14 @@ async function tokenStub(t: Tap.Test): Promise<{ url: string; answer: (status: n
 }
 
 async function client(t: Tap.Test, backchannelUrl: string) {
-  const app = await buildDemoClient({ issuer: ISSUER, backchannelUrl, clientId: 'demo-client', redirectUri: 'http://127.0.0.1:4003/callback', resource: `${backchannelUrl}/api`, apiUrl: `${backchannelUrl}/api` });
+  const app = await buildDemoClient({
+    issuer: ISSUER,
+    backchannelUrl,
+    clientId: 'demo-client',
+    redirectUri: 'http://127.0.0.1:4003/callback',
+    resource: `${backchannelUrl}/api`,
+    apiUrl: `${backchannelUrl}/api`,
+  });
   t.teardown(() => app.close());
   return app;
 }
@@ -31,10 +42,18 @@ async function client(t: Tap.Test, backchannelUrl: string) {
 async function callback(app: Awaited<ReturnType<typeof client>>) {
   const start = await app.inject({ method: 'GET', url: '/' });
   const state = start.cookies.find((c) => c.name === STATE_COOKIE)!.value;
-  return app.inject({ method: 'GET', url: `/callback?${new URLSearchParams({ code: 'c', state, iss: ISSUER })}`, cookies: { [STATE_COOKIE]: state } });
+  return app.inject({
+    method: 'GET',
+    url: `/callback?${new URLSearchParams({ code: 'c', state, iss: ISSUER })}`,
+    cookies: { [STATE_COOKIE]: state },
+  });
 }
 
-const accessToken = () => new SignJWT({ sub: 'user-1', scope: 'read' }).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).setExpirationTime('5m').sign(new Uint8Array(32));
+const accessToken = () =>
+  new SignJWT({ sub: 'user-1', scope: 'read' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+    .setExpirationTime('5m')
+    .sign(new Uint8Array(32));
 
 t.test('Gatehouse unreachable at the token endpoint: a friendly 502 page, not a 500', async (t) => {
   const app = await client(t, `http://127.0.0.1:${await freePort()}`);
@@ -53,8 +72,16 @@ t.test('an unexpected token response: a friendly 502 page, not a 500', async (t)
     ['200 with HTML', 200, '<html>maintenance</html>', 'text/html'],
     ['200 with a JSON array', 200, '[]'],
     ['200 without access_token', 200, '{"token_type":"Bearer"}'],
-    ['200 with an access_token that is not a JWT', 200, '{"access_token":"opaque","token_type":"Bearer","expires_in":300}'],
-    ['200 with another token_type', 200, JSON.stringify({ access_token: await accessToken(), token_type: 'DPoP', expires_in: 300 })],
+    [
+      '200 with an access_token that is not a JWT',
+      200,
+      '{"access_token":"opaque","token_type":"Bearer","expires_in":300}',
+    ],
+    [
+      '200 with another token_type',
+      200,
+      JSON.stringify({ access_token: await accessToken(), token_type: 'DPoP', expires_in: 300 }),
+    ],
     ['an error status without an OAuth error', 500, '{"message":"boom"}'],
   ];
   for (const [name, status, body, type] of cases) {
@@ -74,7 +101,10 @@ t.test('signed in: an unreachable or odd Gatehouse on refresh is a message on th
   const stub = await tokenStub(t);
   const app = await client(t, stub.url);
   // expires_in is only RECOMMENDED (RFC 6749 §5.1); a huge one must not break the page either.
-  stub.answer(200, JSON.stringify({ access_token: await accessToken(), token_type: 'Bearer', expires_in: 1e300, refresh_token: 'r1' }));
+  stub.answer(
+    200,
+    JSON.stringify({ access_token: await accessToken(), token_type: 'Bearer', expires_in: 1e300, refresh_token: 'r1' }),
+  );
   const signedIn = await callback(app);
   t.equal(signedIn.statusCode, 303, signedIn.body);
   const cookies = { [SESSION_COOKIE]: signedIn.cookies.find((c) => c.name === SESSION_COOKIE)!.value };
@@ -87,7 +117,10 @@ t.test('signed in: an unreachable or odd Gatehouse on refresh is a message on th
   stub.answer(200, '<html>maintenance</html>', 'text/html');
   const odd = await app.inject({ method: 'POST', url: '/refresh', cookies, payload: { csrf } });
   t.equal(odd.statusCode, 303);
-  t.match((await app.inject({ method: 'GET', url: '/', cookies })).body, /Gatehouse answered with something unexpected/);
+  t.match(
+    (await app.inject({ method: 'GET', url: '/', cookies })).body,
+    /Gatehouse answered with something unexpected/,
+  );
 
   await stub.close();
   const down = await app.inject({ method: 'POST', url: '/refresh', cookies, payload: { csrf } });

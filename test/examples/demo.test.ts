@@ -15,7 +15,12 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
   t.ok(existsSync(DEMO), 'the build produced dist/scripts/demo.js');
   const dataDir = await mkdtemp(join(tmpdir(), 'gatehouse-demo-'));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
-  const ports = { gatehouse: await freePort(), host: await freePort(), api: await freePort(), client: await freePort() };
+  const ports = {
+    gatehouse: await freePort(),
+    host: await freePort(),
+    api: await freePort(),
+    client: await freePort(),
+  };
   const child = spawn(process.execPath, [DEMO], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -43,7 +48,9 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
   const api = await fetch(`http://127.0.0.1:${ports.api}/mcp`);
   t.equal(api.status, 401, 'the API wants a token');
   t.match(api.headers.get('www-authenticate'), /resource_metadata=/);
-  const prm = (await (await fetch(`http://127.0.0.1:${ports.api}/.well-known/oauth-protected-resource/mcp`)).json()) as { authorization_servers: string[] };
+  const prm = (await (
+    await fetch(`http://127.0.0.1:${ports.api}/.well-known/oauth-protected-resource/mcp`)
+  ).json()) as { authorization_servers: string[] };
   t.same(prm.authorization_servers, [issuer], 'the API names Gatehouse');
   const secretFile = join(dataDir, 'key-encryption-secret');
   t.ok(existsSync(secretFile), 'the key encryption secret is kept in the data dir');
@@ -99,7 +106,11 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
   t.equal((await browser.request(`http://127.0.0.1:${ports.client}/revoke`, { csrf })).status, 303);
   t.match((await browser.request(clientUrl)).body, /Refresh token revoked/);
   await browser.request(`http://127.0.0.1:${ports.client}/refresh`, { csrf });
-  t.match((await browser.request(clientUrl)).body, /Refresh refused: invalid_grant/, 'a revoked refresh token no longer works');
+  t.match(
+    (await browser.request(clientUrl)).body,
+    /Refresh refused: invalid_grant/,
+    'a revoked refresh token no longer works',
+  );
 
   child.kill('SIGTERM');
   const end = await exited;
@@ -121,7 +132,14 @@ t.test('a port already taken: a clear message and exit 1', async (t) => {
   const taken = (blocker.address() as { port: number }).port;
   const child = spawn(process.execPath, [DEMO], {
     // The API starts first, so its port being taken fails fast, before any database is created.
-    env: { PATH: process.env.PATH ?? '', DEMO_GATEHOUSE_PORT: String(await freePort()), DEMO_HOST_PORT: String(await freePort()), DEMO_API_PORT: String(taken), DEMO_CLIENT_PORT: String(await freePort()), DEMO_DATA_DIR: dataDir },
+    env: {
+      PATH: process.env.PATH ?? '',
+      DEMO_GATEHOUSE_PORT: String(await freePort()),
+      DEMO_HOST_PORT: String(await freePort()),
+      DEMO_API_PORT: String(taken),
+      DEMO_CLIENT_PORT: String(await freePort()),
+      DEMO_DATA_DIR: dataDir,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const end = await finished(child, 60_000);

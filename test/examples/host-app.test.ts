@@ -56,10 +56,29 @@ function authorizeUrl(clientId: string, challenge: string, extra: Record<string,
 }
 
 /** A login_request as Gatehouse signs one, with overrides for what a test breaks. */
-async function loginRequest(overrides: { claims?: Record<string, unknown>; header?: Record<string, unknown>; key?: Uint8Array; exp?: number } = {}): Promise<string> {
+async function loginRequest(
+  overrides: {
+    claims?: Record<string, unknown>;
+    header?: Record<string, unknown>;
+    key?: Uint8Array;
+    exp?: number;
+  } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const payload = { iss: ISSUER, aud: HOST_ID, jti: randomBytes(16).toString('base64url'), iat: now, exp: overrides.exp ?? now + 600, return_to: `${ISSUER}/sign-in/complete`, client_id: 'c1', client_name: 'Example client', ...overrides.claims };
-  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'login-request+jwt', ...overrides.header } as { alg: string }).sign(overrides.key ?? secret);
+  const payload = {
+    iss: ISSUER,
+    aud: HOST_ID,
+    jti: randomBytes(16).toString('base64url'),
+    iat: now,
+    exp: overrides.exp ?? now + 600,
+    return_to: `${ISSUER}/sign-in/complete`,
+    client_id: 'c1',
+    client_name: 'Example client',
+    ...overrides.claims,
+  };
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256', typ: 'login-request+jwt', ...overrides.header } as { alg: string })
+    .sign(overrides.key ?? secret);
 }
 
 function unsecured(payload: Record<string, unknown>): string {
@@ -70,7 +89,11 @@ function unsecured(payload: Record<string, unknown>): string {
 async function loginResponseOf(location: string | string[] | undefined) {
   const url = new URL(String(location));
   const jwt = url.searchParams.get('login_response')!;
-  const { payload, protectedHeader } = await jwtVerify(jwt, secret, { algorithms: ['HS256'], issuer: HOST_ID, audience: ISSUER });
+  const { payload, protectedHeader } = await jwtVerify(jwt, secret, {
+    algorithms: ['HS256'],
+    issuer: HOST_ID,
+    audience: ISSUER,
+  });
   return { url, payload, protectedHeader };
 }
 
@@ -85,9 +108,22 @@ t.test('refuses login_requests it must not act on, with a plain 400 page', async
     ['from another issuer (iss)', await loginRequest({ claims: { iss: 'http://127.0.0.1:9999' } })],
     ['without the login-request+jwt typ', await loginRequest({ header: { typ: 'JWT' } })],
     ['a login_response replayed as a request (typ)', await loginRequest({ header: { typ: 'login-response+jwt' } })],
-    ['alg none', unsecured({ iss: ISSUER, aud: HOST_ID, jti: 'j', iat: now, exp: now + 600, return_to: `${ISSUER}/sign-in/complete` })],
+    [
+      'alg none',
+      unsecured({
+        iss: ISSUER,
+        aud: HOST_ID,
+        jti: 'j',
+        iat: now,
+        exp: now + 600,
+        return_to: `${ISSUER}/sign-in/complete`,
+      }),
+    ],
     ['return_to elsewhere', await loginRequest({ claims: { return_to: 'https://attacker.example/steal' } })],
-    ['return_to on the issuer but not /sign-in/complete', await loginRequest({ claims: { return_to: `${ISSUER}/consent` } })],
+    [
+      'return_to on the issuer but not /sign-in/complete',
+      await loginRequest({ claims: { return_to: `${ISSUER}/consent` } }),
+    ],
     ['without jti', await loginRequest({ claims: { jti: undefined } })],
     ['not a JWT', 'not-a-jwt'],
   ];
@@ -117,7 +153,11 @@ t.test('the sign-in form yields a login_response Gatehouse accepts, through to a
   t.equal(form.statusCode, 200, form.body);
   t.match(form.headers['content-type'], /^text\/html; charset=utf-8/);
   t.equal(form.headers['referrer-policy'], 'no-referrer', 'the login_request in the URL is not leaked by Referer');
-  t.notMatch(form.headers['content-security-policy'], /form-action/, 'the sign-in POST is redirected on to Gatehouse and the client');
+  t.notMatch(
+    form.headers['content-security-policy'],
+    /form-action/,
+    'the sign-in POST is redirected on to Gatehouse and the client',
+  );
   t.match(form.headers['content-security-policy'], /frame-ancestors 'none'/);
   t.match(form.body, /<label for="username">/);
   t.match(form.body, /<input id="username" name="username"[^>]*value="alice"/, 'login_hint pre-fills the username');
@@ -128,17 +168,43 @@ t.test('the sign-in form yields a login_response Gatehouse accepts, through to a
   t.match(form.body, /Example client/, 'names the client');
   const csrf = hiddenField(form.body, 'csrf');
   const carried = hiddenField(form.body, 'login_request');
-  t.equal(carried, new URL(String(start.headers.location)).searchParams.get('login_request'), 'the login_request rides along in a hidden field');
-  t.match(browser.jar.cookies.get(CSRF_COOKIE), new RegExp(`^${csrf}\\.[A-Za-z0-9+/%_-]+$`), 'double-submit CSRF cookie, signed');
+  t.equal(
+    carried,
+    new URL(String(start.headers.location)).searchParams.get('login_request'),
+    'the login_request rides along in a hidden field',
+  );
+  t.match(
+    browser.jar.cookies.get(CSRF_COOKIE),
+    new RegExp(`^${csrf}\\.[A-Za-z0-9+/%_-]+$`),
+    'double-submit CSRF cookie, signed',
+  );
 
-  const wrong = await browser.post(`${HOST_ORIGIN}/login`, { login_request: carried, csrf, username: 'alice', password: 'bob-password', action: 'sign-in' });
+  const wrong = await browser.post(`${HOST_ORIGIN}/login`, {
+    login_request: carried,
+    csrf,
+    username: 'alice',
+    password: 'bob-password',
+    action: 'sign-in',
+  });
   t.equal(wrong.statusCode, 401);
   t.match(wrong.body, /role="alert">Incorrect username or password\./);
   t.notOk(browser.jar.cookies.has(SESSION_COOKIE), 'no session after a wrong password');
-  const unknown = await browser.post(`${HOST_ORIGIN}/login`, { login_request: carried, csrf, username: 'mallory', password: 'alice-password', action: 'sign-in' });
+  const unknown = await browser.post(`${HOST_ORIGIN}/login`, {
+    login_request: carried,
+    csrf,
+    username: 'mallory',
+    password: 'alice-password',
+    action: 'sign-in',
+  });
   t.equal(unknown.statusCode, 401, 'an unknown user is refused the same way');
 
-  const signedIn = await browser.post(`${HOST_ORIGIN}/login`, { login_request: carried, csrf, username: 'alice', password: 'alice-password', action: 'sign-in' });
+  const signedIn = await browser.post(`${HOST_ORIGIN}/login`, {
+    login_request: carried,
+    csrf,
+    username: 'alice',
+    password: 'alice-password',
+    action: 'sign-in',
+  });
   t.equal(signedIn.statusCode, 303, signedIn.body);
   const setCookie = ([] as string[]).concat(signedIn.headers['set-cookie'] as string | string[]);
   const sessionCookie = setCookie.find((c) => c.startsWith(`${SESSION_COOKIE}=`));
@@ -172,11 +238,21 @@ t.test('the sign-in form yields a login_response Gatehouse accepts, through to a
     method: 'POST',
     url: '/token',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, client_id: clientId, redirect_uri: REDIRECT }).toString(),
+    payload: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      client_id: clientId,
+      redirect_uri: REDIRECT,
+    }).toString(),
   });
   t.equal(token.statusCode, 200, token.body);
   const jwks = createLocalJWKSet((await gatehouse.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json());
-  const { payload } = await jwtVerify(token.json().access_token, jwks, { issuer: ISSUER, audience: RESOURCE, typ: 'at+jwt' });
+  const { payload } = await jwtVerify(token.json().access_token, jwks, {
+    issuer: ISSUER,
+    audience: RESOURCE,
+    typ: 'at+jwt',
+  });
   t.equal(payload.sub, 'user-1001', 'the access token is for the user the host signed in');
 
   const home = await browser.get(`${HOST_ORIGIN}/`);
@@ -207,17 +283,26 @@ t.test('a host session answers at once; prompt=login asks again', async (t) => {
   t.equal(quick.statusCode, 303, 'answered without a form');
   const answer = await loginResponseOf(quick.headers.location);
   t.equal(answer.payload.sub, 'user-1002');
-  t.equal(answer.payload.request, decodeLoginRequestJti(new URL(String(again.headers.location)).searchParams.get('login_request')!));
+  t.equal(
+    answer.payload.request,
+    decodeLoginRequestJti(new URL(String(again.headers.location)).searchParams.get('login_request')!),
+  );
 
   // prompt=login forces a fresh sign-in even with a session.
-  const relogin = await browser.get(String((await browser.get(authorizeUrl(clientId, pkce().challenge, { prompt: 'login' }))).headers.location));
+  const relogin = await browser.get(
+    String((await browser.get(authorizeUrl(clientId, pkce().challenge, { prompt: 'login' }))).headers.location),
+  );
   t.equal(relogin.statusCode, 200, 'the form again');
   t.match(relogin.body, /Sign in<\/button>/);
 
   // max_age already exceeded by the session: the form again.
-  const stale = await browser.get(`${HOST_ORIGIN}/login?login_request=${await loginRequest({ claims: { max_age: -1 } })}`);
+  const stale = await browser.get(
+    `${HOST_ORIGIN}/login?login_request=${await loginRequest({ claims: { max_age: -1 } })}`,
+  );
   t.equal(stale.statusCode, 200, 'max_age exceeded: the form');
-  const fresh = await browser.get(`${HOST_ORIGIN}/login?login_request=${await loginRequest({ claims: { max_age: 3600 } })}`);
+  const fresh = await browser.get(
+    `${HOST_ORIGIN}/login?login_request=${await loginRequest({ claims: { max_age: 3600 } })}`,
+  );
   t.equal(fresh.statusCode, 303, 'max_age satisfied: answered at once');
 
   // Signing out of the host app ends its session.
@@ -245,7 +330,11 @@ t.test('Cancel answers access_denied, which Gatehouse passes to the client', asy
   const { browser, clientId } = await setup(t);
   const start = await browser.get(authorizeUrl(clientId, pkce().challenge));
   const form = await browser.get(String(start.headers.location));
-  const cancelled = await browser.post(`${HOST_ORIGIN}/login`, { login_request: hiddenField(form.body, 'login_request'), csrf: hiddenField(form.body, 'csrf'), action: 'cancel' });
+  const cancelled = await browser.post(`${HOST_ORIGIN}/login`, {
+    login_request: hiddenField(form.body, 'login_request'),
+    csrf: hiddenField(form.body, 'csrf'),
+    action: 'cancel',
+  });
   t.equal(cancelled.statusCode, 303);
   const answer = await loginResponseOf(cancelled.headers.location);
   t.equal(answer.payload.error, 'access_denied');
@@ -258,28 +347,42 @@ t.test('Cancel answers access_denied, which Gatehouse passes to the client', asy
   t.equal(callback.searchParams.get('state'), 'st-1');
 });
 
-t.test('a URL client_id (a Client ID Metadata Document client) is named by its host, not its self-declared name', async (t) => {
-  const host = await buildHostApp({ gatehouseIssuer: ISSUER, hostId: HOST_ID, handshakeSecret: HOST_SECRET });
-  t.teardown(() => host.close());
-  const form = async (claims: Record<string, unknown>) => (await host.inject({ method: 'GET', url: `/login?login_request=${await loginRequest({ claims })}` })).body;
+t.test(
+  'a URL client_id (a Client ID Metadata Document client) is named by its host, not its self-declared name',
+  async (t) => {
+    const host = await buildHostApp({ gatehouseIssuer: ISSUER, hostId: HOST_ID, handshakeSecret: HOST_SECRET });
+    t.teardown(() => host.close());
+    const form = async (claims: Record<string, unknown>) =>
+      (await host.inject({ method: 'GET', url: `/login?login_request=${await loginRequest({ claims })}` })).body;
 
-  const cimd = await form({ client_id: 'https://app.example.com/oauth/client.json', client_name: 'Your Bank' });
-  t.match(cimd, /to continue to <strong>app\.example\.com<\/strong>/, 'the host of the client_id URL (CIMD §8.5)');
-  t.notMatch(cimd, /Your Bank/, 'not the name the client chose for itself');
-  const withPort = await form({ client_id: 'https://app.example.com:8443/client', client_name: 'Your Bank' });
-  t.match(withPort, /to continue to <strong>app\.example\.com:8443<\/strong>/, 'a port is part of the identity');
-  const idn = await form({ client_id: 'https://b\u00fccher.example/client', client_name: 'Your Bank' });
-  t.match(idn, /to continue to <strong>xn--bcher-kva\.example<\/strong>/, 'an internationalised host in its ASCII form (no look-alike letters)');
-  const registered = await form({ client_id: 'c1', client_name: 'Example client' });
-  t.match(registered, /to continue to <strong>Example client<\/strong>/, 'a registered client keeps its name');
-});
+    const cimd = await form({ client_id: 'https://app.example.com/oauth/client.json', client_name: 'Your Bank' });
+    t.match(cimd, /to continue to <strong>app\.example\.com<\/strong>/, 'the host of the client_id URL (CIMD §8.5)');
+    t.notMatch(cimd, /Your Bank/, 'not the name the client chose for itself');
+    const withPort = await form({ client_id: 'https://app.example.com:8443/client', client_name: 'Your Bank' });
+    t.match(withPort, /to continue to <strong>app\.example\.com:8443<\/strong>/, 'a port is part of the identity');
+    const idn = await form({ client_id: 'https://b\u00fccher.example/client', client_name: 'Your Bank' });
+    t.match(
+      idn,
+      /to continue to <strong>xn--bcher-kva\.example<\/strong>/,
+      'an internationalised host in its ASCII form (no look-alike letters)',
+    );
+    const registered = await form({ client_id: 'c1', client_name: 'Example client' });
+    t.match(registered, /to continue to <strong>Example client<\/strong>/, 'a registered client keeps its name');
+  },
+);
 
 t.test('secure cookies carry the __Host- prefix, so no sibling subdomain can set them', async (t) => {
-  const host = await buildHostApp({ gatehouseIssuer: ISSUER, hostId: HOST_ID, handshakeSecret: HOST_SECRET, secureCookies: true });
+  const host = await buildHostApp({
+    gatehouseIssuer: ISSUER,
+    hostId: HOST_ID,
+    handshakeSecret: HOST_SECRET,
+    secureCookies: true,
+  });
   t.teardown(() => host.close());
   t.equal(cookieName(CSRF_COOKIE, true), '__Host-host_csrf');
   t.equal(cookieName(CSRF_COOKIE, false), 'host_csrf', 'plain http (development): no prefix, which needs Secure');
-  const setCookies = (res: { headers: Record<string, unknown> }) => ([] as string[]).concat((res.headers['set-cookie'] as string | string[] | undefined) ?? []);
+  const setCookies = (res: { headers: Record<string, unknown> }) =>
+    ([] as string[]).concat((res.headers['set-cookie'] as string | string[] | undefined) ?? []);
   const hostCookie = (line: string | undefined, name: string) => {
     t.ok(line, `${name} set`);
     t.match(line, new RegExp(`^__Host-${name}=`), `${name}: prefixed`);
@@ -297,20 +400,36 @@ t.test('secure cookies carry the __Host- prefix, so no sibling subdomain can set
   const csrf = hiddenField(form.body, 'csrf');
 
   const post = (cookie: string, fields: Record<string, string>) =>
-    host.inject({ method: 'POST', url: '/login', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, payload: new URLSearchParams({ login_request: token, csrf, ...fields }).toString() });
-  const unprefixed = await post(`host_csrf=${csrfPair.slice('__Host-host_csrf='.length)}`, { username: 'alice', password: 'alice-password', action: 'sign-in' });
+    host.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+      payload: new URLSearchParams({ login_request: token, csrf, ...fields }).toString(),
+    });
+  const unprefixed = await post(`host_csrf=${csrfPair.slice('__Host-host_csrf='.length)}`, {
+    username: 'alice',
+    password: 'alice-password',
+    action: 'sign-in',
+  });
   t.equal(unprefixed.statusCode, 403, 'the unprefixed name (which a sibling could set) does not count');
   const signedIn = await post(csrfPair, { username: 'alice', password: 'alice-password', action: 'sign-in' });
   t.equal(signedIn.statusCode, 303, signedIn.body);
   const sessionLine = setCookies(signedIn).find((c) => c.startsWith('__Host-host_session='));
   hostCookie(sessionLine, 'host_session');
 
-  const home = await host.inject({ method: 'GET', url: '/', headers: { cookie: `${csrfPair}; ${sessionLine!.split(';')[0]}` } });
+  const home = await host.inject({
+    method: 'GET',
+    url: '/',
+    headers: { cookie: `${csrfPair}; ${sessionLine!.split(';')[0]}` },
+  });
   t.match(home.body, /Signed in as/);
   const out = await host.inject({
     method: 'POST',
     url: '/logout',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${csrfPair}; ${sessionLine!.split(';')[0]}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      cookie: `${csrfPair}; ${sessionLine!.split(';')[0]}`,
+    },
     payload: new URLSearchParams({ csrf: hiddenField(home.body, 'csrf') }).toString(),
   });
   t.equal(out.statusCode, 303);
@@ -322,7 +441,9 @@ t.test('secure cookies carry the __Host- prefix, so no sibling subdomain can set
 
 t.test('forms need the CSRF cookie; output is escaped', async (t) => {
   const { browser, host, clientId } = await setup(t, '<script>alert("x")</script> & Co');
-  const start = await browser.get(authorizeUrl(clientId, pkce().challenge, { login_hint: '"><img src=x onerror=alert(1)>' }));
+  const start = await browser.get(
+    authorizeUrl(clientId, pkce().challenge, { login_hint: '"><img src=x onerror=alert(1)>' }),
+  );
   const form = await browser.get(String(start.headers.location));
   t.equal(form.statusCode, 200);
   t.notMatch(form.body, /<script>alert/, 'client name escaped');
@@ -333,11 +454,21 @@ t.test('forms need the CSRF cookie; output is escaped', async (t) => {
     method: 'POST',
     url: '/login',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ login_request: hiddenField(form.body, 'login_request'), csrf: hiddenField(form.body, 'csrf'), username: 'alice', password: 'alice-password' }).toString(),
+    payload: new URLSearchParams({
+      login_request: hiddenField(form.body, 'login_request'),
+      csrf: hiddenField(form.body, 'csrf'),
+      username: 'alice',
+      password: 'alice-password',
+    }).toString(),
   });
   t.equal(forged.statusCode, 403, 'a cross-site POST without the cookie is refused');
   t.notOk(forged.headers.location);
-  const mismatched = await browser.post(`${HOST_ORIGIN}/login`, { login_request: hiddenField(form.body, 'login_request'), csrf: 'wrong', username: 'alice', password: 'alice-password' });
+  const mismatched = await browser.post(`${HOST_ORIGIN}/login`, {
+    login_request: hiddenField(form.body, 'login_request'),
+    csrf: 'wrong',
+    username: 'alice',
+    password: 'alice-password',
+  });
   t.equal(mismatched.statusCode, 403);
   // A sibling subdomain can set a cookie for this host (Domain=parent), so a plain double-submit token is
   // no defence against it: the cookie must carry the app's signature.
@@ -346,19 +477,43 @@ t.test('forms need the CSRF cookie; output is escaped', async (t) => {
     method: 'POST',
     url: '/login',
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${CSRF_COOKIE}=${planted}` },
-    payload: new URLSearchParams({ login_request: hiddenField(form.body, 'login_request'), csrf: planted, username: 'alice', password: 'alice-password', action: 'sign-in' }).toString(),
+    payload: new URLSearchParams({
+      login_request: hiddenField(form.body, 'login_request'),
+      csrf: planted,
+      username: 'alice',
+      password: 'alice-password',
+      action: 'sign-in',
+    }).toString(),
   });
   t.equal(tossed.statusCode, 403, 'an unsigned CSRF cookie set by someone else is refused');
   const badSignature = await host.inject({
     method: 'POST',
     url: '/login',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${CSRF_COOKIE}=${planted}.${'A'.repeat(43)}` },
-    payload: new URLSearchParams({ login_request: hiddenField(form.body, 'login_request'), csrf: planted, username: 'alice', password: 'alice-password', action: 'sign-in' }).toString(),
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      cookie: `${CSRF_COOKIE}=${planted}.${'A'.repeat(43)}`,
+    },
+    payload: new URLSearchParams({
+      login_request: hiddenField(form.body, 'login_request'),
+      csrf: planted,
+      username: 'alice',
+      password: 'alice-password',
+      action: 'sign-in',
+    }).toString(),
   });
   t.equal(badSignature.statusCode, 403, 'a forged signature is refused');
-  const fresh = await host.inject({ method: 'GET', url: `/login?login_request=${encodeURIComponent(hiddenField(form.body, 'login_request'))}`, headers: { cookie: `${CSRF_COOKIE}=${planted}` } });
+  const fresh = await host.inject({
+    method: 'GET',
+    url: `/login?login_request=${encodeURIComponent(hiddenField(form.body, 'login_request'))}`,
+    headers: { cookie: `${CSRF_COOKIE}=${planted}` },
+  });
   t.not(hiddenField(fresh.body, 'csrf'), planted, 'the form never adopts a planted token');
-  const badRequest = await browser.post(`${HOST_ORIGIN}/login`, { login_request: 'forged', csrf: hiddenField(form.body, 'csrf'), username: 'alice', password: 'alice-password' });
+  const badRequest = await browser.post(`${HOST_ORIGIN}/login`, {
+    login_request: 'forged',
+    csrf: hiddenField(form.body, 'csrf'),
+    username: 'alice',
+    password: 'alice-password',
+  });
   t.equal(badRequest.statusCode, 400, 'the POST verifies the login_request again');
   t.equal(decodeProtectedHeader(hiddenField(form.body, 'login_request')).typ, 'login-request+jwt');
 });

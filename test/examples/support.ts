@@ -8,7 +8,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -78,7 +80,10 @@ export class InjectBrowser {
 export class SocketBrowser {
   readonly jar = new CookieJar();
 
-  async request(url: string, form?: Record<string, string>): Promise<{ status: number; location: string | null; body: string; headers: Headers; url: string }> {
+  async request(
+    url: string,
+    form?: Record<string, string>,
+  ): Promise<{ status: number; location: string | null; body: string; headers: Headers; url: string }> {
     const res = await fetch(url, {
       method: form ? 'POST' : 'GET',
       redirect: 'manual',
@@ -87,7 +92,13 @@ export class SocketBrowser {
     });
     this.jar.store(res.headers.getSetCookie());
     const location = res.headers.get('location');
-    return { status: res.status, location: location === null ? null : new URL(location, url).href, body: await res.text(), headers: res.headers, url };
+    return {
+      status: res.status,
+      location: location === null ? null : new URL(location, url).href,
+      body: await res.text(),
+      headers: res.headers,
+      url,
+    };
   }
 }
 
@@ -95,5 +106,10 @@ export class SocketBrowser {
 export function hiddenField(html: string, name: string): string {
   const match = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
   if (!match) throw new Error(`no ${name} field`);
-  return match[1]!.replaceAll('&amp;', '&').replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>');
+  return match[1]!
+    .replaceAll('&amp;', '&')
+    .replaceAll('&quot;', '"')
+    .replaceAll('&#39;', "'")
+    .replaceAll('&lt;', '<')
+    .replaceAll('&gt;', '>');
 }

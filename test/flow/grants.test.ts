@@ -36,7 +36,12 @@ function pkce() {
 }
 
 /** Mints a code as the flow would, directly in the database. */
-async function mintCode(app: FastifyInstance, client: TestClient, challenge: string, overrides: Record<string, unknown> = {}) {
+async function mintCode(
+  app: FastifyInstance,
+  client: TestClient,
+  challenge: string,
+  overrides: Record<string, unknown> = {},
+) {
   const code = generateToken();
   await createAuthorizationCode(app.database.db, {
     code_hash: hashSecret(code),
@@ -64,8 +69,20 @@ function post(app: FastifyInstance, url: string, client: TestClient, params: Rec
   return app.inject({ method: 'POST', url, headers, payload: body.toString() });
 }
 
-async function redeem(app: FastifyInstance, client: TestClient, code: string, verifier: string, extra: Record<string, string> = {}) {
-  return post(app, '/token', client, { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, ...extra });
+async function redeem(
+  app: FastifyInstance,
+  client: TestClient,
+  code: string,
+  verifier: string,
+  extra: Record<string, string> = {},
+) {
+  return post(app, '/token', client, {
+    grant_type: 'authorization_code',
+    code,
+    code_verifier: verifier,
+    redirect_uri: REDIRECT,
+    ...extra,
+  });
 }
 
 async function refresh(app: FastifyInstance, client: TestClient, token: string, extra: Record<string, string> = {}) {
@@ -102,10 +119,18 @@ t.test('a code redeems once for an access token bound to the user and a refresh 
   const c = await claims(app, body.access_token);
   t.equal(c.sub, 'user-42');
   t.equal(c.client_id, client.id);
-  t.same(c.aud, ['https://api.example.com', 'https://mcp.example.com/mcp'], 'every granted resource when none is named');
+  t.same(
+    c.aud,
+    ['https://api.example.com', 'https://mcp.example.com/mcp'],
+    'every granted resource when none is named',
+  );
   t.equal(c.scope, 'read write');
   t.type(c.auth_time, 'number');
-  const stored = await app.database.db.selectFrom('refresh_tokens').selectAll().where('client_id', '=', client.id).execute();
+  const stored = await app.database.db
+    .selectFrom('refresh_tokens')
+    .selectAll()
+    .where('client_id', '=', client.id)
+    .execute();
   t.equal(stored.length, 1);
   t.not(stored[0]!.token_hash, body.refresh_token, 'only the hash is stored');
   t.equal(stored[0]!.token_hash, hashSecret(body.refresh_token));
@@ -115,10 +140,18 @@ t.test('resource at the token endpoint picks one granted resource (RFC 8707 §2.
   const app = await buildTestApp(t, ENV);
   const client = await webClient(app);
   const { verifier, challenge } = pkce();
-  const res = await redeem(app, client, await mintCode(app, client, challenge), verifier, { resource: 'https://mcp.example.com/mcp' });
+  const res = await redeem(app, client, await mintCode(app, client, challenge), verifier, {
+    resource: 'https://mcp.example.com/mcp',
+  });
   t.equal((await claims(app, res.json().access_token)).aud, 'https://mcp.example.com/mcp');
   const other = pkce();
-  const bad = await redeem(app, client, await mintCode(app, client, other.challenge, { resources: ['https://api.example.com'] }), other.verifier, { resource: 'https://mcp.example.com/mcp' });
+  const bad = await redeem(
+    app,
+    client,
+    await mintCode(app, client, other.challenge, { resources: ['https://api.example.com'] }),
+    other.verifier,
+    { resource: 'https://mcp.example.com/mcp' },
+  );
   t.equal(bad.json().error, 'invalid_target');
 });
 
@@ -143,12 +176,24 @@ t.test('redirect_uri must repeat the authorization request exactly (OAuth 2.1 §
   const client = await webClient(app);
   const a = pkce();
   const code = await mintCode(app, client, a.challenge);
-  t.equal((await redeem(app, client, code, a.verifier, { redirect_uri: 'https://app.example.com/cb/' })).json().error, 'invalid_grant');
-  t.equal((await post(app, '/token', client, { grant_type: 'authorization_code', code, code_verifier: a.verifier })).json().error, 'invalid_grant', 'absent when it was given');
+  t.equal(
+    (await redeem(app, client, code, a.verifier, { redirect_uri: 'https://app.example.com/cb/' })).json().error,
+    'invalid_grant',
+  );
+  t.equal(
+    (await post(app, '/token', client, { grant_type: 'authorization_code', code, code_verifier: a.verifier })).json()
+      .error,
+    'invalid_grant',
+    'absent when it was given',
+  );
   t.equal((await redeem(app, client, code, a.verifier)).statusCode, 200);
   const b = pkce();
   const implicit = await mintCode(app, client, b.challenge, { redirect_uri_given: false });
-  const res = await post(app, '/token', client, { grant_type: 'authorization_code', code: implicit, code_verifier: b.verifier });
+  const res = await post(app, '/token', client, {
+    grant_type: 'authorization_code',
+    code: implicit,
+    code_verifier: b.verifier,
+  });
   t.equal(res.statusCode, 200, 'may be omitted when the authorization request omitted it');
 });
 
@@ -158,7 +203,11 @@ t.test('a code is bound to its client and expires', async (t) => {
   const thief = await webClient(app);
   const a = pkce();
   const code = await mintCode(app, owner, a.challenge);
-  t.equal((await redeem(app, thief, code, a.verifier)).json().error, 'invalid_grant', 'another client cannot redeem it');
+  t.equal(
+    (await redeem(app, thief, code, a.verifier)).json().error,
+    'invalid_grant',
+    'another client cannot redeem it',
+  );
   t.equal((await redeem(app, owner, code, a.verifier)).statusCode, 200);
   const b = pkce();
   const expired = await mintCode(app, owner, b.challenge, { expires_at: new Date(Date.now() - 1000) });
@@ -186,7 +235,10 @@ t.test('20 concurrent redemptions of one code: exactly one succeeds', async (t) 
   const results = await Promise.all(Array.from({ length: 20 }, () => redeem(app, client, code, verifier)));
   const ok = results.filter((r) => r.statusCode === 200);
   t.equal(ok.length, 1, 'one winner');
-  t.ok(results.filter((r) => r.statusCode !== 200).every((r) => r.json().error === 'invalid_grant'), 'the rest are invalid_grant');
+  t.ok(
+    results.filter((r) => r.statusCode !== 200).every((r) => r.json().error === 'invalid_grant'),
+    'the rest are invalid_grant',
+  );
   t.ok((await liveTokens(app, 'user-42', client.id)) <= 1, 'at most one live refresh token');
 });
 
@@ -202,11 +254,24 @@ t.test('refresh rotates on every use; scope narrows, never widens', async (t) =>
   t.equal(body.scope, 'read');
   t.equal((await claims(app, body.access_token)).scope, 'read');
   const third = await refresh(app, client, body.refresh_token);
-  t.equal(third.json().scope, 'read write', 'the chain keeps the granted scope; narrowing applied to that access token only');
+  t.equal(
+    third.json().scope,
+    'read write',
+    'the chain keeps the granted scope; narrowing applied to that access token only',
+  );
   const widened = await refresh(app, client, third.json().refresh_token, { scope: 'read admin' });
   t.same(widened.json(), { error: 'invalid_scope', error_description: 'scope not allowed for this client: admin' });
-  const rows = await app.database.db.selectFrom('refresh_tokens').select(['generation', 'family_id']).where('client_id', '=', client.id).orderBy('generation').execute();
-  t.same(rows.map((r) => r.generation), [0, 1, 2], 'the refused request rotated nothing');
+  const rows = await app.database.db
+    .selectFrom('refresh_tokens')
+    .select(['generation', 'family_id'])
+    .where('client_id', '=', client.id)
+    .orderBy('generation')
+    .execute();
+  t.same(
+    rows.map((r) => r.generation),
+    [0, 1, 2],
+    'the refused request rotated nothing',
+  );
   t.equal(new Set(rows.map((r) => r.family_id)).size, 1, 'one chain');
 });
 
@@ -217,23 +282,33 @@ t.test('presenting a rotated refresh token revokes the whole chain', async (t) =
   const first = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
   const second = (await refresh(app, client, first.refresh_token)).json();
   const reuse = await refresh(app, client, first.refresh_token);
-  t.same(reuse.json(), { error: 'invalid_grant', error_description: 'the refresh token was already used; its chain is revoked' });
+  t.same(reuse.json(), {
+    error: 'invalid_grant',
+    error_description: 'the refresh token was already used; its chain is revoked',
+  });
   const legit = await refresh(app, client, second.refresh_token);
   t.equal(legit.json().error, 'invalid_grant', 'the newest token of the chain is revoked too');
   t.equal(await liveTokens(app, 'user-42', client.id), 0);
 });
 
-t.test('20 concurrent refreshes of one token: one succeeds; without grace the race is reuse and the chain dies', async (t) => {
-  const app = await buildTestApp(t, ENV);
-  const client = await webClient(app);
-  const { verifier, challenge } = pkce();
-  const first = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
-  const results = await Promise.all(Array.from({ length: 20 }, () => refresh(app, client, first.refresh_token)));
-  t.equal(results.filter((r) => r.statusCode === 200).length, 1, 'exactly one rotation');
-  const family = await app.database.db.selectFrom('refresh_tokens').select(['generation']).where('client_id', '=', client.id).execute();
-  t.same(family.map((r) => r.generation).sort(), [0, 1], 'the chain never forks: one successor');
-  t.equal(await liveTokens(app, 'user-42', client.id), 0, 'reuse detection revoked the chain');
-});
+t.test(
+  '20 concurrent refreshes of one token: one succeeds; without grace the race is reuse and the chain dies',
+  async (t) => {
+    const app = await buildTestApp(t, ENV);
+    const client = await webClient(app);
+    const { verifier, challenge } = pkce();
+    const first = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
+    const results = await Promise.all(Array.from({ length: 20 }, () => refresh(app, client, first.refresh_token)));
+    t.equal(results.filter((r) => r.statusCode === 200).length, 1, 'exactly one rotation');
+    const family = await app.database.db
+      .selectFrom('refresh_tokens')
+      .select(['generation'])
+      .where('client_id', '=', client.id)
+      .execute();
+    t.same(family.map((r) => r.generation).sort(), [0, 1], 'the chain never forks: one successor');
+    t.equal(await liveTokens(app, 'user-42', client.id), 0, 'reuse detection revoked the chain');
+  },
+);
 
 t.test('with a grace window, concurrent retries are refused without revoking: one live token remains', async (t) => {
   const app = await buildTestApp(t, { ...ENV, REFRESH_TOKEN_GRACE_SECONDS: '30' });
@@ -244,7 +319,9 @@ t.test('with a grace window, concurrent retries are refused without revoking: on
   const winners = results.filter((r) => r.statusCode === 200);
   t.equal(winners.length, 1);
   t.ok(
-    results.filter((r) => r.statusCode !== 200).every((r) => r.json().error_description === 'the refresh token was just rotated; use the newest one'),
+    results
+      .filter((r) => r.statusCode !== 200)
+      .every((r) => r.json().error_description === 'the refresh token was just rotated; use the newest one'),
     'losers are told to use the newest token',
   );
   t.equal(await liveTokens(app, 'user-42', client.id), 1, 'exactly one live token');
@@ -258,9 +335,22 @@ t.test('a refresh token is bound to its client and its chain expires absolutely'
   const { verifier, challenge } = pkce();
   const first = (await redeem(app, owner, await mintCode(app, owner, challenge), verifier)).json();
   t.equal((await refresh(app, other, first.refresh_token)).json().error, 'invalid_grant');
-  t.equal((await refresh(app, owner, first.refresh_token)).statusCode, 200, 'the failed attempt by another client did not rotate it');
-  await app.database.db.updateTable('refresh_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('client_id', '=', owner.id).execute();
-  const latest = await app.database.db.selectFrom('refresh_tokens').select('token_hash').where('client_id', '=', owner.id).where('rotated_at', 'is', null).executeTakeFirstOrThrow();
+  t.equal(
+    (await refresh(app, owner, first.refresh_token)).statusCode,
+    200,
+    'the failed attempt by another client did not rotate it',
+  );
+  await app.database.db
+    .updateTable('refresh_tokens')
+    .set({ expires_at: new Date(Date.now() - 1000) })
+    .where('client_id', '=', owner.id)
+    .execute();
+  const latest = await app.database.db
+    .selectFrom('refresh_tokens')
+    .select('token_hash')
+    .where('client_id', '=', owner.id)
+    .where('rotated_at', 'is', null)
+    .executeTakeFirstOrThrow();
   t.ok(latest);
   const noClientGrant = await webClient(app, { grant_types: ['authorization_code'] });
   const p = pkce();
@@ -270,7 +360,11 @@ t.test('a refresh token is bound to its client and its chain expires absolutely'
 
 t.test('public clients (token_endpoint_auth_method none) redeem with client_id only', async (t) => {
   const app = await buildTestApp(t, ENV);
-  const client = await webClient(app, { token_endpoint_auth_method: 'none', application_type: 'native', redirect_uris: [REDIRECT] });
+  const client = await webClient(app, {
+    token_endpoint_auth_method: 'none',
+    application_type: 'native',
+    redirect_uris: [REDIRECT],
+  });
   t.equal(client.secret, null);
   const { verifier, challenge } = pkce();
   const res = await redeem(app, client, await mintCode(app, client, challenge), verifier);
@@ -278,50 +372,84 @@ t.test('public clients (token_endpoint_auth_method none) redeem with client_id o
   t.equal((await refresh(app, client, res.json().refresh_token)).statusCode, 200);
 });
 
-t.test('revocation (RFC 7009): a refresh token revokes its chain; anything else answers 200 and changes nothing', async (t) => {
-  const app = await buildTestApp(t, ENV);
-  const client = await webClient(app);
-  const other = await webClient(app);
-  const { verifier, challenge } = pkce();
-  const tokens = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
+t.test(
+  'revocation (RFC 7009): a refresh token revokes its chain; anything else answers 200 and changes nothing',
+  async (t) => {
+    const app = await buildTestApp(t, ENV);
+    const client = await webClient(app);
+    const other = await webClient(app);
+    const { verifier, challenge } = pkce();
+    const tokens = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
 
-  const foreign = await post(app, '/revoke', other, { token: tokens.refresh_token });
-  t.equal(foreign.statusCode, 200, "another client's token: 200");
-  t.equal(await liveTokens(app, 'user-42', client.id), 1, 'but nothing was revoked');
-  t.equal((await post(app, '/revoke', client, { token: 'unknown-token' })).statusCode, 200, 'unknown token: 200');
-  t.equal((await post(app, '/revoke', client, { token: tokens.access_token, token_type_hint: 'access_token' })).statusCode, 200, 'access token: 200');
+    const foreign = await post(app, '/revoke', other, { token: tokens.refresh_token });
+    t.equal(foreign.statusCode, 200, "another client's token: 200");
+    t.equal(await liveTokens(app, 'user-42', client.id), 1, 'but nothing was revoked');
+    t.equal((await post(app, '/revoke', client, { token: 'unknown-token' })).statusCode, 200, 'unknown token: 200');
+    t.equal(
+      (await post(app, '/revoke', client, { token: tokens.access_token, token_type_hint: 'access_token' })).statusCode,
+      200,
+      'access token: 200',
+    );
 
-  const res = await post(app, '/revoke', client, { token: tokens.refresh_token, token_type_hint: 'access_token' });
-  t.equal(res.statusCode, 200);
-  t.equal(res.headers['access-control-allow-origin'], '*', 'browser clients may call /revoke (CORS)');
-  t.equal(await liveTokens(app, 'user-42', client.id), 0, 'the hint is only a hint: the refresh token was found and revoked');
-  t.equal((await refresh(app, client, tokens.refresh_token)).json().error, 'invalid_grant');
+    const res = await post(app, '/revoke', client, { token: tokens.refresh_token, token_type_hint: 'access_token' });
+    t.equal(res.statusCode, 200);
+    t.equal(res.headers['access-control-allow-origin'], '*', 'browser clients may call /revoke (CORS)');
+    t.equal(
+      await liveTokens(app, 'user-42', client.id),
+      0,
+      'the hint is only a hint: the refresh token was found and revoked',
+    );
+    t.equal((await refresh(app, client, tokens.refresh_token)).json().error, 'invalid_grant');
 
-  const unauth = await app.inject({ method: 'POST', url: '/revoke', headers: FORM, payload: `token=${tokens.refresh_token}` });
-  t.equal(unauth.statusCode, 401);
-  t.equal(unauth.json().error, 'invalid_client');
-  const missing = await post(app, '/revoke', client, {});
-  t.same(missing.json(), { error: 'invalid_request', error_description: 'missing parameter: token' });
-  const json = await app.inject({ method: 'POST', url: '/revoke', headers: { 'content-type': 'application/json', authorization: basic(client.id, client.secret!) }, payload: { token: 'x' } });
-  t.equal(json.statusCode, 415);
-});
+    const unauth = await app.inject({
+      method: 'POST',
+      url: '/revoke',
+      headers: FORM,
+      payload: `token=${tokens.refresh_token}`,
+    });
+    t.equal(unauth.statusCode, 401);
+    t.equal(unauth.json().error, 'invalid_client');
+    const missing = await post(app, '/revoke', client, {});
+    t.same(missing.json(), { error: 'invalid_request', error_description: 'missing parameter: token' });
+    const json = await app.inject({
+      method: 'POST',
+      url: '/revoke',
+      headers: { 'content-type': 'application/json', authorization: basic(client.id, client.secret!) },
+      payload: { token: 'x' },
+    });
+    t.equal(json.statusCode, 415);
+  },
+);
 
-t.test('a refresh refused for its scope or resource leaves the token usable (no rotation, no reuse revocation)', async (t) => {
-  const app = await buildTestApp(t, ENV);
-  const client = await webClient(app);
-  const { verifier, challenge } = pkce();
-  const first = (await redeem(app, client, await mintCode(app, client, challenge, { resources: ['https://mcp.example.com/mcp'] }), verifier)).json();
-  const badScope = await refresh(app, client, first.refresh_token, { scope: 'read admin' });
-  t.equal(badScope.json().error, 'invalid_scope');
-  const badResource = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp/' });
-  t.same(badResource.json(), { error: 'invalid_target', error_description: 'resource not allowed for this client: https://mcp.example.com/mcp/' });
-  const malformed = await refresh(app, client, first.refresh_token, { resource: 'not a uri' });
-  t.equal(malformed.json().error, 'invalid_target');
-  const retry = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp' });
-  t.equal(retry.statusCode, 200, 'the same token still works after the refusals');
-  t.equal((await claims(app, retry.json().access_token)).aud, 'https://mcp.example.com/mcp');
-  t.equal(await liveTokens(app, 'user-42', client.id), 1);
-});
+t.test(
+  'a refresh refused for its scope or resource leaves the token usable (no rotation, no reuse revocation)',
+  async (t) => {
+    const app = await buildTestApp(t, ENV);
+    const client = await webClient(app);
+    const { verifier, challenge } = pkce();
+    const first = (
+      await redeem(
+        app,
+        client,
+        await mintCode(app, client, challenge, { resources: ['https://mcp.example.com/mcp'] }),
+        verifier,
+      )
+    ).json();
+    const badScope = await refresh(app, client, first.refresh_token, { scope: 'read admin' });
+    t.equal(badScope.json().error, 'invalid_scope');
+    const badResource = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp/' });
+    t.same(badResource.json(), {
+      error: 'invalid_target',
+      error_description: 'resource not allowed for this client: https://mcp.example.com/mcp/',
+    });
+    const malformed = await refresh(app, client, first.refresh_token, { resource: 'not a uri' });
+    t.equal(malformed.json().error, 'invalid_target');
+    const retry = await refresh(app, client, first.refresh_token, { resource: 'https://mcp.example.com/mcp' });
+    t.equal(retry.statusCode, 200, 'the same token still works after the refusals');
+    t.equal((await claims(app, retry.json().access_token)).aud, 'https://mcp.example.com/mcp');
+    t.equal(await liveTokens(app, 'user-42', client.id), 1);
+  },
+);
 
 t.test('a code exchange refused for its resource does not burn the code', async (t) => {
   const app = await buildTestApp(t, ENV);
@@ -342,7 +470,11 @@ t.test('a rotation cannot outlive a revocation of its chain', async (t) => {
   const first = (await redeem(app, client, await mintCode(app, client, challenge), verifier)).json();
   const second = (await refresh(app, client, first.refresh_token)).json();
   // As if a revocation had raced the rotation: an older member is revoked, the newest is not.
-  await app.database.db.updateTable('refresh_tokens').set({ revoked_at: new Date() }).where('token_hash', '=', hashSecret(first.refresh_token)).execute();
+  await app.database.db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: new Date() })
+    .where('token_hash', '=', hashSecret(first.refresh_token))
+    .execute();
   const res = await refresh(app, client, second.refresh_token);
   t.equal(res.json().error, 'invalid_grant', 'a chain with a revoked member does not rotate');
   t.equal(await liveTokens(app, 'user-42', client.id), 0, 'and the straggler is revoked too');
@@ -365,12 +497,23 @@ t.test('a refresh issues only what the client and server allow now, not everythi
   t.equal(narrowed.json().scope, 'read', 'the token carries only what is still allowed');
   const claims1 = await claims(app, narrowed.json().access_token);
   t.equal(claims1.aud, 'https://api.example.com', 'and only resources still allowed');
-  const wrongTarget = await refresh(app, client, narrowed.json().refresh_token, { resource: 'https://mcp.example.com/mcp' });
+  const wrongTarget = await refresh(app, client, narrowed.json().refresh_token, {
+    resource: 'https://mcp.example.com/mcp',
+  });
   t.equal(wrongTarget.json().error, 'invalid_target');
 
   // Every granted scope withdrawn: no token that silently carries none.
   const scoped = pkce();
-  const readOnly = await redeem(app, client, await mintCode(app, client, scoped.challenge, { scopes: ['read'], resources: ['https://api.example.com'], sub: 'user-9' }), scoped.verifier);
+  const readOnly = await redeem(
+    app,
+    client,
+    await mintCode(app, client, scoped.challenge, {
+      scopes: ['read'],
+      resources: ['https://api.example.com'],
+      sub: 'user-9',
+    }),
+    scoped.verifier,
+  );
   t.equal(readOnly.statusCode, 200, readOnly.body);
   await app.clients.update(client.id, { scopes: ['write'] });
   const scopeless = await refresh(app, client, readOnly.json().refresh_token);
@@ -380,13 +523,31 @@ t.test('a refresh issues only what the client and server allow now, not everythi
 
   // A grant for the MCP server alone, while the client may now use only the API: the grant is dead.
   const other = pkce();
-  const mcpOnly = await redeem(app, client, await mintCode(app, client, other.challenge, { scopes: ['read'], resources: ['https://mcp.example.com/mcp'], sub: 'user-7' }), other.verifier);
+  const mcpOnly = await redeem(
+    app,
+    client,
+    await mintCode(app, client, other.challenge, {
+      scopes: ['read'],
+      resources: ['https://mcp.example.com/mcp'],
+      sub: 'user-7',
+    }),
+    other.verifier,
+  );
   t.equal(mcpOnly.statusCode, 400, 'a code whose only resource is no longer allowed gives no token either');
   t.equal(mcpOnly.json().error, 'invalid_grant');
   t.equal(await liveTokens(app, 'user-7', client.id), 0, 'and the chain its redemption started is revoked');
   await app.clients.update(client.id, { resources: ['https://mcp.example.com/mcp'] });
   const again = pkce();
-  const granted = await redeem(app, client, await mintCode(app, client, again.challenge, { scopes: ['read'], resources: ['https://mcp.example.com/mcp'], sub: 'user-7' }), again.verifier);
+  const granted = await redeem(
+    app,
+    client,
+    await mintCode(app, client, again.challenge, {
+      scopes: ['read'],
+      resources: ['https://mcp.example.com/mcp'],
+      sub: 'user-7',
+    }),
+    again.verifier,
+  );
   t.equal(granted.statusCode, 200, granted.body);
   await app.clients.update(client.id, { resources: ['https://api.example.com'] });
   const dead = await refresh(app, client, granted.json().refresh_token);

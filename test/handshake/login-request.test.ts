@@ -10,7 +10,12 @@ import { ISSUER, handshakeEnv, pendingRequest, webClient } from '../fixtures/han
 t.test('login_request (HS256 with HANDSHAKE_SECRET): URL, header and claims', async (t) => {
   const app = await buildTestApp(t, handshakeEnv({ SIGN_IN_URL: 'https://host.example.com/login?tenant=acme&x=1' }));
   const client = await webClient(app, { name: 'Claude' });
-  const { pending } = await pendingRequest(app, client, { prompt: 'login', max_age: 300, login_hint: 'ada@example.com', ui_locales: 'fr en' });
+  const { pending } = await pendingRequest(app, client, {
+    prompt: 'login',
+    max_age: 300,
+    login_hint: 'ada@example.com',
+    ui_locales: 'fr en',
+  });
   const location = await createLoginRequest(app, pending, client);
   const { url, jwt, header } = parseLoginRequest(location);
   t.equal(`${url.origin}${url.pathname}`, 'https://host.example.com/login');
@@ -43,19 +48,26 @@ t.test('login_request without hints carries none of them', async (t) => {
   t.same(Object.keys(payload).sort(), ['aud', 'client_id', 'client_name', 'exp', 'iat', 'iss', 'jti', 'return_to']);
 });
 
-t.test('login_request without a shared secret is signed with the active key and verifies against the JWKS', async (t) => {
-  const host = await hostKeyPair();
-  const app = await buildTestApp(t, handshakeEnv({ HANDSHAKE_SECRET: '', ...host.env }));
-  const client = await webClient(app);
-  const { pending } = await pendingRequest(app, client);
-  const { jwt, header } = parseLoginRequest(await createLoginRequest(app, pending, client));
-  const signer = app.keys.current();
-  t.same(header, { alg: signer.alg, kid: signer.kid, typ: 'login-request+jwt' });
-  const jwks = (await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
-  const { payload } = await jwtVerify(jwt, createLocalJWKSet(jwks), { issuer: ISSUER, audience: HOST_ID, typ: 'login-request+jwt' });
-  t.equal(payload.jti, pending.id);
-  await t.rejects(jwtVerify(jwt, new TextEncoder().encode(HOST_SECRET)), 'not MACed with anything');
-});
+t.test(
+  'login_request without a shared secret is signed with the active key and verifies against the JWKS',
+  async (t) => {
+    const host = await hostKeyPair();
+    const app = await buildTestApp(t, handshakeEnv({ HANDSHAKE_SECRET: '', ...host.env }));
+    const client = await webClient(app);
+    const { pending } = await pendingRequest(app, client);
+    const { jwt, header } = parseLoginRequest(await createLoginRequest(app, pending, client));
+    const signer = app.keys.current();
+    t.same(header, { alg: signer.alg, kid: signer.kid, typ: 'login-request+jwt' });
+    const jwks = (await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
+    const { payload } = await jwtVerify(jwt, createLocalJWKSet(jwks), {
+      issuer: ISSUER,
+      audience: HOST_ID,
+      typ: 'login-request+jwt',
+    });
+    t.equal(payload.jti, pending.id);
+    await t.rejects(jwtVerify(jwt, new TextEncoder().encode(HOST_SECRET)), 'not MACed with anything');
+  },
+);
 
 t.test('redirectToSignIn answers 303 to the login_request URL, not cached', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
@@ -78,7 +90,11 @@ t.test('createLoginRequest refuses to run without SIGN_IN_URL', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
   const client = await webClient(app);
   const { pending } = await pendingRequest(app, client);
-  const deps = { config: { handshake: { ...app.config.handshake, signInUrl: '' } }, issuer: app.issuer, keys: app.keys };
+  const deps = {
+    config: { handshake: { ...app.config.handshake, signInUrl: '' } },
+    issuer: app.issuer,
+    keys: app.keys,
+  };
   const err = await createLoginRequest(deps, pending, client).then(
     () => null,
     (e: unknown) => e,
@@ -92,12 +108,28 @@ t.test('sessionSatisfies: prompt=login and max_age freshness', async (t) => {
   const at = (iso: string) => ({ authTime: new Date(iso) });
   const req = (prompt: string | null, maxAge: number | null) => ({ prompt, max_age: maxAge, created_at: created });
   t.equal(sessionSatisfies(at('2026-01-01T11:00:00Z'), req(null, null), now), true, 'no constraint: any session');
-  t.equal(sessionSatisfies(at('2026-01-01T11:59:59Z'), req('login', null), now), false, 'prompt=login: a sign-in before the request is not enough');
-  t.equal(sessionSatisfies(at('2026-01-01T12:00:00Z'), req('login', null), now), true, 'the same second as the request counts (auth_time is whole seconds)');
+  t.equal(
+    sessionSatisfies(at('2026-01-01T11:59:59Z'), req('login', null), now),
+    false,
+    'prompt=login: a sign-in before the request is not enough',
+  );
+  t.equal(
+    sessionSatisfies(at('2026-01-01T12:00:00Z'), req('login', null), now),
+    true,
+    'the same second as the request counts (auth_time is whole seconds)',
+  );
   t.equal(sessionSatisfies(at('2026-01-01T11:59:40Z'), req('login', null), now, 30), true, 'within the clock skew');
   t.equal(sessionSatisfies(at('2026-01-01T11:59:00Z'), req(null, 60), now), false, 'max_age=60: 70 s old is too old');
   t.equal(sessionSatisfies(at('2026-01-01T11:59:10Z'), req(null, 60), now), true, 'exactly max_age old is fine');
   t.equal(sessionSatisfies(at('2026-01-01T11:59:00Z'), req(null, 60), now, 30), true, 'within the clock skew');
-  t.equal(sessionSatisfies(at('2026-01-01T12:00:09Z'), req(null, 0), now), false, 'max_age=0 with no skew: only a sign-in this instant');
-  t.equal(sessionSatisfies(at('2026-01-01T12:00:05Z'), req('consent', 3600), now), true, 'prompt=consent says nothing about sign-in');
+  t.equal(
+    sessionSatisfies(at('2026-01-01T12:00:09Z'), req(null, 0), now),
+    false,
+    'max_age=0 with no skew: only a sign-in this instant',
+  );
+  t.equal(
+    sessionSatisfies(at('2026-01-01T12:00:05Z'), req('consent', 3600), now),
+    true,
+    'prompt=consent says nothing about sign-in',
+  );
 });

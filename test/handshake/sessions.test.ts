@@ -16,16 +16,25 @@ async function signIn(app: FastifyInstance, sub: string): Promise<string> {
 
 /** What app.sessions.current sees for a browser holding this cookie (through a real request). */
 async function currentSub(app: FastifyInstance, cookie: string): Promise<string | null> {
-  const request = { cookies: { [SESSION_COOKIE]: cookie } } as unknown as Parameters<FastifyInstance['sessions']['current']>[0];
+  const request = { cookies: { [SESSION_COOKIE]: cookie } } as unknown as Parameters<
+    FastifyInstance['sessions']['current']
+  >[0];
   return (await app.sessions.current(request))?.sub ?? null;
 }
 
-function setRow(app: FastifyInstance, cookie: string, values: { last_seen_at?: Date; expires_at?: Date; revoked_at?: Date }) {
+function setRow(
+  app: FastifyInstance,
+  cookie: string,
+  values: { last_seen_at?: Date; expires_at?: Date; revoked_at?: Date },
+) {
   return app.database.db.updateTable('sessions').set(values).where('id_hash', '=', hashSecret(cookie)).execute();
 }
 
 t.test('current(): live sessions are found; revoked, absolutely expired and idle ones are not', async (t) => {
-  const app = await buildTestApp(t, handshakeEnv({ SESSION_IDLE_TTL_SECONDS: '3600', SESSION_ABSOLUTE_TTL_SECONDS: '86400' }));
+  const app = await buildTestApp(
+    t,
+    handshakeEnv({ SESSION_IDLE_TTL_SECONDS: '3600', SESSION_ABSOLUTE_TTL_SECONDS: '86400' }),
+  );
   const live = await signIn(app, 'user-live');
   t.equal(await currentSub(app, live), 'user-live');
 
@@ -53,7 +62,13 @@ t.test('current() refreshes last_seen_at at most once a minute', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
   const cookie = await signIn(app, 'user-touch');
   const lastSeen = async () =>
-    (await app.database.db.selectFrom('sessions').select('last_seen_at').where('id_hash', '=', hashSecret(cookie)).executeTakeFirstOrThrow()).last_seen_at.getTime();
+    (
+      await app.database.db
+        .selectFrom('sessions')
+        .select('last_seen_at')
+        .where('id_hash', '=', hashSecret(cookie))
+        .executeTakeFirstOrThrow()
+    ).last_seen_at.getTime();
   const fresh = await lastSeen();
   await currentSub(app, cookie);
   t.equal(await lastSeen(), fresh, 'used within the minute: no write');
@@ -101,52 +116,88 @@ t.test('sign-out: revokes the session, clears the cookie, shows the signed-out p
   t.equal(none.statusCode, 200, 'signing out without a session is fine');
 });
 
-t.test('sign-out never open-redirects: post_logout_redirect_uri only when the client registered it exactly', async (t) => {
-  const app = await buildTestApp(t, handshakeEnv());
-  const client = await webClient(app);
-  const other = await webClient(app, { post_logout_redirect_uris: ['https://other.example.com/bye'] });
-  const disabled = await webClient(app);
-  await app.clients.setDisabled(disabled.client_id, true);
-  // Anyone can register a client when DCR is on: its own list is no proof the client asked for this redirect.
-  const { client: registered } = await app.clients.create(
-    { name: 'Self-registered', redirect_uris: ['https://app.example.com/cb'], post_logout_redirect_uris: ['https://evil.example/landing'], grant_types: ['authorization_code'] },
-    { source: 'registration' },
-  );
-  const go = (params: Record<string, string>) => app.inject({ method: 'GET', url: `/sign-out?${new URLSearchParams(params).toString()}` });
+t.test(
+  'sign-out never open-redirects: post_logout_redirect_uri only when the client registered it exactly',
+  async (t) => {
+    const app = await buildTestApp(t, handshakeEnv());
+    const client = await webClient(app);
+    const other = await webClient(app, { post_logout_redirect_uris: ['https://other.example.com/bye'] });
+    const disabled = await webClient(app);
+    await app.clients.setDisabled(disabled.client_id, true);
+    // Anyone can register a client when DCR is on: its own list is no proof the client asked for this redirect.
+    const { client: registered } = await app.clients.create(
+      {
+        name: 'Self-registered',
+        redirect_uris: ['https://app.example.com/cb'],
+        post_logout_redirect_uris: ['https://evil.example/landing'],
+        grant_types: ['authorization_code'],
+      },
+      { source: 'registration' },
+    );
+    const go = (params: Record<string, string>) =>
+      app.inject({ method: 'GET', url: `/sign-out?${new URLSearchParams(params).toString()}` });
 
-  const leaving = await signIn(app, 'user-leaving');
-  const ok = await app.inject({
-    method: 'GET',
-    url: `/sign-out?${new URLSearchParams({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'xyz' })}`,
-    cookies: { [SESSION_COOKIE]: leaving },
-  });
-  t.equal(ok.statusCode, 303);
-  t.equal(ok.headers.location, 'https://app.example.com/signed-out?state=xyz');
-  t.equal(ok.headers['cache-control'], 'no-store');
-  t.ok(ok.cookies.find((c) => c.name === SESSION_COOKIE && c.value === ''), 'signed out before leaving');
+    const leaving = await signIn(app, 'user-leaving');
+    const ok = await app.inject({
+      method: 'GET',
+      url: `/sign-out?${new URLSearchParams({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 'xyz' })}`,
+      cookies: { [SESSION_COOKIE]: leaving },
+    });
+    t.equal(ok.statusCode, 303);
+    t.equal(ok.headers.location, 'https://app.example.com/signed-out?state=xyz');
+    t.equal(ok.headers['cache-control'], 'no-store');
+    t.ok(
+      ok.cookies.find((c) => c.name === SESSION_COOKIE && c.value === ''),
+      'signed out before leaving',
+    );
 
-  const refused: Array<[string, Record<string, string>]> = [
-    ['no client_id', { post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
-    ['unknown client', { client_id: 'nope', post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
-    ['another client’s URI', { client_id: client.client_id, post_logout_redirect_uri: 'https://other.example.com/bye' }],
-    ['the client’s redirect_uri is not a post-logout URI', { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/cb' }],
-    ['a prefix match', { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out/../../evil' }],
-    ['an extra query', { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out?next=https://evil.example' }],
-    ['different case', { client_id: client.client_id, post_logout_redirect_uri: 'https://APP.example.com/signed-out' }],
-    ['an attacker URL', { client_id: other.client_id, post_logout_redirect_uri: 'https://evil.example/' }],
-    ['disabled client', { client_id: disabled.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
-    ['a dynamically registered client’s own URI', { client_id: registered.client_id, post_logout_redirect_uri: 'https://evil.example/landing' }],
-  ];
-  for (const [name, params] of refused) {
-    const res = await go(params);
-    t.equal(res.statusCode, 200, name);
-    t.notOk(res.headers.location, `${name}: no redirect`);
-    t.match(res.body, /You are signed out/, name);
-    t.notOk(res.body.includes('evil'), `${name}: the URI is not even offered as a link`);
-  }
-  const repeated = await app.inject({ method: 'GET', url: `/sign-out?client_id=${client.client_id}&client_id=x` });
-  t.equal(repeated.statusCode, 400, 'a repeated parameter is refused');
-});
+    const refused: Array<[string, Record<string, string>]> = [
+      ['no client_id', { post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
+      ['unknown client', { client_id: 'nope', post_logout_redirect_uri: 'https://app.example.com/signed-out' }],
+      [
+        'another client’s URI',
+        { client_id: client.client_id, post_logout_redirect_uri: 'https://other.example.com/bye' },
+      ],
+      [
+        'the client’s redirect_uri is not a post-logout URI',
+        { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/cb' },
+      ],
+      [
+        'a prefix match',
+        { client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out/../../evil' },
+      ],
+      [
+        'an extra query',
+        {
+          client_id: client.client_id,
+          post_logout_redirect_uri: 'https://app.example.com/signed-out?next=https://evil.example',
+        },
+      ],
+      [
+        'different case',
+        { client_id: client.client_id, post_logout_redirect_uri: 'https://APP.example.com/signed-out' },
+      ],
+      ['an attacker URL', { client_id: other.client_id, post_logout_redirect_uri: 'https://evil.example/' }],
+      [
+        'disabled client',
+        { client_id: disabled.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out' },
+      ],
+      [
+        'a dynamically registered client’s own URI',
+        { client_id: registered.client_id, post_logout_redirect_uri: 'https://evil.example/landing' },
+      ],
+    ];
+    for (const [name, params] of refused) {
+      const res = await go(params);
+      t.equal(res.statusCode, 200, name);
+      t.notOk(res.headers.location, `${name}: no redirect`);
+      t.match(res.body, /You are signed out/, name);
+      t.notOk(res.body.includes('evil'), `${name}: the URI is not even offered as a link`);
+    }
+    const repeated = await app.inject({ method: 'GET', url: `/sign-out?client_id=${client.client_id}&client_id=x` });
+    t.equal(repeated.statusCode, 400, 'a repeated parameter is refused');
+  },
+);
 
 t.test('logout CSRF: a link from another site asks first; HEAD never signs out', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
@@ -161,7 +212,10 @@ t.test('logout CSRF: a link from another site asks first; HEAD never signs out',
   t.match(crossSite.body, /<h1>Sign out\?<\/h1>/, 'a question, not a sign-out');
   t.match(crossSite.body, /<form method="post" action="\/sign-out">/);
   t.match(crossSite.body, /<input type="hidden" name="state" value="x&quot;y">/, 'the parameters ride along, escaped');
-  t.notOk(crossSite.cookies.find((c) => c.name === SESSION_COOKIE), 'the cookie is untouched');
+  t.notOk(
+    crossSite.cookies.find((c) => c.name === SESSION_COOKIE),
+    'the cookie is untouched',
+  );
   t.equal(await currentSub(app, cookie), 'user-csrf', 'the session lives on');
 
   for (const url of ['/sign-out', '/sign-in/complete?login_response=a.b.c']) {
@@ -178,10 +232,21 @@ t.test('logout CSRF: a link from another site asks first; HEAD never signs out',
     payload: 'state=s&junk=1',
   });
   t.match(crossPost.body, /<h1>Sign out\?<\/h1>/, 'a cross-site POST gets the question too');
-  t.notOk(crossPost.cookies.find((c) => c.name === SESSION_COOKIE), 'and no Set-Cookie that would clear the session');
+  t.notOk(
+    crossPost.cookies.find((c) => c.name === SESSION_COOKIE),
+    'and no Set-Cookie that would clear the session',
+  );
   t.notMatch(crossPost.body, /name="junk"/, 'only the sign-out parameters ride along');
-  const noCookie = await app.inject({ method: 'POST', url: '/sign-out', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
-  t.notOk(noCookie.cookies.find((c) => c.name === SESSION_COOKIE), 'a browser without the cookie gets no cookie-clearing header');
+  const noCookie = await app.inject({
+    method: 'POST',
+    url: '/sign-out',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: '',
+  });
+  t.notOk(
+    noCookie.cookies.find((c) => c.name === SESSION_COOKIE),
+    'a browser without the cookie gets no cookie-clearing header',
+  );
   t.equal(await currentSub(app, cookie), 'user-csrf', 'HEAD ended nothing');
 
   // From Gatehouse's own page (same-origin) or the host's site (same-site), or typed in: signed out.
@@ -195,26 +260,51 @@ t.test('logout CSRF: a link from another site asks first; HEAD never signs out',
   t.match(confirmed.body, /You are signed out/);
   t.equal(await currentSub(app, cookie), null);
   const other = await signIn(app, 'user-same-site');
-  const sameSite = await app.inject({ method: 'GET', url: '/sign-out', cookies: { [SESSION_COOKIE]: other }, headers: { 'sec-fetch-site': 'same-site' } });
+  const sameSite = await app.inject({
+    method: 'GET',
+    url: '/sign-out',
+    cookies: { [SESSION_COOKIE]: other },
+    headers: { 'sec-fetch-site': 'same-site' },
+  });
   t.match(sameSite.body, /You are signed out/, 'a link from the host app on a sibling subdomain signs out at once');
   t.equal(await currentSub(app, other), null);
 });
 
-t.test('the sign-out question lets the confirmed POST redirect to a registered post-logout URI (CSP form-action)', async (t) => {
-  const app = await buildTestApp(t, handshakeEnv());
-  const { client } = await app.clients.create({ name: 'Web', redirect_uris: ['https://app.example.com/cb'], post_logout_redirect_uris: ['https://app.example.com/signed-out'] });
-  const cookie = await signIn(app, 'user-return');
-  const query = new URLSearchParams({ client_id: client.client_id, post_logout_redirect_uri: 'https://app.example.com/signed-out', state: 's' });
-  const ask = await app.inject({ method: 'GET', url: `/sign-out?${query}`, cookies: { [SESSION_COOKIE]: cookie }, headers: { 'sec-fetch-site': 'cross-site' } });
-  t.match(String(ask.headers['content-security-policy']), /form-action 'self' https:\/\/app\.example\.com/, 'the redirect after the POST is allowed');
-  const done = await app.inject({
-    method: 'POST',
-    url: '/sign-out',
-    cookies: { [SESSION_COOKIE]: cookie },
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
-    payload: query.toString(),
-  });
-  t.equal(done.statusCode, 303);
-  t.equal(done.headers.location, 'https://app.example.com/signed-out?state=s');
-  t.equal(await currentSub(app, cookie), null);
-});
+t.test(
+  'the sign-out question lets the confirmed POST redirect to a registered post-logout URI (CSP form-action)',
+  async (t) => {
+    const app = await buildTestApp(t, handshakeEnv());
+    const { client } = await app.clients.create({
+      name: 'Web',
+      redirect_uris: ['https://app.example.com/cb'],
+      post_logout_redirect_uris: ['https://app.example.com/signed-out'],
+    });
+    const cookie = await signIn(app, 'user-return');
+    const query = new URLSearchParams({
+      client_id: client.client_id,
+      post_logout_redirect_uri: 'https://app.example.com/signed-out',
+      state: 's',
+    });
+    const ask = await app.inject({
+      method: 'GET',
+      url: `/sign-out?${query}`,
+      cookies: { [SESSION_COOKIE]: cookie },
+      headers: { 'sec-fetch-site': 'cross-site' },
+    });
+    t.match(
+      String(ask.headers['content-security-policy']),
+      /form-action 'self' https:\/\/app\.example\.com/,
+      'the redirect after the POST is allowed',
+    );
+    const done = await app.inject({
+      method: 'POST',
+      url: '/sign-out',
+      cookies: { [SESSION_COOKIE]: cookie },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+      payload: query.toString(),
+    });
+    t.equal(done.statusCode, 303);
+    t.equal(done.headers.location, 'https://app.example.com/signed-out?state=s');
+    t.equal(await currentSub(app, cookie), null);
+  },
+);

@@ -45,7 +45,11 @@ async function newClient(app: FastifyInstance, overrides: Record<string, unknown
   return client.client_id;
 }
 
-async function newSession(app: FastifyInstance, sub: string, claims: Record<string, unknown> = { name: 'Ada Lovelace', email: 'ada@example.com' }): Promise<string> {
+async function newSession(
+  app: FastifyInstance,
+  sub: string,
+  claims: Record<string, unknown> = { name: 'Ada Lovelace', email: 'ada@example.com' },
+): Promise<string> {
   const sessionId = generateToken();
   await insertSession(app.database.db, {
     id_hash: hashSecret(sessionId),
@@ -96,7 +100,12 @@ async function newPending(app: FastifyInstance, o: PendingOptions): Promise<{ id
 }
 
 /** An app with a client, a signed-in user and a pending request waiting for consent in that user's browser. */
-async function scenario(t: Tap.Test, clientOverrides: Record<string, unknown> = {}, pending: Partial<PendingOptions> = {}, env: Record<string, string> = {}): Promise<Scenario> {
+async function scenario(
+  t: Tap.Test,
+  clientOverrides: Record<string, unknown> = {},
+  pending: Partial<PendingOptions> = {},
+  env: Record<string, string> = {},
+): Promise<Scenario> {
   const app = await buildTestApp(t, { ...ENV, ...env });
   const clientId = await newClient(app, clientOverrides);
   const sub = `user-${randomBytes(4).toString('hex')}`;
@@ -116,7 +125,12 @@ function getConsent(s: Pick<Scenario, 'app'>, browser: Partial<Browser>, query: 
   return s.app.inject({ method: 'GET', url: `/consent?${query}`, cookies: cookies(s.app, browser) });
 }
 
-function postConsent(s: Pick<Scenario, 'app'>, browser: Partial<Browser>, body: string, headers: Record<string, string> = FORM) {
+function postConsent(
+  s: Pick<Scenario, 'app'>,
+  browser: Partial<Browser>,
+  body: string,
+  headers: Record<string, string> = FORM,
+) {
   return s.app.inject({ method: 'POST', url: '/consent', cookies: cookies(s.app, browser), headers, payload: body });
 }
 
@@ -133,41 +147,71 @@ function form(params: Record<string, string>): string {
 }
 
 async function isLive(app: FastifyInstance, id: string): Promise<boolean> {
-  const row = await app.database.db.selectFrom('authorization_requests').select('completed_at').where('id', '=', id).executeTakeFirstOrThrow();
+  const row = await app.database.db
+    .selectFrom('authorization_requests')
+    .select('completed_at')
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow();
   return row.completed_at === null;
 }
 
 async function codesFor(app: FastifyInstance, clientId: string): Promise<number> {
-  const rows = await app.database.db.selectFrom('authorization_codes').select('code_hash').where('client_id', '=', clientId).execute();
+  const rows = await app.database.db
+    .selectFrom('authorization_codes')
+    .select('code_hash')
+    .where('client_id', '=', clientId)
+    .execute();
   return rows.length;
 }
 
 t.test('the consent page shows the client, what it asks for, where it goes and who is signed in', async (t) => {
-  const s = await scenario(t, {
-    client_uri: 'https://app.example.com',
-    logo_uri: 'https://app.example.com/logo.png',
-    policy_uri: 'https://app.example.com/privacy',
-    tos_uri: 'https://app.example.com/terms',
-    scopes: ['read', 'write', 'custom:thing'],
-  }, { scopes: ['read', 'write', 'custom:thing'] }, { ENFORCE_SCOPES: 'false' });
+  const s = await scenario(
+    t,
+    {
+      client_uri: 'https://app.example.com',
+      logo_uri: 'https://app.example.com/logo.png',
+      policy_uri: 'https://app.example.com/privacy',
+      tos_uri: 'https://app.example.com/terms',
+      scopes: ['read', 'write', 'custom:thing'],
+    },
+    { scopes: ['read', 'write', 'custom:thing'] },
+    { ENFORCE_SCOPES: 'false' },
+  );
   const res = await getConsent(s, s.browser, `request=${s.pendingId}`);
   t.equal(res.statusCode, 200, res.body);
   assertPageHeaders(t, res.headers, 'consent page', "'self' https://app.example.com");
   assertPageMarkup(t, res.body, 'consent page');
   const html = res.body;
   t.match(html, /<h1><span class="client-name">Example App<\/span> wants to access your account<\/h1>/);
-  t.match(html, /<img class="client-logo" src="https:\/\/app\.example\.com\/logo\.png" alt="" width="56" height="56" referrerpolicy="no-referrer">/);
+  t.match(
+    html,
+    /<img class="client-logo" src="https:\/\/app\.example\.com\/logo\.png" alt="" width="56" height="56" referrerpolicy="no-referrer">/,
+  );
   t.match(html, /<a href="https:\/\/app\.example\.com" rel="noopener noreferrer">Website<\/a>/);
   t.match(html, /<a href="https:\/\/app\.example\.com\/privacy" rel="noopener noreferrer">Privacy policy<\/a>/);
   t.match(html, /<a href="https:\/\/app\.example\.com\/terms" rel="noopener noreferrer">Terms of service<\/a>/);
-  t.match(html, /<ul class="scopes">[\s\S]*Read your data[\s\S]*Change your data[\s\S]*<\/ul>/, 'each scope with its catalogue description, as a list');
-  t.match(html, /<li><span class="scope-description">Read your data<\/span> <code class="scope-name">read<\/code><\/li>/);
-  t.match(html, /<li><span class="scope-description">custom:thing<\/span><\/li>/, 'a scope unknown to the catalogue is shown by name');
+  t.match(
+    html,
+    /<ul class="scopes">[\s\S]*Read your data[\s\S]*Change your data[\s\S]*<\/ul>/,
+    'each scope with its catalogue description, as a list',
+  );
+  t.match(
+    html,
+    /<li><span class="scope-description">Read your data<\/span> <code class="scope-name">read<\/code><\/li>/,
+  );
+  t.match(
+    html,
+    /<li><span class="scope-description">custom:thing<\/span><\/li>/,
+    'a scope unknown to the catalogue is shown by name',
+  );
   t.match(html, /<ul class="resources">\s*<li><code>https:\/\/api\.example\.com<\/code><\/li>/);
   t.match(html, /<h2 id="resources-heading">On this service<\/h2>/);
   t.match(html, /<p class="redirect-host">app\.example\.com<\/p>/, 'the redirect host, prominently');
   t.notMatch(html, /class="warning"/, 'no loopback warning for a web redirect');
-  t.match(html, /Signed in as<\/span>\s*<strong>Ada Lovelace<\/strong> <span class="muted">\(ada@example\.com\)<\/span>/);
+  t.match(
+    html,
+    /Signed in as<\/span>\s*<strong>Ada Lovelace<\/strong> <span class="muted">\(ada@example\.com\)<\/span>/,
+  );
   t.match(html, /<form class="decision" method="post" action="\/consent">/);
   t.match(html, new RegExp(`<input type="hidden" name="request" value="${s.pendingId}">`));
   t.match(html, /<input type="hidden" name="csrf" value="[A-Za-z0-9_-]{43}">/);
@@ -216,7 +260,11 @@ t.test('a loopback redirect shows a warning to continue only if the user started
     t.equal(res.statusCode, 200, res.body);
     assertPageHeaders(t, res.headers, uri, formAction);
     t.match(res.body, new RegExp(`<p class="redirect-host">${host.replace(/[[\].]/g, '\\$&')}</p>`), uri);
-    t.match(res.body, /<div class="warning" role="note">\s*<p><strong>This address is on your own computer\.<\/strong> Only continue if you started this yourself, on this computer, just now\./, uri);
+    t.match(
+      res.body,
+      /<div class="warning" role="note">\s*<p><strong>This address is on your own computer\.<\/strong> Only continue if you started this yourself, on this computer, just now\./,
+      uri,
+    );
   }
   const sessionId = await newSession(app, 'user-1');
   const p = await newPending(app, { clientId, sessionId, redirectUri: 'com.example.app:/cb' });
@@ -227,9 +275,15 @@ t.test('a loopback redirect shows a warning to continue only if the user started
 });
 
 t.test('loopback detection', async (t) => {
-  for (const host of ['127.0.0.1', '127.1.2.3', '[::1]', 'localhost', 'app.localhost', '[::ffff:7f00:1]']) t.ok(isLoopbackHost(host), host);
-  for (const host of ['example.com', '128.0.0.1', '10.0.0.1', 'localhost.example.com', '[::2]', '1270.0.0.1']) t.notOk(isLoopbackHost(host), host);
-  t.same(redirectTarget('https://127.0.0.1:8443/cb'), { host: '127.0.0.1', kind: 'loopback' }, 'https on loopback is still this computer');
+  for (const host of ['127.0.0.1', '127.1.2.3', '[::1]', 'localhost', 'app.localhost', '[::ffff:7f00:1]'])
+    t.ok(isLoopbackHost(host), host);
+  for (const host of ['example.com', '128.0.0.1', '10.0.0.1', 'localhost.example.com', '[::2]', '1270.0.0.1'])
+    t.notOk(isLoopbackHost(host), host);
+  t.same(
+    redirectTarget('https://127.0.0.1:8443/cb'),
+    { host: '127.0.0.1', kind: 'loopback' },
+    'https on loopback is still this computer',
+  );
   t.same(redirectTarget('http://[::ffff:127.0.0.1]/cb'), { host: '[::ffff:7f00:1]', kind: 'loopback' });
   t.same(redirectTarget('https://app.example.com/cb'), { host: 'app.example.com', kind: 'web' });
 });
@@ -245,9 +299,18 @@ t.test('a hostile client name and scope descriptions are escaped everywhere', as
   assertPageMarkup(t, res.body, 'hostile consent page');
   t.notMatch(res.body, /<script>alert/);
   t.notMatch(res.body, /<b>bold<\/b>/);
-  t.match(res.body, /<span class="client-name">&lt;script&gt;alert\(1\)&lt;\/script&gt;&quot; onmouseover=&quot;x<\/span>/);
-  t.match(res.body, /<title>Allow &lt;script&gt;alert\(1\)&lt;\/script&gt;&quot; onmouseover=&quot;x\? · auth\.example\.com<\/title>/);
-  t.match(res.body, /Only allow this if you trust &lt;script&gt;alert\(1\)&lt;\/script&gt;&quot; onmouseover=&quot;x\./);
+  t.match(
+    res.body,
+    /<span class="client-name">&lt;script&gt;alert\(1\)&lt;\/script&gt;&quot; onmouseover=&quot;x<\/span>/,
+  );
+  t.match(
+    res.body,
+    /<title>Allow &lt;script&gt;alert\(1\)&lt;\/script&gt;&quot; onmouseover=&quot;x\? · auth\.example\.com<\/title>/,
+  );
+  t.match(
+    res.body,
+    /Only allow this if you trust &lt;script&gt;alert\(1\)&lt;\/script&gt;&quot; onmouseover=&quot;x\./,
+  );
   t.match(res.body, /<span class="scope-description">&lt;b&gt;bold&lt;\/b&gt; &amp; &quot;quoted&quot;<\/span>/);
 });
 
@@ -324,7 +387,8 @@ t.test('CSRF: a missing, wrong or foreign token is refused with 403 and changes 
   for (const [name, params] of cases) {
     const res = await postConsent(s, s.browser, form(params));
     t.ok(res.statusCode === 403 || res.statusCode === 400, `${name}: ${res.statusCode}`);
-    if (name !== 'missing token' && name !== 'empty token' && name !== 'malformed token') t.equal(res.statusCode, 403, name);
+    if (name !== 'missing token' && name !== 'empty token' && name !== 'malformed token')
+      t.equal(res.statusCode, 403, name);
     t.notOk(res.headers.location, `${name}: no redirect`);
     assertPageHeaders(t, res.headers, name);
   }
@@ -336,34 +400,60 @@ t.test('CSRF: a missing, wrong or foreign token is refused with 403 and changes 
   t.equal(ok.statusCode, 303, 'the right token still works afterwards');
 });
 
-t.test('the CSRF token is the same on every replica (derived from KEY_ENCRYPTION_SECRET, not per process)', async (t) => {
-  const s = await scenario(t);
-  const csrf = await csrfFrom(s);
-  const replica = await buildTestApp(t, ENV);
-  t.equal(await csrfFrom({ ...s, app: replica }), csrf);
-  const res = await postConsent({ app: replica }, s.browser, form({ request: s.pendingId, decision: 'allow', csrf }));
-  t.equal(res.statusCode, 303, 'a form shown by one replica is accepted by another');
+t.test(
+  'the CSRF token is the same on every replica (derived from KEY_ENCRYPTION_SECRET, not per process)',
+  async (t) => {
+    const s = await scenario(t);
+    const csrf = await csrfFrom(s);
+    const replica = await buildTestApp(t, ENV);
+    t.equal(await csrfFrom({ ...s, app: replica }), csrf);
+    const res = await postConsent({ app: replica }, s.browser, form({ request: s.pendingId, decision: 'allow', csrf }));
+    t.equal(res.statusCode, 303, 'a form shown by one replica is accepted by another');
 
-  const tokens = new CsrfTokens(BASE_ENV.KEY_ENCRYPTION_SECRET!);
-  t.equal(tokens.issue('consent', hashSecret(s.browser.sessionId), s.pendingId), csrf, 'the same derivation as the route');
-  const stranger = new CsrfTokens('another-test-only-secret-4kd93mx02jq8zv71pp');
-  t.not(stranger.issue('consent', hashSecret(s.browser.sessionId), s.pendingId), csrf, 'a different secret derives a different key');
-  t.not(tokens.issue('sign-out', hashSecret(s.browser.sessionId), s.pendingId), csrf, 'the form purpose is part of the token');
-  t.notOk(tokens.verify(undefined, 'consent', 'a', 'b'));
-  t.notOk(tokens.verify(42, 'consent', 'a', 'b'));
-  t.ok(tokens.verify(tokens.issue('consent', 'a', 'b'), 'consent', 'a', 'b'));
-  t.notOk(tokens.verify(tokens.issue('consent', 'a', 'b'), 'consent', 'ab', ''), 'parts cannot be shifted between fields');
-  t.throws(() => new CsrfTokens(''));
-});
+    const tokens = new CsrfTokens(BASE_ENV.KEY_ENCRYPTION_SECRET!);
+    t.equal(
+      tokens.issue('consent', hashSecret(s.browser.sessionId), s.pendingId),
+      csrf,
+      'the same derivation as the route',
+    );
+    const stranger = new CsrfTokens('another-test-only-secret-4kd93mx02jq8zv71pp');
+    t.not(
+      stranger.issue('consent', hashSecret(s.browser.sessionId), s.pendingId),
+      csrf,
+      'a different secret derives a different key',
+    );
+    t.not(
+      tokens.issue('sign-out', hashSecret(s.browser.sessionId), s.pendingId),
+      csrf,
+      'the form purpose is part of the token',
+    );
+    t.notOk(tokens.verify(undefined, 'consent', 'a', 'b'));
+    t.notOk(tokens.verify(42, 'consent', 'a', 'b'));
+    t.ok(tokens.verify(tokens.issue('consent', 'a', 'b'), 'consent', 'a', 'b'));
+    t.notOk(
+      tokens.verify(tokens.issue('consent', 'a', 'b'), 'consent', 'ab', ''),
+      'parts cannot be shifted between fields',
+    );
+    t.throws(() => new CsrfTokens(''));
+  },
+);
 
 t.test('without the right session, binding cookie or a live request: an error page, never a redirect', async (t) => {
   const s = await scenario(t);
   const csrf = await csrfFrom(s);
   const otherSession = await newSession(s.app, s.sub, {});
   const revoked = await newSession(s.app, s.sub);
-  await s.app.database.db.updateTable('sessions').set({ revoked_at: new Date() }).where('id_hash', '=', hashSecret(revoked)).execute();
+  await s.app.database.db
+    .updateTable('sessions')
+    .set({ revoked_at: new Date() })
+    .where('id_hash', '=', hashSecret(revoked))
+    .execute();
   const unanswered = await newPending(s.app, { clientId: s.clientId, sessionId: null });
-  const expired = await newPending(s.app, { clientId: s.clientId, sessionId: s.browser.sessionId, expiresAt: new Date(Date.now() - 1000) });
+  const expired = await newPending(s.app, {
+    clientId: s.clientId,
+    sessionId: s.browser.sessionId,
+    expiresAt: new Date(Date.now() - 1000),
+  });
 
   const cases: Array<[string, Partial<Browser>, string, number]> = [
     ['no session cookie', { binding: s.browser.binding }, s.pendingId, 403],
@@ -413,12 +503,36 @@ t.test('bad parameters: an error page with a precise message, never a 500', asyn
     assertPageHeaders(t, res.headers, `GET ${name}`);
   }
   const posts: Array<[string, string, Record<string, string>, number, RegExp]> = [
-    ['duplicated decision', `request=${s.pendingId}&decision=deny&decision=allow&csrf=${csrf}`, FORM, 400, /Parameter decision is repeated/],
-    ['duplicated request', `request=${s.pendingId}&request=${s.pendingId}&decision=allow&csrf=${csrf}`, FORM, 400, /Parameter request is repeated/],
-    ['duplicated csrf', `request=${s.pendingId}&decision=allow&csrf=${csrf}&csrf=${csrf}`, FORM, 400, /Parameter csrf is repeated/],
+    [
+      'duplicated decision',
+      `request=${s.pendingId}&decision=deny&decision=allow&csrf=${csrf}`,
+      FORM,
+      400,
+      /Parameter decision is repeated/,
+    ],
+    [
+      'duplicated request',
+      `request=${s.pendingId}&request=${s.pendingId}&decision=allow&csrf=${csrf}`,
+      FORM,
+      400,
+      /Parameter request is repeated/,
+    ],
+    [
+      'duplicated csrf',
+      `request=${s.pendingId}&decision=allow&csrf=${csrf}&csrf=${csrf}`,
+      FORM,
+      400,
+      /Parameter csrf is repeated/,
+    ],
     ['unknown decision', form({ request: s.pendingId, decision: 'maybe', csrf }), FORM, 400, /decision/i],
     ['no decision', form({ request: s.pendingId, csrf }), FORM, 400, /Missing parameter: decision\./],
-    ['JSON body', JSON.stringify({ request: s.pendingId, decision: 'allow', csrf }), { 'content-type': 'application/json' }, 415, /application\/x-www-form-urlencoded/],
+    [
+      'JSON body',
+      JSON.stringify({ request: s.pendingId, decision: 'allow', csrf }),
+      { 'content-type': 'application/json' },
+      415,
+      /application\/x-www-form-urlencoded/,
+    ],
     ['text body', 'hello', { 'content-type': 'text/plain' }, 415, /application\/x-www-form-urlencoded/],
     ['overlong csrf', form({ request: s.pendingId, decision: 'allow', csrf: 'a'.repeat(500) }), FORM, 400, /csrf/i],
   ];
@@ -428,7 +542,11 @@ t.test('bad parameters: an error page with a precise message, never a 500', asyn
     t.match(res.body, message, `POST ${name}`);
     assertPageHeaders(t, res.headers, `POST ${name}`);
   }
-  const huge = await postConsent(s, s.browser, form({ request: s.pendingId, decision: 'allow', csrf: 'a'.repeat(20_000) }));
+  const huge = await postConsent(
+    s,
+    s.browser,
+    form({ request: s.pendingId, decision: 'allow', csrf: 'a'.repeat(20_000) }),
+  );
   t.equal(huge.statusCode, 413, 'a body over BODY_LIMIT_BYTES');
   assertPageHeaders(t, huge.headers, 'POST too large');
   t.ok(await isLive(s.app, s.pendingId), 'nothing changed');
@@ -437,10 +555,19 @@ t.test('bad parameters: an error page with a precise message, never a 500', asyn
 
 t.test('no CORS on /consent, and other methods are refused', async (t) => {
   const s = await scenario(t);
-  const res = await s.app.inject({ method: 'GET', url: `/consent?request=${s.pendingId}`, cookies: cookies(s.app, s.browser), headers: { origin: 'https://evil.example' } });
+  const res = await s.app.inject({
+    method: 'GET',
+    url: `/consent?request=${s.pendingId}`,
+    cookies: cookies(s.app, s.browser),
+    headers: { origin: 'https://evil.example' },
+  });
   t.equal(res.statusCode, 200);
   t.notOk(res.headers['access-control-allow-origin']);
-  const preflight = await s.app.inject({ method: 'OPTIONS', url: '/consent', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+  const preflight = await s.app.inject({
+    method: 'OPTIONS',
+    url: '/consent',
+    headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+  });
   t.notOk(preflight.headers['access-control-allow-origin']);
   const put = await s.app.inject({ method: 'PUT', url: '/consent' });
   t.equal(put.statusCode, 405);

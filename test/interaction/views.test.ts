@@ -15,7 +15,11 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 t.test('viewsDirectory finds the repository views/ from src/ and from dist/', async (t) => {
   t.equal(viewsDirectory(join(REPO, 'src', 'plugins', 'external')), join(REPO, 'views'));
-  t.equal(viewsDirectory(join(REPO, 'dist', 'src', 'plugins', 'external')), join(REPO, 'views'), 'tsc output does not contain views/');
+  t.equal(
+    viewsDirectory(join(REPO, 'dist', 'src', 'plugins', 'external')),
+    join(REPO, 'views'),
+    'tsc output does not contain views/',
+  );
   t.equal(viewsDirectory(), join(REPO, 'views'), 'from the module itself');
   t.throws(() => viewsDirectory('/'), /no views\/ directory/);
 });
@@ -31,7 +35,11 @@ t.test('GET /assets/gatehouse.css serves the stylesheet with a long cache and re
   t.match(res.body, /:focus-visible/);
   const etag = res.headers.etag as string;
   t.match(etag, /^"[A-Za-z0-9_-]{22}"$/);
-  const again = await app.inject({ method: 'GET', url: '/assets/gatehouse.css?v=whatever', headers: { 'if-none-match': etag } });
+  const again = await app.inject({
+    method: 'GET',
+    url: '/assets/gatehouse.css?v=whatever',
+    headers: { 'if-none-match': etag },
+  });
   t.equal(again.statusCode, 304);
   t.equal(again.body, '');
   t.equal(app.pageContext.stylesheet, `/assets/gatehouse.css?v=${etag.slice(1, 13)}`, 'pages link the hashed URL');
@@ -111,18 +119,28 @@ t.test('the signed-out page renders, with an optional escaped continue link', as
   t.match(plain, /You can close this window/);
   t.notMatch(plain, /href="[^"]*"[^>]*>Continue/);
   const linked = await app.view('signed-out', { continueUrl: 'https://app.example.com/?a=1&b="x"' });
-  t.match(linked, /<a class="button button-primary" href="https:\/\/app\.example\.com\/\?a=1&amp;b=&quot;x&quot;">Continue<\/a>/);
+  t.match(
+    linked,
+    /<a class="button button-primary" href="https:\/\/app\.example\.com\/\?a=1&amp;b=&quot;x&quot;">Continue<\/a>/,
+  );
 });
 
-t.test('formActionSource: the redirect origin, or only its scheme when the origin is not a plain host-source', async (t) => {
-  t.equal(formActionSource('https://app.example.com/cb?x=1'), 'https://app.example.com');
-  t.equal(formActionSource('https://app.example.com:8443/cb'), 'https://app.example.com:8443');
-  t.equal(formActionSource('http://127.0.0.1:53682/cb'), 'http://127.0.0.1:53682');
-  t.equal(formActionSource('https://BÜCHER.example/cb'), 'https://xn--bcher-kva.example', 'IDN as punycode');
-  t.equal(formActionSource('http://[::1]:8080/cb'), 'http:', 'CSP host-source has no IPv6 literals');
-  t.equal(formActionSource("https://a;script-src'x,y.example/cb"), 'https:', 'characters that would end a directive never reach the header');
-  t.equal(formActionSource('com.example.app:/cb'), 'com.example.app:');
-});
+t.test(
+  'formActionSource: the redirect origin, or only its scheme when the origin is not a plain host-source',
+  async (t) => {
+    t.equal(formActionSource('https://app.example.com/cb?x=1'), 'https://app.example.com');
+    t.equal(formActionSource('https://app.example.com:8443/cb'), 'https://app.example.com:8443');
+    t.equal(formActionSource('http://127.0.0.1:53682/cb'), 'http://127.0.0.1:53682');
+    t.equal(formActionSource('https://BÜCHER.example/cb'), 'https://xn--bcher-kva.example', 'IDN as punycode');
+    t.equal(formActionSource('http://[::1]:8080/cb'), 'http:', 'CSP host-source has no IPv6 literals');
+    t.equal(
+      formActionSource("https://a;script-src'x,y.example/cb"),
+      'https:',
+      'characters that would end a directive never reach the header',
+    );
+    t.equal(formActionSource('com.example.app:/cb'), 'com.example.app:');
+  },
+);
 
 t.test('a page for a request stopped before @fastify/helmet ran still gets the page headers', async (t) => {
   const config = testConfig({ ...ENV, ISSUER: 'https://auth.example.com' });
@@ -135,7 +153,9 @@ t.test('a page for a request stopped before @fastify/helmet ran still gets the p
   });
   await app.register(viewPlugin, { config });
   app.get('/early', { config: { errorRenderer: htmlErrorRenderer } }, async () => 'unreached');
-  app.get('/form', async (_request, reply) => sendPage(reply, 'signed-out', {}, 200, { formRedirects: ['https://app.example.com/cb'] }));
+  app.get('/form', async (_request, reply) =>
+    sendPage(reply, 'signed-out', {}, 200, { formRedirects: ['https://app.example.com/cb'] }),
+  );
   await app.ready();
   const res = await app.inject({ method: 'GET', url: '/early' });
   t.equal(res.statusCode, 429);

@@ -49,14 +49,20 @@ async function startStack(t: Tap.Test): Promise<Stack> {
 function bearerChallenge(header: string | null): Record<string, string> {
   if (header === null || !/^Bearer\s/i.test(header)) throw new Error(`not a Bearer challenge: ${header}`);
   const params: Record<string, string> = {};
-  for (const m of header.slice(7).matchAll(/([A-Za-z0-9_-]+)="((?:[^"\\]|\\.)*)"/g)) params[m[1]!] = m[2]!.replace(/\\(.)/g, '$1');
+  for (const m of header.slice(7).matchAll(/([A-Za-z0-9_-]+)="((?:[^"\\]|\\.)*)"/g))
+    params[m[1]!] = m[2]!.replace(/\\(.)/g, '$1');
   return params;
 }
 
 /** An MCP request, as an MCP client sends it (Streamable HTTP: a JSON-RPC POST). */
 function initialize(): { headers: Headers; body: string } {
   const headers = new Headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'interop', version: '0' } } });
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'interop', version: '0' } },
+  });
   return { headers, body };
 }
 
@@ -94,7 +100,13 @@ async function callMcp(serverUrl: string, accessToken: string): Promise<Response
 }
 
 /** The whole discovery → registration → authorization → token path, from nothing but the server's URL. */
-async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: UserAgent, options: { resourceAsHref?: boolean } = {}): Promise<Connected> {
+async function connect(
+  t: Tap.Test,
+  serverUrl: string,
+  reg: Registration,
+  ua: UserAgent,
+  options: { resourceAsHref?: boolean } = {},
+): Promise<Connected> {
   // 1. Unauthenticated call: 401 with the RFC 9728 §5.1 resource_metadata parameter.
   const { headers, body } = initialize();
   const first = await fetch(serverUrl, { method: 'POST', headers, body });
@@ -103,13 +115,22 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
   t.ok(challenge.resource_metadata, 'WWW-Authenticate names the resource metadata');
 
   // 2. RFC 9728: the metadata's `resource` must be the URL the client called (§3.3), checked by oauth4webapi.
-  const prm = await oauth.processResourceDiscoveryResponse(new URL(serverUrl), await fetch(challenge.resource_metadata!));
+  const prm = await oauth.processResourceDiscoveryResponse(
+    new URL(serverUrl),
+    await fetch(challenge.resource_metadata!),
+  );
   const asUrl = prm.authorization_servers?.[0];
   if (!asUrl) throw new Error('no authorization_servers in the resource metadata');
 
   // 3. RFC 8414 discovery of the authorization server it names (issuer checked against that URL, §3.3).
-  const as = await oauth.processDiscoveryResponse(new URL(asUrl), await oauth.discoveryRequest(new URL(asUrl), { algorithm: 'oauth2', ...HTTP }));
-  t.ok(as.code_challenge_methods_supported?.includes('S256'), 'PKCE S256 advertised (MCP clients refuse to proceed without it)');
+  const as = await oauth.processDiscoveryResponse(
+    new URL(asUrl),
+    await oauth.discoveryRequest(new URL(asUrl), { algorithm: 'oauth2', ...HTTP }),
+  );
+  t.ok(
+    as.code_challenge_methods_supported?.includes('S256'),
+    'PKCE S256 advertised (MCP clients refuse to proceed without it)',
+  );
 
   // 4. RFC 7591 registration, as MCP clients send it.
   const registered = await oauth.processDynamicClientRegistrationResponse(
@@ -138,7 +159,13 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
   const resource = options.resourceAsHref ? new URL(prm.resource).href : prm.resource;
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
-  const url = await authorizationRequest(as, verifier, { client_id: client.client_id, redirect_uri: reg.used, state, scope: (prm.scopes_supported ?? []).join(' '), resource });
+  const url = await authorizationRequest(as, verifier, {
+    client_id: client.client_id,
+    redirect_uri: reg.used,
+    state,
+    scope: (prm.scopes_supported ?? []).join(' '),
+    resource,
+  });
   const callback = await ua.authorize(url);
   t.equal(`${callback.origin}${callback.pathname}`, reg.used, 'redirected to the redirect URI the request used');
   const params = oauth.validateAuthResponse(as, client, callback, state);
@@ -147,7 +174,10 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
   const tokens = await oauth.processAuthorizationCodeResponse(
     as,
     client,
-    await oauth.authorizationCodeGrantRequest(as, client, auth, params, reg.used, verifier, { ...HTTP, additionalParameters: { resource } }),
+    await oauth.authorizationCodeGrantRequest(as, client, auth, params, reg.used, verifier, {
+      ...HTTP,
+      additionalParameters: { resource },
+    }),
   );
   t.equal(decodeJwt(tokens.access_token).aud, prm.resource, 'aud is exactly the MCP server');
   return { as, client, auth, resource, tokens };
@@ -156,7 +186,9 @@ async function connect(t: Tap.Test, serverUrl: string, reg: Registration, ua: Us
 /** RFC 8414 discovery of Gatehouse, as the MCP client does it. */
 async function oauthServerOf(issuer: string): Promise<{ as: oauth.AuthorizationServer }> {
   const url = new URL(issuer);
-  return { as: await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, { algorithm: 'oauth2', ...HTTP })) };
+  return {
+    as: await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, { algorithm: 'oauth2', ...HTTP })),
+  };
 }
 
 const loopback = () => `http://127.0.0.1:${randomInt(20000, 60000)}/callback`;
@@ -182,18 +214,36 @@ for (const method of ['none', 'client_secret_post', 'client_secret_basic'] as co
       return { method, registered: uri, used: otherPort(uri), applicationType: 'native' };
     },
   ]);
-  registrations.push([`${method}, https redirect (claude.ai's shape)`, () => ({ method, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK })]);
+  registrations.push([
+    `${method}, https redirect (claude.ai's shape)`,
+    () => ({ method, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK }),
+  ]);
 }
 // VS Code registers its https broker pages and loopback URIs together, public, without application_type,
 // then listens on whatever loopback port is free (RFC 8252 §7.2 and §7.3 in one native app).
-const VSCODE_REDIRECTS = ['https://insiders.vscode.dev/redirect', 'https://vscode.dev/redirect', 'http://127.0.0.1/', 'http://127.0.0.1:33418/'];
+const VSCODE_REDIRECTS = [
+  'https://insiders.vscode.dev/redirect',
+  'https://vscode.dev/redirect',
+  'http://127.0.0.1/',
+  'http://127.0.0.1:33418/',
+];
 registrations.push([
   "none, VS Code's registration (https broker and loopback), on a random loopback port",
-  () => ({ method: 'none', registered: VSCODE_REDIRECTS, used: `http://127.0.0.1:${randomInt(20000, 60000)}/`, clientName: 'Visual Studio Code' }),
+  () => ({
+    method: 'none',
+    registered: VSCODE_REDIRECTS,
+    used: `http://127.0.0.1:${randomInt(20000, 60000)}/`,
+    clientName: 'Visual Studio Code',
+  }),
 ]);
 registrations.push([
   "none, VS Code's registration (https broker and loopback), through its https broker",
-  () => ({ method: 'none', registered: VSCODE_REDIRECTS, used: 'https://vscode.dev/redirect', clientName: 'Visual Studio Code' }),
+  () => ({
+    method: 'none',
+    registered: VSCODE_REDIRECTS,
+    used: 'https://vscode.dev/redirect',
+    clientName: 'Visual Studio Code',
+  }),
 ]);
 
 t.test('MCP client path: 401 → RFC 9728 → RFC 8414 → DCR → code + PKCE + resource → call → refresh', async (t) => {
@@ -201,9 +251,15 @@ t.test('MCP client path: 401 → RFC 9728 → RFC 8414 → DCR → code + PKCE +
   for (const [name, make] of registrations) {
     await t.test(name, async (t) => {
       const reg = make();
-      const { as, client, auth, resource, tokens } = await connect(t, stack.mcp.resource, reg, new UserAgent(stack.issuer));
+      const { as, client, auth, resource, tokens } = await connect(
+        t,
+        stack.mcp.resource,
+        reg,
+        new UserAgent(stack.issuer),
+      );
       t.equal(resource, stack.mcp.resource);
-      if (typeof reg.registered === 'string' && reg.used !== reg.registered) t.not(new URL(reg.used).port, new URL(reg.registered).port, 'authorized on another port than registered');
+      if (typeof reg.registered === 'string' && reg.used !== reg.registered)
+        t.not(new URL(reg.used).port, new URL(reg.registered).port, 'authorized on another port than registered');
 
       const ok = await callMcp(stack.mcp.resource, tokens.access_token);
       t.equal(ok.status, 200, 'the MCP server accepts the token');
@@ -217,7 +273,10 @@ t.test('MCP client path: 401 → RFC 9728 → RFC 8414 → DCR → code + PKCE +
       const refreshed = await oauth.processRefreshTokenResponse(
         as,
         client,
-        await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, { ...HTTP, additionalParameters: { resource } }),
+        await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, {
+          ...HTTP,
+          additionalParameters: { resource },
+        }),
       );
       t.not(refreshed.access_token, tokens.access_token);
       t.equal(decodeJwt(refreshed.access_token).aud, stack.mcp.resource);
@@ -226,102 +285,142 @@ t.test('MCP client path: 401 → RFC 9728 → RFC 8414 → DCR → code + PKCE +
   }
 });
 
-t.test("a token for one resource is refused by another (RFC 8707): 401 invalid_token with the other's metadata", async (t) => {
-  const stack = await startStack(t);
-  const reg = { method: 'none' as const, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK };
-  const forOther = await connect(t, stack.other.resource, reg, new UserAgent(stack.issuer));
-  t.equal(decodeJwt(forOther.tokens.access_token).aud, stack.other.resource);
-  t.equal((await callMcp(stack.other.resource, forOther.tokens.access_token)).status, 200, 'works where it was issued for');
+t.test(
+  "a token for one resource is refused by another (RFC 8707): 401 invalid_token with the other's metadata",
+  async (t) => {
+    const stack = await startStack(t);
+    const reg = { method: 'none' as const, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK };
+    const forOther = await connect(t, stack.other.resource, reg, new UserAgent(stack.issuer));
+    t.equal(decodeJwt(forOther.tokens.access_token).aud, stack.other.resource);
+    t.equal(
+      (await callMcp(stack.other.resource, forOther.tokens.access_token)).status,
+      200,
+      'works where it was issued for',
+    );
 
-  const refused = await callMcp(stack.mcp.resource, forOther.tokens.access_token).then(
-    () => null,
-    (err: unknown) => err,
-  );
-  t.type(refused, oauth.WWWAuthenticateChallengeError, 'the MCP server refuses it');
-  const challenge = (refused as oauth.WWWAuthenticateChallengeError).cause[0];
-  t.equal((refused as oauth.WWWAuthenticateChallengeError).status, 401);
-  t.equal(challenge?.scheme, 'bearer');
-  t.equal(challenge?.parameters.error, 'invalid_token');
-  t.equal(challenge?.parameters.resource_metadata, `${stack.mcp.url}/.well-known/oauth-protected-resource/mcp`, 'pointing at its own metadata');
+    const refused = await callMcp(stack.mcp.resource, forOther.tokens.access_token).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    t.type(refused, oauth.WWWAuthenticateChallengeError, 'the MCP server refuses it');
+    const challenge = (refused as oauth.WWWAuthenticateChallengeError).cause[0];
+    t.equal((refused as oauth.WWWAuthenticateChallengeError).status, 401);
+    t.equal(challenge?.scheme, 'bearer');
+    t.equal(challenge?.parameters.error, 'invalid_token');
+    t.equal(
+      challenge?.parameters.resource_metadata,
+      `${stack.mcp.url}/.well-known/oauth-protected-resource/mcp`,
+      'pointing at its own metadata',
+    );
 
-  // Nor can the client turn its grant into a token for the MCP server: it never consented to that resource.
-  const widened = await oauth.refreshTokenGrantRequest(forOther.as, forOther.client, forOther.auth, forOther.tokens.refresh_token!, {
-    ...HTTP,
-    additionalParameters: { resource: stack.mcp.resource },
-  });
-  await t.rejects(oauth.processRefreshTokenResponse(forOther.as, forOther.client, widened), { code: oauth.RESPONSE_BODY_ERROR, error: 'invalid_target' });
-});
-
-t.test('an MCP server mounted at the root of its origin, reached by a client that sends the resource as a serialised URL', async (t) => {
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const root = await startResourceServer({ issuer, path: '/' });
-  t.teardown(() => root.close());
-  t.equal(root.resource, root.url, 'the server names itself without a trailing slash');
-  await listenGatehouse(t, { RESOURCES: root.resource }, { port });
-  const reg = { method: 'none' as const, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK };
-  const { resource, tokens } = await connect(t, root.resource, reg, new UserAgent(issuer), { resourceAsHref: true });
-  t.equal(resource, `${root.url}/`, 'the client asked for the slash form');
-  t.equal((await callMcp(root.resource, tokens.access_token)).status, 200, 'the server accepts the token');
-});
-
-t.test('a client that registers and authorizes without any scope (Claude Code) is told the scope it lacks, and steps up', async (t) => {
-  const stack = await startStack(t);
-  const { as } = await oauthServerOf(stack.issuer);
-  // Claude Code's shape: localhost (not the IP literal) on a random port, no scope, public.
-  const redirect = `http://localhost:${randomInt(20000, 60000)}/callback`;
-  const registered = await oauth.processDynamicClientRegistrationResponse(
-    await oauth.dynamicClientRegistrationRequest(
-      as,
-      { client_name: 'Claude Code', redirect_uris: [redirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
-      HTTP,
-    ),
-  );
-  t.notOk(registered.scope, 'no scope registered');
-  const client: oauth.Client = { client_id: registered.client_id };
-  const ua = new UserAgent(stack.issuer);
-  const authorizeFor = async (scope: string | null) => {
-    const verifier = oauth.generateRandomCodeVerifier();
-    const state = oauth.generateRandomState();
-    const url = await authorizationRequest(as, verifier, {
-      client_id: client.client_id,
-      redirect_uri: redirect,
-      state,
-      resource: stack.mcp.resource,
-      ...(scope === null ? {} : { scope }),
+    // Nor can the client turn its grant into a token for the MCP server: it never consented to that resource.
+    const widened = await oauth.refreshTokenGrantRequest(
+      forOther.as,
+      forOther.client,
+      forOther.auth,
+      forOther.tokens.refresh_token!,
+      {
+        ...HTTP,
+        additionalParameters: { resource: stack.mcp.resource },
+      },
+    );
+    await t.rejects(oauth.processRefreshTokenResponse(forOther.as, forOther.client, widened), {
+      code: oauth.RESPONSE_BODY_ERROR,
+      error: 'invalid_target',
     });
-    const params = oauth.validateAuthResponse(as, client, await ua.authorize(url), state);
-    return oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirect, verifier, HTTP));
-  };
+  },
+);
 
-  // RFC 6749 §3.3: no scope asked means the client's default scopes, here none.
-  const scopeless = await authorizeFor(null);
-  t.notOk(scopeless.scope, 'a token with no scope');
-  t.equal(decodeJwt(scopeless.access_token).aud, stack.mcp.resource, 'for the resource asked for');
-  const refused = await callMcp(stack.mcp.resource, scopeless.access_token).then(
-    () => null,
-    (err: unknown) => err,
-  );
-  t.type(refused, oauth.WWWAuthenticateChallengeError);
-  t.equal((refused as oauth.WWWAuthenticateChallengeError).status, 403, 'RFC 6750 §3.1 insufficient_scope');
-  const challenge = (refused as oauth.WWWAuthenticateChallengeError).cause[0]!;
-  t.equal(challenge.parameters.error, 'insufficient_scope');
+t.test(
+  'an MCP server mounted at the root of its origin, reached by a client that sends the resource as a serialised URL',
+  async (t) => {
+    const port = await freePort();
+    const issuer = `http://127.0.0.1:${port}`;
+    const root = await startResourceServer({ issuer, path: '/' });
+    t.teardown(() => root.close());
+    t.equal(root.resource, root.url, 'the server names itself without a trailing slash');
+    await listenGatehouse(t, { RESOURCES: root.resource }, { port });
+    const reg = { method: 'none' as const, registered: CLAUDE_CALLBACK, used: CLAUDE_CALLBACK };
+    const { resource, tokens } = await connect(t, root.resource, reg, new UserAgent(issuer), { resourceAsHref: true });
+    t.equal(resource, `${root.url}/`, 'the client asked for the slash form');
+    t.equal((await callMcp(root.resource, tokens.access_token)).status, 200, 'the server accepts the token');
+  },
+);
 
-  // The MCP spec's step-up: authorize again for the scope the challenge names.
-  const stepped = await authorizeFor(challenge.parameters.scope!);
-  t.equal(stepped.scope, 'read');
-  t.equal((await callMcp(stack.mcp.resource, stepped.access_token)).status, 200);
-});
+t.test(
+  'a client that registers and authorizes without any scope (Claude Code) is told the scope it lacks, and steps up',
+  async (t) => {
+    const stack = await startStack(t);
+    const { as } = await oauthServerOf(stack.issuer);
+    // Claude Code's shape: localhost (not the IP literal) on a random port, no scope, public.
+    const redirect = `http://localhost:${randomInt(20000, 60000)}/callback`;
+    const registered = await oauth.processDynamicClientRegistrationResponse(
+      await oauth.dynamicClientRegistrationRequest(
+        as,
+        {
+          client_name: 'Claude Code',
+          redirect_uris: [redirect],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'none',
+        },
+        HTTP,
+      ),
+    );
+    t.notOk(registered.scope, 'no scope registered');
+    const client: oauth.Client = { client_id: registered.client_id };
+    const ua = new UserAgent(stack.issuer);
+    const authorizeFor = async (scope: string | null) => {
+      const verifier = oauth.generateRandomCodeVerifier();
+      const state = oauth.generateRandomState();
+      const url = await authorizationRequest(as, verifier, {
+        client_id: client.client_id,
+        redirect_uri: redirect,
+        state,
+        resource: stack.mcp.resource,
+        ...(scope === null ? {} : { scope }),
+      });
+      const params = oauth.validateAuthResponse(as, client, await ua.authorize(url), state);
+      return oauth.processAuthorizationCodeResponse(
+        as,
+        client,
+        await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirect, verifier, HTTP),
+      );
+    };
+
+    // RFC 6749 §3.3: no scope asked means the client's default scopes, here none.
+    const scopeless = await authorizeFor(null);
+    t.notOk(scopeless.scope, 'a token with no scope');
+    t.equal(decodeJwt(scopeless.access_token).aud, stack.mcp.resource, 'for the resource asked for');
+    const refused = await callMcp(stack.mcp.resource, scopeless.access_token).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    t.type(refused, oauth.WWWAuthenticateChallengeError);
+    t.equal((refused as oauth.WWWAuthenticateChallengeError).status, 403, 'RFC 6750 §3.1 insufficient_scope');
+    const challenge = (refused as oauth.WWWAuthenticateChallengeError).cause[0]!;
+    t.equal(challenge.parameters.error, 'insufficient_scope');
+
+    // The MCP spec's step-up: authorize again for the scope the challenge names.
+    const stepped = await authorizeFor(challenge.parameters.scope!);
+    t.equal(stepped.scope, 'read');
+    t.equal((await callMcp(stack.mcp.resource, stepped.access_token)).status, 200);
+  },
+);
 
 t.test('a browser-based MCP client (MCP Inspector) can make every call cross-origin', async (t) => {
   const stack = await startStack(t);
   const origin = 'http://localhost:6274';
   const preflight = async (url: string, method: string, headers: string) => {
-    const res = await fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers } });
+    const res = await fetch(url, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': headers },
+    });
     t.ok(res.status === 204 || res.status === 200, `preflight ${method} ${new URL(url).pathname}: ${res.status}`);
     t.equal(res.headers.get('access-control-allow-origin'), '*', `${new URL(url).pathname}: any origin`);
     const allowed = (res.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);
-    for (const h of headers.split(',')) t.ok(allowed.includes(h.trim()), `${new URL(url).pathname} allows the ${h} header`);
+    for (const h of headers.split(','))
+      t.ok(allowed.includes(h.trim()), `${new URL(url).pathname} allows the ${h} header`);
   };
   // The MCP SDK sends MCP-Protocol-Version on its discovery requests; the token request carries Basic credentials.
   await preflight(`${stack.issuer}/.well-known/oauth-authorization-server`, 'GET', 'mcp-protocol-version');
@@ -330,7 +429,11 @@ t.test('a browser-based MCP client (MCP Inspector) can make every call cross-ori
   await preflight(`${stack.issuer}/revoke`, 'POST', 'authorization,content-type');
   const metadata = await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`, { headers: { origin } });
   t.equal(metadata.headers.get('access-control-allow-origin'), '*');
-  const token = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token&refresh_token=x&client_id=nobody' });
+  const token = await fetch(`${stack.issuer}/token`, {
+    method: 'POST',
+    headers: { origin, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=refresh_token&refresh_token=x&client_id=nobody',
+  });
   t.equal(token.headers.get('access-control-allow-origin'), '*', 'errors are readable cross-origin too');
   t.match((token.headers.get('access-control-expose-headers') ?? '').toLowerCase(), /www-authenticate/);
 });

@@ -45,73 +45,95 @@ const variants: Array<{ method: Method; redirectUri: string }> = [
 ];
 
 for (const { method, redirectUri } of variants) {
-  t.test(`openid-client, token_endpoint_auth_method ${method}: register, authorize, redeem, refresh, revoke`, async (t) => {
-    const { issuer } = await listenGatehouse(t, ENV);
+  t.test(
+    `openid-client, token_endpoint_auth_method ${method}: register, authorize, redeem, refresh, revoke`,
+    async (t) => {
+      const { issuer } = await listenGatehouse(t, ENV);
 
-    // Discovery (RFC 8414) and RFC 7591 registration in one call.
-    const config = await client.dynamicClientRegistration(
-      new URL(issuer),
-      {
-        client_name: `openid-client ${method}`,
-        redirect_uris: [redirectUri],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: method,
+      // Discovery (RFC 8414) and RFC 7591 registration in one call.
+      const config = await client.dynamicClientRegistration(
+        new URL(issuer),
+        {
+          client_name: `openid-client ${method}`,
+          redirect_uris: [redirectUri],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: method,
+          scope: 'read write',
+        },
+        clientAuth(method),
+        OPTIONS,
+      );
+      t.equal(config.serverMetadata().issuer, issuer);
+      t.ok(config.serverMetadata().supportsPKCE('S256'), 'S256 advertised');
+      const registered = config.clientMetadata();
+      t.equal(registered.token_endpoint_auth_method, method);
+      t.equal(typeof registered.client_secret, method === 'none' ? 'undefined' : 'string');
+
+      const verifier = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
         scope: 'read write',
-      },
-      clientAuth(method),
-      OPTIONS,
-    );
-    t.equal(config.serverMetadata().issuer, issuer);
-    t.ok(config.serverMetadata().supportsPKCE('S256'), 'S256 advertised');
-    const registered = config.clientMetadata();
-    t.equal(registered.token_endpoint_auth_method, method);
-    t.equal(typeof registered.client_secret, method === 'none' ? 'undefined' : 'string');
+        state,
+        code_challenge: await client.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        resource: RESOURCE,
+      });
+      t.equal(url.origin + url.pathname, `${issuer}/authorize`);
+      const callback = await new UserAgent(issuer).authorize(url);
+      t.equal(callback.origin + callback.pathname, redirectUri);
 
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri,
-      scope: 'read write',
-      state,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      resource: RESOURCE,
-    });
-    t.equal(url.origin + url.pathname, `${issuer}/authorize`);
-    const callback = await new UserAgent(issuer).authorize(url);
-    t.equal(callback.origin + callback.pathname, redirectUri);
+      // authorizationCodeGrant validates state and iss (RFC 9207), then redeems with the code verifier.
+      const tokens = await client.authorizationCodeGrant(
+        config,
+        callback,
+        { pkceCodeVerifier: verifier, expectedState: state },
+        { resource: RESOURCE },
+      );
+      t.equal(tokens.token_type, 'bearer');
+      t.type(tokens.expiresIn(), 'number');
+      t.equal(tokens.scope, 'read write');
+      t.type(tokens.refresh_token, 'string');
+      const claims = await verifyAccessToken(config, tokens.access_token, RESOURCE);
+      t.equal(claims.sub, 'alice');
+      t.equal(claims.client_id, registered.client_id);
+      await t.rejects(
+        verifyAccessToken(config, tokens.access_token, OTHER_RESOURCE),
+        { code: 'ERR_JWT_CLAIM_VALIDATION_FAILED' },
+        'not for another resource',
+      );
 
-    // authorizationCodeGrant validates state and iss (RFC 9207), then redeems with the code verifier.
-    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }, { resource: RESOURCE });
-    t.equal(tokens.token_type, 'bearer');
-    t.type(tokens.expiresIn(), 'number');
-    t.equal(tokens.scope, 'read write');
-    t.type(tokens.refresh_token, 'string');
-    const claims = await verifyAccessToken(config, tokens.access_token, RESOURCE);
-    t.equal(claims.sub, 'alice');
-    t.equal(claims.client_id, registered.client_id);
-    await t.rejects(verifyAccessToken(config, tokens.access_token, OTHER_RESOURCE), { code: 'ERR_JWT_CLAIM_VALIDATION_FAILED' }, 'not for another resource');
+      const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
+      t.not(refreshed.refresh_token, tokens.refresh_token, 'rotated');
+      t.equal((await verifyAccessToken(config, refreshed.access_token, RESOURCE)).sub, 'alice');
 
-    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
-    t.not(refreshed.refresh_token, tokens.refresh_token, 'rotated');
-    t.equal((await verifyAccessToken(config, refreshed.access_token, RESOURCE)).sub, 'alice');
+      await client.tokenRevocation(config, refreshed.refresh_token!, { token_type_hint: 'refresh_token' });
+      await t.rejects(client.refreshTokenGrant(config, refreshed.refresh_token!), {
+        name: 'ResponseBodyError',
+        error: 'invalid_grant',
+        status: 400,
+      });
 
-    await client.tokenRevocation(config, refreshed.refresh_token!, { token_type_hint: 'refresh_token' });
-    await t.rejects(client.refreshTokenGrant(config, refreshed.refresh_token!), { name: 'ResponseBodyError', error: 'invalid_grant', status: 400 });
-
-    // A second redemption of the same callback fails (RFC 6749 §4.1.2).
-    await t.rejects(
-      client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }),
-      { name: 'ResponseBodyError', error: 'invalid_grant' },
-    );
-  });
+      // A second redemption of the same callback fails (RFC 6749 §4.1.2).
+      await t.rejects(
+        client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }),
+        { name: 'ResponseBodyError', error: 'invalid_grant' },
+      );
+    },
+  );
 }
 
 t.test('openid-client: OIDC discovery of the same issuer agrees with RFC 8414 discovery', async (t) => {
   const { app, issuer } = await listenGatehouse(t, ENV);
-  const { client: created } = await app.clients.create({ name: 'Discovery probe', token_endpoint_auth_method: 'none', redirect_uris: ['https://client.example.com/cb'] });
-  const oidc = await client.discovery(new URL(issuer), created.client_id, undefined, client.None(), { execute: [client.allowInsecureRequests] });
+  const { client: created } = await app.clients.create({
+    name: 'Discovery probe',
+    token_endpoint_auth_method: 'none',
+    redirect_uris: ['https://client.example.com/cb'],
+  });
+  const oidc = await client.discovery(new URL(issuer), created.client_id, undefined, client.None(), {
+    execute: [client.allowInsecureRequests],
+  });
   const oauth2 = await client.discovery(new URL(issuer), created.client_id, undefined, client.None(), OPTIONS);
   t.equal(oidc.serverMetadata().issuer, issuer);
   t.equal(oidc.serverMetadata().token_endpoint, oauth2.serverMetadata().token_endpoint);
@@ -138,9 +160,23 @@ t.test('openid-client: client_credentials for a confidential client an operator 
     t.equal(claims.sub, created.client_id, 'RFC 9068 §2.2: sub is the client when no user is involved');
 
     // A scope the client was not given is refused.
-    await t.rejects(client.clientCredentialsGrant(config, { scope: 'write' }), { name: 'ResponseBodyError', error: 'invalid_scope' });
+    await t.rejects(client.clientCredentialsGrant(config, { scope: 'write' }), {
+      name: 'ResponseBodyError',
+      error: 'invalid_scope',
+    });
     // The wrong secret is refused.
-    const wrong = await client.discovery(new URL(issuer), created.client_id, 'not-the-secret', clientAuth(method), OPTIONS);
-    await t.rejects(client.clientCredentialsGrant(wrong, { scope: 'read' }), method === 'client_secret_basic' ? { name: 'WWWAuthenticateChallengeError', status: 401 } : { name: 'ResponseBodyError', error: 'invalid_client', status: 401 });
+    const wrong = await client.discovery(
+      new URL(issuer),
+      created.client_id,
+      'not-the-secret',
+      clientAuth(method),
+      OPTIONS,
+    );
+    await t.rejects(
+      client.clientCredentialsGrant(wrong, { scope: 'read' }),
+      method === 'client_secret_basic'
+        ? { name: 'WWWAuthenticateChallengeError', status: 401 }
+        : { name: 'ResponseBodyError', error: 'invalid_client', status: 401 },
+    );
   }
 });

@@ -13,61 +13,72 @@ const PUBLIC_SHAPE: Record<SigningAlg, { kty: string; members: string[]; crv?: s
 };
 
 for (const alg of Object.keys(PUBLIC_SHAPE) as SigningAlg[]) {
-  t.test(`${alg}: generated on first start, stored encrypted, reloaded, signs tokens the served JWKS verifies`, async (t) => {
-    const handle = await emptyKeyTable();
-    const env = { SIGNING_ALG: alg, JWKS_MAX_AGE_SECONDS: '120' };
-    const shape = PUBLIC_SHAPE[alg];
+  t.test(
+    `${alg}: generated on first start, stored encrypted, reloaded, signs tokens the served JWKS verifies`,
+    async (t) => {
+      const handle = await emptyKeyTable();
+      const env = { SIGNING_ALG: alg, JWKS_MAX_AGE_SECONDS: '120' };
+      const shape = PUBLIC_SHAPE[alg];
 
-    const first = await KeyStore.open(handle, testConfig(env), silent, { background: false });
-    const { kid } = first.current();
-    await first.close();
+      const first = await KeyStore.open(handle, testConfig(env), silent, { background: false });
+      const { kid } = first.current();
+      await first.close();
 
-    const rows = await handle.db.selectFrom('signing_keys').selectAll().execute();
-    t.equal(rows.length, 1, 'one key generated');
-    const row = rows[0]!;
-    t.match(row, { kid, alg, state: 'active' });
-    t.ok(row.activated_at, 'activation recorded');
-    t.match(row.private_key_enc, /^v1\./, 'private key stored encrypted');
-    t.notMatch(row.private_key_enc, /"d"|"kty"/, 'no plaintext JWK in the column');
-    t.same(Object.keys(row.public_jwk).sort(), shape.members.filter((m) => !['alg', 'kid', 'use'].includes(m)), 'public_jwk holds public members only');
-    t.equal(kid, await calculateJwkThumbprint(row.public_jwk as never), 'kid is the RFC 7638 thumbprint');
-    if (shape.kty === 'RSA') t.equal(Buffer.from(String(row.public_jwk.n), 'base64url').length, 256, '2048-bit modulus');
+      const rows = await handle.db.selectFrom('signing_keys').selectAll().execute();
+      t.equal(rows.length, 1, 'one key generated');
+      const row = rows[0]!;
+      t.match(row, { kid, alg, state: 'active' });
+      t.ok(row.activated_at, 'activation recorded');
+      t.match(row.private_key_enc, /^v1\./, 'private key stored encrypted');
+      t.notMatch(row.private_key_enc, /"d"|"kty"/, 'no plaintext JWK in the column');
+      t.same(
+        Object.keys(row.public_jwk).sort(),
+        shape.members.filter((m) => !['alg', 'kid', 'use'].includes(m)),
+        'public_jwk holds public members only',
+      );
+      t.equal(kid, await calculateJwkThumbprint(row.public_jwk as never), 'kid is the RFC 7638 thumbprint');
+      if (shape.kty === 'RSA')
+        t.equal(Buffer.from(String(row.public_jwk.n), 'base64url').length, 256, '2048-bit modulus');
 
-    // A fresh process: the app's own store must load the stored key, not make another.
-    const app = await buildTestApp(t, env);
-    const signer = app.keys.current();
-    t.equal(signer.kid, kid, 'reloaded from the database');
-    t.equal(signer.alg, alg);
-    t.equal(signer.key.extractable, false, 'the imported private key cannot be exported');
-    t.equal(app.keys.current(), signer, 'current() hands out the same cached signer');
-    t.equal((await handle.db.selectFrom('signing_keys').select('kid').execute()).length, 1, 'no second key');
+      // A fresh process: the app's own store must load the stored key, not make another.
+      const app = await buildTestApp(t, env);
+      const signer = app.keys.current();
+      t.equal(signer.kid, kid, 'reloaded from the database');
+      t.equal(signer.alg, alg);
+      t.equal(signer.key.extractable, false, 'the imported private key cannot be exported');
+      t.equal(app.keys.current(), signer, 'current() hands out the same cached signer');
+      t.equal((await handle.db.selectFrom('signing_keys').select('kid').execute()).length, 1, 'no second key');
 
-    const token = await new SignJWT({ scope: 'read' })
-      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
-      .setIssuer('http://127.0.0.1:4000')
-      .setSubject('user-1')
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(signer.key);
+      const token = await new SignJWT({ scope: 'read' })
+        .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+        .setIssuer('http://127.0.0.1:4000')
+        .setSubject('user-1')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(signer.key);
 
-    const res = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
-    t.equal(res.statusCode, 200);
-    t.equal(res.headers['cache-control'], 'public, max-age=120');
-    t.equal(res.headers['access-control-allow-origin'], '*');
-    t.match(res.headers['content-type'], /^application\/json/);
-    const set = res.json() as { keys: Array<Record<string, unknown>> };
-    t.same(Object.keys(set), ['keys']);
-    t.equal(set.keys.length, 1);
-    for (const key of set.keys) {
-      for (const member of PRIVATE_MEMBERS) t.notOk(member in key, `no private member ${member}`);
-      t.same(Object.keys(key).sort(), shape.members, 'exactly the public members plus kid, alg, use');
-      t.match(key, { kty: shape.kty, kid, alg, use: 'sig', ...(shape.crv ? { crv: shape.crv } : {}) });
-    }
+      const res = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+      t.equal(res.statusCode, 200);
+      t.equal(res.headers['cache-control'], 'public, max-age=120');
+      t.equal(res.headers['access-control-allow-origin'], '*');
+      t.match(res.headers['content-type'], /^application\/json/);
+      const set = res.json() as { keys: Array<Record<string, unknown>> };
+      t.same(Object.keys(set), ['keys']);
+      t.equal(set.keys.length, 1);
+      for (const key of set.keys) {
+        for (const member of PRIVATE_MEMBERS) t.notOk(member in key, `no private member ${member}`);
+        t.same(Object.keys(key).sort(), shape.members, 'exactly the public members plus kid, alg, use');
+        t.match(key, { kty: shape.kty, kid, alg, use: 'sig', ...(shape.crv ? { crv: shape.crv } : {}) });
+      }
 
-    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(set as never), { issuer: 'http://127.0.0.1:4000', typ: 'at+jwt' });
-    t.equal(payload.sub, 'user-1');
-    t.equal(protectedHeader.kid, kid);
-  });
+      const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(set as never), {
+        issuer: 'http://127.0.0.1:4000',
+        typ: 'at+jwt',
+      });
+      t.equal(payload.sub, 'user-1');
+      t.equal(protectedHeader.kid, kid);
+    },
+  );
 }
 
 t.test('readiness reports the signing key', async (t) => {

@@ -14,8 +14,15 @@ t.test('keys list, rotate and retire, as text and as JSON', async (t) => {
   t.match(listed[0], { alg: 'EdDSA', state: 'active', source: 'database', published: true });
   t.notOk('private_key_enc' in listed[0]! || 'privateJwk' in listed[0]!, 'no private part is listed');
   const first = listed[0]!.kid;
-  t.equal(await keysCommand([], { ...ctx, json: false }), await keysCommand(['list'], { ...ctx, json: false }), 'list is the default');
-  t.match(await keysCommand(['list'], { ...ctx, json: false }), new RegExp(`^${first}  EdDSA  active \\s+database  signing since \\d{4}-`));
+  t.equal(
+    await keysCommand([], { ...ctx, json: false }),
+    await keysCommand(['list'], { ...ctx, json: false }),
+    'list is the default',
+  );
+  t.match(
+    await keysCommand(['list'], { ...ctx, json: false }),
+    new RegExp(`^${first}  EdDSA  active \\s+database  signing since \\d{4}-`),
+  );
 
   const rotated = (await keysCommand(['rotate'], { ...ctx, json: false })) as string;
   const match = /^added (\S+) \(EdDSA\): published in the JWKS now, signs from (\S+)$/.exec(rotated);
@@ -26,11 +33,23 @@ t.test('keys list, rotate and retire, as text and as JSON', async (t) => {
   t.match(text, new RegExp(`^${next}  EdDSA  next\\s+database  signs from `, 'm'));
 
   // A healthy active key is never replaced by one verifiers have not had time to fetch: it retires when the next key takes over.
-  await t.rejects(keysCommand(['retire', first], { ...ctx, json: false }), { name: 'KeyOperationError', message: new RegExp(`^${first} is the active key; it retires by itself when ${next} signs from`) });
+  await t.rejects(keysCommand(['retire', first], { ...ctx, json: false }), {
+    name: 'KeyOperationError',
+    message: new RegExp(`^${first} is the active key; it retires by itself when ${next} signs from`),
+  });
 
-  const pulled = (await keysCommand(['retire', first, '--immediately'], { ...ctx, json: true })) as { retired: KeyInfo; signing: KeyInfo };
-  t.match(pulled, { retired: { kid: first, state: 'retired', published: false }, signing: { kid: next, state: 'active' } });
-  t.match(await keysCommand(['retire', next, '--immediately'], { ...ctx, json: false }), new RegExp(`^retired ${next}; it has left the JWKS\\n\\S+ \\(EdDSA\\) signs now$`));
+  const pulled = (await keysCommand(['retire', first, '--immediately'], { ...ctx, json: true })) as {
+    retired: KeyInfo;
+    signing: KeyInfo;
+  };
+  t.match(pulled, {
+    retired: { kid: first, state: 'retired', published: false },
+    signing: { kid: next, state: 'active' },
+  });
+  t.match(
+    await keysCommand(['retire', next, '--immediately'], { ...ctx, json: false }),
+    new RegExp(`^retired ${next}; it has left the JWKS\\n\\S+ \\(EdDSA\\) signs now$`),
+  );
 
   const after = (await keysCommand(['list'], { ...ctx, json: true })) as KeyInfo[];
   t.equal(after.filter((k) => k.state === 'active').length, 1, 'always exactly one active key');
@@ -43,7 +62,17 @@ t.test('keys refuses malformed commands and unknown keys', async (t) => {
   await t.rejects(keysCommand(['frobnicate'], ctx), new KeysUsageError('unknown keys action: frobnicate'));
   await t.rejects(keysCommand(['retire'], ctx), new KeysUsageError('keys retire needs the kid of the key to retire'));
   await t.rejects(keysCommand(['list', 'extra'], ctx), new KeysUsageError('unexpected argument: extra'));
-  await t.rejects(keysCommand(['rotate', '--immediately'], ctx), new KeysUsageError('--immediately only applies to keys retire'));
-  await t.rejects(keysCommand(['retire', 'nope'], ctx), { name: 'KeyOperationError', message: 'no signing key with kid nope' });
-  t.equal((await handle.db.selectFrom('signing_keys').select('kid').execute()).length, 1, 'only the first key was made');
+  await t.rejects(
+    keysCommand(['rotate', '--immediately'], ctx),
+    new KeysUsageError('--immediately only applies to keys retire'),
+  );
+  await t.rejects(keysCommand(['retire', 'nope'], ctx), {
+    name: 'KeyOperationError',
+    message: 'no signing key with kid nope',
+  });
+  t.equal(
+    (await handle.db.selectFrom('signing_keys').select('kid').execute()).length,
+    1,
+    'only the first key was made',
+  );
 });

@@ -37,11 +37,27 @@ t.test('a tampered, moved, truncated or foreign ciphertext fails loudly', async 
     ['moved to another kid (AAD)', 'kid-2', sealed],
   ];
   for (const [label, kid, value] of cases) {
-    t.throws(() => cipher.decrypt(kid, value), new KeyDecryptionError(`cannot decrypt signing key ${kid}: KEY_ENCRYPTION_SECRET is not the secret it was encrypted with, or the stored key was altered`), label);
+    t.throws(
+      () => cipher.decrypt(kid, value),
+      new KeyDecryptionError(
+        `cannot decrypt signing key ${kid}: KEY_ENCRYPTION_SECRET is not the secret it was encrypted with, or the stored key was altered`,
+      ),
+      label,
+    );
   }
-  t.throws(() => cipher.decrypt('kid-1', [v, iv, body, tag.slice(0, 8)].join('.')), KeyDecryptionError, 'a truncated tag is refused');
-  t.throws(() => cipher.decrypt('kid-1', `v9.${iv}.${body}.${tag}`), { name: 'KeyDecryptionError', message: /unknown format/ });
-  t.throws(() => cipher.decrypt('kid-1', 'not-a-ciphertext'), { name: 'KeyDecryptionError', message: /unknown format/ });
+  t.throws(
+    () => cipher.decrypt('kid-1', [v, iv, body, tag.slice(0, 8)].join('.')),
+    KeyDecryptionError,
+    'a truncated tag is refused',
+  );
+  t.throws(() => cipher.decrypt('kid-1', `v9.${iv}.${body}.${tag}`), {
+    name: 'KeyDecryptionError',
+    message: /unknown format/,
+  });
+  t.throws(() => cipher.decrypt('kid-1', 'not-a-ciphertext'), {
+    name: 'KeyDecryptionError',
+    message: /unknown format/,
+  });
 });
 
 t.test('the wrong secret names KEY_ENCRYPTION_SECRET and never echoes the secret or the key', async (t) => {
@@ -72,16 +88,29 @@ t.test('an empty secret uses the development secret with one warning, and is ref
   const set = { nodeEnv: 'development', keys: { encryptionSecret: SECRET } } as Pick<Config, 'keys' | 'nodeEnv'>;
   t.equal(keyEncryptionSecret(set, logger), SECRET);
   const prod = { nodeEnv: 'production', keys: { encryptionSecret: '' } } as Pick<Config, 'keys' | 'nodeEnv'>;
-  t.throws(() => keyEncryptionSecret(prod, logger), new KeyConfigurationError('KEY_ENCRYPTION_SECRET is required in production'));
+  t.throws(
+    () => keyEncryptionSecret(prod, logger),
+    new KeyConfigurationError('KEY_ENCRYPTION_SECRET is required in production'),
+  );
 });
 
-t.test('stored keys opened with a different KEY_ENCRYPTION_SECRET stop the store and the app from starting', async (t) => {
-  const handle = await emptyKeyTable();
-  const first = await KeyStore.open(handle, testConfig(), silent, { background: false });
-  await first.close();
-  const other = testConfig({ KEY_ENCRYPTION_SECRET: 'a-different-secret-for-this-test-4242424242' });
-  await t.rejects(KeyStore.open(handle, other, silent, { background: false }), { name: 'KeyDecryptionError', message: /KEY_ENCRYPTION_SECRET/ });
-  await t.rejects(buildApp(other, { database: handle }), { name: 'KeyDecryptionError', message: /KEY_ENCRYPTION_SECRET/ }, 'even though the app otherwise retries an unready database');
-  const rows = await handle.db.selectFrom('signing_keys').select('kid').execute();
-  t.equal(rows.length, 1, 'no replacement key was generated over the unreadable one');
-});
+t.test(
+  'stored keys opened with a different KEY_ENCRYPTION_SECRET stop the store and the app from starting',
+  async (t) => {
+    const handle = await emptyKeyTable();
+    const first = await KeyStore.open(handle, testConfig(), silent, { background: false });
+    await first.close();
+    const other = testConfig({ KEY_ENCRYPTION_SECRET: 'a-different-secret-for-this-test-4242424242' });
+    await t.rejects(KeyStore.open(handle, other, silent, { background: false }), {
+      name: 'KeyDecryptionError',
+      message: /KEY_ENCRYPTION_SECRET/,
+    });
+    await t.rejects(
+      buildApp(other, { database: handle }),
+      { name: 'KeyDecryptionError', message: /KEY_ENCRYPTION_SECRET/ },
+      'even though the app otherwise retries an unready database',
+    );
+    const rows = await handle.db.selectFrom('signing_keys').select('kid').execute();
+    t.equal(rows.length, 1, 'no replacement key was generated over the unreadable one');
+  },
+);

@@ -11,7 +11,8 @@ t.test('an app whose database is not migrated yet starts, reports why it is not 
   const config = testConfig({ AUTO_MIGRATE: 'false', DATABASE_SCHEMA: `keys_pending_${Date.now()}` });
   const database = await openDatabase(config);
   t.teardown(async () => {
-    if (database.kind === 'postgres') await database.root.schema.dropSchema(config.database.schema).ifExists().cascade().execute();
+    if (database.kind === 'postgres')
+      await database.root.schema.dropSchema(config.database.schema).ifExists().cascade().execute();
     await database.close();
   });
   const app = await buildApp(config, { database });
@@ -37,24 +38,30 @@ t.test('an app whose database is not migrated yet starts, reports why it is not 
   t.equal(app.keys.jwks().keys.length, 1);
 });
 
-t.test('a running app picks up another replica\'s change within the cache period; a closed one stops refreshing', async (t) => {
-  const database = await testDatabase();
-  await migrateUp(database.root, testConfig().database.schema);
-  const config = testConfig({ KEY_CACHE_TTL_SECONDS: '1' });
-  const running = await buildApp(config, { database });
-  t.teardown(() => running.close());
-  const closed = await buildApp(config, { database });
-  const before = running.keys.current().kid;
-  t.equal(closed.keys.current().kid, before);
-  await closed.close();
+t.test(
+  "a running app picks up another replica's change within the cache period; a closed one stops refreshing",
+  async (t) => {
+    const database = await testDatabase();
+    await migrateUp(database.root, testConfig().database.schema);
+    const config = testConfig({ KEY_CACHE_TTL_SECONDS: '1' });
+    const running = await buildApp(config, { database });
+    t.teardown(() => running.close());
+    const closed = await buildApp(config, { database });
+    const before = running.keys.current().kid;
+    t.equal(closed.keys.current().kid, before);
+    await closed.close();
 
-  const admin = await KeyStore.open(database, config, silent, { background: false });
-  const { signing } = await admin.retire(before, { immediately: true });
-  await admin.close();
+    const admin = await KeyStore.open(database, config, silent, { background: false });
+    const { signing } = await admin.retire(before, { immediately: true });
+    await admin.close();
 
-  const deadline = Date.now() + 5000;
-  while (running.keys.current().kid === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  t.equal(running.keys.current().kid, signing?.kid, 'the running app signs with the new key');
-  t.notOk(running.keys.jwks().keys.some((k) => k.kid === before), 'and no longer publishes the pulled one');
-  t.equal(closed.keys.current().kid, before, 'the closed app did not refresh');
-});
+    const deadline = Date.now() + 5000;
+    while (running.keys.current().kid === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    t.equal(running.keys.current().kid, signing?.kid, 'the running app signs with the new key');
+    t.notOk(
+      running.keys.jwks().keys.some((k) => k.kid === before),
+      'and no longer publishes the pulled one',
+    );
+    t.equal(closed.keys.current().kid, before, 'the closed app did not refresh');
+  },
+);

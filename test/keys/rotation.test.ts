@@ -6,12 +6,22 @@ import { testConfig } from '../helper.js';
 import { emptyKeyTable, fetchJwks, jwksApp, kids, silent, testClock } from './fixtures/keys.js';
 
 // Rotation delay 600 s; a retired key stays 300 (token TTL) + 30 (skew) + 20 (cache TTL) = 350 s.
-const ENV = { KEY_ROTATION_DELAY_SECONDS: '600', ACCESS_TOKEN_TTL_SECONDS: '300', CLOCK_SKEW_SECONDS: '30', KEY_CACHE_TTL_SECONDS: '20' };
+const ENV = {
+  KEY_ROTATION_DELAY_SECONDS: '600',
+  ACCESS_TOKEN_TTL_SECONDS: '300',
+  CLOCK_SKEW_SECONDS: '30',
+  KEY_CACHE_TTL_SECONDS: '20',
+};
 const RETIRED_FOR_MS = 350_000;
 
 async function signAt(signer: SigningKey, at: Date, ttlSeconds = 300): Promise<string> {
   const iat = Math.floor(at.getTime() / 1000);
-  return new SignJWT({}).setProtectedHeader({ alg: signer.alg, kid: signer.kid }).setSubject('s').setIssuedAt(iat).setExpirationTime(iat + ttlSeconds).sign(signer.key);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid })
+    .setSubject('s')
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ttlSeconds)
+    .sign(signer.key);
 }
 
 async function verifiesAt(token: string, set: JSONWebKeySet, at: Date): Promise<boolean> {
@@ -27,70 +37,87 @@ async function states(store: KeyStore): Promise<Record<string, string>> {
   return Object.fromEntries((await store.list()).map((k) => [k.kid, k.state]));
 }
 
-t.test('a rotated-in key is published before it signs, then takes over; the old key stays until its tokens expire', async (t) => {
-  const handle = await emptyKeyTable();
-  const config = testConfig(ENV);
-  const clock = testClock();
-  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
-  t.teardown(() => store.close());
-  const app = await jwksApp(t, store, config);
-  const oldSigner = store.current();
+t.test(
+  'a rotated-in key is published before it signs, then takes over; the old key stays until its tokens expire',
+  async (t) => {
+    const handle = await emptyKeyTable();
+    const config = testConfig(ENV);
+    const clock = testClock();
+    const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+    t.teardown(() => store.close());
+    const app = await jwksApp(t, store, config);
+    const oldSigner = store.current();
 
-  const next = await store.rotate();
-  t.match(next, { state: 'next', published: true, alg: 'ES256' });
-  t.equal(next.activateAt?.getTime(), clock.now().getTime() + 600_000, 'activates after KEY_ROTATION_DELAY_SECONDS');
-  t.same(kids(await fetchJwks(app)), [oldSigner.kid, next.kid].sort(), 'the next key is in the JWKS at once');
-  t.equal(store.current().kid, oldSigner.kid, 'but does not sign yet');
-  await t.rejects(store.rotate(), KeyOperationError, 'a second rotation waits for the first');
+    const next = await store.rotate();
+    t.match(next, { state: 'next', published: true, alg: 'ES256' });
+    t.equal(next.activateAt?.getTime(), clock.now().getTime() + 600_000, 'activates after KEY_ROTATION_DELAY_SECONDS');
+    t.same(kids(await fetchJwks(app)), [oldSigner.kid, next.kid].sort(), 'the next key is in the JWKS at once');
+    t.equal(store.current().kid, oldSigner.kid, 'but does not sign yet');
+    await t.rejects(store.rotate(), KeyOperationError, 'a second rotation waits for the first');
 
-  // A replica that loaded the keys before the rotation.
-  const replica = await Store.open(handle, config, silent, { now: clock.now, background: false });
-  t.teardown(() => replica.close());
+    // A replica that loaded the keys before the rotation.
+    const replica = await Store.open(handle, config, silent, { now: clock.now, background: false });
+    t.teardown(() => replica.close());
 
-  clock.advance(599);
-  await store.refresh();
-  t.equal(store.current().kid, oldSigner.kid, 'still the old key one second before activate_at');
-  const lastOldToken = await signAt(store.current(), clock.now());
+    clock.advance(599);
+    await store.refresh();
+    t.equal(store.current().kid, oldSigner.kid, 'still the old key one second before activate_at');
+    const lastOldToken = await signAt(store.current(), clock.now());
 
-  clock.advance(1);
-  await store.refresh();
-  const promotedAt = clock.now();
-  t.equal(store.current().kid, next.kid, 'the next key signs from activate_at');
-  t.same(await states(store), { [oldSigner.kid]: 'retired', [next.kid]: 'active' });
-  const old = (await store.list()).find((k) => k.kid === oldSigner.kid)!;
-  t.equal(old.retiredAt?.getTime(), promotedAt.getTime());
-  t.equal(old.expiresAt?.getTime(), promotedAt.getTime() + RETIRED_FOR_MS, 'expires after token TTL + clock skew + cache TTL');
+    clock.advance(1);
+    await store.refresh();
+    const promotedAt = clock.now();
+    t.equal(store.current().kid, next.kid, 'the next key signs from activate_at');
+    t.same(await states(store), { [oldSigner.kid]: 'retired', [next.kid]: 'active' });
+    const old = (await store.list()).find((k) => k.kid === oldSigner.kid)!;
+    t.equal(old.retiredAt?.getTime(), promotedAt.getTime());
+    t.equal(
+      old.expiresAt?.getTime(),
+      promotedAt.getTime() + RETIRED_FOR_MS,
+      'expires after token TTL + clock skew + cache TTL',
+    );
 
-  // The replica still signs with the old key until its cache refreshes: those tokens must verify too.
-  t.equal(replica.current().kid, oldSigner.kid, 'a stale replica keeps the old key until it refreshes');
-  clock.advance(19);
-  const staleReplicaToken = await signAt(replica.current(), clock.now());
-  await replica.refresh();
-  t.equal(replica.current().kid, next.kid, 'and picks up the new key on refresh');
-  t.same(replica.jwks(), store.jwks(), 'both replicas publish the same set');
+    // The replica still signs with the old key until its cache refreshes: those tokens must verify too.
+    t.equal(replica.current().kid, oldSigner.kid, 'a stale replica keeps the old key until it refreshes');
+    clock.advance(19);
+    const staleReplicaToken = await signAt(replica.current(), clock.now());
+    await replica.refresh();
+    t.equal(replica.current().kid, next.kid, 'and picks up the new key on refresh');
+    t.same(replica.jwks(), store.jwks(), 'both replicas publish the same set');
 
-  const newToken = await signAt(store.current(), clock.now());
-  let set = await fetchJwks(app);
-  t.same(kids(set), [oldSigner.kid, next.kid].sort());
-  t.ok(await verifiesAt(newToken, set, clock.now()), 'tokens of the new key verify');
-  t.ok(await verifiesAt(lastOldToken, set, clock.now()), 'tokens of the old key still verify');
+    const newToken = await signAt(store.current(), clock.now());
+    let set = await fetchJwks(app);
+    t.same(kids(set), [oldSigner.kid, next.kid].sort());
+    t.ok(await verifiesAt(newToken, set, clock.now()), 'tokens of the new key verify');
+    t.ok(await verifiesAt(lastOldToken, set, clock.now()), 'tokens of the old key still verify');
 
-  // Just before expires_at: the old key is still published, and the stale replica's last token is still valid.
-  clock.advance(330);
-  await store.refresh();
-  set = await fetchJwks(app);
-  t.ok(set.keys.some((k) => k.kid === oldSigner.kid), 'the old key is still published just before expires_at');
-  const staleExp = new Date(promotedAt.getTime() + (19 + 300) * 1000);
-  t.ok(await verifiesAt(staleReplicaToken, set, new Date(staleExp.getTime() - 1000)), 'the stale replica\'s last token verifies until its own exp');
+    // Just before expires_at: the old key is still published, and the stale replica's last token is still valid.
+    clock.advance(330);
+    await store.refresh();
+    set = await fetchJwks(app);
+    t.ok(
+      set.keys.some((k) => k.kid === oldSigner.kid),
+      'the old key is still published just before expires_at',
+    );
+    const staleExp = new Date(promotedAt.getTime() + (19 + 300) * 1000);
+    t.ok(
+      await verifiesAt(staleReplicaToken, set, new Date(staleExp.getTime() - 1000)),
+      "the stale replica's last token verifies until its own exp",
+    );
 
-  clock.advance(1);
-  await store.refresh();
-  set = await fetchJwks(app);
-  t.same(kids(set), [next.kid], 'the old key leaves the JWKS at expires_at');
-  t.notOk(await verifiesAt(lastOldToken, set, new Date(promotedAt.getTime() + 1000)), 'its tokens no longer verify');
-  t.same(await states(store), { [oldSigner.kid]: 'retired', [next.kid]: 'active' }, 'the row stays (for the janitor)');
-  t.equal((await store.list()).find((k) => k.kid === oldSigner.kid)?.published, false);
-});
+    clock.advance(1);
+    await store.refresh();
+    set = await fetchJwks(app);
+    t.same(kids(set), [next.kid], 'the old key leaves the JWKS at expires_at');
+    t.notOk(await verifiesAt(lastOldToken, set, new Date(promotedAt.getTime() + 1000)), 'its tokens no longer verify');
+    t.same(
+      await states(store),
+      { [oldSigner.kid]: 'retired', [next.kid]: 'active' },
+      'the row stays (for the janitor)',
+    );
+    t.equal((await store.list()).find((k) => k.kid === oldSigner.kid)?.published, false);
+  },
+);
 
 t.test('retiring the active key hands over to the pending key at once; --immediately unpublishes it', async (t) => {
   const handle = await emptyKeyTable();
@@ -110,27 +137,33 @@ t.test('retiring the active key hands over to the pending key at once; --immedia
   t.same(kids(await fetchJwks(app)), [next.kid], 'the compromised key left the JWKS at once');
 });
 
-t.test('the active key retires only immediately (compromise): otherwise rotate, so no key signs before it is published', async (t) => {
-  const handle = await emptyKeyTable();
-  const config = testConfig(ENV);
-  const clock = testClock();
-  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
-  t.teardown(() => store.close());
-  const app = await jwksApp(t, store, config);
-  const before = store.current();
-  const token = await signAt(before, clock.now());
+t.test(
+  'the active key retires only immediately (compromise): otherwise rotate, so no key signs before it is published',
+  async (t) => {
+    const handle = await emptyKeyTable();
+    const config = testConfig(ENV);
+    const clock = testClock();
+    const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+    t.teardown(() => store.close());
+    const app = await jwksApp(t, store, config);
+    const before = store.current();
+    const token = await signAt(before, clock.now());
 
-  await t.rejects(store.retire(before.kid), { name: 'KeyOperationError', message: new RegExp(`^${before.kid} is the active key: rotate first`) });
-  t.equal(store.current().kid, before.kid, 'it keeps signing');
-  t.ok(await verifiesAt(token, await fetchJwks(app), clock.now()), 'and its tokens keep verifying');
+    await t.rejects(store.retire(before.kid), {
+      name: 'KeyOperationError',
+      message: new RegExp(`^${before.kid} is the active key: rotate first`),
+    });
+    t.equal(store.current().kid, before.kid, 'it keeps signing');
+    t.ok(await verifiesAt(token, await fetchJwks(app), clock.now()), 'and its tokens keep verifying');
 
-  const result = await store.retire(before.kid, { immediately: true });
-  t.ok(result.signing && result.signing.kid !== before.kid, 'compromised: a new key signs at once');
-  t.equal(store.current().kid, result.signing?.kid);
-  t.equal(result.retired.published, false, 'and the compromised key left the JWKS');
-  t.same(kids(await fetchJwks(app)), [result.signing!.kid]);
-  t.equal((await store.list()).filter((k) => k.state === 'active').length, 1);
-});
+    const result = await store.retire(before.kid, { immediately: true });
+    t.ok(result.signing && result.signing.kid !== before.kid, 'compromised: a new key signs at once');
+    t.equal(store.current().kid, result.signing?.kid);
+    t.equal(result.retired.published, false, 'and the compromised key left the JWKS');
+    t.same(kids(await fetchJwks(app)), [result.signing!.kid]);
+    t.equal((await store.list()).filter((k) => k.state === 'active').length, 1);
+  },
+);
 
 t.test('a pending key can be withdrawn; unknown kids are refused', async (t) => {
   const handle = await emptyKeyTable();
@@ -141,9 +174,16 @@ t.test('a pending key can be withdrawn; unknown kids are refused', async (t) => 
   const active = store.current().kid;
   const next = await store.rotate();
   const result = await store.retire(next.kid);
-  t.match(result.retired, { kid: next.kid, state: 'retired', published: false }, 'it never signed, so it leaves the JWKS now');
+  t.match(
+    result.retired,
+    { kid: next.kid, state: 'retired', published: false },
+    'it never signed, so it leaves the JWKS now',
+  );
   t.equal(store.current().kid, active, 'the active key is untouched');
-  t.same(store.jwks().keys.map((k) => k.kid), [active]);
+  t.same(
+    store.jwks().keys.map((k) => k.kid),
+    [active],
+  );
   t.match(await store.rotate(), { state: 'next' }, 'a new rotation may start');
   await t.rejects(store.retire('no-such-kid'), new KeyOperationError('no signing key with kid no-such-kid'));
 });
@@ -163,7 +203,9 @@ t.test('replicas promoting a due key at the same moment leave one active key', a
   const handle = await emptyKeyTable();
   const config = testConfig(ENV);
   const clock = testClock();
-  const stores = await Promise.all([1, 2, 3].map(() => Store.open(handle, config, silent, { now: clock.now, background: false })));
+  const stores = await Promise.all(
+    [1, 2, 3].map(() => Store.open(handle, config, silent, { now: clock.now, background: false })),
+  );
   t.teardown(() => Promise.all(stores.map((s) => s.close())));
   const old = stores[0]!.current().kid;
   const next = await stores[0]!.rotate();

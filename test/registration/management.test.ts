@@ -3,7 +3,13 @@ import t from 'tap';
 import { buildTestApp } from '../helper.js';
 import { bearer, DCR_ENV, JSON_HEADERS, mcpClient, registered } from '../fixtures/registration.js';
 
-function manage(app: FastifyInstance, method: 'GET' | 'PUT' | 'DELETE', clientId: string, headers: Record<string, string> = {}, body?: unknown) {
+function manage(
+  app: FastifyInstance,
+  method: 'GET' | 'PUT' | 'DELETE',
+  clientId: string,
+  headers: Record<string, string> = {},
+  body?: unknown,
+) {
   return app.inject({
     method,
     url: `/register/${encodeURIComponent(clientId)}`,
@@ -14,7 +20,11 @@ function manage(app: FastifyInstance, method: 'GET' | 'PUT' | 'DELETE', clientId
 
 t.test('RFC 7592 GET returns the current configuration, without any secret or hash', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
-  const reg = await registered(app, { client_name: 'Web', redirect_uris: ['https://app.example.com/cb'], scope: 'read' });
+  const reg = await registered(app, {
+    client_name: 'Web',
+    redirect_uris: ['https://app.example.com/cb'],
+    scope: 'read',
+  });
   const res = await manage(app, 'GET', reg.client_id, bearer(reg.registration_access_token));
   t.equal(res.statusCode, 200, res.body);
   t.equal(res.headers['cache-control'], 'no-store');
@@ -35,14 +45,35 @@ t.test('RFC 7592 §2.1: a missing, wrong or foreign token, or an unknown client,
     ['no token', a.client_id, {}, 'Bearer'],
     ['wrong token', a.client_id, bearer(`${a.registration_access_token}x`), 'Bearer error="invalid_token"'],
     ["another client's token", a.client_id, bearer(b.registration_access_token), 'Bearer error="invalid_token"'],
-    ['a client secret-like Basic header', a.client_id, { authorization: `Basic ${Buffer.from('x:y').toString('base64')}` }, 'Bearer error="invalid_token"'],
-    ['an unknown client with a token', 'no-such-client', bearer(a.registration_access_token), 'Bearer error="invalid_token"'],
-    ['an admin-made client', admin.client.client_id, bearer(a.registration_access_token), 'Bearer error="invalid_token"'],
+    [
+      'a client secret-like Basic header',
+      a.client_id,
+      { authorization: `Basic ${Buffer.from('x:y').toString('base64')}` },
+      'Bearer error="invalid_token"',
+    ],
+    [
+      'an unknown client with a token',
+      'no-such-client',
+      bearer(a.registration_access_token),
+      'Bearer error="invalid_token"',
+    ],
+    [
+      'an admin-made client',
+      admin.client.client_id,
+      bearer(a.registration_access_token),
+      'Bearer error="invalid_token"',
+    ],
     ['a long client id', 'x'.repeat(100), bearer(a.registration_access_token), 'Bearer error="invalid_token"'],
   ];
   for (const [name, id, headers, challenge] of cases) {
     for (const method of ['GET', 'PUT', 'DELETE'] as const) {
-      const res = await manage(app, method, id, headers, method === 'PUT' ? { client_id: id, redirect_uris: ['http://127.0.0.1/x'] } : undefined);
+      const res = await manage(
+        app,
+        method,
+        id,
+        headers,
+        method === 'PUT' ? { client_id: id, redirect_uris: ['http://127.0.0.1/x'] } : undefined,
+      );
       t.equal(res.statusCode, 401, `${method} ${name}`);
       t.equal(res.json().error, 'invalid_token', `${method} ${name}`);
       t.equal(res.headers['www-authenticate'], challenge, `${method} ${name}`);
@@ -93,9 +124,16 @@ t.test('RFC 7592 PUT replaces the metadata: omitted fields go back to their defa
   t.equal(row?.skip_consent, false);
 
   // The secret now has to match when sent.
-  const wrongSecret = await manage(app, 'PUT', reg.client_id, token, { client_id: reg.client_id, client_secret: 'nope', redirect_uris: ['http://127.0.0.1/x'] });
+  const wrongSecret = await manage(app, 'PUT', reg.client_id, token, {
+    client_id: reg.client_id,
+    client_secret: 'nope',
+    redirect_uris: ['http://127.0.0.1/x'],
+  });
   t.equal(wrongSecret.statusCode, 400);
-  t.match(wrongSecret.json(), { error: 'invalid_client_metadata', error_description: /^client_secret: does not match/ });
+  t.match(wrongSecret.json(), {
+    error: 'invalid_client_metadata',
+    error_description: /^client_secret: does not match/,
+  });
   const rightSecret = await manage(app, 'PUT', reg.client_id, token, {
     client_id: reg.client_id,
     client_secret: body.client_secret,
@@ -105,7 +143,11 @@ t.test('RFC 7592 PUT replaces the metadata: omitted fields go back to their defa
   t.equal(rightSecret.statusCode, 200, rightSecret.body);
   t.notOk('client_secret' in rightSecret.json(), 'the existing secret is kept, not shown');
   t.equal(rightSecret.json().client_secret_expires_at, 0);
-  const backToPublic = await manage(app, 'PUT', reg.client_id, token, { client_id: reg.client_id, redirect_uris: ['http://127.0.0.1/x'], token_endpoint_auth_method: 'none' });
+  const backToPublic = await manage(app, 'PUT', reg.client_id, token, {
+    client_id: reg.client_id,
+    redirect_uris: ['http://127.0.0.1/x'],
+    token_endpoint_auth_method: 'none',
+  });
   t.equal(backToPublic.statusCode, 200);
   t.equal((await app.clients.find(reg.client_id))?.secret_hash, null, 'made public: the secret is gone');
 });
@@ -116,15 +158,39 @@ t.test('RFC 7592 PUT errors', async (t) => {
   const token = bearer(reg.registration_access_token);
   const missingId = await manage(app, 'PUT', reg.client_id, token, { redirect_uris: ['http://127.0.0.1/x'] });
   t.match(missingId.json(), { error: 'invalid_client_metadata', error_description: /^client_id: must be present/ });
-  const otherId = await manage(app, 'PUT', reg.client_id, token, { client_id: 'other', redirect_uris: ['http://127.0.0.1/x'] });
+  const otherId = await manage(app, 'PUT', reg.client_id, token, {
+    client_id: 'other',
+    redirect_uris: ['http://127.0.0.1/x'],
+  });
   t.equal(otherId.statusCode, 400);
-  const badUri = await manage(app, 'PUT', reg.client_id, token, { client_id: reg.client_id, redirect_uris: ['http://app.example.com/cb'] });
+  const badUri = await manage(app, 'PUT', reg.client_id, token, {
+    client_id: reg.client_id,
+    redirect_uris: ['http://app.example.com/cb'],
+  });
   t.match(badUri.json(), { error: 'invalid_redirect_uri', error_description: /^redirect_uris\[0\]/ });
-  const badScope = await manage(app, 'PUT', reg.client_id, token, { client_id: reg.client_id, redirect_uris: ['http://127.0.0.1/x'], scope: 7 });
+  const badScope = await manage(app, 'PUT', reg.client_id, token, {
+    client_id: reg.client_id,
+    redirect_uris: ['http://127.0.0.1/x'],
+    scope: 7,
+  });
   t.match(badScope.json(), { error: 'invalid_client_metadata', error_description: /^scope:/ });
-  const secretForPublic = await manage(app, 'PUT', reg.client_id, token, { client_id: reg.client_id, client_secret: 'guess', redirect_uris: ['http://127.0.0.1/x'], token_endpoint_auth_method: 'none' });
-  t.match(secretForPublic.json(), { error: 'invalid_client_metadata', error_description: /^client_secret/ }, 'a public client has no secret to match');
-  const form = await app.inject({ method: 'PUT', url: `/register/${reg.client_id}`, headers: { ...token, 'content-type': 'application/x-www-form-urlencoded' }, payload: `client_id=${reg.client_id}` });
+  const secretForPublic = await manage(app, 'PUT', reg.client_id, token, {
+    client_id: reg.client_id,
+    client_secret: 'guess',
+    redirect_uris: ['http://127.0.0.1/x'],
+    token_endpoint_auth_method: 'none',
+  });
+  t.match(
+    secretForPublic.json(),
+    { error: 'invalid_client_metadata', error_description: /^client_secret/ },
+    'a public client has no secret to match',
+  );
+  const form = await app.inject({
+    method: 'PUT',
+    url: `/register/${reg.client_id}`,
+    headers: { ...token, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: `client_id=${reg.client_id}`,
+  });
   t.equal(form.statusCode, 415);
   const malformed = await manage(app, 'PUT', reg.client_id, token, '{"client_id":');
   t.equal(malformed.statusCode, 400);
@@ -136,7 +202,11 @@ t.test('RFC 7592 PUT errors', async (t) => {
 t.test('DCR_ALWAYS_RETURN_CLIENT_SECRET: the unstored secret sent back in a PUT is ignored', async (t) => {
   const app = await buildTestApp(t, { ...DCR_ENV, DCR_ALWAYS_RETURN_CLIENT_SECRET: 'true' });
   const reg = await registered(app, mcpClient());
-  const res = await manage(app, 'PUT', reg.client_id, bearer(reg.registration_access_token), { ...mcpClient(), client_id: reg.client_id, client_secret: reg.client_secret });
+  const res = await manage(app, 'PUT', reg.client_id, bearer(reg.registration_access_token), {
+    ...mcpClient(),
+    client_id: reg.client_id,
+    client_secret: reg.client_secret,
+  });
   t.equal(res.statusCode, 200, res.body);
   t.equal(res.json().token_endpoint_auth_method, 'none');
   t.notOk('client_secret' in res.json());
@@ -152,7 +222,13 @@ t.test('RFC 7592 DELETE removes the client; its token then works nowhere', async
   t.equal(await app.clients.find(reg.client_id), undefined);
   t.equal(await app.clients.get(reg.client_id), undefined, 'the cache was invalidated');
   for (const method of ['GET', 'PUT', 'DELETE'] as const) {
-    const res = await manage(app, method, reg.client_id, token, method === 'PUT' ? { client_id: reg.client_id } : undefined);
+    const res = await manage(
+      app,
+      method,
+      reg.client_id,
+      token,
+      method === 'PUT' ? { client_id: reg.client_id } : undefined,
+    );
     t.equal(res.statusCode, 401, `${method} after delete is 401, not 404`);
   }
 });

@@ -60,7 +60,10 @@ t.test('RFC 7591 §2 defaults: authorization_code, code, client_secret_basic; a 
   t.equal(body.client_secret_expires_at, 0);
   t.notOk('scope' in body, 'no scope registered, none returned');
 
-  const privateUse = await registered(app, { redirect_uris: ['com.example.app:/oauth'], token_endpoint_auth_method: 'none' });
+  const privateUse = await registered(app, {
+    redirect_uris: ['com.example.app:/oauth'],
+    token_endpoint_auth_method: 'none',
+  });
   t.equal(privateUse.application_type, 'native', 'a private-use scheme: native');
   t.equal(privateUse.client_name, 'com.example.app');
   const unnamed = await registered(app, { redirect_uris: ['https://app.example.com/cb'] });
@@ -68,9 +71,15 @@ t.test('RFC 7591 §2 defaults: authorization_code, code, client_secret_basic; a 
   const mixed = await register(app, { redirect_uris: ['https://app.example.com/cb', 'http://127.0.0.1/cb'] });
   t.equal(mixed.json().error, 'invalid_redirect_uri', 'mixed web and loopback redirects are not inferred native');
   // VS Code's registration: a public native app with claimed https (RFC 8252 §7.2) and loopback (§7.3) redirects.
-  const vscode = await registered(app, { redirect_uris: ['https://vscode.dev/redirect', 'http://127.0.0.1/'], token_endpoint_auth_method: 'none' });
+  const vscode = await registered(app, {
+    redirect_uris: ['https://vscode.dev/redirect', 'http://127.0.0.1/'],
+    token_endpoint_auth_method: 'none',
+  });
   t.equal(vscode.application_type, 'native', 'a public client with https and loopback redirects: native');
-  const publicWeb = await registered(app, { redirect_uris: ['https://spa.example.com/cb'], token_endpoint_auth_method: 'none' });
+  const publicWeb = await registered(app, {
+    redirect_uris: ['https://spa.example.com/cb'],
+    token_endpoint_auth_method: 'none',
+  });
   t.equal(publicWeb.application_type, 'web', 'a public client with only https redirects: web');
   const explicitWeb = await register(app, { application_type: 'web', redirect_uris: ['http://127.0.0.1/cb'] });
   t.equal(explicitWeb.json().error, 'invalid_redirect_uri', 'an explicit web application_type is kept');
@@ -110,7 +119,15 @@ t.test('all RFC 7591 metadata is stored and returned; unknown members are ignore
     contacts: ['ops@example.com'],
     application_type: 'web',
   });
-  for (const ignored of ['software_id', 'software_version', 'jwks_uri', 'resource', 'skip_consent', 'client_name_extra']) t.notOk(ignored in body, `${ignored} ignored`);
+  for (const ignored of [
+    'software_id',
+    'software_version',
+    'jwks_uri',
+    'resource',
+    'skip_consent',
+    'client_name_extra',
+  ])
+    t.notOk(ignored in body, `${ignored} ignored`);
   const row = await app.clients.find(body.client_id);
   t.equal(row?.skip_consent, false, 'skip_consent from a client is ignored');
   t.same(row?.resources, [], 'resources are not client-settable');
@@ -119,14 +136,42 @@ t.test('all RFC 7591 metadata is stored and returned; unknown members are ignore
 t.test('invalid_redirect_uri (RFC 7591 §3.2.2) names the URI', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['http on a non-loopback host', { redirect_uris: ['http://app.example.com/cb'] }, /^redirect_uris\[0\]: must use https/],
-    ['a fragment', { redirect_uris: ['https://app.example.com/cb#x'] }, /^redirect_uris\[0\]: must not contain a fragment/],
-    ['a relative URI', { redirect_uris: ['https://app.example.com/ok', '/cb'] }, /^redirect_uris\[1\]: must be an absolute URI/],
+    [
+      'http on a non-loopback host',
+      { redirect_uris: ['http://app.example.com/cb'] },
+      /^redirect_uris\[0\]: must use https/,
+    ],
+    [
+      'a fragment',
+      { redirect_uris: ['https://app.example.com/cb#x'] },
+      /^redirect_uris\[0\]: must not contain a fragment/,
+    ],
+    [
+      'a relative URI',
+      { redirect_uris: ['https://app.example.com/ok', '/cb'] },
+      /^redirect_uris\[1\]: must be an absolute URI/,
+    ],
     ['javascript:', { redirect_uris: ['javascript:alert(1)'] }, /^redirect_uris\[0\]: must use https/],
-    ['a private-use scheme for a web client', { application_type: 'web', redirect_uris: ['com.example.app:/cb'] }, /^redirect_uris\[0\]: private-use URI schemes are allowed only for native clients/],
-    ['loopback for an explicit web client', { application_type: 'web', redirect_uris: ['http://localhost:3000/cb'] }, /^redirect_uris\[0\]: http on loopback is allowed only for native clients/],
-    ['none for authorization_code', { grant_types: ['authorization_code'] }, /^redirect_uris: at least one redirect URI is required/],
-    ['a string instead of an array', { redirect_uris: 'https://app.example.com/cb' }, /^redirect_uris: must be an array of strings/],
+    [
+      'a private-use scheme for a web client',
+      { application_type: 'web', redirect_uris: ['com.example.app:/cb'] },
+      /^redirect_uris\[0\]: private-use URI schemes are allowed only for native clients/,
+    ],
+    [
+      'loopback for an explicit web client',
+      { application_type: 'web', redirect_uris: ['http://localhost:3000/cb'] },
+      /^redirect_uris\[0\]: http on loopback is allowed only for native clients/,
+    ],
+    [
+      'none for authorization_code',
+      { grant_types: ['authorization_code'] },
+      /^redirect_uris: at least one redirect URI is required/,
+    ],
+    [
+      'a string instead of an array',
+      { redirect_uris: 'https://app.example.com/cb' },
+      /^redirect_uris: must be an array of strings/,
+    ],
     ['a number in the array', { redirect_uris: [42] }, /^redirect_uris\[0\]: must be a string/],
   ];
   for (const [name, body, description] of cases) {
@@ -143,22 +188,62 @@ t.test('invalid_client_metadata (RFC 7591 §3.2.2) names the field', async (t) =
   const redirect = { redirect_uris: ['https://app.example.com/cb'] };
   const before = (await app.clients.list()).length;
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['an unknown grant type', { ...redirect, grant_types: ['authorization_code', 'password'] }, /^grant_types\[1\]: must be one of/],
-    ['implicit response type', { ...redirect, response_types: ['token'] }, /^response_types\[0\]: only ["']code["'] is supported/],
-    ['client_credentials (operators create machine clients)', { grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' }, /^grant_types: client_credentials is not available to self-registered clients/],
-    ['refresh_token alone', { grant_types: ['refresh_token'] }, /^grant_types: refresh_token requires authorization_code/],
+    [
+      'an unknown grant type',
+      { ...redirect, grant_types: ['authorization_code', 'password'] },
+      /^grant_types\[1\]: must be one of/,
+    ],
+    [
+      'implicit response type',
+      { ...redirect, response_types: ['token'] },
+      /^response_types\[0\]: only ["']code["'] is supported/,
+    ],
+    [
+      'client_credentials (operators create machine clients)',
+      { grant_types: ['client_credentials'], token_endpoint_auth_method: 'none' },
+      /^grant_types: client_credentials is not available to self-registered clients/,
+    ],
+    [
+      'refresh_token alone',
+      { grant_types: ['refresh_token'] },
+      /^grant_types: refresh_token requires authorization_code/,
+    ],
     ['bad scope syntax', { ...redirect, scope: 'read wr\u00e9te' }, /^scope: ["']wr.te["'] is not a valid scope-token/],
     ['scope as an array', { ...redirect, scope: ['read'] }, /^scope: must be a string of space-separated scope values/],
-    ['an unknown scope when enforced', { ...redirect, scope: 'read delete' }, /^scope: ["']delete["'] is not in the scope catalogue/],
-    ['an unsupported auth method', { ...redirect, token_endpoint_auth_method: 'private_key_jwt' }, /^token_endpoint_auth_method: must be one of client_secret_basic, client_secret_post, none/],
-    ['an unknown application_type', { ...redirect, application_type: 'desktop' }, /^application_type: must be one of web, native/],
+    [
+      'an unknown scope when enforced',
+      { ...redirect, scope: 'read delete' },
+      /^scope: ["']delete["'] is not in the scope catalogue/,
+    ],
+    [
+      'an unsupported auth method',
+      { ...redirect, token_endpoint_auth_method: 'private_key_jwt' },
+      /^token_endpoint_auth_method: must be one of client_secret_basic, client_secret_post, none/,
+    ],
+    [
+      'an unknown application_type',
+      { ...redirect, application_type: 'desktop' },
+      /^application_type: must be one of web, native/,
+    ],
     ['client_name not a string', { ...redirect, client_name: ['A', 'B'] }, /^client_name: must be a string/],
     ['client_name empty', { ...redirect, client_name: '   ' }, /^client_name: must not be empty/],
-    ['client_name too long', { ...redirect, client_name: 'x'.repeat(201) }, /^client_name: must be at most 200 characters/],
+    [
+      'client_name too long',
+      { ...redirect, client_name: 'x'.repeat(201) },
+      /^client_name: must be at most 200 characters/,
+    ],
     ['http client_uri', { ...redirect, client_uri: 'http://app.example.com' }, /^client_uri: must be an https URL/],
     ['contacts as a string', { ...redirect, contacts: 'ops@example.com' }, /^contacts: must be an array of strings/],
-    ['grant_types as a string', { ...redirect, grant_types: 'authorization_code' }, /^grant_types: must be an array of strings/],
-    ['a loopback post-logout URI for a web client', { ...redirect, post_logout_redirect_uris: ['http://127.0.0.1/bye'] }, /^post_logout_redirect_uris\[0\]: http on loopback/],
+    [
+      'grant_types as a string',
+      { ...redirect, grant_types: 'authorization_code' },
+      /^grant_types: must be an array of strings/,
+    ],
+    [
+      'a loopback post-logout URI for a web client',
+      { ...redirect, post_logout_redirect_uris: ['http://127.0.0.1/bye'] },
+      /^post_logout_redirect_uris\[0\]: http on loopback/,
+    ],
   ];
   for (const [name, body, description] of cases) {
     const res = await register(app, body);
@@ -176,12 +261,40 @@ t.test('malformed requests never cause a 500', async (t) => {
     ['a JSON array', () => register(app, '[1,2]'), 400],
     ['a JSON string', () => register(app, '"hello"'), 400],
     ['JSON null', () => register(app, 'null'), 400],
-    ['__proto__ pollution', () => register(app, '{"__proto__": {"x": 1}, "redirect_uris": ["https://a.example/cb"]}'), 400],
-    ['a huge body', () => register(app, { client_name: 'x', redirect_uris: ['https://app.example.com/cb'], contacts: Array.from({ length: 5000 }, (_, i) => `c${i}@example.com`) }), 413],
-    ['too many redirect URIs', () => register(app, { redirect_uris: Array.from({ length: 21 }, (_, i) => `https://a.example/${i}`) }), 400],
-    ['a form body', () => register(app, 'client_name=x&redirect_uris=https://a.example/cb', { 'content-type': 'application/x-www-form-urlencoded' }), 415],
+    [
+      '__proto__ pollution',
+      () => register(app, '{"__proto__": {"x": 1}, "redirect_uris": ["https://a.example/cb"]}'),
+      400,
+    ],
+    [
+      'a huge body',
+      () =>
+        register(app, {
+          client_name: 'x',
+          redirect_uris: ['https://app.example.com/cb'],
+          contacts: Array.from({ length: 5000 }, (_, i) => `c${i}@example.com`),
+        }),
+      413,
+    ],
+    [
+      'too many redirect URIs',
+      () => register(app, { redirect_uris: Array.from({ length: 21 }, (_, i) => `https://a.example/${i}`) }),
+      400,
+    ],
+    [
+      'a form body',
+      () =>
+        register(app, 'client_name=x&redirect_uris=https://a.example/cb', {
+          'content-type': 'application/x-www-form-urlencoded',
+        }),
+      415,
+    ],
     ['text/plain', () => register(app, '{}', { 'content-type': 'text/plain' }), 415],
-    ['nested objects everywhere', () => register(app, { client_name: { a: 1 }, redirect_uris: [{ a: 1 }], scope: { a: 1 } }), 400],
+    [
+      'nested objects everywhere',
+      () => register(app, { client_name: { a: 1 }, redirect_uris: [{ a: 1 }], scope: { a: 1 } }),
+      400,
+    ],
   ];
   for (const [name, run, status] of cases) {
     const res = await run();
@@ -220,9 +333,14 @@ t.test('DCR_INITIAL_ACCESS_TOKEN: registration needs that bearer token (RFC 7591
 });
 
 t.test('wrong initial access tokens count against the per-address rate limit', async (t) => {
-  const app = await buildTestApp(t, { ...DCR_ENV, DCR_INITIAL_ACCESS_TOKEN: 'initial-token-123', RATE_LIMIT_PER_MINUTE: '3' });
+  const app = await buildTestApp(t, {
+    ...DCR_ENV,
+    DCR_INITIAL_ACCESS_TOKEN: 'initial-token-123',
+    RATE_LIMIT_PER_MINUTE: '3',
+  });
   const codes: number[] = [];
-  for (let i = 0; i < 5; i++) codes.push((await register(app, mcpClient(), { authorization: `Bearer guess-${i}` })).statusCode);
+  for (let i = 0; i < 5; i++)
+    codes.push((await register(app, mcpClient(), { authorization: `Bearer guess-${i}` })).statusCode);
   t.same(codes, [401, 401, 401, 429, 429], 'guessing is throttled like any other registration attempt');
 });
 
@@ -231,7 +349,11 @@ t.test('CORS is open on /register for browser-based clients', async (t) => {
   const preflight = await app.inject({
     method: 'OPTIONS',
     url: '/register',
-    headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    headers: {
+      origin: 'http://localhost:6274',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type',
+    },
   });
   t.equal(preflight.statusCode, 204);
   t.equal(preflight.headers['access-control-allow-origin'], '*');
@@ -250,7 +372,11 @@ t.test('DCR_ALWAYS_RETURN_CLIENT_SECRET: a public client gets an unstored secret
   t.equal(row?.token_endpoint_auth_method, 'none');
   const confidential = await registered(app, { redirect_uris: ['https://app.example.com/cb'] });
   t.not(confidential.client_secret, undefined);
-  t.not((await app.clients.find(confidential.client_id))?.secret_hash, null, 'a confidential client keeps its real secret');
+  t.not(
+    (await app.clients.find(confidential.client_id))?.secret_hash,
+    null,
+    'a confidential client keeps its real secret',
+  );
 
   const off = await buildTestApp(t, DCR_ENV);
   t.notOk('client_secret' in (await registered(off, mcpClient())), 'off: no secret for none');

@@ -19,7 +19,16 @@ export function isLoopbackUrl(value: string): boolean {
 function loopbackMatches(registered: string, requested: string): boolean {
   const a = new URL(registered);
   const b = new URL(requested);
-  return a.protocol === 'http:' && b.protocol === 'http:' && a.hostname === b.hostname && a.pathname === b.pathname && a.search === b.search && !b.hash && !b.username && !b.password;
+  return (
+    a.protocol === 'http:' &&
+    b.protocol === 'http:' &&
+    a.hostname === b.hostname &&
+    a.pathname === b.pathname &&
+    a.search === b.search &&
+    !b.hash &&
+    !b.username &&
+    !b.password
+  );
 }
 
 /**
@@ -27,7 +36,10 @@ function loopbackMatches(registered: string, requested: string): boolean {
  * comparison, RFC 9700 §4.1.3 / OAuth 2.1 §2.3.1), the loopback exception for native clients, or the
  * only registered one when none is named. Errors here are never redirected (RFC 6749 §4.1.2.1).
  */
-export function resolveRedirectUri(client: { redirect_uris: readonly string[]; application_type: string }, requested: string | undefined): string {
+export function resolveRedirectUri(
+  client: { redirect_uris: readonly string[]; application_type: string },
+  requested: string | undefined,
+): string {
   if (requested === undefined) {
     if (client.redirect_uris.length === 1) return client.redirect_uris[0]!;
     throw new OAuthError('invalid_request', 'redirect_uri is required: this client has several registered');

@@ -29,7 +29,8 @@ export function resolveScopes(
     throw new OAuthError('invalid_scope', 'scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)');
   }
   const bad = tokens.find((s) => !SCOPE_TOKEN.test(s));
-  if (bad !== undefined) throw new OAuthError('invalid_scope', 'scope contains a character not allowed by RFC 6749 §3.3');
+  if (bad !== undefined)
+    throw new OAuthError('invalid_scope', 'scope contains a character not allowed by RFC 6749 §3.3');
   const unique = [...new Set(tokens)];
   if (!policy.enforce) return unique;
   const allowed = allowedScopes(client, policy);

@@ -4,14 +4,27 @@ import { challengeOf } from '../checks/pkce.js';
 import { OAuthError } from '../errors.js';
 import { generateToken, hashSecret } from '../secrets.js';
 import type { GrantHandler } from './grant.js';
-import { audienceFor, currentlyAllowedResource, currentlyAllowedScope, firstMissing, newFamilyId, requestedResources, userTokenResponse } from './user-tokens.js';
+import {
+  audienceFor,
+  currentlyAllowedResource,
+  currentlyAllowedScope,
+  firstMissing,
+  newFamilyId,
+  requestedResources,
+  userTokenResponse,
+} from './user-tokens.js';
 
 function str(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
 /** Why a redemption found nothing: a replay (revoke what the first redemption started), a resource not granted, or just invalid. */
-async function explainFailure(db: Parameters<typeof findAuthorizationCode>[0], codeHash: string, clientId: string, resources: readonly string[]): Promise<OAuthError> {
+async function explainFailure(
+  db: Parameters<typeof findAuthorizationCode>[0],
+  codeHash: string,
+  clientId: string,
+  resources: readonly string[],
+): Promise<OAuthError> {
   const row = await findAuthorizationCode(db, codeHash);
   if (row && row.client_id === clientId && !row.consumed_at && row.expires_at > new Date()) {
     const missing = firstMissing(resources, row.resources);
@@ -40,14 +53,27 @@ export function authorizationCodeGrant(db: () => Parameters<typeof findAuthoriza
       const scopeAllowed = currentlyAllowedScope(client, ctx);
       const resourceAllowed = currentlyAllowedResource(client, ctx);
       const refusedResource = resources.find((resource) => !resourceAllowed(resource));
-      if (refusedResource !== undefined) throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
+      if (refusedResource !== undefined)
+        throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
       const wantsRefresh = client.grant_types.includes('refresh_token');
       const refreshToken = wantsRefresh ? generateToken() : null;
       const familyId = newFamilyId();
       const redeemed = await redeemCode(
         db(),
-        { codeHash, clientId: client.client_id, codeChallenge: challenge, redirectUri: str(params.redirect_uri) ?? null, resources },
-        refreshToken ? { familyId, tokenHash: hashSecret(refreshToken), expiresAt: new Date(Date.now() + ctx.config.flow.refreshTokenTtl * 1000) } : null,
+        {
+          codeHash,
+          clientId: client.client_id,
+          codeChallenge: challenge,
+          redirectUri: str(params.redirect_uri) ?? null,
+          resources,
+        },
+        refreshToken
+          ? {
+              familyId,
+              tokenHash: hashSecret(refreshToken),
+              expiresAt: new Date(Date.now() + ctx.config.flow.refreshTokenTtl * 1000),
+            }
+          : null,
       );
       if (!redeemed) throw await explainFailure(db(), codeHash, client.client_id, resources);
       const audience = audienceFor(resources, redeemed.resources).filter(resourceAllowed);

@@ -3,12 +3,27 @@ import { findRefreshToken, revokeFamily, rotateRefreshToken } from '../../reposi
 import { OAuthError } from '../errors.js';
 import { generateToken, hashSecret } from '../secrets.js';
 import type { GrantHandler } from './grant.js';
-import { audienceFor, currentlyAllowedResource, currentlyAllowedScope, firstMissing, requestedResources, requestedScopes, userTokenResponse } from './user-tokens.js';
+import {
+  audienceFor,
+  currentlyAllowedResource,
+  currentlyAllowedScope,
+  firstMissing,
+  requestedResources,
+  requestedScopes,
+  userTokenResponse,
+} from './user-tokens.js';
 
 const INVALID = 'the refresh token is invalid, expired or revoked';
 
 /** Why a rotation found nothing: reuse (revoke the chain, unless within the grace window), a scope or resource beyond the grant, or just invalid. */
-async function explainFailure(db: Db, tokenHash: string, clientId: string, scopes: readonly string[], resources: readonly string[], graceSeconds: number): Promise<OAuthError> {
+async function explainFailure(
+  db: Db,
+  tokenHash: string,
+  clientId: string,
+  scopes: readonly string[],
+  resources: readonly string[],
+  graceSeconds: number,
+): Promise<OAuthError> {
   const row = await findRefreshToken(db, tokenHash);
   if (!row || row.client_id !== clientId) return new OAuthError('invalid_grant', INVALID);
   if (row.revoked_at) {
@@ -25,8 +40,10 @@ async function explainFailure(db: Db, tokenHash: string, clientId: string, scope
   }
   if (row.expires_at <= new Date()) return new OAuthError('invalid_grant', INVALID);
   // RFC 6749 §6: a refresh may narrow the scope, never widen it; RFC 8707 §2.2: only granted resources.
-  if (firstMissing(scopes, row.scopes) !== undefined) return new OAuthError('invalid_scope', 'the requested scope exceeds the grant');
-  if (firstMissing(resources, row.resources) !== undefined) return new OAuthError('invalid_target', 'a requested resource was not granted');
+  if (firstMissing(scopes, row.scopes) !== undefined)
+    return new OAuthError('invalid_scope', 'the requested scope exceeds the grant');
+  if (firstMissing(resources, row.resources) !== undefined)
+    return new OAuthError('invalid_target', 'a requested resource was not granted');
   // Live, in scope, yet not rotated: its chain has a revoked member (a revocation raced a rotation).
   await revokeFamily(db, row.family_id);
   return new OAuthError('invalid_grant', INVALID);
@@ -51,14 +68,30 @@ export function refreshTokenGrant(db: () => Db): GrantHandler {
       const scopeAllowed = currentlyAllowedScope(client, ctx);
       const resourceAllowed = currentlyAllowedResource(client, ctx);
       const refusedScope = scopes?.find((scope) => !scopeAllowed(scope));
-      if (refusedScope !== undefined) throw new OAuthError('invalid_scope', `scope not allowed for this client: ${refusedScope}`);
+      if (refusedScope !== undefined)
+        throw new OAuthError('invalid_scope', `scope not allowed for this client: ${refusedScope}`);
       const refusedResource = resources.find((resource) => !resourceAllowed(resource));
-      if (refusedResource !== undefined) throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
+      if (refusedResource !== undefined)
+        throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
 
       const tokenHash = hashSecret(presented);
       const next = generateToken();
-      const rotated = await rotateRefreshToken(db(), { tokenHash, clientId: client.client_id, newHash: hashSecret(next), scopes: scopes ?? [], resources });
-      if (!rotated) throw await explainFailure(db(), tokenHash, client.client_id, scopes ?? [], resources, ctx.config.flow.refreshGrace);
+      const rotated = await rotateRefreshToken(db(), {
+        tokenHash,
+        clientId: client.client_id,
+        newHash: hashSecret(next),
+        scopes: scopes ?? [],
+        resources,
+      });
+      if (!rotated)
+        throw await explainFailure(
+          db(),
+          tokenHash,
+          client.client_id,
+          scopes ?? [],
+          resources,
+          ctx.config.flow.refreshGrace,
+        );
       const wanted = scopes ?? rotated.scopes;
       const granted = wanted.filter(scopeAllowed);
       const audience = audienceFor(resources, rotated.resources).filter(resourceAllowed);

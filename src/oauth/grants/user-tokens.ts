@@ -47,7 +47,14 @@ export function currentlyAllowedResource(client: GrantClient, ctx: GrantContext)
 }
 
 /** Signs the access token for a user grant and builds the RFC 6749 §5.1 response. */
-export async function userTokenResponse(grant: UserGrant, client: GrantClient, ctx: GrantContext, audience: string[], scopes: string[], refreshToken: string | null): Promise<TokenResponse> {
+export async function userTokenResponse(
+  grant: UserGrant,
+  client: GrantClient,
+  ctx: GrantContext,
+  audience: string[],
+  scopes: string[],
+  refreshToken: string | null,
+): Promise<TokenResponse> {
   const issued = await issueAccessToken(ctx.signer(), {
     issuer: ctx.config.issuer,
     subject: grant.sub,

@@ -27,7 +27,9 @@ export interface AccessTokenVerifierOptions {
 export type AccessTokenVerifier = (token: string) => Promise<AccessTokenClaims | null>;
 
 function isStringList(value: unknown): value is string | string[] {
-  return typeof value === 'string' || (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string'));
+  return (
+    typeof value === 'string' || (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string'))
+  );
 }
 
 /**
@@ -62,7 +64,8 @@ export function accessTokenVerifier(keys: () => JwkSet, options: AccessTokenVeri
     }
     const { iss, sub, aud, client_id: clientId, scope, jti, iat, exp, auth_time: authTime } = payload;
     // Our own signature makes these hold; the checks keep a malformed token of ours from becoming a 500.
-    if (typeof iss !== 'string' || typeof sub !== 'string' || !isStringList(aud) || typeof clientId !== 'string') return null;
+    if (typeof iss !== 'string' || typeof sub !== 'string' || !isStringList(aud) || typeof clientId !== 'string')
+      return null;
     if (typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') return null;
     if (scope !== undefined && typeof scope !== 'string') return null;
     if (authTime !== undefined && typeof authTime !== 'number') return null;

@@ -31,18 +31,27 @@ export function fromFrameworkError(error: FastifyError): OAuthError | null {
   if (status === 415) return new OAuthError('unsupported_media_type', 'unsupported content type');
   if (status === 429) return new OAuthError('too_many_requests', 'too many requests', { status: 429 });
   // Fastify's 4xx messages describe the request, not the server, so they are safe to return.
-  if (status >= 400 && status < 500) return new OAuthError('invalid_request', error.message || 'bad request', { status });
+  if (status >= 400 && status < 500)
+    return new OAuthError('invalid_request', error.message || 'bad request', { status });
   return null;
 }
 
 /** Writes an OAuthError as RFC 6749 §5.2 JSON. */
 export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyReply {
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
-  return reply.code(err.status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(err.toJSON());
+  return reply
+    .code(err.status)
+    .header('cache-control', 'no-store')
+    .type('application/json; charset=utf-8')
+    .send(err.toJSON());
 }
 
 /** Renders an error the route chose to show as a page or redirect; decorated by later plugins. */
-export type ErrorRenderer = (err: OAuthError, request: FastifyRequest, reply: FastifyReply) => FastifyReply | Promise<FastifyReply>;
+export type ErrorRenderer = (
+  err: OAuthError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => FastifyReply | Promise<FastifyReply>;
 
 declare module 'fastify' {
   interface FastifyContextConfig {

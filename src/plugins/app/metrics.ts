@@ -50,7 +50,10 @@ export default fp(
       duration.observe({ route, method: request.method }, reply.elapsedTime / 1000);
       if (route === '/token' && request.method === 'POST') {
         const grant = (request.body as Record<string, unknown> | undefined)?.grant_type;
-        tokens.inc({ grant_type: typeof grant === 'string' && GRANT_TYPES.has(grant) ? grant : 'other', outcome: status === 200 ? 'issued' : String(status) });
+        tokens.inc({
+          grant_type: typeof grant === 'string' && GRANT_TYPES.has(grant) ? grant : 'other',
+          outcome: status === 200 ? 'issued' : String(status),
+        });
       }
     });
   },

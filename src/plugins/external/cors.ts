@@ -39,7 +39,12 @@ export default fp<CorsPluginOptions>(
     });
     // @fastify/cors answers a preflight in its onRequest hook; these routes only make the paths exist
     // for OPTIONS. A request that is not a preflight (no Origin or method) is answered 400 by the hook.
-    const preflightPaths = ['/.well-known/*', '/token', '/revoke', ...(registration ? ['/register', '/register/:client_id'] : [])];
+    const preflightPaths = [
+      '/.well-known/*',
+      '/token',
+      '/revoke',
+      ...(registration ? ['/register', '/register/:client_id'] : []),
+    ];
     for (const url of preflightPaths) app.options(url, async (_request, reply) => reply.callNotFound());
   },
   { name: 'cors' },

@@ -22,7 +22,10 @@ export default fp<DatabasePluginOptions>(
     const handle = database ?? (await openDatabase(config));
     app.decorate('database', handle);
     if (!database) app.addHook('onClose', async () => handle.close());
-    app.log.info({ database: handle.kind, location: handle.location }, handle.kind === 'pglite' ? 'using the embedded PGlite database' : 'using Postgres');
+    app.log.info(
+      { database: handle.kind, location: handle.location },
+      handle.kind === 'pglite' ? 'using the embedded PGlite database' : 'using Postgres',
+    );
     if (config.database.autoMigrate) {
       const applied = await migrateUp(handle.root, config.database.schema);
       if (applied.length > 0) app.log.info({ migrations: applied }, 'applied migrations');

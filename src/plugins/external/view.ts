@@ -16,7 +16,8 @@ import { type Config, issuerIsHttps } from '../../config.js';
 export function viewsDirectory(from: string = dirname(fileURLToPath(import.meta.url))): string {
   let dir = from;
   for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'views', 'layout.eta'))) return join(dir, 'views');
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'views', 'layout.eta')))
+      return join(dir, 'views');
     const parent = dirname(dir);
     if (parent === dir) throw new Error(`no views/ directory (with layout.eta) next to a package.json above ${from}`);
     dir = parent;
@@ -72,7 +73,8 @@ const SIMPLE_SCHEME = /^[a-z][a-z0-9+.-]*:$/;
  */
 export function formActionSource(uri: string): string {
   const url = new URL(uri);
-  if (url.protocol === 'http:' || url.protocol === 'https:') return SIMPLE_ORIGIN.test(url.origin) ? url.origin : url.protocol;
+  if (url.protocol === 'http:' || url.protocol === 'https:')
+    return SIMPLE_ORIGIN.test(url.origin) ? url.origin : url.protocol;
   if (SIMPLE_SCHEME.test(url.protocol)) return url.protocol;
   throw new Error('a redirect URI with an unusable scheme');
 }
@@ -126,10 +128,16 @@ export default fp<ViewPluginOptions>(
     const etag = `"${createHash('sha256').update(css).digest('base64url').slice(0, 22)}"`;
     const issuer = new URL(config.issuer);
     const basePath = issuer.pathname.replace(/\/$/, '');
-    const pageContext: PageContext = { stylesheet: `${basePath}${STYLESHEET_PATH}?v=${etag.slice(1, 13)}`, basePath, serverName: issuer.host };
+    const pageContext: PageContext = {
+      stylesheet: `${basePath}${STYLESHEET_PATH}?v=${etag.slice(1, 13)}`,
+      basePath,
+      serverName: issuer.host,
+    };
     app.decorate('pageContext', pageContext);
     // The same HSTS @fastify/helmet sends (its default includeSubDomains), only over an https issuer.
-    const hsts: Record<string, string> = issuerIsHttps(config) ? { 'strict-transport-security': `max-age=${ONE_YEAR}; includeSubDomains` } : {};
+    const hsts: Record<string, string> = issuerIsHttps(config)
+      ? { 'strict-transport-security': `max-age=${ONE_YEAR}; includeSubDomains` }
+      : {};
     app.decorate('pageFallbackHeaders', Object.freeze({ ...FALLBACK_HEADERS, ...hsts }));
 
     // autoEscape is Eta's default; set here so no later change of default can silently turn it off.
@@ -187,7 +195,10 @@ export async function sendPage(
   // @fastify/helmet decorates the reply in an onRequest hook; an error page for a request stopped by an
   // earlier onRequest hook (a rate limit, say) never got it, and must not be sent without the headers.
   if (typeof reply.helmet !== 'function') {
-    reply.headers({ ...reply.server.pageFallbackHeaders, 'content-security-policy': serialise(directivesWith(redirects)) });
+    reply.headers({
+      ...reply.server.pageFallbackHeaders,
+      'content-security-policy': serialise(directivesWith(redirects)),
+    });
   } else if (redirects.length > 0) {
     reply.helmet({ contentSecurityPolicy: { useDefaults: false, directives: directivesWith(redirects) } });
   } else {

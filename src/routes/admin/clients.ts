@@ -28,22 +28,34 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
 
   admin.get('/clients', async () => ({ clients: (await clients().list()).map(clientView) }));
 
-  admin.post<{ Body: Record<string, unknown> }>('/clients', { schema: { body: metadataBody } }, async (request, reply) => {
-    const { client_id: clientId, ...metadata } = request.body;
-    if (clientId !== undefined && typeof clientId !== 'string') throw new OAuthError('invalid_client_metadata', 'client_id: must be a string');
-    // RFC 6749 Appendix A.1: visible ASCII; a malformed id is bad metadata, not a conflict.
-    if (typeof clientId === 'string' && !CLIENT_ID_FORM.test(clientId)) {
-      throw new OAuthError('invalid_client_metadata', 'client_id: must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)');
-    }
-    const { client, secret } = await guarded(() => clients().create(metadata, clientId ? { clientId } : {}));
-    return reply.code(201).send({ client: clientView(client), ...(secret ? { client_secret: secret } : {}) });
-  });
+  admin.post<{ Body: Record<string, unknown> }>(
+    '/clients',
+    { schema: { body: metadataBody } },
+    async (request, reply) => {
+      const { client_id: clientId, ...metadata } = request.body;
+      if (clientId !== undefined && typeof clientId !== 'string')
+        throw new OAuthError('invalid_client_metadata', 'client_id: must be a string');
+      // RFC 6749 Appendix A.1: visible ASCII; a malformed id is bad metadata, not a conflict.
+      if (typeof clientId === 'string' && !CLIENT_ID_FORM.test(clientId)) {
+        throw new OAuthError(
+          'invalid_client_metadata',
+          'client_id: must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)',
+        );
+      }
+      const { client, secret } = await guarded(() => clients().create(metadata, clientId ? { clientId } : {}));
+      return reply.code(201).send({ client: clientView(client), ...(secret ? { client_secret: secret } : {}) });
+    },
+  );
 
-  admin.get<{ Params: { client_id: string } }>('/clients/:client_id', { schema: { params: idParams } }, async (request) => {
-    const client = await clients().find(request.params.client_id);
-    if (!client) throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
-    return { client: clientView(client) };
-  });
+  admin.get<{ Params: { client_id: string } }>(
+    '/clients/:client_id',
+    { schema: { params: idParams } },
+    async (request) => {
+      const client = await clients().find(request.params.client_id);
+      if (!client) throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
+      return { client: clientView(client) };
+    },
+  );
 
   admin.patch<{ Params: { client_id: string }; Body: Record<string, unknown> }>(
     '/clients/:client_id',
@@ -51,9 +63,12 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
     async (request) => {
       const id = request.params.client_id;
       const { disabled, client_id: renamed, ...changes } = request.body;
-      if (renamed !== undefined && renamed !== id) throw new OAuthError('invalid_client_metadata', 'client_id: cannot be changed');
-      if (disabled !== undefined && typeof disabled !== 'boolean') throw new OAuthError('invalid_client_metadata', 'disabled: must be true or false');
-      if (Object.keys(changes).length === 0 && disabled === undefined) throw new OAuthError('invalid_request', 'nothing to change');
+      if (renamed !== undefined && renamed !== id)
+        throw new OAuthError('invalid_client_metadata', 'client_id: cannot be changed');
+      if (disabled !== undefined && typeof disabled !== 'boolean')
+        throw new OAuthError('invalid_client_metadata', 'disabled: must be true or false');
+      if (Object.keys(changes).length === 0 && disabled === undefined)
+        throw new OAuthError('invalid_request', 'nothing to change');
       let client = await clients().find(id);
       if (!client) throw new OAuthError('not_found', `no such client: ${id}`);
       let secret: string | null = null;
@@ -63,13 +78,22 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
     },
   );
 
-  admin.delete<{ Params: { client_id: string } }>('/clients/:client_id', { schema: { params: idParams } }, async (request, reply) => {
-    if (!(await clients().delete(request.params.client_id))) throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
-    return reply.code(204).send();
-  });
+  admin.delete<{ Params: { client_id: string } }>(
+    '/clients/:client_id',
+    { schema: { params: idParams } },
+    async (request, reply) => {
+      if (!(await clients().delete(request.params.client_id)))
+        throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
+      return reply.code(204).send();
+    },
+  );
 
-  admin.post<{ Params: { client_id: string } }>('/clients/:client_id/rotate-secret', { schema: { params: idParams } }, async (request) => {
-    const { client, secret } = await guarded(() => clients().rotateSecret(request.params.client_id));
-    return { client_id: client.client_id, client_secret: secret };
-  });
+  admin.post<{ Params: { client_id: string } }>(
+    '/clients/:client_id/rotate-secret',
+    { schema: { params: idParams } },
+    async (request) => {
+      const { client, secret } = await guarded(() => clients().rotateSecret(request.params.client_id));
+      return { client_id: client.client_id, client_secret: secret };
+    },
+  );
 }

@@ -11,7 +11,8 @@ import { ClientServiceError } from '../../services/client-service.js';
 export function adminError(err: unknown): unknown {
   if (err instanceof ClientMetadataError) return new OAuthError(err.code, `${err.field}: ${err.reason}`);
   if (err instanceof ClientServiceError) return new OAuthError(err.kind, err.message);
-  if (err instanceof KeyOperationError) return new OAuthError(/^no signing key/.test(err.message) ? 'not_found' : 'conflict', err.message);
+  if (err instanceof KeyOperationError)
+    return new OAuthError(/^no signing key/.test(err.message) ? 'not_found' : 'conflict', err.message);
   return err;
 }
 

@@ -1,7 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { guarded } from './errors.js';
 
-const kidParams = { type: 'object', required: ['kid'], properties: { kid: { type: 'string', minLength: 1, maxLength: 256 } } } as const;
+const kidParams = {
+  type: 'object',
+  required: ['kid'],
+  properties: { kid: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
 const retireBody = {
   type: ['object', 'null'],
   additionalProperties: false,
@@ -27,6 +31,7 @@ export default async function adminKeyRoutes(admin: FastifyInstance): Promise<vo
   admin.post<{ Params: { kid: string }; Body: { immediately?: boolean } | null }>(
     '/keys/:kid/retire',
     { schema: { params: kidParams, body: retireBody } },
-    async (request) => guarded(() => keys().retire(request.params.kid, { immediately: request.body?.immediately === true })),
+    async (request) =>
+      guarded(() => keys().retire(request.params.kid, { immediately: request.body?.immediately === true })),
   );
 }

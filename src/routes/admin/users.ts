@@ -1,7 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { listUserGrants, revokeUserGrants } from '../../repositories/user-grant.repository.js';
 
-const subParams = { type: 'object', required: ['sub'], properties: { sub: { type: 'string', minLength: 1, maxLength: 1024 } } } as const;
+const subParams = {
+  type: 'object',
+  required: ['sub'],
+  properties: { sub: { type: 'string', minLength: 1, maxLength: 1024 } },
+} as const;
 const clientQuery = {
   type: 'object',
   additionalProperties: false,
@@ -29,8 +33,13 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
       const clientId = request.query.client_id;
       const revoked = await revokeUserGrants(db(), sub, clientId === undefined ? {} : { clientId });
       // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
-      const counts = { refresh: revoked.refresh_tokens, codes: revoked.authorization_codes, consents: revoked.consents, sessions: revoked.sessions };
-      request.log.info({ sub, client_id: clientId ?? null, revoked: counts }, 'revoked a user\'s grants');
+      const counts = {
+        refresh: revoked.refresh_tokens,
+        codes: revoked.authorization_codes,
+        consents: revoked.consents,
+        sessions: revoked.sessions,
+      };
+      request.log.info({ sub, client_id: clientId ?? null, revoked: counts }, "revoked a user's grants");
       return { sub, ...(clientId === undefined ? {} : { client_id: clientId }), revoked };
     },
   );

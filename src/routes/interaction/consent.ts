@@ -71,19 +71,31 @@ function requireForm(request: FastifyRequest): void {
 async function loadInteraction(app: FastifyInstance, request: FastifyRequest, requestId: string): Promise<Interaction> {
   const pending = await findLiveAuthorizationRequest(app.database.db, requestId);
   if (!pending) {
-    throw new OAuthError('invalid_request', 'this authorization request is unknown, has expired or was already completed; return to the application and start again');
+    throw new OAuthError(
+      'invalid_request',
+      'this authorization request is unknown, has expired or was already completed; return to the application and start again',
+    );
   }
   // The binding cookie first: another browser holding a leaked link learns nothing more.
   if (!hasBinding(request, app.config, pending.binding_hash)) {
-    throw new OAuthError('invalid_request', 'this authorization request was started in another browser, or its cookie has expired; return to the application and start again', { status: 403 });
+    throw new OAuthError(
+      'invalid_request',
+      'this authorization request was started in another browser, or its cookie has expired; return to the application and start again',
+      { status: 403 },
+    );
   }
   const session = await app.sessions.current(request);
   // Both sides are SHA-256 hashes of 256-bit session ids: timing while comparing them reveals nothing usable.
   if (!session || pending.session_hash === null || session.idHash !== pending.session_hash) {
-    throw new OAuthError('invalid_request', 'you are not signed in for this authorization request; return to the application and start again', { status: 403 });
+    throw new OAuthError(
+      'invalid_request',
+      'you are not signed in for this authorization request; return to the application and start again',
+      { status: 403 },
+    );
   }
   const client = await app.clients.get(pending.client_id);
-  if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the application is unknown or has been disabled');
+  if (!client || client.disabled_at)
+    throw new OAuthError('invalid_request', 'the application is unknown or has been disabled');
   return { pending, session, client };
 }
 
@@ -106,14 +118,22 @@ function claimText(claims: Record<string, unknown>, name: string): string | null
  * identity, which the page shows (draft-ietf-oauth-client-id-metadata-document-02 §8.5). `elsewhere`: the
  * browser will be sent to a web host other than that one, which the page points out.
  */
-export function metadataDocumentIdentity(client: Pick<Client, 'client_id' | 'source'>, redirect: ReturnType<typeof redirectTarget>): { host: string; elsewhere: boolean } | null {
+export function metadataDocumentIdentity(
+  client: Pick<Client, 'client_id' | 'source'>,
+  redirect: ReturnType<typeof redirectTarget>,
+): { host: string; elsewhere: boolean } | null {
   if (client.source !== 'metadata_document') return null;
   const url = new URL(client.client_id);
   return { host: url.host, elsewhere: redirect.kind === 'web' && redirect.host !== url.hostname };
 }
 
 /** What consent.eta renders; every string is escaped by the template engine. */
-export function consentView(interaction: Interaction, catalogue: ReadonlyMap<string, string>, csrf: string, basePath: string) {
+export function consentView(
+  interaction: Interaction,
+  catalogue: ReadonlyMap<string, string>,
+  csrf: string,
+  basePath: string,
+) {
   const { pending, session, client } = interaction;
   const redirect = redirectTarget(pending.redirect_uri);
   const identity = metadataDocumentIdentity(client, redirect);
@@ -140,7 +160,10 @@ export function consentView(interaction: Interaction, catalogue: ReadonlyMap<str
 }
 
 /** GET /consent shows what a client asks for; POST /consent records the user's decision and answers the client. */
-export default async function consentRoutes(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function consentRoutes(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
   const catalogue = parseScopeCatalogue(config.scopes.catalogue);
   // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
   const csrf = new CsrfTokens(keyEncryptionSecret(config, app.log));
@@ -176,11 +199,17 @@ export default async function consentRoutes(app: FastifyInstance, { config }: { 
     async (request, reply: FastifyReply) => {
       const { pending, session } = await loadInteraction(app, request, request.body.request);
       if (!csrf.verify(request.body.csrf, CSRF_PURPOSE, session.idHash, pending.id)) {
-        throw new OAuthError('invalid_request', 'the consent form was not valid for this sign-in; return to the application and start again', { status: 403 });
+        throw new OAuthError(
+          'invalid_request',
+          'the consent form was not valid for this sign-in; return to the application and start again',
+          { status: 403 },
+        );
       }
       if (request.body.decision === 'deny') {
         // The consent page showed where the browser goes next: the user chose it, even for an unvetted client.
-        return finishWithError(app, reply, pending, new OAuthError('access_denied', 'the user denied the request'), { userSawDestination: true });
+        return finishWithError(app, reply, pending, new OAuthError('access_denied', 'the user denied the request'), {
+          userSawDestination: true,
+        });
       }
       // Straight to the code: continueAuthorization would send prompt=consent back to this page forever.
       return issueCode(app, reply, pending, session, { rememberConsent: true });

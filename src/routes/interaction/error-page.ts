@@ -40,13 +40,23 @@ export function asSentence(description: string): string {
  * Renders an OAuthError as the error page (never a redirect): for requests whose redirect_uri is not
  * validated, or that belong to no client at all (/authorize, /sign-in/complete, /consent).
  */
-export const htmlErrorRenderer: ErrorRenderer = async (err: OAuthError, request: FastifyRequest, reply: FastifyReply) => {
+export const htmlErrorRenderer: ErrorRenderer = async (
+  err: OAuthError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => {
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
   try {
     return await sendPage(
       reply,
       'error',
-      { heading: errorHeading(err), description: asSentence(err.description), error: err.error, status: err.status, requestId: request.id },
+      {
+        heading: errorHeading(err),
+        description: asSentence(err.description),
+        error: err.error,
+        status: err.status,
+        requestId: request.id,
+      },
       err.status,
     );
   } catch (renderError) {

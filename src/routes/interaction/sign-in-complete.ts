@@ -47,19 +47,29 @@ function requireForm(request: FastifyRequest): void {
 /** The pending request the answer names: live (not expired, not completed) and not yet answered. */
 async function pendingRequestFor(app: FastifyInstance, answer: LoginResponse): Promise<AuthorizationRequestRow> {
   const pending = await findLiveAuthorizationRequest(app.database.db, answer.request);
-  if (!pending) throw new OAuthError('invalid_request', 'the sign-in request this answer names is unknown, has expired or is already finished; start again from the application');
+  if (!pending)
+    throw new OAuthError(
+      'invalid_request',
+      'the sign-in request this answer names is unknown, has expired or is already finished; start again from the application',
+    );
   return pending;
 }
 
 /** DESIGN step 3: only the browser that started the request may bring its answer back. */
 function requireSameBrowser(request: FastifyRequest, config: Readonly<Config>, pending: AuthorizationRequestRow): void {
   if (!hasBinding(request, config, pending.binding_hash)) {
-    throw new OAuthError('invalid_request', 'this sign-in was started in another browser (or its cookie has expired); start again from the application');
+    throw new OAuthError(
+      'invalid_request',
+      'this sign-in was started in another browser (or its cookie has expired); start again from the application',
+    );
   }
 }
 
 function alreadyAnswered(): OAuthError {
-  return new OAuthError('invalid_request', 'this sign-in answer has already been used; start again from the application');
+  return new OAuthError(
+    'invalid_request',
+    'this sign-in answer has already been used; start again from the application',
+  );
 }
 
 /** OpenID Connect Core §3.1.2.1: prompt=login and max_age need a fresh sign-in; else the request fails with login_required. */
@@ -72,7 +82,10 @@ function isFreshEnough(answer: SignedInAnswer, pending: AuthorizationRequestRow,
  * answer is verified and tied to this browser's pending request, every failure is an error page, never a
  * redirect: nothing yet says which client it could go to.
  */
-export default async function signInCompleteRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function signInCompleteRoute(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
   const hostKeys: HostKeys | null = await loadHostKeys(config);
   const verifyOptions = {
     issuer: app.issuer,
@@ -88,11 +101,21 @@ export default async function signInCompleteRoute(app: FastifyInstance, { config
     requireSameBrowser(request, config, pending);
     if (pending.answered_at !== null) throw alreadyAnswered();
     if (answer.kind === 'error') {
-      return finishWithError(app, reply, pending, new OAuthError(answer.error, answer.description ?? DEFAULT_DESCRIPTIONS[answer.error]));
+      return finishWithError(
+        app,
+        reply,
+        pending,
+        new OAuthError(answer.error, answer.description ?? DEFAULT_DESCRIPTIONS[answer.error]),
+      );
     }
     if (!isFreshEnough(answer, pending, config)) {
       const why = pending.prompt === 'login' ? 'prompt=login' : `max_age=${pending.max_age}`;
-      return finishWithError(app, reply, pending, new OAuthError('login_required', `the host app did not re-authenticate the user as ${why} requires`));
+      return finishWithError(
+        app,
+        reply,
+        pending,
+        new OAuthError('login_required', `the host app did not re-authenticate the user as ${why} requires`),
+      );
     }
     const previous = await app.sessions.current(request);
     const created = await app.sessions.createAnswering(
@@ -116,7 +139,12 @@ export default async function signInCompleteRoute(app: FastifyInstance, { config
   app.get<{ Querystring: Params }>(
     SIGN_IN_COMPLETE_PATH,
     // No HEAD twin: answering is one-time, and a HEAD request must not use an answer up.
-    { config: routeConfig, exposeHeadRoute: false, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
+    {
+      config: routeConfig,
+      exposeHeadRoute: false,
+      schema: { querystring: paramsSchema },
+      preValidation: async (request) => refuseRepeated(request.query),
+    },
     async (request, reply) => handle(request, reply, request.query.login_response),
   );
 

@@ -54,7 +54,12 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
     await app.sessions.end(request, reply);
     const location = await validatedRedirect(app, params);
     if (location) {
-      return reply.code(303).header('location', location).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+      return reply
+        .code(303)
+        .header('location', location)
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .send();
     }
     return sendPage(reply, 'signed-out', { continueUrl: null });
   }
@@ -71,9 +76,15 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
       .map((name) => ({ name, value: params[name] as string }));
     // The confirmed POST may end in a redirect to the registered post-logout URI: CSP form-action must allow it.
     const location = await validatedRedirect(app, params);
-    return sendPage(reply.header('cache-control', 'no-store'), 'sign-out-confirm', { action: `${app.pageContext.basePath}/sign-out`, fields }, 200, {
-      formRedirects: location ? [location] : [],
-    });
+    return sendPage(
+      reply.header('cache-control', 'no-store'),
+      'sign-out-confirm',
+      { action: `${app.pageContext.basePath}/sign-out`, fields },
+      200,
+      {
+        formRedirects: location ? [location] : [],
+      },
+    );
   }
 
   const crossSite = (request: FastifyRequest): boolean => request.headers['sec-fetch-site'] === 'cross-site';
@@ -81,12 +92,23 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
   app.get<{ Querystring: Params }>(
     '/sign-out',
     // No HEAD twin: a HEAD request (a link checker, a prefetch) must not end a session.
-    { config: routeConfig, exposeHeadRoute: false, schema: { querystring: paramsSchema }, preValidation: async (request) => refuseRepeated(request.query) },
-    async (request, reply) => (crossSite(request) ? askFirst(reply, request.query) : handle(request, reply, request.query)),
+    {
+      config: routeConfig,
+      exposeHeadRoute: false,
+      schema: { querystring: paramsSchema },
+      preValidation: async (request) => refuseRepeated(request.query),
+    },
+    async (request, reply) =>
+      crossSite(request) ? askFirst(reply, request.query) : handle(request, reply, request.query),
   );
   app.post<{ Body: Params }>(
     '/sign-out',
-    { config: routeConfig, schema: { body: paramsSchema }, preValidation: async (request) => refuseRepeated(request.body) },
-    async (request, reply) => (crossSite(request) ? askFirst(reply, request.body ?? {}) : handle(request, reply, request.body ?? {})),
+    {
+      config: routeConfig,
+      schema: { body: paramsSchema },
+      preValidation: async (request) => refuseRepeated(request.body),
+    },
+    async (request, reply) =>
+      crossSite(request) ? askFirst(reply, request.body ?? {}) : handle(request, reply, request.body ?? {}),
   );
 }

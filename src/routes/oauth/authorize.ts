@@ -5,12 +5,21 @@ import { redirectToSignIn, sessionSatisfies } from '../../handshake/login-reques
 import { issueBinding } from '../../oauth/browser-binding.js';
 import { checkCodeChallenge } from '../../oauth/checks/pkce.js';
 import { resolveRedirectUri } from '../../oauth/checks/redirect-uri.js';
-import { resolveResources as resolveResourcesFor, resourcePolicy, type ResourcePolicy } from '../../oauth/checks/resource.js';
+import {
+  resolveResources as resolveResourcesFor,
+  resourcePolicy,
+  type ResourcePolicy,
+} from '../../oauth/checks/resource.js';
 import { resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
 import { OAuthError, rfcDescription } from '../../oauth/errors.js';
 import { generateToken } from '../../oauth/secrets.js';
 import { attachSession, createAuthorizationRequest } from '../../repositories/authorization-request.repository.js';
-import { clientRedirect, continueAuthorization, finishWithError, trustsRedirect } from '../../services/authorization-flow.js';
+import {
+  clientRedirect,
+  continueAuthorization,
+  finishWithError,
+  trustsRedirect,
+} from '../../services/authorization-flow.js';
 import type { Client } from '../../services/client-service.js';
 import { htmlErrorRenderer } from '../interaction/error-page.js';
 
@@ -38,15 +47,20 @@ interface Validated {
 
 function single(params: Params, name: string): string | undefined {
   const value = params[name];
-  if (Array.isArray(value)) throw new OAuthError('invalid_request', `parameter ${name} is repeated (RFC 6749 §3.1)`, { redirectable: true });
+  if (Array.isArray(value))
+    throw new OAuthError('invalid_request', `parameter ${name} is repeated (RFC 6749 §3.1)`, { redirectable: true });
   // RFC 6749 §3.1: a parameter without a value is treated as omitted.
   if (value === undefined || value === '') return undefined;
-  if (value.length > MAX) throw new OAuthError('invalid_request', `parameter ${name} is too long`, { redirectable: true });
+  if (value.length > MAX)
+    throw new OAuthError('invalid_request', `parameter ${name} is too long`, { redirectable: true });
   return value;
 }
 
 /** Steps 1-2 (never redirected): the client and its redirect URI. */
-async function clientAndRedirect(app: FastifyInstance, params: Params): Promise<{ client: Client; redirectUri: string; given: boolean }> {
+async function clientAndRedirect(
+  app: FastifyInstance,
+  params: Params,
+): Promise<{ client: Client; redirectUri: string; given: boolean }> {
   const notRedirectable = (fn: () => string | undefined) => {
     try {
       return fn();
@@ -66,7 +80,12 @@ async function clientAndRedirect(app: FastifyInstance, params: Params): Promise<
 }
 
 /** Steps 3+ (redirected to the now-validated redirect URI): everything else, in RFC 6749 §4.1.1 order. */
-function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, resources: ResourcePolicy): Omit<Validated, 'client' | 'redirectUri' | 'redirectUriGiven' | 'state'> {
+function validateRest(
+  params: Params,
+  client: Client,
+  scopePolicy: ScopePolicy,
+  resources: ResourcePolicy,
+): Omit<Validated, 'client' | 'redirectUri' | 'redirectUriGiven' | 'state'> {
   const redirectable = (fn: () => void) => {
     try {
       fn();
@@ -76,13 +95,18 @@ function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, 
     }
   };
   for (const [name, value] of Object.entries(params)) {
-    if (Array.isArray(value) && !REPEATABLE.has(name)) throw new OAuthError('invalid_request', `parameter ${name} is repeated (RFC 6749 §3.1)`, { redirectable: true });
+    if (Array.isArray(value) && !REPEATABLE.has(name))
+      throw new OAuthError('invalid_request', `parameter ${name} is repeated (RFC 6749 §3.1)`, { redirectable: true });
   }
   const responseType = single(params, 'response_type');
-  if (responseType === undefined) throw new OAuthError('invalid_request', 'response_type is required', { redirectable: true });
-  if (responseType !== 'code') throw new OAuthError('unsupported_response_type', 'only response_type=code is supported', { redirectable: true });
+  if (responseType === undefined)
+    throw new OAuthError('invalid_request', 'response_type is required', { redirectable: true });
+  if (responseType !== 'code')
+    throw new OAuthError('unsupported_response_type', 'only response_type=code is supported', { redirectable: true });
   if (!client.grant_types.includes('authorization_code')) {
-    throw new OAuthError('unauthorized_client', 'this client may not use the authorization code grant', { redirectable: true });
+    throw new OAuthError('unauthorized_client', 'this client may not use the authorization code grant', {
+      redirectable: true,
+    });
   }
   // RFC 9101 request objects and RFC 9126 pushed requests are not supported.
   if (single(params, 'request') !== undefined || single(params, 'request_uri') !== undefined) {
@@ -95,7 +119,8 @@ function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, 
   });
   const raw = params.resource;
   const requestedResources = (raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]).filter((r) => r !== '');
-  if (requestedResources.length > 16) throw new OAuthError('invalid_request', 'too many resource parameters', { redirectable: true });
+  if (requestedResources.length > 16)
+    throw new OAuthError('invalid_request', 'too many resource parameters', { redirectable: true });
   let resolvedResources: string[] = [];
   redirectable(() => {
     resolvedResources = resolveResourcesFor(requestedResources, client, resources);
@@ -107,7 +132,8 @@ function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, 
     throw new OAuthError('invalid_request', 'prompt must be one of none, login or consent', { redirectable: true });
   }
   const maxAgeValue = single(params, 'max_age');
-  if (maxAgeValue !== undefined && !/^\d{1,9}$/.test(maxAgeValue)) throw new OAuthError('invalid_request', 'max_age must be a non-negative integer', { redirectable: true });
+  if (maxAgeValue !== undefined && !/^\d{1,9}$/.test(maxAgeValue))
+    throw new OAuthError('invalid_request', 'max_age must be a non-negative integer', { redirectable: true });
   return {
     scopes,
     resources: resolvedResources,
@@ -119,10 +145,18 @@ function validateRest(params: Params, client: Client, scopePolicy: ScopePolicy, 
   };
 }
 
-function redirectError(reply: FastifyReply, issuer: string, target: { redirect_uri: string; state: string | null }, err: OAuthError): FastifyReply {
+function redirectError(
+  reply: FastifyReply,
+  issuer: string,
+  target: { redirect_uri: string; state: string | null },
+  err: OAuthError,
+): FastifyReply {
   return reply
     .code(303)
-    .header('location', clientRedirect(target, issuer, { error: err.error, error_description: rfcDescription(err.description) }))
+    .header(
+      'location',
+      clientRedirect(target, issuer, { error: err.error, error_description: rfcDescription(err.description) }),
+    )
     .header('cache-control', 'no-store')
     .header('referrer-policy', 'no-referrer')
     .send();
@@ -134,9 +168,18 @@ const paramSchema = {
 } as const;
 
 /** GET and POST /authorize: validates, stores the pending request, then signs in (host handshake), consents, and returns a code. */
-export default async function authorizeRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
-  const scopePolicy: ScopePolicy = { catalogue: parseScopeCatalogue(config.scopes.catalogue), enforce: config.scopes.enforce };
-  const resources = resourcePolicy(parseResourceList(config.resources.list), parseResourceList(config.resources.defaultResource));
+export default async function authorizeRoute(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
+  const scopePolicy: ScopePolicy = {
+    catalogue: parseScopeCatalogue(config.scopes.catalogue),
+    enforce: config.scopes.enforce,
+  };
+  const resources = resourcePolicy(
+    parseResourceList(config.resources.list),
+    parseResourceList(config.resources.defaultResource),
+  );
 
   async function handle(request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> {
     reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
@@ -182,13 +225,16 @@ export default async function authorizeRoute(app: FastifyInstance, { config }: {
     if (pending.prompt === 'none') {
       return finishWithError(app, reply, pending, new OAuthError('login_required', 'the user is not signed in'));
     }
-    if (!config.handshake.signInUrl) throw new OAuthError('temporarily_unavailable', 'sign-in is not configured (SIGN_IN_URL)', { status: 503 });
+    if (!config.handshake.signInUrl)
+      throw new OAuthError('temporarily_unavailable', 'sign-in is not configured (SIGN_IN_URL)', { status: 503 });
     return redirectToSignIn(app, reply, pending, client);
   }
 
   const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };
-  app.get<{ Querystring: Params }>('/authorize', { schema: { querystring: paramSchema }, config: routeConfig }, (request, reply) =>
-    handle(request, reply, request.query),
+  app.get<{ Querystring: Params }>(
+    '/authorize',
+    { schema: { querystring: paramSchema }, config: routeConfig },
+    (request, reply) => handle(request, reply, request.query),
   );
   app.post<{ Body: Params }>(
     '/authorize',
@@ -197,7 +243,10 @@ export default async function authorizeRoute(app: FastifyInstance, { config }: {
       config: routeConfig,
       preValidation: async (request) => {
         const media = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-        if (media !== 'application/x-www-form-urlencoded') throw new OAuthError('invalid_request', 'the request body must be application/x-www-form-urlencoded', { status: 415 });
+        if (media !== 'application/x-www-form-urlencoded')
+          throw new OAuthError('invalid_request', 'the request body must be application/x-www-form-urlencoded', {
+            status: 415,
+          });
       },
     },
     (request, reply) => handle(request, reply, request.body ?? {}),

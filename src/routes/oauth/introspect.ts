@@ -28,16 +28,24 @@ const bodySchema = {
  * public client could name any client_id, so it is refused as unauthenticated (RFC 6749 §5.2). Not
  * rate-limited, like /token and /revoke: every request authenticates a client first.
  */
-export default async function introspectRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function introspectRoute(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
   const sources = {
     issuer: config.issuer,
-    verifyAccessToken: accessTokenVerifier(() => app.keys.jwks(), { issuer: config.issuer, clockSkew: config.tokens.clockSkew }),
-    findLiveRefreshToken: (token: string, clientId: string) => findLiveRefreshToken(app.database.db, hashSecret(token), clientId),
+    verifyAccessToken: accessTokenVerifier(() => app.keys.jwks(), {
+      issuer: config.issuer,
+      clockSkew: config.tokens.clockSkew,
+    }),
+    findLiveRefreshToken: (token: string, clientId: string) =>
+      findLiveRefreshToken(app.database.db, hashSecret(token), clientId),
     clientActive: async (clientId: string) => {
       const client = await app.clients.get(clientId);
       return client !== undefined && client.disabled_at === null;
     },
-    grantRevokedSince: (sub: string, clientId: string, issuedAt: Date) => grantRevokedSince(app.database.db, sub, clientId, issuedAt),
+    grantRevokedSince: (sub: string, clientId: string, issuedAt: Date) =>
+      grantRevokedSince(app.database.db, sub, clientId, issuedAt),
   };
 
   app.post<{ Body: { token: string; token_type_hint?: string } & Record<string, string | string[]> }>(
@@ -50,8 +58,12 @@ export default async function introspectRoute(app: FastifyInstance, { config }: 
       },
     },
     async (request, reply) => {
-      const { client, method } = await authenticateClient({ authorization: request.headers.authorization, body: request.body }, app.clients);
-      if (method === 'none') throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');
+      const { client, method } = await authenticateClient(
+        { authorization: request.headers.authorization, body: request.body },
+        app.clients,
+      );
+      if (method === 'none')
+        throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');
       const answer = await introspect(request.body.token, client, sources);
       // The answer changes as tokens expire or are revoked, and it describes a token: never cached.
       return reply.code(200).header('cache-control', 'no-store').send(answer);

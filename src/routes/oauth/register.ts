@@ -29,7 +29,8 @@ type Params = { client_id: string };
 /** RFC 7591 §3.1: the registration request is a JSON document. */
 function requireJson(request: FastifyRequest): void {
   const media = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-  if (media !== JSON_MEDIA) throw new OAuthError('invalid_request', `the request body must be ${JSON_MEDIA} (RFC 7591 §3.1)`, { status: 415 });
+  if (media !== JSON_MEDIA)
+    throw new OAuthError('invalid_request', `the request body must be ${JSON_MEDIA} (RFC 7591 §3.1)`, { status: 415 });
 }
 
 /** The bearer token of a request: undefined when there is no Authorization header, null when it is not a Bearer token. */
@@ -52,14 +53,27 @@ function noStore(reply: FastifyReply): FastifyReply {
 /** Fills every field the request left out with null, so RFC 7592 §2.2 replacement defaults it. */
 function replacement(metadata: Record<string, unknown>, current: Client): Record<string, unknown> {
   const out: Record<string, unknown> = { ...metadata };
-  for (const field of ['redirect_uris', 'post_logout_redirect_uris', 'grant_types', 'response_types', 'token_endpoint_auth_method', 'application_type', 'client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'contacts']) {
+  for (const field of [
+    'redirect_uris',
+    'post_logout_redirect_uris',
+    'grant_types',
+    'response_types',
+    'token_endpoint_auth_method',
+    'application_type',
+    'client_uri',
+    'logo_uri',
+    'policy_uri',
+    'tos_uri',
+    'contacts',
+  ]) {
     out[field] ??= null;
   }
   // Not RFC 7591 metadata but the operator's: a client must not widen its own resources, and keeps the
   // operator's default scopes that are still among its scopes.
   out.resources = [...current.resources];
   const scopes = out.scopes as string[];
-  out.default_scopes = scopes.length > 0 ? current.default_scopes.filter((s) => scopes.includes(s)) : [...current.default_scopes];
+  out.default_scopes =
+    scopes.length > 0 ? current.default_scopes.filter((s) => scopes.includes(s)) : [...current.default_scopes];
   return out;
 }
 
@@ -68,7 +82,10 @@ function replacement(metadata: Record<string, unknown>, current: Client): Record
  * DCR_ENABLED. Clients are created through ClientService with source "registration" (never skip_consent);
  * the registration access token and any secret are returned once and stored only as SHA-256 hashes.
  */
-export default async function registerRoutes(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function registerRoutes(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
   const { initialAccessToken, alwaysReturnSecret } = config.registration;
   // Also decides whether redirect URIs look native when application_type is not given.
   const { nativeSchemes } = metadataPolicy(config);
@@ -80,8 +97,10 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
   async function checkInitialAccessToken(request: FastifyRequest): Promise<void> {
     if (initialTokenHash === null) return;
     const token = bearerToken(request);
-    if (token === undefined) throw invalidToken(false, 'an initial access token is required to register a client (RFC 7591 §3)');
-    if (token === null || !verifySecret(token, initialTokenHash)) throw invalidToken(true, 'the initial access token is not valid');
+    if (token === undefined)
+      throw invalidToken(false, 'an initial access token is required to register a client (RFC 7591 §3)');
+    if (token === null || !verifySecret(token, initialTokenHash))
+      throw invalidToken(true, 'the initial access token is not valid');
   }
 
   /**
@@ -124,7 +143,10 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
       const registrationAccessToken = generateToken();
       let created;
       try {
-        created = await app.clients.create(metadata, { source: 'registration', registrationAccessTokenHash: hashSecret(registrationAccessToken) });
+        created = await app.clients.create(metadata, {
+          source: 'registration',
+          registrationAccessTokenHash: hashSecret(registrationAccessToken),
+        });
       } catch (err) {
         if (err instanceof ClientMetadataError) throw registrationError(err, scopes);
         throw err;
@@ -133,30 +155,48 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
       // clients that fail without one. It is not stored and authenticates nothing: the client stays
       // token_endpoint_auth_method "none" and must not send it (a public client sending a secret is refused).
       const clientSecret = created.secret ?? (alwaysReturnSecret ? generateClientSecret() : null);
-      return noStore(reply).code(201).send(clientInformation(created.client, app.issuer, { clientSecret, registrationAccessToken }));
+      return noStore(reply)
+        .code(201)
+        .send(clientInformation(created.client, app.issuer, { clientSecret, registrationAccessToken }));
     },
   );
 
   // RFC 7592 §2.1: the current configuration. The secret is never returned: only its hash is stored.
-  app.get<{ Params: Params }>('/register/:client_id', { schema: { params: paramsSchema }, onRequest: authenticateRegistration }, async (request, reply) => {
-    return noStore(reply).code(200).send(clientInformation(clientOf(request), app.issuer));
-  });
+  app.get<{ Params: Params }>(
+    '/register/:client_id',
+    { schema: { params: paramsSchema }, onRequest: authenticateRegistration },
+    async (request, reply) => {
+      return noStore(reply)
+        .code(200)
+        .send(clientInformation(clientOf(request), app.issuer));
+    },
+  );
 
   // RFC 7592 §2.2: the request replaces the client's metadata; omitted fields take their defaults.
   app.put<{ Params: Params; Body: Body }>(
     '/register/:client_id',
-    { schema: { params: paramsSchema, body: bodySchema }, onRequest: authenticateRegistration, preValidation: async (request) => requireJson(request) },
+    {
+      schema: { params: paramsSchema, body: bodySchema },
+      onRequest: authenticateRegistration,
+      preValidation: async (request) => requireJson(request),
+    },
     async (request, reply) => {
       const current = clientOf(request);
       const body = request.body;
       if (body.client_id !== current.client_id) {
-        throw new OAuthError('invalid_client_metadata', 'client_id: must be present and equal the client_id of the registration client URI (RFC 7592 §2.2)');
+        throw new OAuthError(
+          'invalid_client_metadata',
+          'client_id: must be present and equal the client_id of the registration client URI (RFC 7592 §2.2)',
+        );
       }
       // RFC 7592 §2.2: a client_secret sent must be the current one. A public client has none stored; the
       // unstored one DCR_ALWAYS_RETURN_CLIENT_SECRET handed out cannot be checked, so it is ignored then.
       if (body.client_secret !== undefined && !(current.secret_hash === null && alwaysReturnSecret)) {
         if (typeof body.client_secret !== 'string' || !verifySecret(body.client_secret, current.secret_hash)) {
-          throw new OAuthError('invalid_client_metadata', "client_secret: does not match the client's current secret (RFC 7592 §2.2)");
+          throw new OAuthError(
+            'invalid_client_metadata',
+            "client_secret: does not match the client's current secret (RFC 7592 §2.2)",
+          );
         }
       }
       const { metadata, scopes } = metadataFromRegistration(body, nativeSchemes);
@@ -165,17 +205,24 @@ export default async function registerRoutes(app: FastifyInstance, { config }: {
         updated = await app.clients.update(current.client_id, replacement(metadata, current));
       } catch (err) {
         if (err instanceof ClientMetadataError) throw registrationError(err, scopes);
-        if (err instanceof ClientServiceError && err.kind === 'not_found') throw invalidToken(true, 'the registration access token is not valid for this client');
+        if (err instanceof ClientServiceError && err.kind === 'not_found')
+          throw invalidToken(true, 'the registration access token is not valid for this client');
         throw err;
       }
       // A secret appears only when this change made the client confidential (it is shown this once).
-      return noStore(reply).code(200).send(clientInformation(updated.client, app.issuer, { clientSecret: updated.secret }));
+      return noStore(reply)
+        .code(200)
+        .send(clientInformation(updated.client, app.issuer, { clientSecret: updated.secret }));
     },
   );
 
   // RFC 7592 §2.3: deregistration; the client's grants and tokens go with it (database cascade).
-  app.delete<{ Params: Params }>('/register/:client_id', { schema: { params: paramsSchema }, onRequest: authenticateRegistration }, async (request, reply) => {
-    await app.clients.delete(clientOf(request).client_id);
-    return noStore(reply).code(204).send();
-  });
+  app.delete<{ Params: Params }>(
+    '/register/:client_id',
+    { schema: { params: paramsSchema }, onRequest: authenticateRegistration },
+    async (request, reply) => {
+      await app.clients.delete(clientOf(request).client_id);
+      return noStore(reply).code(204).send();
+    },
+  );
 }

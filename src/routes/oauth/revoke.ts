@@ -32,7 +32,10 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { client } = await authenticateClient({ authorization: request.headers.authorization, body: request.body }, app.clients);
+      const { client } = await authenticateClient(
+        { authorization: request.headers.authorization, body: request.body },
+        app.clients,
+      );
       const row = await findRefreshToken(app.database.db, hashSecret(request.body.token));
       if (row && row.client_id === client.client_id) await revokeFamily(app.database.db, row.family_id);
       return reply.code(200).header('cache-control', 'no-store').send();

@@ -29,7 +29,10 @@ const bodySchema = {
 } as const;
 
 /** POST /token: authenticates the client, then hands the request to its grant type's handler. */
-export default async function tokenRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function tokenRoute(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
   const db = () => app.database.db;
   const grants = new Map<string, GrantHandler>(
     [clientCredentials, authorizationCodeGrant(db), refreshTokenGrant(db)].map((g) => [g.grantType, g]),
@@ -37,7 +40,10 @@ export default async function tokenRoute(app: FastifyInstance, { config }: { con
   const ctx: GrantContext = {
     config,
     scopePolicy: { catalogue: parseScopeCatalogue(config.scopes.catalogue), enforce: config.scopes.enforce },
-    resourcePolicy: resourcePolicy(parseResourceList(config.resources.list), parseResourceList(config.resources.defaultResource)),
+    resourcePolicy: resourcePolicy(
+      parseResourceList(config.resources.list),
+      parseResourceList(config.resources.defaultResource),
+    ),
     signer: () => app.keys.current(),
   };
 
@@ -54,7 +60,10 @@ export default async function tokenRoute(app: FastifyInstance, { config }: { con
       const params = request.body;
       const grant = grants.get(params.grant_type);
       if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
-      const { client } = await authenticateClient({ authorization: request.headers.authorization, body: params }, app.clients);
+      const { client } = await authenticateClient(
+        { authorization: request.headers.authorization, body: params },
+        app.clients,
+      );
       if (!client.grant_types.includes(grant.grantType)) {
         throw new OAuthError('unauthorized_client', `this client may not use ${grant.grantType}`);
       }

@@ -6,7 +6,10 @@ import { authorizationServerMetadata, openIdConfiguration, pathInsertedMetadataP
 const CACHE_CONTROL = 'public, max-age=3600';
 
 /** RFC 8414 and OIDC discovery documents, serialised once at start and served from memory. */
-export default async function metadataRoutes(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function metadataRoutes(
+  app: FastifyInstance,
+  { config }: { config: Readonly<Config> },
+): Promise<void> {
   const oauth = JSON.stringify(authorizationServerMetadata(config));
   const oidc = JSON.stringify(openIdConfiguration(config));
   const serve = (body: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
