@@ -46,6 +46,8 @@ export interface OAuthErrorOptions {
   /** Whether the error may be sent to the client's redirect_uri (only once that URI has been validated). */
   redirectable?: boolean;
   headers?: Record<string, string>;
+  /** Logged by the error handler, never sent: what an operator needs and a client must not see. */
+  detail?: string;
   cause?: unknown;
 }
 
@@ -54,6 +56,7 @@ export class OAuthError extends Error {
   readonly status: number;
   readonly redirectable: boolean;
   readonly headers: Record<string, string>;
+  readonly detail: string | undefined;
 
   constructor(
     readonly error: OAuthErrorCode,
@@ -65,6 +68,7 @@ export class OAuthError extends Error {
     this.status = options.status ?? DEFAULT_STATUS[error] ?? 400;
     this.redirectable = options.redirectable ?? false;
     this.headers = options.headers ?? {};
+    this.detail = options.detail;
   }
 
   /** RFC 6749 §5.2 body. */

@@ -23,7 +23,7 @@ import {
   updateClient,
 } from '../repositories/client.repository.js';
 import { type MetadataDocumentOptions, MetadataDocumentClients } from './metadata-document-clients.js';
-import { TtlCache } from './ttl-cache.js';
+import { TtlCache } from '../lib/ttl-cache.js';
 
 /** A client as the service hands it out: frozen, because cached rows are shared between requests. */
 export type Client = Readonly<ClientRow>;

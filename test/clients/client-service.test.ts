@@ -3,7 +3,7 @@ import { ClientMetadataError } from '../../src/oauth/client-metadata.js';
 import { verifySecret } from '../../src/oauth/secrets.js';
 import { findClientById, updateClient } from '../../src/repositories/client.repository.js';
 import { ClientService, ClientServiceError } from '../../src/services/client-service.js';
-import { TtlCache } from '../../src/services/ttl-cache.js';
+import { TtlCache } from '../../src/lib/ttl-cache.js';
 import {
   clientConfig,
   countingDb,
