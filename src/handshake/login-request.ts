@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
 import type { SigningKey } from '../keys/key-store.js';
 import { OAuthError } from '../oauth/errors.js';
-import type { Client } from '../services/client-service.js';
+import type { Client } from '../oauth/client.js';
 
 /** RFC 8725 §3.11: the explicit type of Gatehouse's sign-in request. */
 export const LOGIN_REQUEST_TYP = 'login-request+jwt';

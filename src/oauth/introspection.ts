@@ -1,5 +1,5 @@
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
-import type { Client } from '../services/client-service.js';
+import type { Client } from './client.js';
 import { isOpaqueToken } from './secrets.js';
 import type { AccessTokenClaims, AccessTokenVerifier } from './tokens/access-token-verifier.js';
 

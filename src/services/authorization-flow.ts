@@ -6,7 +6,7 @@ import { generateToken, hashSecret } from '../oauth/secrets.js';
 import { createAuthorizationCode } from '../repositories/authorization-code.repository.js';
 import { completeAuthorizationRequest } from '../repositories/authorization-request.repository.js';
 import { findConsent, saveConsent } from '../repositories/consent.repository.js';
-import type { Client } from './client-service.js';
+import type { Client } from '../oauth/client.js';
 
 /** The signed-in user as the flow needs them (a Gatehouse session). */
 export interface FlowSession {

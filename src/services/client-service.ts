@@ -24,9 +24,9 @@ import {
 } from '../repositories/client.repository.js';
 import { type MetadataDocumentOptions, MetadataDocumentClients } from './metadata-document-clients.js';
 import { TtlCache } from '../lib/ttl-cache.js';
+import type { Client } from '../oauth/client.js';
 
-/** A client as the service hands it out: frozen, because cached rows are shared between requests. */
-export type Client = Readonly<ClientRow>;
+export type { Client } from '../oauth/client.js';
 
 /** A client just created or changed, with its new secret when one was generated (shown once, never stored). */
 export interface ClientWithSecret {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { CLIENT_ID_FORM } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
-import type { Client } from '../../services/client-service.js';
+import type { Client } from '../../oauth/client.js';
 import { guarded } from './errors.js';
 
 /** A client as the admin API shows it: everything but the stored hashes. */

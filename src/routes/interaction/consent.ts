@@ -8,7 +8,7 @@ import { OAuthError } from '../../oauth/errors.js';
 import { sendPage } from '../../plugins/external/view.js';
 import { findLiveAuthorizationRequest } from '../../repositories/authorization-request.repository.js';
 import { type FlowSession, finishWithError, issueCode } from '../../services/authorization-flow.js';
-import type { Client } from '../../services/client-service.js';
+import type { Client } from '../../oauth/client.js';
 import { htmlErrorRenderer } from './error-page.js';
 import { redirectTarget } from './redirect-target.js';
 

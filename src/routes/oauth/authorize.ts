@@ -20,7 +20,7 @@ import {
   finishWithError,
   trustsRedirect,
 } from '../../services/authorization-flow.js';
-import type { Client } from '../../services/client-service.js';
+import type { Client } from '../../oauth/client.js';
 import { htmlErrorRenderer } from '../interaction/error-page.js';
 
 /** Parameters that RFC 8707 lets a client repeat; any other repeated parameter is refused (RFC 6749 §3.1). */
