@@ -7,7 +7,7 @@ import { hashSecret } from '../../oauth/secrets.js';
 import { accessTokenVerifier } from '../../oauth/tokens/access-token-verifier.js';
 import { findLiveRefreshToken } from '../../repositories/refresh-token.repository.js';
 import { grantRevokedSince } from '../../repositories/user-grant.repository.js';
-import { normaliseParams, requireForm } from './form.js';
+import { normaliseParams, requireForm } from '../../http/form.js';
 
 const bodySchema = {
   type: 'object',

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { hashSecret } from '../../oauth/secrets.js';
 import { findRefreshToken, revokeFamily } from '../../repositories/refresh-token.repository.js';
-import { normaliseParams, requireForm } from './form.js';
+import { normaliseParams, requireForm } from '../../http/form.js';
 
 const bodySchema = {
   type: 'object',

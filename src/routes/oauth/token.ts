@@ -7,7 +7,7 @@ import { authorizationCodeGrant } from '../../oauth/grants/authorization-code.js
 import { clientCredentials } from '../../oauth/grants/client-credentials.js';
 import { refreshTokenGrant } from '../../oauth/grants/refresh-token.js';
 import type { GrantContext, GrantHandler, TokenParams } from '../../oauth/grants/grant.js';
-import { normaliseParams, requireForm } from './form.js';
+import { normaliseParams, requireForm } from '../../http/form.js';
 
 /** Parameters that RFC 8707 §2 lets a client repeat; every other one must appear once (RFC 6749 §3.2). */
 const REPEATABLE = new Set(['resource']);
