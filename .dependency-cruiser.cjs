@@ -17,7 +17,7 @@ const REPOSITORIES = '^src/repositories/';
 const DB = '^src/db/';
 const CONFIG = '^src/(config/|config(-docs)?\\.ts$)';
 const LIB = '^src/lib/';
-const HTTP_PACKAGES = '^node_modules/(fastify|@fastify/|fastify-plugin|close-with-grace|light-my-request)/';
+const HTTP_PACKAGES = '(^|/)node_modules/(fastify|@fastify/|fastify-plugin|close-with-grace|light-my-request)/';
 
 module.exports = {
   forbidden: [
@@ -90,7 +90,7 @@ module.exports = {
       severity: 'error',
       comment: 'Routes and HTTP plugins call services; they never reach repositories, tables or Kysely.',
       from: { path: '^src/(routes|http)/' },
-      to: { path: `${REPOSITORIES}|${DB}|^node_modules/kysely/` },
+      to: { path: `${REPOSITORIES}|${DB}|(^|/)node_modules/kysely/` },
     },
     {
       name: 'edge-opens-the-database-only',
