@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   try {
     // 1. The resource server: it needs only the issuer (it fetches the JWKS on the first token).
     const api = await startResourceServer({ issuer, host: HOST, port: ports.api, path: '/mcp', requiredScope: 'read' });
-    running.push({ name: 'resource server', close: api.close });
+    running.push({ name: 'resource server', close: () => api.close() });
 
     // 2. Gatehouse, with the demo client registered through CLIENTS_FILE (applied at start, idempotently).
     const clientsFile = join(dataDir, 'clients.json');

@@ -202,7 +202,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     return {
       accessToken,
       refreshToken: typeof body.refresh_token === 'string' ? body.refresh_token : (previous?.refreshToken ?? null),
-      scope: typeof body.scope === 'string' ? body.scope : String(claims.scope ?? ''),
+      scope: typeof body.scope === 'string' ? body.scope : typeof claims.scope === 'string' ? claims.scope : '',
       expiresAt:
         typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0
           ? now + Math.floor(expiresIn)
@@ -309,7 +309,10 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
         return page(
           reply,
           400,
-          errorPage('The token request failed', `${body.error}: ${String(body.error_description ?? '')}`),
+          errorPage(
+            'The token request failed',
+            `${body.error}: ${typeof body.error_description === 'string' ? body.error_description : ''}`,
+          ),
         );
       }
       const session: Session = {
@@ -369,7 +372,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     });
     if (status !== 200) {
       if (typeof body.error !== 'string') throw new BackchannelError(UNEXPECTED);
-      session.message = `Refresh refused: ${body.error} (${String(body.error_description ?? '')})`;
+      session.message = `Refresh refused: ${body.error} (${typeof body.error_description === 'string' ? body.error_description : ''})`;
       return;
     }
     session.tokens = tokensFrom(body, session.tokens);

@@ -3,14 +3,14 @@ import { resolve } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
-import type { Database } from './database.js';
+import type { Database, SchemalessDb } from './database.js';
 import { preparingPool } from './precompiled.js';
 
 /** An open database: the schema-bound Kysely instance, which engine it runs on, and how to close it. */
 export interface DatabaseHandle {
   db: Kysely<Database>;
   /** The same connection pool without the schema prefix, for schema-level statements. */
-  root: Kysely<any>;
+  root: SchemalessDb;
   kind: 'postgres' | 'pglite';
   /** Where the data lives, safe to log (no password). */
   location: string;
@@ -20,14 +20,14 @@ export interface DatabaseHandle {
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite in DATA_DIR. */
 export async function openDatabase(config: Pick<Config, 'database'>): Promise<DatabaseHandle> {
   const { url, poolMax, schema, dataDir, preparedStatements } = config.database;
-  let root: Kysely<any>;
+  let root: SchemalessDb;
   let kind: DatabaseHandle['kind'];
   let location: string;
   if (url) {
     const pool = new pg.Pool({ connectionString: url, max: poolMax, application_name: 'gatehouse' });
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {});
-    root = new Kysely<any>({ dialect: new PostgresDialect({ pool: preparedStatements ? preparingPool(pool) : pool }) });
+    root = new Kysely({ dialect: new PostgresDialect({ pool: preparedStatements ? preparingPool(pool) : pool }) });
     kind = 'postgres';
     const parsed = new URL(url);
     location = `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;
@@ -44,7 +44,7 @@ export async function openDatabase(config: Pick<Config, 'database'>): Promise<Da
       pglite = new PGlite(location);
     }
     await pglite.waitReady;
-    root = new Kysely<any>({ dialect: new PGliteDialect({ pglite }) });
+    root = new Kysely({ dialect: new PGliteDialect({ pglite }) });
     kind = 'pglite';
   }
   const db = root.withSchema(schema) as Kysely<Database>;

@@ -22,3 +22,11 @@ export interface Database {
 
 /** What repository functions take first: the database or a transaction on it. */
 export type Db = Kysely<Database> | Transaction<Database>;
+
+/**
+ * A Kysely handle that is not bound to Gatehouse's tables: the schema-level root (migrations, advisory
+ * locks, `CREATE SCHEMA`) and precompiled statements built against any table. `any` is Kysely's own
+ * convention for this (its migration guide types `up(db: Kysely<any>)`), and it is named once, here.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type SchemalessDb = Kysely<any>;

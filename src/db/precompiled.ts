@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Compilable, CompiledQuery, Kysely } from 'kysely';
+import type { Compilable, CompiledQuery } from 'kysely';
+import type { SchemalessDb } from './database.js';
 import type pg from 'pg';
 
 /**
@@ -30,11 +31,11 @@ export function preparedName(sqlText: string): string | undefined {
   return statementNames.get(sqlText);
 }
 
-export type PrecompiledQuery<P, R> = (db: Kysely<any>, params: P) => Promise<R[]>;
+export type PrecompiledQuery<P, R> = (db: SchemalessDb, params: P) => Promise<R[]>;
 
 /** Compiles `build` once per database handle; each call runs it with these parameter values. */
 export function precompiled<P extends Record<string, unknown>, R>(
-  build: (db: Kysely<any>, params: P) => Compilable<R>,
+  build: (db: SchemalessDb, params: P) => Compilable<R>,
 ): PrecompiledQuery<P, R> {
   const cache = new WeakMap<object, { compiled: CompiledQuery<R>; slots: Array<keyof P & string> }>();
   return async (db, values) => {
@@ -45,7 +46,7 @@ export function precompiled<P extends Record<string, unknown>, R>(
       const slots = compiled.parameters.map((value) => {
         if (typeof value !== 'string' || !value.startsWith(MARKER))
           throw new Error(`precompiled query has a constant parameter: ${String(value)}`);
-        return value.slice(MARKER.length) as keyof P & string;
+        return value.slice(MARKER.length);
       });
       statementNames.set(
         compiled.sql,

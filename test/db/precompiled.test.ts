@@ -1,4 +1,5 @@
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
+import type { SchemalessDb } from '../../src/db/database.js';
 import t from 'tap';
 import { openDatabase } from '../../src/db/connect.js';
 import { precompiled, preparedName } from '../../src/db/precompiled.js';
@@ -9,7 +10,7 @@ interface Params extends Record<string, unknown> {
   b: string;
 }
 
-const echo = precompiled<Params, { a: number; b: string }>((db: Kysely<any>, p) =>
+const echo = precompiled<Params, { a: number; b: string }>((db: SchemalessDb, p) =>
   db.selectNoFrom([sql<number>`${p.a}::int + 1`.as('a'), sql<string>`upper(${p.b}::text)`.as('b')]),
 );
 
@@ -32,7 +33,7 @@ t.test("a precompiled query runs with each call's parameters", async (t) => {
 
 t.test('a constant parameter is refused when the query is first compiled', async (t) => {
   const { db } = await testDatabase();
-  const constant = precompiled<Params, { n: number }>((d: Kysely<any>, p) =>
+  const constant = precompiled<Params, { n: number }>((d: SchemalessDb, p) =>
     d.selectNoFrom([sql<number>`${p.a}::int + ${7}::int`.as('n')]),
   );
   await t.rejects(constant(db, { a: 1, b: '' }), /constant parameter: 7/);
@@ -62,7 +63,7 @@ t.test(
     await sql`create table ${sql.table(table)} (id int primary key, v int)`.execute(handle.root);
     t.teardown(() => sql`drop table if exists ${sql.table(table)}`.execute(handle.root));
     await sql`insert into ${sql.table(table)} values (1, 10)`.execute(handle.root);
-    const read = precompiled<{ id: number }, { v: number | string }>((db: Kysely<any>, p) =>
+    const read = precompiled<{ id: number }, { v: number | string }>((db: SchemalessDb, p) =>
       db.selectFrom(table).select('v').where('id', '=', p.id),
     );
     t.same(await read(handle.root, { id: 1 }), [{ v: 10 }]);
