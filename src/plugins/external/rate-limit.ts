@@ -12,7 +12,7 @@ declare module 'fastify' {
 }
 
 /**
- * Per-address limits on the unauthenticated browser endpoints (RFC 9700 §4.7 / DESIGN: every /authorize
+ * Per-address limits on the unauthenticated browser endpoints (RFC 9700 §4.7; every /authorize
  * writes a row). Off unless a route opts in with `app.rateLimited`; /token stays unlimited here
  * because every request there authenticates a client first.
  */
