@@ -6,7 +6,7 @@ import { buildDemoClient } from '../examples/demo-client/app.js';
 import { buildHostApp } from '../examples/host-app/app.js';
 import { startResourceServer } from '../examples/resource-server/app.js';
 import { buildApp } from '../src/app.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config/index.js';
 import { openDatabase } from '../src/db/connect.js';
 import { migrateUp } from '../src/db/migrate.js';
 

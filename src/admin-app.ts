@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { OAuthError } from './oauth/errors.js';
 import { frameworkErrors } from './app.js';
 import errorHandler, { sendOAuthError } from './plugins/app/error-handler.js';

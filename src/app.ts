@@ -9,7 +9,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { createLogger } from './logging.js';
 import clientsPlugin from './plugins/app/clients.js';
@@ -66,8 +66,10 @@ function trustProxy(value: string): boolean | string {
 
 /** Builds the Gatehouse Fastify app for a configuration; not yet listening. */
 export async function buildApp(config: Readonly<Config>, options: BuildOptions = {}): Promise<FastifyInstance> {
+  // Typed as Fastify's base logger so the app is the plain FastifyInstance every plugin and route expects.
+  const logger: FastifyBaseLogger = createLogger(config, options.logStream);
   const app = Fastify({
-    loggerInstance: createLogger(config, options.logStream) as FastifyBaseLogger,
+    loggerInstance: logger,
     trustProxy: trustProxy(config.server.trustProxy),
     bodyLimit: config.server.bodyLimit,
     // A caller's X-Request-Id is kept when it is a plain token, so logs can be joined across services.

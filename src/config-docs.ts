@@ -1,4 +1,4 @@
-import { schemaLeaves } from './config.js';
+import { schemaLeaves } from './config/index.js';
 
 function formatOf(format: unknown): string {
   if (Array.isArray(format)) return format.map((f) => `\`${f}\``).join(', ');
@@ -19,7 +19,7 @@ export function renderConfigurationDoc(): string {
   );
   return `# Configuration
 
-<!-- Generated from src/config.ts by \`npm run docs:config\`; edit the schema, not this file. -->
+<!-- Generated from src/config/schema.ts by \`npm run docs:config\`; edit the schema, not this file. -->
 
 Every setting is an environment variable. Secrets may instead be read from a file named by
 \`<NAME>_FILE\` (Docker secrets); setting both is an error. An empty variable means its default.

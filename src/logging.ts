@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import pino, { type Logger, type LoggerOptions } from 'pino';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 
 const SENSITIVE_NAME =
   /secret|passw(or)?d|token|assertion|authori[sz]ation|cookie|verifier|login_(request|response)|private|api[-_]?key|credential/i;

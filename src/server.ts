@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { buildAdminApp } from './admin-app.js';
 import { type BuildOptions, buildApp } from './app.js';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 
 export interface StartOptions extends BuildOptions {
   /** Adds to the app before it listens (used by tests that need an extra route). */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { schemaLeaves } from '../src/config.js';
+import { schemaLeaves } from '../src/config/index.js';
 import { renderConfigurationDoc } from '../src/config-docs.js';
 
 t.test('docs/configuration.md matches the schema (run `npm run docs:config` after changing it)', async (t) => {

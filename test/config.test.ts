@@ -1,7 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { canonicalUrl, ConfigError, describeConfig, loadConfig, secretWeakness } from '../src/config.js';
+import { ConfigError, describeConfig, loadConfig, secretWeakness } from '../src/config/index.js';
+import { DomainError } from '../src/lib/errors.js';
+import { canonicalUrl } from '../src/lib/syntax.js';
 
 const STRONG = 'q8Jr2vN0xK7pL4mZ9tY6wB3cF1hD5gS0aE8uI2oP';
 
@@ -71,6 +73,13 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [
       { RESOURCES: 'https://a.example.com', DEFAULT_RESOURCE: 'https://b.example.com' },
       /^DEFAULT_RESOURCE: must be one of RESOURCES/,
+    ],
+    [
+      {
+        RESOURCES: 'https://a.example.com https://b.example.com',
+        DEFAULT_RESOURCE: 'https://a.example.com,https://b.example.com',
+      },
+      /^DEFAULT_RESOURCE: must be a single URI/,
     ],
     [
       { KEY_ROTATION_DELAY_SECONDS: '320', JWKS_MAX_AGE_SECONDS: '300', KEY_CACHE_TTL_SECONDS: '30' },
@@ -241,4 +250,63 @@ t.test('URLs are canonicalised before comparison', async (t) => {
   t.equal(canonicalUrl('https://api.example.com/mcp#x'), 'https://api.example.com/mcp');
   t.equal(loadConfig({ ISSUER: 'HTTPS://Auth.Example.com:443/' }).config.issuer, 'https://auth.example.com');
   t.equal(loadConfig({ ISSUER: 'https://example.com/tenant/a' }).config.issuer, 'https://example.com/tenant/a');
+});
+
+t.test('the list settings are parsed once at start into the policy', async (t) => {
+  const { config } = loadConfig({
+    SCOPES: '{"read":"Read your data","write":"Change your data"}',
+    ENFORCE_SCOPES: 'false',
+    RESOURCES: 'HTTPS://API.example.com:443/, https://mcp.example.com/mcp',
+    DEFAULT_RESOURCE: 'https://mcp.example.com/mcp',
+    NATIVE_REDIRECT_SCHEMES: 'Cursor:, vscode://',
+  });
+  t.same(
+    [...config.policy.scopes.catalogue],
+    [
+      ['read', 'Read your data'],
+      ['write', 'Change your data'],
+    ],
+  );
+  t.equal(config.policy.scopes.enforce, false);
+  t.same(config.policy.resources, {
+    configured: ['https://api.example.com', 'https://mcp.example.com/mcp'],
+    fallback: 'https://mcp.example.com/mcp',
+  });
+  t.same([...config.policy.nativeSchemes], ['cursor', 'vscode']);
+  t.equal(config.scopes.catalogue, '{"read":"Read your data","write":"Change your data"}', 'the raw setting stays');
+  t.ok(Object.isFrozen(config.policy) && Object.isFrozen(config.policy.resources.configured));
+
+  const names = loadConfig({ SCOPES: 'read write', RESOURCES: 'https://a.example.com https://b.example.com' }).config;
+  t.same(
+    [...names.policy.scopes.catalogue],
+    [
+      ['read', 'read'],
+      ['write', 'write'],
+    ],
+  );
+  t.equal(names.policy.resources.fallback, 'https://a.example.com', 'no DEFAULT_RESOURCE: the first of RESOURCES');
+  const none = loadConfig({}).config.policy;
+  t.same(none.resources, { configured: [], fallback: null });
+  t.equal(none.scopes.catalogue.size, 0);
+  t.equal(none.nativeSchemes.size, 0);
+});
+
+t.test('a configuration that cannot start is a misconfigured DomainError', async (t) => {
+  const err = t.throws(() => loadConfig({ PORT: 'eighty' }));
+  t.ok(err instanceof ConfigError && err instanceof DomainError);
+  t.equal((err as ConfigError).code, 'misconfigured');
+  t.equal((err as ConfigError).name, 'ConfigError');
+});
+
+t.test('production allows http only for the loopback hosts every other check agrees on', async (t) => {
+  const prod = { NODE_ENV: 'production', KEY_ENCRYPTION_SECRET: STRONG };
+  for (const issuer of [
+    'http://127.0.0.2:4000',
+    'http://[::1]:4000',
+    'http://app.localhost',
+    'http://[::ffff:127.0.0.1]',
+  ]) {
+    t.same(problemsOf({ ...prod, ISSUER: issuer }), [], issuer);
+  }
+  t.match(problemsOf({ ...prod, ISSUER: 'http://10.0.0.1' }), [/^ISSUER: must be https in production/]);
 });

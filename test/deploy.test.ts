@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { readClientsFile } from '../src/clients/clients-file.js';
-import { loadConfig, schemaLeaves } from '../src/config.js';
+import { loadConfig, schemaLeaves } from '../src/config/index.js';
 import { metadataPolicy } from '../src/oauth/client-metadata.js';
 
 const root = new URL('../', import.meta.url);

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import tap from 'tap';
 import { buildApp } from '../src/app.js';
-import { type Config, loadConfig } from '../src/config.js';
+import { type Config, loadConfig } from '../src/config/index.js';
 import { type DatabaseHandle, openDatabase } from '../src/db/connect.js';
 
 /** A real Postgres for this run, or undefined for the embedded PGlite. */

@@ -1,5 +1,5 @@
 import type { ParseArgsConfig } from 'node:util';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
 import { migrateUp } from '../db/migrate.js';
 import { ClientMetadataError } from '../oauth/client-metadata.js';

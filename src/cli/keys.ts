@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { createLogger } from '../logging.js';
 import { type KeyInfo, KeyStore, type KeyStoreLogger } from '../keys/key-store.js';

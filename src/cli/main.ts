@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config.js';
+import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config/index.js';
 import { openDatabase } from '../db/connect.js';
 import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import { type Config, secretWeakness } from '../config.js';
+import { type Config, secretWeakness } from '../config/index.js';
 import type { Database } from '../db/database.js';
 import type { ClientRow } from '../db/tables/client.table.js';
 import {
@@ -168,7 +168,7 @@ function differs(row: ClientRow, client: FileClient): boolean {
  */
 export async function applyClientsFile(
   db: Kysely<Database>,
-  config: Pick<Config, 'clients' | 'scopes' | 'resources' | 'database'>,
+  config: Pick<Config, 'clients' | 'policy' | 'database'>,
   log: ClientsFileLogger,
 ): Promise<ClientsFileResult> {
   const path = config.clients.file;

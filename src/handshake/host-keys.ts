@@ -10,7 +10,7 @@ import {
   importJWK,
   importSPKI,
 } from 'jose';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 /** Asymmetric algorithms a host may sign login_response with (RFC 7518 §3.1, RFC 8037). */
 export const HOST_ASYMMETRIC_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;

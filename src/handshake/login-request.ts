@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { SignJWT } from 'jose';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
 import type { SigningKey } from '../keys/key-store.js';
 import { OAuthError } from '../oauth/errors.js';

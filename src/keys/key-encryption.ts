@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { KeyConfigurationError, KeyDecryptionError } from './errors.js';
 
 /** Prefix of every ciphertext, so a later scheme can be told apart and old rows still read. */

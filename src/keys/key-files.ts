@@ -9,7 +9,7 @@ import {
   importJWK,
   importPKCS8,
 } from 'jose';
-import type { SigningAlg } from '../config.js';
+import type { SigningAlg } from '../config/index.js';
 import { KeyConfigurationError } from './errors.js';
 import { importSigningKey } from './key-generation.js';
 import { isSigningAlg, publicPart } from './public-jwk.js';

@@ -1,5 +1,5 @@
 import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
-import type { SigningAlg } from '../config.js';
+import type { SigningAlg } from '../config/index.js';
 import { publicPart } from './public-jwk.js';
 
 /** A freshly generated key pair as JWKs, named by its RFC 7638 thumbprint. */

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Database } from '../db/database.js';
 import type { SigningKeyRow, SigningKeyState } from '../db/tables/signing-key.table.js';
 import {

@@ -1,7 +1,7 @@
 import type { CryptoKey, JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { BaseLogger } from 'pino';
-import type { Config, SigningAlg } from '../config.js';
+import type { Config, SigningAlg } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import type { Database } from '../db/database.js';
 import type { SigningKeyRow, SigningKeyState } from '../db/tables/signing-key.table.js';

@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import type { SigningAlg } from '../config.js';
+import type { SigningAlg } from '../config/index.js';
 
 /** The algorithms Gatehouse signs with. */
 export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'RS256', 'PS256', 'EdDSA'];

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type Config, issuerIsHttps } from '../config.js';
+import { type Config, issuerIsHttps } from '../config/index.js';
 import { generateToken, hashSecret, isOpaqueToken, verifySecret } from './secrets.js';
 
 /**

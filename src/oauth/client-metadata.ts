@@ -1,11 +1,5 @@
-import {
-  type Config,
-  SCOPE_TOKEN,
-  canonicalUrl,
-  parseResourceList,
-  parseSchemeList,
-  parseScopeCatalogue,
-} from '../config.js';
+import type { Config } from '../config/index.js';
+import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
 
 /** Grant types a client may register for (OAuth 2.1 drops implicit and password). */
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -77,15 +71,13 @@ export interface MetadataPolicy {
 /** No extra schemes: only reverse-domain private-use schemes (RFC 8252 §7.1). */
 export const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set();
 
-/** The metadata policy of a configuration. */
-export function metadataPolicy(
-  config: Pick<Config, 'scopes' | 'resources'> & { clients?: Pick<Config['clients'], 'nativeRedirectSchemes'> },
-): MetadataPolicy {
+/** The metadata policy of a configuration (from the policy values loadConfig parsed). */
+export function metadataPolicy({ policy }: Pick<Config, 'policy'>): MetadataPolicy {
   return {
-    catalogue: parseScopeCatalogue(config.scopes.catalogue),
-    enforceScopes: config.scopes.enforce,
-    resources: parseResourceList(config.resources.list),
-    nativeSchemes: new Set(parseSchemeList(config.clients?.nativeRedirectSchemes ?? '')),
+    catalogue: policy.scopes.catalogue,
+    enforceScopes: policy.scopes.enforce,
+    resources: policy.resources.configured,
+    nativeSchemes: policy.nativeSchemes,
   };
 }
 

@@ -175,7 +175,7 @@ export async function continueAuthorization(
 declare module 'fastify' {
   interface FastifyInstance {
     /** The validated configuration. */
-    config: Readonly<import('../config.js').Config>;
+    config: Readonly<import('../config/index.js').Config>;
     /** The canonical issuer URL. */
     issuer: string;
   }

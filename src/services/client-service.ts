@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Db } from '../db/database.js';
 import type { ClientRow, ClientSource, ClientUpdate } from '../db/tables/client.table.js';
 import {
@@ -98,7 +98,7 @@ export class ClientService {
 
   constructor(
     private readonly db: Db,
-    config: Pick<Config, 'clients' | 'scopes' | 'resources'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>,
+    config: Pick<Config, 'clients' | 'policy'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>,
     options: ClientServiceOptions = {},
   ) {
     this.policy = metadataPolicy(config);

@@ -1,5 +1,4 @@
-import type { Config } from '../config.js';
-import { parseScopeCatalogue } from '../config.js';
+import type { Config } from '../config/index.js';
 
 /** The endpoints a running Gatehouse actually serves; metadata never advertises what is off. */
 export interface Features {
@@ -48,7 +47,7 @@ export function authorizationServerMetadata(
   doc.token_endpoint = `${base}/token`;
   doc.jwks_uri = `${base}/.well-known/jwks.json`;
   if (features.registration) doc.registration_endpoint = `${base}/register`;
-  const scopes = [...parseScopeCatalogue(config.scopes.catalogue).keys()];
+  const scopes = [...config.policy.scopes.catalogue.keys()];
   if (scopes.length > 0) doc.scopes_supported = scopes;
   doc.response_types_supported = ['code'];
   doc.response_modes_supported = ['query'];

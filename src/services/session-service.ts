@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Database, Db } from '../db/database.js';
 import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
 import type { SessionRow } from '../db/tables/session.table.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/index.js';
 import { buildApp } from '../../src/app.js';
 import { KeyConfigurationError, KeyDecryptionError } from '../../src/keys/errors.js';
 import { INSECURE_DEVELOPMENT_SECRET, KeyCipher, keyEncryptionSecret } from '../../src/keys/key-encryption.js';

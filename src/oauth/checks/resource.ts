@@ -1,17 +1,9 @@
-import { canonicalUrl } from '../../config.js';
+import type { ResourcePolicy } from '../../config/index.js';
+import { canonicalUrl } from '../../lib/syntax.js';
 import { OAuthError } from '../errors.js';
 
-/** The resource servers tokens may be issued for (RFC 8707), canonicalised. */
-export interface ResourcePolicy {
-  configured: readonly string[];
-  /** Used when a request names no resource; null when none is configured. */
-  fallback: string | null;
-}
-
-/** Builds the policy from RESOURCES and DEFAULT_RESOURCE (already canonical). */
-export function resourcePolicy(configured: readonly string[], defaultResource: readonly string[]): ResourcePolicy {
-  return { configured, fallback: defaultResource[0] ?? configured[0] ?? null };
-}
+// Built once at start by loadConfig (config.policy.resources).
+export type { ResourcePolicy };
 
 /** Canonical form of one `resource` value, or invalid_target when it is not an absolute URI without fragment (RFC 8707 §2). */
 export function canonicalResource(value: string): string {

@@ -1,13 +1,9 @@
-import { SCOPE_TOKEN } from '../../config.js';
+import type { ScopePolicy } from '../../config/index.js';
+import { SCOPE_TOKEN } from '../../lib/syntax.js';
 import { OAuthError } from '../errors.js';
 
-/** What scope decisions need to know about the client and the server's catalogue. */
-export interface ScopePolicy {
-  /** Scope name to consent-page description. */
-  catalogue: ReadonlyMap<string, string>;
-  /** ENFORCE_SCOPES: only catalogue scopes the client is allowed. */
-  enforce: boolean;
-}
+// Built once at start by loadConfig (config.policy.scopes).
+export type { ScopePolicy };
 
 /** The scopes a client may ask for: its own list, or the whole catalogue when it has none. */
 export function allowedScopes(client: { scopes: readonly string[] }, policy: ScopePolicy): ReadonlySet<string> {

@@ -1,4 +1,4 @@
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { ResourcePolicy } from '../checks/resource.js';
 import type { ScopePolicy } from '../checks/scope.js';
 import type { Signer } from '../tokens/access-token.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { applyClientsFile } from '../../clients/clients-file.js';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { ClientService } from '../../services/client-service.js';
 
 declare module 'fastify' {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { SessionService } from '../../services/session-service.js';
 
 declare module 'fastify' {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { type DatabaseHandle, openDatabase } from '../../db/connect.js';
 import { migrateUp } from '../../db/migrate.js';
 

@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { OAuthError } from '../../oauth/errors.js';
 
 declare module 'fastify' {

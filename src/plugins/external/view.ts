@@ -7,7 +7,7 @@ import view from '@fastify/view';
 import { Eta } from 'eta';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
-import { type Config, issuerIsHttps } from '../../config.js';
+import { type Config, issuerIsHttps } from '../../config/index.js';
 
 /**
  * The repository's `views/` directory. Found by walking up from this module, so it is the same from

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type Config, parseScopeCatalogue } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import { keyEncryptionSecret } from '../../keys/key-encryption.js';
 import { hasBinding } from '../../oauth/browser-binding.js';
@@ -164,7 +164,7 @@ export default async function consentRoutes(
   app: FastifyInstance,
   { config }: { config: Readonly<Config> },
 ): Promise<void> {
-  const catalogue = parseScopeCatalogue(config.scopes.catalogue);
+  const { catalogue } = config.policy.scopes;
   // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
   const csrf = new CsrfTokens(keyEncryptionSecret(config, app.log));
   const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };

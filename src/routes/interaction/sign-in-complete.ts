@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import { type HostKeys, loadHostKeys } from '../../handshake/host-keys.js';
 import { SIGN_IN_COMPLETE_PATH, sessionSatisfies } from '../../handshake/login-request.js';

@@ -1,15 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type Config, parseResourceList, parseScopeCatalogue } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import { redirectToSignIn, sessionSatisfies } from '../../handshake/login-request.js';
 import { issueBinding } from '../../oauth/browser-binding.js';
 import { checkCodeChallenge } from '../../oauth/checks/pkce.js';
 import { resolveRedirectUri } from '../../oauth/checks/redirect-uri.js';
-import {
-  resolveResources as resolveResourcesFor,
-  resourcePolicy,
-  type ResourcePolicy,
-} from '../../oauth/checks/resource.js';
+import { resolveResources as resolveResourcesFor, type ResourcePolicy } from '../../oauth/checks/resource.js';
 import { resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
 import { OAuthError, rfcDescription } from '../../oauth/errors.js';
 import { generateToken } from '../../oauth/secrets.js';
@@ -172,14 +168,7 @@ export default async function authorizeRoute(
   app: FastifyInstance,
   { config }: { config: Readonly<Config> },
 ): Promise<void> {
-  const scopePolicy: ScopePolicy = {
-    catalogue: parseScopeCatalogue(config.scopes.catalogue),
-    enforce: config.scopes.enforce,
-  };
-  const resources = resourcePolicy(
-    parseResourceList(config.resources.list),
-    parseResourceList(config.resources.defaultResource),
-  );
+  const { scopes: scopePolicy, resources } = config.policy;
 
   async function handle(request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> {
     reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');

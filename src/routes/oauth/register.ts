@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../../config.js';
-import { metadataPolicy } from '../../oauth/client-metadata.js';
+import type { Config } from '../../config/index.js';
 import { ClientMetadataError } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { clientInformation, metadataFromRegistration, registrationError } from '../../oauth/registration-metadata.js';
@@ -88,7 +87,7 @@ export default async function registerRoutes(
 ): Promise<void> {
   const { initialAccessToken, alwaysReturnSecret } = config.registration;
   // Also decides whether redirect URIs look native when application_type is not given.
-  const { nativeSchemes } = metadataPolicy(config);
+  const { nativeSchemes } = config.policy;
   const initialTokenHash = initialAccessToken ? hashSecret(initialAccessToken) : null;
   /** The client each RFC 7592 request authenticated as. */
   const authenticated = new WeakMap<FastifyRequest, Client>();

@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { type Config, parseResourceList, parseScopeCatalogue } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
-import { resourcePolicy } from '../../oauth/checks/resource.js';
 import { authorizationCodeGrant } from '../../oauth/grants/authorization-code.js';
 import { clientCredentials } from '../../oauth/grants/client-credentials.js';
 import { refreshTokenGrant } from '../../oauth/grants/refresh-token.js';
@@ -39,11 +38,8 @@ export default async function tokenRoute(
   );
   const ctx: GrantContext = {
     config,
-    scopePolicy: { catalogue: parseScopeCatalogue(config.scopes.catalogue), enforce: config.scopes.enforce },
-    resourcePolicy: resourcePolicy(
-      parseResourceList(config.resources.list),
-      parseResourceList(config.resources.defaultResource),
-    ),
+    scopePolicy: config.policy.scopes,
+    resourcePolicy: config.policy.resources,
     signer: () => app.keys.current(),
   };
 

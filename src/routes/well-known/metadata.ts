@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../config.js';
+import type { Config } from '../../config/index.js';
 import { authorizationServerMetadata, openIdConfiguration, pathInsertedMetadataPath } from '../../services/metadata.js';
 
 /** Metadata can change only with configuration, so caches may keep it a while. */

@@ -1,0 +1,129 @@
+import { isLoopbackHost } from '../lib/loopback.js';
+import { canonicalUrl } from '../lib/syntax.js';
+import type { Policy } from './policy.js';
+import type { Settings } from './schema.js';
+
+const WEAK_SECRETS = /^(change[-_ ]?me|secret|password|gatehouse|test|dev(elopment)?|example)/i;
+
+/** Judges a secret's strength: at least 32 characters and not a placeholder or low-variety string. */
+export function secretWeakness(secret: string): string | null {
+  if (secret.length < 32) return 'must be at least 32 characters';
+  if (WEAK_SECRETS.test(secret)) return 'looks like a placeholder; generate one with `openssl rand -base64 32`';
+  if (new Set(secret).size < 12)
+    return 'has too little variety to be random; generate one with `openssl rand -base64 32`';
+  return null;
+}
+
+/** The canonical form of a value that is a URL, else the value itself. */
+function canonicalOrSelf(value: string): string {
+  try {
+    return canonicalUrl(value);
+  } catch {
+    return value;
+  }
+}
+
+/** Problems no single setting shows: settings that contradict each other. One message each, naming its variable. */
+export function crossFieldProblems(config: Settings, policy: Policy): string[] {
+  const problems: string[] = [];
+  // A verifier's cached JWKS may be max-age old, and a replica's own key set cacheTtl old: a new key must
+  // be published longer than both together before it signs.
+  if (config.keys.rotationDelay <= config.keys.jwksMaxAge + config.keys.cacheTtl) {
+    problems.push(
+      'KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS + KEY_CACHE_TTL_SECONDS, so every cache sees a new key before it signs',
+    );
+  }
+  const h = config.handshake;
+  if (h.secret !== '' && Buffer.byteLength(h.secret) < 32)
+    problems.push('HANDSHAKE_SECRET: must be at least 32 bytes (HS256, RFC 7518 §3.2)');
+  const hostKeys = [h.secret, h.hostJwksUrl, h.hostPublicKeyFile].filter((v) => v !== '').length;
+  if (hostKeys > 1)
+    problems.push('HANDSHAKE_SECRET: set only one of HANDSHAKE_SECRET, HOST_JWKS_URL and HOST_PUBLIC_KEY_FILE');
+  if (h.signInUrl !== '' && hostKeys === 0) {
+    problems.push(
+      'SIGN_IN_URL: needs a host key to verify sign-in answers: HANDSHAKE_SECRET, HOST_JWKS_URL or HOST_PUBLIC_KEY_FILE',
+    );
+  }
+  const cimd = config.clientIdMetadataDocuments;
+  if (cimd.cacheMin > cimd.cacheMax) problems.push('CIMD_CACHE_MIN_SECONDS: must not exceed CIMD_CACHE_MAX_SECONDS');
+  if (cimd.cacheDefault < cimd.cacheMin || cimd.cacheDefault > cimd.cacheMax) {
+    problems.push('CIMD_CACHE_DEFAULT_SECONDS: must lie between CIMD_CACHE_MIN_SECONDS and CIMD_CACHE_MAX_SECONDS');
+  }
+  if (config.flow.sessionIdleTtl > config.flow.sessionAbsoluteTtl) {
+    problems.push('SESSION_IDLE_TTL_SECONDS: must not exceed SESSION_ABSOLUTE_TTL_SECONDS');
+  }
+  // RFC 6750 §2.1 b64token: what /register accepts after "Bearer".
+  if (
+    config.registration.initialAccessToken !== '' &&
+    !/^[A-Za-z0-9\-._~+/]+=*$/.test(config.registration.initialAccessToken)
+  ) {
+    problems.push(
+      'DCR_INITIAL_ACCESS_TOKEN: must be an RFC 6750 b64token (letters, digits and -._~+/, then optional =), as a Bearer header carries it',
+    );
+  }
+  // setTimeout holds at most 2^31-1 ms; a longer interval would fire at once, over and over.
+  if (config.janitor.interval > 2_000_000)
+    problems.push('JANITOR_INTERVAL_SECONDS: must be at most 2000000 (about 23 days)');
+  if (config.admin.port !== 0) {
+    // The admin token is a standing credential for every client and key: the same bar as other secrets, everywhere.
+    const adminWeakness =
+      config.admin.token === '' ? 'required when ADMIN_PORT is set' : secretWeakness(config.admin.token);
+    if (adminWeakness) problems.push(`ADMIN_TOKEN: ${adminWeakness}`);
+    // RFC 6750 §2.1 b64token-like: what an Authorization header can carry intact.
+    else if (!/^[\x21-\x7e]+$/.test(config.admin.token))
+      problems.push('ADMIN_TOKEN: must be visible ASCII without spaces (it travels in an Authorization header)');
+    if (config.admin.port === config.server.port)
+      problems.push('ADMIN_PORT: must differ from PORT (the admin listener is a separate listener)');
+  }
+  const { configured, fallback } = policy.resources;
+  // login_request JWTs are signed with the access-token keys and carry aud = HOST_ID: were HOST_ID also a
+  // resource, a resource server that skipped the typ check would take one for an access token (RFC 8725 §3.11).
+  if (h.hostId !== '' && (configured.includes(h.hostId) || configured.includes(canonicalOrSelf(h.hostId))))
+    problems.push(
+      'HOST_ID: must not be one of RESOURCES (sign-in requests and access tokens must never share an audience)',
+    );
+  // The fallback is DEFAULT_RESOURCE when set, else the first of RESOURCES: only the former can be outside them.
+  if (fallback !== null && !configured.includes(fallback)) problems.push('DEFAULT_RESOURCE: must be one of RESOURCES');
+  return problems;
+}
+
+/** What production refuses besides: plain-http URLs other than loopback, and weak or missing secrets. */
+export function productionProblems(config: Settings): string[] {
+  const problems: string[] = [];
+  if (config.issuer === '') {
+    problems.push('ISSUER: required in production');
+  } else {
+    const url = new URL(config.issuer);
+    // RFC 9700 §4.1 / OAuth 2.1 §1.5: TLS everywhere except loopback.
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+      problems.push('ISSUER: must be https in production (http is allowed only for loopback)');
+    }
+  }
+  const weakness =
+    config.keys.encryptionSecret === '' ? 'required in production' : secretWeakness(config.keys.encryptionSecret);
+  if (weakness) problems.push(`KEY_ENCRYPTION_SECRET: ${weakness}`);
+  if (config.handshake.secret !== '') {
+    const handshakeWeakness = secretWeakness(config.handshake.secret);
+    if (handshakeWeakness) problems.push(`HANDSHAKE_SECRET: ${handshakeWeakness}`);
+  }
+  // RFC 7591 §3: the initial access token is the only thing between the internet and registration.
+  if (config.registration.initialAccessToken !== '') {
+    const weakness = secretWeakness(config.registration.initialAccessToken);
+    if (weakness) problems.push(`DCR_INITIAL_ACCESS_TOKEN: ${weakness}`);
+  }
+  // draft-ietf-oauth-client-id-metadata-document-02 §8.6: the loopback/special-use exception MUST NOT apply in production.
+  if (config.clientIdMetadataDocuments.allowPrivateAddresses) {
+    problems.push(
+      'CIMD_ALLOW_PRIVATE_ADDRESSES: must be false in production (it lets any client_id URL make this server fetch from private networks)',
+    );
+  }
+  for (const [name, value] of [
+    ['SIGN_IN_URL', config.handshake.signInUrl],
+    ['HOST_JWKS_URL', config.handshake.hostJwksUrl],
+  ] as const) {
+    if (value !== '' && new URL(value).protocol === 'http:' && !isLoopbackHost(new URL(value).hostname)) {
+      problems.push(`${name}: must be https in production (http is allowed only for loopback)`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,273 @@
+import convict from 'convict';
+import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
+
+/**
+ * A convict format whose valid values are of type T. `value` is never set: it only carries T to the
+ * schema, so `Settings` (schema.ts) is derived from each setting's format rather than written by hand.
+ */
+interface TypedFormat<T> {
+  coerce?: (value: unknown) => unknown;
+  validate(value: unknown): void;
+  readonly value?: T;
+}
+
+function format<T>(definition: Omit<TypedFormat<T>, 'value'>): TypedFormat<T> {
+  return definition;
+}
+
+/** An enumerated format (convict checks the value is one of these); typed as their union. */
+export function oneOf<const T extends string>(...values: T[]): T[] {
+  return values;
+}
+
+/** Schemes that name something other than an app, never acceptable as a private-use redirect scheme. */
+const RESERVED_SCHEMES: ReadonlySet<string> = new Set([
+  'http',
+  'https',
+  'javascript',
+  'data',
+  'vbscript',
+  'file',
+  'blob',
+  'about',
+  'filesystem',
+  'view-source',
+  'ws',
+  'wss',
+  'ftp',
+  'mailto',
+  'tel',
+  'sms',
+  'intent',
+  'content',
+  'chrome',
+  'edge',
+  'resource',
+  'urn',
+]);
+
+/** Parses NATIVE_REDIRECT_SCHEMES: scheme names, lower-cased, without a trailing colon. */
+export function parseSchemeList(value: string): string[] {
+  return value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((item) => item.toLowerCase().replace(/:(\/\/)?$/, ''));
+}
+
+/** Parses SCOPES: a JSON object of name to description, or space-separated names. */
+export function parseScopeCatalogue(value: string): Map<string, string> {
+  const trimmed = value.trim();
+  if (trimmed === '') return new Map();
+  if (trimmed.startsWith('{')) {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('must be a JSON object');
+    return new Map(Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+  }
+  return new Map(trimmed.split(/\s+/).map((name) => [name, name]));
+}
+
+/** Parses RESOURCES (or DEFAULT_RESOURCE) into canonical URLs. */
+export function parseResourceList(value: string): string[] {
+  return value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((v) => canonicalUrl(v));
+}
+
+/** Throws unless every item is an absolute URI without fragment (RFC 8707 §2). */
+function validateResources(value: unknown): string[] {
+  const items = String(value)
+    .split(/[\s,]+/)
+    .filter(Boolean);
+  for (const item of items) {
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      throw new Error(`"${item}" is not an absolute URI (RFC 8707 §2)`);
+    }
+    if (item.includes('#') || url.hash) throw new Error(`"${item}" must not have a fragment (RFC 8707 §2)`);
+  }
+  return items;
+}
+
+function coerceBoolean(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return value;
+}
+
+function coerceInt(value: unknown): unknown {
+  return typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+}
+
+/** Gatehouse's own formats, by the name the schema gives them. */
+const FORMATS = {
+  'strict-boolean': format<boolean>({
+    coerce: coerceBoolean,
+    validate(value) {
+      if (typeof value !== 'boolean') throw new Error('must be true or false');
+    },
+  }),
+  'positive-int': format<number>({
+    coerce: coerceInt,
+    validate(value) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+        throw new Error('must be a positive integer');
+      }
+    },
+  }),
+  'non-negative-int': format<number>({
+    coerce: coerceInt,
+    validate(value) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+        throw new Error('must be a non-negative integer');
+      }
+    },
+  }),
+  'scope-catalogue': format<string>({
+    validate(value) {
+      let catalogue: Map<string, string>;
+      try {
+        catalogue = parseScopeCatalogue(String(value));
+      } catch (err) {
+        throw new Error(
+          `must be a JSON object of scope to description, or space-separated names (${(err as Error).message})`,
+          { cause: err },
+        );
+      }
+      for (const name of catalogue.keys()) {
+        if (!SCOPE_TOKEN.test(name)) throw new Error(`"${name}" is not a valid scope name (RFC 6749 §3.3)`);
+      }
+    },
+  }),
+  'resource-list': format<string>({
+    validate(value) {
+      validateResources(value);
+    },
+  }),
+  resource: format<string>({
+    validate(value) {
+      if (validateResources(value).length > 1) throw new Error('must be a single URI');
+    },
+  }),
+  'scheme-list': format<string>({
+    validate(value) {
+      for (const item of parseSchemeList(String(value))) {
+        if (!/^[a-z][a-z0-9+-]*$/.test(item))
+          throw new Error(
+            `"${item}" is not a single-label URI scheme name (letters, digits, + and -; reverse-domain schemes need no setting)`,
+          );
+        if (RESERVED_SCHEMES.has(item))
+          throw new Error(`"${item}" is a scheme browsers or the OS give a meaning; it cannot identify an app`);
+      }
+    },
+  }),
+  'non-empty-string': format<string>({
+    validate(value) {
+      if (typeof value !== 'string' || value.trim() === '') throw new Error('must not be empty');
+    },
+  }),
+  'sql-identifier': format<string>({
+    validate(value) {
+      if (typeof value !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
+        throw new Error('must be a lower-case SQL identifier (letters, digits, underscore; at most 63)');
+      }
+    },
+  }),
+  'host-address': format<string>({
+    validate(value) {
+      if (typeof value !== 'string' || !/^[A-Za-z0-9.:_-]+$/.test(value)) {
+        throw new Error('must be a host name or IP address');
+      }
+    },
+  }),
+  'trust-proxy': format<string>({
+    validate(value) {
+      if (typeof value !== 'string') throw new Error('must be a string');
+      if (/^(true|false|\d+)$/.test(value)) return;
+      const parts = value.split(',').map((s) => s.trim());
+      if (parts.some((p) => !/^[0-9A-Fa-f.:]+(\/\d{1,3})?$/.test(p) && !/^(loopback|linklocal|uniquelocal)$/.test(p))) {
+        throw new Error('must be true, false, a hop count, or a comma-separated list of addresses/CIDRs');
+      }
+    },
+  }),
+  'issuer-url': format<string>({
+    validate(value) {
+      if (value === '') return;
+      if (typeof value !== 'string') throw new Error('must be a URL');
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw new Error('must be an absolute URL');
+      }
+      // RFC 8414 §2: https, no query or fragment.
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http(s) URL');
+      if (url.search || url.hash || value.includes('#') || value.includes('?')) {
+        throw new Error('must not have a query or fragment (RFC 8414 §2)');
+      }
+      if (url.username || url.password) throw new Error('must not contain credentials');
+    },
+  }),
+  'optional-url': format<string>({
+    validate(value) {
+      if (value === '') return;
+      let url: URL;
+      try {
+        url = new URL(String(value));
+      } catch {
+        throw new Error('must be an absolute http(s) URL');
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an absolute http(s) URL');
+    },
+  }),
+  'postgres-url': format<string>({
+    validate(value) {
+      if (value === '') return;
+      if (typeof value !== 'string') throw new Error('must be a postgres:// URL');
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw new Error('must be a postgres:// URL');
+      }
+      if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+        throw new Error('must be a postgres:// or postgresql:// URL');
+      }
+      if (!url.hostname && !url.searchParams.get('host')) throw new Error('must name a host');
+    },
+  }),
+};
+
+/** convict's built-in formats the schema uses, with what they hold. */
+interface BuiltinFormats {
+  port: number;
+}
+
+/** A format name the schema may give a setting: one of Gatehouse's or a convict built-in. */
+export type FormatName = keyof typeof FORMATS | keyof BuiltinFormats;
+
+/** What a setting holds once validated, read from its format: a named format, `String`, or `oneOf(…)`. */
+export type FormatValue<F> = F extends StringConstructor
+  ? string
+  : F extends readonly (infer U)[]
+    ? U
+    : F extends keyof BuiltinFormats
+      ? BuiltinFormats[F]
+      : F extends keyof typeof FORMATS
+        ? (typeof FORMATS)[F] extends TypedFormat<infer T>
+          ? T
+          : never
+        : never;
+
+let formatsAdded = false;
+
+/** Registers Gatehouse's formats with convict (once per process). */
+export function addFormats(): void {
+  if (formatsAdded) return;
+  formatsAdded = true;
+  for (const [name, definition] of Object.entries(FORMATS)) convict.addFormat({ name, ...definition });
+}

@@ -1,0 +1,43 @@
+import { parseResourceList, parseSchemeList, parseScopeCatalogue } from './formats.js';
+import type { Settings } from './schema.js';
+
+/** What scope decisions need to know about the server's catalogue (SCOPES, ENFORCE_SCOPES). */
+export interface ScopePolicy {
+  /** Scope name to consent-page description. */
+  catalogue: ReadonlyMap<string, string>;
+  /** ENFORCE_SCOPES: only catalogue scopes the client is allowed. */
+  enforce: boolean;
+}
+
+/** The resource servers tokens may be issued for (RFC 8707), canonicalised (RESOURCES, DEFAULT_RESOURCE). */
+export interface ResourcePolicy {
+  configured: readonly string[];
+  /** Used when a request names no resource; null when none is configured. */
+  fallback: string | null;
+}
+
+/** The settings that are lists or maps, parsed once at start into the values the protocol code uses. */
+export interface Policy {
+  scopes: ScopePolicy;
+  resources: ResourcePolicy;
+  /** NATIVE_REDIRECT_SCHEMES: single-label private-use schemes native clients may use too (RFC 8252 §7.1). */
+  nativeSchemes: ReadonlySet<string>;
+}
+
+/** Parses the policy settings of validated settings (their formats have already accepted them). */
+export function readPolicy(settings: Pick<Settings, 'scopes' | 'resources' | 'clients'>): Policy {
+  const configured = parseResourceList(settings.resources.list);
+  return {
+    scopes: { catalogue: parseScopeCatalogue(settings.scopes.catalogue), enforce: settings.scopes.enforce },
+    resources: {
+      configured,
+      fallback: parseResourceList(settings.resources.defaultResource)[0] ?? configured[0] ?? null,
+    },
+    nativeSchemes: new Set(parseSchemeList(settings.clients.nativeRedirectSchemes)),
+  };
+}
+
+/** Whether the issuer is served over https (decides Secure/`__Host-` cookies and HSTS). */
+export function issuerIsHttps(config: Pick<Settings, 'issuer'>): boolean {
+  return config.issuer.startsWith('https:');
+}

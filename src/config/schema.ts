@@ -1,0 +1,449 @@
+import { type FormatName, type FormatValue, oneOf } from './formats.js';
+
+/** One setting: its documentation, format, default and environment variable. */
+interface SettingSpec {
+  doc: string;
+  format: FormatName | StringConstructor | readonly string[];
+  default: string | number | boolean;
+  env: string;
+  /** A secret: redacted when shown, and also read from `<env>_FILE`. */
+  sensitive?: boolean;
+}
+
+interface SchemaTree {
+  [key: string]: SettingSpec | SchemaTree;
+}
+
+/** Every setting Gatehouse has: one convict schema, read only through `loadConfig`. */
+export const schema = {
+  nodeEnv: {
+    doc: 'Runtime mode. `production` turns on the strict checks (https issuer, strong secrets).',
+    format: oneOf('production', 'development', 'test'),
+    default: 'development',
+    env: 'NODE_ENV',
+  },
+  issuer: {
+    doc: 'The public URL of this server, exactly as clients see it (`iss` of every token). Empty means `http://localhost:<PORT>` outside production; required in production.',
+    format: 'issuer-url',
+    default: '',
+    env: 'ISSUER',
+  },
+  server: {
+    host: {
+      doc: 'Address the public listener binds to. Use `0.0.0.0` in a container.',
+      format: 'host-address',
+      default: '127.0.0.1',
+      env: 'HOST',
+    },
+    port: {
+      doc: 'Port of the public listener.',
+      format: 'port',
+      default: 4000,
+      env: 'PORT',
+    },
+    trustProxy: {
+      doc: 'Whether to trust `X-Forwarded-*` headers: `false`, `true`, a hop count, or a comma-separated list of proxy addresses/CIDRs.',
+      format: 'trust-proxy',
+      default: 'false',
+      env: 'TRUST_PROXY',
+    },
+    bodyLimit: {
+      doc: 'Largest request body accepted, in bytes; larger bodies get 413.',
+      format: 'positive-int',
+      default: 16384,
+      env: 'BODY_LIMIT_BYTES',
+    },
+    rateLimit: {
+      doc: 'Requests per minute one client address may make to the unauthenticated browser endpoints (/authorize, /sign-in/complete, /consent, /register); 0 turns the limit off. Per process: put a shared limiter in front for a hard cap across replicas.',
+      format: 'non-negative-int',
+      default: 300,
+      env: 'RATE_LIMIT_PER_MINUTE',
+    },
+    shutdownTimeout: {
+      doc: 'Seconds to let in-flight requests finish after SIGTERM/SIGINT before the process exits anyway.',
+      format: 'positive-int',
+      default: 10,
+      env: 'SHUTDOWN_TIMEOUT_SECONDS',
+    },
+  },
+  database: {
+    url: {
+      doc: 'Postgres connection URL (`postgres://user:pass@host:5432/db`). Empty means the embedded PGlite database in `DATA_DIR`.',
+      format: 'postgres-url',
+      default: '',
+      env: 'DATABASE_URL',
+      sensitive: true,
+    },
+    poolMax: {
+      doc: 'Largest number of Postgres connections this process opens.',
+      format: 'positive-int',
+      default: 10,
+      env: 'DATABASE_POOL_MAX',
+    },
+    schema: {
+      doc: "Postgres schema holding Gatehouse's tables, so it can share a database with the host app.",
+      format: 'sql-identifier',
+      default: 'gatehouse',
+      env: 'DATABASE_SCHEMA',
+    },
+    dataDir: {
+      doc: 'Data directory of the embedded PGlite database (used when `DATABASE_URL` is empty). `memory://` keeps it in memory only.',
+      format: 'non-empty-string',
+      default: './data/pglite',
+      env: 'DATA_DIR',
+    },
+    preparedStatements: {
+      doc: "Send the token endpoint's hot statements (code redemption, refresh rotation) as named prepared statements, parsed and planned once per connection. Turn off behind a transaction-pooling pgbouncer older than 1.21 or with `max_prepared_statements = 0`.",
+      format: 'strict-boolean',
+      default: true,
+      env: 'DATABASE_PREPARED_STATEMENTS',
+    },
+    autoMigrate: {
+      doc: 'Apply pending migrations at start, under a Postgres advisory lock so replicas starting together migrate once.',
+      format: 'strict-boolean',
+      default: true,
+      env: 'AUTO_MIGRATE',
+    },
+  },
+  log: {
+    level: {
+      doc: 'Log level.',
+      format: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+      default: 'info',
+      env: 'LOG_LEVEL',
+    },
+    pretty: {
+      doc: 'Human-readable logs instead of JSON lines (for local development).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'LOG_PRETTY',
+    },
+  },
+  keys: {
+    encryptionSecret: {
+      doc: 'Secret that encrypts signing keys at rest (AES-256-GCM, key derived with HKDF-SHA-256). At least 32 characters of real entropy; required in production. Outside production an insecure development secret is used when empty.',
+      format: String,
+      default: '',
+      env: 'KEY_ENCRYPTION_SECRET',
+      sensitive: true,
+    },
+    signingAlg: {
+      doc: 'Algorithm of generated signing keys.',
+      format: oneOf('ES256', 'RS256', 'PS256', 'EdDSA'),
+      default: 'ES256',
+      env: 'SIGNING_ALG',
+    },
+    files: {
+      doc: "Comma-separated paths of private signing keys (PEM PKCS#8 or JWK JSON) to use instead of generated keys. The first signs; the others are published in the JWKS only. Each file's algorithm is taken from the JWK `alg`, or `SIGNING_ALG` for PEM.",
+      format: String,
+      default: '',
+      env: 'SIGNING_KEY_FILES',
+    },
+    rotationDelay: {
+      doc: 'Seconds a rotated-in key is published in the JWKS before it signs anything; must exceed JWKS_MAX_AGE_SECONDS so caches see it first.',
+      format: 'positive-int',
+      default: 3600,
+      env: 'KEY_ROTATION_DELAY_SECONDS',
+    },
+    jwksMaxAge: {
+      doc: 'Cache-Control max-age of the JWKS document, in seconds.',
+      format: 'positive-int',
+      default: 300,
+      env: 'JWKS_MAX_AGE_SECONDS',
+    },
+    cacheTtl: {
+      doc: 'Seconds a process keeps the key set in memory before re-reading it (how fast replicas see a rotation).',
+      format: 'positive-int',
+      default: 30,
+      env: 'KEY_CACHE_TTL_SECONDS',
+    },
+  },
+  tokens: {
+    accessTokenTtl: {
+      doc: 'Lifetime of access tokens, in seconds.',
+      format: 'positive-int',
+      default: 3600,
+      env: 'ACCESS_TOKEN_TTL_SECONDS',
+    },
+    clockSkew: {
+      doc: 'Clock skew tolerated when checking `iat`/`exp` of incoming JWTs, in seconds.',
+      format: 'non-negative-int',
+      default: 30,
+      env: 'CLOCK_SKEW_SECONDS',
+    },
+  },
+  scopes: {
+    catalogue: {
+      doc: 'The scope catalogue: a JSON object of scope name to the description shown on the consent page (`{"read":"Read your data"}`), or space-separated names.',
+      format: 'scope-catalogue',
+      default: '',
+      env: 'SCOPES',
+    },
+    enforce: {
+      doc: 'Refuse requested scopes that are not in the catalogue or not allowed for the client.',
+      format: 'strict-boolean',
+      default: true,
+      env: 'ENFORCE_SCOPES',
+    },
+  },
+  resources: {
+    list: {
+      doc: 'Resource indicators (RFC 8707) tokens may be issued for: comma- or space-separated absolute URIs without fragment. Each becomes an access token `aud`.',
+      format: 'resource-list',
+      default: '',
+      env: 'RESOURCES',
+    },
+    defaultResource: {
+      doc: 'Resource used when a request names none; must be one of RESOURCES. Empty means the first of RESOURCES.',
+      format: 'resource',
+      default: '',
+      env: 'DEFAULT_RESOURCE',
+    },
+  },
+  handshake: {
+    signInUrl: {
+      doc: "The host app's sign-in URL. Gatehouse sends the browser there with `?login_request=<JWT>` when a user must sign in.",
+      format: 'optional-url',
+      default: '',
+      env: 'SIGN_IN_URL',
+    },
+    hostId: {
+      doc: "The host app's identifier: `aud` of login_request, required `iss` of login_response.",
+      format: String,
+      default: 'host',
+      env: 'HOST_ID',
+    },
+    secret: {
+      doc: 'Shared HS256 secret for the handshake (at least 32 bytes). Set this, or HOST_JWKS_URL / HOST_PUBLIC_KEY_FILE for asymmetric host keys.',
+      format: String,
+      default: '',
+      env: 'HANDSHAKE_SECRET',
+      sensitive: true,
+    },
+    hostJwksUrl: {
+      doc: "JWKS URL of the host app's public keys (ES256, RS256 or EdDSA) for verifying login_response.",
+      format: 'optional-url',
+      default: '',
+      env: 'HOST_JWKS_URL',
+    },
+    hostPublicKeyFile: {
+      doc: "Path of the host app's public key (PEM SPKI or JWK) for verifying login_response.",
+      format: String,
+      default: '',
+      env: 'HOST_PUBLIC_KEY_FILE',
+    },
+    responseMaxAge: {
+      doc: 'Longest lifetime (exp - iat) Gatehouse accepts for a login_response, in seconds.',
+      format: 'positive-int',
+      default: 300,
+      env: 'LOGIN_RESPONSE_MAX_AGE_SECONDS',
+    },
+  },
+  flow: {
+    requestTtl: {
+      doc: 'Seconds a pending authorization request (sign-in and consent) stays valid.',
+      format: 'positive-int',
+      default: 600,
+      env: 'AUTHORIZATION_REQUEST_TTL_SECONDS',
+    },
+    codeTtl: {
+      doc: 'Lifetime of authorization codes, in seconds.',
+      format: 'positive-int',
+      default: 60,
+      env: 'AUTHORIZATION_CODE_TTL_SECONDS',
+    },
+    refreshTokenTtl: {
+      doc: 'Lifetime of a refresh-token chain, in seconds, absolute from the code redemption that started it.',
+      format: 'positive-int',
+      default: 2592000,
+      env: 'REFRESH_TOKEN_TTL_SECONDS',
+    },
+    refreshGrace: {
+      doc: 'Seconds after a rotation during which presenting the old refresh token is treated as a client retry (refused without revoking the chain) rather than reuse.',
+      format: 'non-negative-int',
+      default: 0,
+      env: 'REFRESH_TOKEN_GRACE_SECONDS',
+    },
+    sessionIdleTtl: {
+      doc: 'A Gatehouse browser session ends after this many seconds without use.',
+      format: 'positive-int',
+      default: 86400,
+      env: 'SESSION_IDLE_TTL_SECONDS',
+    },
+    sessionAbsoluteTtl: {
+      doc: 'A Gatehouse browser session ends this many seconds after sign-in, however active.',
+      format: 'positive-int',
+      default: 1209600,
+      env: 'SESSION_ABSOLUTE_TTL_SECONDS',
+    },
+  },
+  registration: {
+    enabled: {
+      doc: 'Dynamic client registration (RFC 7591) at POST /register, with RFC 7592 management. Off: the route is 404 and metadata omits registration_endpoint.',
+      format: 'strict-boolean',
+      default: false,
+      env: 'DCR_ENABLED',
+    },
+    initialAccessToken: {
+      doc: 'When set, POST /register requires `Authorization: Bearer <this token>` (RFC 7591 §3).',
+      format: String,
+      default: '',
+      env: 'DCR_INITIAL_ACCESS_TOKEN',
+      sensitive: true,
+    },
+    alwaysReturnSecret: {
+      doc: 'Issue a client secret even to clients registering with token_endpoint_auth_method "none" (a workaround for clients that misbehave without one).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'DCR_ALWAYS_RETURN_CLIENT_SECRET',
+    },
+  },
+  clients: {
+    file: {
+      doc: 'Path of a JSON file of clients applied at start (created or updated idempotently). Secrets appear only as `secret_hash` or `secret_file`.',
+      format: String,
+      default: '',
+      env: 'CLIENTS_FILE',
+    },
+    nativeRedirectSchemes: {
+      doc: 'Single-label private-use URI schemes native clients may use in redirect URIs besides reverse-domain ones (RFC 8252 §7.1 asks apps for a reverse-domain scheme, but some MCP clients register e.g. `cursor://…`): comma- or space-separated scheme names, e.g. `cursor`. Such clients always see the consent page. Schemes a browser gives a meaning (javascript, data, file, blob, …) are refused.',
+      format: 'scheme-list',
+      default: '',
+      env: 'NATIVE_REDIRECT_SCHEMES',
+    },
+    cacheTtl: {
+      doc: 'Seconds a process keeps a client in memory before re-reading it (how fast replicas see a change).',
+      format: 'positive-int',
+      default: 30,
+      env: 'CLIENT_CACHE_TTL_SECONDS',
+    },
+  },
+  clientIdMetadataDocuments: {
+    enabled: {
+      doc: "OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a `client_id` that is an https URL with a path is resolved by fetching the client's metadata from that URL. Off: such ids are looked up like any other, and metadata omits `client_id_metadata_document_supported`.",
+      format: 'strict-boolean',
+      default: false,
+      env: 'CIMD_ENABLED',
+    },
+    fetchTimeout: {
+      doc: 'Longest time a metadata document fetch may take (connect, TLS, response and body), in milliseconds.',
+      format: 'positive-int',
+      default: 5000,
+      env: 'CIMD_FETCH_TIMEOUT_MS',
+    },
+    maxBytes: {
+      doc: 'Largest metadata document read, in bytes; a longer response is refused (the draft recommends 5 KB).',
+      format: 'positive-int',
+      default: 5120,
+      env: 'CIMD_MAX_BYTES',
+    },
+    cacheMin: {
+      doc: 'Shortest time a valid metadata document is cached, in seconds, whatever its Cache-Control max-age or Expires say (`no-store` and `no-cache` are honoured: such documents are not cached).',
+      format: 'positive-int',
+      default: 60,
+      env: 'CIMD_CACHE_MIN_SECONDS',
+    },
+    cacheMax: {
+      doc: 'Longest time a valid metadata document is cached, in seconds, whatever its cache headers say.',
+      format: 'positive-int',
+      default: 86400,
+      env: 'CIMD_CACHE_MAX_SECONDS',
+    },
+    cacheDefault: {
+      doc: 'How long a valid metadata document without Cache-Control max-age or Expires is cached, in seconds.',
+      format: 'positive-int',
+      default: 300,
+      env: 'CIMD_CACHE_DEFAULT_SECONDS',
+    },
+    allowPrivateAddresses: {
+      doc: 'Development only: allow metadata document fetches to private, loopback, link-local and other special-use addresses. Refused in production (SSRF).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'CIMD_ALLOW_PRIVATE_ADDRESSES',
+    },
+    caFile: {
+      doc: 'Path of a PEM file of extra CA certificates trusted (besides the system roots) when fetching metadata documents, for clients served under an internal CA.',
+      format: String,
+      default: '',
+      env: 'CIMD_CA_FILE',
+    },
+  },
+  admin: {
+    port: {
+      doc: 'Port of the admin listener (admin API and `/metrics`), kept off the public internet. 0 turns the admin listener off.',
+      format: 'port',
+      default: 0,
+      env: 'ADMIN_PORT',
+    },
+    host: {
+      doc: 'Address the admin listener binds to. Only widen it (`0.0.0.0` in a container) on a network the public cannot reach.',
+      format: 'host-address',
+      default: '127.0.0.1',
+      env: 'ADMIN_HOST',
+    },
+    token: {
+      doc: 'Bearer token every admin API request must carry (`Authorization: Bearer …`); required, and at least 32 random characters, when `ADMIN_PORT` is set. `/metrics` and `/healthz` on the admin listener do not need it.',
+      format: String,
+      default: '',
+      env: 'ADMIN_TOKEN',
+      sensitive: true,
+    },
+  },
+  janitor: {
+    interval: {
+      doc: 'Seconds between sweeps that delete expired authorization requests, codes, refresh tokens and sessions (one replica at a time, under a Postgres advisory lock). 0 turns the periodic sweep off (run `gatehouse janitor` from a scheduler instead).',
+      format: 'non-negative-int',
+      default: 600,
+      env: 'JANITOR_INTERVAL_SECONDS',
+    },
+    retention: {
+      doc: 'Seconds an expired or revoked row is kept before a sweep deletes it (for investigating a recent incident).',
+      format: 'non-negative-int',
+      default: 3600,
+      env: 'JANITOR_RETENTION_SECONDS',
+    },
+  },
+} as const satisfies SchemaTree;
+
+/** The values of a schema (sub)tree, each setting typed by its format. */
+type SettingsOf<S> = {
+  -readonly [K in keyof S]: S[K] extends { env: string; format: infer F } ? FormatValue<F> : SettingsOf<S[K]>;
+};
+
+/** Every setting's validated value, in the schema's shape; derived from the schema, so the two cannot drift. */
+export type Settings = SettingsOf<typeof schema>;
+
+/** An algorithm generated signing keys may use (SIGNING_ALG). */
+export type SigningAlg = Settings['keys']['signingAlg'];
+
+/** One setting of the schema, with its dotted path and environment variable. */
+export interface SchemaLeaf {
+  path: string;
+  env: string;
+  sensitive: boolean;
+  doc: string;
+  format: unknown;
+  default: unknown;
+}
+
+/** The schema's settings in order, each with its path and environment variable. */
+export function schemaLeaves(node: SchemaTree = schema, prefix = ''): SchemaLeaf[] {
+  const leaves: SchemaLeaf[] = [];
+  for (const [key, value] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (typeof value.env === 'string') {
+      const leaf = value as SettingSpec;
+      leaves.push({
+        path,
+        env: leaf.env,
+        sensitive: leaf.sensitive === true,
+        doc: leaf.doc,
+        format: leaf.format,
+        default: leaf.default,
+      });
+    } else {
+      leaves.push(...schemaLeaves(value as SchemaTree, path));
+    }
+  }
+  return leaves;
+}
