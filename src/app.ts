@@ -36,6 +36,15 @@ import jwksRoute from './routes/well-known/jwks.js';
 import metadataRoutes from './routes/well-known/metadata.js';
 import { databaseCheck, migrationsCheck } from './services/readiness.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The validated configuration: how the edge reads it (routes and plugins take no config option). */
+    config: Readonly<Config>;
+    /** The canonical issuer URL. */
+    issuer: string;
+  }
+}
+
 export interface BuildOptions {
   /** Where logs go (tests capture them); stdout by default. */
   logStream?: Writable;
@@ -108,37 +117,37 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   // Before any route is added: it marks every route outside the CORS paths as opted out.
   await app.register(corsPlugin, { registration: config.registration.enabled });
   // Pages (@fastify/view + Eta, stylesheet); the page security headers are registered with the page routes.
-  await app.register(viewPlugin, { config });
-  await app.register(rateLimitPlugin, { config });
-  await app.register(databasePlugin, { config, ...(options.database ? { database: options.database } : {}) });
+  await app.register(viewPlugin);
+  await app.register(rateLimitPlugin);
+  await app.register(databasePlugin, options.database ? { database: options.database } : {});
   app.decorate('readinessChecks', [
     ['database', databaseCheck(app.database)],
     ['migrations', migrationsCheck(app.database, config.database.schema)],
   ]);
   // Applies CLIENTS_FILE (a bad file stops the start) and decorates app.clients for the token endpoint.
-  await app.register(clientsPlugin, { config });
+  await app.register(clientsPlugin);
   // After readinessChecks exists (it adds `signing_keys`), before any route that signs.
-  await app.register(keysPlugin, { config });
+  await app.register(keysPlugin);
   // Gatehouse browser sessions (app.sessions), for /authorize, /sign-in/complete, /consent and /sign-out.
-  await app.register(sessionsPlugin, { config });
-  await app.register(janitorPlugin, { config });
+  await app.register(sessionsPlugin);
+  await app.register(janitorPlugin);
   await app.register(healthRoutes);
-  await app.register(jwksRoute, { config });
-  await app.register(metadataRoutes, { config });
-  await app.register(tokenRoute, { config });
+  await app.register(jwksRoute);
+  await app.register(metadataRoutes);
+  await app.register(tokenRoute);
   // The routes that render pages, in their own scope with the page security headers (@fastify/helmet).
   // Cookies (sessions, browser binding) exist only here too: their hooks stay off the token endpoint.
   await app.register(async function pages(scope) {
     await scope.register(cookie);
-    await scope.register(pageSecurityHeaders, { config });
-    await scope.register(authorizeRoute, { config });
-    await scope.register(signInCompleteRoute, { config });
+    await scope.register(pageSecurityHeaders);
+    await scope.register(authorizeRoute);
+    await scope.register(signInCompleteRoute);
     await scope.register(signOutRoute);
-    await scope.register(consentRoutes, { config });
+    await scope.register(consentRoutes);
   });
   await app.register(revokeRoute);
-  await app.register(introspectRoute, { config });
+  await app.register(introspectRoute);
   // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
-  if (config.registration.enabled) await app.register(registerRoutes, { config });
+  if (config.registration.enabled) await app.register(registerRoutes);
   return app;
 }

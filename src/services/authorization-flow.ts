@@ -171,12 +171,3 @@ export async function continueAuthorization(
   }
   return issueCode(app, reply, pending, session);
 }
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The validated configuration. */
-    config: Readonly<import('../config/index.js').Config>;
-    /** The canonical issuer URL. */
-    issuer: string;
-  }
-}

@@ -151,7 +151,8 @@ t.test('a page for a request stopped before @fastify/helmet ran still gets the p
   app.addHook('onRequest', async (request) => {
     if (request.url.startsWith('/early')) throw new OAuthError('too_many_requests', 'slow down');
   });
-  await app.register(viewPlugin, { config });
+  app.decorate('config', config);
+  await app.register(viewPlugin);
   app.get('/early', { config: { errorRenderer: htmlErrorRenderer } }, async () => 'unreached');
   app.get('/form', async (_request, reply) =>
     sendPage(reply, 'signed-out', {}, 200, { formRedirects: ['https://app.example.com/cb'] }),

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { applyClientsFile } from '../../clients/clients-file.js';
-import type { Config } from '../../config/index.js';
 import { ClientService } from '../../services/client-service.js';
 
 declare module 'fastify' {
@@ -11,14 +10,10 @@ declare module 'fastify' {
   }
 }
 
-/** The configuration the clients plugin reads (cache TTL, CLIENTS_FILE, scopes, resources). */
-export interface ClientsPluginOptions {
-  config: Readonly<Config>;
-}
-
 /** Decorates `app.clients` and applies CLIENTS_FILE at start; a bad file stops the start. */
-export default fp<ClientsPluginOptions>(
-  async function clients(app: FastifyInstance, { config }) {
+export default fp(
+  async function clients(app: FastifyInstance) {
+    const { config } = app;
     if (config.clients.file) await applyClientsFile(app.database.db, config, app.log);
     const service = new ClientService(app.database.db, config, { log: app.log });
     app.decorate('clients', service);

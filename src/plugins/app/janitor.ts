@@ -1,11 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config/index.js';
 import { sweepOnce } from '../../services/janitor.js';
-
-export interface JanitorPluginOptions {
-  config: Readonly<Config>;
-}
 
 /**
  * Sweeps expired rows every JANITOR_INTERVAL_SECONDS (0: never). The first sweep waits one interval plus
@@ -14,8 +9,9 @@ export interface JanitorPluginOptions {
  * the next interval; it never affects requests. Closing the app stops the timer and waits for a sweep
  * in progress, so the pool is not closed under it.
  */
-export default fp<JanitorPluginOptions>(
-  async function janitor(app: FastifyInstance, { config }) {
+export default fp(
+  async function janitor(app: FastifyInstance) {
+    const { config } = app;
     const intervalMs = config.janitor.interval * 1000;
     if (intervalMs === 0) return;
     let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config/index.js';
 import { KeyStore } from '../../keys/key-store.js';
 
 declare module 'fastify' {
@@ -10,17 +9,14 @@ declare module 'fastify' {
   }
 }
 
-export interface KeysPluginOptions {
-  config: Readonly<Config>;
-}
-
 /**
  * Opens the key store on the app's database, adds a `signing_keys` readiness check, and stops the
  * store's refresh on close. A database that is not ready yet only delays readiness; a bad key file or
  * KEY_ENCRYPTION_SECRET stops startup.
  */
-export default fp<KeysPluginOptions>(
-  async function keys(app: FastifyInstance, { config }) {
+export default fp(
+  async function keys(app: FastifyInstance) {
+    const { config } = app;
     const store = await KeyStore.open(app.database, config, app.log, { retryUntilLoaded: true });
     app.decorate('keys', store);
     app.readinessChecks.push(['signing_keys', async () => store.readiness()]);

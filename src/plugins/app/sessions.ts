@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config/index.js';
 import { SessionService } from '../../services/session-service.js';
 
 declare module 'fastify' {
@@ -10,13 +9,10 @@ declare module 'fastify' {
   }
 }
 
-export interface SessionsPluginOptions {
-  config: Readonly<Config>;
-}
-
 /** Decorates `app.sessions`. */
-export default fp<SessionsPluginOptions>(
-  async function sessions(app: FastifyInstance, { config }) {
+export default fp(
+  async function sessions(app: FastifyInstance) {
+    const { config } = app;
     app.decorate('sessions', new SessionService(app.database.db, config));
   },
   { name: 'sessions', dependencies: ['database'] },

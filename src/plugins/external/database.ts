@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config/index.js';
 import { type DatabaseHandle, openDatabase } from '../../db/connect.js';
 import { migrateUp } from '../../db/migrate.js';
 
@@ -11,14 +10,14 @@ declare module 'fastify' {
 }
 
 export interface DatabasePluginOptions {
-  config: Readonly<Config>;
   /** An already open database (tests); the plugin then leaves closing it to the caller. */
   database?: DatabaseHandle;
 }
 
 /** Opens the database (Postgres or PGlite), applies migrations when AUTO_MIGRATE is on, and closes it with the app. */
 export default fp<DatabasePluginOptions>(
-  async function database(app: FastifyInstance, { config, database }) {
+  async function database(app: FastifyInstance, { database }) {
+    const { config } = app;
     const handle = database ?? (await openDatabase(config));
     app.decorate('database', handle);
     if (!database) app.addHook('onClose', async () => handle.close());

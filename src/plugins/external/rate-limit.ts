@@ -1,7 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config/index.js';
 import { OAuthError } from '../../oauth/errors.js';
 
 declare module 'fastify' {
@@ -17,7 +16,8 @@ declare module 'fastify' {
  * because every request there authenticates a client first.
  */
 export default fp(
-  async function rateLimitPlugin(app: FastifyInstance, { config }: { config: Readonly<Config> }) {
+  async function rateLimitPlugin(app: FastifyInstance) {
+    const { config } = app;
     const max = config.server.rateLimit;
     if (max === 0) {
       app.decorate('rateLimited', {});

@@ -111,7 +111,6 @@ declare module 'fastify' {
 }
 
 export interface ViewPluginOptions {
-  config: Readonly<Config>;
   /** The views directory; the repository's `views/` by default. */
   root?: string;
 }
@@ -121,7 +120,8 @@ export interface ViewPluginOptions {
  * the page security headers come from pageSecurityHeaders, applied by sendPage.
  */
 export default fp<ViewPluginOptions>(
-  async function viewPlugin(app: FastifyInstance, { config, root }) {
+  async function viewPlugin(app: FastifyInstance, { root }) {
+    const { config } = app;
     const templates = root ?? viewsDirectory();
     const production = config.nodeEnv === 'production';
     const css = readFileSync(join(templates, 'static', 'gatehouse.css'));
@@ -169,9 +169,9 @@ export default fp<ViewPluginOptions>(
  * sign-out): helmet's per-request hooks cost the JSON endpoints (the token endpoint above all) measurable
  * time for headers they never send. A page sent from anywhere else still gets the essential headers.
  */
-export const pageSecurityHeaders = fp<{ config: Readonly<Config> }>(
-  async function pageSecurityHeaders(app: FastifyInstance, { config }) {
-    await app.register(helmet, helmetOptions(config));
+export const pageSecurityHeaders = fp(
+  async function pageSecurityHeaders(app: FastifyInstance) {
+    await app.register(helmet, helmetOptions(app.config));
   },
   { name: 'page-security-headers' },
 );

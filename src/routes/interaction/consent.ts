@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../../config/index.js';
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import { keyEncryptionSecret } from '../../keys/key-encryption.js';
 import { hasBinding } from '../../oauth/browser-binding.js';
@@ -160,10 +159,8 @@ export function consentView(
 }
 
 /** GET /consent shows what a client asks for; POST /consent records the user's decision and answers the client. */
-export default async function consentRoutes(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function consentRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const { catalogue } = config.policy.scopes;
   // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
   const csrf = new CsrfTokens(keyEncryptionSecret(config, app.log));

@@ -82,10 +82,8 @@ function isFreshEnough(answer: SignedInAnswer, pending: AuthorizationRequestRow,
  * answer is verified and tied to this browser's pending request, every failure is an error page, never a
  * redirect: nothing yet says which client it could go to.
  */
-export default async function signInCompleteRoute(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function signInCompleteRoute(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const hostKeys: HostKeys | null = await loadHostKeys(config);
   const verifyOptions = {
     issuer: app.issuer,

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../../config/index.js';
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import { redirectToSignIn, sessionSatisfies } from '../../handshake/login-request.js';
 import { issueBinding } from '../../oauth/browser-binding.js';
@@ -164,10 +163,8 @@ const paramSchema = {
 } as const;
 
 /** GET and POST /authorize: validates, stores the pending request, then signs in (host handshake), consents, and returns a code. */
-export default async function authorizeRoute(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function authorizeRoute(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const { scopes: scopePolicy, resources } = config.policy;
 
   async function handle(request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> {

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../config/index.js';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { introspect } from '../../oauth/introspection.js';
@@ -28,10 +27,8 @@ const bodySchema = {
  * public client could name any client_id, so it is refused as unauthenticated (RFC 6749 §5.2). Not
  * rate-limited, like /token and /revoke: every request authenticates a client first.
  */
-export default async function introspectRoute(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function introspectRoute(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const sources = {
     issuer: config.issuer,
     verifyAccessToken: accessTokenVerifier(() => app.keys.jwks(), {

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../../config/index.js';
 import { ClientMetadataError } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { clientInformation, metadataFromRegistration, registrationError } from '../../oauth/registration-metadata.js';
@@ -81,10 +80,8 @@ function replacement(metadata: Record<string, unknown>, current: Client): Record
  * DCR_ENABLED. Clients are created through ClientService with source "registration" (never skip_consent);
  * the registration access token and any secret are returned once and stored only as SHA-256 hashes.
  */
-export default async function registerRoutes(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function registerRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const { initialAccessToken, alwaysReturnSecret } = config.registration;
   // Also decides whether redirect URIs look native when application_type is not given.
   const { nativeSchemes } = config.policy;

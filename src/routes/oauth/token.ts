@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Config } from '../../config/index.js';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { authorizationCodeGrant } from '../../oauth/grants/authorization-code.js';
@@ -28,10 +27,8 @@ const bodySchema = {
 } as const;
 
 /** POST /token: authenticates the client, then hands the request to its grant type's handler. */
-export default async function tokenRoute(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function tokenRoute(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const db = () => app.database.db;
   const grants = new Map<string, GrantHandler>(
     [clientCredentials, authorizationCodeGrant(db), refreshTokenGrant(db)].map((g) => [g.grantType, g]),

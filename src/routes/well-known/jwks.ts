@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../config/index.js';
 import type { JwkSet } from '../../keys/key-store.js';
 
 /**
@@ -7,7 +6,8 @@ import type { JwkSet } from '../../keys/key-store.js';
  * The body is serialised once per key refresh. No response schema: the store builds each entry from
  * an allow-list of public members (keys/public-jwk.ts), so there is nothing private to strip.
  */
-export default async function jwksRoute(app: FastifyInstance, { config }: { config: Readonly<Config> }): Promise<void> {
+export default async function jwksRoute(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const cacheControl = `public, max-age=${config.keys.jwksMaxAge}`;
   let servedSet: JwkSet | undefined;
   let body = '';

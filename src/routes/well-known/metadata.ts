@@ -1,15 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../config/index.js';
 import { authorizationServerMetadata, openIdConfiguration, pathInsertedMetadataPath } from '../../services/metadata.js';
 
 /** Metadata can change only with configuration, so caches may keep it a while. */
 const CACHE_CONTROL = 'public, max-age=3600';
 
 /** RFC 8414 and OIDC discovery documents, serialised once at start and served from memory. */
-export default async function metadataRoutes(
-  app: FastifyInstance,
-  { config }: { config: Readonly<Config> },
-): Promise<void> {
+export default async function metadataRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app;
   const oauth = JSON.stringify(authorizationServerMetadata(config));
   const oidc = JSON.stringify(openIdConfiguration(config));
   const serve = (body: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
