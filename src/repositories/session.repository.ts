@@ -33,7 +33,11 @@ export async function revokeSession(db: Db, idHash: string, at: Date): Promise<b
   return result.numUpdatedRows > 0n;
 }
 
-/** Revokes every live session of a user; returns how many. */
+/**
+ * The one "revoke a user's sessions" (sign-out everywhere, the admin API and CLI revoking a user): every
+ * session of `sub` still live at `at` (not revoked, not past its absolute expiry) is revoked; returns how
+ * many. An expired session is already over and is neither touched nor counted.
+ */
 export async function revokeSessionsFor(db: Db, sub: string, at: Date): Promise<number> {
   const result = await db
     .updateTable('sessions')

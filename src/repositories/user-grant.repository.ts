@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
 import { chainHasNoRevokedMember } from './refresh-token.repository.js';
+import { revokeSessionsFor } from './session.repository.js';
 
 /** A client's standing access for one user: its remembered consent and its live refresh-token chains. */
 export interface ClientGrant {
@@ -106,16 +107,7 @@ export async function revokeUserGrants(
       .values({ sub, client_id: clientId ?? null, revoked_at: now })
       .execute();
 
-    let sessions = 0;
-    if (clientId === undefined) {
-      const ended = await tx
-        .updateTable('sessions')
-        .set({ revoked_at: now })
-        .where('sub', '=', sub)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      sessions = Number(ended.numUpdatedRows);
-    }
+    const sessions = clientId === undefined ? await revokeSessionsFor(tx, sub, now) : 0;
     return { refresh_tokens: refreshTokens, consents: forgotten, authorization_codes: voided, sessions };
   };
   return db.isTransaction ? run(db) : db.transaction().execute(run);
