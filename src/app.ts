@@ -11,7 +11,9 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from './config/index.js';
 import type { DatabaseHandle } from './db/connect.js';
+import { type Clock, systemClock } from './lib/clock.js';
 import { createLogger } from './logging.js';
+import authorizationPlugin from './plugins/app/authorization.js';
 import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
@@ -50,6 +52,8 @@ export interface BuildOptions {
   logStream?: Writable;
   /** An already open database; by default the app opens (and closes) its own. */
   database?: DatabaseHandle;
+  /** The time the authorization flow and sessions go by; the system clock by default (tests move their own). */
+  clock?: Clock;
 }
 
 /** Requests Fastify cannot route (a malformed URL or percent-encoding) get the usual JSON error, not Fastify's. */
@@ -129,7 +133,10 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   // After readinessChecks exists (it adds `signing_keys`), before any route that signs.
   await app.register(keysPlugin);
   // Gatehouse browser sessions (app.sessions), for /authorize, /sign-in/complete, /consent and /sign-out.
-  await app.register(sessionsPlugin);
+  const clock = options.clock ?? systemClock;
+  await app.register(sessionsPlugin, { clock });
+  // The authorization request's lifecycle (app.authorization), for /authorize, /sign-in/complete and /consent.
+  await app.register(authorizationPlugin, { clock });
   await app.register(janitorPlugin);
   await app.register(healthRoutes);
   await app.register(jwksRoute);

@@ -1,10 +1,9 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { SignJWT } from 'jose';
+import { type CryptoKey, SignJWT } from 'jose';
 import type { Config } from '../config/index.js';
 import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
-import type { SigningKey } from '../keys/key-store.js';
-import { OAuthError } from '../oauth/errors.js';
+import { type Clock, epochSeconds } from '../lib/clock.js';
 import type { Client } from '../oauth/client.js';
+import { OAuthError } from '../oauth/errors.js';
 
 /** RFC 8725 §3.11: the explicit type of Gatehouse's sign-in request. */
 export const LOGIN_REQUEST_TYP = 'login-request+jwt';
@@ -12,11 +11,20 @@ export const LOGIN_REQUEST_TYP = 'login-request+jwt';
 /** Where the host sends its answer, relative to the issuer. */
 export const SIGN_IN_COMPLETE_PATH = '/sign-in/complete';
 
-/** What createLoginRequest needs: the app itself fits. */
+/** A private key to sign a login_request with (Gatehouse's active signing key fits). */
+export interface LoginRequestSigner {
+  readonly kid: string;
+  readonly alg: string;
+  readonly key: CryptoKey;
+}
+
+/** What createLoginRequest needs: the handshake settings, the issuer, the active key and the time. */
 export interface LoginRequestDeps {
-  config: Readonly<Pick<Config, 'handshake'>>;
+  handshake: Readonly<Pick<Config['handshake'], 'signInUrl' | 'hostId' | 'secret'>>;
   issuer: string;
-  keys: { current(): SigningKey };
+  /** The active signing key, asked for only when there is no HANDSHAKE_SECRET. */
+  signer: () => LoginRequestSigner;
+  clock: Clock;
 }
 
 type PendingForSignIn = Pick<
@@ -44,13 +52,13 @@ export async function createLoginRequest(
   pending: PendingForSignIn,
   client: Pick<Client, 'client_id' | 'name'>,
 ): Promise<string> {
-  const { signInUrl, hostId, secret } = deps.config.handshake;
+  const { signInUrl, hostId, secret } = deps.handshake;
   if (signInUrl === '') throw new OAuthError('server_error', 'sign-in is not configured on this server (SIGN_IN_URL)');
   const jwt = new SignJWT({ ...hints(pending, client), return_to: `${deps.issuer}${SIGN_IN_COMPLETE_PATH}` })
     .setIssuer(deps.issuer)
     .setAudience(hostId)
     .setJti(pending.id)
-    .setIssuedAt()
+    .setIssuedAt(epochSeconds(deps.clock))
     .setExpirationTime(Math.floor(pending.expires_at.getTime() / 1000));
   let token: string;
   if (secret !== '') {
@@ -58,29 +66,12 @@ export async function createLoginRequest(
       .setProtectedHeader({ alg: 'HS256', typ: LOGIN_REQUEST_TYP })
       .sign(new TextEncoder().encode(secret));
   } else {
-    const signer = deps.keys.current();
+    const signer = deps.signer();
     token = await jwt.setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: LOGIN_REQUEST_TYP }).sign(signer.key);
   }
   const url = new URL(signInUrl);
   url.searchParams.set('login_request', token);
   return url.toString();
-}
-
-/** Answers 303 to the host's sign-in page for a pending request that needs a signed-in user. */
-export async function redirectToSignIn(
-  app: FastifyInstance,
-  reply: FastifyReply,
-  pending: PendingForSignIn,
-  client: Pick<Client, 'client_id' | 'name'>,
-): Promise<FastifyReply> {
-  const location = await createLoginRequest(app, pending, client);
-  // RFC 9700 §4.12: 303; no-store because the URL carries a one-off signed request.
-  return reply
-    .code(303)
-    .header('location', location)
-    .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
-    .send();
 }
 
 /**
@@ -92,7 +83,7 @@ export async function redirectToSignIn(
 export function sessionSatisfies(
   session: { authTime: Date },
   pending: Pick<AuthorizationRequestRow, 'prompt' | 'max_age' | 'created_at'>,
-  now: Date = new Date(),
+  now: Date,
   skewSeconds = 0,
 ): boolean {
   const authTime = session.authTime.getTime();

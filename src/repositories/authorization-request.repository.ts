@@ -9,13 +9,17 @@ export async function createAuthorizationRequest(
   return db.insertInto('authorization_requests').values(row).returningAll().executeTakeFirstOrThrow();
 }
 
-/** A pending request that has not expired and has not been completed; undefined otherwise. */
-export async function findLiveAuthorizationRequest(db: Db, id: string): Promise<AuthorizationRequestRow | undefined> {
+/** A pending request that has not expired at `now` and has not been completed; undefined otherwise. */
+export async function findLiveAuthorizationRequest(
+  db: Db,
+  id: string,
+  now: Date,
+): Promise<AuthorizationRequestRow | undefined> {
   return db
     .selectFrom('authorization_requests')
     .selectAll()
     .where('id', '=', id)
-    .where('expires_at', '>', new Date())
+    .where('expires_at', '>', now)
     .where('completed_at', 'is', null)
     .executeTakeFirst();
 }
@@ -28,14 +32,15 @@ export async function answerAuthorizationRequest(
   db: Db,
   id: string,
   sessionHash: string,
+  now: Date,
 ): Promise<AuthorizationRequestRow | undefined> {
   return db
     .updateTable('authorization_requests')
-    .set({ answered_at: new Date(), session_hash: sessionHash })
+    .set({ answered_at: now, session_hash: sessionHash })
     .where('id', '=', id)
     .where('answered_at', 'is', null)
     .where('completed_at', 'is', null)
-    .where('expires_at', '>', new Date())
+    .where('expires_at', '>', now)
     .returningAll()
     .executeTakeFirst();
 }
@@ -51,13 +56,17 @@ export async function attachSession(db: Db, id: string, sessionHash: string): Pr
 }
 
 /** Marks the request finished exactly once (code or error sent); undefined when another caller already did. */
-export async function completeAuthorizationRequest(db: Db, id: string): Promise<AuthorizationRequestRow | undefined> {
+export async function completeAuthorizationRequest(
+  db: Db,
+  id: string,
+  now: Date,
+): Promise<AuthorizationRequestRow | undefined> {
   return db
     .updateTable('authorization_requests')
-    .set({ completed_at: new Date() })
+    .set({ completed_at: now })
     .where('id', '=', id)
     .where('completed_at', 'is', null)
-    .where('expires_at', '>', new Date())
+    .where('expires_at', '>', now)
     .returningAll()
     .executeTakeFirst();
 }

@@ -12,13 +12,14 @@ export async function findConsent(db: Db, sub: string, clientId: string): Promis
     .executeTakeFirst();
 }
 
-/** Remembers a consent decision, widening any earlier one (union of scopes and resources). */
+/** Remembers a consent decision at `at`, widening any earlier one (union of scopes and resources). */
 export async function saveConsent(
   db: Db,
   sub: string,
   clientId: string,
   scopes: string[],
   resources: string[],
+  at: Date = new Date(),
 ): Promise<ConsentRow> {
   return db
     .insertInto('consents')
@@ -27,7 +28,7 @@ export async function saveConsent(
       oc.columns(['sub', 'client_id']).doUpdateSet({
         scopes: sql<string[]>`array(select distinct unnest(consents.scopes || excluded.scopes) order by 1)`,
         resources: sql<string[]>`array(select distinct unnest(consents.resources || excluded.resources) order by 1)`,
-        updated_at: new Date(),
+        updated_at: at,
       }),
     )
     .returningAll()

@@ -1,11 +1,17 @@
-import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
-import { createLoginRequest, redirectToSignIn, sessionSatisfies } from '../../src/handshake/login-request.js';
+import { createLoginRequest, type LoginRequestDeps, sessionSatisfies } from '../../src/handshake/login-request.js';
+import { type Clock, epochSeconds, systemClock } from '../../src/lib/clock.js';
 import { OAuthError } from '../../src/oauth/errors.js';
 import { HOST_ID, HOST_SECRET, hostKeyPair, parseLoginRequest } from '../fixtures/host.js';
 import { buildTestApp } from '../helper.js';
-import { ISSUER, handshakeEnv, pendingRequest, webClient } from '../fixtures/handshake.js';
+import { ISSUER, REDIRECT_URI, handshakeEnv, pendingRequest, webClient } from '../fixtures/handshake.js';
+
+/** What /authorize hands createLoginRequest: the app's handshake settings, issuer, active key and clock. */
+function depsOf(app: FastifyInstance, clock: Clock = systemClock): LoginRequestDeps {
+  return { handshake: app.config.handshake, issuer: app.issuer, signer: () => app.keys.current(), clock };
+}
 
 t.test('login_request (HS256 with HANDSHAKE_SECRET): URL, header and claims', async (t) => {
   const app = await buildTestApp(t, handshakeEnv({ SIGN_IN_URL: 'https://host.example.com/login?tenant=acme&x=1' }));
@@ -16,7 +22,12 @@ t.test('login_request (HS256 with HANDSHAKE_SECRET): URL, header and claims', as
     login_hint: 'ada@example.com',
     ui_locales: 'fr en',
   });
-  const location = await createLoginRequest(app, pending, client);
+  const issuedAt = new Date(Date.now() - 30_000);
+  const location = await createLoginRequest(
+    depsOf(app, () => issuedAt),
+    pending,
+    client,
+  );
   const { url, jwt, header } = parseLoginRequest(location);
   t.equal(`${url.origin}${url.pathname}`, 'https://host.example.com/login');
   t.equal(url.searchParams.get('tenant'), 'acme', 'the query SIGN_IN_URL already has is kept');
@@ -30,7 +41,11 @@ t.test('login_request (HS256 with HANDSHAKE_SECRET): URL, header and claims', as
   });
   t.equal(payload.jti, pending.id);
   t.equal(payload.exp, Math.floor(pending.expires_at.getTime() / 1000), 'lives exactly as long as the pending request');
-  t.ok(Math.abs(payload.iat! - Date.now() / 1000) < 5);
+  t.equal(
+    payload.iat,
+    epochSeconds(() => issuedAt),
+    'iat is the clock it was given',
+  );
   t.equal(payload.return_to, `${ISSUER}/sign-in/complete`);
   t.equal(payload.prompt, 'login');
   t.equal(payload.max_age, 300);
@@ -44,7 +59,7 @@ t.test('login_request without hints carries none of them', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
   const client = await webClient(app);
   const { pending } = await pendingRequest(app, client);
-  const { payload } = parseLoginRequest(await createLoginRequest(app, pending, client));
+  const { payload } = parseLoginRequest(await createLoginRequest(depsOf(app), pending, client));
   t.same(Object.keys(payload).sort(), ['aud', 'client_id', 'client_name', 'exp', 'iat', 'iss', 'jti', 'return_to']);
 });
 
@@ -55,7 +70,7 @@ t.test(
     const app = await buildTestApp(t, handshakeEnv({ HANDSHAKE_SECRET: '', ...host.env }));
     const client = await webClient(app);
     const { pending } = await pendingRequest(app, client);
-    const { jwt, header } = parseLoginRequest(await createLoginRequest(app, pending, client));
+    const { jwt, header } = parseLoginRequest(await createLoginRequest(depsOf(app), pending, client));
     const signer = app.keys.current();
     t.same(header, { alg: signer.alg, kid: signer.kid, typ: 'login-request+jwt' });
     const jwks = (await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
@@ -69,32 +84,35 @@ t.test(
   },
 );
 
-t.test('redirectToSignIn answers 303 to the login_request URL, not cached', async (t) => {
+t.test('/authorize answers 303 to the login_request URL, not cached', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
   const client = await webClient(app);
-  const { pending } = await pendingRequest(app, client);
-  const mini = Fastify();
-  mini.decorate('config', app.config);
-  mini.decorate('issuer', app.issuer);
-  mini.decorate('keys', app.keys);
-  mini.get('/go', async (_request, reply) => redirectToSignIn(mini, reply, pending, client));
-  t.teardown(() => mini.close());
-  const res = await mini.inject({ method: 'GET', url: '/go' });
-  t.equal(res.statusCode, 303);
+  const query = new URLSearchParams({
+    response_type: 'code',
+    client_id: client.client_id,
+    redirect_uri: REDIRECT_URI,
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+    scope: 'read',
+  });
+  const res = await app.inject({ method: 'GET', url: `/authorize?${query}` });
+  t.equal(res.statusCode, 303, res.body);
   t.equal(res.headers['cache-control'], 'no-store');
   t.equal(res.headers['referrer-policy'], 'no-referrer');
-  t.equal(parseLoginRequest(res.headers.location).payload.jti, pending.id);
+  const jti = parseLoginRequest(res.headers.location).payload.jti!;
+  const stored = await app.database.db
+    .selectFrom('authorization_requests')
+    .select('client_id')
+    .where('id', '=', jti)
+    .executeTakeFirst();
+  t.equal(stored?.client_id, client.client_id, 'the login_request names the stored pending request');
 });
 
 t.test('createLoginRequest refuses to run without SIGN_IN_URL', async (t) => {
   const app = await buildTestApp(t, handshakeEnv());
   const client = await webClient(app);
   const { pending } = await pendingRequest(app, client);
-  const deps = {
-    config: { handshake: { ...app.config.handshake, signInUrl: '' } },
-    issuer: app.issuer,
-    keys: app.keys,
-  };
+  const deps = { ...depsOf(app), handshake: { ...app.config.handshake, signInUrl: '' } };
   const err = await createLoginRequest(deps, pending, client).then(
     () => null,
     (e: unknown) => e,

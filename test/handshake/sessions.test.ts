@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
+import { buildApp } from '../../src/app.js';
 import { hashSecret } from '../../src/oauth/secrets.js';
 import { signLoginResponse } from '../fixtures/host.js';
-import { buildTestApp } from '../helper.js';
+import { buildTestApp, testConfig, testDatabase } from '../helper.js';
 import { ISSUER, SESSION_COOKIE, complete, handshakeEnv, pendingRequest, webClient } from '../fixtures/handshake.js';
 
 /** Signs a user in through the handshake; returns the session cookie value. */
@@ -14,12 +15,9 @@ async function signIn(app: FastifyInstance, sub: string): Promise<string> {
   return res.cookies.find((c) => c.name === SESSION_COOKIE)!.value;
 }
 
-/** What app.sessions.current sees for a browser holding this cookie (through a real request). */
+/** What app.sessions.current sees for a browser holding this cookie. */
 async function currentSub(app: FastifyInstance, cookie: string): Promise<string | null> {
-  const request = { cookies: { [SESSION_COOKIE]: cookie } } as unknown as Parameters<
-    FastifyInstance['sessions']['current']
-  >[0];
-  return (await app.sessions.current(request))?.sub ?? null;
+  return (await app.sessions.current(cookie))?.sub ?? null;
 }
 
 function setRow(
@@ -76,6 +74,54 @@ t.test('current() refreshes last_seen_at at most once a minute', async (t) => {
   await setRow(app, cookie, { last_seen_at: twoMinutesAgo });
   await currentSub(app, cookie);
   t.ok((await lastSeen()) > Date.now() - 10_000, 'older than a minute: moved to now');
+});
+
+/** An app whose flow and sessions go by a clock the test moves (`advance`, in seconds), not by waiting. */
+async function clockedApp(t: Tap.Test) {
+  let now = Date.now();
+  const app = await buildApp(
+    testConfig(handshakeEnv({ SESSION_IDLE_TTL_SECONDS: '3600', SESSION_ABSOLUTE_TTL_SECONDS: '86400' })),
+    { database: await testDatabase(), clock: () => new Date(now) },
+  );
+  t.teardown(() => app.close());
+  await app.ready();
+  return { app, now: () => now, advance: (seconds: number) => (now += seconds * 1000) };
+}
+
+t.test('idle expiry and the last-seen write go by the injected clock', async (t) => {
+  const { app, now, advance } = await clockedApp(t);
+  const cookie = await signIn(app, 'user-clock');
+  const lastSeen = async () =>
+    (
+      await app.database.db
+        .selectFrom('sessions')
+        .select('last_seen_at')
+        .where('id_hash', '=', hashSecret(cookie))
+        .executeTakeFirstOrThrow()
+    ).last_seen_at.getTime();
+  const signedInAt = now();
+  t.equal(await lastSeen(), signedInAt, 'created at the clock’s time');
+  advance(59);
+  t.equal(await currentSub(app, cookie), 'user-clock');
+  t.equal(await lastSeen(), signedInAt, 'used within the minute: no write');
+  advance(3);
+  t.equal(await currentSub(app, cookie), 'user-clock');
+  t.equal(await lastSeen(), now(), 'older than a minute: moved to the clock’s now');
+  advance(3599);
+  t.equal(await currentSub(app, cookie), 'user-clock', 'used within the idle TTL');
+  advance(3601);
+  t.equal(await currentSub(app, cookie), null, 'idle longer than SESSION_IDLE_TTL_SECONDS');
+});
+
+t.test('absolute expiry goes by the injected clock, however active the session', async (t) => {
+  const { app, advance } = await clockedApp(t);
+  const cookie = await signIn(app, 'user-clock-active');
+  for (let step = 0; step < 28; step++) {
+    advance(3000);
+    t.equal(await currentSub(app, cookie), 'user-clock-active', `used at ${(step + 1) * 3000} s`);
+  }
+  advance(2401);
+  t.equal(await currentSub(app, cookie), null, 'past SESSION_ABSOLUTE_TTL_SECONDS');
 });
 
 t.test('revokeAllFor ends every session of a user, and only theirs', async (t) => {

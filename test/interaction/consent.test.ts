@@ -7,7 +7,8 @@ import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
 import { createAuthorizationRequest } from '../../src/repositories/authorization-request.repository.js';
 import { findConsent } from '../../src/repositories/consent.repository.js';
 import { insertSession } from '../../src/repositories/session.repository.js';
-import { isLoopbackHost, redirectTarget } from '../../src/routes/interaction/redirect-target.js';
+import { isLoopbackHost } from '../../src/lib/loopback.js';
+import { redirectTarget } from '../../src/services/authorization/consent-page.js';
 import { BASE_ENV, buildTestApp } from '../helper.js';
 import { assertPageHeaders, assertPageMarkup } from '../fixtures/pages.js';
 

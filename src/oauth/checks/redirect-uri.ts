@@ -1,16 +1,5 @@
+import { isLoopbackUrl } from '../../lib/loopback.js';
 import { OAuthError } from '../errors.js';
-
-const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
-
-/** Whether a URL's host is a loopback address (the consent page warns about these). */
-export function isLoopbackUrl(value: string): boolean {
-  try {
-    const host = new URL(value).hostname;
-    return LOOPBACK.has(host) || /^127(\.\d{1,3}){3}$/.test(host);
-  } catch {
-    return false;
-  }
-}
 
 /**
  * RFC 8252 §7.3: a native client's loopback redirect matches a registered one with any port

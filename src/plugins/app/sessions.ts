@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { SessionService } from '../../services/session-service.js';
+import type { Clock } from '../../lib/clock.js';
+import { SessionService } from '../../services/sessions/session-service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,11 +10,15 @@ declare module 'fastify' {
   }
 }
 
+export interface SessionsPluginOptions {
+  /** The time sessions go by (BuildOptions.clock). */
+  clock: Clock;
+}
+
 /** Decorates `app.sessions`. */
-export default fp(
-  async function sessions(app: FastifyInstance) {
-    const { config } = app;
-    app.decorate('sessions', new SessionService(app.database.db, config));
+export default fp<SessionsPluginOptions>(
+  async function sessions(app: FastifyInstance, { clock }) {
+    app.decorate('sessions', new SessionService(app.database.db, app.config, clock));
   },
   { name: 'sessions', dependencies: ['database'] },
 );

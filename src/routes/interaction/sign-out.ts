@@ -1,6 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { applyCookies } from '../../http/outcome.js';
+import { seeOther } from '../../http/redirect.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { sendPage } from '../../plugins/external/view.js';
+import { postLogoutRedirect, type SignOutParams } from '../../services/sessions/post-logout.js';
 import { htmlErrorRenderer } from './error-page.js';
 
 const MAX = 2048;
@@ -14,11 +17,7 @@ const paramsSchema = {
   },
 } as const;
 
-interface Params {
-  client_id?: string;
-  post_logout_redirect_uri?: string;
-  state?: string;
-}
+type Params = SignOutParams;
 
 /** RFC 6749 §3.1: no parameter twice. */
 function refuseRepeated(params: unknown): void {
@@ -27,40 +26,13 @@ function refuseRepeated(params: unknown): void {
   }
 }
 
-/** Clients an operator registered (CLI, admin, CLIENTS_FILE): the only ones whose logout redirects are trusted. */
-const OPERATOR_SOURCES: ReadonlySet<string> = new Set(['admin', 'file']);
-
-/**
- * Where to send the browser after signing out: post_logout_redirect_uri only when it is exactly one the
- * named client registered (OpenID Connect RP-Initiated Logout §3); anything else gets the signed-out
- * page, so /sign-out is never an open redirect. With no id_token_hint to prove the client asked, only an
- * operator's clients count: a dynamically registered or metadata-document client is anyone's to create,
- * and following its list would let anyone bounce a browser through Gatehouse (RFC 9700 §4.11.2).
- */
-async function validatedRedirect(app: FastifyInstance, params: Params): Promise<string | null> {
-  const uri = params.post_logout_redirect_uri;
-  if (!uri || !params.client_id) return null;
-  const client = await app.clients.get(params.client_id);
-  if (!client || client.disabled_at || !OPERATOR_SOURCES.has(client.source)) return null;
-  if (!client.post_logout_redirect_uris.includes(uri)) return null;
-  const url = new URL(uri);
-  if (params.state) url.searchParams.set('state', params.state);
-  return url.toString();
-}
-
 /** GET/POST /sign-out: ends the Gatehouse browser session (row revoked, cookie cleared). */
 export default async function signOutRoute(app: FastifyInstance): Promise<void> {
   async function handle(request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> {
-    await app.sessions.end(request, reply);
-    const location = await validatedRedirect(app, params);
-    if (location) {
-      return reply
-        .code(303)
-        .header('location', location)
-        .header('cache-control', 'no-store')
-        .header('referrer-policy', 'no-referrer')
-        .send();
-    }
+    const { cookie } = await app.sessions.end(request.cookies[app.sessions.cookieName]);
+    if (cookie) applyCookies(reply, [cookie]);
+    const location = await postLogoutRedirect(app.clients, params);
+    if (location) return seeOther(reply, location);
     return sendPage(reply, 'signed-out', { continueUrl: null });
   }
 
@@ -75,7 +47,7 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
       .filter((name) => typeof params[name] === 'string')
       .map((name) => ({ name, value: params[name] as string }));
     // The confirmed POST may end in a redirect to the registered post-logout URI: CSP form-action must allow it.
-    const location = await validatedRedirect(app, params);
+    const location = await postLogoutRedirect(app.clients, params);
     return sendPage(
       reply.header('cache-control', 'no-store'),
       'sign-out-confirm',

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { loadHostKeys } from '../../handshake/host-keys.js';
+import { keyEncryptionSecret } from '../../keys/key-encryption.js';
+import type { Clock } from '../../lib/clock.js';
+import { CsrfTokens } from '../../oauth/csrf.js';
+import { AuthorizationService } from '../../services/authorization/authorization-service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The authorization request's lifecycle: /authorize, /sign-in/complete and /consent call it. */
+    authorization: AuthorizationService;
+  }
+}
+
+export interface AuthorizationPluginOptions {
+  /** The time the flow goes by (BuildOptions.clock). */
+  clock: Clock;
+}
+
+/** Decorates `app.authorization`: loads the host's keys (a bad key file stops the start) and the form CSRF key. */
+export default fp<AuthorizationPluginOptions>(
+  async function authorization(app: FastifyInstance, { clock }) {
+    const { config } = app;
+    const service = new AuthorizationService({
+      db: app.database.db,
+      config,
+      scopePolicy: config.policy.scopes,
+      resourcePolicy: config.policy.resources,
+      clients: app.clients,
+      sessions: app.sessions,
+      signer: () => app.keys.current(),
+      hostKeys: await loadHostKeys(config),
+      // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
+      csrf: new CsrfTokens(keyEncryptionSecret(config, app.log)),
+      clock,
+    });
+    app.decorate('authorization', service);
+  },
+  { name: 'authorization', dependencies: ['database', 'clients', 'keys', 'sessions'] },
+);
