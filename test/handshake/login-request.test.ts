@@ -95,11 +95,11 @@ t.test('/authorize answers 303 to the login_request URL, not cached', async (t) 
     code_challenge_method: 'S256',
     scope: 'read',
   });
-  const res = await app.inject({ method: 'GET', url: `/authorize?${query}` });
+  const res = await app.inject({ method: 'GET', url: `/authorize?${query.toString()}` });
   t.equal(res.statusCode, 303, res.body);
   t.equal(res.headers['cache-control'], 'no-store');
   t.equal(res.headers['referrer-policy'], 'no-referrer');
-  const jti = parseLoginRequest(res.headers.location).payload.jti!;
+  const jti = parseLoginRequest(res.headers.location).payload.jti;
   const stored = await app.database.db
     .selectFrom('authorization_requests')
     .select('client_id')
