@@ -1,7 +1,7 @@
 import { type Config, issuerIsHttps } from '../config/index.js';
 import { generateToken, hashSecret, isOpaqueToken, verifySecret } from './secrets.js';
 
-/** Options every Gatehouse cookie shares: HttpOnly, SameSite=Lax, Secure over https, Path=/. */
+/** The attributes of a Gatehouse cookie (see cookieOptions). */
 export interface CookieOptions {
   httpOnly: true;
   sameSite: 'lax';
