@@ -1,9 +1,11 @@
+import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildApp } from '../src/app.js';
+import { DomainError } from '../src/lib/errors.js';
 import { OAuthError } from '../src/oauth/errors.js';
 import { testConfig, testDatabase } from './helper.js';
 
-async function appWithRoutes(t: Tap.Test) {
+async function appWithRoutes(t: Tap.Test, extra: (app: FastifyInstance) => void = () => {}) {
   const logs: string[] = [];
   const { Writable } = await import('node:stream');
   const logStream = new Writable({
@@ -51,6 +53,7 @@ async function appWithRoutes(t: Tap.Test) {
       throw new Error('internal detail: password=hunter2');
     },
   );
+  extra(app);
   t.teardown(() => app.close());
   await app.ready();
   return { app, logs };
@@ -149,4 +152,53 @@ t.test('a missing required parameter is named', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/echo', payload: { other: 'x' } });
   t.equal(res.statusCode, 400);
   t.same(res.json(), { error: 'invalid_request', error_description: 'missing parameter: name' });
+});
+
+t.test('a DomainError is answered through the one table; its detail is logged, never sent', async (t) => {
+  const cases: Array<[string, DomainError, number, string, string]> = [
+    ['/d/not-found', new DomainError('not_found', 'no such thing'), 404, 'not_found', 'no such thing'],
+    ['/d/conflict', new DomainError('conflict', 'already so'), 409, 'conflict', 'already so'],
+    ['/d/input', new DomainError('invalid_input', 'bad input'), 400, 'invalid_request', 'bad input'],
+    [
+      '/d/redirect',
+      new DomainError('invalid_input', 'redirect_uris[0]: must be https', { field: 'redirect_uris[0]' }),
+      400,
+      'invalid_redirect_uri',
+      'redirect_uris[0]: must be https',
+    ],
+    [
+      '/d/metadata',
+      new DomainError('invalid_input', 'client_name: too long', { field: 'client_name' }),
+      400,
+      'invalid_client_metadata',
+      'client_name: too long',
+    ],
+    [
+      '/d/unavailable',
+      new DomainError('unavailable', 'try later', { detail: 'secret-detail-unavailable' }),
+      503,
+      'temporarily_unavailable',
+      'try later',
+    ],
+    [
+      '/d/misconfigured',
+      new DomainError('misconfigured', 'KEY_ENCRYPTION_SECRET is wrong', { detail: 'secret-detail-misconfigured' }),
+      500,
+      'server_error',
+      'the server could not complete the request',
+    ],
+  ];
+  const { app, logs } = await appWithRoutes(t, (app) => {
+    for (const [url, error] of cases)
+      app.get(url, async () => {
+        throw error;
+      });
+  });
+  for (const [url, , status, code, description] of cases) {
+    const res = await app.inject({ method: 'GET', url });
+    t.equal(res.statusCode, status, url);
+    t.same(res.json(), { error: code, error_description: description }, url);
+    t.notMatch(res.body, /secret-detail|KEY_ENCRYPTION_SECRET/, 'nothing internal is sent');
+  }
+  t.match(logs.join(''), /secret-detail-misconfigured/, 'a 5xx is logged with its detail');
 });

@@ -1,12 +1,15 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
+import { DomainError } from '../lib/errors.js';
 import { createLogger } from '../logging.js';
-import { type KeyInfo, KeyStore, type KeyStoreLogger } from '../keys/key-store.js';
+import { type KeyInfo, KeyStore, type KeyStoreLogger } from '../services/signing-keys/key-store.js';
 
 /** A mistake in `gatehouse keys` arguments: main prints it with the usage (exit code 2). */
-export class KeysUsageError extends Error {
-  override name = 'KeysUsageError';
+export class KeysUsageError extends DomainError {
+  constructor(message: string) {
+    super('invalid_input', message);
+  }
 }
 
 export interface KeysCommandContext {

@@ -5,6 +5,7 @@ import { openDatabase } from '../db/connect.js';
 import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
 import { KeysUsageError, keysCommand } from './keys.js';
+import { DomainError } from '../lib/errors.js';
 import { startServer } from '../server.js';
 import { listUserGrants, revokeUserGrants } from '../repositories/user-grant.repository.js';
 import { sweepOnce } from '../services/janitor.js';
@@ -35,7 +36,11 @@ ${CLIENTS_USAGE}
 Every setting is an environment variable; see docs/configuration.md.`;
 
 /** A command-line mistake: printed with the usage, exit code 2. */
-class UsageError extends Error {}
+class UsageError extends DomainError {
+  constructor(message: string) {
+    super('invalid_input', message);
+  }
+}
 
 function print(out: unknown, json: boolean): void {
   process.stdout.write(json ? `${JSON.stringify(out, null, 2)}\n` : `${String(out)}\n`);
@@ -218,6 +223,8 @@ main(process.argv.slice(2)).then(
       return;
     } else {
       process.stderr.write(`gatehouse: ${err instanceof Error ? err.message : String(err)}\n`);
+      // The operator is the one reading: what a client would never be shown helps here.
+      if (err instanceof DomainError && err.detail !== undefined) process.stderr.write(`  ${err.detail}\n`);
     }
     process.exitCode = 1;
   },

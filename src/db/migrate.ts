@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Kysely, sql } from 'kysely';
 import { FileMigrationProvider, Migrator, NO_MIGRATIONS, type MigrationResult } from 'kysely/migration';
+import { DomainError } from '../lib/errors.js';
 
 /** The migrations folder: `migrations/` beside `src/` (or `dist/migrations` when built). */
 export const migrationFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -14,13 +15,14 @@ export interface MigrationState {
   executedAt: Date | null;
 }
 
-export class MigrationError extends Error {
+/** A migration run that failed: the schema is not what this build needs until an operator looks. */
+export class MigrationError extends DomainError {
   constructor(
     message: string,
     readonly results: readonly MigrationResult[],
+    cause?: unknown,
   ) {
-    super(message);
-    this.name = 'MigrationError';
+    super('misconfigured', message, cause === undefined ? {} : { cause });
   }
 }
 
@@ -54,7 +56,11 @@ function check(label: string, set: { error?: unknown; results?: MigrationResult[
   if (set.error) {
     const failed = results.find((r) => r.status === 'Error');
     const cause = set.error instanceof Error ? set.error.message : String(set.error);
-    throw new MigrationError(`${label} failed${failed ? ` at ${failed.migrationName}` : ''}: ${cause}`, results);
+    throw new MigrationError(
+      `${label} failed${failed ? ` at ${failed.migrationName}` : ''}: ${cause}`,
+      results,
+      set.error,
+    );
   }
   return results;
 }

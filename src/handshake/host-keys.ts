@@ -11,6 +11,7 @@ import {
   importSPKI,
 } from 'jose';
 import type { Config } from '../config/index.js';
+import { DomainError } from '../lib/errors.js';
 
 /** Asymmetric algorithms a host may sign login_response with (RFC 7518 §3.1, RFC 8037). */
 export const HOST_ASYMMETRIC_ALGS = ['ES256', 'RS256', 'EdDSA'] as const;
@@ -35,18 +36,20 @@ export interface HostKeys {
 }
 
 /** The host's JWKS could not be fetched (network, timeout, bad document): a 503, not the host's fault or the user's. */
-export class HostKeysUnavailable extends Error {
+export class HostKeysUnavailable extends DomainError {
   constructor(cause: unknown) {
-    super("the host app's keys could not be fetched", { cause });
-    this.name = 'HostKeysUnavailable';
+    // The fetch error names the host's URL and network details: the operator's, not the browser's.
+    super('unavailable', "the host app's keys could not be fetched", {
+      cause,
+      detail: cause instanceof Error ? cause.message : String(cause),
+    });
   }
 }
 
 /** A host key configuration that cannot work; stops startup. */
-export class HostKeyConfigurationError extends Error {
+export class HostKeyConfigurationError extends DomainError {
   constructor(message: string) {
-    super(message);
-    this.name = 'HostKeyConfigurationError';
+    super('misconfigured', message, { field: 'HOST_PUBLIC_KEY_FILE' });
   }
 }
 

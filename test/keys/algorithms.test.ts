@@ -1,7 +1,7 @@
 import { SignJWT, calculateJwkThumbprint, createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
 import type { SigningAlg } from '../../src/config/index.js';
-import { KeyStore } from '../../src/keys/key-store.js';
+import { KeyStore } from '../../src/services/signing-keys/key-store.js';
 import { buildTestApp, testConfig } from '../helper.js';
 import { PRIVATE_MEMBERS, emptyKeyTable, silent } from './fixtures/keys.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { KeysUsageError, keysCommand } from '../../src/cli/keys.js';
-import type { KeyInfo } from '../../src/keys/key-store.js';
+import type { KeyInfo } from '../../src/services/signing-keys/key-store.js';
 import { testConfig } from '../helper.js';
 import { emptyKeyTable, silent } from './fixtures/keys.js';
 

@@ -3,7 +3,7 @@ import type { Config } from '../../src/config/index.js';
 import { buildApp } from '../../src/app.js';
 import { KeyConfigurationError, KeyDecryptionError } from '../../src/keys/errors.js';
 import { INSECURE_DEVELOPMENT_SECRET, KeyCipher, keyEncryptionSecret } from '../../src/keys/key-encryption.js';
-import { KeyStore } from '../../src/keys/key-store.js';
+import { KeyStore } from '../../src/services/signing-keys/key-store.js';
 import { testConfig } from '../helper.js';
 import { emptyKeyTable, silent } from './fixtures/keys.js';
 

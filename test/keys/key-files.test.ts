@@ -14,7 +14,7 @@ import {
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { KeyConfigurationError, KeyOperationError } from '../../src/keys/errors.js';
-import { KeyStore } from '../../src/keys/key-store.js';
+import { KeyStore } from '../../src/services/signing-keys/key-store.js';
 import { buildTestApp, testConfig } from '../helper.js';
 import { PRIVATE_MEMBERS, emptyKeyTable, silent } from './fixtures/keys.js';
 

@@ -2,8 +2,9 @@ import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { openDatabase } from '../../src/db/connect.js';
 import { migrateUp } from '../../src/db/migrate.js';
-import { OAuthError } from '../../src/oauth/errors.js';
-import { KeyStore } from '../../src/keys/key-store.js';
+import { toOAuthError } from '../../src/http/errors.js';
+import { DomainError } from '../../src/lib/errors.js';
+import { KeyStore } from '../../src/services/signing-keys/key-store.js';
 import { testConfig, testDatabase } from '../helper.js';
 import { silent } from './fixtures/keys.js';
 
@@ -25,8 +26,10 @@ t.test('an app whose database is not migrated yet starts, reports why it is not 
   } catch (err) {
     error = err;
   }
-  t.type(error, OAuthError, 'signing before a key is loaded is an OAuth error, not a crash');
-  t.match(error, { error: 'temporarily_unavailable', status: 503 });
+  // The key store is below the protocol: it refuses with a DomainError, which the edge answers as 503.
+  t.type(error, DomainError, 'signing before a key is loaded is a domain refusal, not a crash');
+  t.match(error, { code: 'unavailable' });
+  t.match(toOAuthError(error), { error: 'temporarily_unavailable', status: 503 });
   t.same(app.keys.jwks(), { keys: [] });
 
   await migrateUp(database.root, config.database.schema);

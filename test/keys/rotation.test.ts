@@ -1,7 +1,7 @@
 import { type JSONWebKeySet, SignJWT, createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
 import { KeyOperationError } from '../../src/keys/errors.js';
-import { type KeyStore, type SigningKey, KeyStore as Store } from '../../src/keys/key-store.js';
+import { type KeyStore, type SigningKey, KeyStore as Store } from '../../src/services/signing-keys/key-store.js';
 import { testConfig } from '../helper.js';
 import { emptyKeyTable, fetchJwks, jwksApp, kids, silent, testClock } from './fixtures/keys.js';
 
@@ -185,7 +185,7 @@ t.test('a pending key can be withdrawn; unknown kids are refused', async (t) => 
     [active],
   );
   t.match(await store.rotate(), { state: 'next' }, 'a new rotation may start');
-  await t.rejects(store.retire('no-such-kid'), new KeyOperationError('no signing key with kid no-such-kid'));
+  await t.rejects(store.retire('no-such-kid'), new KeyOperationError('not_found', 'no signing key with kid no-such-kid'));
 });
 
 t.test('replicas opening together on an empty table agree on exactly one generated key', async (t) => {

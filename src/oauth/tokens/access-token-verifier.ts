@@ -1,5 +1,5 @@
 import { type JSONWebKeySet, type JWTVerifyGetKey, createLocalJWKSet, errors, jwtVerify } from 'jose';
-import type { JwkSet } from '../../keys/key-store.js';
+import type { JwkSet } from '../../keys/signing-key.js';
 import { SIGNING_ALGS } from '../../keys/public-jwk.js';
 
 /** The claims of a verified Gatehouse access token (RFC 9068 §2.2), as issueAccessToken writes them. */

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { toOAuthError } from '../../http/errors.js';
 import { OAuthError } from '../../oauth/errors.js';
 
 /** A schema failure as "name must …" or "missing parameter: name", naming the parameter a client sent. */
@@ -14,9 +15,13 @@ function describeValidation(error: FastifyError): string {
   return `${where}${field || 'value'} ${first.message ?? 'is invalid'}`;
 }
 
-/** Maps Fastify's own errors (body parsing, validation, limits) to an OAuthError; null for the unexpected. */
+/**
+ * Maps what a handler threw to an OAuthError: OAuthErrors as they are, DomainErrors through the one table
+ * (src/http/errors.ts), Fastify's own errors (body parsing, validation, limits) by their code; null for the unexpected.
+ */
 export function fromFrameworkError(error: FastifyError): OAuthError | null {
-  if (error instanceof OAuthError) return error;
+  const known = toOAuthError(error);
+  if (known) return known;
   if (error.validation) return new OAuthError('invalid_request', describeValidation(error));
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -73,7 +78,10 @@ function compilePattern(url: string): RegExp {
   return new RegExp(`^${source}/?$`);
 }
 
-/** The one error handler: OAuth errors as RFC JSON (or the route's renderer), 404/405 as JSON, anything else as an opaque server_error. */
+/**
+ * The one error handler: OAuth and domain errors as RFC JSON (or the route's renderer), their detail
+ * logged; 404/405 as JSON; anything else as an opaque server_error.
+ */
 export default fp(
   async function errorHandler(app: FastifyInstance) {
     const routes: RoutePattern[] = [];
@@ -93,7 +101,12 @@ export default fp(
         const opaque = new OAuthError('server_error', 'the server could not complete the request');
         return render ? render(opaque, request, reply) : sendOAuthError(reply, opaque);
       }
-      if (oauthError.status >= 500) request.log.error({ err: oauthError.cause ?? oauthError }, oauthError.description);
+      // `detail` is for the operator: logged here, never in the answer.
+      const detail = oauthError.detail === undefined ? {} : { detail: oauthError.detail };
+      if (oauthError.status >= 500)
+        request.log.error({ err: oauthError.cause ?? oauthError, ...detail }, oauthError.description);
+      else if (oauthError.detail !== undefined)
+        request.log.info({ error: oauthError.error, ...detail }, oauthError.description);
       return render ? render(oauthError, request, reply) : sendOAuthError(reply, oauthError);
     });
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { KeyStore } from '../../keys/key-store.js';
+import { KeyStore } from '../../services/signing-keys/key-store.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

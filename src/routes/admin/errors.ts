@@ -1,22 +1,20 @@
+import { DomainError } from '../../lib/errors.js';
 import { ClientMetadataError } from '../../oauth/client-metadata.js';
-import { OAuthError } from '../../oauth/errors.js';
-import { KeyOperationError } from '../../keys/errors.js';
 import { ClientServiceError } from '../../services/client-service.js';
 
 /**
- * Turns a refusal from the services the admin API drives into its JSON error: invalid metadata is
- * invalid_client_metadata / invalid_redirect_uri naming the field (400), an unknown id not_found (404),
- * a refused operation conflict (409). Anything else is left to the error handler (an opaque 500).
+ * Until the client units throw DomainErrors of their own, their two refusals are restated as one by
+ * their typed fields (never their message); the error handler's one table (src/http/errors.ts) answers
+ * it. Every other error, DomainErrors included, passes through untouched.
  */
 export function adminError(err: unknown): unknown {
-  if (err instanceof ClientMetadataError) return new OAuthError(err.code, `${err.field}: ${err.reason}`);
-  if (err instanceof ClientServiceError) return new OAuthError(err.kind, err.message);
-  if (err instanceof KeyOperationError)
-    return new OAuthError(/^no signing key/.test(err.message) ? 'not_found' : 'conflict', err.message);
+  if (err instanceof ClientMetadataError)
+    return new DomainError('invalid_input', err.message, { field: err.field, cause: err });
+  if (err instanceof ClientServiceError) return new DomainError(err.kind, err.message, { cause: err });
   return err;
 }
 
-/** Runs a service call, rethrowing its refusals as admin API errors. */
+/** Runs a client service call, restating its refusals as DomainErrors. */
 export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { guarded } from './errors.js';
 
 const kidParams = {
   type: 'object',
@@ -24,14 +23,14 @@ export default async function adminKeyRoutes(admin: FastifyInstance): Promise<vo
   admin.get('/keys', async () => ({ keys: await keys().list() }));
 
   admin.post('/keys/rotate', async (_request, reply) => {
-    const key = await guarded(() => keys().rotate());
+    const key = await keys().rotate();
     return reply.code(201).send({ key });
   });
 
   admin.post<{ Params: { kid: string }; Body: { immediately?: boolean } | null }>(
     '/keys/:kid/retire',
     { schema: { params: kidParams, body: retireBody } },
-    async (request) =>
-      guarded(() => keys().retire(request.params.kid, { immediately: request.body?.immediately === true })),
+    // A refusal is a KeyOperationError (not_found / conflict), answered by the error handler's one table.
+    async (request) => keys().retire(request.params.kid, { immediately: request.body?.immediately === true }),
   );
 }

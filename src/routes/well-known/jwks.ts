@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { JwkSet } from '../../keys/key-store.js';
+import type { JwkSet } from '../../keys/signing-key.js';
 
 /**
  * GET /.well-known/jwks.json: the public keys resource servers verify tokens with, from memory.

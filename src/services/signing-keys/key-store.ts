@@ -1,39 +1,30 @@
-import type { CryptoKey, JWK } from 'jose';
+import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { BaseLogger } from 'pino';
-import type { Config, SigningAlg } from '../config/index.js';
-import type { DatabaseHandle } from '../db/connect.js';
-import type { Database } from '../db/database.js';
-import type { SigningKeyRow, SigningKeyState } from '../db/tables/signing-key.table.js';
-import { OAuthError } from '../oauth/errors.js';
-import { listPublishedSigningKeys, listSigningKeys } from '../repositories/signing-key.repository.js';
-import { KeyConfigurationError, KeyOperationError } from './errors.js';
-import { KeyCipher, keyEncryptionSecret } from './key-encryption.js';
-import { type FileKey, loadKeyFiles } from './key-files.js';
-import { type KeyInfo, type RetireResult, fileInfo, rowInfo } from './key-info.js';
-import { importSigningKey } from './key-generation.js';
+import type { Config } from '../../config/index.js';
+import type { DatabaseHandle } from '../../db/connect.js';
+import type { Database } from '../../db/database.js';
+import type { SigningKeyRow, SigningKeyState } from '../../db/tables/signing-key.table.js';
+import { KeyConfigurationError, KeyOperationError } from '../../keys/errors.js';
+import { KeyCipher, keyEncryptionSecret } from '../../keys/key-encryption.js';
+import { type FileKey, loadKeyFiles } from '../../keys/key-files.js';
+import { type KeyInfo, type RetireResult, fileInfo, rowInfo } from '../../keys/key-info.js';
+import { importSigningKey } from '../../keys/key-generation.js';
+import { type PublicJwk, isSigningAlg, jwksEntry } from '../../keys/public-jwk.js';
+import type { JwkSet, SigningKey } from '../../keys/signing-key.js';
+import { DomainError } from '../../lib/errors.js';
+import { type Clock, systemClock } from '../../lib/clock.js';
+import { listPublishedSigningKeys, listSigningKeys } from '../../repositories/signing-key.repository.js';
 import { type KeyChange, type RotationContext, addNextKey, retireKey, settleKeys } from './key-rotation.js';
-import { type PublicJwk, isSigningAlg, jwksEntry } from './public-jwk.js';
 
-/** What signs tokens: the active key, its private part imported once per process. */
-export interface SigningKey {
-  readonly kid: string;
-  readonly alg: SigningAlg;
-  readonly key: CryptoKey;
-}
-
-/** An RFC 7517 §5 JWK Set of public keys. */
-export interface JwkSet {
-  keys: PublicJwk[];
-}
-
-export type { KeyInfo, RetireResult } from './key-info.js';
+export type { KeyInfo, RetireResult } from '../../keys/key-info.js';
+export type { JwkSet, SigningKey } from '../../keys/signing-key.js';
 
 export type KeyStoreLogger = Pick<BaseLogger, 'info' | 'warn' | 'error'>;
 
 export interface KeyStoreOptions {
-  /** The clock (tests move it); `() => new Date()` by default. */
-  now?: () => Date;
+  /** The clock (tests move it); the system clock by default. */
+  now?: Clock;
   /** Re-read keys and promote due ones every KEY_CACHE_TTL_SECONDS; on by default (the CLI turns it off). */
   background?: boolean;
   /**
@@ -79,7 +70,7 @@ function needsSettling(rows: readonly SigningKeyRow[], now: Date): boolean {
 export class KeyStore {
   readonly #config: Readonly<Config>;
   readonly #log: KeyStoreLogger;
-  readonly #now: () => Date;
+  readonly #now: Clock;
   readonly #rotation: RotationContext | null;
   readonly #files: readonly FileKey[];
   readonly #background: boolean;
@@ -98,7 +89,7 @@ export class KeyStore {
   ) {
     this.#config = config;
     this.#log = log;
-    this.#now = options.now ?? (() => new Date());
+    this.#now = options.now ?? systemClock;
     this.#background = options.background ?? true;
     this.#rotation = rotation;
     this.#files = files;
@@ -132,7 +123,7 @@ export class KeyStore {
       lockName: `gatehouse.signing_keys.${config.database.schema}`,
       cipher: new KeyCipher(keyEncryptionSecret(config, logger)),
       config,
-      now: options.now ?? (() => new Date()),
+      now: options.now ?? systemClock,
     };
     const store = new KeyStore(config, logger, options, rotation, []);
     try {
@@ -152,7 +143,9 @@ export class KeyStore {
   /** The key that signs now. Synchronous: no I/O, no allocation. */
   current(): SigningKey {
     const signer = this.#snapshot.signer;
-    if (!signer) throw new OAuthError('temporarily_unavailable', 'no signing key is loaded yet');
+    // The edge answers this 503 temporarily_unavailable (RFC 6749 §5.2): the store keeps retrying.
+    if (!signer)
+      throw new DomainError('unavailable', 'no signing key is loaded yet', { detail: this.readiness() ?? '' });
     return signer;
   }
 
@@ -194,7 +187,7 @@ export class KeyStore {
     await this.refresh();
     const all = await this.list();
     const retired = all.find((k) => k.kid === kid);
-    if (!retired) throw new KeyOperationError(`signing key ${kid} disappeared while being retired`);
+    if (!retired) throw new KeyOperationError('conflict', `signing key ${kid} disappeared while being retired`);
     return { retired, signing: all.find((k) => k.state === 'active') ?? null };
   }
 
@@ -215,6 +208,7 @@ export class KeyStore {
   #requireDatabase(action: string): RotationContext {
     if (!this.#rotation) {
       throw new KeyOperationError(
+        'conflict',
         `cannot ${action}: keys come from SIGNING_KEY_FILES; change the files and restart instead`,
       );
     }

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Config } from '../config/index.js';
-import type { Database } from '../db/database.js';
-import type { SigningKeyRow, SigningKeyState } from '../db/tables/signing-key.table.js';
+import type { Config } from '../../config/index.js';
+import type { Database } from '../../db/database.js';
+import type { SigningKeyRow, SigningKeyState } from '../../db/tables/signing-key.table.js';
 import {
   activateSigningKey,
   findActiveSigningKey,
@@ -10,10 +10,11 @@ import {
   insertSigningKey,
   retireSigningKey,
   withSigningKeyLock,
-} from '../repositories/signing-key.repository.js';
-import { KeyOperationError } from './errors.js';
-import type { KeyCipher } from './key-encryption.js';
-import { generateSigningKey } from './key-generation.js';
+} from '../../repositories/signing-key.repository.js';
+import { KeyOperationError } from '../../keys/errors.js';
+import type { KeyCipher } from '../../keys/key-encryption.js';
+import { generateSigningKey } from '../../keys/key-generation.js';
+import type { Clock } from '../../lib/clock.js';
 
 /** What the key lifecycle needs: the database, the lock name, the cipher, settings and a clock. */
 export interface RotationContext {
@@ -21,7 +22,7 @@ export interface RotationContext {
   lockName: string;
   cipher: KeyCipher;
   config: Readonly<Pick<Config, 'keys' | 'tokens'>>;
-  now: () => Date;
+  now: Clock;
 }
 
 /** What a lifecycle step changed, for the log. */
@@ -100,6 +101,7 @@ export async function addNextKey(ctx: RotationContext): Promise<SigningKeyRow> {
     const pending = await findNextSigningKey(trx);
     if (pending) {
       throw new KeyOperationError(
+        'conflict',
         `key ${pending.kid} is already waiting to sign from ${pending.activate_at?.toISOString()}; retire it first to rotate again`,
       );
     }
@@ -119,7 +121,7 @@ export async function retireKey(ctx: RotationContext, kid: string, immediately: 
   return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
     const now = ctx.now();
     const row = await findSigningKey(trx, kid);
-    if (!row) throw new KeyOperationError(`no signing key with kid ${kid}`);
+    if (!row) throw new KeyOperationError('not_found', `no signing key with kid ${kid}`);
     const expiresAt = immediately ? now : retiredKeyExpiry(ctx.config, now);
     if (row.state === 'next') {
       // It never signed anything, so nothing needs it published any longer.
@@ -133,6 +135,7 @@ export async function retireKey(ctx: RotationContext, kid: string, immediately: 
     const next = await findNextSigningKey(trx);
     if (!immediately) {
       throw new KeyOperationError(
+        'conflict',
         next
           ? `${kid} is the active key; it retires by itself when ${next.kid} signs from ${next.activate_at?.toISOString()}. Retire it immediately only if it is compromised`
           : `${kid} is the active key: rotate first (the next key is published now and takes over after the rotation delay, then this one retires), or retire it immediately if it is compromised`,
