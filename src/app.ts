@@ -52,8 +52,18 @@ export interface BuildOptions {
   logStream?: Writable;
   /** An already open database; by default the app opens (and closes) its own. */
   database?: DatabaseHandle;
-  /** The time the authorization flow and sessions go by; the system clock by default (tests move their own). */
+  /**
+   * The time the authorization flow, sessions, grants, token issuance, introspection and the janitor go
+   * by (app.clock); the system clock by default (tests move their own).
+   */
   clock?: Clock;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The app's clock (BuildOptions.clock). */
+    clock: Clock;
+  }
 }
 
 /** Requests Fastify cannot route (a malformed URL or percent-encoding) get the usual JSON error, not Fastify's. */
@@ -100,6 +110,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
 
   app.decorate('config', config);
   app.decorate('issuer', config.issuer);
+  app.decorate('clock', options.clock ?? systemClock);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -133,7 +144,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   // After readinessChecks exists (it adds `signing_keys`), before any route that signs.
   await app.register(keysPlugin);
   // Gatehouse browser sessions (app.sessions), for /authorize, /sign-in/complete, /consent and /sign-out.
-  const clock = options.clock ?? systemClock;
+  const clock = app.clock;
   await app.register(sessionsPlugin, { clock });
   // The authorization request's lifecycle (app.authorization), for /authorize, /sign-in/complete and /consent.
   await app.register(authorizationPlugin, { clock });

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildAdminApp, isAdminAuthorization } from '../src/admin-app.js';
+import { buildApp } from '../src/app.js';
+import type { Clock } from '../src/lib/clock.js';
 import { generateToken, hashSecret } from '../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../src/repositories/authorization-code.repository.js';
 import { saveConsent } from '../src/repositories/consent.repository.js';
@@ -11,7 +13,7 @@ import { insertSession } from '../src/repositories/session.repository.js';
 import { basic } from './fixtures/clients.js';
 import { freePort } from './fixtures/listen.js';
 import { openDatabase } from '../src/db/connect.js';
-import { buildTestApp, TEST_DATABASE_URL, testConfig, testEnv } from './helper.js';
+import { buildTestApp, TEST_DATABASE_URL, testConfig, testDatabase, testEnv } from './helper.js';
 import { CLI, finished, run, waitForLine } from './process.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
@@ -26,8 +28,14 @@ const ENV = {
 const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
-async function setup(t: Tap.Test): Promise<{ app: FastifyInstance; admin: FastifyInstance }> {
-  const app = await buildTestApp(t, ENV);
+async function setup(t: Tap.Test, clock?: Clock): Promise<{ app: FastifyInstance; admin: FastifyInstance }> {
+  let app: FastifyInstance;
+  if (clock) {
+    // buildTestApp, with the app's clock in the test's hands.
+    app = await buildApp(testConfig(ENV), { database: await testDatabase(), clock });
+    t.teardown(() => app.close());
+    await app.ready();
+  } else app = await buildTestApp(t, ENV);
   const admin = await buildAdminApp(app.config, app);
   t.teardown(() => admin.close());
   await admin.ready();
@@ -681,7 +689,8 @@ t.test('gatehouse users grants|revoke from the command line', async (t) => {
 });
 
 t.test('/introspect calls access tokens inactive once their user is revoked or their client disabled', async (t) => {
-  const { app, admin } = await setup(t);
+  let skew = 0;
+  const { app, admin } = await setup(t, () => new Date(Date.now() + skew));
   const db = app.database.db;
   const sub = `intro-${randomBytes(4).toString('hex')}`;
   const rs = await app.clients.create({
@@ -758,8 +767,9 @@ t.test('/introspect calls access tokens inactive once their user is revoked or t
     "revoking the user's grant to this client ends its access tokens for online checks",
   );
   t.match(await introspect(otherToken), { active: true }, 'the same user at another client is untouched');
-  // A new grant after the revocation gives tokens that are active again (the next whole second: iat has seconds only).
-  await new Promise((r) => setTimeout(r, 1100));
+  // A new grant after the revocation gives tokens that are active again (the next whole second: iat has
+  // seconds only), so the clock moves past it.
+  skew += 1100;
   const fresh = await userAccessToken(web.client, web.secret!);
   t.match(await introspect(fresh), { active: true }, 'tokens issued after the revocation are active');
 

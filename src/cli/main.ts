@@ -7,7 +7,8 @@ import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } 
 import { KeysUsageError, keysCommand } from './keys.js';
 import { DomainError } from '../lib/errors.js';
 import { startServer } from '../server.js';
-import { listUserGrants, revokeUserGrants } from '../repositories/user-grant.repository.js';
+import { systemClock } from '../lib/clock.js';
+import { listUserGrants, revokeUserGrants } from '../services/user-grants.js';
 import { sweepOnce } from '../services/janitor.js';
 
 const USAGE = `Usage: gatehouse [command]
@@ -151,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
       const handle = await openDatabase(loaded.config);
       try {
         if (action === 'grants') {
-          const grants = await listUserGrants(handle.db, sub);
+          const grants = await listUserGrants(handle.db, sub, systemClock);
           if (json) print({ sub, grants }, true);
           else if (grants.length === 0) print(`no grants for ${sub}`, false);
           else
@@ -165,7 +166,12 @@ export async function main(argv: string[]): Promise<number> {
               false,
             );
         } else {
-          const revoked = await revokeUserGrants(handle.db, sub, clientId === undefined ? {} : { clientId });
+          const revoked = await revokeUserGrants(
+            handle.db,
+            sub,
+            clientId === undefined ? {} : { clientId },
+            systemClock,
+          );
           print(
             json
               ? { sub, ...(clientId === undefined ? {} : { client_id: clientId }), revoked }

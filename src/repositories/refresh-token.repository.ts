@@ -29,6 +29,8 @@ export interface CodeRedemption {
   redirectUri: string | null;
   /** Resources the token request names (RFC 8707 §2.2); they must all have been granted. */
   resources: readonly string[];
+  /** The time of the request (the caller's clock). */
+  now: Date;
 }
 
 /** What a successful redemption yields for the tokens. */
@@ -147,7 +149,7 @@ export async function redeemCode(
     codeChallenge: r.codeChallenge,
     redirectUri: r.redirectUri,
     resources: [...r.resources],
-    now: new Date(),
+    now: r.now,
     familyId: refresh ? refresh.familyId : null,
     tokenHash: refresh ? refresh.tokenHash : '',
     expiresAt: refresh ? refresh.expiresAt : new Date(0),
@@ -162,6 +164,8 @@ export interface RotationRequest {
   newHash: string;
   scopes: readonly string[];
   resources: readonly string[];
+  /** The time of the request (the caller's clock). */
+  now: Date;
 }
 
 /** The columns of a refresh-token row, named (not `*`: see src/db/precompiled.ts). */
@@ -250,7 +254,7 @@ export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<Re
     newHash: r.newHash,
     scopes: [...r.scopes],
     resources: [...r.resources],
-    now: new Date(),
+    now: r.now,
   });
   return rows[0];
 }
@@ -289,12 +293,12 @@ export async function findLiveRefreshToken(
  * until it finds nothing: each pass sees what committed before it, and once a member is revoked no new
  * rotation of the chain succeeds.
  */
-export async function revokeFamily(db: Db, familyId: string): Promise<number> {
+export async function revokeFamily(db: Db, familyId: string, now = new Date()): Promise<number> {
   let total = 0;
   for (let pass = 0; pass < 10; pass++) {
     const result = await db
       .updateTable('refresh_tokens')
-      .set({ revoked_at: new Date() })
+      .set({ revoked_at: now })
       .where('family_id', '=', familyId)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();

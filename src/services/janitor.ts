@@ -1,6 +1,7 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely';
 import type { DatabaseHandle } from '../db/connect.js';
 import type { Database } from '../db/database.js';
+import { type Clock, systemClock } from '../lib/clock.js';
 
 /** Rows deleted per statement, so a large backlog never holds long locks on a hot table. */
 export const JANITOR_BATCH = 5000;
@@ -24,7 +25,8 @@ export interface SweepOptions {
    * CLOCK_SKEW_SECONDS): a grant revocation older than that can no longer concern any live token.
    */
   accessTokenLifetimeSeconds: number;
-  now?: Date;
+  /** The time the sweep measures ages against; the system clock by default. */
+  clock?: Clock;
   batch?: number;
 }
 
@@ -36,7 +38,7 @@ export interface SweepOptions {
  * so a sweep never changes an answer Gatehouse gives: every deleted row would already be refused.
  */
 export async function sweepExpired(db: Kysely<Database>, options: SweepOptions): Promise<SweepResult> {
-  const now = options.now ?? new Date();
+  const now = (options.clock ?? systemClock)();
   const before = new Date(now.getTime() - options.retentionSeconds * 1000);
   const idleBefore = new Date(before.getTime() - options.sessionIdleSeconds * 1000);
   const revocationsBefore = new Date(before.getTime() - options.accessTokenLifetimeSeconds * 1000);

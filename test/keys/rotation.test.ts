@@ -185,7 +185,10 @@ t.test('a pending key can be withdrawn; unknown kids are refused', async (t) => 
     [active],
   );
   t.match(await store.rotate(), { state: 'next' }, 'a new rotation may start');
-  await t.rejects(store.retire('no-such-kid'), new KeyOperationError('not_found', 'no signing key with kid no-such-kid'));
+  await t.rejects(
+    store.retire('no-such-kid'),
+    new KeyOperationError('not_found', 'no signing key with kid no-such-kid'),
+  );
 });
 
 t.test('replicas opening together on an empty table agree on exactly one generated key', async (t) => {

@@ -1,4 +1,5 @@
 import type { Config } from '../../config/index.js';
+import type { Clock } from '../../lib/clock.js';
 import type { ResourcePolicy } from '../checks/resource.js';
 import type { ScopePolicy } from '../checks/scope.js';
 import type { Signer } from '../tokens/access-token.js';
@@ -29,6 +30,8 @@ export interface GrantContext {
   scopePolicy: ScopePolicy;
   resourcePolicy: ResourcePolicy;
   signer: () => Signer;
+  /** The time: tokens' iat/exp and every expiry check read it. */
+  clock: Clock;
 }
 
 /** RFC 6749 §5.1 successful response. */
@@ -38,10 +41,4 @@ export interface TokenResponse {
   expires_in: number;
   scope?: string;
   refresh_token?: string;
-}
-
-/** One grant type: dispatched by the token route through a Map keyed by `grantType`. */
-export interface GrantHandler {
-  grantType: string;
-  handle(params: TokenParams, client: GrantClient, ctx: GrantContext): Promise<TokenResponse>;
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { epochSeconds } from '../../lib/clock.js';
 import { canonicalResource } from '../checks/resource.js';
 import { allowedScopes, resolveScopes } from '../checks/scope.js';
 import { issueAccessToken } from '../tokens/access-token.js';
@@ -63,6 +64,7 @@ export async function userTokenResponse(
     scopes,
     ttlSeconds: ctx.config.tokens.accessTokenTtl,
     authTime: Math.floor(grant.auth_time.getTime() / 1000),
+    now: epochSeconds(ctx.clock),
   });
   return {
     access_token: issued.token,

@@ -1,5 +1,6 @@
 import { type JSONWebKeySet, type JWTVerifyGetKey, createLocalJWKSet, errors, jwtVerify } from 'jose';
 import type { JwkSet } from '../../keys/signing-key.js';
+import type { Clock } from '../../lib/clock.js';
 import { SIGNING_ALGS } from '../../keys/public-jwk.js';
 
 /** The claims of a verified Gatehouse access token (RFC 9068 §2.2), as issueAccessToken writes them. */
@@ -21,7 +22,12 @@ export interface AccessTokenVerifierOptions {
   issuer: string;
   /** Seconds of tolerance on `exp` (CLOCK_SKEW_SECONDS), for replicas whose clocks differ slightly. */
   clockSkew: number;
+  /** The time `exp` is checked against; the system clock by default. */
+  clock?: Clock;
 }
+
+/** Where the verifier reads Gatehouse's published keys: the current JWK Set, read on every call. */
+export type PublishedKeys = () => JwkSet;
 
 /** A verified access token's claims, or null for anything that is not a live access token of ours. */
 export type AccessTokenVerifier = (token: string) => Promise<AccessTokenClaims | null>;
@@ -37,7 +43,7 @@ function isStringList(value: unknown): value is string | string[] {
  * `keys()` on every call, so a rotation or an immediate retirement applies as soon as this process sees
  * it). The local key set is rebuilt only when the store publishes a new JWKS object.
  */
-export function accessTokenVerifier(keys: () => JwkSet, options: AccessTokenVerifierOptions): AccessTokenVerifier {
+export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVerifierOptions): AccessTokenVerifier {
   let published: JwkSet | undefined;
   let local: JWTVerifyGetKey | undefined;
   return async (token) => {
@@ -55,6 +61,7 @@ export function accessTokenVerifier(keys: () => JwkSet, options: AccessTokenVeri
         // RFC 8725 §3.1: only the algorithms Gatehouse signs with; never `none`, never HS*.
         algorithms: [...SIGNING_ALGS],
         clockTolerance: options.clockSkew,
+        ...(options.clock ? { currentDate: options.clock() } : {}),
         requiredClaims: ['sub', 'aud', 'client_id', 'jti', 'iat', 'exp'],
       }));
     } catch (err) {

@@ -25,6 +25,7 @@ export default fp(
           retentionSeconds: config.janitor.retention,
           sessionIdleSeconds: config.flow.sessionIdleTtl,
           accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
+          clock: app.clock,
         });
         if (result === null) app.log.debug('janitor: another replica holds the lock; skipped');
         // Field names the log redaction leaves alone (it hides anything named like a token or authorization).

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { listUserGrants, revokeUserGrants } from '../../repositories/user-grant.repository.js';
+import { listUserGrants, revokeUserGrants } from '../../services/user-grants.js';
 
 const subParams = {
   type: 'object',
@@ -22,7 +22,7 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
 
   admin.get<{ Params: { sub: string } }>('/users/:sub/grants', { schema: { params: subParams } }, async (request) => ({
     sub: request.params.sub,
-    grants: await listUserGrants(db(), request.params.sub),
+    grants: await listUserGrants(db(), request.params.sub, admin.gatehouse.clock),
   }));
 
   admin.delete<{ Params: { sub: string }; Querystring: { client_id?: string } }>(
@@ -31,7 +31,12 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
     async (request) => {
       const { sub } = request.params;
       const clientId = request.query.client_id;
-      const revoked = await revokeUserGrants(db(), sub, clientId === undefined ? {} : { clientId });
+      const revoked = await revokeUserGrants(
+        db(),
+        sub,
+        clientId === undefined ? {} : { clientId },
+        admin.gatehouse.clock,
+      );
       // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
       const counts = {
         refresh: revoked.refresh_tokens,

@@ -1,12 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
-import { introspect } from '../../oauth/introspection.js';
-import { hashSecret } from '../../oauth/secrets.js';
-import { accessTokenVerifier } from '../../oauth/tokens/access-token-verifier.js';
-import { findLiveRefreshToken } from '../../repositories/refresh-token.repository.js';
-import { grantRevokedSince } from '../../repositories/user-grant.repository.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
+import { introspectionService } from '../../services/tokens/introspection.js';
 
 const bodySchema = {
   type: 'object',
@@ -29,21 +25,14 @@ const bodySchema = {
  */
 export default async function introspectRoute(app: FastifyInstance): Promise<void> {
   const { config } = app;
-  const sources = {
+  const introspect = introspectionService({
     issuer: config.issuer,
-    verifyAccessToken: accessTokenVerifier(() => app.keys.jwks(), {
-      issuer: config.issuer,
-      clockSkew: config.tokens.clockSkew,
-    }),
-    findLiveRefreshToken: (token: string, clientId: string) =>
-      findLiveRefreshToken(app.database.db, hashSecret(token), clientId),
-    clientActive: async (clientId: string) => {
-      const client = await app.clients.get(clientId);
-      return client !== undefined && client.disabled_at === null;
-    },
-    grantRevokedSince: (sub: string, clientId: string, issuedAt: Date) =>
-      grantRevokedSince(app.database.db, sub, clientId, issuedAt),
-  };
+    clockSkew: config.tokens.clockSkew,
+    jwks: () => app.keys.jwks(),
+    clients: app.clients,
+    db: () => app.database.db,
+    clock: app.clock,
+  });
 
   app.post<{ Body: { token: string; token_type_hint?: string } & Record<string, string | string[]> }>(
     '/introspect',
@@ -61,7 +50,7 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
       );
       if (method === 'none')
         throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');
-      const answer = await introspect(request.body.token, client, sources);
+      const answer = await introspect(request.body.token, client);
       // The answer changes as tokens expire or are revoked, and it describes a token: never cached.
       return reply.code(200).header('cache-control', 'no-store').send(answer);
     },

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
-import { hashSecret } from '../../oauth/secrets.js';
-import { findRefreshToken, revokeFamily } from '../../repositories/refresh-token.repository.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
+import { revokeToken } from '../../services/tokens/revocation.js';
 
 const bodySchema = {
   type: 'object',
@@ -36,8 +35,7 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
         { authorization: request.headers.authorization, body: request.body },
         app.clients,
       );
-      const row = await findRefreshToken(app.database.db, hashSecret(request.body.token));
-      if (row && row.client_id === client.client_id) await revokeFamily(app.database.db, row.family_id);
+      await revokeToken(app.database.db, request.body.token, client.client_id, app.clock);
       return reply.code(200).header('cache-control', 'no-store').send();
     },
   );

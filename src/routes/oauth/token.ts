@@ -1,11 +1,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
-import { authorizationCodeGrant } from '../../oauth/grants/authorization-code.js';
-import { clientCredentials } from '../../oauth/grants/client-credentials.js';
-import { refreshTokenGrant } from '../../oauth/grants/refresh-token.js';
-import type { GrantContext, GrantHandler, TokenParams } from '../../oauth/grants/grant.js';
+import type { TokenParams } from '../../oauth/grants/grant.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
+import { type TokenContext, tokenGrants } from '../../services/tokens/index.js';
 
 /** Parameters that RFC 8707 §2 lets a client repeat; every other one must appear once (RFC 6749 §3.2). */
 const REPEATABLE = new Set(['resource']);
@@ -26,14 +24,12 @@ const bodySchema = {
   },
 } as const;
 
-/** POST /token: authenticates the client, then hands the request to its grant type's handler. */
+/** POST /token: authenticates the client, then hands the request to its grant type's module (services/tokens). */
 export default async function tokenRoute(app: FastifyInstance): Promise<void> {
   const { config } = app;
-  const db = () => app.database.db;
-  const grants = new Map<string, GrantHandler>(
-    [clientCredentials, authorizationCodeGrant(db), refreshTokenGrant(db)].map((g) => [g.grantType, g]),
-  );
-  const ctx: GrantContext = {
+  const ctx: TokenContext = {
+    db: () => app.database.db,
+    clock: app.clock,
     config,
     scopePolicy: config.policy.scopes,
     resourcePolicy: config.policy.resources,
@@ -51,7 +47,7 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
     },
     async (request, reply: FastifyReply) => {
       const params = request.body;
-      const grant = grants.get(params.grant_type);
+      const grant = tokenGrants.get(params.grant_type);
       if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },

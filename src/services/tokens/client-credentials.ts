@@ -1,0 +1,40 @@
+import { epochSeconds } from '../../lib/clock.js';
+import { resolveResources } from '../../oauth/checks/resource.js';
+import { resolveScopes } from '../../oauth/checks/scope.js';
+import { OAuthError } from '../../oauth/errors.js';
+import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
+import { issueAccessToken } from '../../oauth/tokens/access-token.js';
+import type { TokenContext } from './grant.js';
+
+/** The grant_type this module serves. */
+export const grantType = 'client_credentials';
+
+/** RFC 6749 §4.4: a confidential client acting for itself. Writes nothing to the database. */
+export async function handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse> {
+  // OAuth 2.1 §4.2: only confidential clients may use this grant.
+  if (client.token_endpoint_auth_method === 'none') {
+    throw new OAuthError('unauthorized_client', 'public clients may not use client_credentials');
+  }
+  // Machine clients are an operator's to create; this also covers self-registered clients stored
+  // before registration refused the grant.
+  if (client.source !== 'admin' && client.source !== 'file') {
+    throw new OAuthError('unauthorized_client', 'self-registered clients may not use client_credentials');
+  }
+  const scopes = resolveScopes(params.scope, client, ctx.scopePolicy);
+  const audience = resolveResources(params.resource, client, ctx.resourcePolicy);
+  const issued = await issueAccessToken(ctx.signer(), {
+    issuer: ctx.config.issuer,
+    subject: client.client_id,
+    clientId: client.client_id,
+    audience,
+    scopes,
+    ttlSeconds: ctx.config.tokens.accessTokenTtl,
+    now: epochSeconds(ctx.clock),
+  });
+  return {
+    access_token: issued.token,
+    token_type: 'Bearer',
+    expires_in: issued.expiresIn,
+    ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
+  };
+}

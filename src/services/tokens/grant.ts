@@ -1,0 +1,13 @@
+import type { Db } from '../../db/database.js';
+import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
+
+/** What a grant needs beyond the protocol context: the database it redeems and rotates in. */
+export interface TokenContext extends GrantContext {
+  db: () => Db;
+}
+
+/** One grant type's module: `{ grantType, handle }`, dispatched by grant_type through a Map. */
+export interface TokenGrant {
+  readonly grantType: string;
+  handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse>;
+}

@@ -1,0 +1,32 @@
+import type { Db } from '../db/database.js';
+import type { Clock } from '../lib/clock.js';
+import {
+  type ClientGrant,
+  type RevokedGrants,
+  listUserGrants as listGrantRows,
+  revokeUserGrants as revokeGrantRows,
+} from '../repositories/user-grant.repository.js';
+
+export type { ClientGrant, RevokedGrants } from '../repositories/user-grant.repository.js';
+
+/** Every client a user has granted something to (remembered consent, live refresh-token chains); for the admin API and the CLI. */
+export async function listUserGrants(db: Db, sub: string, clock: Clock): Promise<ClientGrant[]> {
+  return listGrantRows(db, sub, clock());
+}
+
+/**
+ * Ends what a user granted (every client's, or one client's with `clientId`): refresh-token chains,
+ * consents, unredeemed codes and, for every client, sessions; the admin API and the CLI share it.
+ * Access tokens already issued run until they expire; introspection calls them inactive.
+ */
+export async function revokeUserGrants(
+  db: Db,
+  sub: string,
+  options: { clientId?: string },
+  clock: Clock,
+): Promise<RevokedGrants> {
+  return revokeGrantRows(db, sub, {
+    ...(options.clientId === undefined ? {} : { clientId: options.clientId }),
+    now: clock(),
+  });
+}
