@@ -374,6 +374,7 @@ t.test('expired, forged, foreign and malformed access tokens are inactive, never
     ...claims,
     issuer: 'https://other.example.com',
     ttlSeconds: 60,
+    now,
   });
   assertInactive(t, await introspect(app, machine, { token: wrongIssuer.token }), 'another issuer, our key');
 

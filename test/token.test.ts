@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import t from 'tap';
 import { buildApp } from '../src/app.js';
 import { openDatabase } from '../src/db/connect.js';
 import { basic } from './fixtures/clients.js';
-import { buildTestApp, testConfig } from './helper.js';
+import { buildTestApp, testConfig, testDatabase } from './helper.js';
 
 const ENV = {
   ISSUER: 'https://auth.example.com',
@@ -416,3 +416,17 @@ t.test(
     });
   },
 );
+
+t.test("tokens are issued at the app's clock, not the machine's", async (t) => {
+  // An hour ahead: far enough that a token stamped with the machine's time would show.
+  const clock = () => new Date(Date.now() + 3_600_000);
+  const app = await buildApp(testConfig(ENV), { database: await testDatabase(), clock });
+  t.teardown(() => app.close());
+  await app.ready();
+  const c = await machine(app);
+  const res = await token(app, 'grant_type=client_credentials', { authorization: basic(c.id, c.secret) });
+  t.equal(res.statusCode, 200, res.body);
+  const claims = decodeJwt(res.json().access_token);
+  t.ok(Math.abs(claims.iat! - clock().getTime() / 1000) < 5, 'iat comes from the clock');
+  t.equal(claims.exp! - claims.iat!, 3600);
+});

@@ -19,8 +19,8 @@ export interface AccessTokenClaims {
   ttlSeconds: number;
   /** When the user signed in (RFC 9068 §2.2.1), for user grants only. */
   authTime?: number;
-  /** Seconds since the epoch; injectable for tests. */
-  now?: number;
+  /** Seconds since the epoch (`epochSeconds(clock)`): the token's iat, from the caller's clock. */
+  now: number;
 }
 
 export interface IssuedAccessToken {
@@ -32,7 +32,7 @@ export interface IssuedAccessToken {
 
 /** Signs a JWT access token per RFC 9068: `typ: at+jwt`, `kid`, and iss/sub/aud/client_id/scope/jti/iat/exp. */
 export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims): Promise<IssuedAccessToken> {
-  const iat = claims.now ?? Math.floor(Date.now() / 1000);
+  const iat = claims.now;
   const exp = iat + claims.ttlSeconds;
   const jti = generateJwtId();
   // The claims are built here and signed with jose's CompactSign: SignJWT would clone and re-validate
