@@ -6,6 +6,7 @@ import tap from 'tap';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config/index.js';
 import { type DatabaseHandle, openDatabase } from '../src/db/connect.js';
+import { migratedTemplate, openMigratedPglite, TEST_SCHEMA } from './kit/database.js';
 
 /** A real Postgres for this run, or undefined for the embedded PGlite. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
@@ -19,17 +20,18 @@ export const BASE_ENV: Record<string, string> = {
 };
 
 /**
- * One database per test file (Postgres: a fresh database; PGlite: in memory), so files run in parallel
- * without seeing each other: Kysely's migrator introspects every schema of its database, and another
- * file dropping its schema mid-scan would fail it.
+ * One database per test file (Postgres: a database cloned from the migrated template; PGlite: in memory,
+ * loaded from the migrated dump; test/kit/database.ts), so files run in parallel without seeing each
+ * other: Kysely's migrator introspects every schema of its database, and another file dropping its
+ * schema mid-scan would fail it.
  */
-const fileSchema = 'gatehouse';
+const fileSchema = TEST_SCHEMA;
 const fileDatabaseName = `t_${randomBytes(6).toString('hex')}`;
 
 async function createFileDatabase(adminUrl: string): Promise<string> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`create database ${fileDatabaseName}`);
+  await admin.query(`create database ${fileDatabaseName} template ${await migratedTemplate(adminUrl)}`);
   await admin.end();
   tap.teardown(async () => {
     await closeShared();
@@ -69,10 +71,10 @@ export function testConfig(overrides: Record<string, string> = {}): Readonly<Con
   return loadConfig(testEnv(overrides)).config;
 }
 
-/** This file's database handle, opened once and closed when the file's tests end. */
+/** This file's database handle (already migrated), opened once and closed when the file's tests end. */
 export function testDatabase(): Promise<DatabaseHandle> {
   if (!shared) {
-    shared = openDatabase(testConfig());
+    shared = FILE_DATABASE_URL ? openDatabase(testConfig()) : openMigratedPglite();
     tap.teardown(closeShared);
   }
   return shared;
