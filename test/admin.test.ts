@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +15,7 @@ import { freePort } from './fixtures/listen.js';
 import { openDatabase } from '../src/db/connect.js';
 import { buildTestApp, TEST_DATABASE_URL, testConfig, testDatabase, testEnv } from './helper.js';
 import { CLI, finished, run, waitForLine } from './process.js';
+import { challengeOf } from './kit/pkce.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 const REDIRECT = 'https://app.example.com/cb';
@@ -330,7 +331,7 @@ t.test("a user's grants: listed per client, revoked for one client or for all", 
       client_id: client.client_id,
       redirect_uri: REDIRECT,
       redirect_uri_given: true,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge: challengeOf(verifier),
       scopes: ['read'],
       resources: ['https://api.example.com'],
       sub,
@@ -465,7 +466,7 @@ t.test('revoking a user while its client keeps refreshing leaves no live token',
       client_id: client.client_id,
       redirect_uri: REDIRECT,
       redirect_uri_given: true,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge: challengeOf(verifier),
       scopes: ['read'],
       resources: ['https://api.example.com'],
       sub,
@@ -719,7 +720,7 @@ t.test('/introspect calls access tokens inactive once their user is revoked or t
       client_id: client.client_id,
       redirect_uri: REDIRECT,
       redirect_uri_given: true,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge: challengeOf(verifier),
       scopes: ['read'],
       resources: ['https://api.example.com'],
       sub,

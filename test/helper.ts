@@ -6,6 +6,7 @@ import tap from 'tap';
 import { buildApp } from '../src/app.js';
 import { type Config, loadConfig } from '../src/config/index.js';
 import { type DatabaseHandle, openDatabase } from '../src/db/connect.js';
+import { ISSUER } from './kit/issuer.js';
 import { migratedTemplate, openMigratedPglite, TEST_SCHEMA } from './kit/database.js';
 
 /** A real Postgres for this run, or undefined for the embedded PGlite. */
@@ -15,7 +16,7 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 export const BASE_ENV: Record<string, string> = {
   NODE_ENV: 'test',
   LOG_LEVEL: 'silent',
-  ISSUER: 'http://127.0.0.1:4000',
+  ISSUER,
   KEY_ENCRYPTION_SECRET: 'test-only-key-encryption-secret-8f3kd92md7x1q0zp',
 };
 

@@ -6,8 +6,8 @@ import { basic } from './fixtures/clients.js';
 import { HANDSHAKE_ENV, unsecuredJwt } from './fixtures/host.js';
 import { Browser, FORM, authorize, authorizeUrl, pkce, token } from './fixtures/registration.js';
 import { buildTestApp } from './helper.js';
+import { ISSUER } from './kit/issuer.js';
 
-const ISSUER = 'http://127.0.0.1:4000';
 const API = 'https://api.example.com';
 const MCP = 'https://mcp.example.com/mcp';
 const REDIRECT = 'https://app.example.com/cb';

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type Kysely, sql } from 'kysely';
@@ -13,6 +13,7 @@ import { sweepExpired, sweepOnce } from '../src/services/janitor.js';
 import { basic } from './fixtures/clients.js';
 import { buildTestApp, TEST_DATABASE_URL, testConfig, testDatabase, testEnv } from './helper.js';
 import { CLI, run } from './process.js';
+import { challengeOf } from './kit/pkce.js';
 
 const ENV = { ISSUER: 'https://auth.example.com', SCOPES: 'read', RESOURCES: 'https://api.example.com' };
 const REDIRECT = 'https://app.example.com/cb';
@@ -66,7 +67,7 @@ async function code(
     client_id: clientId,
     redirect_uri: REDIRECT,
     redirect_uri_given: true,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge: challengeOf(verifier),
     scopes: ['read'],
     resources: ['https://api.example.com'],
     sub: 'user-1',

@@ -7,8 +7,8 @@ import { answerLoginRequest, HANDSHAKE_ENV } from '../fixtures/host.js';
 import { Browser, pkce } from '../fixtures/registration.js';
 import { buildTestApp } from '../helper.js';
 import { CIMD_ENV, type DocumentServer, metadataDocument, startDocumentServer } from './document-server.js';
+import { ISSUER } from '../kit/issuer.js';
 
-const ISSUER = 'http://127.0.0.1:4000';
 const REDIRECT = 'http://127.0.0.1:53123/callback';
 const RESOURCE = 'https://mcp.example.com/mcp';
 const ENV: Record<string, string> = {

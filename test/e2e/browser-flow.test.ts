@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { startResourceServer } from '../../examples/resource-server/app.js';
 import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from '../fixtures/browser.js';
 import { freePort } from '../fixtures/listen.js';
 import { buildTestApp } from '../helper.js';
+import { pkce } from '../kit/pkce.js';
 
 /**
  * The whole flow in a real headless Chromium: a public client (PKCE) sends the browser to /authorize,
@@ -49,11 +50,6 @@ async function callbackServer(): Promise<{ server: Server; port: number; hits: C
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   return { server, port: address.port, hits };
-}
-
-function pkce() {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
 async function run(): Promise<void> {

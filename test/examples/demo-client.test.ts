@@ -4,8 +4,7 @@ import { SignJWT } from 'jose';
 import t from 'tap';
 import { SESSION_COOKIE, STATE_COOKIE, buildDemoClient } from '../../examples/demo-client/app.js';
 import { freePort, hiddenField } from './support.js';
-
-const ISSUER = 'http://127.0.0.1:4000';
+import { ISSUER } from '../kit/issuer.js';
 
 /** Gatehouse's /token as seen from the demo client: answers whatever the test sets (a real socket, as the client uses fetch). */
 async function tokenStub(

@@ -72,7 +72,7 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
   t.match(toHost.location, new RegExp(`^http://127\\.0\\.0\\.1:${ports.host}/login\\?login_request=`));
   const form = await browser.request(toHost.location!);
   t.equal(form.status, 200);
-  const answered = await browser.request(`http://127.0.0.1:${ports.host}/login`, {
+  const answered = await browser.post(`http://127.0.0.1:${ports.host}/login`, {
     login_request: hiddenField(form.body, 'login_request'),
     csrf: hiddenField(form.body, 'csrf'),
     username: 'alice',
@@ -86,7 +86,7 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
   const consent = await browser.request(complete.location!);
   t.equal(consent.status, 200);
   t.match(consent.body, /Gatehouse demo client/);
-  const allowed = await browser.request(`${issuer}/consent`, {
+  const allowed = await browser.post(`${issuer}/consent`, {
     request: new URL(complete.location!).searchParams.get('request')!,
     csrf: hiddenField(consent.body, 'csrf'),
     decision: 'allow',
@@ -101,11 +101,11 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
   t.match(signedIn.body, /&quot;sub&quot;: &quot;user-1001&quot;/, "and the API's JSON is shown");
 
   const csrf = hiddenField(signedIn.body, 'csrf');
-  t.equal((await browser.request(`http://127.0.0.1:${ports.client}/refresh`, { csrf })).status, 303);
+  t.equal((await browser.post(`http://127.0.0.1:${ports.client}/refresh`, { csrf })).status, 303);
   t.match((await browser.request(clientUrl)).body, /Tokens refreshed/);
-  t.equal((await browser.request(`http://127.0.0.1:${ports.client}/revoke`, { csrf })).status, 303);
+  t.equal((await browser.post(`http://127.0.0.1:${ports.client}/revoke`, { csrf })).status, 303);
   t.match((await browser.request(clientUrl)).body, /Refresh token revoked/);
-  await browser.request(`http://127.0.0.1:${ports.client}/refresh`, { csrf });
+  await browser.post(`http://127.0.0.1:${ports.client}/refresh`, { csrf });
   t.match(
     (await browser.request(clientUrl)).body,
     /Refresh refused: invalid_grant/,

@@ -1,12 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import t from 'tap';
 import { CSRF_COOKIE, SESSION_COOKIE, buildHostApp, cookieName } from '../../examples/host-app/app.js';
 import { HOST_ID, HOST_SECRET } from '../fixtures/host.js';
 import { buildTestApp } from '../helper.js';
 import { InjectBrowser, hiddenField } from './support.js';
+import { pkce } from '../kit/pkce.js';
+import { ISSUER } from '../kit/issuer.js';
 
-const ISSUER = 'http://127.0.0.1:4000';
 const HOST_ORIGIN = 'http://127.0.0.1:4001';
 const RESOURCE = 'https://api.example.com';
 const REDIRECT = 'http://127.0.0.1:53123/callback';
@@ -33,11 +34,6 @@ async function setup(t: Tap.Test, clientName = 'Example client') {
   });
   const browser = new InjectBrowser({ [ISSUER]: gatehouse, [HOST_ORIGIN]: host });
   return { gatehouse, host, browser, clientId: client.client_id };
-}
-
-function pkce() {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
 function authorizeUrl(clientId: string, challenge: string, extra: Record<string, string> = {}): string {

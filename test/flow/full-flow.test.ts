@@ -4,6 +4,7 @@ import t from 'tap';
 import { answerLoginRequest, HANDSHAKE_ENV, parseLoginRequest } from '../fixtures/host.js';
 import { Browser, pkce } from '../fixtures/registration.js';
 import { buildTestApp } from '../helper.js';
+import { ISSUER } from '../kit/issuer.js';
 
 const ENV = {
   ...HANDSHAKE_ENV,
@@ -11,7 +12,6 @@ const ENV = {
   RESOURCES: 'https://mcp.example.com/mcp',
 };
 const REDIRECT = 'http://127.0.0.1/callback';
-const ISSUER = 'http://127.0.0.1:4000';
 
 function pathOf(location: string | string[] | undefined): string {
   const url = new URL(String(location), ISSUER);

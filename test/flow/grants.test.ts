@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
@@ -6,6 +5,7 @@ import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../../src/repositories/authorization-code.repository.js';
 import { basic } from '../fixtures/clients.js';
 import { buildTestApp } from '../helper.js';
+import { pkce } from '../kit/pkce.js';
 
 const ENV = {
   ISSUER: 'https://auth.example.com',
@@ -28,11 +28,6 @@ async function webClient(app: FastifyInstance, overrides: Record<string, unknown
     ...overrides,
   });
   return { id: client.client_id, secret };
-}
-
-function pkce() {
-  const verifier = randomBytes(32).toString('base64url');
-  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
 /** Mints a code as the flow would, directly in the database. */

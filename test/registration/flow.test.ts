@@ -386,7 +386,7 @@ t.test('after sign-in, errors for a self-registered client are shown, not redire
   // The host answering with an error (no interaction shown by Gatehouse) is shown too.
   const started = await new Browser(app).get(authorizeUrl(reg.client_id, phishing, pkce().challenge));
   const hostBrowser = new Browser(app);
-  for (const c of started.cookies as Array<{ name: string; value: string }>) hostBrowser.cookies.set(c.name, c.value);
+  hostBrowser.jar.store(started.url, ([] as string[]).concat(started.headers['set-cookie'] ?? []));
   const refused = await hostBrowser.get(await answerLoginRequest(started.headers.location, { error: 'access_denied' }));
   t.equal(refused.statusCode, 403, refused.body);
   t.notOk(refused.headers.location, 'the host error is not sent to the unvetted client');
