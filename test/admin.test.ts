@@ -15,6 +15,7 @@ import { freePort } from './fixtures/listen.js';
 import { openDatabase } from '../src/db/connect.js';
 import { buildTestApp, TEST_DATABASE_URL, testConfig, testDatabase, testEnv } from './helper.js';
 import { CLI, finished, run, waitForLine } from './process.js';
+import { migratedPgliteDataDir } from './kit/database.js';
 import { challengeOf } from './kit/pkce.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
@@ -568,7 +569,7 @@ t.test('gatehouse serve opens the admin listener on ADMIN_PORT and closes it on 
   const adminPort = await freePort();
   const env = {
     ...testEnv({
-      DATA_DIR: 'memory://',
+      DATA_DIR: await migratedPgliteDataDir(join(t.testdir(), 'pglite')),
       LOG_LEVEL: 'info',
       PORT: String(port),
       ADMIN_PORT: String(adminPort),
@@ -651,7 +652,10 @@ t.test('without ADMIN_PORT there is no admin listener and no metrics collection'
 });
 
 t.test('gatehouse users grants|revoke from the command line', async (t) => {
-  const env = TEST_DATABASE_URL ? testEnv(ENV) : { ...testEnv(ENV), DATA_DIR: join(t.testdir(), 'pglite') };
+  // PGlite: a copy of the run's migrated data directory (test/kit/database.ts), so no process here pays initdb.
+  const env = TEST_DATABASE_URL
+    ? testEnv(ENV)
+    : { ...testEnv(ENV), DATA_DIR: await migratedPgliteDataDir(join(t.testdir(), 'pglite')) };
   t.equal((await run([CLI, 'migrate', 'up'], env)).code, 0);
   const handle = await openDatabase(testConfig(env));
   const sub = `cli-user-${randomBytes(4).toString('hex')}`;
@@ -677,13 +681,16 @@ t.test('gatehouse users grants|revoke from the command line', async (t) => {
   const text = await run([CLI, 'users', 'revoke', sub], env);
   t.match(text.stdout, /0 session\(s\)\. Access tokens already issued stay valid until they expire\./);
 
-  for (const [args, message] of [
+  const usage = [
     [['users'], /unknown users action/],
     [['users', 'grants'], /exactly one user id/],
     [['users', 'grants', 'a', 'b'], /exactly one user id/],
     [['users', 'grants', 'a', '--client-id', 'x'], /--client-id goes with users revoke/],
-  ] as const) {
-    const res = await run([CLI, ...args], env);
+  ] as const;
+  // Independent processes: started together, checked in order.
+  const results = await Promise.all(usage.map(([args]) => run([CLI, ...args], env)));
+  for (const [i, [args, message]] of usage.entries()) {
+    const res = results[i]!;
     t.equal(res.code, 2, args.join(' '));
     t.match(res.stderr, message);
   }
@@ -800,7 +807,8 @@ t.test('gatehouse serve does not run half-started when the admin port is taken',
   t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
   const adminPort = (blocker.address() as { port: number }).port;
   const port = await freePort();
-  const env = { ...testEnv({ DATA_DIR: 'memory://', PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN }) };
+  const dataDir = await migratedPgliteDataDir(join(t.testdir(), 'pglite'));
+  const env = { ...testEnv({ DATA_DIR: dataDir, PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_TOKEN }) };
   delete (env as Record<string, string>).DATABASE_URL;
   const res = await run([CLI, 'serve'], env);
   t.equal(res.code, 1, 'the process exits with an error');
