@@ -16,6 +16,9 @@ import { migrateUp, migrationFolder } from '../../src/db/migrate.js';
  * loaded from a dump. Files still never share a database, so no test sees another's rows.
  */
 
+/** A Kysely with no table types, for migrations and the handle's schema-less `root`. */
+type Untyped = Record<string, never>;
+
 /** The schema every test file's database is migrated into. */
 export const TEST_SCHEMA = 'gatehouse';
 
@@ -88,7 +91,7 @@ export async function migratedPgliteDump(): Promise<string> {
     const { PGlite } = await import('@electric-sql/pglite');
     const pglite = new PGlite();
     await pglite.waitReady;
-    const root = new Kysely<any>({ dialect: new PGliteDialect({ pglite }) });
+    const root = new Kysely<Untyped>({ dialect: new PGliteDialect({ pglite }) });
     await migrateUp(root, TEST_SCHEMA);
     const dump = await pglite.dumpDataDir('none');
     await root.destroy();
@@ -102,7 +105,8 @@ export async function openMigratedPglite(): Promise<DatabaseHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
   const pglite = new PGlite({ loadDataDir: new Blob([dump]) });
   await pglite.waitReady;
-  const root = new Kysely<any>({ dialect: new PGliteDialect({ pglite }) });
+  // Typed as openDatabase types its root (src/db/connect.ts): schema-less, any table.
+  const root: DatabaseHandle['root'] = new Kysely<Untyped>({ dialect: new PGliteDialect({ pglite }) });
   const db = root.withSchema(TEST_SCHEMA) as Kysely<Database>;
   return { db, root, kind: 'pglite', location: 'memory://', close: () => root.destroy() };
 }
@@ -140,14 +144,17 @@ export async function migratedTemplate(adminUrl: string): Promise<string> {
   await admin.connect();
   try {
     await admin.query('select pg_advisory_lock(hashtext($1))', [name]);
-    const found = await admin.query('select datistemplate from pg_database where datname = $1', [name]);
+    const found = await admin.query<{ datistemplate: boolean }>(
+      'select datistemplate from pg_database where datname = $1',
+      [name],
+    );
     if (found.rows[0]?.datistemplate === true) return name;
     // Present but not marked: a maker died half-way; start again.
     await admin.query(`drop database if exists ${name} with (force)`);
     await admin.query(`create database ${name}`);
     const url = new URL(adminUrl);
     url.pathname = `/${name}`;
-    const root = new Kysely<any>({
+    const root = new Kysely<Untyped>({
       dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url.toString(), max: 1 }) }),
     });
     try {

@@ -21,7 +21,7 @@ function csrfOf(html: string): string {
 export async function signIn(browser: Browser, url: string, sub = 'alice'): Promise<Page> {
   const start = await browser.get(url);
   if (start.statusCode !== 303) throw new Error(`authorize: ${start.statusCode} ${start.body}`);
-  return browser.get(await answerLoginRequest(start.headers.location as string, { sub }));
+  return browser.get(await answerLoginRequest(start.headers.location, { sub }));
 }
 
 /** Runs authorize → sign-in → consent (allow) and returns the redirect the client receives. */
@@ -161,12 +161,12 @@ export class UserAgent extends Browser {
  * An authorization request at the server's authorization endpoint: response_type=code, PKCE S256 derived
  * from `verifier` (RFC 7636 §4.2), and the client's own parameters (client_id, redirect_uri, state…).
  */
-export async function authorizationRequest(
+export function authorizationRequest(
   as: { authorization_endpoint?: string },
   verifier: string,
   params: Record<string, string>,
 ): Promise<URL> {
-  if (!as.authorization_endpoint) throw new Error('the metadata names no authorization_endpoint');
+  if (!as.authorization_endpoint) return Promise.reject(new Error('the metadata names no authorization_endpoint'));
   const url = new URL(as.authorization_endpoint);
   url.search = new URLSearchParams({
     response_type: 'code',
@@ -174,5 +174,5 @@ export async function authorizationRequest(
     code_challenge: challengeOf(verifier),
     code_challenge_method: 'S256',
   }).toString();
-  return url;
+  return Promise.resolve(url);
 }
