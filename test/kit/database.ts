@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { DatabaseHandle } from '../../src/db/connect.js';
-import type { Database } from '../../src/db/database.js';
+import type { Database, SchemalessDb } from '../../src/db/database.js';
 import { migrateUp, migrationFolder } from '../../src/db/migrate.js';
 
 /**
@@ -105,8 +105,7 @@ export async function openMigratedPglite(): Promise<DatabaseHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
   const pglite = new PGlite({ loadDataDir: new Blob([dump]) });
   await pglite.waitReady;
-  // Typed as openDatabase types its root (src/db/connect.ts): schema-less, any table.
-  const root: DatabaseHandle['root'] = new Kysely<Untyped>({ dialect: new PGliteDialect({ pglite }) });
+  const root: SchemalessDb = new Kysely<Untyped>({ dialect: new PGliteDialect({ pglite }) });
   const db = root.withSchema(TEST_SCHEMA) as Kysely<Database>;
   return { db, root, kind: 'pglite', location: 'memory://', close: () => root.destroy() };
 }
