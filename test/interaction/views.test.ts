@@ -9,6 +9,7 @@ import viewPlugin, { formActionSource, sendPage, viewsDirectory } from '../../sr
 import { asSentence, htmlErrorRenderer } from '../../src/routes/interaction/error-page.js';
 import { buildTestApp, testConfig, testDatabase } from '../helper.js';
 import { assertPageHeaders, assertPageMarkup } from '../fixtures/pages.js';
+import { ISSUER } from '../kit/issuer.js';
 
 const ENV = { ISSUER: 'https://auth.example.com' };
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -104,7 +105,7 @@ t.test('the error page escapes the description and carries every page header', a
 });
 
 t.test('an http issuer gets no HSTS', async (t) => {
-  const app = await buildTestApp(t, { ISSUER: 'http://127.0.0.1:4000' });
+  const app = await buildTestApp(t, { ISSUER });
   const res = await app.inject({ method: 'GET', url: '/consent?request=unknown' });
   t.equal(res.statusCode, 400);
   assertPageHeaders(t, res.headers, 'http error page');

@@ -4,6 +4,7 @@ import type { SigningAlg } from '../../src/config/index.js';
 import { KeyStore } from '../../src/services/signing-keys/key-store.js';
 import { buildTestApp, testConfig } from '../helper.js';
 import { PRIVATE_MEMBERS, emptyKeyTable, silent } from './fixtures/keys.js';
+import { ISSUER } from '../kit/issuer.js';
 
 const PUBLIC_SHAPE: Record<SigningAlg, { kty: string; members: string[]; crv?: string }> = {
   ES256: { kty: 'EC', crv: 'P-256', members: ['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y'] },
@@ -51,7 +52,7 @@ for (const alg of Object.keys(PUBLIC_SHAPE) as SigningAlg[]) {
 
       const token = await new SignJWT({ scope: 'read' })
         .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
-        .setIssuer('http://127.0.0.1:4000')
+        .setIssuer(ISSUER)
         .setSubject('user-1')
         .setIssuedAt()
         .setExpirationTime('5m')
@@ -72,7 +73,7 @@ for (const alg of Object.keys(PUBLIC_SHAPE) as SigningAlg[]) {
       }
 
       const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(set as never), {
-        issuer: 'http://127.0.0.1:4000',
+        issuer: ISSUER,
         typ: 'at+jwt',
       });
       t.equal(payload.sub, 'user-1');
