@@ -28,6 +28,16 @@ export default tseslint.config(
       // many of ours register routes or answer without awaiting anything, and must stay async for that.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // URL and URLSearchParams serialise to exactly what a URL template means (`?${params}`).
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        {
+          allow: [
+            { from: 'lib', name: ['URL', 'URLSearchParams'] },
+            { from: 'package', package: 'url', name: ['URL', 'URLSearchParams'] },
+          ],
+        },
+      ],
     },
   },
   {

@@ -147,7 +147,7 @@ t.test('every problem is listed at once, one line each', async (t) => {
     ['PORT', 'DATABASE_URL', 'AUTO_MIGRATE'],
   );
   const err = t.throws(() => loadConfig({ PORT: '70000', AUTO_MIGRATE: 'nah' })) as Error;
-  t.match(err.message, /^Invalid configuration:\n  - PORT: .*\n  - AUTO_MIGRATE: .*$/);
+  t.match(err.message, /^Invalid configuration:\n {2}- PORT: .*\n {2}- AUTO_MIGRATE: .*$/);
 });
 
 t.test('secret values never appear in messages', async (t) => {

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import t from 'tap';
 import { openDatabase } from '../src/db/connect.js';
-import type { Database } from '../src/db/database.js';
+import type { Database, SchemalessDb } from '../src/db/database.js';
 import { generateToken, hashSecret } from '../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../src/repositories/authorization-code.repository.js';
 import { createAuthorizationRequest } from '../src/repositories/authorization-request.repository.js';
@@ -125,7 +125,7 @@ async function exists(
   column: string,
   value: string,
 ): Promise<boolean> {
-  const row = await (db as Kysely<any>)
+  const row = await (db as SchemalessDb)
     .selectFrom(table)
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where(column, '=', value)

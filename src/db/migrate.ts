@@ -1,7 +1,9 @@
+import { inspect } from 'node:util';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
+import type { SchemalessDb } from './database.js';
 import { FileMigrationProvider, Migrator, NO_MIGRATIONS, type MigrationResult } from 'kysely/migration';
 import { DomainError } from '../lib/errors.js';
 
@@ -26,7 +28,7 @@ export class MigrationError extends DomainError {
   }
 }
 
-function migrator(db: Kysely<any>, schema: string): Migrator {
+function migrator(db: SchemalessDb, schema: string): Migrator {
   return new Migrator({ db: db.withSchema(schema), provider, migrationTableSchema: schema });
 }
 
@@ -35,9 +37,9 @@ function migrator(db: Kysely<any>, schema: string): Migrator {
  * replicas starting together migrate one at a time and the later ones find nothing to do.
  */
 async function withMigrationLock<T>(
-  root: Kysely<any>,
+  root: SchemalessDb,
   schema: string,
-  fn: (conn: Kysely<any>) => Promise<T>,
+  fn: (conn: SchemalessDb) => Promise<T>,
 ): Promise<T> {
   const key = `gatehouse.migrate.${schema}`;
   return root.connection().execute(async (conn) => {
@@ -55,7 +57,7 @@ function check(label: string, set: { error?: unknown; results?: MigrationResult[
   const results = set.results ?? [];
   if (set.error) {
     const failed = results.find((r) => r.status === 'Error');
-    const cause = set.error instanceof Error ? set.error.message : String(set.error);
+    const cause = set.error instanceof Error ? set.error.message : inspect(set.error);
     throw new MigrationError(
       `${label} failed${failed ? ` at ${failed.migrationName}` : ''}: ${cause}`,
       results,
@@ -66,7 +68,7 @@ function check(label: string, set: { error?: unknown; results?: MigrationResult[
 }
 
 /** Applies every pending migration; returns the names applied (empty when current). */
-export async function migrateUp(root: Kysely<any>, schema: string): Promise<string[]> {
+export async function migrateUp(root: SchemalessDb, schema: string): Promise<string[]> {
   return withMigrationLock(root, schema, async (conn) => {
     const results = check('migrate up', await migrator(conn, schema).migrateToLatest());
     return results.map((r) => r.migrationName);
@@ -74,7 +76,7 @@ export async function migrateUp(root: Kysely<any>, schema: string): Promise<stri
 }
 
 /** Reverts the newest migration, or all of them with `all`; returns the names reverted. */
-export async function migrateDown(root: Kysely<any>, schema: string, all = false): Promise<string[]> {
+export async function migrateDown(root: SchemalessDb, schema: string, all = false): Promise<string[]> {
   return withMigrationLock(root, schema, async (conn) => {
     const m = migrator(conn, schema);
     const results = check('migrate down', all ? await m.migrateTo(NO_MIGRATIONS) : await m.migrateDown());
@@ -83,7 +85,7 @@ export async function migrateDown(root: Kysely<any>, schema: string, all = false
 }
 
 /** Every known migration and when it ran (null when pending). */
-export async function migrationStatus(root: Kysely<any>, schema: string): Promise<MigrationState[]> {
+export async function migrationStatus(root: SchemalessDb, schema: string): Promise<MigrationState[]> {
   const all = await migrator(root, schema).getMigrations();
   return all.map((m) => ({ name: m.name, executedAt: m.executedAt ?? null }));
 }
@@ -94,7 +96,7 @@ export async function knownMigrations(): Promise<string[]> {
 }
 
 /** Names of the migrations recorded as applied in the database; empty when none has run. */
-export async function appliedMigrations(root: Kysely<any>, schema: string): Promise<string[]> {
+export async function appliedMigrations(root: SchemalessDb, schema: string): Promise<string[]> {
   const exists = await sql<{
     exists: boolean;
   }>`select to_regclass(${`${schema}.kysely_migration`}) is not null as exists`.execute(root);

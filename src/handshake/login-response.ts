@@ -211,10 +211,10 @@ function checkSignedIn(
   return {
     kind: 'signed-in',
     request,
-    sub: claims.sub as string,
+    sub: claims.sub,
     authTime: new Date(Math.floor(authTime) * 1000),
-    amr: amr as string[],
-    acr: acr as string | null,
+    amr: amr,
+    acr: acr,
     claims: extra as Record<string, unknown>,
   };
 }
@@ -252,7 +252,7 @@ export async function verifyLoginResponse(
   const { iat } = checkRegisteredClaims(claims, options, nowSeconds);
   if (!isId(claims.request))
     fail('bad_request', 'login_response must have a request claim naming the login_request jti it answers');
-  const request = claims.request as string;
+  const request = claims.request;
   const hasSub = claims.sub !== undefined;
   const hasError = claims.error !== undefined;
   if (hasSub === hasError)

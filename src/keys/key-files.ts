@@ -51,7 +51,7 @@ function parseJwk(file: string, text: string): JWK {
     return fail(file, 'is not valid JSON');
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) fail(file, 'is not a JWK object');
-  return parsed as JWK;
+  return parsed;
 }
 
 /** Proves the private and public halves belong together under `alg` before anything is signed with them. */
@@ -82,7 +82,7 @@ async function loadKeyFile(file: string, defaultAlg: SigningAlg): Promise<FileKe
   let publicJwk: JWK;
   let privateKey: CryptoKey;
   try {
-    publicJwk = publicPart(jwk as Record<string, unknown>);
+    publicJwk = publicPart(jwk);
     privateKey = await importSigningKey(jwk, alg);
   } catch (err) {
     return fail(file, `is not a usable ${alg} private key: ${(err as Error).message}`);

@@ -40,7 +40,7 @@ export function publicPart(jwk: Readonly<Record<string, unknown>>): JWK {
     if (typeof value !== 'string' || value === '') throw new Error(`the ${String(jwk.kty)} key has no "${name}"`);
     out[name] = value;
   }
-  return out as JWK;
+  return out;
 }
 
 /** The JWKS entry for a key; built from an allow-list, so a private member can never be published. */

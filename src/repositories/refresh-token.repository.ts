@@ -1,5 +1,5 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
-import type { Database, Db } from '../db/database.js';
+import type { Database, Db, SchemalessDb } from '../db/database.js';
 import { precompiled } from '../db/precompiled.js';
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
 
@@ -59,7 +59,7 @@ interface RedeemParams extends Record<string, unknown> {
 }
 
 /** The conditional UPDATE that consumes a code; `redirectGiven` picks the redirect_uri condition's shape. */
-function consumeCode(db: Kysely<any>, p: RedeemParams, redirectGiven: boolean) {
+function consumeCode(db: SchemalessDb, p: RedeemParams, redirectGiven: boolean) {
   return (
     (db as Kysely<Database>)
       .updateTable('authorization_codes')

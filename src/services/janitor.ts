@@ -1,6 +1,6 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely';
 import type { DatabaseHandle } from '../db/connect.js';
-import type { Database } from '../db/database.js';
+import type { Database, SchemalessDb } from '../db/database.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 
 /** Rows deleted per statement, so a large backlog never holds long locks on a hot table. */
@@ -116,10 +116,10 @@ async function deleteChains(db: Kysely<Database>, before: Date, batch: number): 
 async function deleteInBatches(
   db: Kysely<Database>,
   table: 'authorization_requests' | 'authorization_codes' | 'sessions' | 'grant_revocations',
-  condition: (eb: ExpressionBuilder<any, any>) => Expression<SqlBool>,
+  condition: (eb: ExpressionBuilder<Database, typeof table>) => Expression<SqlBool>,
   batch: number,
 ): Promise<number> {
-  const anyDb = db as unknown as Kysely<any>;
+  const anyDb = db as unknown as SchemalessDb;
   let total = 0;
   for (;;) {
     const doomed = anyDb

@@ -124,13 +124,21 @@ async function run(): Promise<void> {
     return new URL(page.url()).searchParams;
   }
 
-  async function token(form: Record<string, string>): Promise<{ status: number; body: Record<string, any> }> {
+  /** A token endpoint answer: RFC 6749 §5.1 on success, §5.2 on error (read as strings, as the test uses them). */
+  interface TokenAnswer {
+    access_token: string;
+    refresh_token: string;
+    scope?: string;
+    error?: string;
+  }
+
+  async function token(form: Record<string, string>): Promise<{ status: number; body: TokenAnswer }> {
     const res = await fetch(`${issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(form),
     });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
+    return { status: res.status, body: (await res.json()) as TokenAnswer };
   }
 
   async function callApi(accessToken?: string): Promise<Response> {

@@ -73,7 +73,7 @@ async function loginRequest(
     ...overrides.claims,
   };
   return new SignJWT(payload)
-    .setProtectedHeader({ alg: 'HS256', typ: 'login-request+jwt', ...overrides.header } as { alg: string })
+    .setProtectedHeader({ alg: 'HS256', typ: 'login-request+jwt', ...overrides.header })
     .sign(overrides.key ?? secret);
 }
 

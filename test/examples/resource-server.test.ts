@@ -58,7 +58,7 @@ async function signedByGatehouse(
     exp: now + 300,
     ...claims,
   })
-    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt', ...header } as { alg: string })
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt', ...header })
     .sign(signer.key);
 }
 

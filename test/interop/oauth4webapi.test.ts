@@ -280,7 +280,7 @@ t.test(
       ),
     );
     t.equal(
-      new URL(String(registered.registration_client_uri)).pathname,
+      new URL(registered.registration_client_uri as string).pathname,
       `/auth/register/${registered.client_id}`,
       'RFC 7592 URI under the issuer path',
     );

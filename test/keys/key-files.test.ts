@@ -94,7 +94,7 @@ t.test('file keys are served by the JWKS endpoint and verify tokens from each of
     .setProtectedHeader({ alg: 'PS256', kid: 'rsa-from-file' })
     .setExpirationTime('5m')
     .sign(await importJWK(f.rsaJwk, 'PS256'));
-  const jwks = createLocalJWKSet(set as never);
+  const jwks = createLocalJWKSet(set);
   t.equal((await jwtVerify(active, jwks)).protectedHeader.kid, f.ecKid);
   t.equal((await jwtVerify(previous, jwks)).protectedHeader.kid, 'rsa-from-file');
 });

@@ -1,4 +1,4 @@
-import { type JSONWebKeySet, type JWTVerifyGetKey, createLocalJWKSet, errors, jwtVerify } from 'jose';
+import { type JWTVerifyGetKey, createLocalJWKSet, errors, jwtVerify } from 'jose';
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
 import { SIGNING_ALGS } from '../../keys/public-jwk.js';
@@ -49,7 +49,7 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
   return async (token) => {
     const jwks = keys();
     if (jwks !== published || !local) {
-      local = createLocalJWKSet(jwks as unknown as JSONWebKeySet);
+      local = createLocalJWKSet(jwks);
       published = jwks;
     }
     let payload: Record<string, unknown>;
