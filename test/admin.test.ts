@@ -311,13 +311,13 @@ t.test("a user's grants: listed per client, revoked for one client or for all", 
   const { app, admin } = await setup(t);
   const db = app.database.db;
   const sub = `user-${randomBytes(4).toString('hex')}`;
-  const web = await app.clients.create({
+  const web = await app.clientAdmin.create({
     name: 'Web',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],
     scopes: ['read', 'write'],
   });
-  const other = await app.clients.create({
+  const other = await app.clientAdmin.create({
     name: 'Other',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],
@@ -452,7 +452,7 @@ t.test('revoking a user while its client keeps refreshing leaves no live token',
   const { app, admin } = await setup(t);
   const db = app.database.db;
   const sub = 'racing-user';
-  const { client, secret } = await app.clients.create({
+  const { client, secret } = await app.clientAdmin.create({
     name: 'Racer',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],
@@ -604,7 +604,7 @@ t.test(
   '/metrics on the admin listener: requests by route template, token answers by grant type, process metrics',
   async (t) => {
     const { app, admin } = await setup(t);
-    const { client, secret } = await app.clients.create({
+    const { client, secret } = await app.clientAdmin.create({
       name: 'Metered',
       grant_types: ['client_credentials'],
       scopes: ['read'],
@@ -701,18 +701,18 @@ t.test('/introspect calls access tokens inactive once their user is revoked or t
   const { app, admin } = await setup(t, () => new Date(Date.now() + skew));
   const db = app.database.db;
   const sub = `intro-${randomBytes(4).toString('hex')}`;
-  const rs = await app.clients.create({
+  const rs = await app.clientAdmin.create({
     name: 'API',
     grant_types: ['client_credentials'],
     resources: ['https://api.example.com'],
   });
-  const web = await app.clients.create({
+  const web = await app.clientAdmin.create({
     name: 'Web',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],
     scopes: ['read'],
   });
-  const other = await app.clients.create({
+  const other = await app.clientAdmin.create({
     name: 'Other',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],
@@ -785,7 +785,7 @@ t.test('/introspect calls access tokens inactive once their user is revoked or t
   t.same(await introspect(otherToken), { active: false }, "revoking everything ends every client's tokens");
   t.same(await introspect(fresh), { active: false });
 
-  const machine = await app.clients.create({ name: 'Machine', grant_types: ['client_credentials'] });
+  const machine = await app.clientAdmin.create({ name: 'Machine', grant_types: ['client_credentials'] });
   const cc = await clientCredentials(app, machine.client.client_id, machine.secret!);
   const machineToken = cc.json().access_token;
   t.match(await introspect(machineToken), { active: true });

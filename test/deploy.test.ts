@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { readClientsFile } from '../src/clients/clients-file.js';
+import { readClientsFile } from '../src/services/clients/clients-file.js';
 import { loadConfig, schemaLeaves } from '../src/config/index.js';
-import { metadataPolicy } from '../src/oauth/client-metadata.js';
+import { clientMetadataPolicy } from '../src/oauth/client-metadata.js';
 
 const root = new URL('../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -149,7 +149,10 @@ t.test('the demo profile runs examples the image builds, wired to Gatehouse cons
 
   const mount = gatehouse.volumes.find((v) => v.endsWith(`:${gatehouse.env.get('CLIENTS_FILE')}:ro`));
   t.ok(mount, 'the clients file is mounted read-only where CLIENTS_FILE points');
-  const clients = await readClientsFile(fileURLToPath(new URL(mount!.split(':')[0]!, root)), metadataPolicy(config));
+  const clients = await readClientsFile(
+    fileURLToPath(new URL(mount!.split(':')[0]!, root)),
+    clientMetadataPolicy(config),
+  );
   const demo = clients.find((c) => c.clientId === client.env.get('CLIENT_ID'));
   t.ok(demo, 'the demo client is registered');
   t.ok(demo!.metadata.redirect_uris.includes(client.env.get('REDIRECT_URI')!), 'with the redirect URI the client uses');

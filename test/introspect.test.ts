@@ -24,7 +24,7 @@ interface TestClient {
 }
 
 async function client(app: FastifyInstance, overrides: Record<string, unknown> = {}): Promise<TestClient> {
-  const { client: c, secret } = await app.clients.create({
+  const { client: c, secret } = await app.clientAdmin.create({
     name: 'Machine',
     grant_types: ['client_credentials'],
     scopes: ['read', 'write'],
@@ -180,7 +180,7 @@ t.test(
     );
 
     // A client that registered itself chose its own resources: that makes it no resource server.
-    const { client: registered, secret } = await app.clients.create(
+    const { client: registered, secret } = await app.clientAdmin.create(
       { name: 'Self-registered', grant_types: ['client_credentials'], resources: [API] },
       { source: 'registration' },
     );
@@ -247,7 +247,7 @@ t.test(
     t.equal(idOnly.json().error, 'invalid_client');
 
     const disabled = await client(app);
-    await app.clients.setDisabled(disabled.id, true);
+    await app.clientAdmin.setDisabled(disabled.id, true);
     t.equal((await introspect(app, disabled, { token: jwt })).statusCode, 401, 'a disabled client');
   },
 );

@@ -21,7 +21,7 @@ const HOUR = 3_600_000;
 const ago = (ms: number): Date => new Date(Date.now() - ms);
 
 async function webClient(app: FastifyInstance) {
-  const { client, secret } = await app.clients.create({
+  const { client, secret } = await app.clientAdmin.create({
     name: 'Web app',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],

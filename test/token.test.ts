@@ -15,7 +15,7 @@ const ENV = {
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 async function machine(app: FastifyInstance, overrides: Record<string, unknown> = {}) {
-  const { client, secret } = await app.clients.create({
+  const { client, secret } = await app.clientAdmin.create({
     name: 'Machine',
     grant_types: ['client_credentials'],
     ...overrides,
@@ -78,7 +78,7 @@ t.test(
     const c = await machine(app);
     const post = await machine(app, { token_endpoint_auth_method: 'client_secret_post' });
     const disabled = await machine(app);
-    await app.clients.setDisabled(disabled.id, true);
+    await app.clientAdmin.setDisabled(disabled.id, true);
     const cases: Array<[string, string, Record<string, string>, boolean]> = [
       ['wrong secret', 'grant_type=client_credentials', { authorization: basic(c.id, `${c.secret}x`) }, true],
       ['unknown client', 'grant_type=client_credentials', { authorization: basic('no-such-client', c.secret) }, true],
@@ -126,7 +126,7 @@ t.test(
 
 t.test('unauthorized_client: a grant the client was not registered for', async (t) => {
   const app = await buildTestApp(t, ENV);
-  const { client, secret } = await app.clients.create({
+  const { client, secret } = await app.clientAdmin.create({
     name: 'Web',
     grant_types: ['authorization_code'],
     redirect_uris: ['https://app.example.com/cb'],
@@ -404,7 +404,7 @@ t.test(
   'a self-registered client stored with client_credentials (before registration refused it) still gets no machine token',
   async (t) => {
     const app = await buildTestApp(t, ENV);
-    const { client, secret } = await app.clients.create(
+    const { client, secret } = await app.clientAdmin.create(
       { name: 'Legacy', grant_types: ['client_credentials'] },
       { source: 'registration' },
     );

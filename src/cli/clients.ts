@@ -2,8 +2,9 @@ import type { ParseArgsConfig } from 'node:util';
 import type { Config } from '../config/index.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
 import { migrateUp } from '../db/migrate.js';
+import type { Client } from '../oauth/client.js';
 import { ClientMetadataError } from '../oauth/client-metadata.js';
-import { type Client, ClientService } from '../services/client-service.js';
+import { ClientAdmin } from '../services/clients/admin.js';
 
 /** Flags of `gatehouse clients`, for the CLI's parseArgs. */
 export const CLIENTS_OPTIONS = {
@@ -142,7 +143,7 @@ function unusedDays(value: unknown): number {
 /** Runs one `gatehouse clients` action against an open database; returns what to print. */
 export async function clientsCommand(args: string[], ctx: ClientsContext): Promise<string | object> {
   const { json, options } = ctx;
-  const service = new ClientService(ctx.handle.db, ctx.config);
+  const service = new ClientAdmin(ctx.handle.db, ctx.config);
   const action = args[0] ?? 'list';
   if ((options.enable || options.disable) && action !== 'update')
     throw new ClientsUsageError('--enable and --disable go with clients update');
@@ -211,7 +212,7 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
       case 'prune-metadata-documents': {
         if (args.length > 1) throw new ClientsUsageError(`unexpected argument: ${args[1]}`);
         const days = unusedDays(options['unused-days']);
-        const deleted = await service.pruneMetadataDocumentClients(days * 86_400);
+        const deleted = await service.pruneClientIdDocumentClients(days * 86_400);
         if (json) return { deleted };
         if (deleted.length === 0)
           return `No metadata-document client to delete (unused for ${days} days, nothing live).`;
@@ -226,7 +227,7 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
   } catch (err) {
     if (err instanceof ClientMetadataError) {
       const flag = FLAGS[err.field.replace(/\[\d+\]$/, '')];
-      throw new Error(`invalid client: ${err.field}${flag ? ` (--${flag})` : ''}: ${err.reason}`);
+      throw new Error(`invalid client: ${err.field}${flag ? ` (--${flag})` : ''}: ${err.reason}`, { cause: err });
     }
     throw err;
   }

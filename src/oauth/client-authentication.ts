@@ -1,4 +1,4 @@
-import type { Client, ClientService } from '../services/client-service.js';
+import type { Client } from './client.js';
 import type { ClientAuthMethod } from './client-metadata.js';
 import { OAuthError } from './errors.js';
 import { verifySecret } from './secrets.js';
@@ -17,11 +17,26 @@ export interface ClientCredentialsRequest {
 }
 
 /**
- * Where clients come from: the cached service on the hot path. Its `get` never fetches a metadata
- * document, so a client_id URL sent to the (unthrottled) token or revocation endpoint costs at most one
- * query: such a client exists here only once /authorize stored it.
+ * Where client authentication reads clients: the cached client registry on the hot path. Its `get` must
+ * never fetch a client-id document, so a client_id URL sent to the (unthrottled) token or revocation
+ * endpoint costs at most one query: such a client exists only once /authorize stored it.
  */
-export type ClientLookup = Pick<ClientService, 'get' | 'markUsed'>;
+export interface ClientLookup {
+  /** The client with this id (disabled ones too), or undefined. */
+  get(clientId: string): Promise<Client | undefined>;
+}
+
+/** Where a successful authentication is noted (a client's last use). */
+export interface ClientUseRecorder {
+  /** Notes that the client was used; must not delay the request. */
+  markUsed(clientId: string): void;
+}
+
+/** What client authentication reads clients from, and where it notes their use. */
+export interface ClientAuthenticationSources {
+  registry: ClientLookup;
+  usage: ClientUseRecorder;
+}
 
 /** RFC 6749 §5.2: a 401 after an Authorization header attempt must say which scheme to use. */
 const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="gatehouse"' };
@@ -119,11 +134,11 @@ function presentedCredentials(req: ClientCredentialsRequest): Credentials {
  */
 export async function authenticateClient(
   req: ClientCredentialsRequest,
-  clients: ClientLookup,
+  { registry, usage }: ClientAuthenticationSources,
 ): Promise<AuthenticatedClient> {
   const presented = presentedCredentials(req);
   const basic = presented.method === 'client_secret_basic';
-  const client = await clients.get(presented.clientId);
+  const client = await registry.get(presented.clientId);
   if (!client || client.disabled_at !== null) {
     // Same work as a real check, so a missing client does not answer faster than a wrong secret.
     if (presented.secret !== null) verifySecret(presented.secret, null);
@@ -137,6 +152,6 @@ export async function authenticateClient(
   if (presented.secret !== null && !verifySecret(presented.secret, client.secret_hash)) {
     throw invalidClient(FAILED, basic);
   }
-  clients.markUsed(client.client_id);
+  usage.markUsed(client.client_id);
   return { client, method: presented.method };
 }

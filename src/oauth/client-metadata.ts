@@ -1,4 +1,6 @@
 import type { Config } from '../config/index.js';
+import { DomainError } from '../lib/errors.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
 
 /** Grant types a client may register for (OAuth 2.1 drops implicit and password). */
@@ -33,8 +35,8 @@ export interface ClientMetadata {
   skip_consent: boolean;
 }
 
-/** Every metadata field, in display order. */
-export const METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
+/** Every client metadata field, in display order. */
+export const CLIENT_METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
   'name',
   'redirect_uris',
   'post_logout_redirect_uris',
@@ -57,7 +59,7 @@ export const METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
 export const CLIENT_ID_FORM = /^[\x20-\x7E]{1,255}$/;
 
 /** What the server's configuration allows a client to ask for. */
-export interface MetadataPolicy {
+export interface ClientMetadataPolicy {
   /** SCOPES: scope name to description. */
   catalogue: ReadonlyMap<string, string>;
   /** ENFORCE_SCOPES: client scopes must come from the catalogue. */
@@ -71,8 +73,8 @@ export interface MetadataPolicy {
 /** No extra schemes: only reverse-domain private-use schemes (RFC 8252 §7.1). */
 export const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set();
 
-/** The metadata policy of a configuration (from the policy values loadConfig parsed). */
-export function metadataPolicy({ policy }: Pick<Config, 'policy'>): MetadataPolicy {
+/** The client metadata policy of a configuration (from the policy values loadConfig parsed). */
+export function clientMetadataPolicy({ policy }: Pick<Config, 'policy'>): ClientMetadataPolicy {
   return {
     catalogue: policy.scopes.catalogue,
     enforceScopes: policy.scopes.enforce,
@@ -81,27 +83,29 @@ export function metadataPolicy({ policy }: Pick<Config, 'policy'>): MetadataPoli
   };
 }
 
-/** One bad metadata field: `field` names it exactly (`redirect_uris[1]`), `reason` says what is wrong. */
-export class ClientMetadataError extends Error {
-  /** The RFC 7591 §3.2.2 error code dynamic registration answers with. */
-  readonly code: 'invalid_redirect_uri' | 'invalid_client_metadata';
+/**
+ * One bad client metadata field: `field` names it exactly (`redirect_uris[1]`), `reason` says what is wrong.
+ * The edge's mapping table picks the RFC 7591 §3.2.2 code from the field (redirect_uris → invalid_redirect_uri,
+ * anything else invalid_client_metadata).
+ */
+export class ClientMetadataError extends DomainError {
+  declare readonly field: string;
 
   constructor(
-    readonly field: string,
+    field: string,
     readonly reason: string,
   ) {
-    super(`${field}: ${reason}`);
-    this.name = 'ClientMetadataError';
-    this.code = /^redirect_uris(\[|$)/.test(field) ? 'invalid_redirect_uri' : 'invalid_client_metadata';
+    super('invalid_input', `${field}: ${reason}`, { field });
   }
 }
 
 const MAX_NAME = 200;
 const MAX_URI = 2048;
 const MAX_ITEMS = 50;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 // RFC 8252 §7.1: a private-use scheme in reverse domain name form, so it contains a dot.
 const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/;
+// C0 controls and DEL: matching them is the point of this pattern.
+// eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 function fail(field: string, reason: string): never {
@@ -171,7 +175,7 @@ export function redirectUriProblem(
   if (url.username || url.password) return 'must not contain credentials';
   if (url.protocol === 'https:') return url.hostname ? null : 'must name a host';
   if (url.protocol === 'http:') {
-    if (!LOOPBACK_HOSTS.has(url.hostname))
+    if (!isLoopbackHost(url.hostname))
       return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
     return applicationType === 'native'
       ? null
@@ -238,7 +242,7 @@ function readResponseTypes(input: Record<string, unknown>, grants: readonly Gran
   return given;
 }
 
-function readScopes(input: Record<string, unknown>, field: string, policy: MetadataPolicy): string[] {
+function readScopes(input: Record<string, unknown>, field: string, policy: ClientMetadataPolicy): string[] {
   const scopes = readList(input, field, 100, 256) ?? [];
   scopes.forEach((scope, i) => {
     if (!SCOPE_TOKEN.test(scope)) fail(`${field}[${i}]`, 'is not a valid scope-token (RFC 6749 §3.3)');
@@ -248,7 +252,7 @@ function readScopes(input: Record<string, unknown>, field: string, policy: Metad
   return scopes;
 }
 
-function readResources(input: Record<string, unknown>, policy: MetadataPolicy): string[] {
+function readResources(input: Record<string, unknown>, policy: ClientMetadataPolicy): string[] {
   const values = readList(input, 'resources') ?? [];
   const out = values.map((value, i) => {
     const field = `resources[${i}]`;
@@ -272,10 +276,10 @@ function readBoolean(input: Record<string, unknown>, field: string): boolean {
  * Validates and normalises client metadata for every way a client is made (CLI, CLIENTS_FILE, dynamic
  * registration). Throws ClientMetadataError naming the first bad field. Defaults follow RFC 7591 §2.
  */
-export function validateClientMetadata(input: unknown, policy: MetadataPolicy): ClientMetadata {
+export function validateClientMetadata(input: unknown, policy: ClientMetadataPolicy): ClientMetadata {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) fail('metadata', 'must be an object');
   const data = input as Record<string, unknown>;
-  const known = new Set<string>(METADATA_FIELDS);
+  const known = new Set<string>(CLIENT_METADATA_FIELDS);
   for (const key of Object.keys(data)) if (!known.has(key)) fail(key, 'is not a known client metadata field');
 
   if (data.name === undefined || data.name === null) fail('name', 'is required');
@@ -335,9 +339,9 @@ export function validateClientMetadata(input: unknown, policy: MetadataPolicy): 
   };
 }
 
-/** The metadata part of a stored client, as input for re-validation after a partial change. */
-export function metadataOf(row: { [K in keyof ClientMetadata]: unknown }): Record<string, unknown> {
-  return Object.fromEntries(METADATA_FIELDS.map((field) => [field, row[field]]));
+/** The client metadata part of a stored client, as input for re-validation after a partial change. */
+export function clientMetadataOf(row: { [K in keyof ClientMetadata]: unknown }): Record<string, unknown> {
+  return Object.fromEntries(CLIENT_METADATA_FIELDS.map((field) => [field, row[field]]));
 }
 
 /** Whether a client authenticates with a secret (RFC 6749 §2.1 confidential client). */

@@ -71,8 +71,8 @@ export async function touchClientLastUsed(db: Db, clientId: string, minIntervalS
     .execute();
 }
 
-/** The metadata columns a metadata document sets (ClientMetadata of src/oauth/client-metadata.ts). */
-type MetadataColumns = Omit<
+/** The client metadata columns a client-id document sets (ClientMetadata of src/oauth/client-metadata.ts). */
+type ClientMetadataColumns = Omit<
   NewClientRow,
   | 'client_id'
   | 'secret_hash'
@@ -87,16 +87,17 @@ type MetadataColumns = Omit<
 >;
 
 /**
- * Creates or refreshes the row of a client resolved from its metadata document, fresh until
+ * Creates or refreshes the row of a client resolved from its client-id document (stored with source
+ * 'metadata_document'), fresh until
  * `documentExpiresAt`, in one statement so replicas resolving the same client at once neither fail nor
  * duplicate it. A refresh changes only the metadata columns and the expiry (an operator's disabled_at
  * stays). A client of another source with that id (pre-registered by an operator) is never overwritten:
  * undefined is returned then.
  */
-export async function upsertMetadataDocumentClient(
+export async function upsertClientIdDocumentClient(
   db: Db,
   clientId: string,
-  metadata: MetadataColumns,
+  metadata: ClientMetadataColumns,
   documentExpiresAt: Date,
 ): Promise<ClientRow | undefined> {
   return db
@@ -128,13 +129,13 @@ export async function upsertMetadataDocumentClient(
 }
 
 /**
- * Deletes the metadata-document clients that nothing live references (an unexpired authorization
+ * Deletes the client-id document clients that nothing live references (an unexpired authorization
  * request, an unconsumed unexpired code, an unrevoked unexpired refresh token, a remembered consent) and
  * that were neither fetched (updated_at) nor used at the token endpoint (last_used_at) for
  * `unusedForSeconds`; their expired grants go with them by cascade. Returns the ids deleted. /authorize
  * stores such a client again from its document if it comes back.
  */
-export async function deleteUnusedMetadataDocumentClients(db: Db, unusedForSeconds: number): Promise<string[]> {
+export async function deleteUnusedClientIdDocumentClients(db: Db, unusedForSeconds: number): Promise<string[]> {
   const cutoff = () => sql<Date>`now() - make_interval(secs => ${unusedForSeconds})`;
   const now = sql<Date>`now()`;
   const rows = await db

@@ -1,22 +1,22 @@
 import t from 'tap';
-import { metadataPolicy } from '../../src/oauth/client-metadata.js';
+import { clientMetadataPolicy } from '../../src/oauth/client-metadata.js';
 import {
   cacheLifetime,
   clientIdUrlProblem,
-  MetadataDocumentError,
-  metadataFromDocument,
-} from '../../src/oauth/client-id-metadata-document.js';
+  ClientIdDocumentError,
+  clientMetadataFromDocument,
+} from '../../src/oauth/client-id-document.js';
 import { testConfig } from '../helper.js';
 import { metadataDocument } from './document-server.js';
 
 const ID = 'https://app.example.com/oauth/client.json';
-const policy = metadataPolicy(testConfig({ SCOPES: 'read write', RESOURCES: 'https://mcp.example.com/mcp' }));
+const policy = clientMetadataPolicy(testConfig({ SCOPES: 'read write', RESOURCES: 'https://mcp.example.com/mcp' }));
 
 function problem(body: unknown, clientId = ID): string {
   try {
-    metadataFromDocument(clientId, typeof body === 'string' ? body : JSON.stringify(body), policy);
+    clientMetadataFromDocument(clientId, typeof body === 'string' ? body : JSON.stringify(body), policy);
   } catch (err) {
-    if (err instanceof MetadataDocumentError) return err.reason;
+    if (err instanceof ClientIdDocumentError) return err.message;
     throw err;
   }
   throw new Error('the document was accepted');
@@ -50,7 +50,7 @@ t.test('client identifier URLs follow draft section 3', async (t) => {
 });
 
 t.test('a valid document maps onto client metadata like a registration', async (t) => {
-  const metadata = metadataFromDocument(
+  const metadata = clientMetadataFromDocument(
     ID,
     JSON.stringify(
       metadataDocument(ID, {
@@ -68,7 +68,7 @@ t.test('a valid document maps onto client metadata like a registration', async (
   t.same(metadata.scopes, ['read']);
   t.same(metadata.redirect_uris, ['http://127.0.0.1:53123/callback']);
   t.equal(metadata.skip_consent, false);
-  const bare = metadataFromDocument(
+  const bare = clientMetadataFromDocument(
     ID,
     JSON.stringify({ client_id: ID, redirect_uris: ['https://app.example.com/cb'] }),
     policy,
@@ -113,7 +113,7 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
     /must not contain private or symmetric key material/,
   );
   t.equal(
-    metadataFromDocument(
+    clientMetadataFromDocument(
       ID,
       JSON.stringify(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }] } })),
       policy,

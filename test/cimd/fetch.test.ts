@@ -3,10 +3,10 @@ import { createServer as createNetServer, type Socket } from 'node:net';
 import t from 'tap';
 import {
   type FetchPolicy,
-  fetchMetadataDocument,
-  MetadataFetchError,
+  fetchClientIdDocument,
+  ClientIdDocumentFetchError,
   NOT_FETCHED,
-} from '../../src/oauth/metadata-document-fetch.js';
+} from '../../src/oauth/client-id-document-fetch.js';
 import { CERT_FILE, startDocumentServer } from './document-server.js';
 
 const POLICY: FetchPolicy = {
@@ -16,41 +16,43 @@ const POLICY: FetchPolicy = {
   ca: readFileSync(CERT_FILE, 'utf8'),
 };
 
-async function failure(url: string, policy: FetchPolicy = POLICY): Promise<MetadataFetchError> {
-  const err = await fetchMetadataDocument(new URL(url), policy).then(
+async function failure(url: string, policy: FetchPolicy = POLICY): Promise<ClientIdDocumentFetchError> {
+  const err = await fetchClientIdDocument(new URL(url), policy).then(
     () => null,
     (e: unknown) => e,
   );
-  if (!(err instanceof MetadataFetchError)) throw new Error(`expected a MetadataFetchError, got ${String(err)}`);
+  if (!(err instanceof ClientIdDocumentFetchError))
+    throw new Error(`expected a ClientIdDocumentFetchError, got ${String(err)}`);
   return err;
 }
 
 /** The reason a fetch fails with, safe to show; a document-level failure has no log-only detail. */
 async function reason(url: string, policy: FetchPolicy = POLICY): Promise<string> {
   const err = await failure(url, policy);
-  if (err.detail !== null) throw new Error(`expected a document-level failure, got the connection-level ${err.detail}`);
-  return err.reason;
+  if (err.detail !== undefined)
+    throw new Error(`expected a document-level failure, got the connection-level ${err.detail}`);
+  return err.message;
 }
 
 /** The log-only detail of a connection-level failure, whose shown reason must say no more than NOT_FETCHED. */
 async function connectionDetail(url: string, policy: FetchPolicy = POLICY): Promise<string> {
   const err = await failure(url, policy);
-  if (err.reason !== NOT_FETCHED || err.detail === null)
-    throw new Error(`expected a connection-level failure, got ${err.reason}`);
+  if (err.message !== NOT_FETCHED || err.detail === undefined)
+    throw new Error(`expected a connection-level failure, got ${err.message}`);
   return err.detail;
 }
 
 t.test('a 200 JSON document is read with its headers', async (t) => {
   const server = await startDocumentServer(t);
   server.json('/client.json', { hello: 'world' }, { 'cache-control': 'max-age=600' });
-  const fetched = await fetchMetadataDocument(new URL(`${server.origin}/client.json`), POLICY);
+  const fetched = await fetchClientIdDocument(new URL(`${server.origin}/client.json`), POLICY);
   t.same(JSON.parse(fetched.body), { hello: 'world' });
   t.equal(fetched.headers['cache-control'], 'max-age=600');
   server.route('/vendor.json', (_req, res) =>
     res.writeHead(200, { 'content-type': 'application/client-metadata+json; charset=utf-8' }).end('{}'),
   );
   t.equal(
-    (await fetchMetadataDocument(new URL(`${server.origin}/vendor.json`), POLICY)).body,
+    (await fetchClientIdDocument(new URL(`${server.origin}/vendor.json`), POLICY)).body,
     '{}',
     'application/<x>+json is JSON too',
   );
@@ -85,7 +87,7 @@ t.test('a body larger than the cap is refused, declared or streamed (draft secti
   t.equal(exact.length, 5120);
   server.route('/exact.json', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(exact));
   t.equal(
-    (await fetchMetadataDocument(new URL(`${server.origin}/exact.json`), POLICY)).body,
+    (await fetchClientIdDocument(new URL(`${server.origin}/exact.json`), POLICY)).body,
     exact,
     'exactly the cap is read',
   );

@@ -471,7 +471,7 @@ t.test('a pre-registered https client_id is used as registered, without a fetch'
   const app = await buildTestApp(t, ENV);
   const server = await startDocumentServer(t);
   const clientId = `${server.origin}/registered.json`;
-  await app.clients.create(
+  await app.clientAdmin.create(
     { name: 'Registered', token_endpoint_auth_method: 'none', application_type: 'native', redirect_uris: [REDIRECT] },
     { clientId },
   );

@@ -4,11 +4,11 @@ import { clientsCommand, ClientsUsageError } from '../../src/cli/clients.js';
 import type { Db } from '../../src/db/database.js';
 import {
   createClient,
-  deleteUnusedMetadataDocumentClients,
+  deleteUnusedClientIdDocumentClients,
   findClientById,
-  upsertMetadataDocumentClient,
+  upsertClientIdDocumentClient,
 } from '../../src/repositories/client.repository.js';
-import { ClientService } from '../../src/services/client-service.js';
+import { createClients } from '../../src/services/clients/index.js';
 import { clientConfig, migratedDatabase, unique } from '../fixtures/clients.js';
 
 const DAY = 86_400;
@@ -33,7 +33,7 @@ const past = () => new Date(Date.now() - 3600_000);
 /** A metadata-document client last fetched `fetchedDaysAgo` and last used at the token endpoint `usedDaysAgo` (null: never). */
 async function documentClient(db: Db, fetchedDaysAgo: number, usedDaysAgo: number | null = null): Promise<string> {
   const clientId = `https://app.example.com/${unique('prune')}.json`;
-  await upsertMetadataDocumentClient(db, clientId, METADATA, new Date());
+  await upsertClientIdDocumentClient(db, clientId, METADATA, new Date());
   await db
     .updateTable('clients')
     .set({
@@ -142,7 +142,7 @@ t.test('only metadata-document clients unused for the period and referenced by n
     updated_at: new Date(Date.now() - 400 * DAY * 1000),
   });
 
-  const deleted = await deleteUnusedMetadataDocumentClients(db, 30 * DAY);
+  const deleted = await deleteUnusedClientIdDocumentClients(db, 30 * DAY);
   const mine = [stale, neverUsed, withDeadGrants];
   t.same(deleted.filter((id) => mine.includes(id)).sort(), [...mine].sort(), 'the unused ones');
   for (const id of [recentlyFetched, recentlyUsed, pendingRequest, liveCode, liveToken, consented, operators]) {
@@ -159,11 +159,11 @@ t.test('only metadata-document clients unused for the period and referenced by n
 
 t.test('the service forgets pruned clients at once', async (t) => {
   const { db } = await migratedDatabase();
-  const service = new ClientService(db, clientConfig(CIMD));
+  const service = createClients(db, clientConfig(CIMD));
   const clientId = await documentClient(db, 40);
-  t.ok(await service.get(clientId), 'cached');
-  t.ok((await service.pruneMetadataDocumentClients(30 * DAY)).includes(clientId));
-  t.equal(await service.get(clientId), undefined);
+  t.ok(await service.registry.get(clientId), 'cached');
+  t.ok((await service.admin.pruneClientIdDocumentClients(30 * DAY)).includes(clientId));
+  t.equal(await service.registry.get(clientId), undefined);
 });
 
 t.test('gatehouse clients prune-metadata-documents [--unused-days N]', async (t) => {

@@ -3,7 +3,7 @@ import { authenticateClient } from '../../src/oauth/client-authentication.js';
 import { OAuthError } from '../../src/oauth/errors.js';
 import { hashSecret } from '../../src/oauth/secrets.js';
 import { findClientById, rotateClientSecret } from '../../src/repositories/client.repository.js';
-import { ClientService } from '../../src/services/client-service.js';
+import { createClients } from '../../src/services/clients/index.js';
 import {
   basic,
   clientConfig,
@@ -20,7 +20,7 @@ const CHALLENGE = 'Basic realm="gatehouse"';
 async function service() {
   const { db } = await migratedDatabase();
   const counting = countingDb(db);
-  const clients = new ClientService(counting.db, clientConfig());
+  const clients = createClients(counting.db, clientConfig());
   return { db, clients, selects: () => counting.counts.get('SelectQueryNode') ?? 0 };
 }
 
@@ -59,7 +59,7 @@ async function expectInvalidRequest(t: Tap.Test, promise: Promise<unknown>, desc
 
 t.test('client_secret_basic succeeds with the registered secret', async (t) => {
   const { clients } = await service();
-  const { client, secret } = await clients.create(machineClient());
+  const { client, secret } = await clients.admin.create(machineClient());
   const result = await authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients);
   t.equal(result.method, 'client_secret_basic');
   t.equal(result.client.client_id, client.client_id);
@@ -74,7 +74,9 @@ t.test('client_secret_basic succeeds with the registered secret', async (t) => {
 
 t.test('client_secret_post succeeds with client_id and client_secret in the body', async (t) => {
   const { clients } = await service();
-  const { client, secret } = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
+  const { client, secret } = await clients.admin.create(
+    machineClient({ token_endpoint_auth_method: 'client_secret_post' }),
+  );
   const result = await authenticateClient(
     { authorization: undefined, body: { client_id: client.client_id, client_secret: secret } },
     clients,
@@ -85,7 +87,7 @@ t.test('client_secret_post succeeds with client_id and client_secret in the body
 
 t.test('none: a public client names itself with client_id alone', async (t) => {
   const { clients } = await service();
-  const { client } = await clients.create(publicClient());
+  const { client } = await clients.admin.create(publicClient());
   const result = await authenticateClient(
     { authorization: undefined, body: { client_id: client.client_id, grant_type: 'authorization_code' } },
     clients,
@@ -96,8 +98,8 @@ t.test('none: a public client names itself with client_id alone', async (t) => {
 
 t.test('a wrong secret is invalid_client, with the same description as an unknown client', async (t) => {
   const { clients } = await service();
-  const basicClient = await clients.create(machineClient());
-  const postClient = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
+  const basicClient = await clients.admin.create(machineClient());
+  const postClient = await clients.admin.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
   const wrong = 'x'.repeat(43);
   await expectInvalidClient(
     t,
@@ -143,10 +145,10 @@ t.test('a wrong secret is invalid_client, with the same description as an unknow
 
 t.test('a disabled client cannot authenticate, and can again once enabled', async (t) => {
   const { clients } = await service();
-  const { client, secret } = await clients.create(machineClient());
-  const pub = await clients.create(publicClient());
-  await clients.setDisabled(client.client_id, true);
-  await clients.setDisabled(pub.client.client_id, true);
+  const { client, secret } = await clients.admin.create(machineClient());
+  const pub = await clients.admin.create(publicClient());
+  await clients.admin.setDisabled(client.client_id, true);
+  await clients.admin.setDisabled(pub.client.client_id, true);
   await expectInvalidClient(
     t,
     authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients),
@@ -159,15 +161,15 @@ t.test('a disabled client cannot authenticate, and can again once enabled', asyn
     false,
     /^client authentication failed$/,
   );
-  await clients.setDisabled(client.client_id, false);
+  await clients.admin.setDisabled(client.client_id, false);
   t.ok(await authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients));
 });
 
 t.test('a client must use exactly the method it registered', async (t) => {
   const { clients } = await service();
-  const basicClient = await clients.create(machineClient());
-  const postClient = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
-  const pub = await clients.create(publicClient());
+  const basicClient = await clients.admin.create(machineClient());
+  const postClient = await clients.admin.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
+  const pub = await clients.admin.create(publicClient());
   // The same description as an unknown client, so a mismatch does not confirm that an id exists.
   const mismatch = /^client authentication failed$/;
   // Registered for basic, presents post credentials (the right secret).
@@ -217,7 +219,7 @@ t.test('a client must use exactly the method it registered', async (t) => {
 
 t.test('malformed Basic credentials are invalid_client 401 with a Basic challenge', async (t) => {
   const { clients } = await service();
-  const { client, secret } = await clients.create(machineClient());
+  const { client, secret } = await clients.admin.create(machineClient());
   const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
   const cases: Array<[string, string, RegExp]> = [
     ['not base64', 'Basic !!!notbase64!!!', /not base64/],
@@ -239,7 +241,7 @@ t.test('malformed Basic credentials are invalid_client 401 with a Basic challeng
 
 t.test('more than one method at once is invalid_request (RFC 6749 §2.3)', async (t) => {
   const { clients } = await service();
-  const { client, secret } = await clients.create(machineClient());
+  const { client, secret } = await clients.admin.create(machineClient());
   await expectInvalidRequest(
     t,
     authenticateClient(
@@ -248,7 +250,7 @@ t.test('more than one method at once is invalid_request (RFC 6749 §2.3)', async
     ),
     /more than one authentication method/,
   );
-  const other = await clients.create(machineClient());
+  const other = await clients.admin.create(machineClient());
   await expectInvalidRequest(
     t,
     authenticateClient(
@@ -261,7 +263,9 @@ t.test('more than one method at once is invalid_request (RFC 6749 §2.3)', async
 
 t.test('repeated or non-string parameters are invalid_request naming the parameter', async (t) => {
   const { clients } = await service();
-  const { client, secret } = await clients.create(machineClient({ token_endpoint_auth_method: 'client_secret_post' }));
+  const { client, secret } = await clients.admin.create(
+    machineClient({ token_endpoint_auth_method: 'client_secret_post' }),
+  );
   await expectInvalidRequest(
     t,
     authenticateClient(
@@ -310,10 +314,10 @@ t.test('no client authentication at all is invalid_client', async (t) => {
 t.test('Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1)', async (t) => {
   const { db, clients } = await service();
   const id = `odd id:${unique()}+plus%percent`;
-  const { client } = await clients.create(machineClient(), { clientId: id });
+  const { client } = await clients.admin.create(machineClient(), { clientId: id });
   const secret = 'sëcret:with+plus%25 and space/=&';
   await rotateClientSecret(db, client.client_id, hashSecret(secret));
-  clients.invalidate(client.client_id);
+  clients.registry.invalidate(client.client_id);
 
   t.equal(formEncode(id).includes(':'), false, 'the colon in the id is percent-encoded on the wire');
   const result = await authenticateClient({ authorization: basic(id, secret), body: {} }, clients);
@@ -329,21 +333,21 @@ t.test('Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1)',
 
 t.test('authentication of a cached client runs no query, and last use is recorded afterwards', async (t) => {
   const { db, clients, selects } = await service();
-  const { client, secret } = await clients.create(machineClient());
+  const { client, secret } = await clients.admin.create(machineClient());
   const auth = () => authenticateClient({ authorization: basic(client.client_id, secret!), body: {} }, clients);
   await auth();
   const before = selects();
   for (let i = 0; i < 10; i++) await auth();
   t.equal(selects(), before, 'ten authentications, no SELECT');
-  await clients.drain();
+  await clients.usage.drain();
   t.ok((await findClientById(db, client.client_id))?.last_used_at instanceof Date);
 });
 
 t.test('a rotated secret replaces the old one at once on this process', async (t) => {
   const { clients } = await service();
-  const { client, secret: old } = await clients.create(machineClient());
+  const { client, secret: old } = await clients.admin.create(machineClient());
   await authenticateClient({ authorization: basic(client.client_id, old!), body: {} }, clients);
-  const { secret } = await clients.rotateSecret(client.client_id);
+  const { secret } = await clients.admin.rotateSecret(client.client_id);
   await expectInvalidClient(
     t,
     authenticateClient({ authorization: basic(client.client_id, old!), body: {} }, clients),
@@ -355,7 +359,7 @@ t.test('a rotated secret replaces the old one at once on this process', async (t
 t.test('a client_id URL never makes authentication fetch a metadata document or store a client', async (t) => {
   const { db } = await migratedDatabase();
   const fetched: string[] = [];
-  const clients = new ClientService(db, clientConfig({ CIMD_ENABLED: 'true' }), {
+  const clients = createClients(db, clientConfig({ CIMD_ENABLED: 'true' }), {
     fetchDocument: async (url) => {
       fetched.push(url.href);
       throw new Error('no fetch expected');

@@ -1,13 +1,14 @@
 import t from 'tap';
+import { DomainError } from '../../src/lib/errors.js';
 import {
   ClientMetadataError,
-  metadataPolicy,
+  clientMetadataPolicy,
   redirectUriProblem,
   validateClientMetadata,
 } from '../../src/oauth/client-metadata.js';
 import { clientConfig } from '../fixtures/clients.js';
 
-const policy = metadataPolicy(clientConfig());
+const policy = clientMetadataPolicy(clientConfig());
 const web = { name: 'Web app', redirect_uris: ['https://app.example.com/callback'] };
 const native = { name: 'Native', application_type: 'native', token_endpoint_auth_method: 'none' };
 
@@ -75,20 +76,25 @@ t.test('a full client is kept, duplicates dropped and resources canonicalised', 
   t.equal(m.skip_consent, true);
 });
 
-t.test('native clients may use loopback http (any of the three hosts) and private-use schemes', async (t) => {
-  const uris = [
-    'http://127.0.0.1/callback',
-    'http://127.0.0.1:53124/callback',
-    'http://[::1]:8080/cb',
-    'http://localhost:3000/cb',
-    'com.example.app:/oauth2redirect',
-    'com.example.app://callback',
-    'https://app.example.com/native-cb',
-  ];
-  const m = validateClientMetadata({ ...native, redirect_uris: uris }, policy);
-  t.same(m.redirect_uris, uris);
-  t.equal(m.application_type, 'native');
-});
+t.test(
+  'native clients may use loopback http (any loopback host, src/lib/loopback.ts) and private-use schemes',
+  async (t) => {
+    const uris = [
+      'http://127.0.0.1/callback',
+      'http://127.0.0.1:53124/callback',
+      'http://127.0.0.2/cb',
+      'http://[::1]:8080/cb',
+      'http://localhost:3000/cb',
+      'http://app.localhost/cb',
+      'com.example.app:/oauth2redirect',
+      'com.example.app://callback',
+      'https://app.example.com/native-cb',
+    ];
+    const m = validateClientMetadata({ ...native, redirect_uris: uris }, policy);
+    t.same(m.redirect_uris, uris);
+    t.equal(m.application_type, 'native');
+  },
+);
 
 t.test('every bad form names its field', async (t) => {
   const cases: Array<[string, unknown, string, RegExp]> = [
@@ -149,8 +155,8 @@ t.test('every bad form names its field', async (t) => {
       /only for native clients/,
     ],
     [
-      'http on another 127/8 address',
-      { ...native, redirect_uris: ['http://127.0.0.2/cb'] },
+      'http on a public name that only looks loopback',
+      { ...native, redirect_uris: ['http://127.0.0.1.nip.io/cb'] },
       'redirect_uris[0]',
       /must use https/,
     ],
@@ -250,21 +256,28 @@ t.test('every bad form names its field', async (t) => {
   }
 });
 
-t.test('errors carry the RFC 7591 §3.2.2 code dynamic registration will answer with', async (t) => {
-  t.equal(errorOf({ ...web, redirect_uris: ['http://x.example/cb'] }).code, 'invalid_redirect_uri');
-  t.equal(errorOf({ ...web, redirect_uris: [] }).code, 'invalid_redirect_uri');
-  t.equal(errorOf({ ...web, post_logout_redirect_uris: ['nope'] }).code, 'invalid_client_metadata');
-  t.equal(errorOf({ ...web, scopes: ['nope'] }).code, 'invalid_client_metadata');
+t.test('errors are invalid_input DomainErrors naming the field that decides the RFC 7591 §3.2.2 code', async (t) => {
+  // The edge's mapping table answers redirect_uris… with invalid_redirect_uri, any other field with
+  // invalid_client_metadata (test/registration checks the answers).
+  const redirect = errorOf({ ...web, redirect_uris: ['http://x.example/cb'] });
+  t.ok(redirect instanceof DomainError);
+  t.match(redirect, { code: 'invalid_input', field: 'redirect_uris[0]' });
+  t.match(errorOf({ ...web, redirect_uris: [] }), { code: 'invalid_input', field: 'redirect_uris' });
+  t.match(errorOf({ ...web, post_logout_redirect_uris: ['nope'] }), {
+    code: 'invalid_input',
+    field: 'post_logout_redirect_uris[0]',
+  });
+  t.match(errorOf({ ...web, scopes: ['nope'] }), { code: 'invalid_input', field: 'scopes[0]' });
 });
 
 t.test('with ENFORCE_SCOPES off any well-formed scope is allowed, and syntax is still checked', async (t) => {
-  const open = metadataPolicy(clientConfig({ ENFORCE_SCOPES: 'false' }));
+  const open = clientMetadataPolicy(clientConfig({ ENFORCE_SCOPES: 'false' }));
   t.same(validateClientMetadata({ ...web, scopes: ['anything', 'mcp:tools'] }, open).scopes, ['anything', 'mcp:tools']);
   t.equal(errorOf({ ...web, scopes: ['bad scope'] }, open).field, 'scopes[0]');
 });
 
 t.test('with no RESOURCES configured a client can name none', async (t) => {
-  const none = metadataPolicy(clientConfig({ RESOURCES: '' }));
+  const none = clientMetadataPolicy(clientConfig({ RESOURCES: '' }));
   t.equal(errorOf({ ...web, resources: ['https://api.example.com'] }, none).field, 'resources[0]');
   t.same(validateClientMetadata(web, none).resources, []);
 });

@@ -3,7 +3,7 @@ import t from 'tap';
 import { ClientsUsageError, clientsCommand, runClientsCommand } from '../../src/cli/clients.js';
 import { authenticateClient } from '../../src/oauth/client-authentication.js';
 import { findClientById } from '../../src/repositories/client.repository.js';
-import { ClientService } from '../../src/services/client-service.js';
+import { type Clients, createClients } from '../../src/services/clients/index.js';
 import { TEST_DATABASE_URL } from '../helper.js';
 import { basic, clientConfig, migratedDatabase, unique } from '../fixtures/clients.js';
 
@@ -20,8 +20,8 @@ async function cliJson<T = Record<string, unknown>>(args: string[], options: Rec
 }
 
 /** A fresh service (a new process) to check what a client can do. */
-async function fresh(): Promise<ClientService> {
-  return new ClientService((await migratedDatabase()).db, config);
+async function fresh(): Promise<Clients> {
+  return createClients((await migratedDatabase()).db, config);
 }
 
 const machineFlags = { name: 'Nightly export', 'grant-type': ['client_credentials'], scope: ['read write'] };
@@ -86,7 +86,7 @@ t.test(
   'a dynamically registered client is shown and listed without its secret or registration token hashes',
   async (t) => {
     const service = await fresh();
-    const { client } = await service.create(
+    const { client } = await service.admin.create(
       { name: 'Registered', redirect_uris: ['https://app.example.com/cb'] },
       { source: 'registration', registrationAccessTokenHash: 'A'.repeat(43) },
     );

@@ -2,11 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
-import { ClientsFileError, applyClientsFile } from '../../src/clients/clients-file.js';
+import { ClientsFileError, applyClientsFile } from '../../src/services/clients/clients-file.js';
 import { authenticateClient } from '../../src/oauth/client-authentication.js';
 import { generateClientSecret, hashSecret } from '../../src/oauth/secrets.js';
 import { findClientById } from '../../src/repositories/client.repository.js';
-import { ClientService } from '../../src/services/client-service.js';
+import { createClients } from '../../src/services/clients/index.js';
 import { buildTestApp } from '../helper.js';
 import { CLIENT_ENV, basic, clientConfig, machineClient, migratedDatabase, unique } from '../fixtures/clients.js';
 
@@ -76,7 +76,7 @@ t.test('clients in the file are created (source file) and authenticate with thei
   t.equal(row?.source, 'file');
   t.same(row?.scopes, ['read']);
   t.equal((await findClientById(db, spa))?.skip_consent, true);
-  const clients = new ClientService(db, config);
+  const clients = createClients(db, config);
   t.ok(await authenticateClient({ authorization: basic(machine, secret), body: {} }, clients));
   t.match(lines, [{ level: 'info', msg: 'applied CLIENTS_FILE', obj: { created: [machine, spa] } }]);
   t.notMatch(JSON.stringify(lines), secret, 'the secret is never logged');
@@ -130,7 +130,7 @@ t.test('a changed entry updates the client; a new secret_hash rotates its secret
   );
   t.same((await apply(config)).result.updated, [id]);
   t.ok((await findClientById(db, id))?.secret_rotated_at instanceof Date);
-  const clients = new ClientService(db, config);
+  const clients = createClients(db, config);
   t.ok(await authenticateClient({ authorization: basic(id, second), body: {} }, clients), 'the new secret works');
   await t.rejects(
     authenticateClient({ authorization: basic(id, first), body: {} }, clients),
@@ -153,7 +153,7 @@ t.test('secret_file holds the secret (relative to the clients file); its trailin
   writeFileSync(join(dir, 'machine.secret'), `${secret}\n`);
   await apply(config);
   t.equal((await findClientById(db, id))?.secret_hash, hashSecret(secret));
-  const clients = new ClientService(db, config);
+  const clients = createClients(db, config);
   t.ok(await authenticateClient({ authorization: undefined, body: { client_id: id, client_secret: secret } }, clients));
 });
 
@@ -296,7 +296,7 @@ t.test('the file must be readable JSON of the documented shape', async (t) => {
 
 t.test('clients from other sources are never taken over or touched', async (t) => {
   const { db } = await migratedDatabase();
-  const admin = new ClientService(db, clientConfig());
+  const { admin } = createClients(db, clientConfig());
   const taken = unique('admin-made');
   const fresh = unique('fresh');
   const { client } = await admin.create(machineClient({ name: 'Made by admin' }), { clientId: taken });
@@ -344,7 +344,10 @@ t.test('the app applies CLIENTS_FILE at start and serves its clients from app.cl
   const { path } = clientsFile(t, [{ client_id: id, ...machineClient(), secret_hash: hashSecret(secret) }]);
   const app = await buildTestApp(t, { ...CLIENT_ENV, CLIENTS_FILE: path });
   t.equal((await app.clients.get(id))?.source, 'file');
-  const { client } = await authenticateClient({ authorization: basic(id, secret), body: {} }, app.clients);
+  const { client } = await authenticateClient(
+    { authorization: basic(id, secret), body: {} },
+    { registry: app.clients, usage: app.clientUsage },
+  );
   t.equal(client.client_id, id);
 });
 

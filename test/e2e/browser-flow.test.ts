@@ -80,7 +80,7 @@ async function run(): Promise<void> {
   t.teardown(() => new Promise<void>((resolve) => callback.server.close(() => resolve())));
   const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
 
-  const { client } = await app.clients.create({
+  const { client } = await app.clientAdmin.create({
     name: 'Notes for Desktop',
     application_type: 'native',
     token_endpoint_auth_method: 'none',
@@ -263,7 +263,7 @@ async function run(): Promise<void> {
     // listen there), so Gatehouse asks again every time; remembered consent is for clients whose redirect
     // identifies them, here a browser-based app on https.
     const spaRedirect = 'https://notes.example.test/callback';
-    const { client: spa } = await app.clients.create({
+    const { client: spa } = await app.clientAdmin.create({
       name: 'Notes for the Web',
       token_endpoint_auth_method: 'none',
       redirect_uris: [spaRedirect],

@@ -24,7 +24,7 @@ async function setup(t: Tap.Test, clientName = 'Example client') {
   const gatehouse = await buildTestApp(t, ENV);
   const host = await buildHostApp({ gatehouseIssuer: ISSUER, hostId: HOST_ID, handshakeSecret: HOST_SECRET });
   t.teardown(() => host.close());
-  const { client } = await gatehouse.clients.create({
+  const { client } = await gatehouse.clientAdmin.create({
     name: clientName,
     application_type: 'native',
     token_endpoint_auth_method: 'none',

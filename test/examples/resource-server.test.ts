@@ -24,7 +24,7 @@ const gatehouse: FastifyInstance = await buildTestApp(t, {
 await gatehouse.listen({ host: '127.0.0.1', port: gatehousePort });
 const metadataUrl = `${server.url}/.well-known/oauth-protected-resource/mcp`;
 
-const { client, secret } = await gatehouse.clients.create({
+const { client, secret } = await gatehouse.clientAdmin.create({
   name: 'Machine',
   grant_types: ['client_credentials'],
   scopes: ['read', 'write'],

@@ -40,7 +40,7 @@ function csrfOf(html: string): string {
 }
 
 async function publicClient(app: FastifyInstance) {
-  const { client } = await app.clients.create({
+  const { client } = await app.clientAdmin.create({
     name: 'Native MCP client',
     application_type: 'native',
     token_endpoint_auth_method: 'none',
@@ -287,7 +287,7 @@ t.test(
   'remembered consent skips the page the second time for a client whose redirect is its own https origin',
   async (t) => {
     const app = await buildTestApp(t, ENV);
-    const { client } = await app.clients.create({
+    const { client } = await app.clientAdmin.create({
       name: 'Browser app',
       token_endpoint_auth_method: 'none',
       redirect_uris: ['https://spa.example.com/callback'],

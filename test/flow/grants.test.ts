@@ -21,7 +21,7 @@ interface TestClient {
 }
 
 async function webClient(app: FastifyInstance, overrides: Record<string, unknown> = {}): Promise<TestClient> {
-  const { client, secret } = await app.clients.create({
+  const { client, secret } = await app.clientAdmin.create({
     name: 'Web app',
     redirect_uris: [REDIRECT],
     grant_types: ['authorization_code', 'refresh_token'],
@@ -483,7 +483,7 @@ t.test('a refresh issues only what the client and server allow now, not everythi
   t.equal(first.json().scope, 'read write');
 
   // The operator narrows the client after the user consented.
-  await app.clients.update(client.id, { scopes: ['read'], resources: ['https://api.example.com'] });
+  await app.clientAdmin.update(client.id, { scopes: ['read'], resources: ['https://api.example.com'] });
   const refused = await refresh(app, client, first.json().refresh_token, { scope: 'write' });
   t.equal(refused.statusCode, 400);
   t.equal(refused.json().error, 'invalid_scope', 'a scope the client may no longer have is refused');
@@ -510,11 +510,11 @@ t.test('a refresh issues only what the client and server allow now, not everythi
     scoped.verifier,
   );
   t.equal(readOnly.statusCode, 200, readOnly.body);
-  await app.clients.update(client.id, { scopes: ['write'] });
+  await app.clientAdmin.update(client.id, { scopes: ['write'] });
   const scopeless = await refresh(app, client, readOnly.json().refresh_token);
   t.equal(scopeless.json().error, 'invalid_grant', 'a grant none of whose scopes is allowed any more is over');
   t.equal(await liveTokens(app, 'user-9', client.id), 0);
-  await app.clients.update(client.id, { scopes: ['read'] });
+  await app.clientAdmin.update(client.id, { scopes: ['read'] });
 
   // A grant for the MCP server alone, while the client may now use only the API: the grant is dead.
   const other = pkce();
@@ -531,7 +531,7 @@ t.test('a refresh issues only what the client and server allow now, not everythi
   t.equal(mcpOnly.statusCode, 400, 'a code whose only resource is no longer allowed gives no token either');
   t.equal(mcpOnly.json().error, 'invalid_grant');
   t.equal(await liveTokens(app, 'user-7', client.id), 0, 'and the chain its redemption started is revoked');
-  await app.clients.update(client.id, { resources: ['https://mcp.example.com/mcp'] });
+  await app.clientAdmin.update(client.id, { resources: ['https://mcp.example.com/mcp'] });
   const again = pkce();
   const granted = await redeem(
     app,
@@ -544,7 +544,7 @@ t.test('a refresh issues only what the client and server allow now, not everythi
     again.verifier,
   );
   t.equal(granted.statusCode, 200, granted.body);
-  await app.clients.update(client.id, { resources: ['https://api.example.com'] });
+  await app.clientAdmin.update(client.id, { resources: ['https://api.example.com'] });
   const dead = await refresh(app, client, granted.json().refresh_token);
   t.equal(dead.json().error, 'invalid_grant');
   t.equal(await liveTokens(app, 'user-7', client.id), 0, 'and its chain is revoked');

@@ -169,9 +169,9 @@ t.test(
     const client = await webClient(app);
     const other = await webClient(app, { post_logout_redirect_uris: ['https://other.example.com/bye'] });
     const disabled = await webClient(app);
-    await app.clients.setDisabled(disabled.client_id, true);
+    await app.clientAdmin.setDisabled(disabled.client_id, true);
     // Anyone can register a client when DCR is on: its own list is no proof the client asked for this redirect.
-    const { client: registered } = await app.clients.create(
+    const { client: registered } = await app.clientAdmin.create(
       {
         name: 'Self-registered',
         redirect_uris: ['https://app.example.com/cb'],
@@ -320,7 +320,7 @@ t.test(
   'the sign-out question lets the confirmed POST redirect to a registered post-logout URI (CSP form-action)',
   async (t) => {
     const app = await buildTestApp(t, handshakeEnv());
-    const { client } = await app.clients.create({
+    const { client } = await app.clientAdmin.create({
       name: 'Web',
       redirect_uris: ['https://app.example.com/cb'],
       post_logout_redirect_uris: ['https://app.example.com/signed-out'],

@@ -36,7 +36,7 @@ interface Scenario {
 }
 
 async function newClient(app: FastifyInstance, overrides: Record<string, unknown> = {}): Promise<string> {
-  const { client } = await app.clients.create({
+  const { client } = await app.clientAdmin.create({
     name: 'Example App',
     grant_types: ['authorization_code', 'refresh_token'],
     redirect_uris: [REDIRECT],
@@ -481,7 +481,7 @@ t.test('without the right session, binding cookie or a live request: an error pa
   t.equal(await findConsent(s.app.database.db, s.sub, s.clientId), undefined);
   t.ok(await isLive(s.app, s.pendingId));
 
-  await s.app.clients.setDisabled(s.clientId, true);
+  await s.app.clientAdmin.setDisabled(s.clientId, true);
   const disabled = await getConsent(s, s.browser, `request=${s.pendingId}`);
   t.equal(disabled.statusCode, 400, 'a disabled client');
   t.match(disabled.body, /The application is unknown or has been disabled\./);

@@ -337,7 +337,7 @@ t.test(
     const redirectUri = 'https://client.example.com/oauth/callback';
     // An operator's client: its redirect URI is trusted, so even an error before sign-in goes back to it
     // (a self-registered client's would be shown on Gatehouse's page instead, RFC 9700 §4.11.2).
-    const { client: created } = await app.clients.create({
+    const { client: created } = await app.clientAdmin.create({
       name: 'Stateless',
       redirect_uris: [redirectUri],
       token_endpoint_auth_method: 'none',

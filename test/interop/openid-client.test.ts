@@ -126,7 +126,7 @@ for (const { method, redirectUri } of variants) {
 
 t.test('openid-client: OIDC discovery of the same issuer agrees with RFC 8414 discovery', async (t) => {
   const { app, issuer } = await listenGatehouse(t, ENV);
-  const { client: created } = await app.clients.create({
+  const { client: created } = await app.clientAdmin.create({
     name: 'Discovery probe',
     token_endpoint_auth_method: 'none',
     redirect_uris: ['https://client.example.com/cb'],
@@ -143,7 +143,7 @@ t.test('openid-client: OIDC discovery of the same issuer agrees with RFC 8414 di
 t.test('openid-client: client_credentials for a confidential client an operator created', async (t) => {
   const { app, issuer } = await listenGatehouse(t, ENV);
   for (const method of ['client_secret_basic', 'client_secret_post'] as const) {
-    const { client: created, secret } = await app.clients.create({
+    const { client: created, secret } = await app.clientAdmin.create({
       name: `Machine client (${method})`,
       token_endpoint_auth_method: method,
       grant_types: ['client_credentials'],

@@ -180,8 +180,8 @@ t.test('a registered client never skips consent, whatever it sent or an operator
   const reg = await registered(app, { client_name: 'Web', redirect_uris: [redirect], skip_consent: true });
   const first = await signIn(new Browser(app), authorizeUrl(reg.client_id, redirect, pkce().challenge));
   t.match(first.headers.location, /\/consent\?request=/, 'consent is asked');
-  await app.clients.update(reg.client_id, { skip_consent: true });
-  t.equal((await app.clients.find(reg.client_id))?.skip_consent, true);
+  await app.clientAdmin.update(reg.client_id, { skip_consent: true });
+  t.equal((await app.clientAdmin.find(reg.client_id))?.skip_consent, true);
   const second = await signIn(new Browser(app), authorizeUrl(reg.client_id, redirect, pkce().challenge));
   t.match(
     second.headers.location,
@@ -258,7 +258,7 @@ t.test(
     const app = await buildTestApp(t, DCR_ENV);
     const redirect = 'https://phish.example.net/callback';
     const reg = await registered(app, mcpClient({ redirect_uris: [redirect], token_endpoint_auth_method: 'none' }));
-    const { client: operators } = await app.clients.create({
+    const { client: operators } = await app.clientAdmin.create({
       name: 'Operator’s app',
       redirect_uris: [redirect],
       token_endpoint_auth_method: 'none',
@@ -394,14 +394,14 @@ t.test('after sign-in, errors for a self-registered client are shown, not redire
 
 t.test('a client disabled while the user signs in gets no redirect for the host error either', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
-  const { client } = await app.clients.create({
+  const { client } = await app.clientAdmin.create({
     name: 'Operator app',
     redirect_uris: ['https://two.example/cb'],
     token_endpoint_auth_method: 'none',
   });
   const browser = new Browser(app);
   const started = await browser.get(authorizeUrl(client.client_id, 'https://two.example/cb', pkce().challenge));
-  await app.clients.setDisabled(client.client_id, true);
+  await app.clientAdmin.setDisabled(client.client_id, true);
   const answered = await browser.get(await answerLoginRequest(started.headers.location, { error: 'login_required' }));
   t.equal(answered.statusCode, 400);
   t.notOk(answered.headers.location, 'no redirect for a disabled client');

@@ -40,7 +40,7 @@ t.test('RFC 7592 §2.1: a missing, wrong or foreign token, or an unknown client,
   const app = await buildTestApp(t, DCR_ENV);
   const a = await registered(app, mcpClient());
   const b = await registered(app, mcpClient());
-  const admin = await app.clients.create({ name: 'Admin-made', redirect_uris: ['https://app.example.com/cb'] });
+  const admin = await app.clientAdmin.create({ name: 'Admin-made', redirect_uris: ['https://app.example.com/cb'] });
   const cases: Array<[string, string, Record<string, string>, string]> = [
     ['no token', a.client_id, {}, 'Bearer'],
     ['wrong token', a.client_id, bearer(`${a.registration_access_token}x`), 'Bearer error="invalid_token"'],
@@ -83,14 +83,14 @@ t.test('RFC 7592 §2.1: a missing, wrong or foreign token, or an unknown client,
   const tooLong = await manage(app, 'GET', 'x'.repeat(300), bearer(a.registration_access_token));
   t.equal(tooLong.statusCode, 400);
   t.equal(tooLong.json().error, 'invalid_request');
-  t.ok(await app.clients.find(a.client_id), 'nothing was deleted');
-  t.same((await app.clients.find(a.client_id))?.redirect_uris, a.redirect_uris, 'nothing was changed');
+  t.ok(await app.clientAdmin.find(a.client_id), 'nothing was deleted');
+  t.same((await app.clientAdmin.find(a.client_id))?.redirect_uris, a.redirect_uris, 'nothing was changed');
 });
 
 t.test('RFC 7592 PUT replaces the metadata: omitted fields go back to their defaults', async (t) => {
   const app = await buildTestApp(t, DCR_ENV);
   const reg = await registered(app, mcpClient({ client_uri: 'https://mcp.example.org', contacts: ['a@example.org'] }));
-  await app.clients.update(reg.client_id, { resources: ['https://mcp.example.com/mcp'], default_scopes: ['read'] });
+  await app.clientAdmin.update(reg.client_id, { resources: ['https://mcp.example.com/mcp'], default_scopes: ['read'] });
   const token = bearer(reg.registration_access_token);
   const res = await manage(app, 'PUT', reg.client_id, token, {
     client_id: reg.client_id,
@@ -118,7 +118,7 @@ t.test('RFC 7592 PUT replaces the metadata: omitted fields go back to their defa
   t.equal(body.client_id_issued_at, reg.client_id_issued_at);
   t.equal(body.registration_client_uri, reg.registration_client_uri);
   t.notOk('registration_access_token' in body, 'the token is not rotated');
-  const row = await app.clients.find(reg.client_id);
+  const row = await app.clientAdmin.find(reg.client_id);
   t.same(row?.resources, ['https://mcp.example.com/mcp'], "the operator's resource restriction is kept");
   t.same(row?.default_scopes, ['read']);
   t.equal(row?.skip_consent, false);
@@ -149,7 +149,7 @@ t.test('RFC 7592 PUT replaces the metadata: omitted fields go back to their defa
     token_endpoint_auth_method: 'none',
   });
   t.equal(backToPublic.statusCode, 200);
-  t.equal((await app.clients.find(reg.client_id))?.secret_hash, null, 'made public: the secret is gone');
+  t.equal((await app.clientAdmin.find(reg.client_id))?.secret_hash, null, 'made public: the secret is gone');
 });
 
 t.test('RFC 7592 PUT errors', async (t) => {
@@ -196,7 +196,11 @@ t.test('RFC 7592 PUT errors', async (t) => {
   t.equal(malformed.statusCode, 400);
   const array = await manage(app, 'PUT', reg.client_id, token, '[]');
   t.equal(array.statusCode, 400);
-  t.same((await app.clients.find(reg.client_id))?.redirect_uris, reg.redirect_uris, 'unchanged after every failure');
+  t.same(
+    (await app.clientAdmin.find(reg.client_id))?.redirect_uris,
+    reg.redirect_uris,
+    'unchanged after every failure',
+  );
 });
 
 t.test('DCR_ALWAYS_RETURN_CLIENT_SECRET: the unstored secret sent back in a PUT is ignored', async (t) => {
@@ -219,7 +223,7 @@ t.test('RFC 7592 DELETE removes the client; its token then works nowhere', async
   const del = await manage(app, 'DELETE', reg.client_id, token);
   t.equal(del.statusCode, 204);
   t.equal(del.body, '');
-  t.equal(await app.clients.find(reg.client_id), undefined);
+  t.equal(await app.clientAdmin.find(reg.client_id), undefined);
   t.equal(await app.clients.get(reg.client_id), undefined, 'the cache was invalidated');
   for (const method of ['GET', 'PUT', 'DELETE'] as const) {
     const res = await manage(

@@ -41,7 +41,7 @@ t.test('a public MCP-style client registers: 201, RFC 7591 §3.2.1 shape, no sec
   for (const key of Object.keys(body)) t.notMatch(key, /hash/, `${key} is not a hash`);
   t.notOk('skip_consent' in body);
 
-  const row = await app.clients.find(body.client_id);
+  const row = await app.clientAdmin.find(body.client_id);
   t.equal(row?.source, 'registration');
   t.equal(row?.secret_hash, null);
   t.not(row?.registration_access_token_hash, null);
@@ -128,7 +128,7 @@ t.test('all RFC 7591 metadata is stored and returned; unknown members are ignore
     'client_name_extra',
   ])
     t.notOk(ignored in body, `${ignored} ignored`);
-  const row = await app.clients.find(body.client_id);
+  const row = await app.clientAdmin.find(body.client_id);
   t.equal(row?.skip_consent, false, 'skip_consent from a client is ignored');
   t.same(row?.resources, [], 'resources are not client-settable');
 });
@@ -186,7 +186,7 @@ t.test('invalid_redirect_uri (RFC 7591 §3.2.2) names the URI', async (t) => {
 t.test('invalid_client_metadata (RFC 7591 §3.2.2) names the field', async (t) => {
   const app = await buildTestApp(t, { ...DCR_ENV, ENFORCE_SCOPES: 'true' });
   const redirect = { redirect_uris: ['https://app.example.com/cb'] };
-  const before = (await app.clients.list()).length;
+  const before = (await app.clientAdmin.list()).length;
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     [
       'an unknown grant type',
@@ -251,7 +251,7 @@ t.test('invalid_client_metadata (RFC 7591 §3.2.2) names the field', async (t) =
     t.equal(res.json().error, 'invalid_client_metadata', name);
     t.match(res.json().error_description, description, name);
   }
-  t.equal((await app.clients.list()).length, before, 'nothing was registered');
+  t.equal((await app.clientAdmin.list()).length, before, 'nothing was registered');
 });
 
 t.test('malformed requests never cause a 500', async (t) => {
@@ -367,13 +367,13 @@ t.test('DCR_ALWAYS_RETURN_CLIENT_SECRET: a public client gets an unstored secret
   t.match(body.client_secret, /^[A-Za-z0-9_-]{43}$/, 'a secret is returned');
   t.equal(body.client_secret_expires_at, 0);
   t.equal(body.token_endpoint_auth_method, 'none', 'the client stays public');
-  const row = await app.clients.find(body.client_id);
+  const row = await app.clientAdmin.find(body.client_id);
   t.equal(row?.secret_hash, null, 'the secret is not stored');
   t.equal(row?.token_endpoint_auth_method, 'none');
   const confidential = await registered(app, { redirect_uris: ['https://app.example.com/cb'] });
   t.not(confidential.client_secret, undefined);
   t.not(
-    (await app.clients.find(confidential.client_id))?.secret_hash,
+    (await app.clientAdmin.find(confidential.client_id))?.secret_hash,
     null,
     'a confidential client keeps its real secret',
   );

@@ -1,24 +1,39 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { applyClientsFile } from '../../clients/clients-file.js';
-import { ClientService } from '../../services/client-service.js';
+import { applyClientsFile } from '../../services/clients/clients-file.js';
+import {
+  type ClientAdmin,
+  ClientRegistration,
+  type ClientRegistry,
+  type ClientUsage,
+  createClients,
+} from '../../services/clients/index.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Clients, cached for the token endpoint; every change goes through here. */
-    clients: ClientService;
+    /** The client registry (read path): cached clients for the token endpoint, /authorize and the pages. */
+    clients: ClientRegistry;
+    /** Admin writes (create, update, rotate, disable, delete); every change drops the registry's copy. */
+    clientAdmin: ClientAdmin;
+    /** Usage recording: a client's last_used_at, written in the background. */
+    clientUsage: ClientUsage;
+    /** RFC 7591 / 7592 dynamic registration and its management. */
+    clientRegistration: ClientRegistration;
   }
 }
 
-/** Decorates `app.clients` and applies CLIENTS_FILE at start; a bad file stops the start. */
+/** Decorates the client units and applies CLIENTS_FILE at start; a bad file stops the start. */
 export default fp(
   async function clients(app: FastifyInstance) {
     const { config } = app;
     if (config.clients.file) await applyClientsFile(app.database.db, config, app.log);
-    const service = new ClientService(app.database.db, config, { log: app.log });
-    app.decorate('clients', service);
+    const { registry, admin, usage } = createClients(app.database.db, config, { log: app.log });
+    app.decorate('clients', registry);
+    app.decorate('clientAdmin', admin);
+    app.decorate('clientUsage', usage);
+    app.decorate('clientRegistration', new ClientRegistration(admin, config));
     // Background last_used_at writes finish before the database plugin closes the pool.
-    app.addHook('preClose', async () => service.drain());
+    app.addHook('preClose', async () => usage.drain());
   },
   { name: 'clients', dependencies: ['database'] },
 );

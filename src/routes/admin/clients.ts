@@ -24,7 +24,7 @@ const metadataBody = { type: 'object', maxProperties: 64 } as const;
  * rotate-secret. Validation is the one every client source shares (RFC 7591 metadata rules).
  */
 export default async function adminClientRoutes(admin: FastifyInstance): Promise<void> {
-  const clients = () => admin.gatehouse.clients;
+  const clients = () => admin.gatehouse.clientAdmin;
 
   admin.get('/clients', async () => ({ clients: (await clients().list()).map(clientView) }));
 

@@ -46,7 +46,7 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
     async (request, reply) => {
       const { client, method } = await authenticateClient(
         { authorization: request.headers.authorization, body: request.body },
-        app.clients,
+        { registry: app.clients, usage: app.clientUsage },
       );
       if (method === 'none')
         throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');

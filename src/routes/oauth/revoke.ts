@@ -33,7 +33,7 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: request.body },
-        app.clients,
+        { registry: app.clients, usage: app.clientUsage },
       );
       await revokeToken(app.database.db, request.body.token, client.client_id, app.clock);
       return reply.code(200).header('cache-control', 'no-store').send();

@@ -51,7 +51,7 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
       if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },
-        app.clients,
+        { registry: app.clients, usage: app.clientUsage },
       );
       if (!client.grant_types.includes(grant.grantType)) {
         throw new OAuthError('unauthorized_client', `this client may not use ${grant.grantType}`);

@@ -3,27 +3,24 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
+import { DomainError } from '../lib/errors.js';
 import { specialUseAddress } from './address-policy.js';
 
 /**
- * Why a metadata document could not be fetched. `reason` is safe to show to anyone. `detail` is set only
- * for a connection-level failure (no answer, refused, reset, TLS, DNS): it goes to the log, never to the
- * error page, which would otherwise tell anyone which hosts and ports this server can reach.
+ * Why a client-id document could not be fetched. The message is safe to show to anyone. `detail` is set
+ * only for a connection-level failure (no answer, refused, reset, TLS, DNS): it goes to the log, never to
+ * the error page, which would otherwise tell anyone which hosts and ports this server can reach.
  */
-export class MetadataFetchError extends Error {
-  constructor(
-    readonly reason: string,
-    readonly detail: string | null = null,
-  ) {
-    super(detail ?? reason);
-    this.name = 'MetadataFetchError';
+export class ClientIdDocumentFetchError extends DomainError {
+  constructor(reason: string, detail?: string) {
+    super('unavailable', reason, detail === undefined ? {} : { detail });
   }
 }
 
 /** What the error page says for every connection-level failure. */
 export const NOT_FETCHED = 'the document could not be fetched';
 
-/** How metadata documents are fetched (CIMD_* settings). */
+/** How client-id documents are fetched (CIMD_* settings). */
 export interface FetchPolicy {
   timeoutMs: number;
   maxBytes: number;
@@ -33,7 +30,7 @@ export interface FetchPolicy {
   ca: string | null;
 }
 
-/** A fetched document: its body and the response headers that decide caching. */
+/** A fetched client-id document: its body and the response headers that decide caching. */
 export interface FetchedDocument {
   body: string;
   headers: IncomingHttpHeaders;
@@ -63,7 +60,7 @@ function guardedLookup(policy: FetchPolicy): LookupFunction {
         return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
       for (const { address } of addresses) {
         const problem = refusal(address, policy);
-        if (problem) return callback(new MetadataFetchError(problem), '', 0);
+        if (problem) return callback(new ClientIdDocumentFetchError(problem), '', 0);
       }
       if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
       const first = addresses[0]!;
@@ -73,9 +70,9 @@ function guardedLookup(policy: FetchPolicy): LookupFunction {
 }
 
 /** A connection-level failure: shown as NOT_FETCHED, detailed in `detail` (a refused address stays shown). */
-function networkFailure(err: unknown): MetadataFetchError {
-  if (err instanceof MetadataFetchError) return err;
-  return new MetadataFetchError(NOT_FETCHED, networkDetail(err));
+function networkFailure(err: unknown): ClientIdDocumentFetchError {
+  if (err instanceof ClientIdDocumentFetchError) return err;
+  return new ClientIdDocumentFetchError(NOT_FETCHED, networkDetail(err));
 }
 
 function networkDetail(err: unknown): string {
@@ -93,26 +90,27 @@ function networkDetail(err: unknown): string {
 }
 
 /**
- * Fetches a client metadata document over https with the safeguards of
+ * Fetches a client-id document over https with the safeguards of
  * draft-ietf-oauth-client-id-metadata-document-02: 200 only, redirects never followed (§5), a JSON
  * content type (§4), at most `maxBytes` read (§8.7), no special-use addresses (§8.6, checked on every
- * resolved address and again on the connected socket), all within `timeoutMs`. Throws MetadataFetchError.
+ * resolved address and again on the connected socket), all within `timeoutMs`. Throws ClientIdDocumentFetchError.
  */
-export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<FetchedDocument> {
+export function fetchClientIdDocument(url: URL, policy: FetchPolicy): Promise<FetchedDocument> {
   return new Promise((resolve, reject) => {
-    if (url.protocol !== 'https:') return reject(new MetadataFetchError('only https URLs are fetched'));
+    if (url.protocol !== 'https:') return reject(new ClientIdDocumentFetchError('only https URLs are fetched'));
     // Node connects to an IP literal without any lookup, so the literal is checked here.
     const host = url.hostname.replace(/^\[|\]$/g, '');
     if (isIP(host)) {
       const problem = refusal(host, policy);
-      if (problem) return reject(new MetadataFetchError(problem.replace('the host resolves to', 'the host is')));
+      if (problem)
+        return reject(new ClientIdDocumentFetchError(problem.replace('the host resolves to', 'the host is')));
     }
     let settled = false;
-    const fail = (reason: string | MetadataFetchError) => {
+    const fail = (reason: string | ClientIdDocumentFetchError) => {
       if (settled) return;
       settled = true;
       req.destroy();
-      reject(typeof reason === 'string' ? new MetadataFetchError(reason) : reason);
+      reject(typeof reason === 'string' ? new ClientIdDocumentFetchError(reason) : reason);
     };
     const req = request(url, {
       method: 'GET',
@@ -127,7 +125,7 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
     });
     // A timeout is connection-level too: shown, it would tell a filtered port from a closed one.
     const timer = setTimeout(
-      () => fail(new MetadataFetchError(NOT_FETCHED, `no complete answer within ${policy.timeoutMs} ms`)),
+      () => fail(new ClientIdDocumentFetchError(NOT_FETCHED, `no complete answer within ${policy.timeoutMs} ms`)),
       policy.timeoutMs,
     );
     timer.unref();
@@ -135,7 +133,9 @@ export function fetchMetadataDocument(url: URL, policy: FetchPolicy): Promise<Fe
       socket.once('connect', () => {
         // Belt and braces beside the lookup: the address actually connected to.
         if (!socket.remoteAddress)
-          return fail(new MetadataFetchError(NOT_FETCHED, 'the connection closed before its address was known'));
+          return fail(
+            new ClientIdDocumentFetchError(NOT_FETCHED, 'the connection closed before its address was known'),
+          );
         const problem = refusal(socket.remoteAddress, policy);
         if (problem) fail(problem.replace('the host resolves to', 'the connection went to'));
       });

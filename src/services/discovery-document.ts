@@ -1,37 +1,37 @@
 import type { Config } from '../config/index.js';
 
-/** The endpoints a running Gatehouse actually serves; metadata never advertises what is off. */
+/** The endpoints a running Gatehouse actually serves; the discovery document never advertises what is off. */
 export interface Features {
   authorizationCode: boolean;
   refreshTokens: boolean;
   revocation: boolean;
   introspection: boolean;
   registration: boolean;
-  /** Client ID Metadata Documents (CIMD_ENABLED). */
-  clientIdMetadataDocuments: boolean;
+  /** Client-id documents: Client ID Metadata Documents (CIMD_ENABLED). */
+  clientIdDocuments: boolean;
 }
 
 /** The features this build serves whatever the configuration says. */
-export const FEATURES: Omit<Features, 'registration' | 'clientIdMetadataDocuments'> = {
+export const FEATURES: Omit<Features, 'registration' | 'clientIdDocuments'> = {
   authorizationCode: true,
   refreshTokens: true,
   revocation: true,
   introspection: true,
 };
 
-/** The features a configuration turns on: the build's, plus dynamic registration (DCR_ENABLED) and metadata documents (CIMD_ENABLED). */
+/** The features a configuration turns on: the build's, plus dynamic registration (DCR_ENABLED) and client-id documents (CIMD_ENABLED). */
 export function featuresOf(
   config: Pick<Config, 'registration'> & Partial<Pick<Config, 'clientIdMetadataDocuments'>>,
 ): Features {
   return {
     ...FEATURES,
     registration: config.registration.enabled,
-    clientIdMetadataDocuments: config.clientIdMetadataDocuments?.enabled ?? false,
+    clientIdDocuments: config.clientIdMetadataDocuments?.enabled ?? false,
   };
 }
 
-/** RFC 8414 authorization server metadata, built once from configuration. */
-export function authorizationServerMetadata(
+/** The discovery document: RFC 8414 authorization server metadata, built once from configuration. */
+export function discoveryDocument(
   config: Readonly<Config>,
   features: Features = featuresOf(config),
 ): Record<string, unknown> {
@@ -65,8 +65,8 @@ export function authorizationServerMetadata(
   doc.code_challenge_methods_supported = ['S256'];
   // RFC 9207: `iss` in authorization responses.
   doc.authorization_response_iss_parameter_supported = true;
-  // draft-ietf-oauth-client-id-metadata-document-02 §6: only while metadata documents are resolved.
-  if (features.clientIdMetadataDocuments) doc.client_id_metadata_document_supported = true;
+  // draft-ietf-oauth-client-id-metadata-document-02 §6: only while client-id documents are resolved.
+  if (features.clientIdDocuments) doc.client_id_metadata_document_supported = true;
   return doc;
 }
 
@@ -76,14 +76,14 @@ export function openIdConfiguration(
   features: Features = featuresOf(config),
 ): Record<string, unknown> {
   return {
-    ...authorizationServerMetadata(config, features),
+    ...discoveryDocument(config, features),
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [config.keys.signingAlg],
   };
 }
 
-/** The RFC 8414 §3.1 path-inserted metadata location for an issuer with a path, or null. */
-export function pathInsertedMetadataPath(issuer: string, wellKnown: string): string | null {
+/** The RFC 8414 §3.1 path-inserted location of a discovery document for an issuer with a path, or null. */
+export function pathInsertedDiscoveryPath(issuer: string, wellKnown: string): string | null {
   const path = new URL(issuer).pathname.replace(/\/$/, '');
   return path === '' ? null : `/.well-known/${wellKnown}${path}`;
 }

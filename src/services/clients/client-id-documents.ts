@@ -1,38 +1,39 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { Config } from '../config/index.js';
-import type { Db } from '../db/database.js';
-import type { ClientRow } from '../db/tables/client.table.js';
+import type { Config } from '../../config/index.js';
+import type { Db } from '../../db/database.js';
+import type { ClientRow } from '../../db/tables/client.table.js';
+import { DomainError } from '../../lib/errors.js';
 import {
   type CacheBounds,
   cacheLifetime,
   clientIdUrlProblem,
-  MetadataDocumentError,
-  metadataFromDocument,
-} from '../oauth/client-id-metadata-document.js';
-import type { MetadataPolicy } from '../oauth/client-metadata.js';
+  ClientIdDocumentError,
+  clientMetadataFromDocument,
+} from '../../oauth/client-id-document.js';
 import {
   type FetchedDocument,
   type FetchPolicy,
-  fetchMetadataDocument,
-  MetadataFetchError,
-} from '../oauth/metadata-document-fetch.js';
-import { findClientById, upsertMetadataDocumentClient } from '../repositories/client.repository.js';
+  fetchClientIdDocument,
+  ClientIdDocumentFetchError,
+} from '../../oauth/client-id-document-fetch.js';
+import type { ClientMetadataPolicy } from '../../oauth/client-metadata.js';
+import { findClientById, upsertClientIdDocumentClient } from '../../repositories/client.repository.js';
 
-/** Test seams and tuning of MetadataDocumentClients. */
-export interface MetadataDocumentOptions {
+/** Test seams and tuning of ClientIdDocuments. */
+export interface ClientIdDocumentOptions {
   /** Where refused documents are reported (the app's pino logger fits). */
   log?: { info?(obj: object, msg: string): void };
-  /** Fetches a metadata document (tests replace it to count fetches); fetchMetadataDocument by default. */
+  /** Fetches a client-id document (tests replace it to count fetches); fetchClientIdDocument by default. */
   fetchDocument?: (url: URL, policy: FetchPolicy) => Promise<FetchedDocument>;
-  /** Most metadata document fetches in flight at once in this process (default 16). */
+  /** Most client-id document fetches in flight at once in this process (default 16). */
   maxConcurrentFetches?: number;
   /** Clock in ms, for tests. */
   now?: () => number;
 }
 
 /**
- * A resolved client row (a metadata-document row carries document_expires_at; an operator's row may be
+ * A resolved client row (a client-id document's row carries document_expires_at; an operator's row may be
  * returned instead, §7.2), or why there is none.
  */
 export type DocumentLookup = { row: ClientRow; problem?: undefined } | { row?: undefined; problem: string | null };
@@ -43,28 +44,30 @@ function readCaFile(path: string): string {
   try {
     pem = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(`CIMD_CA_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new DomainError('misconfigured', `CIMD_CA_FILE: cannot read ${path} (${code})`, { cause: err });
   }
   try {
     createSecureContext({ ca: pem });
-  } catch {
-    throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+  } catch (err) {
+    throw new DomainError('misconfigured', `CIMD_CA_FILE: ${path} does not hold PEM certificates`, { cause: err });
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----'))
-    throw new Error(`CIMD_CA_FILE: ${path} does not hold PEM certificates`);
+    throw new DomainError('misconfigured', `CIMD_CA_FILE: ${path} does not hold PEM certificates`);
   return pem;
 }
 
 /**
- * Clients known by their Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document-02):
- * the identifier URL is checked (§3), the document fetched (§5, §8.6, §8.7) and validated (§4, §4.1),
- * then upserted into `clients`, since grants and tokens reference clients.client_id. ClientService
- * caches what this returns and shares one lookup between concurrent callers.
+ * Clients known by their client-id document (Client ID Metadata Document,
+ * draft-ietf-oauth-client-id-metadata-document-02): the identifier URL is checked (§3), the document
+ * fetched (§5, §8.6, §8.7) and validated (§4, §4.1), then upserted into `clients`, since grants and
+ * tokens reference clients.client_id. The ClientRegistry caches what this returns and shares one lookup
+ * between concurrent callers.
  */
-export class MetadataDocumentClients {
+export class ClientIdDocuments {
   private readonly fetchPolicy: FetchPolicy;
   private readonly cacheBounds: CacheBounds;
-  private readonly fetchDocument: NonNullable<MetadataDocumentOptions['fetchDocument']>;
+  private readonly fetchDocument: NonNullable<ClientIdDocumentOptions['fetchDocument']>;
   private readonly maxConcurrentFetches: number;
   private readonly now: () => number;
   private fetchesInFlight = 0;
@@ -72,8 +75,8 @@ export class MetadataDocumentClients {
   constructor(
     private readonly db: Db,
     settings: Config['clientIdMetadataDocuments'],
-    private readonly policy: MetadataPolicy,
-    private readonly options: MetadataDocumentOptions = {},
+    private readonly policy: ClientMetadataPolicy,
+    private readonly options: ClientIdDocumentOptions = {},
   ) {
     this.fetchPolicy = {
       timeoutMs: settings.fetchTimeout,
@@ -82,7 +85,7 @@ export class MetadataDocumentClients {
       ca: settings.caFile ? readCaFile(settings.caFile) : null,
     };
     this.cacheBounds = { min: settings.cacheMin, max: settings.cacheMax, default: settings.cacheDefault };
-    this.fetchDocument = options.fetchDocument ?? fetchMetadataDocument;
+    this.fetchDocument = options.fetchDocument ?? fetchClientIdDocument;
     this.maxConcurrentFetches = options.maxConcurrentFetches ?? 16;
     this.now = options.now ?? Date.now;
   }
@@ -92,7 +95,7 @@ export class MetadataDocumentClients {
    * response's cache headers (within CIMD_CACHE_*). The row returned may be an operator's
    * (pre-registered meanwhile, §7.2), used like any client. Nothing about a failure is cached (§5.2:
    * error responses and invalid documents MUST NOT be); floods are bounded instead by the rate limit of
-   * /authorize (ClientService.resolveForAuthorization is the only caller), by ClientService sharing one
+   * /authorize (ClientRegistry.resolveForAuthorization is the only caller), by the registry sharing one
    * lookup per URL, and by a cap on fetches in flight per process.
    */
   async lookup(clientId: string): Promise<DocumentLookup> {
@@ -106,24 +109,24 @@ export class MetadataDocumentClients {
     }
     this.fetchesInFlight += 1;
     let fetched: FetchedDocument;
-    let metadata: ReturnType<typeof metadataFromDocument>;
+    let metadata: ReturnType<typeof clientMetadataFromDocument>;
     try {
       fetched = await this.fetchDocument(new URL(clientId), this.fetchPolicy);
-      metadata = metadataFromDocument(clientId, fetched.body, this.policy);
+      metadata = clientMetadataFromDocument(clientId, fetched.body, this.policy);
     } catch (err) {
-      if (!(err instanceof MetadataFetchError || err instanceof MetadataDocumentError)) throw err;
-      // The URL is the client's public identifier and the reason names a rule: neither is a secret. A
-      // connection-level detail is logged only (see MetadataFetchError).
-      const detail = err instanceof MetadataFetchError ? err.detail : null;
-      this.options.log?.info?.({ clientId, reason: detail ?? err.reason }, 'client metadata document refused');
-      if (detail !== null) return { problem: 'the client metadata document could not be fetched' };
-      return { problem: `the client metadata document could not be used: ${err.reason}` };
+      if (!(err instanceof ClientIdDocumentFetchError || err instanceof ClientIdDocumentError)) throw err;
+      // The URL is the client's public identifier and the message names a rule: neither is a secret. A
+      // connection-level detail is logged only (see ClientIdDocumentFetchError).
+      const detail = err.detail;
+      this.options.log?.info?.({ clientId, reason: detail ?? err.message }, 'client metadata document refused');
+      if (detail !== undefined) return { problem: 'the client metadata document could not be fetched' };
+      return { problem: `the client metadata document could not be used: ${err.message}` };
     } finally {
       this.fetchesInFlight -= 1;
     }
     const expiresAt = new Date(this.now() + cacheLifetime(fetched.headers, this.cacheBounds, this.now()) * 1000);
     const row =
-      (await upsertMetadataDocumentClient(this.db, clientId, metadata, expiresAt)) ??
+      (await upsertClientIdDocumentClient(this.db, clientId, metadata, expiresAt)) ??
       (await findClientById(this.db, clientId));
     return row ? { row } : { problem: null };
   }

@@ -1,27 +1,30 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import { type Config, secretWeakness } from '../config/index.js';
-import type { Database } from '../db/database.js';
-import type { ClientRow } from '../db/tables/client.table.js';
+import { type Config, secretWeakness } from '../../config/index.js';
+import type { Database } from '../../db/database.js';
+import type { ClientRow } from '../../db/tables/client.table.js';
+import { DomainError } from '../../lib/errors.js';
 import {
   CLIENT_ID_FORM,
+  CLIENT_METADATA_FIELDS,
   type ClientMetadata,
   ClientMetadataError,
-  METADATA_FIELDS,
-  type MetadataPolicy,
-  metadataPolicy,
+  type ClientMetadataPolicy,
+  clientMetadataPolicy,
   usesSecret,
   validateClientMetadata,
-} from '../oauth/client-metadata.js';
-import { hashSecret, isSecretHash } from '../oauth/secrets.js';
-import { createClient, findClientById, listClients, updateClient } from '../repositories/client.repository.js';
+} from '../../oauth/client-metadata.js';
+import { hashSecret, isSecretHash } from '../../oauth/secrets.js';
+import { createClient, findClientById, listClients, updateClient } from '../../repositories/client.repository.js';
 
-/** A CLIENTS_FILE that cannot be applied; the message names the client and the field. Nothing was written. */
-export class ClientsFileError extends Error {
+/**
+ * A CLIENTS_FILE that cannot be applied (the operator's to fix); the message names the client and the
+ * field. Nothing was written.
+ */
+export class ClientsFileError extends DomainError {
   constructor(message: string) {
-    super(`CLIENTS_FILE: ${message}`);
-    this.name = 'ClientsFileError';
+    super('misconfigured', `CLIENTS_FILE: ${message}`);
   }
 }
 
@@ -72,7 +75,7 @@ async function readSecretFile(value: unknown, baseDir: string): Promise<string> 
   return hashSecret(secret);
 }
 
-async function readEntry(entry: unknown, policy: MetadataPolicy, baseDir: string): Promise<FileClient> {
+async function readEntry(entry: unknown, policy: ClientMetadataPolicy, baseDir: string): Promise<FileClient> {
   if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
     throw new EntryError('client', 'must be an object');
   const data = entry as Record<string, unknown>;
@@ -113,7 +116,7 @@ async function readEntry(entry: unknown, policy: MetadataPolicy, baseDir: string
 }
 
 /** Reads and validates every entry of a clients file, touching no database; throws ClientsFileError. */
-export async function readClientsFile(path: string, policy: MetadataPolicy): Promise<FileClient[]> {
+export async function readClientsFile(path: string, policy: ClientMetadataPolicy): Promise<FileClient[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -159,7 +162,7 @@ export async function readClientsFile(path: string, policy: MetadataPolicy): Pro
 
 function differs(row: ClientRow, client: FileClient): boolean {
   if (row.secret_hash !== client.secretHash) return true;
-  return METADATA_FIELDS.some((field) => JSON.stringify(row[field]) !== JSON.stringify(client.metadata[field]));
+  return CLIENT_METADATA_FIELDS.some((field) => JSON.stringify(row[field]) !== JSON.stringify(client.metadata[field]));
 }
 
 /**
@@ -172,7 +175,7 @@ export async function applyClientsFile(
   log: ClientsFileLogger,
 ): Promise<ClientsFileResult> {
   const path = config.clients.file;
-  const clients = await readClientsFile(path, metadataPolicy(config));
+  const clients = await readClientsFile(path, clientMetadataPolicy(config));
   const result: ClientsFileResult = { created: [], updated: [], unchanged: [] };
   const stale = await db.transaction().execute(async (trx) => {
     // Replicas starting together apply the file one after another, not into each other's inserts.

@@ -1,6 +1,5 @@
-import type { ClientRow } from '../db/tables/client.table.js';
-import { type ClientMetadataError, NO_EXTRA_SCHEMES, redirectUriProblem } from './client-metadata.js';
-import { OAuthError } from './errors.js';
+import { ClientMetadataError, NO_EXTRA_SCHEMES, redirectUriProblem } from './client-metadata.js';
+import type { Client } from './client.js';
 
 /**
  * RFC 7591 §2 members stored under the same name. `client_name` and `scope` are mapped; everything else a
@@ -32,10 +31,7 @@ function present(value: unknown): boolean {
 function scopeTokens(value: unknown): string[] | undefined {
   if (!present(value)) return undefined;
   if (typeof value !== 'string')
-    throw new OAuthError(
-      'invalid_client_metadata',
-      'scope: must be a string of space-separated scope values (RFC 7591 §2)',
-    );
+    throw new ClientMetadataError('scope', 'must be a string of space-separated scope values (RFC 7591 §2)');
   return value.split(' ').filter((s) => s !== '');
 }
 
@@ -88,11 +84,11 @@ export interface RegistrationInput {
 }
 
 /**
- * Maps an RFC 7591 §2 metadata document onto validateClientMetadata's fields. Defaults are the
+ * Maps an RFC 7591 §2 registration request onto client metadata (validateClientMetadata's fields). Defaults are the
  * validator's (RFC 7591 §2): grant_types [authorization_code], response_types [code],
  * token_endpoint_auth_method client_secret_basic. A registered client never skips consent.
  */
-export function metadataFromRegistration(
+export function clientMetadataFromRegistration(
   body: Record<string, unknown>,
   nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES,
 ): RegistrationInput {
@@ -100,9 +96,9 @@ export function metadataFromRegistration(
   // who can reach /register mint tokens for the APIs in its own name, with no user and no operator
   // deciding: machine clients are an operator's to create (admin API, CLI, CLIENTS_FILE).
   if (Array.isArray(body.grant_types) && body.grant_types.includes('client_credentials')) {
-    throw new OAuthError(
-      'invalid_client_metadata',
-      'grant_types: client_credentials is not available to self-registered clients; an operator registers machine clients',
+    throw new ClientMetadataError(
+      'grant_types',
+      'client_credentials is not available to self-registered clients; an operator registers machine clients',
     );
   }
   const metadata: Record<string, unknown> = {};
@@ -119,8 +115,11 @@ export function metadataFromRegistration(
   return { metadata, scopes };
 }
 
-/** A validator error as the RFC 7591 §3.2.2 error naming the field in the client's own terms. */
-export function registrationError(err: ClientMetadataError, scopes: readonly string[]): OAuthError {
+/**
+ * A client metadata error restated in the registration request's own terms (client_name, scope), so the
+ * RFC 7591 §3.2.2 answer names the member the client sent; the field still decides the error code.
+ */
+export function inRegistrationTerms(err: ClientMetadataError, scopes: readonly string[]): ClientMetadataError {
   let field = err.field;
   let reason = err.reason;
   if (field === 'name') field = 'client_name';
@@ -132,7 +131,7 @@ export function registrationError(err: ClientMetadataError, scopes: readonly str
   } else if (field === 'scopes') {
     field = 'scope';
   }
-  return new OAuthError(err.code, `${field}: ${reason}`);
+  return field === err.field && reason === err.reason ? err : new ClientMetadataError(field, reason);
 }
 
 /** The RFC 7592 client configuration endpoint of a client. */
@@ -140,7 +139,7 @@ export function registrationClientUri(issuer: string, clientId: string): string 
   return `${issuer}/register/${encodeURIComponent(clientId)}`;
 }
 
-/** What a client information response carries besides the stored metadata. */
+/** What a registration response carries besides the stored metadata. */
 export interface RegistrationExtras {
   /** A secret issued by this request; only its hash is stored, so it is never shown again. */
   clientSecret?: string | null;
@@ -149,11 +148,11 @@ export interface RegistrationExtras {
 }
 
 /**
- * RFC 7591 §3.2.1 / RFC 7592 §3 client information response: the registered metadata in RFC 7591 names
- * (with the defaults the server applied), never a stored hash.
+ * The registration response: RFC 7591 §3.2.1 / RFC 7592 §3 client information response, the registered
+ * metadata in RFC 7591 names (with the defaults the server applied), never a stored hash.
  */
-export function clientInformation(
-  client: Readonly<ClientRow>,
+export function registrationResponse(
+  client: Client,
   issuer: string,
   extras: RegistrationExtras = {},
 ): Record<string, unknown> {

@@ -1,27 +1,26 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { DomainError } from '../lib/errors.js';
 import {
   ClientMetadataError,
   type ClientMetadata,
-  type MetadataPolicy,
+  type ClientMetadataPolicy,
   validateClientMetadata,
 } from './client-metadata.js';
-import { OAuthError } from './errors.js';
-import { metadataFromRegistration, registrationError } from './registration-metadata.js';
+import { clientMetadataFromRegistration, inRegistrationTerms } from './registration-messages.js';
 
 /**
- * OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document-02): a client_id that
- * is an https URL names a JSON document, published by the client, holding its RFC 7591 metadata.
- * Section numbers below are that draft's.
+ * Client-id documents: OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document-02),
+ * where a client_id that is an https URL names a JSON document, published by the client, holding its
+ * RFC 7591 client metadata. Section numbers below are that draft's.
  */
 
 /** Where every client identifier URL starts; other ids never take the fetch path. */
 export const CLIENT_ID_URL_PREFIX = 'https://';
 
-/** A document, or a client identifier URL, that cannot be used; `reason` is safe to show and to log. */
-export class MetadataDocumentError extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-    this.name = 'MetadataDocumentError';
+/** A client-id document, or a client identifier URL, that cannot be used; the message is safe to show and to log. */
+export class ClientIdDocumentError extends DomainError {
+  constructor(reason: string) {
+    super('invalid_input', reason);
   }
 }
 
@@ -55,30 +54,34 @@ export function clientIdUrlProblem(clientId: string): string | null {
 }
 
 /**
- * Validates a fetched document for `clientId` and maps it onto client metadata, reusing the dynamic
- * registration mapping (RFC 7591 names: client_name, scope…). Throws MetadataDocumentError.
+ * Validates a fetched client-id document for `clientId` and maps it onto client metadata, reusing the
+ * registration request mapping (RFC 7591 names: client_name, scope…). Throws ClientIdDocumentError.
  */
-export function metadataFromDocument(clientId: string, body: string, policy: MetadataPolicy): ClientMetadata {
+export function clientMetadataFromDocument(
+  clientId: string,
+  body: string,
+  policy: ClientMetadataPolicy,
+): ClientMetadata {
   let doc: unknown;
   try {
     doc = JSON.parse(body);
   } catch {
-    throw new MetadataDocumentError('the document is not valid JSON (RFC 8259)');
+    throw new ClientIdDocumentError('the document is not valid JSON (RFC 8259)');
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
-    throw new MetadataDocumentError('the document is not a JSON object (draft section 4)');
+    throw new ClientIdDocumentError('the document is not a JSON object (draft section 4)');
   const fields = doc as Record<string, unknown>;
   // §4: simple string comparison (RFC 3986 §6.2.1) with the URL it was fetched from.
   if (fields.client_id === undefined)
-    throw new MetadataDocumentError('the document has no client_id (draft section 4)');
+    throw new ClientIdDocumentError('the document has no client_id (draft section 4)');
   if (fields.client_id !== clientId)
-    throw new MetadataDocumentError(
+    throw new ClientIdDocumentError(
       'the client_id in the document does not equal the URL it was fetched from (draft section 4)',
     );
   // §4.1: there is no way to establish a shared secret with a metadata document.
   for (const member of ['client_secret', 'client_secret_expires_at']) {
     if (fields[member] !== undefined)
-      throw new MetadataDocumentError(`the document must not contain ${member} (draft section 4.1)`);
+      throw new ClientIdDocumentError(`the document must not contain ${member} (draft section 4.1)`);
   }
   // §4.1: only public keys; a private JWK member (RFC 7518 §6.2.2, §6.3.2, §6.4) means key material leaked.
   const keys = (fields.jwks as { keys?: unknown } | null | undefined)?.keys;
@@ -88,27 +91,27 @@ export function metadataFromDocument(clientId: string, body: string, policy: Met
       (key) => key !== null && typeof key === 'object' && ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in key),
     )
   ) {
-    throw new MetadataDocumentError(
+    throw new ClientIdDocumentError(
       'the document must not contain private or symmetric key material in jwks (draft section 4.1)',
     );
   }
   const method = fields.token_endpoint_auth_method;
   if (method !== undefined && method !== 'none') {
     if (typeof method === 'string' && /^client_secret_/.test(method)) {
-      throw new MetadataDocumentError(
+      throw new ClientIdDocumentError(
         `token_endpoint_auth_method ${method} uses a shared secret, which a metadata document cannot have (draft section 4.1)`,
       );
     }
-    throw new MetadataDocumentError(
+    throw new ClientIdDocumentError(
       'token_endpoint_auth_method must be "none": this server supports only public clients through metadata documents',
     );
   }
   if (fields.redirect_uris === undefined || fields.redirect_uris === null)
-    throw new MetadataDocumentError('the document has no redirect_uris (draft section 4.2)');
+    throw new ClientIdDocumentError('the document has no redirect_uris (draft section 4.2)');
 
-  let mapped: ReturnType<typeof metadataFromRegistration>;
+  let mapped: ReturnType<typeof clientMetadataFromRegistration>;
   try {
-    mapped = metadataFromRegistration(
+    mapped = clientMetadataFromRegistration(
       {
         ...fields,
         // The identity is the URL's host (§8.5), so it names a client that gives no client_name.
@@ -119,14 +122,14 @@ export function metadataFromDocument(clientId: string, body: string, policy: Met
       policy.nativeSchemes,
     );
   } catch (err) {
-    if (err instanceof OAuthError) throw new MetadataDocumentError(err.description);
+    if (err instanceof ClientMetadataError) throw new ClientIdDocumentError(err.message);
     throw err;
   }
   try {
     return validateClientMetadata(mapped.metadata, policy);
   } catch (err) {
     if (err instanceof ClientMetadataError)
-      throw new MetadataDocumentError(registrationError(err, mapped.scopes).description);
+      throw new ClientIdDocumentError(inRegistrationTerms(err, mapped.scopes).message);
     throw err;
   }
 }
