@@ -63,8 +63,8 @@ export const CIMD_ENV: Record<string, string> = {
   CIMD_FETCH_TIMEOUT_MS: '400',
 };
 
-/** A valid metadata document for `clientId`, as an MCP client would publish it. */
-export function metadataDocument(clientId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+/** A valid client-id document for `clientId`, as an MCP client would publish it. */
+export function clientIdDocument(clientId: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     client_id: clientId,
     client_name: 'Example MCP Client',

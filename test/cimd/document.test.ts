@@ -7,7 +7,7 @@ import {
   clientMetadataFromDocument,
 } from '../../src/oauth/client-id-document.js';
 import { testConfig } from '../helper.js';
-import { metadataDocument } from './document-server.js';
+import { clientIdDocument } from './document-server.js';
 
 const ID = 'https://app.example.com/oauth/client.json';
 const policy = clientMetadataPolicy(testConfig({ SCOPES: 'read write', RESOURCES: 'https://mcp.example.com/mcp' }));
@@ -53,7 +53,7 @@ t.test('a valid document maps onto client metadata like a registration', async (
   const metadata = clientMetadataFromDocument(
     ID,
     JSON.stringify(
-      metadataDocument(ID, {
+      clientIdDocument(ID, {
         scope: 'read',
         logo_uri: 'https://app.example.com/logo.png',
         jwks_uri: 'https://app.example.com/jwks',
@@ -85,54 +85,54 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
   t.match(problem('null'), /not a JSON object/);
   t.match(problem({ redirect_uris: ['https://app.example.com/cb'] }), /has no client_id/);
   t.match(
-    problem(metadataDocument('https://app.example.com/other.json')),
+    problem(clientIdDocument('https://app.example.com/other.json')),
     /client_id in the document does not equal the URL/,
   );
-  t.match(problem(metadataDocument(`${ID}/`)), /does not equal/, 'string equality, not equivalence');
+  t.match(problem(clientIdDocument(`${ID}/`)), /does not equal/, 'string equality, not equivalence');
   t.match(
-    problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_basic' })),
+    problem(clientIdDocument(ID, { token_endpoint_auth_method: 'client_secret_basic' })),
     /client_secret_basic uses a shared secret/,
   );
   t.match(
-    problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_post' })),
+    problem(clientIdDocument(ID, { token_endpoint_auth_method: 'client_secret_post' })),
     /client_secret_post uses a shared secret/,
   );
   t.match(
-    problem(metadataDocument(ID, { token_endpoint_auth_method: 'client_secret_jwt' })),
+    problem(clientIdDocument(ID, { token_endpoint_auth_method: 'client_secret_jwt' })),
     /client_secret_jwt uses a shared secret/,
   );
-  t.match(problem(metadataDocument(ID, { token_endpoint_auth_method: 'private_key_jwt' })), /must be "none"/);
-  t.match(problem(metadataDocument(ID, { client_secret: 'abc' })), /must not contain client_secret/);
-  t.match(problem(metadataDocument(ID, { client_secret_expires_at: 0 })), /must not contain client_secret_expires_at/);
+  t.match(problem(clientIdDocument(ID, { token_endpoint_auth_method: 'private_key_jwt' })), /must be "none"/);
+  t.match(problem(clientIdDocument(ID, { client_secret: 'abc' })), /must not contain client_secret/);
+  t.match(problem(clientIdDocument(ID, { client_secret_expires_at: 0 })), /must not contain client_secret_expires_at/);
   t.match(
-    problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] } })),
+    problem(clientIdDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] } })),
     /must not contain private or symmetric key material/,
   );
   t.match(
-    problem(metadataDocument(ID, { jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } })),
+    problem(clientIdDocument(ID, { jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } })),
     /must not contain private or symmetric key material/,
   );
   t.equal(
     clientMetadataFromDocument(
       ID,
-      JSON.stringify(metadataDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }] } })),
+      JSON.stringify(clientIdDocument(ID, { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }] } })),
       policy,
     ).name,
     'Example MCP Client',
     'public keys are fine (and unused)',
   );
-  const noRedirects = metadataDocument(ID);
+  const noRedirects = clientIdDocument(ID);
   delete noRedirects.redirect_uris;
   t.match(problem(noRedirects), /has no redirect_uris/);
-  t.match(problem(metadataDocument(ID, { redirect_uris: [] })), /redirect_uris: at least one redirect URI is required/);
-  t.match(problem(metadataDocument(ID, { redirect_uris: ['https://app.example.com/cb#x'] })), /redirect_uris\[0\]/);
-  t.match(problem(metadataDocument(ID, { scope: 'read admin' })), /scope: "admin" is not in the scope catalogue/);
-  t.match(problem(metadataDocument(ID, { scope: 7 })), /scope: must be a string/);
+  t.match(problem(clientIdDocument(ID, { redirect_uris: [] })), /redirect_uris: at least one redirect URI is required/);
+  t.match(problem(clientIdDocument(ID, { redirect_uris: ['https://app.example.com/cb#x'] })), /redirect_uris\[0\]/);
+  t.match(problem(clientIdDocument(ID, { scope: 'read admin' })), /scope: "admin" is not in the scope catalogue/);
+  t.match(problem(clientIdDocument(ID, { scope: 7 })), /scope: must be a string/);
   t.match(
-    problem(metadataDocument(ID, { grant_types: ['client_credentials'], response_types: [] })),
+    problem(clientIdDocument(ID, { grant_types: ['client_credentials'], response_types: [] })),
     /client_credentials is not available to self-registered clients/,
   );
-  t.match(problem(metadataDocument(ID, { client_name: '' })), /client_name: must not be empty/);
+  t.match(problem(clientIdDocument(ID, { client_name: '' })), /client_name: must not be empty/);
 });
 
 t.test('cache lifetime follows the HTTP cache headers within the bounds', async (t) => {

@@ -6,7 +6,7 @@ import { findClientById } from '../../src/repositories/client.repository.js';
 import { answerLoginRequest, HANDSHAKE_ENV } from '../fixtures/host.js';
 import { Browser, pkce } from '../fixtures/registration.js';
 import { buildTestApp } from '../helper.js';
-import { CIMD_ENV, type DocumentServer, metadataDocument, startDocumentServer } from './document-server.js';
+import { CIMD_ENV, type DocumentServer, clientIdDocument, startDocumentServer } from './document-server.js';
 import { ISSUER } from '../kit/issuer.js';
 
 const REDIRECT = 'http://127.0.0.1:53123/callback';
@@ -62,7 +62,7 @@ async function cimdClient(
 ): Promise<{ server: DocumentServer; clientId: string }> {
   const server = await startDocumentServer(t);
   const clientId = `${server.origin}/oauth/client.json`;
-  server.json('/oauth/client.json', metadataDocument(clientId, extra), headers);
+  server.json('/oauth/client.json', clientIdDocument(clientId, extra), headers);
   return { server, clientId };
 }
 
@@ -184,7 +184,7 @@ t.test(
     const app = await buildTestApp(t, ENV);
     const server = await startDocumentServer(t);
     const ids = Array.from({ length: 3 }, (_, i) => `${server.origin}/fresh-${i}.json`);
-    for (const id of ids) server.json(new URL(id).pathname, metadataDocument(id));
+    for (const id of ids) server.json(new URL(id).pathname, clientIdDocument(id));
     const [tokenId, revokeId, signOutId] = ids as [string, string, string];
     const token = await app.inject(
       form({
@@ -285,12 +285,12 @@ t.test('a document that cannot be used gives an error page saying why, never a r
   const bad: Array<[string, (id: string) => void, RegExp]> = [
     [
       '/mismatch.json',
-      (id) => server.json('/mismatch.json', metadataDocument(`${id}x`)),
+      (id) => server.json('/mismatch.json', clientIdDocument(`${id}x`)),
       /client_id in the document does not equal the URL/,
     ],
     [
       '/secret.json',
-      (id) => server.json('/secret.json', metadataDocument(id, { token_endpoint_auth_method: 'client_secret_basic' })),
+      (id) => server.json('/secret.json', clientIdDocument(id, { token_endpoint_auth_method: 'client_secret_basic' })),
       /client_secret_basic uses a shared secret/,
     ],
     [
@@ -311,7 +311,7 @@ t.test('a document that cannot be used gives an error page saying why, never a r
     ],
     [
       '/big.json',
-      (id) => server.json('/big.json', metadataDocument(id, { software_statement: 'x'.repeat(6000) })),
+      (id) => server.json('/big.json', clientIdDocument(id, { software_statement: 'x'.repeat(6000) })),
       /larger than 5120 bytes/,
     ],
   ];
@@ -359,7 +359,7 @@ t.test(
     const untrusting = { ...ENV };
     delete untrusting.CIMD_CA_FILE;
     const strictTls = await buildTestApp(t, { ...untrusting, LOG_LEVEL: 'info' }, { logs });
-    server.json('/untrusted.json', metadataDocument(`${server.origin}/untrusted.json`));
+    server.json('/untrusted.json', clientIdDocument(`${server.origin}/untrusted.json`));
 
     const cases: Array<[FastifyInstance, string, RegExp]> = [
       [app, `https://127.0.0.1:${closedPort}/client.json`, /^the connection was refused$/],
@@ -405,8 +405,8 @@ t.test('valid documents are cached as their headers say; no-store is not cached'
   const server = await startDocumentServer(t);
   const cached = `${server.origin}/cached.json`;
   const uncached = `${server.origin}/uncached.json`;
-  server.json('/cached.json', metadataDocument(cached), { 'cache-control': 'max-age=600' });
-  server.json('/uncached.json', metadataDocument(uncached), { 'cache-control': 'no-store' });
+  server.json('/cached.json', clientIdDocument(cached), { 'cache-control': 'max-age=600' });
+  server.json('/uncached.json', clientIdDocument(uncached), { 'cache-control': 'no-store' });
   t.ok((await app.clients.resolveForAuthorization(cached)).client);
   t.ok((await app.clients.resolveForAuthorization(cached)).client);
   t.equal(server.hits('/cached.json'), 1, 'max-age: the second lookup made no request');
@@ -423,7 +423,7 @@ t.test('an invalid document or a failed fetch is never cached: fixing it works a
     await app.inject({ method: 'GET', url: authorizeUrl(clientId) }),
     /client_secret_post uses a shared secret/,
   );
-  server.json('/oauth/client.json', metadataDocument(clientId));
+  server.json('/oauth/client.json', clientIdDocument(clientId));
   const fixed = await app.inject({ method: 'GET', url: authorizeUrl(clientId) });
   t.equal(fixed.statusCode, 303, fixed.body);
   t.equal(server.hits('/oauth/client.json'), 2);
@@ -431,7 +431,7 @@ t.test('an invalid document or a failed fetch is never cached: fixing it works a
   const down = `${server.origin}/flaky.json`;
   server.route('/flaky.json', (_q, r) => r.writeHead(503, { 'content-type': 'application/json' }).end('{}'));
   t.match(await app.clients.resolveForAuthorization(down), { client: undefined, problem: /answered 503/ });
-  server.json('/flaky.json', metadataDocument(down));
+  server.json('/flaky.json', clientIdDocument(down));
   t.ok((await app.clients.resolveForAuthorization(down)).client, 'the next lookup fetched again');
 });
 
@@ -441,7 +441,7 @@ t.test('concurrent lookups of one URL share one fetch', async (t) => {
   const clientId = `${server.origin}/slow.json`;
   server.route('/slow.json', (_q, r) =>
     setTimeout(
-      () => r.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(metadataDocument(clientId))),
+      () => r.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(clientIdDocument(clientId))),
       50,
     ),
   );

@@ -7,7 +7,7 @@ import { ClientIdDocumentFetchError } from '../../src/oauth/client-id-document-f
 import { deleteClient, findClientById, setClientDisabled } from '../../src/repositories/client.repository.js';
 import { createClients } from '../../src/services/clients/index.js';
 import { clientConfig, countingDb, migratedDatabase, unique } from '../fixtures/clients.js';
-import { CERT_FILE, metadataDocument } from './document-server.js';
+import { CERT_FILE, clientIdDocument } from './document-server.js';
 
 const CIMD = { CIMD_ENABLED: 'true', CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' };
 
@@ -34,7 +34,7 @@ async function setup(
 }
 
 const doc = (url: URL, headers: Record<string, string> = {}): FetchedDocument => ({
-  body: JSON.stringify(metadataDocument(url.href)),
+  body: JSON.stringify(clientIdDocument(url.href)),
   headers,
 });
 const idFor = (name: string) => `https://app.example.com/${unique(name)}.json`;
