@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { CLIENT_ID_FORM } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { Client } from '../../oauth/client.js';
-import { guarded } from './errors.js';
 
 /** A client as the admin API shows it: everything but the stored hashes. */
 export function clientView(client: Client): Record<string, unknown> {
@@ -42,7 +41,7 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
           'client_id: must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)',
         );
       }
-      const { client, secret } = await guarded(() => clients().create(metadata, clientId ? { clientId } : {}));
+      const { client, secret } = await clients().create(metadata, clientId ? { clientId } : {});
       return reply.code(201).send({ client: clientView(client), ...(secret ? { client_secret: secret } : {}) });
     },
   );
@@ -72,8 +71,8 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
       let client = await clients().find(id);
       if (!client) throw new OAuthError('not_found', `no such client: ${id}`);
       let secret: string | null = null;
-      if (Object.keys(changes).length > 0) ({ client, secret } = await guarded(() => clients().update(id, changes)));
-      if (disabled !== undefined) client = await guarded(() => clients().setDisabled(id, disabled));
+      if (Object.keys(changes).length > 0) ({ client, secret } = await clients().update(id, changes));
+      if (disabled !== undefined) client = await clients().setDisabled(id, disabled);
       return { client: clientView(client), ...(secret ? { client_secret: secret } : {}) };
     },
   );
@@ -92,7 +91,7 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
     '/clients/:client_id/rotate-secret',
     { schema: { params: idParams } },
     async (request) => {
-      const { client, secret } = await guarded(() => clients().rotateSecret(request.params.client_id));
+      const { client, secret } = await clients().rotateSecret(request.params.client_id);
       return { client_id: client.client_id, client_secret: secret };
     },
   );

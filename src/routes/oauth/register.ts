@@ -1,8 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { JSON_MEDIA, requireMediaType } from '../../http/form.js';
-import { DomainError } from '../../lib/errors.js';
 import type { Client } from '../../oauth/client.js';
-import { OAuthError } from '../../oauth/errors.js';
 import type { PresentedToken } from '../../services/clients/registration.js';
 
 /** RFC 6750 §2.1 b64token after the (case-insensitive) Bearer scheme. */
@@ -27,26 +25,6 @@ function bearerToken(request: FastifyRequest): PresentedToken {
   return BEARER.exec(header)?.[1] ?? null;
 }
 
-/**
- * A refusal of the registration request's client metadata as its RFC 7591 §3.2.2 error, chosen by the
- * error's field (redirect_uris → invalid_redirect_uri, anything else invalid_client_metadata), never by
- * its message. Until the edge's one mapping table exists, this is the registration's copy of that rule.
- */
-function registrationError(err: unknown): unknown {
-  if (!(err instanceof DomainError) || err.code !== 'invalid_input' || err.field === undefined) return err;
-  const error = /^redirect_uris(\[|$)/.test(err.field) ? 'invalid_redirect_uri' : 'invalid_client_metadata';
-  return new OAuthError(error, err.message, { cause: err });
-}
-
-/** Runs a registration call, answering its client metadata refusals as RFC 7591 §3.2.2 errors. */
-async function answered<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (err) {
-    throw registrationError(err);
-  }
-}
-
 function noStore(reply: FastifyReply): FastifyReply {
   // RFC 7591 §3.2.1: the response carries credentials.
   return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
@@ -59,7 +37,9 @@ async function requireJson(request: FastifyRequest): Promise<void> {
 
 /**
  * POST /register (RFC 7591) and GET/PUT/DELETE /register/:client_id (RFC 7592), over
- * app.clientRegistration. Registered only when DCR_ENABLED.
+ * app.clientRegistration. Registered only when DCR_ENABLED. A refused client metadata field is a
+ * ClientMetadataError in the request's terms; the error handler's one table (src/http/errors.ts) answers
+ * it by its field (invalid_redirect_uri or invalid_client_metadata, 400).
  */
 export default async function registerRoutes(app: FastifyInstance): Promise<void> {
   const registration = app.clientRegistration;
@@ -90,7 +70,7 @@ export default async function registerRoutes(app: FastifyInstance): Promise<void
       preValidation: requireJson,
     },
     async (request, reply) => {
-      const response = await answered(() => registration.register(request.body));
+      const response = await registration.register(request.body);
       return noStore(reply).code(201).send(response);
     },
   );
@@ -108,7 +88,7 @@ export default async function registerRoutes(app: FastifyInstance): Promise<void
     '/register/:client_id',
     { schema: { params: paramsSchema, body: bodySchema }, onRequest: authenticate, preValidation: requireJson },
     async (request, reply) => {
-      const response = await answered(() => registration.replace(clientOf(request), request.body));
+      const response = await registration.replace(clientOf(request), request.body);
       return noStore(reply).code(200).send(response);
     },
   );
