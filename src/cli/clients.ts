@@ -115,7 +115,9 @@ function describe(client: Client): string {
           ? value.join(' ')
           : value === null
             ? '-'
-            : String(value);
+            : typeof value === 'string'
+              ? value
+              : JSON.stringify(value);
     return `${key.padEnd(27)}${shown}`;
   });
   return rows.join('\n');

@@ -143,36 +143,39 @@ export async function deleteUnusedClientIdDocumentClients(db: Db, unusedForSecon
     .where('source', '=', 'metadata_document')
     .where('updated_at', '<', cutoff())
     .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', cutoff())]))
-    .where(({ and, exists, not, ref, selectFrom }) => {
-      const client = ref('clients.client_id');
-      return and([
-        not(
-          exists(
-            selectFrom('authorization_requests as r')
+    .where((eb) => {
+      const client = eb.ref('clients.client_id');
+      return eb.and([
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('authorization_requests as r')
               .select('r.id')
               .where('r.client_id', '=', client)
               .where('r.expires_at', '>', now),
           ),
         ),
-        not(
-          exists(
-            selectFrom('authorization_codes as c')
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('authorization_codes as c')
               .select('c.code_hash')
               .where('c.client_id', '=', client)
               .where('c.consumed_at', 'is', null)
               .where('c.expires_at', '>', now),
           ),
         ),
-        not(
-          exists(
-            selectFrom('refresh_tokens as t')
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('refresh_tokens as t')
               .select('t.token_hash')
               .where('t.client_id', '=', client)
               .where('t.revoked_at', 'is', null)
               .where('t.expires_at', '>', now),
           ),
         ),
-        not(exists(selectFrom('consents as g').select('g.sub').where('g.client_id', '=', client))),
+        eb.not(eb.exists(eb.selectFrom('consents as g').select('g.sub').where('g.client_id', '=', client))),
       ]);
     })
     .returning('client_id')

@@ -171,18 +171,20 @@ t.test('gatehouse clients prune-metadata-documents [--unused-days N]', async (t)
   const config = clientConfig(CIMD);
   const run = (args: string[], options: Record<string, unknown> = {}, json = false) =>
     clientsCommand(args, { config, handle, json, options: { json, ...options } });
+  const runText = async (args: string[], options: Record<string, unknown> = {}): Promise<string> => {
+    const out = await run(args, options);
+    if (typeof out !== 'string') throw new Error(`expected text, got ${JSON.stringify(out)}`);
+    return out;
+  };
   const old = await documentClient(handle.db, 40);
   const week = await documentClient(handle.db, 8);
-  const text = String(await run(['prune-metadata-documents']));
+  const text = await runText(['prune-metadata-documents']);
   t.match(text, new RegExp(`deleted ${old.replace(/[.?]/g, '\\$&')}`));
   t.match(text, /metadata-document client\(s\) unused for 30 days/);
   t.ok(await findClientById(handle.db, week), 'unused for only 8 days: kept by default');
   const out = (await run(['prune-metadata-documents'], { 'unused-days': '7' }, true)) as { deleted: string[] };
   t.ok(out.deleted.includes(week), '--unused-days 7 deletes it');
-  t.match(
-    String(await run(['prune-metadata-documents'], { 'unused-days': '7' })),
-    /No metadata-document client to delete/,
-  );
+  t.match(await runText(['prune-metadata-documents'], { 'unused-days': '7' }), /No metadata-document client to delete/);
   await t.rejects(run(['prune-metadata-documents'], { 'unused-days': '0' }), ClientsUsageError);
   await t.rejects(run(['prune-metadata-documents'], { 'unused-days': 'soon' }), ClientsUsageError);
   await t.rejects(run(['list'], { 'unused-days': '3' }), ClientsUsageError);

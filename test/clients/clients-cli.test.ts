@@ -15,6 +15,13 @@ async function cli(args: string[], options: Record<string, unknown> = {}, json =
   return clientsCommand(args, { config, handle, json, options: { json, ...options } });
 }
 
+/** `gatehouse clients <args>` in text mode: what it prints. */
+async function cliText(args: string[], options: Record<string, unknown> = {}): Promise<string> {
+  const out = await cli(args, options);
+  if (typeof out !== 'string') throw new Error(`expected text, got ${JSON.stringify(out)}`);
+  return out;
+}
+
 async function cliJson<T = Record<string, unknown>>(args: string[], options: Record<string, unknown> = {}): Promise<T> {
   return (await cli(args, options, true)) as T;
 }
@@ -27,11 +34,11 @@ async function fresh(): Promise<Clients> {
 const machineFlags = { name: 'Nightly export', 'grant-type': ['client_credentials'], scope: ['read write'] };
 
 t.test('create prints the client_id and the secret once, and the secret works', async (t) => {
-  const text = await cli(['create'], machineFlags);
+  const text = await cliText(['create'], machineFlags);
   t.type(text, 'string');
-  const id = /client_id: +(\S+)/.exec(String(text))?.[1];
-  const secret = /client_secret: (\S+)/.exec(String(text))?.[1];
-  t.ok(id && secret, String(text));
+  const id = /client_id: +(\S+)/.exec(text)?.[1];
+  const secret = /client_secret: (\S+)/.exec(text)?.[1];
+  t.ok(id && secret, text);
   t.match(text, /shown only this once/);
   const row = await findClientById((await migratedDatabase()).db, id!);
   t.same(row?.scopes, ['read', 'write'], '--scope "read write" is two scopes');
@@ -99,7 +106,7 @@ t.test(
       listed.some((c) => 'registration_access_token_hash' in c || 'secret_hash' in c),
       'no hashes in the list',
     );
-    const text = String(await cli(['show', client.client_id]));
+    const text = await cliText(['show', client.client_id]);
     t.notMatch(text, /hash/);
     t.notMatch(text, /A{43}/);
   },
@@ -138,7 +145,7 @@ t.test('list and show', async (t) => {
   const shown = await cliJson(['show', id]);
   t.equal(shown.client_id, id);
   t.same(shown.scopes, ['read', 'write']);
-  const text = String(await cli(['show', id]));
+  const text = await cliText(['show', id]);
   t.match(text, new RegExp(`^client_id\\s+${id}$`, 'm'));
   t.match(text, /^scopes\s+read write$/m);
   t.match(text, /^logo_uri\s+-$/m);
@@ -184,7 +191,7 @@ t.test('update to a confidential method prints the new secret once', async (t) =
     'redirect-uri': ['http://127.0.0.1/cb'],
   });
   const id = created.client.client_id;
-  const text = String(await cli(['update', id], { 'auth-method': 'client_secret_basic' }));
+  const text = await cliText(['update', id], { 'auth-method': 'client_secret_basic' });
   const secret = /client_secret: (\S+)/.exec(text)?.[1];
   t.ok(secret, text);
   t.ok(await authenticateClient({ authorization: basic(id, secret!), body: {} }, await fresh()));

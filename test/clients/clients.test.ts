@@ -181,7 +181,7 @@ t.test('cached clients are frozen, so no caller can change what others see', asy
   t.throws(() => {
     (cached as { name: string }).name = 'x';
   });
-  t.throws(() => (cached.scopes as string[]).push('admin'));
+  t.throws(() => cached.scopes.push('admin'));
 });
 
 t.test('update re-validates the whole client and manages the secret with the auth method', async (t) => {
