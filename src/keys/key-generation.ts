@@ -21,7 +21,7 @@ function generationOptions(alg: SigningAlg): { extractable: true; modulusLength?
 export async function generateSigningKey(alg: SigningAlg): Promise<GeneratedKey> {
   // Extractable so the private key can be encrypted into the database.
   const { privateKey, publicKey } = await generateKeyPair(alg, generationOptions(alg));
-  const publicJwk = publicPart((await exportJWK(publicKey)));
+  const publicJwk = publicPart(await exportJWK(publicKey));
   const privateJwk = await exportJWK(privateKey);
   const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
   return { kid, alg, publicJwk, privateJwk };

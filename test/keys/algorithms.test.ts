@@ -63,7 +63,7 @@ for (const alg of Object.keys(PUBLIC_SHAPE) as SigningAlg[]) {
       t.equal(res.headers['cache-control'], 'public, max-age=120');
       t.equal(res.headers['access-control-allow-origin'], '*');
       t.match(res.headers['content-type'], /^application\/json/);
-      const set = res.json() as { keys: Array<Record<string, unknown>> };
+      const set = res.json<{ keys: Array<Record<string, unknown>> }>();
       t.same(Object.keys(set), ['keys']);
       t.equal(set.keys.length, 1);
       for (const key of set.keys) {

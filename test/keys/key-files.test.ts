@@ -80,7 +80,7 @@ t.test('file keys are served by the JWKS endpoint and verify tokens from each of
   const app = await buildTestApp(t, { SIGNING_KEY_FILES: `${f.ecPem},${f.rsaFile}` });
   const res = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
   t.equal(res.statusCode, 200);
-  const set = res.json() as { keys: Array<Record<string, unknown>> };
+  const set = res.json<{ keys: Array<Record<string, unknown>> }>();
   for (const key of set.keys)
     for (const member of PRIVATE_MEMBERS) t.notOk(member in key, `no ${member} in ${String(key.kid)}`);
 
