@@ -21,6 +21,7 @@ import janitorPlugin from './plugins/app/janitor.js';
 import keysPlugin from './plugins/app/keys.js';
 import metricsPlugin from './plugins/app/metrics.js';
 import sessionsPlugin from './plugins/app/sessions.js';
+import tokensPlugin from './plugins/app/tokens.js';
 import corsPlugin from './plugins/external/cors.js';
 import databasePlugin from './plugins/external/database.js';
 import rateLimitPlugin from './plugins/external/rate-limit.js';
@@ -148,6 +149,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(sessionsPlugin, { clock });
   // The authorization request's lifecycle (app.authorization), for /authorize, /sign-in/complete and /consent.
   await app.register(authorizationPlugin, { clock });
+  // /token, /revoke, /introspect and the admin API's user grants (app.tokens, app.userGrants).
+  await app.register(tokensPlugin);
   await app.register(janitorPlugin);
   await app.register(healthRoutes);
   await app.register(jwksRoute);

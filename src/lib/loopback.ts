@@ -24,3 +24,15 @@ export function isLoopbackUrl(value: string): boolean {
     return false;
   }
 }
+
+/**
+ * The loopback hosts a native client may register an http redirect URI on: the loopback IP literals
+ * RFC 8252 §7.3 names (127.0.0.1, [::1]) and `localhost` (§8.3 discourages it, but clients use it). A
+ * narrower policy on top of isLoopbackHost, not another definition of loopback: other 127/8 addresses and
+ * `*.localhost` names are this computer too (so they are distrusted like loopback elsewhere), but whether
+ * a `*.localhost` name stays off DNS depends on the resolver, and nothing needs them registered.
+ */
+export function isRegistrableLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return host === '127.0.0.1' || host === '[::1]' || host === 'localhost';
+}

@@ -1,6 +1,6 @@
 import type { Config } from '../config/index.js';
 import { DomainError } from '../lib/errors.js';
-import { isLoopbackHost } from '../lib/loopback.js';
+import { isRegistrableLoopbackHost } from '../lib/loopback.js';
 import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
 
 /** Grant types a client may register for (OAuth 2.1 drops implicit and password). */
@@ -175,7 +175,7 @@ export function redirectUriProblem(
   if (url.username || url.password) return 'must not contain credentials';
   if (url.protocol === 'https:') return url.hostname ? null : 'must name a host';
   if (url.protocol === 'http:') {
-    if (!isLoopbackHost(url.hostname))
+    if (!isRegistrableLoopbackHost(url.hostname))
       return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
     return applicationType === 'native'
       ? null

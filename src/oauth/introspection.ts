@@ -1,5 +1,5 @@
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
-import type { Client } from './client.js';
+import { type Client, isOperatorClient } from './client.js';
 import { isOpaqueToken } from './secrets.js';
 import type { AccessTokenClaims, AccessTokenVerifier } from './tokens/access-token-verifier.js';
 
@@ -54,7 +54,7 @@ function mayIntrospectAccessToken(caller: IntrospectingClient, claims: AccessTok
   if (claims.client_id === caller.client_id) return true;
   // Only a client an operator registered (admin API, CLI, CLIENTS_FILE) speaks for a resource: a client
   // that registered itself chose its own `resources`, which proves nothing about serving them.
-  if (caller.source !== 'admin' && caller.source !== 'file') return false;
+  if (!isOperatorClient(caller)) return false;
   const audience = typeof claims.aud === 'string' ? [claims.aud] : claims.aud;
   return audience.some((aud) => caller.resources.includes(aud));
 }

@@ -30,3 +30,21 @@ export async function revokeUserGrants(
     now: clock(),
   });
 }
+
+/** The same operations bound to the app's database and clock, for the admin API. */
+export class UserGrants {
+  constructor(
+    readonly db: () => Db,
+    readonly clock: Clock,
+  ) {}
+
+  /** Every client the user has granted something to. */
+  list(sub: string): Promise<ClientGrant[]> {
+    return listUserGrants(this.db(), sub, this.clock);
+  }
+
+  /** Ends what the user granted (every client's, or one client's). */
+  revoke(sub: string, options: { clientId?: string } = {}): Promise<RevokedGrants> {
+    return revokeUserGrants(this.db(), sub, options, this.clock);
+  }
+}

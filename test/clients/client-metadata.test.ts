@@ -76,25 +76,20 @@ t.test('a full client is kept, duplicates dropped and resources canonicalised', 
   t.equal(m.skip_consent, true);
 });
 
-t.test(
-  'native clients may use loopback http (any loopback host, src/lib/loopback.ts) and private-use schemes',
-  async (t) => {
-    const uris = [
-      'http://127.0.0.1/callback',
-      'http://127.0.0.1:53124/callback',
-      'http://127.0.0.2/cb',
-      'http://[::1]:8080/cb',
-      'http://localhost:3000/cb',
-      'http://app.localhost/cb',
-      'com.example.app:/oauth2redirect',
-      'com.example.app://callback',
-      'https://app.example.com/native-cb',
-    ];
-    const m = validateClientMetadata({ ...native, redirect_uris: uris }, policy);
-    t.same(m.redirect_uris, uris);
-    t.equal(m.application_type, 'native');
-  },
-);
+t.test('native clients may use loopback http (any of the three hosts) and private-use schemes', async (t) => {
+  const uris = [
+    'http://127.0.0.1/callback',
+    'http://127.0.0.1:53124/callback',
+    'http://[::1]:8080/cb',
+    'http://localhost:3000/cb',
+    'com.example.app:/oauth2redirect',
+    'com.example.app://callback',
+    'https://app.example.com/native-cb',
+  ];
+  const m = validateClientMetadata({ ...native, redirect_uris: uris }, policy);
+  t.same(m.redirect_uris, uris);
+  t.equal(m.application_type, 'native');
+});
 
 t.test('every bad form names its field', async (t) => {
   const cases: Array<[string, unknown, string, RegExp]> = [
@@ -153,6 +148,18 @@ t.test('every bad form names its field', async (t) => {
       { ...web, redirect_uris: ['http://127.0.0.1:8080/cb'] },
       'redirect_uris[0]',
       /only for native clients/,
+    ],
+    [
+      'http on another 127/8 address',
+      { ...native, redirect_uris: ['http://127.0.0.2/cb'] },
+      'redirect_uris[0]',
+      /must use https/,
+    ],
+    [
+      'http on a localhost subdomain (whether it stays off DNS depends on the resolver)',
+      { ...native, redirect_uris: ['http://app.localhost/cb'] },
+      'redirect_uris[0]',
+      /must use https/,
     ],
     [
       'http on a public name that only looks loopback',

@@ -27,7 +27,10 @@ export default fp(
   async function clients(app: FastifyInstance) {
     const { config } = app;
     if (config.clients.file) await applyClientsFile(app.database.db, config, app.log);
-    const { registry, admin, usage } = createClients(app.database.db, config, { log: app.log });
+    const { registry, admin, usage } = createClients(app.database.db, config, {
+      log: app.log,
+      now: () => app.clock().getTime(),
+    });
     app.decorate('clients', registry);
     app.decorate('clientAdmin', admin);
     app.decorate('clientUsage', usage);

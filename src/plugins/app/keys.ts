@@ -17,7 +17,7 @@ declare module 'fastify' {
 export default fp(
   async function keys(app: FastifyInstance) {
     const { config } = app;
-    const store = await KeyStore.open(app.database, config, app.log, { retryUntilLoaded: true });
+    const store = await KeyStore.open(app.database, config, app.log, { retryUntilLoaded: true, now: app.clock });
     app.decorate('keys', store);
     app.readinessChecks.push(['signing_keys', async () => store.readiness()]);
     app.addHook('onClose', async () => store.close());

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { listUserGrants, revokeUserGrants } from '../../services/user-grants.js';
 
 const subParams = {
   type: 'object',
@@ -18,11 +17,9 @@ const clientQuery = {
  * (everything, sessions included) or the user disconnects one app (`?client_id=`).
  */
 export default async function adminUserRoutes(admin: FastifyInstance): Promise<void> {
-  const db = () => admin.gatehouse.database.db;
-
   admin.get<{ Params: { sub: string } }>('/users/:sub/grants', { schema: { params: subParams } }, async (request) => ({
     sub: request.params.sub,
-    grants: await listUserGrants(db(), request.params.sub, admin.gatehouse.clock),
+    grants: await admin.gatehouse.userGrants.list(request.params.sub),
   }));
 
   admin.delete<{ Params: { sub: string }; Querystring: { client_id?: string } }>(
@@ -31,12 +28,7 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
     async (request) => {
       const { sub } = request.params;
       const clientId = request.query.client_id;
-      const revoked = await revokeUserGrants(
-        db(),
-        sub,
-        clientId === undefined ? {} : { clientId },
-        admin.gatehouse.clock,
-      );
+      const revoked = await admin.gatehouse.userGrants.revoke(sub, clientId === undefined ? {} : { clientId });
       // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
       const counts = {
         refresh: revoked.refresh_tokens,

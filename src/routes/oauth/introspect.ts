@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
-import { introspectionService } from '../../services/tokens/introspection.js';
 
 const bodySchema = {
   type: 'object',
@@ -24,16 +23,6 @@ const bodySchema = {
  * rate-limited, like /token and /revoke: every request authenticates a client first.
  */
 export default async function introspectRoute(app: FastifyInstance): Promise<void> {
-  const { config } = app;
-  const introspect = introspectionService({
-    issuer: config.issuer,
-    clockSkew: config.tokens.clockSkew,
-    jwks: () => app.keys.jwks(),
-    clients: app.clients,
-    db: () => app.database.db,
-    clock: app.clock,
-  });
-
   app.post<{ Body: { token: string; token_type_hint?: string } & Record<string, string | string[]> }>(
     '/introspect',
     {
@@ -50,7 +39,7 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
       );
       if (method === 'none')
         throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');
-      const answer = await introspect(request.body.token, client);
+      const answer = await app.tokens.introspect(request.body.token, client);
       // The answer changes as tokens expire or are revoked, and it describes a token: never cached.
       return reply.code(200).header('cache-control', 'no-store').send(answer);
     },

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
-import { revokeToken } from '../../services/tokens/revocation.js';
 
 const bodySchema = {
   type: 'object',
@@ -35,7 +34,7 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
         { authorization: request.headers.authorization, body: request.body },
         { registry: app.clients, usage: app.clientUsage },
       );
-      await revokeToken(app.database.db, request.body.token, client.client_id, app.clock);
+      await app.tokens.revoke(request.body.token, client.client_id);
       return reply.code(200).header('cache-control', 'no-store').send();
     },
   );

@@ -3,7 +3,6 @@ import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { TokenParams } from '../../oauth/grants/grant.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
-import { type TokenContext, tokenGrants } from '../../services/tokens/index.js';
 
 /** Parameters that RFC 8707 §2 lets a client repeat; every other one must appear once (RFC 6749 §3.2). */
 const REPEATABLE = new Set(['resource']);
@@ -26,16 +25,6 @@ const bodySchema = {
 
 /** POST /token: authenticates the client, then hands the request to its grant type's module (services/tokens). */
 export default async function tokenRoute(app: FastifyInstance): Promise<void> {
-  const { config } = app;
-  const ctx: TokenContext = {
-    db: () => app.database.db,
-    clock: app.clock,
-    config,
-    scopePolicy: config.policy.scopes,
-    resourcePolicy: config.policy.resources,
-    signer: () => app.keys.current(),
-  };
-
   app.post<{ Body: TokenParams }>(
     '/token',
     {
@@ -47,16 +36,14 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
     },
     async (request, reply: FastifyReply) => {
       const params = request.body;
-      const grant = tokenGrants.get(params.grant_type);
-      if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
+      if (!app.tokens.supports(params.grant_type)) {
+        throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
+      }
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },
         { registry: app.clients, usage: app.clientUsage },
       );
-      if (!client.grant_types.includes(grant.grantType)) {
-        throw new OAuthError('unauthorized_client', `this client may not use ${grant.grantType}`);
-      }
-      const response = await grant.handle(params, client, ctx);
+      const response = await app.tokens.issue(params, client);
       // RFC 6749 §5.1: token responses must not be cached.
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(response);
     },

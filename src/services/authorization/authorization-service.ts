@@ -10,7 +10,7 @@ import { isLoopbackUrl } from '../../lib/loopback.js';
 import { bindingCookieName, type CookieJar, hasBinding, issueBinding } from '../../oauth/browser-binding.js';
 import type { ResourcePolicy } from '../../oauth/checks/resource.js';
 import type { ScopePolicy } from '../../oauth/checks/scope.js';
-import type { Client } from '../../oauth/client.js';
+import { type Client, isOperatorClient } from '../../oauth/client.js';
 import type { CsrfTokens } from '../../oauth/csrf.js';
 import { OAuthError, rfcDescription } from '../../oauth/errors.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
@@ -93,7 +93,7 @@ export function clientRedirect(
  * clients; a dynamically registered or metadata-document client is anyone's to create.
  */
 export function trustsRedirect(client: Pick<Client, 'source'>): boolean {
-  return client.source === 'admin' || client.source === 'file';
+  return isOperatorClient(client);
 }
 
 /**
@@ -356,8 +356,8 @@ export class AuthorizationService {
   async #needsConsent(client: Client, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
     // OIDC Core §3.1.2.1: prompt=consent always asks, even a first-party client.
     if (pending.prompt === 'consent') return true;
-    // Dynamically registered and metadata-document clients never skip consent, whatever their flag says.
-    if (client.skip_consent && client.source !== 'registration' && client.source !== 'metadata_document') return false;
+    // Only an operator's client may skip consent: a self-registered one never does, whatever its flag says.
+    if (client.skip_consent && isOperatorClient(client)) return false;
     // Remembered consent is not trusted when another local app could be posing as this client.
     if (unverifiableRedirect(client, pending.redirect_uri)) return true;
     return !(await this.#consentCovers(pending, sub));

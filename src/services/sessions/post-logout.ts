@@ -1,4 +1,4 @@
-import type { Client } from '../../oauth/client.js';
+import { type Client, isOperatorClient } from '../../oauth/client.js';
 
 /** What /sign-out was asked (OpenID Connect RP-Initiated Logout §2). */
 export interface SignOutParams {
@@ -6,9 +6,6 @@ export interface SignOutParams {
   post_logout_redirect_uri?: string;
   state?: string;
 }
-
-/** Clients an operator registered (CLI, admin, CLIENTS_FILE): the only ones whose logout redirects are trusted. */
-const OPERATOR_SOURCES: ReadonlySet<string> = new Set(['admin', 'file']);
 
 /**
  * Where to send the browser after signing out: post_logout_redirect_uri only when it is exactly one the
@@ -24,7 +21,7 @@ export async function postLogoutRedirect(
   const uri = params.post_logout_redirect_uri;
   if (!uri || !params.client_id) return null;
   const client = await clients.get(params.client_id);
-  if (!client || client.disabled_at || !OPERATOR_SOURCES.has(client.source)) return null;
+  if (!client || client.disabled_at || !isOperatorClient(client)) return null;
   if (!client.post_logout_redirect_uris.includes(uri)) return null;
   const url = new URL(uri);
   if (params.state) url.searchParams.set('state', params.state);

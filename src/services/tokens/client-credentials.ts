@@ -1,5 +1,6 @@
 import { epochSeconds } from '../../lib/clock.js';
 import { resolveResources } from '../../oauth/checks/resource.js';
+import { isOperatorClient } from '../../oauth/client.js';
 import { resolveScopes } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
@@ -17,7 +18,7 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
   }
   // Machine clients are an operator's to create; this also covers self-registered clients stored
   // before registration refused the grant.
-  if (client.source !== 'admin' && client.source !== 'file') {
+  if (!isOperatorClient(client)) {
     throw new OAuthError('unauthorized_client', 'self-registered clients may not use client_credentials');
   }
   const scopes = resolveScopes(params.scope, client, ctx.scopePolicy);
