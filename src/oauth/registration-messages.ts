@@ -4,9 +4,10 @@ import type { Client } from './client.js';
 /**
  * RFC 7591 §2 members stored under the same name. `client_name` and `scope` are mapped; everything else a
  * client sends (software_id, software_version, jwks, resource, skip_consent…) is ignored, as RFC 7591 §2
- * requires for metadata the server does not understand or does not let a client set.
+ * requires for metadata the server does not understand or does not let a client set. An RFC 7592 §2.2
+ * update that omits one of these resets it.
  */
-const SAME_NAME = [
+export const SAME_NAME_FIELDS = [
   'redirect_uris',
   'post_logout_redirect_uris',
   'grant_types',
@@ -102,7 +103,7 @@ export function clientMetadataFromRegistration(
     );
   }
   const metadata: Record<string, unknown> = {};
-  for (const field of SAME_NAME) if (present(body[field])) metadata[field] = body[field];
+  for (const field of SAME_NAME_FIELDS) if (present(body[field])) metadata[field] = body[field];
   metadata.name = present(body.client_name) ? body.client_name : defaultClientName(body);
   const scopes = scopeTokens(body.scope) ?? [];
   metadata.scopes = scopes;

@@ -3,6 +3,7 @@ import type { Client } from '../../oauth/client.js';
 import { ClientMetadataError } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import {
+  SAME_NAME_FIELDS,
   clientMetadataFromRegistration,
   inRegistrationTerms,
   registrationResponse,
@@ -29,21 +30,7 @@ function invalidToken(sent: boolean, description: string): OAuthError {
 /** Fills every field the request left out with null, so RFC 7592 §2.2 replacement defaults it. */
 function replacement(metadata: Record<string, unknown>, current: Client): Record<string, unknown> {
   const out: Record<string, unknown> = { ...metadata };
-  for (const field of [
-    'redirect_uris',
-    'post_logout_redirect_uris',
-    'grant_types',
-    'response_types',
-    'token_endpoint_auth_method',
-    'application_type',
-    'client_uri',
-    'logo_uri',
-    'policy_uri',
-    'tos_uri',
-    'contacts',
-  ]) {
-    out[field] ??= null;
-  }
+  for (const field of SAME_NAME_FIELDS) out[field] ??= null;
   // Not RFC 7591 metadata but the operator's: a client must not widen its own resources, and keeps the
   // operator's default scopes that are still among its scopes.
   out.resources = [...current.resources];
