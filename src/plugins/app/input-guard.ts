@@ -10,17 +10,26 @@ function hasNul(value: unknown, depth = 0): boolean {
   return false;
 }
 
+function nulRefused(): OAuthError {
+  return new OAuthError('invalid_request', 'parameters must not contain NUL characters');
+}
+
 /**
  * Refuses NUL characters in any parameter before a route sees it: Postgres text cannot hold them, so
- * such a value would otherwise fail deep in a query as a 500. The route's own error rendering applies
- * (a page for browser endpoints, RFC 6749 JSON elsewhere).
+ * such a value would otherwise fail deep in a query as a 500. The path and query are checked in the
+ * first onRequest hook (registered before every other plugin), so no hook that reads the database (the
+ * registration access token check, the admin token, sessions) ever meets one; the body once it is
+ * parsed. A malformed percent-encoding in the path never reaches a hook: the router refuses it
+ * (frameworkErrors, 400). The route's own error rendering applies (a page for browser endpoints, RFC 6749
+ * JSON elsewhere).
  */
 export default fp(
   async function inputGuard(app: FastifyInstance) {
+    app.addHook('onRequest', async (request: FastifyRequest) => {
+      if (hasNul(request.params) || hasNul(request.query)) throw nulRefused();
+    });
     app.addHook('preValidation', async (request: FastifyRequest) => {
-      if (hasNul(request.query) || hasNul(request.body) || hasNul(request.params)) {
-        throw new OAuthError('invalid_request', 'parameters must not contain NUL characters');
-      }
+      if (hasNul(request.body)) throw nulRefused();
     });
   },
   { name: 'input-guard' },
