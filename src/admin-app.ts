@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import { OAuthError } from './oauth/errors.js';
-import { frameworkErrors } from './app.js';
+import { frameworkErrors, timeoutOptions } from './app.js';
 import errorHandler, { sendOAuthError } from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
 import adminClientRoutes from './routes/admin/clients.js';
@@ -36,6 +36,7 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
   const admin = Fastify({
     loggerInstance: gatehouse.log.child({ listener: 'admin' }),
     bodyLimit: config.server.bodyLimit,
+    ...timeoutOptions(config),
     forceCloseConnections: 'idle',
     frameworkErrors,
   });

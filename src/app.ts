@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerOptions } from 'node:http';
 import type { Writable } from 'node:stream';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
@@ -8,6 +9,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifyServerOptions,
 } from 'fastify';
 import type { Config } from './config/index.js';
 import type { DatabaseHandle } from './db/connect.js';
@@ -88,6 +90,30 @@ function trustProxy(value: string): boolean | string {
   return value;
 }
 
+/**
+ * The listener's timeouts (REQUEST_, HEADERS_, KEEP_ALIVE_, CONNECTION_TIMEOUT_SECONDS), for the public and
+ * admin apps alike: Fastify's requestTimeout is 0 by default, so a body sent a byte at a time held a
+ * connection open forever.
+ */
+export function timeoutOptions(
+  config: Readonly<Config>,
+): Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'connectionTimeout'> & { http: ServerOptions } {
+  const { requestTimeout, headersTimeout, keepAliveTimeout, connectionTimeout } = config.server;
+  const shortest = Math.min(headersTimeout, requestTimeout || headersTimeout) * 1000;
+  return {
+    requestTimeout: requestTimeout * 1000,
+    keepAliveTimeout: keepAliveTimeout * 1000,
+    connectionTimeout: connectionTimeout * 1000,
+    http: {
+      headersTimeout: headersTimeout * 1000,
+      requestTimeout: requestTimeout * 1000,
+      // Node enforces both timeouts only when it sweeps its connections, every 30 s by default: sweep
+      // often enough that a timeout fires close to when it is due.
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(shortest / 4))),
+    },
+  };
+}
+
 /** Builds the Gatehouse Fastify app for a configuration; not yet listening. */
 export async function buildApp(config: Readonly<Config>, options: BuildOptions = {}): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so the app is the plain FastifyInstance every plugin and route expects.
@@ -96,6 +122,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     loggerInstance: logger,
     trustProxy: trustProxy(config.server.trustProxy),
     bodyLimit: config.server.bodyLimit,
+    ...timeoutOptions(config),
     // A caller's X-Request-Id is kept when it is a plain token, so logs can be joined across services.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

@@ -33,6 +33,10 @@ export function crossFieldProblems(config: Settings, policy: Policy): string[] {
       'KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS + KEY_CACHE_TTL_SECONDS, so every cache sees a new key before it signs',
     );
   }
+  const { requestTimeout, headersTimeout } = config.server;
+  // Node refuses a headers timeout longer than the request timeout the headers are part of.
+  if (requestTimeout !== 0 && headersTimeout > requestTimeout)
+    problems.push('HEADERS_TIMEOUT_SECONDS: must not exceed REQUEST_TIMEOUT_SECONDS');
   const h = config.handshake;
   if (h.secret !== '' && Buffer.byteLength(h.secret) < 32)
     problems.push('HANDSHAKE_SECRET: must be at least 32 bytes (HS256, RFC 7518 §3.2)');

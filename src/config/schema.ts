@@ -59,6 +59,30 @@ export const schema = {
       default: 300,
       env: 'RATE_LIMIT_PER_MINUTE',
     },
+    requestTimeout: {
+      doc: 'Seconds a client has to send a whole request, headers and body; a slower one gets 408 and its connection is closed. Bounds slow-body clients (one byte every few seconds) that would otherwise hold a connection forever; 0 turns the limit off.',
+      format: 'non-negative-int',
+      default: 30,
+      env: 'REQUEST_TIMEOUT_SECONDS',
+    },
+    headersTimeout: {
+      doc: "Seconds a client has to send a request's headers (slow-header clients get 408); at most REQUEST_TIMEOUT_SECONDS when that is on.",
+      format: 'positive-int',
+      default: 10,
+      env: 'HEADERS_TIMEOUT_SECONDS',
+    },
+    keepAliveTimeout: {
+      doc: "Seconds an idle keep-alive connection stays open between requests. Behind a proxy or load balancer, set it above the proxy's own idle timeout so the proxy never reuses a connection this server is closing.",
+      format: 'positive-int',
+      default: 72,
+      env: 'KEEP_ALIVE_TIMEOUT_SECONDS',
+    },
+    connectionTimeout: {
+      doc: 'Seconds a connection may stay silent in both directions (no byte read or written, a request in progress or not) before it is closed; 0 turns the limit off. Keep it above REQUEST_TIMEOUT_SECONDS and the longest answer the database may make a request wait for.',
+      format: 'non-negative-int',
+      default: 120,
+      env: 'CONNECTION_TIMEOUT_SECONDS',
+    },
     shutdownTimeout: {
       doc: 'Seconds to let in-flight requests finish after SIGTERM/SIGINT before the process exits anyway.',
       format: 'positive-int',
