@@ -26,8 +26,10 @@ Every setting is an environment variable. Secrets may instead be read from a fil
 Configuration is validated at start: every problem is listed by variable name and the process exits
 with code 1. \`gatehouse config\` prints the effective values (secrets redacted) and where each came from.
 
-With \`NODE_ENV=production\` Gatehouse also refuses an \`http://\` issuer other than loopback and a
-missing, short or placeholder \`KEY_ENCRYPTION_SECRET\`.
+With \`NODE_ENV=production\` Gatehouse also refuses an \`http://\` issuer other than loopback, a
+missing, short or placeholder \`KEY_ENCRYPTION_SECRET\`, and any secret published in this repository (the
+\`local-only-…\` defaults of \`docker-compose.yml\`, in \`KEY_ENCRYPTION_SECRET\`, \`HANDSHAKE_SECRET\`,
+\`ADMIN_TOKEN\`, \`DCR_INITIAL_ACCESS_TOKEN\` or as the \`DATABASE_URL\` password), naming the variable.
 
 | Variable | Format | Default | Description |
 |---|---|---|---|

@@ -1,7 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, describeConfig, loadConfig, secretWeakness } from '../src/config/index.js';
+import {
+  ConfigError,
+  describeConfig,
+  isPublishedSecret,
+  loadConfig,
+  PUBLISHED_SECRETS,
+  secretWeakness,
+} from '../src/config/index.js';
 import { DomainError } from '../src/lib/errors.js';
 import { canonicalUrl } from '../src/lib/syntax.js';
 
@@ -310,3 +317,32 @@ t.test('production allows http only for the loopback hosts every other check agr
   }
   t.match(problemsOf({ ...prod, ISSUER: 'http://10.0.0.1' }), [/^ISSUER: must be https in production/]);
 });
+
+t.test(
+  'production refuses secrets the repository publishes, naming the variable; development takes them',
+  async (t) => {
+    const prod = { NODE_ENV: 'production', ISSUER: 'https://auth.example.com', KEY_ENCRYPTION_SECRET: STRONG };
+    for (const published of [...PUBLISHED_SECRETS, `local-only-${STRONG}`]) {
+      // A short one is also named too short; the published verdict is there either way.
+      for (const [variable, env] of [
+        ['KEY_ENCRYPTION_SECRET', { KEY_ENCRYPTION_SECRET: published }],
+        ['HANDSHAKE_SECRET', { HANDSHAKE_SECRET: published }],
+        ['DCR_INITIAL_ACCESS_TOKEN', { DCR_ENABLED: 'true', DCR_INITIAL_ACCESS_TOKEN: published }],
+      ] as const) {
+        const problems = problemsOf({ ...prod, ...env });
+        t.ok(
+          problems.some((p) => p.startsWith(`${variable}: is a value published in the Gatehouse repository`)),
+          `${published} is refused as ${variable}: ${problems.join('; ')}`,
+        );
+      }
+      t.ok(isPublishedSecret(published));
+    }
+    t.match(problemsOf({ ...prod, DATABASE_URL: 'postgres://gatehouse:gatehouse-local-only@db:5432/gatehouse' }), [
+      /^DATABASE_URL: its password is a value published in the Gatehouse repository/,
+    ]);
+    t.same(problemsOf({ ...prod, DATABASE_URL: `postgres://gatehouse:${STRONG}@db:5432/gatehouse` }), []);
+    t.same(problemsOf({ ...prod, HANDSHAKE_SECRET: `${STRONG}x` }), [], 'an unpublished strong secret passes');
+    t.notOk(isPublishedSecret(''));
+    t.same(problemsOf({ HANDSHAKE_SECRET: PUBLISHED_SECRETS[1]! }), [], 'development accepts the local-only defaults');
+  },
+);

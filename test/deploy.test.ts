@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { readClientsFile } from '../src/services/clients/clients-file.js';
-import { loadConfig, schemaLeaves } from '../src/config/index.js';
+import { ConfigError, loadConfig, schemaLeaves } from '../src/config/index.js';
 import { clientMetadataPolicy } from '../src/oauth/client-metadata.js';
 
 const root = new URL('../', import.meta.url);
@@ -136,10 +137,13 @@ t.test('the demo profile runs examples the image builds, wired to Gatehouse cons
     'http://gatehouse:4000/.well-known/jwks.json',
     'the API reaches the keys over the compose network',
   );
+  // With the operator's own secrets in place of the published local-only ones (issue #10).
   const config = loadConfig({
     ...Object.fromEntries(gatehouse.env),
     NODE_ENV: 'production',
     DATABASE_URL: 'postgres://u@db/x',
+    KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url'),
+    HANDSHAKE_SECRET: randomBytes(32).toString('base64url'),
   }).config;
   t.equal(
     config.handshake.signInUrl,
@@ -165,4 +169,96 @@ t.test('README shows the start and test commands that package.json defines', asy
   t.match(readme, /npm ci && npm test/);
   t.ok(pkg.scripts.start && pkg.scripts.test);
   t.match(pkg.scripts.prestart, /npm run build/, 'npm start builds first, on a fresh clone');
+});
+
+/** Every file under a repository folder, as paths from the root. */
+function filesUnder(folder: string): string[] {
+  return readdirSync(new URL(folder, root)).flatMap((name) => {
+    const path = `${folder}/${name}`;
+    return statSync(new URL(path, root)).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+/** A literal secret-looking value: not a `$VAR`, a `$(command)`, a `<placeholder>` or an expression. */
+const VALUE = `([A-Za-z0-9+/=._~][A-Za-z0-9+/=._~-]{5,})(?=["'\`\\s,}]|$)`;
+const SECRET_SETTINGS = [
+  // ${NAME:-default} (compose, shell)
+  new RegExp(`\\$\\{([A-Z][A-Z0-9_]*(?:SECRET|TOKEN|PASSWORD)):-${VALUE}`, 'gm'),
+  // NAME=value, NAME: value (env files, compose, shell, docs)
+  new RegExp(`\\b([A-Z][A-Z0-9_]*(?:SECRET|TOKEN|PASSWORD))\\s*[:=]\\s*["']?${VALUE}`, 'gm'),
+  // "client_secret": "value" (clients files, JSON examples)
+  new RegExp(`"([a-z_]*(?:secret|token|password))"\\s*:\\s*"${VALUE}`, 'gm'),
+];
+
+/** The secret settings the repository publishes: docker-compose.yml, README.md, docs/*.md and examples/. */
+function publishedSecretSettings(): Array<{ file: string; name: string; value: string }> {
+  const files = [
+    'docker-compose.yml',
+    'README.md',
+    ...readdirSync(new URL('docs', root))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+    ...filesUnder('examples'),
+  ];
+  return files.flatMap((file) => {
+    const text = read(file);
+    return SECRET_SETTINGS.flatMap((pattern) =>
+      [...text.matchAll(pattern)].map((m) => ({ file, name: m[1]!, value: m[2]! })),
+    );
+  });
+}
+
+function productionProblems(env: Record<string, string>): string[] {
+  try {
+    loadConfig({
+      NODE_ENV: 'production',
+      ISSUER: 'https://auth.example.com',
+      KEY_ENCRYPTION_SECRET: randomBytes(32).toString('base64url'),
+      ...env,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+t.test('production refuses every secret value the repository publishes, in every secret setting', async (t) => {
+  const found = publishedSecretSettings();
+  const names = new Set(found.map((f) => f.name));
+  // The scan itself works: it sees the compose file's local-only defaults.
+  for (const name of ['KEY_ENCRYPTION_SECRET', 'HANDSHAKE_SECRET', 'POSTGRES_PASSWORD'])
+    t.ok(names.has(name), `the scan finds ${name} in docker-compose.yml`);
+  for (const { file, name, value } of found) {
+    const where = `${name} from ${file}`;
+    for (const variable of ['KEY_ENCRYPTION_SECRET', 'HANDSHAKE_SECRET', 'DCR_INITIAL_ACCESS_TOKEN', 'ADMIN_TOKEN']) {
+      const env: Record<string, string> = { [variable]: value, DCR_ENABLED: 'true', ADMIN_PORT: '4999' };
+      if (variable !== 'ADMIN_TOKEN') env.ADMIN_TOKEN = randomBytes(32).toString('base64url');
+      t.ok(
+        productionProblems(env).some((p) => p.startsWith(`${variable}: `)),
+        `${where} is refused as ${variable}`,
+      );
+    }
+    const databaseUrl = `postgres://gatehouse:${encodeURIComponent(value)}@db.example.com/gatehouse`;
+    t.ok(
+      productionProblems({ DATABASE_URL: databaseUrl }).some((p) => p.startsWith('DATABASE_URL: ')),
+      `${where} is refused as the DATABASE_URL password`,
+    );
+  }
+});
+
+t.test('docker-compose.yml says its defaults are local-only, and production refuses them as they are', async (t) => {
+  t.match(compose, /^# LOCAL USE ONLY\./m, 'a warning at the top');
+  const gatehouse = services.get('gatehouse')!;
+  for (const name of ['KEY_ENCRYPTION_SECRET', 'HANDSHAKE_SECRET'])
+    t.match(gatehouse.env.get(name), /^local-only-/, `${name}'s default says it is local-only`);
+  t.match(gatehouse.env.get('DATABASE_URL'), /:gatehouse-local-only@/);
+  t.equal(gatehouse.env.get('NODE_ENV'), 'development', 'the defaults run outside production');
+  t.equal(services.get('migrate')!.env.get('NODE_ENV'), 'development');
+  const problems = productionProblems({ ...Object.fromEntries(gatehouse.env), NODE_ENV: 'production' });
+  t.match(problems.join('\n'), /^KEY_ENCRYPTION_SECRET: is a value published in the Gatehouse repository/m);
+  t.match(problems.join('\n'), /^HANDSHAKE_SECRET: is a value published in the Gatehouse repository/m);
+  t.match(problems.join('\n'), /^DATABASE_URL: its password is a value published/m);
+  // And in development they start, as `docker compose up` needs.
+  t.doesNotThrow(() => loadConfig(Object.fromEntries(gatehouse.env)));
 });

@@ -14,6 +14,42 @@ export function secretWeakness(secret: string): string | null {
   return null;
 }
 
+/**
+ * Secret values published in this repository (docker-compose.yml's local-only fallbacks): anyone can read
+ * them, so production refuses each in every secret setting. test/deploy.test.ts scans the compose file,
+ * README, docs and examples and fails when a published secret is not refused.
+ */
+export const PUBLISHED_SECRETS: readonly string[] = [
+  'local-only-7Hq2xVb9Lm4Kp8Rt3Wz6Ny1Jc5Fd0Gs',
+  'local-only-Qm7vT2kR9xLp4Wc8Nz3Hb6Yd1Fs5Jg0A',
+  'gatehouse-local-only',
+];
+
+/** A value that announces itself as one for local use (how the compose file marks its defaults). */
+const LOCAL_ONLY = /local[-_ ]?only/i;
+
+/** Whether a secret is one the repository publishes, or one marked local-only. */
+export function isPublishedSecret(value: string): boolean {
+  return value !== '' && (PUBLISHED_SECRETS.includes(value) || LOCAL_ONLY.test(value));
+}
+
+const PUBLISHED =
+  'is a value published in the Gatehouse repository (a local-only default), so anyone can use it; generate one with `openssl rand -base64 32`';
+
+/** Production's judgement of a secret: published first (a strong-looking published value is still public), then weak. */
+function productionSecretProblem(secret: string): string | null {
+  return isPublishedSecret(secret) ? PUBLISHED : secretWeakness(secret);
+}
+
+/** The password in a postgres:// URL, or '' when there is none or the URL does not parse. */
+function databasePassword(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}
+
 /** The canonical form of a value that is a URL, else the value itself. */
 function canonicalOrSelf(value: string): string {
   try {
@@ -104,17 +140,26 @@ export function productionProblems(config: Settings): string[] {
     }
   }
   const weakness =
-    config.keys.encryptionSecret === '' ? 'required in production' : secretWeakness(config.keys.encryptionSecret);
+    config.keys.encryptionSecret === ''
+      ? 'required in production'
+      : productionSecretProblem(config.keys.encryptionSecret);
   if (weakness) problems.push(`KEY_ENCRYPTION_SECRET: ${weakness}`);
+  // A known handshake secret lets anyone sign a login_response, that is, sign in as any user.
   if (config.handshake.secret !== '') {
-    const handshakeWeakness = secretWeakness(config.handshake.secret);
+    const handshakeWeakness = productionSecretProblem(config.handshake.secret);
     if (handshakeWeakness) problems.push(`HANDSHAKE_SECRET: ${handshakeWeakness}`);
   }
   // RFC 7591 §3: the initial access token is the only thing between the internet and registration.
   if (config.registration.initialAccessToken !== '') {
-    const weakness = secretWeakness(config.registration.initialAccessToken);
+    const weakness = productionSecretProblem(config.registration.initialAccessToken);
     if (weakness) problems.push(`DCR_INITIAL_ACCESS_TOKEN: ${weakness}`);
   }
+  // Its weakness is judged everywhere (crossFieldProblems); only whether it is published is left.
+  if (config.admin.port !== 0 && isPublishedSecret(config.admin.token)) problems.push(`ADMIN_TOKEN: ${PUBLISHED}`);
+  if (isPublishedSecret(databasePassword(config.database.url)))
+    problems.push(
+      'DATABASE_URL: its password is a value published in the Gatehouse repository (docker-compose.yml sets it for local use); set POSTGRES_PASSWORD to your own',
+    );
   // draft-ietf-oauth-client-id-metadata-document-02 §8.6: the loopback/special-use exception MUST NOT apply in production.
   if (config.clientIdMetadataDocuments.allowPrivateAddresses) {
     problems.push(

@@ -4,7 +4,7 @@
  * and `<NAME>_FILE` secrets (load.ts), and the policy values parsed once from the list settings (policy.ts).
  * Code at the edge reads the loaded config from `app.config`; code below it gets values as arguments.
  */
-export { secretWeakness } from './checks.js';
+export { isPublishedSecret, PUBLISHED_SECRETS, secretWeakness } from './checks.js';
 export {
   type Config,
   type ConfigSource,
