@@ -346,3 +346,35 @@ t.test(
     t.same(problemsOf({ HANDSHAKE_SECRET: PUBLISHED_SECRETS[1]! }), [], 'development accepts the local-only defaults');
   },
 );
+
+t.test('outside production a published secret is refused once ISSUER is not loopback', async (t) => {
+  // docker-compose.yml runs in development mode; pointed at a real issuer with its defaults it must not start.
+  const compose = {
+    KEY_ENCRYPTION_SECRET: PUBLISHED_SECRETS[0]!,
+    HANDSHAKE_SECRET: PUBLISHED_SECRETS[1]!,
+    DATABASE_URL: 'postgres://gatehouse:gatehouse-local-only@postgres:5432/gatehouse',
+  };
+  for (const issuer of ['http://localhost:4000', 'http://127.0.0.1:4000', 'http://app.localhost']) {
+    t.same(problemsOf({ ...compose, ISSUER: issuer }), [], `${issuer}: local use`);
+  }
+  const problems = problemsOf({ ...compose, ISSUER: 'https://auth.example.com' });
+  for (const name of ['KEY_ENCRYPTION_SECRET', 'HANDSHAKE_SECRET', 'DATABASE_URL password']) {
+    t.ok(
+      problems.some(
+        (p) => p.startsWith(`${name}: is a value published`) && p.endsWith('(ISSUER is not a loopback URL)'),
+      ),
+      `${name} is named: ${problems.join('; ')}`,
+    );
+  }
+  t.same(
+    problemsOf({
+      ...compose,
+      ISSUER: 'https://auth.example.com',
+      KEY_ENCRYPTION_SECRET: STRONG,
+      HANDSHAKE_SECRET: `${STRONG}x`,
+      DATABASE_URL: `postgres://gatehouse:${STRONG}@postgres:5432/gatehouse`,
+    }),
+    [],
+    'own secrets pass',
+  );
+});

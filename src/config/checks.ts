@@ -127,6 +127,34 @@ export function crossFieldProblems(config: Settings, policy: Policy): string[] {
   return problems;
 }
 
+/**
+ * Outside production: a published secret is allowed only while the issuer is a loopback URL (a laptop, or
+ * `docker compose up` as shipped). docker-compose.yml runs in development mode so its local-only defaults
+ * start; an operator who points it at a real (non-loopback) ISSUER but forgets NODE_ENV=production or a
+ * secret must not get a server whose handshake secret anyone can read (a forged login_response signs in
+ * as any user). Production refuses them whatever the issuer (productionProblems).
+ */
+export function publishedSecretProblems(config: Settings): string[] {
+  let issuerIsLoopback = true;
+  try {
+    issuerIsLoopback = config.issuer === '' || isLoopbackHost(new URL(config.issuer).hostname);
+  } catch {
+    // ISSUER's own format check reports a malformed issuer.
+  }
+  if (issuerIsLoopback) return [];
+  const problems: string[] = [];
+  for (const [name, value] of [
+    ['KEY_ENCRYPTION_SECRET', config.keys.encryptionSecret],
+    ['HANDSHAKE_SECRET', config.handshake.secret],
+    ['DCR_INITIAL_ACCESS_TOKEN', config.registration.initialAccessToken],
+    ['ADMIN_TOKEN', config.admin.port !== 0 ? config.admin.token : ''],
+    ['DATABASE_URL password', databasePassword(config.database.url)],
+  ] as const) {
+    if (isPublishedSecret(value)) problems.push(`${name}: ${PUBLISHED} (ISSUER is not a loopback URL)`);
+  }
+  return problems;
+}
+
 /** What production refuses besides: plain-http URLs other than loopback, and weak or missing secrets. */
 export function productionProblems(config: Settings): string[] {
   const problems: string[] = [];

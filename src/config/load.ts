@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import convict from 'convict';
 import { DomainError } from '../lib/errors.js';
 import { canonicalUrl } from '../lib/syntax.js';
-import { crossFieldProblems, productionProblems } from './checks.js';
+import { crossFieldProblems, productionProblems, publishedSecretProblems } from './checks.js';
 import { addFormats } from './formats.js';
 import { type Policy, readPolicy } from './policy.js';
 import { type Settings, schema, schemaLeaves } from './schema.js';
@@ -92,6 +92,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const policy = readPolicy(settings);
   problems.push(...crossFieldProblems(settings, policy));
   if (settings.nodeEnv === 'production') problems.push(...productionProblems(settings));
+  else problems.push(...publishedSecretProblems(settings));
   if (problems.length > 0) throw new ConfigError(problems);
 
   settings.issuer = settings.issuer === '' ? `http://localhost:${settings.server.port}` : canonicalUrl(settings.issuer);
