@@ -104,6 +104,24 @@ export const schema = {
       default: 10,
       env: 'DATABASE_POOL_MAX',
     },
+    connectTimeoutMs: {
+      doc: 'Milliseconds a request waits to open a Postgres connection or to get one from a full pool before it fails with 503 `temporarily_unavailable`. `0` waits forever.',
+      format: 'non-negative-int',
+      default: 3000,
+      env: 'DATABASE_CONNECT_TIMEOUT_MS',
+    },
+    statementTimeoutMs: {
+      doc: 'Postgres `statement_timeout` in milliseconds: the server cancels a statement running longer, and the request fails with 503 `temporarily_unavailable`. `0` turns it off. Migrations run without it.',
+      format: 'non-negative-int',
+      default: 5000,
+      env: 'DATABASE_STATEMENT_TIMEOUT_MS',
+    },
+    queryTimeoutMs: {
+      doc: 'Milliseconds the client waits for any answer to a query before giving up on it (503 `temporarily_unavailable`); this catches a frozen or unreachable server, which `statement_timeout` cannot. Keep it above `DATABASE_STATEMENT_TIMEOUT_MS`. `0` turns it off.',
+      format: 'non-negative-int',
+      default: 10000,
+      env: 'DATABASE_QUERY_TIMEOUT_MS',
+    },
     schema: {
       doc: "Postgres schema holding Gatehouse's tables, so it can share a database with the host app.",
       format: 'sql-identifier',

@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Database, SchemalessDb } from './database.js';
 import { preparingPool } from './precompiled.js';
+import { resilientPool } from './unavailable.js';
 
 /** An open database: the schema-bound Kysely instance, which engine it runs on, and how to close it. */
 export interface DatabaseHandle {
@@ -19,15 +20,25 @@ export interface DatabaseHandle {
 
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite in DATA_DIR. */
 export async function openDatabase(config: Pick<Config, 'database'>): Promise<DatabaseHandle> {
-  const { url, poolMax, schema, dataDir, preparedStatements } = config.database;
+  const { url, poolMax, schema, dataDir, preparedStatements, connectTimeoutMs, statementTimeoutMs, queryTimeoutMs } =
+    config.database;
   let root: SchemalessDb;
   let kind: DatabaseHandle['kind'];
   let location: string;
   if (url) {
-    const pool = new pg.Pool({ connectionString: url, max: poolMax, application_name: 'gatehouse' });
-    // An idle client losing its server must not crash the process; the next query reports it.
-    pool.on('error', () => {});
-    root = new Kysely({ dialect: new PostgresDialect({ pool: preparedStatements ? preparingPool(pool) : pool }) });
+    // Fail fast: a request waits at most connectTimeoutMs for a connection and queryTimeoutMs for an answer,
+    // and the server cancels a statement after statementTimeoutMs (0 leaves each off).
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: poolMax,
+      application_name: 'gatehouse',
+      ...(connectTimeoutMs > 0 ? { connectionTimeoutMillis: connectTimeoutMs } : {}),
+      ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+      ...(queryTimeoutMs > 0 ? { query_timeout: queryTimeoutMs } : {}),
+    });
+    // Lost connections (idle or checked out) must not crash the process; the query in flight reports them.
+    resilientPool(preparedStatements ? preparingPool(pool) : pool);
+    root = new Kysely({ dialect: new PostgresDialect({ pool }) });
     kind = 'postgres';
     const parsed = new URL(url);
     location = `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;

@@ -43,12 +43,15 @@ async function withMigrationLock<T>(
 ): Promise<T> {
   const key = `gatehouse.migrate.${schema}`;
   return root.connection().execute(async (conn) => {
+    // A migration (or waiting for another replica's) may take longer than DATABASE_STATEMENT_TIMEOUT_MS.
+    await sql`set statement_timeout = 0`.execute(conn);
     await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
     try {
       await sql`create schema if not exists ${sql.id(schema)}`.execute(conn);
       return await fn(conn);
     } finally {
       await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
+      await sql`reset statement_timeout`.execute(conn);
     }
   });
 }

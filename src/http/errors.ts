@@ -7,7 +7,11 @@ interface Answer {
   status: number;
   /** What is sent instead of the message, when the message is for the operator only. */
   opaque?: string;
+  headers?: Record<string, string>;
 }
+
+/** RFC 9110 §10.2.3: how long a caller should wait before retrying while a dependency is unavailable. */
+const RETRY_AFTER_SECONDS = '5';
 
 /** RFC 7591 §3.2.2: a bad redirect URI has its own code; `redirect_uris[2]` names an element of the list. */
 function isRedirectUriField(field: string | undefined): boolean {
@@ -31,7 +35,11 @@ const TABLE: Record<DomainErrorCode, (err: DomainError) => Answer> = {
     status: 400,
   }),
   // RFC 6749 §5.2 / §4.1.2.1: the caller may retry later.
-  unavailable: () => ({ error: 'temporarily_unavailable', status: 503 }),
+  unavailable: () => ({
+    error: 'temporarily_unavailable',
+    status: 503,
+    headers: { 'retry-after': RETRY_AFTER_SECONDS },
+  }),
   // The operator's to fix; the caller learns nothing of it (the handler logs the error).
   misconfigured: () => ({
     error: 'server_error',
@@ -45,6 +53,7 @@ export function oauthErrorOf(err: DomainError): OAuthError {
   const answer = TABLE[err.code](err);
   return new OAuthError(answer.error, answer.opaque ?? err.message, {
     status: answer.status,
+    ...(answer.headers !== undefined ? { headers: answer.headers } : {}),
     ...(err.detail !== undefined ? { detail: err.detail } : {}),
     cause: err,
   });
