@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
+import { DomainError } from '../../src/lib/errors.js';
 import { BASE_ENV } from '../helper.js';
 import { basic } from '../fixtures/clients.js';
 
@@ -158,14 +160,38 @@ async function outageTests(bin: string): Promise<void> {
     await t.test(`outage ${round}: Postgres stopped under load, then started again`, async (t) => {
       const traffic = load();
       await sleep(300);
+      // A client checked out between the statements of a transaction when the server goes away: its
+      // connection's 'error' must not become an uncaught error, and the next statement reports the outage.
+      let resume!: () => void;
+      const stopped = new Promise<void>((resolve) => (resume = resolve));
+      const held = app.database.root
+        .transaction()
+        .execute(async (trx) => {
+          await sql`select 1`.execute(trx);
+          await stopped;
+          await sql`select 1`.execute(trx);
+        })
+        .then(
+          () => 'committed',
+          (err: unknown) => (err instanceof DomainError ? err.code : String(err)),
+        );
+      await sleep(50);
       const stoppedAt = performance.now();
       await stop();
+      resume();
+      t.equal(await held, 'unavailable', 'a transaction cut short reports DomainError(unavailable)');
 
       t.equal((await token()).statusCode, 200, 'client_credentials still works from the caches');
       const res = await refresh();
       t.equal(res.statusCode, 503, '/token answers 503 while Postgres is down');
       t.equal(res.json().error, 'temporarily_unavailable');
       t.ok(res.headers['retry-after'], 'with Retry-After');
+      const page = await get(
+        '/authorize?response_type=code&client_id=unknown-client&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb',
+      );
+      t.equal(page.statusCode, 503, 'a browser page answers 503 while Postgres is down');
+      t.match(page.headers['content-type'], /text\/html/, 'as the error page');
+      t.ok(page.headers['retry-after'], 'with Retry-After');
       t.equal((await get('/healthz')).statusCode, 200, '/healthz stays up');
       t.equal((await get('/readyz')).statusCode, 503, '/readyz is not ready');
       t.equal((await get('/.well-known/jwks.json')).statusCode, 200, 'JWKS is served from the cache');
