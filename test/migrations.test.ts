@@ -81,3 +81,36 @@ t.test(
     t.equal(rows.rows[0]!.n, known.length);
   },
 );
+
+t.test(
+  'a migration waits on another replica holding the lock longer than a request may wait for a query',
+  { skip: !TEST_DATABASE_URL && 'needs a real Postgres (TEST_DATABASE_URL): PGlite is single-process' },
+  async (t) => {
+    const schema = `mig_${randomBytes(4).toString('hex')}`;
+    // Request timeouts far below how long the other replica holds the migration lock.
+    const config = testConfig({
+      DATABASE_SCHEMA: schema,
+      DATABASE_QUERY_TIMEOUT_MS: '300',
+      DATABASE_STATEMENT_TIMEOUT_MS: '200',
+    });
+    const [holder, migrating] = await Promise.all([openDatabase(config), openDatabase(config)]);
+    t.teardown(async () => {
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(holder.root);
+      await Promise.all([holder.close(), migrating.close()]);
+    });
+    t.ok(migrating.migrationRoot, 'Postgres handles carry a migration root');
+    const key = `gatehouse.migrate.${schema}`;
+    let locked!: () => void;
+    const holding = new Promise<void>((resolve) => (locked = resolve));
+    const released = holder.root.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
+      locked();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
+    });
+    await holding;
+    const applied = await migrateUp(migrating.migrationRoot ?? migrating.root, schema);
+    await released;
+    t.same(applied, await knownMigrations(), 'every migration applied once the lock was free');
+  },
+);

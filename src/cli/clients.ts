@@ -243,7 +243,7 @@ export async function runClientsCommand(
 ): Promise<string | object> {
   const handle = await openDatabase(config);
   try {
-    if (config.database.autoMigrate) await migrateUp(handle.root, config.database.schema);
+    if (config.database.autoMigrate) await migrateUp(handle.migrationRoot ?? handle.root, config.database.schema);
     return await clientsCommand(args, { config, handle, json: options.json === true, options });
   } finally {
     await handle.close();

@@ -55,13 +55,13 @@ async function migrate(loaded: LoadedConfig, args: string[], json: boolean, all:
   try {
     const schema = config.database.schema;
     if (action === 'up') {
-      const applied = await migrateUp(handle.root, schema);
+      const applied = await migrateUp(handle.migrationRoot ?? handle.root, schema);
       print(
         json ? { applied } : applied.length ? applied.map((n) => `applied ${n}`).join('\n') : 'already up to date',
         json,
       );
     } else if (action === 'down') {
-      const reverted = await migrateDown(handle.root, schema, all);
+      const reverted = await migrateDown(handle.migrationRoot ?? handle.root, schema, all);
       print(
         json ? { reverted } : reverted.length ? reverted.map((n) => `reverted ${n}`).join('\n') : 'nothing to revert',
         json,

@@ -12,6 +12,12 @@ export interface DatabaseHandle {
   db: Kysely<Database>;
   /** The same connection pool without the schema prefix, for schema-level statements. */
   root: SchemalessDb;
+  /**
+   * For migrations: the root on its own one-connection pool without the request timeouts, because a
+   * migration step (an index build) or waiting on another replica's migration lock may take longer than a
+   * request may. Absent where the root has no timeouts (PGlite); use `migrationRoot ?? root`.
+   */
+  migrationRoot?: SchemalessDb;
   kind: 'postgres' | 'pglite';
   /** Where the data lives, safe to log (no password). */
   location: string;
@@ -23,6 +29,7 @@ export async function openDatabase(config: Pick<Config, 'database'>): Promise<Da
   const { url, poolMax, schema, dataDir, preparedStatements, connectTimeoutMs, statementTimeoutMs, queryTimeoutMs } =
     config.database;
   let root: SchemalessDb;
+  let migrationRoot: SchemalessDb | undefined;
   let kind: DatabaseHandle['kind'];
   let location: string;
   if (url) {
@@ -39,6 +46,10 @@ export async function openDatabase(config: Pick<Config, 'database'>): Promise<Da
     // Lost connections (idle or checked out) must not crash the process; the query in flight reports them.
     resilientPool(preparedStatements ? preparingPool(pool) : pool);
     root = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    // Connects only when a migration runs; its idle connection closes after pg's idle timeout.
+    const migrationPool = new pg.Pool({ connectionString: url, max: 1, application_name: 'gatehouse-migrate' });
+    resilientPool(migrationPool);
+    migrationRoot = new Kysely({ dialect: new PostgresDialect({ pool: migrationPool }) });
     kind = 'postgres';
     const parsed = new URL(url);
     location = `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;
@@ -59,5 +70,8 @@ export async function openDatabase(config: Pick<Config, 'database'>): Promise<Da
     kind = 'pglite';
   }
   const db = root.withSchema(schema) as Kysely<Database>;
-  return { db, root, kind, location, close: () => root.destroy() };
+  const close = async () => {
+    await Promise.all([root.destroy(), migrationRoot?.destroy()]);
+  };
+  return { db, root, ...(migrationRoot ? { migrationRoot } : {}), kind, location, close };
 }

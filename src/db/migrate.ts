@@ -43,7 +43,8 @@ async function withMigrationLock<T>(
 ): Promise<T> {
   const key = `gatehouse.migrate.${schema}`;
   return root.connection().execute(async (conn) => {
-    // A migration (or waiting for another replica's) may take longer than DATABASE_STATEMENT_TIMEOUT_MS.
+    // A migration (or waiting for another replica's) may take longer than DATABASE_STATEMENT_TIMEOUT_MS;
+    // callers pass the handle's migrationRoot, whose pool has no client-side query timeout either.
     await sql`set statement_timeout = 0`.execute(conn);
     await sql`select pg_advisory_lock(hashtext(${key}))`.execute(conn);
     try {

@@ -26,7 +26,7 @@ export default fp<DatabasePluginOptions>(
       handle.kind === 'pglite' ? 'using the embedded PGlite database' : 'using Postgres',
     );
     if (config.database.autoMigrate) {
-      const applied = await migrateUp(handle.root, config.database.schema);
+      const applied = await migrateUp(handle.migrationRoot ?? handle.root, config.database.schema);
       if (applied.length > 0) app.log.info({ migrations: applied }, 'applied migrations');
     }
   },
