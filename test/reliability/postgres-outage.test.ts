@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +12,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { DomainError } from '../../src/lib/errors.js';
 import { BASE_ENV } from '../helper.js';
 import { basic } from '../fixtures/clients.js';
+import { freePort } from '../fixtures/listen.js';
 
 /**
  * Issue #10: the process survives Postgres going away under load (`pg_ctl stop -m fast`, what a failover or
@@ -38,17 +38,6 @@ const asRoot = process.getuid?.() === 0;
 async function asPostgres(command: string, args: string[]): Promise<void> {
   if (asRoot) await run('runuser', ['-u', 'postgres', '--', command, ...args]);
   else await run(command, args);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
