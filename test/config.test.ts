@@ -378,3 +378,23 @@ t.test('outside production a published secret is refused once ISSUER is not loop
     'own secrets pass',
   );
 });
+
+t.test('the timeout settings refuse what is not a non-negative whole number, naming the variable', async (t) => {
+  for (const name of [
+    'REQUEST_TIMEOUT_SECONDS',
+    'HEADERS_TIMEOUT_SECONDS',
+    'KEEP_ALIVE_TIMEOUT_SECONDS',
+    'CONNECTION_TIMEOUT_SECONDS',
+    'DATABASE_CONNECT_TIMEOUT_MS',
+    'DATABASE_STATEMENT_TIMEOUT_MS',
+    'DATABASE_QUERY_TIMEOUT_MS',
+  ]) {
+    for (const bad of ['-1', '1.5', 'soon']) {
+      const problems = problemsOf({ [name]: bad });
+      t.ok(
+        problems.some((p) => p.startsWith(`${name}:`)),
+        `${name}=${bad} is refused: ${problems.join('; ')}`,
+      );
+    }
+  }
+});
