@@ -338,6 +338,35 @@ t.test('allow stores the consent and sends the browser to the client with code, 
   t.equal(await codesFor(s.app, s.clientId), 1, 'no second code');
 });
 
+t.test('the code carries the public sid of the session that issued it, never the cookie or its hash', async (t) => {
+  const s = await scenario(t);
+  const other = await newSession(s.app, s.sub);
+  const sessions = await s.app.database.db
+    .selectFrom('sessions')
+    .select(['id_hash', 'sid'])
+    .where('sub', '=', s.sub)
+    .execute();
+  t.equal(sessions.length, 2);
+  const [first, second] = sessions.map((row) => row.sid);
+  t.match(first, /^[0-9a-f]{32}$/, 'the database gives every session a random sid');
+  t.not(first, second, 'sids are unique');
+  const mine = sessions.find((row) => row.id_hash === hashSecret(s.browser.sessionId));
+  t.not(mine?.sid, s.browser.sessionId);
+  t.not(mine?.sid, hashSecret(other));
+
+  const csrf = await csrfFrom(s);
+  const res = await postConsent(s, s.browser, form({ request: s.pendingId, decision: 'allow', csrf }));
+  t.equal(res.statusCode, 303, res.body);
+  const code = new URL(res.headers.location as string).searchParams.get('code') ?? '';
+  const row = await s.app.database.db
+    .selectFrom('authorization_codes')
+    .select('sid')
+    .where('code_hash', '=', hashSecret(code))
+    .executeTakeFirstOrThrow();
+  t.equal(row.sid, mine?.sid);
+  t.not(row.sid, mine?.id_hash);
+});
+
 t.test('allow with prompt=consent still issues the code (no loop back to the page)', async (t) => {
   const s = await scenario(t, {}, { prompt: 'consent', state: null });
   const csrf = await csrfFrom(s);

@@ -12,6 +12,8 @@ export interface AuthorizationCodeTable {
   resources: string[];
   sub: string;
   auth_time: Date;
+  /** The public name (`sid`) of the Gatehouse session that issued the code; null for codes older than it. */
+  sid: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, Date | string | undefined, never>;
   expires_at: Date;
   consumed_at: Date | null;

@@ -1,8 +1,10 @@
-import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 /** Row of `sessions`: a Gatehouse browser session; the cookie holds the id, only its hash is stored. */
 export interface SessionTable {
   id_hash: string;
+  /** The session's public name (OIDC `sid`): random, unique, set by the database; never the cookie. */
+  sid: Generated<string>;
   sub: string;
   auth_time: Date;
   amr: ColumnType<string[], string[] | undefined, string[]>;

@@ -35,7 +35,7 @@ import {
 } from './parameters.js';
 
 /** The signed-in user as the flow needs them (a Gatehouse session). */
-export type FlowSession = Pick<Session, 'idHash' | 'sub' | 'authTime'>;
+export type FlowSession = Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime'>;
 
 /** The clients the flow reads: the registry (its cache, and metadata-document resolution for /authorize). */
 export interface FlowClients {
@@ -426,6 +426,7 @@ export class AuthorizationService {
       resources: pending.resources,
       sub: session.sub,
       auth_time: session.authTime,
+      sid: session.sid,
       expires_at: new Date(now.getTime() + config.flow.codeTtl * 1000),
       consumed_at: null,
       family_id: null,

@@ -6,7 +6,7 @@ import type { Session } from '../sessions/session-service.js';
 /** A pending request waiting for consent, checked against the browser and session that may decide it. */
 export interface Interaction {
   pending: AuthorizationRequestRow;
-  session: Pick<Session, 'idHash' | 'sub' | 'authTime' | 'claims'>;
+  session: Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime' | 'claims'>;
   client: Client;
 }
 

@@ -17,6 +17,8 @@ import {
 export interface Session {
   /** SHA-256 of the cookie value; the value itself is never stored. */
   idHash: string;
+  /** The session's public name: the OpenID Connect `sid`. Safe to publish, unlike the cookie. */
+  sid: string;
   sub: string;
   authTime: Date;
   amr: string[];
@@ -50,7 +52,15 @@ const BASE_NAME = 'gatehouse_session';
 class Declined extends Error {}
 
 function toSession(row: SessionRow): Session {
-  return { idHash: row.id_hash, sub: row.sub, authTime: row.auth_time, amr: row.amr, acr: row.acr, claims: row.claims };
+  return {
+    idHash: row.id_hash,
+    sid: row.sid,
+    sub: row.sub,
+    authTime: row.auth_time,
+    amr: row.amr,
+    acr: row.acr,
+    claims: row.claims,
+  };
 }
 
 /**
