@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config/index.js';
 
@@ -94,4 +95,36 @@ export function createLogger(config: Pick<Config, 'log'>, stream?: Writable): Lo
     return pino(options, stream);
   }
   return pino(options);
+}
+
+/** Paths an orchestrator or Prometheus polls: their request lines are debug, not info. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * One log line per request, written when the response is sent (Fastify's own two lines per request are
+ * off). Built from the few fields it needs, the URL's secrets redacted, and skipped before any work when
+ * its level is off; with `LOG_REQUESTS=false` there is no line at all (errors are logged by the error handler).
+ */
+export function logRequests(app: FastifyInstance, config: Pick<Config, 'log'>): void {
+  if (!config.log.requests) return;
+  app.addHook('onResponse', (request, reply, done) => {
+    const q = request.url.indexOf('?');
+    const path = q === -1 ? request.url : request.url.slice(0, q);
+    const level = PROBE_PATHS.has(path) ? 'debug' : 'info';
+    // Fastify's logger is the pino instance createLogger made (its type only lacks isLevelEnabled).
+    const log = request.log as unknown as Logger;
+    if (log.isLevelEnabled(level)) {
+      log[level](
+        {
+          method: request.method,
+          url: redactUrl(request.url),
+          statusCode: reply.statusCode,
+          responseTime: Math.round(reply.elapsedTime * 10) / 10,
+          remoteAddress: request.ip,
+        },
+        'request completed',
+      );
+    }
+    done();
+  });
 }

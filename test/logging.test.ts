@@ -58,12 +58,12 @@ t.test('redactObject walks nested plain data', async (t) => {
   });
 });
 
-t.test('request logs carry request ids and never secrets, codes, tokens or cookies', async (t) => {
+t.test('one log line per request, with its request id and never secrets, codes, tokens or cookies', async (t) => {
   const logs: Array<Record<string, unknown>> = [];
   const app = await buildTestApp(t, { LOG_LEVEL: 'info' }, { logs });
   const res = await app.inject({
     method: 'GET',
-    url: '/healthz?code=SECRETCODE&state=visible-state&client_secret=SECRETPW&login_response=eyJSECRET',
+    url: '/.well-known/oauth-authorization-server?code=SECRETCODE&state=visible-state&client_secret=SECRETPW&login_response=eyJSECRET',
     headers: {
       authorization: 'Basic U0VDUkVUQkFTSUM=',
       cookie: 'gh_session=SECRETCOOKIE',
@@ -82,10 +82,48 @@ t.test('request logs carry request ids and never secrets, codes, tokens or cooki
   const text = logs.map((l) => JSON.stringify(l)).join('\n');
   t.notMatch(text, /SECRET/, 'no secret value reaches the log');
   t.match(text, /visible-state/, 'ordinary parameters stay readable');
-  const incoming = logs.find((l) => l.msg === 'incoming request');
-  t.match(incoming, { reqId: 'req-abc-123', req: { method: 'GET', url: /^\/healthz\?code=%5Bredacted%5D/ } });
-  const completed = logs.find((l) => l.msg === 'request completed');
-  t.match(completed, { reqId: 'req-abc-123', res: { statusCode: 200 } });
+  const lines = logs.filter((l) => l.reqId === 'req-abc-123');
+  t.equal(lines.length, 1, 'one line for the request, not two');
+  t.match(lines[0], {
+    level: 'info',
+    msg: 'request completed',
+    method: 'GET',
+    url: /^\/\.well-known\/oauth-authorization-server\?code=%5Bredacted%5D/,
+    statusCode: 200,
+    responseTime: Number,
+  });
+  t.notOk(
+    logs.some((l) => l.msg === 'incoming request'),
+    "Fastify's own request lines are off",
+  );
+});
+
+t.test('health probes log at debug; LOG_REQUESTS=false turns request lines off', async (t) => {
+  const atInfo: Array<Record<string, unknown>> = [];
+  const info = await buildTestApp(t, { LOG_LEVEL: 'info' }, { logs: atInfo });
+  for (const url of ['/healthz', '/readyz']) t.equal((await info.inject({ method: 'GET', url })).statusCode, 200);
+  t.same(
+    atInfo.filter((l) => l.msg === 'request completed'),
+    [],
+    'probes write nothing at info',
+  );
+
+  const atDebug: Array<Record<string, unknown>> = [];
+  const debug = await buildTestApp(t, { LOG_LEVEL: 'debug' }, { logs: atDebug });
+  await debug.inject({ method: 'GET', url: '/healthz' });
+  t.match(
+    atDebug.find((l) => l.msg === 'request completed'),
+    { level: 'debug', url: '/healthz', statusCode: 200 },
+  );
+
+  const quiet: Array<Record<string, unknown>> = [];
+  const off = await buildTestApp(t, { LOG_LEVEL: 'debug', LOG_REQUESTS: 'false' }, { logs: quiet });
+  await off.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' });
+  await off.inject({ method: 'GET', url: '/nowhere' });
+  t.same(
+    quiet.filter((l) => l.msg === 'request completed'),
+    [],
+  );
 });
 
 t.test('an unsafe caller request id is replaced', async (t) => {

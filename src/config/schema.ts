@@ -160,6 +160,12 @@ export const schema = {
       default: false,
       env: 'LOG_PRETTY',
     },
+    requests: {
+      doc: 'One log line per request (method, path with secrets redacted, status, time); health probes and metrics scrapes at debug. `false` turns request lines off (errors are still logged).',
+      format: 'strict-boolean',
+      default: true,
+      env: 'LOG_REQUESTS',
+    },
   },
   keys: {
     encryptionSecret: {
