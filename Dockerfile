@@ -33,10 +33,12 @@ RUN ln -s /app/dist/src/cli/main.js /usr/local/bin/gatehouse \
  && mkdir -p /data \
  && chown node:node /data
 USER node
-VOLUME ["/data"]
+# No VOLUME: with DATABASE_URL nothing is kept here, and a declared volume would give every container an
+# anonymous one. For the embedded database, mount a volume at /data (DATA_DIR=/data/pglite).
 EXPOSE 4000
-# No curl in the slim image: Node's fetch checks liveness.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+# No curl in the slim image: Node's fetch checks liveness. The embedded database's first start (creating
+# and migrating it) can take a minute on a small machine: failures during the start period do not count.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --start-interval=2s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["gatehouse"]
 CMD ["serve"]
