@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import { OAuthError } from './oauth/errors.js';
 import { frameworkErrors, timeoutOptions } from './app.js';
-import { logRequests } from './logging.js';
+import { RequestLogController } from './logging.js';
 import errorHandler, { sendOAuthError } from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
 import adminClientRoutes from './routes/admin/clients.js';
@@ -36,14 +36,13 @@ export function isAdminAuthorization(header: string | undefined, token: string):
 export async function buildAdminApp(config: Readonly<Config>, gatehouse: FastifyInstance): Promise<FastifyInstance> {
   const admin = Fastify({
     loggerInstance: gatehouse.log.child({ listener: 'admin' }),
-    disableRequestLogging: true,
+    logController: new RequestLogController(config),
     bodyLimit: config.server.bodyLimit,
     ...timeoutOptions(config),
     forceCloseConnections: 'idle',
     frameworkErrors,
   });
   admin.decorate('gatehouse', gatehouse);
-  logRequests(admin, config);
   await admin.register(errorHandler);
   await admin.register(inputGuard);
   admin.addHook('onSend', async (_request, reply) => {

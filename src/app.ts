@@ -14,7 +14,7 @@ import Fastify, {
 import type { Config } from './config/index.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
-import { createLogger, logRequests } from './logging.js';
+import { createLogger, RequestLogController } from './logging.js';
 import authorizationPlugin from './plugins/app/authorization.js';
 import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
@@ -120,8 +120,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   const logger: FastifyBaseLogger = createLogger(config, options.logStream);
   const app = Fastify({
     loggerInstance: logger,
-    // logRequests writes one line per request instead of Fastify's two.
-    disableRequestLogging: true,
+    // One line per request instead of Fastify's two.
+    logController: new RequestLogController(config),
     trustProxy: trustProxy(config.server.trustProxy),
     bodyLimit: config.server.bodyLimit,
     ...timeoutOptions(config),
@@ -141,7 +141,6 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   app.decorate('config', config);
   app.decorate('issuer', config.issuer);
   app.decorate('clock', options.clock ?? systemClock);
-  logRequests(app, config);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

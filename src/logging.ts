@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config/index.js';
 
@@ -101,30 +101,42 @@ export function createLogger(config: Pick<Config, 'log'>, stream?: Writable): Lo
 const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
- * One log line per request, written when the response is sent (Fastify's own two lines per request are
- * off). Built from the few fields it needs, the URL's secrets redacted, and skipped before any work when
- * its level is off; with `LOG_REQUESTS=false` there is no line at all (errors are logged by the error handler).
+ * One log line per request, written when the response is sent, in place of Fastify's two (incoming,
+ * completed). Built from the few fields it needs, the URL's secrets redacted, and skipped before any work
+ * when its level is off. With `LOG_REQUESTS=false` only failed responses (an error while sending) are
+ * logged; the error handler logs server errors either way.
  */
-export function logRequests(app: FastifyInstance, config: Pick<Config, 'log'>): void {
-  if (!config.log.requests) return;
-  app.addHook('onResponse', (request, reply, done) => {
+export class RequestLogController extends LogController {
+  readonly #enabled: boolean;
+
+  constructor(config: Pick<Config, 'log'>) {
+    super();
+    this.#enabled = config.log.requests;
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) {
+      reply.log.error({ err: error, statusCode: reply.statusCode }, 'request errored');
+      return;
+    }
+    if (!this.#enabled) return;
     const q = request.url.indexOf('?');
     const path = q === -1 ? request.url : request.url.slice(0, q);
     const level = PROBE_PATHS.has(path) ? 'debug' : 'info';
     // Fastify's logger is the pino instance createLogger made (its type only lacks isLevelEnabled).
     const log = request.log as unknown as Logger;
-    if (log.isLevelEnabled(level)) {
-      log[level](
-        {
-          method: request.method,
-          url: redactUrl(request.url),
-          statusCode: reply.statusCode,
-          responseTime: Math.round(reply.elapsedTime * 10) / 10,
-          remoteAddress: request.ip,
-        },
-        'request completed',
-      );
-    }
-    done();
-  });
+    if (!log.isLevelEnabled(level)) return;
+    log[level](
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        statusCode: reply.statusCode,
+        responseTime: Math.round(reply.elapsedTime * 10) / 10,
+        remoteAddress: request.ip,
+      },
+      'request completed',
+    );
+  }
 }
