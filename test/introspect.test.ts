@@ -516,7 +516,7 @@ t.test(
     await introspect(app, machine, { token: 'x'.repeat(200) });
     const text = logs.map((l) => JSON.stringify(l)).join('\n');
     t.ok(
-      logs.some((l) => (l.req as { url?: string } | undefined)?.url === '/introspect'),
+      logs.some((l) => l.msg === 'request completed' && l.url === '/introspect'),
       'the requests were logged',
     );
     t.notOk(text.includes(jwt.split('.')[2]!), 'the token is not in the log');
