@@ -295,7 +295,7 @@ t.test('README shows the start and test commands that package.json defines', asy
   t.match(readme, /npm ci && npm start/);
   t.match(readme, /npm ci && npm test/);
   t.ok(pkg.scripts.start && pkg.scripts.test);
-  t.match(pkg.scripts.prestart, /npm run build/, 'npm start builds first, on a fresh clone');
+  t.equal(pkg.scripts.prestart, 'node scripts/build-if-stale.mjs', 'npm start builds first when sources changed');
 });
 
 /** Every file under a repository folder, as paths from the root. */
