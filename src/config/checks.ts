@@ -69,6 +69,10 @@ export function crossFieldProblems(config: Settings, policy: Policy): string[] {
       'KEY_ROTATION_DELAY_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS + KEY_CACHE_TTL_SECONDS, so every cache sees a new key before it signs',
     );
   }
+  // The next key is published rotationDelay before it signs: a shorter interval would always have one pending.
+  if (config.keys.rotationInterval !== 0 && config.keys.rotationInterval <= config.keys.rotationDelay) {
+    problems.push('KEY_ROTATION_INTERVAL_SECONDS: must be 0 (off) or longer than KEY_ROTATION_DELAY_SECONDS');
+  }
   const { requestTimeout, headersTimeout } = config.server;
   // Node refuses a headers timeout longer than the request timeout the headers are part of.
   if (requestTimeout !== 0 && headersTimeout > requestTimeout)

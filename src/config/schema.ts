@@ -193,6 +193,12 @@ export const schema = {
       default: 3600,
       env: 'KEY_ROTATION_DELAY_SECONDS',
     },
+    rotationInterval: {
+      doc: 'Automatic rotation: a key signs for this many seconds (default 90 days), then the next key, published KEY_ROTATION_DELAY_SECONDS ahead, takes over and the old one retires once its tokens have expired. 0 turns automatic rotation off (`gatehouse keys rotate` still works). Not used with SIGNING_KEY_FILES.',
+      format: 'non-negative-int',
+      default: 7_776_000,
+      env: 'KEY_ROTATION_INTERVAL_SECONDS',
+    },
     jwksMaxAge: {
       doc: 'Cache-Control max-age of the JWKS document, in seconds.',
       format: 'positive-int',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { openDatabase } from '../../src/db/connect.js';
@@ -5,7 +6,7 @@ import { migrateUp } from '../../src/db/migrate.js';
 import { toOAuthError } from '../../src/http/errors.js';
 import { DomainError } from '../../src/lib/errors.js';
 import { KeyStore } from '../../src/services/signing-keys/key-store.js';
-import { testConfig, testDatabase } from '../helper.js';
+import { buildTestApp, testConfig, testDatabase } from '../helper.js';
 import { silent } from './fixtures/keys.js';
 
 t.test('an app whose database is not migrated yet starts, reports why it is not ready, and recovers', async (t) => {
@@ -68,3 +69,13 @@ t.test(
     t.equal(closed.keys.current().kid, before, 'the closed app did not refresh');
   },
 );
+
+t.test('the signing key age is a metric on the admin listener', async (t) => {
+  const app = await buildTestApp(t, { ADMIN_PORT: '4999', ADMIN_TOKEN: randomBytes(32).toString('base64url') });
+  const since = app.keys.activeSince();
+  t.ok(since, 'a generated key knows when it started signing');
+  const text = await app.metrics!.metrics();
+  const age = /^gatehouse_signing_key_age_seconds (\S+)$/m.exec(text);
+  t.ok(age, 'gatehouse_signing_key_age_seconds is exported');
+  t.ok(Number(age![1]) >= 0 && Number(age![1]) < 3600, 'the age of a key generated for this test');
+});

@@ -235,3 +235,98 @@ t.test('the background refresh promotes a due key without being asked', async (t
   while (replica.current().kid !== next.kid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   t.equal(replica.current().kid, next.kid, 'promoted at activate_at, long before the 60 s cache period');
 });
+
+t.test('automatic rotation publishes the next key ahead of the interval, then hands over on time', async (t) => {
+  const handle = await emptyKeyTable();
+  // A key signs for 3600 s; its successor is published 600 s (the rotation delay) before that.
+  const config = testConfig({ ...ENV, KEY_ROTATION_INTERVAL_SECONDS: '3600' });
+  const clock = testClock();
+  const start = clock.now().getTime();
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  const first = store.current().kid;
+  t.equal(store.activeSince()?.getTime(), start, 'the generated key signs from now');
+
+  clock.advance(2999);
+  await store.refresh();
+  t.same(await states(store), { [first]: 'active' }, 'nothing to do before interval - delay');
+
+  clock.advance(1);
+  await store.refresh();
+  const listed = await store.list();
+  const next = listed.find((k) => k.state === 'next');
+  t.ok(next, 'the next key is published at interval - delay');
+  t.equal(next!.activateAt?.getTime(), start + 3600_000, 'and signs exactly when the interval is up');
+  t.ok(
+    store.jwks().keys.some((k) => k.kid === next!.kid),
+    'it is in the JWKS a whole rotation delay before it signs',
+  );
+  t.equal(store.current().kid, first);
+  await store.refresh();
+  t.equal((await store.list()).filter((k) => k.state === 'next').length, 1, 'one next key, however often refreshed');
+
+  clock.advance(600);
+  await store.refresh();
+  t.same(await states(store), { [first]: 'retired', [next!.kid]: 'active' }, 'handed over at the interval');
+  t.equal(store.current().kid, next!.kid);
+  t.equal(store.activeSince()?.getTime(), start + 3600_000);
+
+  clock.advance(RETIRED_FOR_MS / 1000);
+  await store.refresh();
+  t.notOk(
+    store.jwks().keys.some((k) => k.kid === first),
+    'the old key leaves the JWKS once its tokens have expired',
+  );
+
+  clock.advance(3000 - RETIRED_FOR_MS / 1000);
+  await store.refresh();
+  t.equal((await store.list()).filter((k) => k.state === 'next').length, 1, 'and the cycle repeats');
+});
+
+t.test('replicas reaching the rotation moment together publish one next key', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig({ ...ENV, KEY_ROTATION_INTERVAL_SECONDS: '3600' });
+  const clock = testClock();
+  const stores = await Promise.all(
+    [1, 2, 3].map(() => Store.open(handle, config, silent, { now: clock.now, background: false })),
+  );
+  t.teardown(() => Promise.all(stores.map((s) => s.close())));
+  clock.advance(3000);
+  await Promise.all(stores.map((s) => s.refresh()));
+  const rows = await handle.db.selectFrom('signing_keys').select(['kid', 'state']).execute();
+  t.equal(rows.filter((r) => r.state === 'next').length, 1, 'one next key, not one per replica');
+  t.equal(rows.length, 2);
+});
+
+t.test('a server down past its rotation still publishes the next key before it signs', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig({ ...ENV, KEY_ROTATION_INTERVAL_SECONDS: '3600' });
+  const clock = testClock();
+  const before = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  const old = before.current().kid;
+  await before.close();
+
+  clock.advance(86_400 * 200);
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  t.equal(store.current().kid, old, 'the old key still signs: verifiers have not seen a new one yet');
+  const next = (await store.list()).find((k) => k.state === 'next');
+  t.equal(next?.activateAt?.getTime(), clock.now().getTime() + 600_000, 'its successor signs after the rotation delay');
+});
+
+t.test('KEY_ROTATION_INTERVAL_SECONDS=0 turns automatic rotation off; a too-short interval is refused', async (t) => {
+  const handle = await emptyKeyTable();
+  const config = testConfig({ ...ENV, KEY_ROTATION_INTERVAL_SECONDS: '0' });
+  const clock = testClock();
+  const store = await Store.open(handle, config, silent, { now: clock.now, background: false });
+  t.teardown(() => store.close());
+  const only = store.current().kid;
+  clock.advance(86_400 * 3650);
+  await store.refresh();
+  t.same(await states(store), { [only]: 'active' }, 'ten years later, still the one key');
+
+  t.throws(() => testConfig({ ...ENV, KEY_ROTATION_INTERVAL_SECONDS: '600' }), {
+    message: /KEY_ROTATION_INTERVAL_SECONDS: must be 0 \(off\) or longer than KEY_ROTATION_DELAY_SECONDS/,
+  });
+  t.equal(testConfig().keys.rotationInterval, 7_776_000, 'on by default: 90 days');
+});

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { Gauge } from 'prom-client';
 import { KeyStore } from '../../services/signing-keys/key-store.js';
 
 declare module 'fastify' {
@@ -20,6 +21,20 @@ export default fp(
     const store = await KeyStore.open(app.database, config, app.log, { retryUntilLoaded: true, now: app.clock });
     app.decorate('keys', store);
     app.readinessChecks.push(['signing_keys', async () => store.readiness()]);
+    if (app.metrics) {
+      const clock = app.clock;
+      // Alert when it exceeds KEY_ROTATION_INTERVAL_SECONDS by much: automatic rotation is not happening.
+      new Gauge({
+        name: 'gatehouse_signing_key_age_seconds',
+        help: 'Seconds since the signing key in use started signing (absent for SIGNING_KEY_FILES).',
+        registers: [app.metrics],
+        collect() {
+          const since = store.activeSince();
+          this.reset();
+          if (since) this.set((clock().getTime() - since.getTime()) / 1000);
+        },
+      });
+    }
     app.addHook('onClose', async () => store.close());
   },
   { name: 'keys', dependencies: ['database'] },

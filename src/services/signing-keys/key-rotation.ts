@@ -28,6 +28,8 @@ export interface RotationContext {
 /** What a lifecycle step changed, for the log. */
 export interface KeyChange {
   activated?: string;
+  /** A next key published by automatic rotation, signing from its activate_at. */
+  scheduled?: string;
   retired?: string;
   generated?: string;
 }
@@ -78,8 +80,22 @@ async function handOver(
 }
 
 /**
+ * When automatic rotation publishes the next key for an active key that started signing at
+ * `activatedAt`: KEY_ROTATION_DELAY_SECONDS before its KEY_ROTATION_INTERVAL_SECONDS are up, so the next
+ * key signs exactly when the interval ends. Null when automatic rotation is off.
+ */
+export function autoRotationDue(config: RotationContext['config'], activatedAt: Date): Date | null {
+  const { rotationInterval, rotationDelay } = config.keys;
+  if (rotationInterval === 0) return null;
+  return new Date(activatedAt.getTime() + (rotationInterval - rotationDelay) * 1000);
+}
+
+/**
  * Brings the table to a state with exactly one active key: promotes a due `next` key (retiring the
- * old active one), or with no active key at all promotes any pending key or generates one.
+ * old active one), or with no active key at all promotes any pending key or generates one. With
+ * automatic rotation on, an active key whose interval is nearly up gets its successor published now,
+ * signing from the end of the interval (at least KEY_ROTATION_DELAY_SECONDS away). Under the key lock,
+ * so replicas reaching the same moment add one key between them.
  */
 export async function settleKeys(ctx: RotationContext): Promise<KeyChange> {
   return withSigningKeyLock(ctx.db, ctx.lockName, async (trx) => {
@@ -89,7 +105,16 @@ export async function settleKeys(ctx: RotationContext): Promise<KeyChange> {
     if (next && (!active || (next.activate_at !== null && next.activate_at <= now))) {
       return handOver(trx, next, now, retiredKeyExpiry(ctx.config, now));
     }
-    if (active) return {};
+    if (active) {
+      const due = active.activated_at ? autoRotationDue(ctx.config, active.activated_at) : null;
+      if (next || due === null || due > now) return {};
+      const activateAt = Math.max(
+        now.getTime() + ctx.config.keys.rotationDelay * 1000,
+        due.getTime() + ctx.config.keys.rotationDelay * 1000,
+      );
+      const row = await insertGeneratedKey(ctx, trx, 'next', now, new Date(activateAt));
+      return { generated: row.kid, scheduled: row.kid };
+    }
     const row = await insertGeneratedKey(ctx, trx, 'active', now, now);
     return { generated: row.kid, activated: row.kid };
   });

@@ -15,7 +15,14 @@ import type { JwkSet, SigningKey } from '../../keys/signing-key.js';
 import { DomainError } from '../../lib/errors.js';
 import { type Clock, systemClock } from '../../lib/clock.js';
 import { listPublishedSigningKeys, listSigningKeys } from '../../repositories/signing-key.repository.js';
-import { type KeyChange, type RotationContext, addNextKey, retireKey, settleKeys } from './key-rotation.js';
+import {
+  type KeyChange,
+  type RotationContext,
+  addNextKey,
+  autoRotationDue,
+  retireKey,
+  settleKeys,
+} from './key-rotation.js';
 
 export type { KeyInfo, RetireResult } from '../../keys/key-info.js';
 export type { JwkSet, SigningKey } from '../../keys/signing-key.js';
@@ -39,6 +46,8 @@ interface Snapshot {
   jwks: JwkSet;
   /** The earliest activation of a pending key, so the refresh can wake up for it. */
   nextActivation: Date | null;
+  /** When the signing key started signing (null for key files, or before a key is loaded). */
+  activeSince: Date | null;
 }
 
 /** While no key is loaded the store retries sooner than the cache period. */
@@ -56,10 +65,17 @@ function isHandle(source: DatabaseHandle | Kysely<Database>): source is Database
   return 'root' in source && 'kind' in source;
 }
 
-/** Whether the rows need the locked lifecycle step: no signing key, or a pending key that is due. */
-function needsSettling(rows: readonly SigningKeyRow[], now: Date): boolean {
-  if (!rows.some((r) => r.state === 'active')) return true;
-  return rows.some((r) => r.state === 'next' && r.activate_at !== null && r.activate_at <= now);
+/**
+ * Whether the rows need the locked lifecycle step: no signing key, a pending key that is due, or (with
+ * automatic rotation) an active key whose successor is due to be published.
+ */
+function needsSettling(rows: readonly SigningKeyRow[], now: Date, config: RotationContext['config']): boolean {
+  const active = rows.find((r) => r.state === 'active');
+  if (!active) return true;
+  if (rows.some((r) => r.state === 'next' && r.activate_at !== null && r.activate_at <= now)) return true;
+  if (rows.some((r) => r.state === 'next')) return false;
+  const due = active.activated_at ? autoRotationDue(config, active.activated_at) : null;
+  return due !== null && due <= now;
 }
 
 /**
@@ -74,7 +90,7 @@ export class KeyStore {
   readonly #rotation: RotationContext | null;
   readonly #files: readonly FileKey[];
   readonly #background: boolean;
-  #snapshot: Snapshot = { signer: null, jwks: freezeJwks([]), nextActivation: null };
+  #snapshot: Snapshot = { signer: null, jwks: freezeJwks([]), nextActivation: null, activeSince: null };
   #lastError: string | null = null;
   #queue: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -113,6 +129,7 @@ export class KeyStore {
         signer: first ? Object.freeze({ kid: first.kid, alg: first.alg, key: first.privateKey }) : null,
         jwks: freezeJwks(files.map((f) => jwksEntry(f.publicJwk as Record<string, unknown>, f.kid, f.alg))),
         nextActivation: null,
+        activeSince: null,
       };
       logger.info({ kids: files.map((f) => f.kid) }, 'loaded signing keys from SIGNING_KEY_FILES');
       return store;
@@ -152,6 +169,11 @@ export class KeyStore {
   /** The public JWK Set: next, active, and retired keys whose tokens may still be valid. Frozen. */
   jwks(): JwkSet {
     return this.#snapshot.jwks;
+  }
+
+  /** When the key that signs now started signing, as last loaded; null for key files or before a load. */
+  activeSince(): Date | null {
+    return this.#snapshot.activeSince;
   }
 
   /** Null when a signing key is loaded, else why not. */
@@ -218,7 +240,7 @@ export class KeyStore {
   async #load(): Promise<void> {
     const ctx = this.#rotation!;
     let rows = await listPublishedSigningKeys(ctx.db, this.#now());
-    if (needsSettling(rows, this.#now())) {
+    if (needsSettling(rows, this.#now(), ctx.config)) {
       this.#logChange(await settleKeys(ctx), false);
       rows = await listPublishedSigningKeys(ctx.db, this.#now());
     }
@@ -236,6 +258,7 @@ export class KeyStore {
       signer,
       jwks: freezeJwks(published.map((r) => jwksEntry(r.public_jwk, r.kid, r.alg))),
       nextActivation: pending.length > 0 ? new Date(Math.min(...pending)) : null,
+      activeSince: active.activated_at,
     };
     this.#lastError = null;
   }
@@ -250,6 +273,8 @@ export class KeyStore {
   #logChange(change: KeyChange, immediately: boolean): void {
     if (change.generated)
       this.#log.info({ kid: change.generated, alg: this.#config.keys.signingAlg }, 'generated a signing key');
+    if (change.scheduled)
+      this.#log.info({ kid: change.scheduled }, 'automatic rotation: published the next signing key');
     if (change.activated)
       this.#log.info({ kid: change.activated, retired: change.retired ?? null }, 'a new signing key is active');
     else if (change.retired) this.#log.info({ kid: change.retired, immediately }, 'retired a signing key');
