@@ -21,6 +21,7 @@ import errorHandler from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
 import janitorPlugin from './plugins/app/janitor.js';
 import keysPlugin from './plugins/app/keys.js';
+import logoutPlugin from './plugins/app/logout.js';
 import metricsPlugin from './plugins/app/metrics.js';
 import sessionsPlugin from './plugins/app/sessions.js';
 import tokensPlugin from './plugins/app/tokens.js';
@@ -29,6 +30,7 @@ import databasePlugin from './plugins/external/database.js';
 import rateLimitPlugin from './plugins/external/rate-limit.js';
 import viewPlugin, { pageSecurityHeaders } from './plugins/external/view.js';
 import healthRoutes from './routes/health.js';
+import hostSignOutRoute from './routes/host/sign-out.js';
 import signInCompleteRoute from './routes/interaction/sign-in-complete.js';
 import signOutRoute from './routes/interaction/sign-out.js';
 import consentRoutes from './routes/interaction/consent.js';
@@ -181,6 +183,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   // /token, /revoke, /introspect and the admin API's user grants (app.tokens, app.userGrants).
   await app.register(tokensPlugin);
   await app.register(janitorPlugin);
+  // Back-channel logout (app.logoutDeliveries) and the host's sign-out message (app.hostSignOut).
+  await app.register(logoutPlugin);
   await app.register(healthRoutes);
   await app.register(jwksRoute);
   await app.register(metadataRoutes);
@@ -196,6 +200,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     await scope.register(consentRoutes);
   });
   await app.register(revokeRoute);
+  await app.register(hostSignOutRoute);
   await app.register(introspectRoute);
   // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
   if (config.registration.enabled) await app.register(registerRoutes);

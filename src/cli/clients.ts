@@ -24,6 +24,9 @@ export const CLIENTS_OPTIONS = {
   'tos-uri': { type: 'string' },
   contact: { type: 'string', multiple: true },
   'skip-consent': { type: 'boolean' },
+  'backchannel-logout-uri': { type: 'string' },
+  'backchannel-logout-session-required': { type: 'boolean' },
+  'no-backchannel-logout-session-required': { type: 'boolean' },
   'no-skip-consent': { type: 'boolean' },
   disable: { type: 'boolean' },
   enable: { type: 'boolean' },
@@ -44,7 +47,8 @@ export const CLIENTS_USAGE = `  clients list               list clients
                              live authorization request, code, refresh token or consent
                              client flags: --name, --client-id, --auth-method client_secret_basic|client_secret_post|none,
                              --application-type web|native, --skip-consent / --no-skip-consent, --client-uri,
-                             --logo-uri, --policy-uri, --tos-uri; repeatable: --redirect-uri, --grant-type, --scope,
+                             --logo-uri, --policy-uri, --tos-uri, --backchannel-logout-uri (empty: none),
+                             --backchannel-logout-session-required / --no-backchannel-logout-session-required; repeatable: --redirect-uri, --grant-type, --scope,
                              --default-scope, --resource, --post-logout-redirect-uri, --contact`;
 
 /** How long a metadata-document client goes unused before `prune-metadata-documents` deletes it, by default. */
@@ -79,6 +83,7 @@ const FLAGS: Record<string, string> = {
   policy_uri: 'policy-uri',
   tos_uri: 'tos-uri',
   contacts: 'contact',
+  backchannel_logout_uri: 'backchannel-logout-uri',
 };
 
 /** `--scope "read write"` and `--scope read --scope write` mean the same. */
@@ -97,6 +102,14 @@ function metadataFromFlags(options: Record<string, unknown>): Record<string, unk
     throw new ClientsUsageError('--skip-consent and --no-skip-consent contradict each other');
   if (options['skip-consent']) out.skip_consent = true;
   if (options['no-skip-consent']) out.skip_consent = false;
+  // An empty --backchannel-logout-uri removes it.
+  if (out.backchannel_logout_uri === '') out.backchannel_logout_uri = null;
+  if (options['backchannel-logout-session-required'] && options['no-backchannel-logout-session-required'])
+    throw new ClientsUsageError(
+      '--backchannel-logout-session-required and --no-backchannel-logout-session-required contradict each other',
+    );
+  if (options['backchannel-logout-session-required']) out.backchannel_logout_session_required = true;
+  if (options['no-backchannel-logout-session-required']) out.backchannel_logout_session_required = false;
   return out;
 }
 

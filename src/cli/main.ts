@@ -8,7 +8,7 @@ import { KeysUsageError, keysCommand } from './keys.js';
 import { DomainError } from '../lib/errors.js';
 import { startServer } from '../server.js';
 import { systemClock } from '../lib/clock.js';
-import { listUserGrants, revokeUserGrants } from '../services/user-grants.js';
+import { endUserSessions, listUserGrants, revokeUserGrants } from '../services/user-grants.js';
 import { sweepOnce } from '../services/janitor.js';
 
 const USAGE = `Usage: gatehouse [command]
@@ -29,6 +29,9 @@ ${CLIENTS_USAGE}
   users revoke <sub> [--client-id <id>] [--json]
                              revoke a user's refresh tokens, consents, unredeemed codes and sessions
                              (or only one client's grants); issued access tokens run until they expire
+  users sign-out <sub> [--json]
+                             end a user's Gatehouse sessions everywhere; the apps they signed in to get
+                             back-channel logout tokens (delivered by a running server)
   janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
                              server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)
   config [--json]            print the effective configuration, secrets redacted, with each value's source
@@ -142,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'users': {
       const [action, sub, ...extra] = rest;
-      if (action !== 'grants' && action !== 'revoke')
+      if (action !== 'grants' && action !== 'revoke' && action !== 'sign-out')
         throw new UsageError(`unknown users action: ${action ?? '(none)'}`);
       if (!sub || extra.length > 0)
         throw new UsageError(`users ${action} takes exactly one user id (the sub the host app signs in)`);
@@ -151,7 +154,15 @@ export async function main(argv: string[]): Promise<number> {
       const json = values.json ?? false;
       const handle = await openDatabase(loaded.config);
       try {
-        if (action === 'grants') {
+        if (action === 'sign-out') {
+          const ended = await endUserSessions(handle.db, sub, systemClock);
+          print(
+            json
+              ? { sub, ...ended }
+              : `Signed ${sub} out: ${ended.sessions} session(s) ended, ${ended.logout_tokens} back-channel logout token(s) queued (a running server delivers them).`,
+            json,
+          );
+        } else if (action === 'grants') {
           const grants = await listUserGrants(handle.db, sub, systemClock);
           if (json) print({ sub, grants }, true);
           else if (grants.length === 0) print(`no grants for ${sub}`, false);

@@ -422,6 +422,44 @@ export const schema = {
       env: 'CIMD_CA_FILE',
     },
   },
+  logout: {
+    allowPrivateAddresses: {
+      doc: 'Deliver back-channel logout tokens to private, loopback, link-local and other special-use addresses too (an RP on an internal network). Off: such a backchannel_logout_uri is never POSTed to (a self-registered client could otherwise aim Gatehouse at internal hosts).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'BACKCHANNEL_LOGOUT_ALLOW_PRIVATE_ADDRESSES',
+    },
+    timeout: {
+      doc: "Longest time one back-channel logout POST may take (connect, TLS and the RP's answer), in milliseconds.",
+      format: 'positive-int',
+      default: 5000,
+      env: 'BACKCHANNEL_LOGOUT_TIMEOUT_MS',
+    },
+    maxAttempts: {
+      doc: 'Attempts at delivering one logout token before it is given up (and logged).',
+      format: 'positive-int',
+      default: 8,
+      env: 'BACKCHANNEL_LOGOUT_MAX_ATTEMPTS',
+    },
+    retryDelay: {
+      doc: 'Seconds before the first retry of a failed back-channel logout; each further retry waits twice as long (at most an hour).',
+      format: 'positive-int',
+      default: 30,
+      env: 'BACKCHANNEL_LOGOUT_RETRY_SECONDS',
+    },
+    pollInterval: {
+      doc: 'Milliseconds between two looks at the logout outbox for due deliveries (one replica delivers each; a sign-out on this replica is delivered at once).',
+      format: 'positive-int',
+      default: 2000,
+      env: 'BACKCHANNEL_LOGOUT_POLL_MS',
+    },
+    tokenTtl: {
+      doc: 'Lifetime of a logout token (exp - iat), in seconds; Back-Channel Logout recommends at most two minutes.',
+      format: 'positive-int',
+      default: 120,
+      env: 'LOGOUT_TOKEN_TTL_SECONDS',
+    },
+  },
   admin: {
     port: {
       doc: 'Port of the admin listener (admin API and `/metrics`), kept off the public internet. 0 turns the admin listener off.',

@@ -4,6 +4,7 @@ import type { AuthorizationRequestTable } from './tables/authorization-request.t
 import type { ClientTable } from './tables/client.table.js';
 import type { ConsentTable } from './tables/consent.table.js';
 import type { GrantRevocationTable } from './tables/grant-revocation.table.js';
+import type { HostSignOutJtiTable, LogoutDeliveryTable, SessionClientTable } from './tables/logout.table.js';
 import type { RefreshTokenTable } from './tables/refresh-token.table.js';
 import type { SessionTable } from './tables/session.table.js';
 import type { SigningKeyTable } from './tables/signing-key.table.js';
@@ -18,6 +19,9 @@ export interface Database {
   authorization_codes: AuthorizationCodeTable;
   refresh_tokens: RefreshTokenTable;
   grant_revocations: GrantRevocationTable;
+  session_clients: SessionClientTable;
+  logout_deliveries: LogoutDeliveryTable;
+  host_sign_out_jtis: HostSignOutJtiTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

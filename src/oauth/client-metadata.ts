@@ -33,6 +33,10 @@ export interface ClientMetadata {
   tos_uri: string | null;
   contacts: string[];
   skip_consent: boolean;
+  /** OpenID Connect Back-Channel Logout §2.2: where logout tokens are POSTed; null for none. */
+  backchannel_logout_uri: string | null;
+  /** Back-Channel Logout §2.2: the client needs `sid` in its logout tokens. */
+  backchannel_logout_session_required: boolean;
 }
 
 /** Every client metadata field, in display order. */
@@ -53,6 +57,8 @@ export const CLIENT_METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
   'tos_uri',
   'contacts',
   'skip_consent',
+  'backchannel_logout_uri',
+  'backchannel_logout_session_required',
 ];
 
 /** RFC 6749 Appendix A.1: client_id is visible ASCII (VSCHAR, space included); capped so lookups stay cheap. */
@@ -68,18 +74,24 @@ export interface ClientMetadataPolicy {
   resources: readonly string[];
   /** NATIVE_REDIRECT_SCHEMES: single-label private-use schemes native clients may use too. */
   nativeSchemes: ReadonlySet<string>;
+  /** Outside production: a backchannel_logout_uri may be http on a loopback host (a local test RP). */
+  backchannelHttpLoopback?: boolean;
 }
 
 /** No extra schemes: only reverse-domain private-use schemes (RFC 8252 §7.1). */
 export const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set();
 
 /** The client metadata policy of a configuration (from the policy values loadConfig parsed). */
-export function clientMetadataPolicy({ policy }: Pick<Config, 'policy'>): ClientMetadataPolicy {
+export function clientMetadataPolicy({
+  policy,
+  nodeEnv,
+}: Pick<Config, 'policy'> & Partial<Pick<Config, 'nodeEnv'>>): ClientMetadataPolicy {
   return {
     catalogue: policy.scopes.catalogue,
     enforceScopes: policy.scopes.enforce,
     resources: policy.resources.configured,
     nativeSchemes: policy.nativeSchemes,
+    backchannelHttpLoopback: nodeEnv !== undefined && nodeEnv !== 'production',
   };
 }
 
@@ -213,6 +225,28 @@ function readHttpsUrl(input: Record<string, unknown>, field: string): string | n
   return text;
 }
 
+/**
+ * OpenID Connect Back-Channel Logout §2.2: an absolute URI, no fragment, https (§4.1 of the spec's
+ * security considerations: the logout token travels in it); http only on a loopback host outside
+ * production, for a local RP. Delivery still refuses private and loopback addresses unless the
+ * operator allows them (BACKCHANNEL_LOGOUT_ALLOW_PRIVATE_ADDRESSES).
+ */
+function readBackchannelLogoutUri(input: Record<string, unknown>, policy: ClientMetadataPolicy): string | null {
+  const field = 'backchannel_logout_uri';
+  const value = input[field];
+  if (value === undefined || value === null) return null;
+  const text = readString(value, field, MAX_URI);
+  const url = readUrl(text, field);
+  if (text.includes('#')) fail(field, 'must not contain a fragment (Back-Channel Logout §2.2)');
+  if (url.username || url.password) fail(field, 'must not contain credentials');
+  if (url.protocol === 'https:') return text;
+  if (url.protocol === 'http:' && isRegistrableLoopbackHost(url.hostname)) {
+    if (policy.backchannelHttpLoopback) return text;
+    fail(field, 'must be an https URL; http on a loopback host is allowed only outside production');
+  }
+  fail(field, 'must be an https URL');
+}
+
 function readGrantTypes(input: Record<string, unknown>): GrantType[] {
   // RFC 7591 §2: authorization_code when omitted.
   const grants = readList(input, 'grant_types') ?? ['authorization_code'];
@@ -336,6 +370,8 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
     tos_uri: readHttpsUrl(data, 'tos_uri'),
     contacts: readList(data, 'contacts', 20, 320) ?? [],
     skip_consent: readBoolean(data, 'skip_consent'),
+    backchannel_logout_uri: readBackchannelLogoutUri(data, policy),
+    backchannel_logout_session_required: readBoolean(data, 'backchannel_logout_session_required'),
   };
 }
 

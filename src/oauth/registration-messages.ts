@@ -19,6 +19,8 @@ export const SAME_NAME_FIELDS = [
   'policy_uri',
   'tos_uri',
   'contacts',
+  'backchannel_logout_uri',
+  'backchannel_logout_session_required',
 ] as const;
 
 /** Name given to a client that registers without client_name when nothing better can be derived. */
@@ -178,5 +180,9 @@ export function registrationResponse(
   for (const field of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const)
     if (client[field] !== null) doc[field] = client[field];
   if (client.contacts.length > 0) doc.contacts = [...client.contacts];
+  if (client.backchannel_logout_uri !== null) {
+    doc.backchannel_logout_uri = client.backchannel_logout_uri;
+    doc.backchannel_logout_session_required = client.backchannel_logout_session_required;
+  }
   return doc;
 }

@@ -79,6 +79,11 @@ export function openIdConfiguration(
     ...discoveryDocument(config, features),
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [config.keys.signingAlg],
+    // OpenID Connect RP-Initiated Logout 1.0 §2.1 and Back-Channel Logout 1.0 §2.1: /sign-out, and
+    // logout tokens that always carry `sid`.
+    end_session_endpoint: `${config.issuer}/sign-out`,
+    backchannel_logout_supported: true,
+    backchannel_logout_session_supported: true,
   };
 }
 

@@ -6,6 +6,7 @@ import {
   listUserGrants as listGrantRows,
   revokeUserGrants as revokeGrantRows,
 } from '../repositories/user-grant.repository.js';
+import { endSessionsFor } from '../repositories/session.repository.js';
 
 export type { ClientGrant, RevokedGrants } from '../repositories/user-grant.repository.js';
 
@@ -31,6 +32,24 @@ export async function revokeUserGrants(
   });
 }
 
+/** What ending a user's sessions did. */
+export interface EndedUserSessions {
+  /** Gatehouse sessions ended. */
+  sessions: number;
+  /** Back-channel logout tokens queued for the clients those sessions signed in to. */
+  logout_tokens: number;
+}
+
+/**
+ * Signs a user out of Gatehouse everywhere: ends every live session of `sub`, which queues back-channel
+ * logout tokens for the clients they signed in to (and revokes their online OpenID Connect refresh
+ * chains); other grants stay. The admin API and the CLI share it.
+ */
+export async function endUserSessions(db: Db, sub: string, clock: Clock): Promise<EndedUserSessions> {
+  const ended = await endSessionsFor(db, sub, clock());
+  return { sessions: ended.sids.length, logout_tokens: ended.deliveries };
+}
+
 /** The same operations bound to the app's database and clock, for the admin API. */
 export class UserGrants {
   constructor(
@@ -46,5 +65,10 @@ export class UserGrants {
   /** Ends what the user granted (every client's, or one client's). */
   revoke(sub: string, options: { clientId?: string } = {}): Promise<RevokedGrants> {
     return revokeUserGrants(this.db(), sub, options, this.clock);
+  }
+
+  /** Ends the user's Gatehouse sessions (back-channel logout included). */
+  endSessions(sub: string): Promise<EndedUserSessions> {
+    return endUserSessions(this.db(), sub, this.clock);
   }
 }

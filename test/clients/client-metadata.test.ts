@@ -41,6 +41,8 @@ t.test('defaults follow RFC 7591 §2 and the result is normalised', async (t) =>
     tos_uri: null,
     contacts: [],
     skip_consent: false,
+    backchannel_logout_uri: null,
+    backchannel_logout_session_required: false,
   });
 });
 

@@ -32,6 +32,10 @@ export interface ClientTable {
   secret_rotated_at: Date | null;
   last_used_at: Date | null;
   disabled_at: Date | null;
+  /** OpenID Connect Back-Channel Logout §2.2: where logout tokens are POSTed; null for none. */
+  backchannel_logout_uri: Generated<string | null>;
+  /** Back-Channel Logout §2.2: the client needs `sid` in logout tokens. */
+  backchannel_logout_session_required: Generated<boolean>;
   /** RFC 7592: hash of the registration access token of a dynamically registered client. */
   registration_access_token_hash: Generated<string | null>;
   /** A metadata-document client's document is fresh until then (its HTTP cache lifetime); null otherwise. */

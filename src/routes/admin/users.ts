@@ -37,7 +37,23 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
         sessions: revoked.sessions,
       };
       request.log.info({ sub, client_id: clientId ?? null, revoked: counts }, "revoked a user's grants");
+      // Ended sessions queued back-channel logout tokens: deliver them now rather than at the next poll.
+      if (revoked.sessions > 0) admin.gatehouse.logoutDeliveries.kick();
       return { sub, ...(clientId === undefined ? {} : { client_id: clientId }), revoked };
+    },
+  );
+
+  // Signs the user out of Gatehouse everywhere (every session ends; the clients they signed in to get
+  // back-channel logout tokens); the user's grants to clients stay.
+  admin.delete<{ Params: { sub: string } }>(
+    '/users/:sub/sessions',
+    { schema: { params: subParams } },
+    async (request) => {
+      const { sub } = request.params;
+      const ended = await admin.gatehouse.userGrants.endSessions(sub);
+      if (ended.logout_tokens > 0) admin.gatehouse.logoutDeliveries.kick();
+      request.log.info({ sub, sessions: ended.sessions }, "ended a user's sessions");
+      return { sub, ...ended };
     },
   );
 }

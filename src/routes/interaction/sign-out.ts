@@ -3,7 +3,12 @@ import { applyCookies } from '../../http/outcome.js';
 import { seeOther } from '../../http/redirect.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { sendPage } from '../../plugins/external/view.js';
-import { postLogoutRedirect, type SignOutParams } from '../../services/sessions/post-logout.js';
+import {
+  planSignOut,
+  SIGN_OUT_PARAMS,
+  type SignOutDeps,
+  type SignOutParams,
+} from '../../services/sessions/post-logout.js';
 import { htmlErrorRenderer } from './error-page.js';
 
 const MAX = 2048;
@@ -11,9 +16,12 @@ const MAX = 2048;
 const paramsSchema = {
   type: 'object',
   properties: {
+    id_token_hint: { type: 'string', minLength: 1, maxLength: 8192 },
     client_id: { type: 'string', maxLength: 512 },
     post_logout_redirect_uri: { type: 'string', maxLength: MAX },
     state: { type: 'string', maxLength: MAX },
+    logout_hint: { type: 'string', maxLength: MAX },
+    ui_locales: { type: 'string', maxLength: 256 },
   },
 } as const;
 
@@ -26,34 +34,62 @@ function refuseRepeated(params: unknown): void {
   }
 }
 
-/** GET/POST /sign-out: ends the Gatehouse browser session (row revoked, cookie cleared). */
+/**
+ * GET/POST /sign-out, the end_session_endpoint (OpenID Connect RP-Initiated Logout 1.0): ends the
+ * Gatehouse browser session (row revoked, cookie cleared; the clients it signed in to get back-channel
+ * logout tokens), then redirects to a registered post_logout_redirect_uri or shows the signed-out page.
+ */
 export default async function signOutRoute(app: FastifyInstance): Promise<void> {
-  async function handle(request: FastifyRequest, reply: FastifyReply, params: Params): Promise<FastifyReply> {
-    const { cookie } = await app.sessions.end(request.cookies[app.sessions.cookieName]);
+  const deps: SignOutDeps = {
+    clients: app.clients,
+    jwks: () => app.keys.jwks(),
+    issuer: app.issuer,
+    clock: app.clock,
+    clockSkew: app.config.tokens.clockSkew,
+    sessionAbsoluteTtl: app.config.flow.sessionAbsoluteTtl,
+  };
+
+  async function signOut(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    params: Params,
+    crossSite: boolean,
+  ): Promise<FastifyReply> {
+    const cookieValue = request.cookies[app.sessions.cookieName];
+    const plan = await planSignOut(deps, params, await app.sessions.current(cookieValue));
+    /*
+     * Logout CSRF: RP-Initiated Logout §6 calls a logout request without a valid id_token_hint a means of
+     * denial of service and asks the OP to get the user's confirmation first (RFC 9700 §4.4 treats
+     * cross-site requests alike). A request another site sent (Fetch Metadata says cross-site) gets a
+     * question, not a sign-out, unless its id_token_hint names this browser's user (and session): then the
+     * RP that signed this user in asked, and the user is sent back without a stop. Links from the host on a
+     * sibling subdomain are same-site and sign out at once, as before.
+     */
+    if (crossSite && !plan.hintMatchesSession) return askFirst(reply, params, plan.redirect);
+    const { cookie } = await app.sessions.end(cookieValue);
     if (cookie) applyCookies(reply, [cookie]);
-    const location = await postLogoutRedirect(app.clients, params);
-    if (location) return seeOther(reply, location);
+    app.logoutDeliveries.kick();
+    if (plan.redirect) return seeOther(reply, plan.redirect);
     return sendPage(reply, 'signed-out', { continueUrl: null });
   }
 
   /**
-   * Logout CSRF: a request another site sent (Fetch Metadata says cross-site) gets a question, not a
-   * sign-out: a page whose button posts the same parameters back from Gatehouse's own origin. That covers
-   * links (GET) and auto-submitting forms (POST): a cross-site POST carries no SameSite=Lax session cookie,
-   * but its answer could still clear the cookie. Links from the host on a sibling subdomain are same-site.
+   * The question: a page whose button posts the same parameters back from Gatehouse's own origin. That
+   * covers links (GET) and auto-submitting forms (POST): a cross-site POST carries no SameSite=Lax session
+   * cookie, but its answer could still clear the cookie.
    */
-  async function askFirst(reply: FastifyReply, params: Params): Promise<FastifyReply> {
-    const fields = (['client_id', 'post_logout_redirect_uri', 'state'] as const)
-      .filter((name) => typeof params[name] === 'string')
-      .map((name) => ({ name, value: params[name] as string }));
-    // The confirmed POST may end in a redirect to the registered post-logout URI: CSP form-action must allow it.
-    const location = await postLogoutRedirect(app.clients, params);
+  async function askFirst(reply: FastifyReply, params: Params, location: string | null): Promise<FastifyReply> {
+    const fields = SIGN_OUT_PARAMS.filter((name) => typeof params[name] === 'string').map((name) => ({
+      name,
+      value: params[name] as string,
+    }));
     return sendPage(
       reply.header('cache-control', 'no-store'),
       'sign-out-confirm',
       { action: `${app.pageContext.basePath}/sign-out`, fields },
       200,
       {
+        // The confirmed POST may end in a redirect to the registered post-logout URI: CSP form-action must allow it.
         formRedirects: location ? [location] : [],
       },
     );
@@ -70,8 +106,7 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
       schema: { querystring: paramsSchema },
       preValidation: async (request) => refuseRepeated(request.query),
     },
-    async (request, reply) =>
-      crossSite(request) ? askFirst(reply, request.query) : handle(request, reply, request.query),
+    async (request, reply) => signOut(request, reply, request.query, crossSite(request)),
   );
   app.post<{ Body: Params }>(
     '/sign-out',
@@ -80,7 +115,6 @@ export default async function signOutRoute(app: FastifyInstance): Promise<void> 
       schema: { body: paramsSchema },
       preValidation: async (request) => refuseRepeated(request.body),
     },
-    async (request, reply) =>
-      crossSite(request) ? askFirst(reply, request.body ?? {}) : handle(request, reply, request.body ?? {}),
+    async (request, reply) => signOut(request, reply, request.body ?? {}, crossSite(request)),
   );
 }

@@ -23,6 +23,7 @@ import {
   findLiveAuthorizationRequest,
 } from '../../repositories/authorization-request.repository.js';
 import { findConsent, saveConsent } from '../../repositories/consent.repository.js';
+import { recordSessionClient } from '../../repositories/session.repository.js';
 import type { Session, SessionService } from '../sessions/session-service.js';
 import { consentView, type Interaction } from './consent-page.js';
 import { carrying, type FlowOutcome, type PageOutcome, redirect } from './outcome.js';
@@ -431,6 +432,8 @@ export class AuthorizationService {
       consumed_at: null,
       family_id: null,
     });
+    // OpenID Connect Back-Channel Logout §2.3: the OP remembers which RPs a session signed in to.
+    await recordSessionClient(db, session.sid, pending.client_id, session.sub);
     return redirect(clientRedirect(pending, this.#issuer, { code }));
   }
 }
