@@ -4,10 +4,14 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createLocalJWKSet, generateKeyPair, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { buildAdminApp } from '../../src/admin-app.js';
 import { buildApp } from '../../src/app.js';
 import type { Client } from '../../src/oauth/client.js';
 import { validateClientMetadata, clientMetadataPolicy } from '../../src/oauth/client-metadata.js';
-import { hashSecret } from '../../src/oauth/secrets.js';
+import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
+import { createAuthorizationCode } from '../../src/repositories/authorization-code.repository.js';
+import { pkce } from '../kit/pkce.js';
 import { issueAccessToken } from '../../src/oauth/tokens/access-token.js';
 import { HOST_ID, HOST_SECRET, signLoginResponse } from '../fixtures/host.js';
 import {
@@ -621,24 +625,102 @@ t.test('forged, expired, mistyped and incomplete host sign-out messages are refu
 });
 
 t.test('an admin ending a user’s sessions, or revoking the user, triggers back-channel logout', async (t) => {
-  const { app } = await logoutApp(t);
+  const adminToken = randomBytes(32).toString('base64url');
+  const { app } = await logoutApp(t, { ADMIN_PORT: '4999', ADMIN_TOKEN: adminToken });
+  const admin = await buildAdminApp(app.config, app);
+  t.teardown(() => admin.close());
+  const auth = { authorization: `Bearer ${adminToken}` };
   const rp = await testRp(t);
   const client = await rpClient(app, { backchannel_logout_uri: rp.uri });
   await signIn(app, client, 'leo');
-  t.same(await app.userGrants.endSessions('leo'), { sessions: 1, logout_tokens: 1 });
+  await signIn(app, client, 'leo');
+  const ended = await admin.inject({ method: 'DELETE', url: '/admin/users/leo/sessions', headers: auth });
+  t.equal(ended.statusCode, 200);
+  t.same(ended.json(), { sub: 'leo', sessions: 2, logout_tokens: 2 });
+  t.equal(await liveSessions(app, 'leo'), 0);
   await signIn(app, client, 'mia');
-  const revoked = await app.userGrants.revoke('mia');
-  t.equal(revoked.sessions, 1);
-  t.equal((await outbox(app, client.client_id)).length, 2, 'both queued in the transaction that ended the sessions');
+  const revoked = await admin.inject({ method: 'DELETE', url: '/admin/users/mia/grants', headers: auth });
+  t.equal(revoked.json().revoked.sessions, 1);
+  await app.logoutDeliveries.idle();
   await app.logoutDeliveries.deliverDue();
-  t.same(
-    (
-      await Promise.all(
-        rp.received.map(
-          async (r) => (await validateLogoutToken(app, r.form.get('logout_token')!, client.client_id)).payload.sub,
-        ),
-      )
-    ).sort(),
-    ['leo', 'mia'],
+  t.same(await outbox(app, client.client_id), [], 'all delivered');
+  const subs = await Promise.all(
+    rp.received.map(
+      async (r) => (await validateLogoutToken(app, r.form.get('logout_token')!, client.client_id)).payload.sub,
+    ),
   );
+  t.same(subs.sort(), ['leo', 'leo', 'mia']);
 });
+
+t.test(
+  'ending a session revokes its online OpenID Connect refresh chains, not offline or plain OAuth ones',
+  async (t) => {
+    const { app } = await logoutApp(t, {
+      SCOPES: '{"read":"Read your data","openid":"Sign you in","offline_access":"Stay connected"}',
+    });
+    const { client, secret } = await app.clientAdmin.create({
+      name: 'OIDC RP',
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      scopes: ['read', 'openid', 'offline_access'],
+      skip_consent: true,
+    });
+    const { cookie, sid } = await signIn(app, client, 'nora');
+    /** A code of this session, as #issueCode stores it, redeemed at /token: the chain's family. */
+    const chainFor = async (scopes: string[]): Promise<string> => {
+      const { verifier, challenge } = pkce();
+      const code = generateToken();
+      await createAuthorizationCode(app.database.db, {
+        code_hash: hashSecret(code),
+        client_id: client.client_id,
+        redirect_uri: REDIRECT_URI,
+        redirect_uri_given: true,
+        code_challenge: challenge,
+        scopes,
+        resources: ['https://api.example.com'],
+        sub: 'nora',
+        auth_time: new Date(),
+        sid,
+        expires_at: new Date(Date.now() + 60_000),
+        consumed_at: null,
+        family_id: null,
+      });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/token',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret!)}`).toString('base64')}`,
+        },
+        payload: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          code_verifier: verifier,
+          redirect_uri: REDIRECT_URI,
+        }).toString(),
+      });
+      if (res.statusCode !== 200) throw new Error(res.body);
+      const row = await app.database.db
+        .selectFrom('authorization_codes')
+        .select('family_id')
+        .where('code_hash', '=', hashSecret(code))
+        .executeTakeFirstOrThrow();
+      return row.family_id!;
+    };
+    const online = await chainFor(['openid', 'read']);
+    const offline = await chainFor(['openid', 'offline_access', 'read']);
+    const plain = await chainFor(['read']);
+    await signOutGet(app, {}, cookie, 'same-site');
+    const revokedOf = async (family: string) =>
+      (
+        await app.database.db
+          .selectFrom('refresh_tokens')
+          .select('revoked_at')
+          .where('family_id', '=', family)
+          .executeTakeFirstOrThrow()
+      ).revoked_at !== null;
+    t.equal(await revokedOf(online), true, 'Back-Channel Logout §2.7: issued without offline_access, revoked');
+    t.equal(await revokedOf(offline), false, 'offline_access: kept');
+    t.equal(await revokedOf(plain), false, 'a plain OAuth grant outlives the browser session');
+  },
+);
