@@ -1,14 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createLocalJWKSet, generateKeyPair, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
 import { buildAdminApp } from '../../src/admin-app.js';
 import { buildApp } from '../../src/app.js';
 import type { Client } from '../../src/oauth/client.js';
-import { validateClientMetadata, clientMetadataPolicy } from '../../src/oauth/client-metadata.js';
+import { clientMetadataPolicy, validateClientMetadata } from '../../src/oauth/client-metadata.js';
 import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../../src/repositories/authorization-code.repository.js';
 import { pkce } from '../kit/pkce.js';
