@@ -127,7 +127,13 @@ async function main(): Promise<void> {
     await gatehouse.listen({ host: HOST, port: ports.gatehouse });
 
     // 3. The host app that signs users in for Gatehouse.
-    const host = await buildHostApp({ gatehouseIssuer: issuer, hostId: HOST_ID, handshakeSecret });
+    // Signing out at the host signs the user out of Gatehouse everywhere (docs/handshake.md, "Signing out").
+    const host = await buildHostApp({
+      gatehouseIssuer: issuer,
+      hostId: HOST_ID,
+      handshakeSecret,
+      signOutAtGatehouse: true,
+    });
     running.push({ name: 'host app', close: () => host.close() });
     await host.listen({ host: HOST, port: ports.host });
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -33,6 +33,14 @@ export interface HostAppOptions {
   users?: HostUser[];
   /** Mark cookies Secure: set this when the app is served over https. */
   secureCookies?: boolean;
+  /**
+   * Tell Gatehouse when a user signs out here (POST /host/sign-out with a signed `sign_out` message,
+   * docs/handshake.md): their Gatehouse sessions end and the apps they signed in to get back-channel
+   * logout tokens. Off by default.
+   */
+  signOutAtGatehouse?: boolean;
+  /** How the sign-out message is sent; the global fetch by default. */
+  fetch?: typeof fetch;
   logger?: boolean;
 }
 
@@ -51,6 +59,8 @@ export const DEMO_USERS: readonly HostUser[] = Object.freeze([
 /** RFC 8725 §3.11 explicit types: what Gatehouse signs, and what it requires of our answer. */
 export const LOGIN_REQUEST_TYP = 'login-request+jwt';
 export const LOGIN_RESPONSE_TYP = 'login-response+jwt';
+/** The explicit type of the host's sign-out message (docs/handshake.md, "Signing out"). */
+export const SIGN_OUT_TYP = 'sign-out+jwt';
 
 /** Cookie names. Cookies are not port-scoped, so they must not clash with Gatehouse's on the same host. */
 export const SESSION_COOKIE = 'host_session';
@@ -230,6 +240,34 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
       .header('cache-control', 'no-store')
       .header('referrer-policy', 'no-referrer')
       .send();
+  }
+
+  /**
+   * Tells Gatehouse that `sub` signed out here: a sign_out message (HS256 under the handshake secret, typ
+   * sign-out+jwt, a fresh jti, a minute to live) POSTed server to server. Without a `sid` it ends every
+   * Gatehouse session of the user ("sign out everywhere"). A failure is logged and does not stop our own
+   * sign-out: the user asked to leave.
+   */
+  async function signOutAtGatehouse(request: FastifyRequest, sub: string): Promise<void> {
+    const signOut = await new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'HS256', typ: SIGN_OUT_TYP })
+      .setIssuer(options.hostId)
+      .setAudience(issuer)
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .sign(handshakeKey);
+    try {
+      const res = await (options.fetch ?? fetch)(`${issuer}/host/sign-out`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ sign_out: signOut }).toString(),
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!res.ok) request.log.warn({ status: res.status }, 'Gatehouse refused the sign-out message');
+    } catch (err) {
+      request.log.warn({ err }, 'the sign-out message could not be sent to Gatehouse');
+    }
   }
 
   function signedInClaims(session: HostSession): Record<string, unknown> {
@@ -422,7 +460,10 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
     },
     async (request, reply) => {
       checkCsrf(request, request.body.csrf);
-      // Signs out of the host app only; send the browser to Gatehouse's /sign-out to end that session too.
+      const session = currentSession(request);
+      if (session && options.signOutAtGatehouse) await signOutAtGatehouse(request, session.user.sub);
+      // Without signOutAtGatehouse this signs out of the host app only (send the browser to Gatehouse's
+      // /sign-out to end that session too).
       // The same attributes as when set: a browser ignores a `__Host-` cookie (even an expired one) without Secure.
       reply.clearCookie(sessionCookie, { httpOnly: true, sameSite: 'lax', secure, path: '/' });
       return reply.code(303).header('location', '/').send();

@@ -513,3 +513,64 @@ t.test('forms need the CSRF cookie; output is escaped', async (t) => {
   t.equal(badRequest.statusCode, 400, 'the POST verifies the login_request again');
   t.equal(decodeProtectedHeader(hiddenField(form.body, 'login_request')).typ, 'login-request+jwt');
 });
+
+t.test(
+  'signOutAtGatehouse: signing out at the host ends the user’s Gatehouse sessions with a sign_out message',
+  async (t) => {
+    const gatehouse = await buildTestApp(t, ENV);
+    // The host's fetch, carried to this in-process Gatehouse (the message itself is what is tested).
+    const viaInject: typeof fetch = async (input, init) => {
+      const url = new URL(String(input));
+      const res = await gatehouse.inject({
+        method: 'POST',
+        url: url.pathname,
+        headers: init?.headers as Record<string, string>,
+        payload: String(init?.body),
+      });
+      return new Response(res.body, { status: res.statusCode });
+    };
+    const host = await buildHostApp({
+      gatehouseIssuer: ISSUER,
+      hostId: HOST_ID,
+      handshakeSecret: HOST_SECRET,
+      signOutAtGatehouse: true,
+      fetch: viaInject,
+    });
+    t.teardown(() => host.close());
+    const elsewhere = await gatehouse.sessions.create({ sub: 'user-1001', authTime: new Date() });
+    const other = await gatehouse.sessions.create({ sub: 'user-1002', authTime: new Date() });
+
+    const token = await loginRequest();
+    const form = await host.inject({ method: 'GET', url: `/login?login_request=${token}` });
+    const cookieOf = (res: { headers: Record<string, unknown> }, name: string) =>
+      ([] as string[])
+        .concat((res.headers['set-cookie'] as string | string[] | undefined) ?? [])
+        .find((c) => c.startsWith(`${name}=`))!
+        .split(';')[0]!;
+    const csrfPair = cookieOf(form, 'host_csrf');
+    const signedIn = await host.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrfPair },
+      payload: new URLSearchParams({
+        login_request: token,
+        csrf: hiddenField(form.body, 'csrf'),
+        username: 'alice',
+        password: 'alice-password',
+        action: 'sign-in',
+      }).toString(),
+    });
+    t.equal(signedIn.statusCode, 303, signedIn.body);
+    const cookies = `${csrfPair}; ${cookieOf(signedIn, 'host_session')}`;
+    const home = await host.inject({ method: 'GET', url: '/', headers: { cookie: cookies } });
+    const out = await host.inject({
+      method: 'POST',
+      url: '/logout',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies },
+      payload: new URLSearchParams({ csrf: hiddenField(home.body, 'csrf') }).toString(),
+    });
+    t.equal(out.statusCode, 303);
+    t.equal(await gatehouse.sessions.current(elsewhere.cookie.value!), null, 'alice is signed out of Gatehouse too');
+    t.ok(await gatehouse.sessions.current(other.cookie.value!), 'bob is not');
+  },
+);
