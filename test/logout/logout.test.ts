@@ -13,6 +13,7 @@ import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../../src/repositories/authorization-code.repository.js';
 import { pkce } from '../kit/pkce.js';
 import { issueAccessToken } from '../../src/oauth/tokens/access-token.js';
+import { LogoutDeliveries } from '../../src/services/logout/deliveries.js';
 import { HOST_ID, HOST_SECRET, signLoginResponse } from '../fixtures/host.js';
 import {
   ISSUER,
@@ -724,3 +725,31 @@ t.test(
     t.equal(await revokedOf(plain), false, 'a plain OAuth grant outlives the browser session');
   },
 );
+
+t.test('two replicas working the outbox at once deliver each logout token once (FOR UPDATE SKIP LOCKED)', async (t) => {
+  const { app } = await logoutApp(t);
+  const rp = await testRp(t);
+  const client = await rpClient(app, { backchannel_logout_uri: rp.uri });
+  for (let i = 0; i < 6; i++) await signIn(app, client, 'olga');
+  t.same(await app.userGrants.endSessions('olga'), { sessions: 6, logout_tokens: 6 });
+  // A second replica: its own worker on the same database.
+  const other = new LogoutDeliveries({
+    db: app.database.db,
+    config: app.config,
+    clients: app.clients,
+    signer: () => app.keys.current(),
+    clock: app.clock,
+    log: app.log,
+  });
+  const [a, b] = await Promise.all([app.logoutDeliveries.deliverDue(), other.deliverDue()]);
+  t.equal(a.delivered + b.delivered, 6, 'every row delivered by exactly one of them');
+  t.equal(rp.received.length, 6, 'and the RP got each once');
+  const sids = new Set(
+    await Promise.all(
+      rp.received.map(
+        async (r) => (await validateLogoutToken(app, r.form.get('logout_token')!, client.client_id)).payload.sid,
+      ),
+    ),
+  );
+  t.equal(sids.size, 6, 'one token per ended session');
+});
