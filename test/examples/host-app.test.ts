@@ -520,12 +520,12 @@ t.test(
     const gatehouse = await buildTestApp(t, ENV);
     // The host's fetch, carried to this in-process Gatehouse (the message itself is what is tested).
     const viaInject: typeof fetch = async (input, init) => {
-      const url = new URL(String(input));
+      const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
       const res = await gatehouse.inject({
         method: 'POST',
         url: url.pathname,
         headers: init?.headers as Record<string, string>,
-        payload: String(init?.body),
+        payload: typeof init?.body === 'string' ? init.body : '',
       });
       return new Response(res.body, { status: res.statusCode });
     };
