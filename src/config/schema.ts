@@ -313,9 +313,9 @@ export const schema = {
       env: 'REFRESH_TOKEN_TTL_SECONDS',
     },
     refreshGrace: {
-      doc: 'Seconds after a rotation during which presenting the old refresh token is treated as a client retry (refused without revoking the chain) rather than reuse.',
+      doc: 'Seconds after a refresh-token rotation during which the same client presenting the token it just rotated, before it has used the new one, is a retry of a lost answer, not reuse: it gets the same new refresh token again with a fresh access token, and the chain lives on. Reuse after the window, of an older token, or by another client still revokes the chain. 0 turns the window off. See docs/refresh-tokens.md.',
       format: 'non-negative-int',
-      default: 0,
+      default: 30,
       env: 'REFRESH_TOKEN_GRACE_SECONDS',
     },
     sessionIdleTtl: {

@@ -164,6 +164,8 @@ export interface RotationRequest {
   newHash: string;
   scopes: readonly string[];
   resources: readonly string[];
+  /** The new token value sealed for the old generation (oauth/tokens/refresh-successor.ts), for a retry. */
+  sealedSuccessor: string;
   /** The time of the request (the caller's clock). */
   now: Date;
 }
@@ -182,6 +184,7 @@ const REFRESH_TOKEN_COLUMNS = [
   'expires_at',
   'rotated_at',
   'revoked_at',
+  'successor_sealed',
 ] as const;
 
 interface RotateParams extends Record<string, unknown> {
@@ -190,6 +193,7 @@ interface RotateParams extends Record<string, unknown> {
   newHash: string;
   scopes: string[];
   resources: string[];
+  sealedSuccessor: string;
   now: Date;
 }
 
@@ -198,7 +202,12 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
     .with('old', (qb) =>
       qb
         .updateTable('refresh_tokens')
-        .set({ rotated_at: p.now })
+        // The grace window runs from when the rotation ran on the server, not when it was asked for: a
+        // statement held by a frozen database and committed later must not have used up its window.
+        .set({
+          rotated_at: sql<Date>`greatest(${p.now}::timestamptz, statement_timestamp())`,
+          successor_sealed: p.sealedSuccessor,
+        })
         .where('token_hash', '=', p.tokenHash)
         .where('client_id', '=', p.clientId)
         .where('rotated_at', 'is', null)
@@ -245,7 +254,8 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
  * leaves the token usable), and its chain has no revoked member (a revocation racing a rotation cannot
  * leave the new generation live); the next generation is inserted from it. Concurrent rotations of one
  * token serialise on the row lock and all but one find nothing, so a chain can never fork (the unique
- * (family, generation) constraint backs this up).
+ * (family, generation) constraint backs this up). The old generation keeps the new token value sealed
+ * (`sealedSuccessor`) so that a retry within the grace window can be answered with it.
  */
 export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
   const rows = await rotate(db, {
@@ -254,6 +264,7 @@ export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<Re
     newHash: r.newHash,
     scopes: [...r.scopes],
     resources: [...r.resources],
+    sealedSuccessor: r.sealedSuccessor,
     now: r.now,
   });
   return rows[0];

@@ -14,6 +14,11 @@ export interface RefreshTokenTable {
   expires_at: Date;
   rotated_at: Date | null;
   revoked_at: Date | null;
+  /**
+   * Once rotated: the successor's token value, sealed under a key derived from this generation's own token
+   * value (oauth/tokens/refresh-successor.ts), so a client's retry within the grace window gets it again.
+   */
+  successor_sealed: string | null;
 }
 
 export type RefreshTokenRow = Selectable<RefreshTokenTable>;

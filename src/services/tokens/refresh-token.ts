@@ -2,7 +2,14 @@ import type { Db } from '../../db/database.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
-import { findRefreshToken, revokeFamily, rotateRefreshToken } from '../../repositories/refresh-token.repository.js';
+import type { RefreshTokenRow } from '../../db/tables/refresh-token.table.js';
+import { openSuccessor, sealSuccessor } from '../../oauth/tokens/refresh-successor.js';
+import {
+  findLiveRefreshToken,
+  findRefreshToken,
+  revokeFamily,
+  rotateRefreshToken,
+} from '../../repositories/refresh-token.repository.js';
 import type { TokenContext } from './grant.js';
 import {
   audienceFor,
@@ -16,35 +23,84 @@ import {
 
 const INVALID = 'the refresh token is invalid, expired or revoked';
 
-/** Why a rotation found nothing: reuse (revoke the chain, unless within the grace window), a scope or resource beyond the grant, or just invalid. */
-async function explainFailure(
+/** What a refresh request asks for, checked against the grant. */
+interface Presented {
+  token: string;
+  hash: string;
+  clientId: string;
+  scopes: readonly string[];
+  resources: readonly string[];
+}
+
+/** A retry answered with the successor the lost answer carried. */
+interface Retry {
+  row: RefreshTokenRow;
+  token: string;
+}
+
+/**
+ * The successor of a rotated generation when presenting it again is a retry, not reuse: the same client,
+ * within `graceSeconds` of the rotation, and the successor (the generation right after it) still unused,
+ * live and in a chain with no revoked member. Anything else (a successor already used, an older
+ * generation, the window passed) is reuse. The successor is the one the lost answer carried, opened from
+ * the rotated row with the presented token's value: a retry changes nothing in the database, so concurrent
+ * or late retries all get the same token and the chain cannot fork (docs/refresh-tokens.md).
+ */
+async function retryWithinGrace(
   db: Db,
-  tokenHash: string,
-  clientId: string,
-  scopes: readonly string[],
-  resources: readonly string[],
+  row: RefreshTokenRow,
+  p: Presented,
   graceSeconds: number,
   now: Date,
-): Promise<OAuthError> {
-  const row = await findRefreshToken(db, tokenHash);
-  if (!row || row.client_id !== clientId) return new OAuthError('invalid_grant', INVALID);
+): Promise<Retry | undefined> {
+  if (graceSeconds === 0 || row.rotated_at === null || row.successor_sealed === null) return undefined;
+  if (now.getTime() - row.rotated_at.getTime() > graceSeconds * 1000) return undefined;
+  const token = openSuccessor(p.token, row.successor_sealed);
+  if (token === undefined) return undefined;
+  const successor = await findLiveRefreshToken(db, hashSecret(token), p.clientId, now);
+  if (!successor || successor.family_id !== row.family_id || successor.generation !== row.generation + 1)
+    return undefined;
+  return { row: successor, token };
+}
+
+/**
+ * Why a rotation found nothing: a retry within the grace window (answered with the successor), reuse
+ * (revoke the chain), a scope or resource beyond the grant, or just invalid.
+ */
+async function afterFailedRotation(db: Db, p: Presented, graceSeconds: number, now: Date): Promise<Retry | OAuthError> {
+  const row = await findRefreshToken(db, p.hash);
+  if (!row) return new OAuthError('invalid_grant', INVALID);
+  if (row.client_id !== p.clientId) {
+    // RFC 6749 §10.4: bound to its client. A rotated token in another client's hands has leaked: that is
+    // reuse (RFC 9700 §4.14.2), never a retry. A live one is refused and left alone.
+    if (row.rotated_at) await revokeFamily(db, row.family_id, now);
+    return new OAuthError('invalid_grant', INVALID);
+  }
   if (row.revoked_at) {
     // A revocation may have raced a rotation: make sure no later generation of the chain stays live.
     await revokeFamily(db, row.family_id, now);
     return new OAuthError('invalid_grant', INVALID);
   }
   if (row.rotated_at) {
-    if (graceSeconds === 0 || now.getTime() - row.rotated_at.getTime() > graceSeconds * 1000) {
+    const retry = await retryWithinGrace(db, row, p, graceSeconds, now);
+    if (!retry) {
+      // RFC 9700 §4.14.2: an invalidated refresh token presented again reveals that two parties hold the
+      // chain; the server cannot tell which is the legitimate one, so the whole chain is revoked.
       await revokeFamily(db, row.family_id, now);
       return new OAuthError('invalid_grant', 'the refresh token was already used; its chain is revoked');
     }
-    return new OAuthError('invalid_grant', 'the refresh token was just rotated; use the newest one');
+    // A retry may narrow the scope like any refresh, never widen it (RFC 6749 §6; RFC 8707 §2.2).
+    if (firstMissing(p.scopes, retry.row.scopes) !== undefined)
+      return new OAuthError('invalid_scope', 'the requested scope exceeds the grant');
+    if (firstMissing(p.resources, retry.row.resources) !== undefined)
+      return new OAuthError('invalid_target', 'a requested resource was not granted');
+    return retry;
   }
   if (row.expires_at <= now) return new OAuthError('invalid_grant', INVALID);
   // RFC 6749 §6: a refresh may narrow the scope, never widen it; RFC 8707 §2.2: only granted resources.
-  if (firstMissing(scopes, row.scopes) !== undefined)
+  if (firstMissing(p.scopes, row.scopes) !== undefined)
     return new OAuthError('invalid_scope', 'the requested scope exceeds the grant');
-  if (firstMissing(resources, row.resources) !== undefined)
+  if (firstMissing(p.resources, row.resources) !== undefined)
     return new OAuthError('invalid_target', 'a requested resource was not granted');
   // Live, in scope, yet not rotated: its chain has a revoked member (a revocation raced a rotation).
   await revokeFamily(db, row.family_id, now);
@@ -56,8 +112,9 @@ export const grantType = 'refresh_token';
 
 /**
  * RFC 6749 §6 with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2): every use returns a new refresh token;
- * presenting an already-rotated one is reuse and revokes the whole chain, except within the configured
- * grace window, where it is refused without revoking (a client's concurrent retry).
+ * presenting an already-rotated one is reuse and revokes the whole chain, except for the client's retry
+ * of the generation it just rotated, within REFRESH_TOKEN_GRACE_SECONDS and before it used the successor:
+ * that retry gets the successor again with a new access token (its answer was lost, not stolen).
  */
 export async function handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse> {
   const db = ctx.db();
@@ -78,26 +135,28 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
   if (refusedResource !== undefined)
     throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
 
-  const tokenHash = hashSecret(presented);
-  const next = generateToken();
-  const rotated = await rotateRefreshToken(db, {
-    tokenHash,
+  const p: Presented = {
+    token: presented,
+    hash: hashSecret(presented),
     clientId: client.client_id,
-    newHash: hashSecret(next),
     scopes: scopes ?? [],
     resources,
+  };
+  let next = generateToken();
+  let rotated = await rotateRefreshToken(db, {
+    tokenHash: p.hash,
+    clientId: p.clientId,
+    newHash: hashSecret(next),
+    scopes: p.scopes,
+    resources,
+    sealedSuccessor: sealSuccessor(presented, next),
     now,
   });
-  if (!rotated)
-    throw await explainFailure(
-      db,
-      tokenHash,
-      client.client_id,
-      scopes ?? [],
-      resources,
-      ctx.config.flow.refreshGrace,
-      now,
-    );
+  if (!rotated) {
+    const outcome = await afterFailedRotation(db, p, ctx.config.flow.refreshGrace, now);
+    if (outcome instanceof OAuthError) throw outcome;
+    ({ row: rotated, token: next } = outcome);
+  }
   const wanted = scopes ?? rotated.scopes;
   const granted = wanted.filter(scopeAllowed);
   const audience = audienceFor(resources, rotated.resources).filter(resourceAllowed);
