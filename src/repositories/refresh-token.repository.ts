@@ -275,6 +275,20 @@ export async function findRefreshToken(db: Db, tokenHash: string): Promise<Refre
   return db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
 }
 
+/** One generation of a chain as stored, whatever its state. */
+export async function findRefreshTokenGeneration(
+  db: Db,
+  familyId: string,
+  generation: number,
+): Promise<RefreshTokenRow | undefined> {
+  return db
+    .selectFrom('refresh_tokens')
+    .selectAll()
+    .where('family_id', '=', familyId)
+    .where('generation', '=', generation)
+    .executeTakeFirst();
+}
+
 /**
  * A refresh token of this client that a refresh would accept now: not rotated away, not revoked,
  * before its chain's absolute expiry, and in a chain with no revoked member (the condition rotation

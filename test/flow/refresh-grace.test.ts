@@ -164,6 +164,26 @@ t.test('once the successor has been used, the rotated token is reuse: the chain 
   t.same(await chainOf(app, client), { generations: [0, 1, 2], live: 0, revoked: true });
 });
 
+t.test('a retry that arrived before the successor was used is old, not reuse: refused, chain kept', async (t) => {
+  const { app, advance } = await harness(t);
+  const client = await webClient(app);
+  const first = await startChain(app, client);
+  const second = (await refresh(app, client, first)).json().refresh_token;
+  const third = (await refresh(app, client, second)).json().refresh_token;
+  // A retry of `first` its client gave up on, held up (say, in a frozen database) since before `second`
+  // was used, and only now reaching the chain: its time is its arrival, 5 s ago.
+  advance(-5);
+  const late = await refresh(app, client, first);
+  advance(5);
+  t.same(late.json(), {
+    error: 'invalid_grant',
+    error_description: 'the refresh token was already rotated; use the newest one',
+  });
+  t.same(await chainOf(app, client), { generations: [0, 1, 2], live: 1, revoked: false }, 'nothing revoked');
+  t.equal((await refresh(app, client, third)).statusCode, 200, 'the client goes on with what it holds');
+  t.same((await refresh(app, client, first)).json(), ALREADY_USED, 'arriving now, the same request is reuse');
+});
+
 t.test('a retry after the window is reuse: the chain is revoked', async (t) => {
   const { app, advance } = await harness(t);
   const client = await webClient(app);

@@ -7,6 +7,7 @@ import { openSuccessor, sealSuccessor } from '../../oauth/tokens/refresh-success
 import {
   findLiveRefreshToken,
   findRefreshToken,
+  findRefreshTokenGeneration,
   revokeFamily,
   rotateRefreshToken,
 } from '../../repositories/refresh-token.repository.js';
@@ -63,6 +64,12 @@ async function retryWithinGrace(
   return { row: successor, token };
 }
 
+/** Whether the generation after `row` was used after `now` (this request's arrival): the request was overtaken. */
+async function overtaken(db: Db, row: RefreshTokenRow, now: Date): Promise<boolean> {
+  const successor = await findRefreshTokenGeneration(db, row.family_id, row.generation + 1);
+  return successor?.rotated_at != null && successor.rotated_at > now;
+}
+
 /**
  * Why a rotation found nothing: a retry within the grace window (answered with the successor), reuse
  * (revoke the chain), a scope or resource beyond the grant, or just invalid.
@@ -83,6 +90,11 @@ async function afterFailedRotation(db: Db, p: Presented, graceSeconds: number, n
   }
   if (row.rotated_at) {
     const retry = await retryWithinGrace(db, row, p, graceSeconds, now);
+    if (!retry && graceSeconds > 0 && (await overtaken(db, row, now))) {
+      // The chain moved on after this request arrived: a request held up on its way (a database that froze,
+      // a retry its client gave up on) is old, not a second holder of the chain. Nothing is issued to it.
+      return new OAuthError('invalid_grant', 'the refresh token was already rotated; use the newest one');
+    }
     if (!retry) {
       // RFC 9700 §4.14.2: an invalidated refresh token presented again reveals that two parties hold the
       // chain; the server cannot tell which is the legitimate one, so the whole chain is revoked.
