@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { TOKEN_BYTES } from '../secrets.js';
 
 /**
  * A rotated refresh token's successor, sealed so that only the holder of the rotated token can open it.
@@ -6,39 +7,39 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
  * The grace window (docs/refresh-tokens.md) answers a client's retry of the token it just rotated with the
  * same successor the lost answer carried, so a retry never forks the chain and a late commit of an
  * abandoned rotation changes nothing the client sees. Tokens are stored only as SHA-256 hashes, so the
- * successor is kept encrypted with AES-256-GCM under a key derived (HKDF-SHA256) from the rotated token's
- * own value: the database holds its hash, never the value, so a copy of the database opens nothing.
+ * successor (32 random bytes) is kept XORed with a pad of HMAC-SHA256 keyed by the rotated token's own
+ * value. The database holds that value's SHA-256 hash, from which the HMAC cannot be computed, so a copy of
+ * the database opens nothing. A token value is rotated at most once, so its pad covers one stored successor:
+ * a one-time pad, one HMAC per rotation on the hot path. The seal needs no integrity of its own: an opened
+ * value counts only if its hash is the live next generation of the same chain.
  */
 
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-/** HKDF's info: binds the key to this one use of the token value (the stored hash is a different function). */
-const INFO = Buffer.from('gatehouse refresh-token successor v1', 'utf8');
-const NO_SALT = Buffer.alloc(0);
+const LABEL = 'gatehouse refresh-token successor v1';
 
-function keyOf(presented: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(presented, 'utf8'), NO_SALT, INFO, 32));
+function pad(presented: string): Buffer {
+  return createHmac('sha256', presented).update(LABEL).digest();
 }
 
-/** Seals `successor` under a key only `presented` (the token being rotated) derives; base64url. */
+function xor(value: Buffer, key: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(value.length);
+  for (let i = 0; i < value.length; i++) out[i] = value[i]! ^ key[i]!;
+  return out;
+}
+
+/** Seals `successor` (a generated token) under a pad only `presented` (the token being rotated) derives; base64url. */
 export function sealSuccessor(presented: string, successor: string): string {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', keyOf(presented), iv);
-  const body = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
+  const raw = Buffer.from(successor, 'base64url');
+  if (raw.length !== TOKEN_BYTES) throw new Error('a successor is a generated token (32 bytes)');
+  return xor(raw, pad(presented)).toString('base64url');
 }
 
-/** Opens a sealed successor with the rotated token's value; undefined when it does not open (wrong token, altered). */
+/**
+ * Opens a sealed successor with the presented token's value: the successor when `presented` is the token
+ * that was rotated, an unrelated value otherwise (the caller checks it against the chain), or undefined
+ * when `sealed` has the wrong length.
+ */
 export function openSuccessor(presented: string, sealed: string): string | undefined {
   const raw = Buffer.from(sealed, 'base64url');
-  if (raw.length <= IV_BYTES + TAG_BYTES) return undefined;
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', keyOf(presented), raw.subarray(0, IV_BYTES));
-    decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString(
-      'utf8',
-    );
-  } catch {
-    return undefined;
-  }
+  if (raw.length !== TOKEN_BYTES) return undefined;
+  return xor(raw, pad(presented)).toString('base64url');
 }
