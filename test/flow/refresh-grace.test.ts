@@ -4,11 +4,10 @@ import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
 import { openSuccessor, sealSuccessor } from '../../src/oauth/tokens/refresh-successor.js';
-import { createAuthorizationCode } from '../../src/repositories/authorization-code.repository.js';
 import { rotateRefreshToken } from '../../src/repositories/refresh-token.repository.js';
 import { basic } from '../fixtures/clients.js';
 import { testConfig, testDatabase } from '../helper.js';
-import { pkce } from '../kit/pkce.js';
+import { startRefreshChain } from '../kit/chains.js';
 
 /**
  * Issue #10: a refresh rotation whose answer was lost is not a theft. The same client retrying the token
@@ -72,32 +71,16 @@ function token(app: FastifyInstance, client: TestClient, params: Record<string, 
 const refresh = (app: FastifyInstance, client: TestClient, refreshToken: string, extra: Record<string, string> = {}) =>
   token(app, client, { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra });
 
-/** A chain started for `client` (a code minted as the flow would, redeemed over HTTP); its first refresh token. */
-async function startChain(app: FastifyInstance, client: TestClient, sub = 'user-42'): Promise<string> {
-  const { verifier, challenge } = pkce();
-  const code = generateToken();
-  await createAuthorizationCode(app.database.db, {
-    code_hash: hashSecret(code),
-    client_id: client.id,
-    redirect_uri: REDIRECT,
-    redirect_uri_given: true,
-    code_challenge: challenge,
+/** A chain started for `client` (test/kit/chains.ts); its first refresh token. */
+function startChain(app: FastifyInstance, client: TestClient, sub = 'user-42'): Promise<string> {
+  return startRefreshChain(app, {
+    clientId: client.id,
+    authorization: basic(client.id, client.secret),
+    redirectUri: REDIRECT,
     scopes: ['read', 'write'],
     resources: ['https://api.example.com'],
     sub,
-    auth_time: new Date(Date.now() - 60_000),
-    expires_at: new Date(Date.now() + 60_000),
-    consumed_at: null,
-    family_id: null,
   });
-  const res = await token(app, client, {
-    grant_type: 'authorization_code',
-    code,
-    code_verifier: verifier,
-    redirect_uri: REDIRECT,
-  });
-  if (res.statusCode !== 200) throw new Error(res.body);
-  return res.json<{ refresh_token: string }>().refresh_token;
 }
 
 /** The chain's generations: how many, and how many a refresh would still accept. */

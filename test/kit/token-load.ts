@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { generateToken, hashSecret } from '../../src/oauth/secrets.js';
-import { createAuthorizationCode } from '../../src/repositories/authorization-code.repository.js';
 import { basic } from '../fixtures/clients.js';
-import { challengeOf } from './pkce.js';
+import { startRefreshChain } from './chains.js';
 
 /**
  * Token-endpoint load over real HTTP for the reliability tests (issue #10): client_credentials callers, and
@@ -159,8 +157,7 @@ export async function settleChains(url: string, authorization: string, chains: C
 
 /**
  * A client allowed client_credentials and refresh tokens (scope `read`, resource https://api.example.com must
- * be configured), and `count` refresh-token chains of its, each started by redeeming a code minted as the
- * authorization flow would (directly in the database) through `app`.
+ * be configured), and `count` refresh-token chains of its (test/kit/chains.ts), for `count` users.
  */
 export async function startChains(
   app: FastifyInstance,
@@ -174,35 +171,15 @@ export async function startChains(
   const authorization = basic(client.client_id, secret!);
   const chains: Chain[] = [];
   for (let i = 0; i < count; i++) {
-    const code = generateToken();
-    const verifier = generateToken();
-    await createAuthorizationCode(app.database.db, {
-      code_hash: hashSecret(code),
-      client_id: client.client_id,
-      redirect_uri: 'https://app.example.com/cb',
-      redirect_uri_given: true,
-      code_challenge: challengeOf(verifier),
+    const token = await startRefreshChain(app, {
+      clientId: client.client_id,
+      authorization,
+      redirectUri: 'https://app.example.com/cb',
       scopes: ['read'],
       resources: ['https://api.example.com'],
       sub: `user-${i}`,
-      auth_time: new Date(),
-      expires_at: new Date(Date.now() + 60_000),
-      consumed_at: null,
-      family_id: null,
     });
-    const res = await app.inject({
-      method: 'POST',
-      url: '/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
-      payload: new URLSearchParams({
-        grant_type: 'authorization_code',
-        code,
-        code_verifier: verifier,
-        redirect_uri: 'https://app.example.com/cb',
-      }).toString(),
-    });
-    if (res.statusCode !== 200) throw new Error(`redeeming a code: ${res.body}`);
-    chains.push({ token: res.json<{ refresh_token: string }>().refresh_token, lost: null, gaveUp: 0 });
+    chains.push({ token, lost: null, gaveUp: 0 });
   }
   return { authorization, chains };
 }
