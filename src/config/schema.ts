@@ -372,6 +372,32 @@ export const schema = {
       env: 'CLIENT_CACHE_TTL_SECONDS',
     },
   },
+  clientAuthThrottle: {
+    window: {
+      doc: 'Seconds over which failed client authentications (at /token, /introspect, /revoke) are counted; once a limit below is reached, that endpoint answers 429 `temporarily_unavailable` with `Retry-After` until the window that opened with the first failure ends, without checking the secret (RFC 6749 §2.3.1). Counted per process, in memory: across N replicas without sticky routing the limits are effectively N times higher.',
+      format: 'positive-int',
+      default: 300,
+      env: 'CLIENT_AUTH_FAILURE_WINDOW_SECONDS',
+    },
+    maxPerClientAddress: {
+      doc: 'Failed authentications of one client_id from one address (an IPv6 address counts by its /64; behind `TRUST_PROXY`, the forwarded client address) within the window before that client is refused from that address. 0 turns the whole throttle off.',
+      format: 'non-negative-int',
+      default: 10,
+      env: 'CLIENT_AUTH_MAX_FAILURES',
+    },
+    maxPerAddress: {
+      doc: 'Failed authentications from one address, whatever client_id, within the window before the address is refused, except for clients that authenticated successfully from it in the last 24 hours. 0 turns this limit off.',
+      format: 'non-negative-int',
+      default: 50,
+      env: 'CLIENT_AUTH_MAX_FAILURES_PER_ADDRESS',
+    },
+    maxPerClient: {
+      doc: 'Failed authentications of one client_id from all addresses within the window before it is refused from every address that has not authenticated it successfully in the last 24 hours (a distributed guess); the addresses the client really uses keep working. 0 turns this limit off.',
+      format: 'non-negative-int',
+      default: 500,
+      env: 'CLIENT_AUTH_MAX_FAILURES_PER_CLIENT',
+    },
+  },
   clientIdMetadataDocuments: {
     enabled: {
       doc: "OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a `client_id` that is an https URL with a path is resolved by fetching the client's metadata from that URL. Off: such ids are looked up like any other, and metadata omits `client_id_metadata_document_supported`.",

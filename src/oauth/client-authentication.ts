@@ -32,10 +32,25 @@ export interface ClientUseRecorder {
   markUsed(clientId: string): void;
 }
 
+/**
+ * Brute-force protection around one request's authentication (RFC 6749 §2.3.1): consulted with the
+ * presented client_id before anything about the client is looked up or checked, and told the outcome.
+ */
+export interface ClientAuthenticationGuard {
+  /** Throws (a 429 OAuthError) when this client_id may not be tried now. */
+  admit(clientId: string): void;
+  /** Notes a failed authentication of this client_id. */
+  failed(clientId: string): void;
+  /** Notes a successful one. */
+  succeeded(clientId: string): void;
+}
+
 /** What client authentication reads clients from, and where it notes their use. */
 export interface ClientAuthenticationSources {
   registry: ClientLookup;
   usage: ClientUseRecorder;
+  /** Brute-force protection; none when the throttle is off. */
+  guard?: ClientAuthenticationGuard | undefined;
 }
 
 /** RFC 6749 §5.2: a 401 after an Authorization header attempt must say which scheme to use. */
@@ -134,24 +149,32 @@ function presentedCredentials(req: ClientCredentialsRequest): Credentials {
  */
 export async function authenticateClient(
   req: ClientCredentialsRequest,
-  { registry, usage }: ClientAuthenticationSources,
+  { registry, usage, guard }: ClientAuthenticationSources,
 ): Promise<AuthenticatedClient> {
   const presented = presentedCredentials(req);
   const basic = presented.method === 'client_secret_basic';
+  // RFC 6749 §2.3.1: brute-force protection decides before the client is looked up or its secret checked,
+  // so a throttled guess learns nothing, not even from timing.
+  guard?.admit(presented.clientId);
+  const fail = (): OAuthError => {
+    guard?.failed(presented.clientId);
+    return invalidClient(FAILED, basic);
+  };
   const client = await registry.get(presented.clientId);
   if (!client || client.disabled_at !== null) {
     // Same work as a real check, so a missing client does not answer faster than a wrong secret.
     if (presented.secret !== null) verifySecret(presented.secret, null);
-    throw invalidClient(FAILED, basic);
+    throw fail();
   }
   if (client.token_endpoint_auth_method !== presented.method) {
     // Same answer as an unknown client: a method mismatch must not confirm that the id exists.
     if (presented.secret !== null) verifySecret(presented.secret, null);
-    throw invalidClient(FAILED, basic);
+    throw fail();
   }
   if (presented.secret !== null && !verifySecret(presented.secret, client.secret_hash)) {
-    throw invalidClient(FAILED, basic);
+    throw fail();
   }
+  guard?.succeeded(presented.clientId);
   usage.markUsed(client.client_id);
   return { client, method: presented.method };
 }

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { ClientAuthThrottle } from '../../services/clients/auth-throttle.js';
 import { applyClientsFile } from '../../services/clients/clients-file.js';
+import { clientAuthThrottleObserver } from './metrics.js';
 import {
   type ClientAdmin,
   ClientRegistration,
@@ -19,6 +21,8 @@ declare module 'fastify' {
     clientUsage: ClientUsage;
     /** RFC 7591 / 7592 dynamic registration and its management. */
     clientRegistration: ClientRegistration;
+    /** Brute-force protection for client authentication at /token, /introspect and /revoke (CLIENT_AUTH_*). */
+    clientAuthThrottle: ClientAuthThrottle;
   }
 }
 
@@ -35,6 +39,10 @@ export default fp(
     app.decorate('clientAdmin', admin);
     app.decorate('clientUsage', usage);
     app.decorate('clientRegistration', new ClientRegistration(admin, config));
+    app.decorate(
+      'clientAuthThrottle',
+      new ClientAuthThrottle(config.clientAuthThrottle, app.clock, clientAuthThrottleObserver(app.metrics)),
+    );
     // Background last_used_at writes finish before the database plugin closes the pool.
     app.addHook('preClose', async () => usage.drain());
   },

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClientAuthThrottleObserver } from '../../services/clients/auth-throttle.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -59,3 +60,27 @@ export default fp(
   },
   { name: 'metrics' },
 );
+
+/**
+ * Counters of the client-authentication throttle in `registry` (none when metrics are off): failed
+ * authentications, and requests refused with 429, by endpoint and by the limit that refused them.
+ */
+export function clientAuthThrottleObserver(registry: Registry | null): ClientAuthThrottleObserver | undefined {
+  if (!registry) return undefined;
+  const failures = new Counter({
+    name: 'gatehouse_client_auth_failures_total',
+    help: 'Failed client authentications (unknown client, wrong method or secret), by endpoint.',
+    labelNames: ['endpoint'] as const,
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'gatehouse_client_auth_throttled_total',
+    help: 'Client authentications refused with 429 before the secret was checked, by endpoint and limit (client_address, address, client).',
+    labelNames: ['endpoint', 'limit'] as const,
+    registers: [registry],
+  });
+  return {
+    failed: (endpoint) => failures.inc({ endpoint }),
+    refused: (endpoint, limit) => refusals.inc({ endpoint, limit }),
+  };
+}

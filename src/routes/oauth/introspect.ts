@@ -35,7 +35,11 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
     async (request, reply) => {
       const { client, method } = await authenticateClient(
         { authorization: request.headers.authorization, body: request.body },
-        { registry: app.clients, usage: app.clientUsage },
+        {
+          registry: app.clients,
+          usage: app.clientUsage,
+          guard: app.clientAuthThrottle.guard(request.ip, '/introspect'),
+        },
       );
       if (method === 'none')
         throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');

@@ -32,7 +32,7 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: request.body },
-        { registry: app.clients, usage: app.clientUsage },
+        { registry: app.clients, usage: app.clientUsage, guard: app.clientAuthThrottle.guard(request.ip, '/revoke') },
       );
       await app.tokens.revoke(request.body.token, client.client_id);
       return reply.code(200).header('cache-control', 'no-store').send();

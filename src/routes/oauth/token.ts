@@ -41,7 +41,7 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
       }
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },
-        { registry: app.clients, usage: app.clientUsage },
+        { registry: app.clients, usage: app.clientUsage, guard: app.clientAuthThrottle.guard(request.ip, '/token') },
       );
       const response = await app.tokens.issue(params, client);
       // RFC 6749 §5.1: token responses must not be cached.
