@@ -14,6 +14,7 @@ import Fastify, {
 import type { Config } from './config/index.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
+import { clientErrorHandler } from './http/client-errors.js';
 import { createLogger, RequestLogController } from './logging.js';
 import authorizationPlugin from './plugins/app/authorization.js';
 import clientsPlugin from './plugins/app/clients.js';
@@ -97,15 +98,20 @@ function trustProxy(value: string): boolean | string {
  * admin apps alike: Fastify's requestTimeout is 0 by default, so a body sent a byte at a time held a
  * connection open forever.
  */
-export function timeoutOptions(
-  config: Readonly<Config>,
-): Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'connectionTimeout'> & { http: ServerOptions } {
+export function timeoutOptions(config: Readonly<Config>): Pick<
+  FastifyServerOptions,
+  'requestTimeout' | 'keepAliveTimeout' | 'connectionTimeout' | 'clientErrorHandler'
+> & {
+  http: ServerOptions;
+} {
   const { requestTimeout, headersTimeout, keepAliveTimeout, connectionTimeout } = config.server;
   const shortest = Math.min(headersTimeout, requestTimeout || headersTimeout) * 1000;
   return {
     requestTimeout: requestTimeout * 1000,
     keepAliveTimeout: keepAliveTimeout * 1000,
     connectionTimeout: connectionTimeout * 1000,
+    // A timed-out or malformed request gets the OAuth error JSON and a clean close, not Fastify's own body.
+    clientErrorHandler,
     http: {
       headersTimeout: headersTimeout * 1000,
       requestTimeout: requestTimeout * 1000,
