@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts (or stops) a throwaway PostgreSQL server on 127.0.0.1 for tests and the benchmark.
-#   scripts/pg-throwaway.sh start DIR   -> prints a postgres:// URL on stdout
+#   scripts/pg-throwaway.sh start DIR   -> prints a postgres:// URL on stdout (PG_PORT=n: on that port)
 #   scripts/pg-throwaway.sh stop DIR
 # initdb refuses to run as root, so the server runs as the `postgres` user in a directory it owns.
 set -euo pipefail
@@ -34,7 +34,8 @@ case "$action" in
     bin=$(pg_bin)
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
-    port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+    # PG_PORT picks the port (a test that starts a server against a Postgres that is not up yet); else a free one.
+    port=${PG_PORT:-$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')}
     as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     mkdir -p "$dir/sock"

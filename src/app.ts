@@ -139,8 +139,9 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
       return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
     },
     // Opening PGlite and migrating (possibly waiting on another replica's migration lock) can outlast
-    // Fastify's 10 s default on a busy machine; a start stuck for two minutes still fails loudly.
-    pluginTimeout: 120_000,
+    // Fastify's 10 s default on a busy machine; a start stuck for two minutes (beyond the time it may wait
+    // for Postgres to come up) still fails loudly.
+    pluginTimeout: 120_000 + config.database.startupWaitSeconds * 1000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     frameworkErrors,

@@ -1,6 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { Config } from '../config/index.js';
-import { type DatabaseHandle, openDatabase } from '../db/connect.js';
+import type { DatabaseHandle } from '../db/connect.js';
+import { openForCommand } from './database.js';
 import { migrateUp } from '../db/migrate.js';
 import type { Client } from '../oauth/client.js';
 import { ClientMetadataError } from '../oauth/client-metadata.js';
@@ -254,7 +255,7 @@ export async function runClientsCommand(
   args: string[],
   options: Record<string, unknown>,
 ): Promise<string | object> {
-  const handle = await openDatabase(config);
+  const handle = await openForCommand(config, `clients ${args[0] ?? ''}`.trim());
   try {
     if (config.database.autoMigrate) await migrateUp(handle.migrationRoot ?? handle.root, config.database.schema);
     return await clientsCommand(args, { config, handle, json: options.json === true, options });

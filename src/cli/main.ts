@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config/index.js';
-import { openDatabase } from '../db/connect.js';
+import { openForCommand } from './database.js';
 import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
 import { KeysUsageError, keysCommand } from './keys.js';
@@ -54,7 +54,7 @@ async function migrate(loaded: LoadedConfig, args: string[], json: boolean, all:
   const action = args[0] ?? 'status';
   if (!['up', 'down', 'status'].includes(action)) throw new UsageError(`unknown migrate action: ${action}`);
   const { config } = loaded;
-  const handle = await openDatabase(config);
+  const handle = await openForCommand(config, `migrate ${action}`);
   try {
     const schema = config.database.schema;
     if (action === 'up') {
@@ -129,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       return 0;
     case 'keys': {
-      const handle = await openDatabase(loaded.config);
+      const handle = await openForCommand(loaded.config, `keys ${rest[0] ?? ''}`.trim());
       try {
         const args = values.immediately ? [...rest, '--immediately'] : rest;
         print(
@@ -152,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
       const clientId = values['client-id'];
       if (clientId !== undefined && action !== 'revoke') throw new UsageError('--client-id goes with users revoke');
       const json = values.json ?? false;
-      const handle = await openDatabase(loaded.config);
+      const handle = await openForCommand(loaded.config, `users ${action}`);
       try {
         if (action === 'sign-out') {
           const ended = await endUserSessions(handle.db, sub, systemClock);
@@ -198,7 +198,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'janitor': {
       if (rest.length > 0) throw new UsageError(`janitor takes no arguments: ${rest.join(' ')}`);
       const { config } = loaded;
-      const handle = await openDatabase(config);
+      const handle = await openForCommand(config, 'janitor');
       try {
         const result = await sweepOnce(handle, config.database.schema, {
           retentionSeconds: config.janitor.retention,

@@ -146,6 +146,12 @@ export const schema = {
       default: true,
       env: 'AUTO_MIGRATE',
     },
+    startupWaitSeconds: {
+      doc: '`serve` only: seconds to keep retrying, with exponential backoff, a Postgres that refuses or drops connections at start (it may still be starting) before giving up with exit code 1. Each attempt logs one line naming host:port/database, never the password. 0 tries once. The CLI never waits.',
+      format: 'non-negative-int',
+      default: 60,
+      env: 'DATABASE_STARTUP_WAIT_SECONDS',
+    },
   },
   log: {
     level: {

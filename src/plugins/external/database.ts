@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { type DatabaseHandle, openDatabase } from '../../db/connect.js';
+import { type DatabaseHandle, openDatabase, waitForDatabase } from '../../db/connect.js';
 import { migrateUp } from '../../db/migrate.js';
 
 declare module 'fastify' {
@@ -20,7 +20,25 @@ export default fp<DatabasePluginOptions>(
     const { config } = app;
     const handle = database ?? (await openDatabase(config));
     app.decorate('database', handle);
-    if (!database) app.addHook('onClose', async () => handle.close());
+    // A Postgres that is still starting (or restarting) when this process starts: retry with backoff for
+    // DATABASE_STARTUP_WAIT_SECONDS, one line per attempt, rather than exit at the first refused connection.
+    if (!database) {
+      const waitMs = config.database.startupWaitSeconds * 1000;
+      try {
+        await waitForDatabase(handle, {
+          waitMs,
+          onRetry: ({ attempt, retryInMs, reason }) =>
+            app.log.warn(
+              { database: handle.location, attempt, retryInMs },
+              `Postgres at ${handle.location} is not reachable yet (${reason}); attempt ${attempt + 1} in ${retryInMs} ms, giving up ${config.database.startupWaitSeconds} s after the first`,
+            ),
+        });
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+      app.addHook('onClose', async () => handle.close());
+    }
     app.log.info(
       { database: handle.kind, location: handle.location },
       handle.kind === 'pglite' ? 'using the embedded PGlite database' : 'using Postgres',
