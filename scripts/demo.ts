@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     });
     // Opened and migrated before the app is built: creating a fresh PGlite database can take longer than
     // Fastify's plugin start timeout on a busy machine. The demo then closes it after the app.
-    const database = await openDatabase(config);
+    const database = await openDatabase(config, { owner: 'npm run demo' });
     running.push({ name: 'database', close: () => database.close() });
     await migrateUp(database.root, config.database.schema);
     const gatehouse = await buildApp(config, { database });
