@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
-import { addressKey, MAX_ENTRIES } from '../../src/services/clients/auth-throttle.js';
+import { addressKey, ClientAuthThrottle, MAX_ENTRIES } from '../../src/services/clients/auth-throttle.js';
 import { basic } from '../fixtures/clients.js';
 import { testConfig, testDatabase } from '../helper.js';
 
@@ -181,6 +181,20 @@ t.test('the throttle is on by default, with a bounded memory', async (t) => {
   t.same(defaults, { window: 300, maxPerClientAddress: 10, maxPerAddress: 50, maxPerClient: 500 });
   t.equal(MAX_ENTRIES, 10_000);
   t.throws(() => testConfig({ CLIENT_AUTH_MAX_FAILURES: '-1' }), /CLIENT_AUTH_MAX_FAILURES/);
+});
+
+t.test('an attacker spraying addresses and client ids cannot grow memory without bound', async (t) => {
+  const throttle = new ClientAuthThrottle(testConfig().clientAuthThrottle, () => new Date());
+  for (let i = 0; i < 3 * MAX_ENTRIES; i++) {
+    const guard = throttle.guard(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, '/token')!;
+    guard.admit(`random-${i}`);
+    guard.failed(`random-${i}`);
+  }
+  t.ok(throttle.size <= 4 * MAX_ENTRIES, `${throttle.size} entries after ${3 * MAX_ENTRIES} distinct failures`);
+  // Eviction only loosens limits: a fresh guesser is still stopped.
+  const guard = throttle.guard('203.0.113.9', '/token')!;
+  for (let i = 0; i < 10; i++) guard.failed('victim');
+  t.throws(() => guard.admit('victim'), { message: /too many failed client authentications/ });
 });
 
 t.test('addresses are counted as IPv4, or by their IPv6 /64', async (t) => {

@@ -103,6 +103,11 @@ export class ClientAuthThrottle {
     return this.settings.maxPerClientAddress > 0;
   }
 
+  /** Entries held across all counters (at most 4 × MAX_ENTRIES). */
+  get size(): number {
+    return this.pairs.size + this.addresses.size + this.clients.size + this.knownGood.size;
+  }
+
   /** The guard one request's client authentication goes through, from `ip` (request.ip) at `endpoint`. */
   guard(ip: string, endpoint: string): ClientAuthenticationGuard | undefined {
     if (!this.enabled) return undefined;
