@@ -70,26 +70,23 @@ export async function openDatabase(
     const parsed = new URL(url);
     location = `${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;
   } else {
-    // Loaded lazily: the WASM build is only needed for the embedded database.
-    const { PGlite } = await import('@electric-sql/pglite');
-    let pglite;
-    if (dataDir === 'memory://') {
-      pglite = new PGlite();
-      location = 'memory://';
-    } else {
-      location = resolve(dataDir);
-      await mkdir(location, { recursive: true });
-      lock = await lockDataDir(location, dataDir, owner);
-      try {
-        pglite = new PGlite(location);
-        await pglite.waitReady;
-      } catch (err) {
-        await lock.release();
-        throw err;
-      }
+    const path = dataDir === 'memory://' ? undefined : resolve(dataDir);
+    if (path !== undefined) {
+      // Before loading PGlite, so a second process is refused at once.
+      await mkdir(path, { recursive: true });
+      lock = await lockDataDir(path, dataDir, owner);
     }
-    await pglite.waitReady;
-    root = new Kysely({ dialect: new PGliteDialect({ pglite }) });
+    try {
+      // Loaded lazily: the WASM build is only needed for the embedded database.
+      const { PGlite } = await import('@electric-sql/pglite');
+      const pglite = path === undefined ? new PGlite() : new PGlite(path);
+      await pglite.waitReady;
+      root = new Kysely({ dialect: new PGliteDialect({ pglite }) });
+    } catch (err) {
+      await lock?.release();
+      throw err;
+    }
+    location = path ?? 'memory://';
     kind = 'pglite';
   }
   const db = root.withSchema(schema) as Kysely<Database>;
