@@ -29,6 +29,8 @@ export const CLIENTS_OPTIONS = {
   'backchannel-logout-session-required': { type: 'boolean' },
   'no-backchannel-logout-session-required': { type: 'boolean' },
   'no-skip-consent': { type: 'boolean' },
+  'dpop-bound-access-tokens': { type: 'boolean' },
+  'no-dpop-bound-access-tokens': { type: 'boolean' },
   disable: { type: 'boolean' },
   enable: { type: 'boolean' },
   'unused-days': { type: 'string' },
@@ -47,9 +49,11 @@ export const CLIENTS_USAGE = `  clients list               list clients
                              delete metadata-document clients unused for N days (default 30) with no
                              live authorization request, code, refresh token or consent
                              client flags: --name, --client-id, --auth-method client_secret_basic|client_secret_post|none,
-                             --application-type web|native, --skip-consent / --no-skip-consent, --client-uri,
+                             --application-type web|native, --skip-consent / --no-skip-consent,
+                             --dpop-bound-access-tokens / --no-dpop-bound-access-tokens, --client-uri,
                              --logo-uri, --policy-uri, --tos-uri, --backchannel-logout-uri (empty: none),
-                             --backchannel-logout-session-required / --no-backchannel-logout-session-required; repeatable: --redirect-uri, --grant-type, --scope,
+                             --backchannel-logout-session-required / --no-backchannel-logout-session-required;
+                             repeatable: --redirect-uri, --grant-type, --scope,
                              --default-scope, --resource, --post-logout-redirect-uri, --contact`;
 
 /** How long a metadata-document client goes unused before `prune-metadata-documents` deletes it, by default. */
@@ -111,6 +115,10 @@ function metadataFromFlags(options: Record<string, unknown>): Record<string, unk
     );
   if (options['backchannel-logout-session-required']) out.backchannel_logout_session_required = true;
   if (options['no-backchannel-logout-session-required']) out.backchannel_logout_session_required = false;
+  if (options['dpop-bound-access-tokens'] && options['no-dpop-bound-access-tokens'])
+    throw new ClientsUsageError('--dpop-bound-access-tokens and --no-dpop-bound-access-tokens contradict each other');
+  if (options['dpop-bound-access-tokens']) out.dpop_bound_access_tokens = true;
+  if (options['no-dpop-bound-access-tokens']) out.dpop_bound_access_tokens = false;
   return out;
 }
 

@@ -232,6 +232,26 @@ export const schema = {
       env: 'CLOCK_SKEW_SECONDS',
     },
   },
+  dpop: {
+    required: {
+      doc: 'Require a DPoP proof (RFC 9449) on every token request, whatever the client: every access token is then sender-constrained. Off: a proof is optional, except for clients registered with `dpop_bound_access_tokens`.',
+      format: 'strict-boolean',
+      default: false,
+      env: 'DPOP_REQUIRED',
+    },
+    proofMaxAge: {
+      doc: 'Seconds a DPoP proof is accepted after its `iat` (plus CLOCK_SKEW_SECONDS either way); each accepted proof is remembered that long so a replay is refused by every replica.',
+      format: 'positive-int',
+      default: 60,
+      env: 'DPOP_PROOF_MAX_AGE_SECONDS',
+    },
+    nonceRequired: {
+      doc: "Require a server-provided nonce in every DPoP proof (RFC 9449 §8): a proof without one is answered `use_dpop_nonce` with a `DPoP-Nonce` header, costing a client one extra request per nonce (about every 5 minutes). Nonces are stateless (an HMAC of the time under a key derived from KEY_ENCRYPTION_SECRET), so every replica accepts another's.",
+      format: 'strict-boolean',
+      default: false,
+      env: 'DPOP_NONCE_REQUIRED',
+    },
+  },
   scopes: {
     catalogue: {
       doc: 'The scope catalogue: a JSON object of scope name to the description shown on the consent page (`{"read":"Read your data"}`), or space-separated names.',

@@ -3,6 +3,7 @@ import type { AuthorizationCodeTable } from './tables/authorization-code.table.j
 import type { AuthorizationRequestTable } from './tables/authorization-request.table.js';
 import type { ClientTable } from './tables/client.table.js';
 import type { ConsentTable } from './tables/consent.table.js';
+import type { DpopProofTable } from './tables/dpop-proof.table.js';
 import type { GrantRevocationTable } from './tables/grant-revocation.table.js';
 import type { HostSignOutJtiTable, LogoutDeliveryTable, SessionClientTable } from './tables/logout.table.js';
 import type { RefreshTokenTable } from './tables/refresh-token.table.js';
@@ -22,6 +23,7 @@ export interface Database {
   session_clients: SessionClientTable;
   logout_deliveries: LogoutDeliveryTable;
   host_sign_out_jtis: HostSignOutJtiTable;
+  dpop_proofs: DpopProofTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

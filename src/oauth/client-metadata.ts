@@ -37,6 +37,8 @@ export interface ClientMetadata {
   backchannel_logout_uri: string | null;
   /** Back-Channel Logout §2.2: the client needs `sid` in its logout tokens. */
   backchannel_logout_session_required: boolean;
+  /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
+  dpop_bound_access_tokens: boolean;
 }
 
 /** Every client metadata field, in display order. */
@@ -59,6 +61,7 @@ export const CLIENT_METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
   'skip_consent',
   'backchannel_logout_uri',
   'backchannel_logout_session_required',
+  'dpop_bound_access_tokens',
 ];
 
 /** RFC 6749 Appendix A.1: client_id is visible ASCII (VSCHAR, space included); capped so lookups stay cheap. */
@@ -372,6 +375,7 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
     skip_consent: readBoolean(data, 'skip_consent'),
     backchannel_logout_uri: readBackchannelLogoutUri(data, policy),
     backchannel_logout_session_required: readBoolean(data, 'backchannel_logout_session_required'),
+    dpop_bound_access_tokens: readBoolean(data, 'dpop_bound_access_tokens'),
   };
 }
 

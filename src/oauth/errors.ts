@@ -24,7 +24,10 @@ export type OAuthErrorCode =
   | 'conflict'
   | 'payload_too_large'
   | 'unsupported_media_type'
-  | 'too_many_requests';
+  | 'too_many_requests'
+  // RFC 9449 §5, §8: a DPoP proof is invalid; a server nonce is required.
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce';
 
 const DEFAULT_STATUS: Partial<Record<OAuthErrorCode, number>> = {
   invalid_client: 401,

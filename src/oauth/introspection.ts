@@ -13,7 +13,7 @@ export interface ActiveToken {
   active: true;
   scope?: string;
   client_id: string;
-  token_type?: 'Bearer';
+  token_type?: 'Bearer' | 'DPoP';
   exp: number;
   iat: number;
   sub: string;
@@ -21,6 +21,8 @@ export interface ActiveToken {
   iss: string;
   jti?: string;
   auth_time?: number;
+  /** RFC 9449 §6.2: the DPoP key a bound access token is bound to. */
+  cnf?: { jkt: string };
 }
 
 /** An RFC 7662 §2.2 introspection response. */
@@ -64,8 +66,8 @@ function accessTokenInfo(claims: AccessTokenClaims): ActiveToken {
     active: true,
     ...(claims.scope !== undefined ? { scope: claims.scope } : {}),
     client_id: claims.client_id,
-    // RFC 7662 §2.2: token_type is an RFC 6749 §5.1 / §7.1 access token type.
-    token_type: 'Bearer',
+    // RFC 7662 §2.2: token_type is an RFC 6749 §5.1 / §7.1 access token type; RFC 9449 §6.2: DPoP when bound.
+    token_type: claims.cnf ? 'DPoP' : 'Bearer',
     exp: claims.exp,
     iat: claims.iat,
     sub: claims.sub,
@@ -73,6 +75,8 @@ function accessTokenInfo(claims: AccessTokenClaims): ActiveToken {
     iss: claims.iss,
     jti: claims.jti,
     ...(claims.auth_time !== undefined ? { auth_time: claims.auth_time } : {}),
+    // RFC 9449 §6.2: a resource server checks the proof's key against this.
+    ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
   };
 }
 

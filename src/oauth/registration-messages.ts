@@ -21,6 +21,8 @@ export const SAME_NAME_FIELDS = [
   'contacts',
   'backchannel_logout_uri',
   'backchannel_logout_session_required',
+  // RFC 9449 §5.2.
+  'dpop_bound_access_tokens',
 ] as const;
 
 /** Name given to a client that registers without client_name when nothing better can be derived. */
@@ -184,5 +186,7 @@ export function registrationResponse(
     doc.backchannel_logout_uri = client.backchannel_logout_uri;
     doc.backchannel_logout_session_required = client.backchannel_logout_session_required;
   }
+  // RFC 9449 §5.2: false when omitted.
+  doc.dpop_bound_access_tokens = client.dpop_bound_access_tokens;
   return doc;
 }

@@ -29,6 +29,8 @@ export interface CodeRedemption {
   redirectUri: string | null;
   /** Resources the token request names (RFC 8707 §2.2); they must all have been granted. */
   resources: readonly string[];
+  /** The thumbprint of the request's DPoP proof key, or null: a code bound by dpop_jkt needs it (RFC 9449 §10). */
+  jkt: string | null;
   /** The time of the request (the caller's clock). */
   now: Date;
 }
@@ -52,11 +54,16 @@ interface RedeemParams extends Record<string, unknown> {
   codeChallenge: string;
   redirectUri: string | null;
   resources: string[];
+  jkt: string | null;
   now: Date;
   familyId: string | null;
   tokenHash: string;
   expiresAt: Date;
+  chainJkt: string | null;
 }
+
+/** RFC 9449 §5, §10: an unbound row, or one bound to the presented key (null, no proof, matches no bound row). */
+const boundToKey = (jkt: unknown) => sql<boolean>`(dpop_jkt is null or dpop_jkt = ${jkt}::text)`;
 
 /** The conditional UPDATE that consumes a code; `redirectGiven` picks the redirect_uri condition's shape. */
 function consumeCode(db: SchemalessDb, p: RedeemParams, redirectGiven: boolean) {
@@ -76,6 +83,8 @@ function consumeCode(db: SchemalessDb, p: RedeemParams, redirectGiven: boolean) 
       )
       // A refused resource must not burn the code: it is part of the condition, not checked afterwards.
       .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`)
+      // A proof by another key (or none) must not burn a code bound by dpop_jkt either.
+      .where(boundToKey(p.jkt))
   );
 }
 
@@ -106,6 +115,7 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
         'resources',
         'auth_time',
         'expires_at',
+        'dpop_jkt',
       ])
       .expression((eb) =>
         eb
@@ -120,6 +130,7 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
             'code.resources',
             'code.auth_time',
             sql<Date>`${p.expiresAt}::timestamptz`.as('expires_at'),
+            sql<string | null>`${p.chainJkt}::text`.as('dpop_jkt'),
           ]),
       )
       .returning([...REDEEMED]),
@@ -140,7 +151,7 @@ const REDEEM = {
 export async function redeemCode(
   db: Db,
   r: CodeRedemption,
-  refresh: { familyId: string; tokenHash: string; expiresAt: Date } | null,
+  refresh: { familyId: string; tokenHash: string; expiresAt: Date; jkt: string | null } | null,
 ): Promise<RedeemedCode | undefined> {
   const variant = (refresh ? REDEEM.chain : REDEEM.only)[r.redirectUri === null ? 'absent' : 'given'];
   const rows = await variant(db, {
@@ -149,10 +160,12 @@ export async function redeemCode(
     codeChallenge: r.codeChallenge,
     redirectUri: r.redirectUri,
     resources: [...r.resources],
+    jkt: r.jkt,
     now: r.now,
     familyId: refresh ? refresh.familyId : null,
     tokenHash: refresh ? refresh.tokenHash : '',
     expiresAt: refresh ? refresh.expiresAt : new Date(0),
+    chainJkt: refresh ? refresh.jkt : null,
   });
   return rows[0];
 }
@@ -166,6 +179,8 @@ export interface RotationRequest {
   resources: readonly string[];
   /** The new token value sealed for the old generation (oauth/tokens/refresh-successor.ts), for a retry. */
   sealedSuccessor: string;
+  /** The thumbprint of the request's DPoP proof key, or null: a bound chain needs it (RFC 9449 §5). */
+  jkt: string | null;
   /** The time of the request (the caller's clock). */
   now: Date;
 }
@@ -185,6 +200,7 @@ const REFRESH_TOKEN_COLUMNS = [
   'rotated_at',
   'revoked_at',
   'successor_sealed',
+  'dpop_jkt',
 ] as const;
 
 interface RotateParams extends Record<string, unknown> {
@@ -194,6 +210,7 @@ interface RotateParams extends Record<string, unknown> {
   scopes: string[];
   resources: string[];
   sealedSuccessor: string;
+  jkt: string | null;
   now: Date;
 }
 
@@ -216,7 +233,19 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
         .where(sql<boolean>`scopes @> ${sql.val(p.scopes)}::text[]`)
         .where(sql<boolean>`resources @> ${sql.val(p.resources)}::text[]`)
         .where(chainHasNoRevokedMember)
-        .returning(['family_id', 'generation', 'client_id', 'sub', 'scopes', 'resources', 'auth_time', 'expires_at']),
+        // RFC 9449 §5: a bound chain rotates only for a proof by its key; a refused one stays usable.
+        .where(boundToKey(p.jkt))
+        .returning([
+          'family_id',
+          'generation',
+          'client_id',
+          'sub',
+          'scopes',
+          'resources',
+          'auth_time',
+          'expires_at',
+          'dpop_jkt',
+        ]),
     )
     .insertInto('refresh_tokens')
     .columns([
@@ -229,6 +258,7 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
       'resources',
       'auth_time',
       'expires_at',
+      'dpop_jkt',
     ])
     .expression((eb) =>
       eb
@@ -243,6 +273,7 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
           'old.resources',
           'old.auth_time',
           'old.expires_at',
+          'old.dpop_jkt',
         ]),
     )
     .returning([...REFRESH_TOKEN_COLUMNS]),
@@ -265,6 +296,7 @@ export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<Re
     scopes: [...r.scopes],
     resources: [...r.resources],
     sealedSuccessor: r.sealedSuccessor,
+    jkt: r.jkt,
     now: r.now,
   });
   return rows[0];

@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { DPOP_SIGNING_ALGS } from '../oauth/dpop.js';
 
 /** The endpoints a running Gatehouse actually serves; the discovery document never advertises what is off. */
 export interface Features {
@@ -65,6 +66,8 @@ export function discoveryDocument(
   doc.code_challenge_methods_supported = ['S256'];
   // RFC 9207: `iss` in authorization responses.
   doc.authorization_response_iss_parameter_supported = true;
+  // RFC 9449 §5.1: DPoP proofs are accepted at the token endpoint, signed with these algorithms.
+  doc.dpop_signing_alg_values_supported = [...DPOP_SIGNING_ALGS];
   // draft-ietf-oauth-client-id-metadata-document-02 §6: only while client-id documents are resolved.
   if (features.clientIdDocuments) doc.client_id_metadata_document_supported = true;
   return doc;

@@ -13,6 +13,7 @@ export interface SweepResult {
   refresh_tokens: number;
   sessions: number;
   grant_revocations: number;
+  dpop_proofs: number;
 }
 
 export interface SweepOptions {
@@ -34,7 +35,7 @@ export interface SweepOptions {
  * Deletes rows that can no longer be used by anyone, once they are older than the retention period:
  * pending authorization requests and codes past expiry, refresh tokens past their chain's absolute
  * expiry or revoked, sessions past expiry, idle too long, or revoked, and grant revocations older than
- * any access token they could concern. Nothing still valid is touched,
+ * any access token they could concern, and remembered DPoP proofs past their window. Nothing still valid is touched,
  * so a sweep never changes an answer Gatehouse gives: every deleted row would already be refused.
  */
 export async function sweepExpired(db: Kysely<Database>, options: SweepOptions): Promise<SweepResult> {
@@ -87,6 +88,8 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
       (eb) => eb('revoked_at', '<', revocationsBefore),
       batch,
     ),
+    // A remembered DPoP proof matters only while its iat is inside the window (RFC 9449 §11.1); no retention.
+    dpop_proofs: await deleteInBatches(db, 'dpop_proofs', (eb) => eb('expires_at', '<', now), batch),
   };
 }
 
@@ -115,7 +118,7 @@ async function deleteChains(db: Kysely<Database>, before: Date, batch: number): 
 /** Deletes matching rows `batch` at a time (by ctid, which Postgres 14+ and PGlite both have). */
 async function deleteInBatches(
   db: Kysely<Database>,
-  table: 'authorization_requests' | 'authorization_codes' | 'sessions' | 'grant_revocations',
+  table: 'authorization_requests' | 'authorization_codes' | 'sessions' | 'grant_revocations' | 'dpop_proofs',
   condition: (eb: ExpressionBuilder<Database, typeof table>) => Expression<SqlBool>,
   batch: number,
 ): Promise<number> {

@@ -251,6 +251,7 @@ t.test('a rotation of the same token committing late changes nothing the client 
     scopes: [],
     resources: [],
     sealedSuccessor: sealSuccessor(first, late),
+    jkt: null,
     now: new Date(),
   });
   t.equal(row, undefined, 'the late statement rotates nothing');

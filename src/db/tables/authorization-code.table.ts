@@ -1,4 +1,4 @@
-import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 /** Row of `authorization_codes`: single use, stored as a SHA-256 hash. */
 export interface AuthorizationCodeTable {
@@ -10,6 +10,8 @@ export interface AuthorizationCodeTable {
   code_challenge: string;
   scopes: string[];
   resources: string[];
+  /** RFC 9449 §10: the code may be redeemed only with a DPoP proof by this key (thumbprint). */
+  dpop_jkt: Generated<string | null>;
   sub: string;
   auth_time: Date;
   /** The public name (`sid`) of the Gatehouse session that issued the code; null for codes older than it. */

@@ -1,4 +1,4 @@
-import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 /** Row of `authorization_requests`: a validated /authorize request waiting for sign-in and consent. */
 export interface AuthorizationRequestTable {
@@ -15,6 +15,8 @@ export interface AuthorizationRequestTable {
   max_age: number | null;
   login_hint: string | null;
   ui_locales: string | null;
+  /** RFC 9449 §10: the thumbprint /authorize named in dpop_jkt; the code exchange must prove that key. */
+  dpop_jkt: Generated<string | null>;
   /** SHA-256 of the browser-binding cookie set when the request was made. */
   binding_hash: string;
   /** The Gatehouse session that signed in for this request (hash of its id). */

@@ -26,6 +26,8 @@ export interface ClientTable {
   tos_uri: string | null;
   contacts: Generated<string[]>;
   skip_consent: Generated<boolean>;
+  /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
+  dpop_bound_access_tokens: Generated<boolean>;
   source: ClientSource;
   created_at: ColumnType<Date, Date | string | undefined, never>;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;

@@ -1,4 +1,4 @@
-import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 /** Row of `refresh_tokens`: one generation of a rotating chain (family). */
 export interface RefreshTokenTable {
@@ -10,6 +10,8 @@ export interface RefreshTokenTable {
   scopes: string[];
   resources: string[];
   auth_time: Date;
+  /** RFC 9449 §5: a public client's chain is bound to this key (thumbprint); every refresh must prove it. */
+  dpop_jkt: Generated<string | null>;
   created_at: ColumnType<Date, Date | string | undefined, never>;
   expires_at: Date;
   rotated_at: Date | null;

@@ -22,6 +22,8 @@ export interface GrantClient {
   resources: readonly string[];
   /** Who created it: admin, file, registration or metadata_document. */
   source: string;
+  /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
+  dpop_bound_access_tokens?: boolean;
 }
 
 /** What every grant needs, prepared once at start. */
@@ -34,10 +36,10 @@ export interface GrantContext {
   clock: Clock;
 }
 
-/** RFC 6749 §5.1 successful response. */
+/** RFC 6749 §5.1 successful response; token_type DPoP for a DPoP-bound access token (RFC 9449 §5). */
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope?: string;
   refresh_token?: string;

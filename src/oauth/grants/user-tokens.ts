@@ -47,7 +47,7 @@ export function currentlyAllowedResource(client: GrantClient, ctx: GrantContext)
   return (resource) => ctx.resourcePolicy.configured.includes(resource) && (own === null || own.has(resource));
 }
 
-/** Signs the access token for a user grant and builds the RFC 6749 §5.1 response. */
+/** Signs the access token for a user grant (bound to `jkt` when a DPoP proof came) and builds the RFC 6749 §5.1 response. */
 export async function userTokenResponse(
   grant: UserGrant,
   client: GrantClient,
@@ -55,6 +55,7 @@ export async function userTokenResponse(
   audience: string[],
   scopes: string[],
   refreshToken: string | null,
+  jkt?: string,
 ): Promise<TokenResponse> {
   const issued = await issueAccessToken(ctx.signer(), {
     issuer: ctx.config.issuer,
@@ -65,10 +66,12 @@ export async function userTokenResponse(
     ttlSeconds: ctx.config.tokens.accessTokenTtl,
     authTime: Math.floor(grant.auth_time.getTime() / 1000),
     now: epochSeconds(ctx.clock),
+    ...(jkt === undefined ? {} : { jkt }),
   });
   return {
     access_token: issued.token,
-    token_type: 'Bearer',
+    // RFC 9449 §5: a token bound to the proof key is of type DPoP.
+    token_type: jkt === undefined ? 'Bearer' : 'DPoP',
     expires_in: issued.expiresIn,
     ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
     ...(refreshToken ? { refresh_token: refreshToken } : {}),

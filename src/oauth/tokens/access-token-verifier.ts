@@ -14,6 +14,8 @@ export interface AccessTokenClaims {
   iat: number;
   exp: number;
   auth_time?: number;
+  /** RFC 9449 §6.1: the DPoP key the token is bound to. */
+  cnf?: { jkt: string };
 }
 
 /** What a Gatehouse access token must match besides its signature. */
@@ -69,13 +71,15 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
       if (err instanceof errors.JOSEError) return null;
       throw err;
     }
-    const { iss, sub, aud, client_id: clientId, scope, jti, iat, exp, auth_time: authTime } = payload;
+    const { iss, sub, aud, client_id: clientId, scope, jti, iat, exp, auth_time: authTime, cnf } = payload;
     // Our own signature makes these hold; the checks keep a malformed token of ours from becoming a 500.
     if (typeof iss !== 'string' || typeof sub !== 'string' || !isStringList(aud) || typeof clientId !== 'string')
       return null;
     if (typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') return null;
     if (scope !== undefined && typeof scope !== 'string') return null;
     if (authTime !== undefined && typeof authTime !== 'number') return null;
+    const jkt = (cnf as { jkt?: unknown } | undefined)?.jkt;
+    if (cnf !== undefined && typeof jkt !== 'string') return null;
     return {
       iss,
       sub,
@@ -86,6 +90,7 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
       iat,
       exp,
       ...(authTime !== undefined ? { auth_time: authTime } : {}),
+      ...(typeof jkt === 'string' ? { cnf: { jkt } } : {}),
     };
   };
 }

@@ -21,6 +21,8 @@ export interface AccessTokenClaims {
   authTime?: number;
   /** Seconds since the epoch (`epochSeconds(clock)`): the token's iat, from the caller's clock. */
   now: number;
+  /** RFC 9449 §6.1: the thumbprint of the DPoP key the token is bound to (`cnf.jkt`). */
+  jkt?: string;
 }
 
 export interface IssuedAccessToken {
@@ -30,7 +32,7 @@ export interface IssuedAccessToken {
   expiresAt: number;
 }
 
-/** Signs a JWT access token per RFC 9068: `typ: at+jwt`, `kid`, and iss/sub/aud/client_id/scope/jti/iat/exp. */
+/** Signs a JWT access token per RFC 9068: `typ: at+jwt`, `kid`, and iss/sub/aud/client_id/scope/jti/iat/exp (and RFC 9449 `cnf`). */
 export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims): Promise<IssuedAccessToken> {
   const iat = claims.now;
   const exp = iat + claims.ttlSeconds;
@@ -48,6 +50,7 @@ export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims
   };
   if (claims.scopes.length > 0) payload.scope = claims.scopes.join(' ');
   if (claims.authTime !== undefined) payload.auth_time = claims.authTime;
+  if (claims.jkt !== undefined) payload.cnf = { jkt: claims.jkt };
   const token = await new CompactSign(encoder.encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
     .sign(signer.key);

@@ -38,6 +38,7 @@ export default fp(
                 refresh: result.refresh_tokens,
                 sessions: result.sessions,
                 revocations: result.grant_revocations,
+                dpopProofs: result.dpop_proofs,
               },
               ms: Math.round(performance.now() - started),
             },

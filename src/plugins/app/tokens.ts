@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { keyEncryptionSecret } from '../../keys/key-encryption.js';
+import { dpopNonces } from '../../oauth/dpop-nonce.js';
 import { TokenService } from '../../services/tokens/token-service.js';
 import { UserGrants } from '../../services/user-grants.js';
 
@@ -29,6 +31,9 @@ export default fp(
         jwks: () => app.keys.jwks(),
         clients: app.clients,
         clock: app.clock,
+        // Every replica shares KEY_ENCRYPTION_SECRET (it decrypts the shared signing keys), so a nonce
+        // derived from it is accepted by every replica with nothing stored (RFC 9449 §8).
+        dpopNonces: dpopNonces(keyEncryptionSecret(config, app.log)),
       }),
     );
     app.decorate('userGrants', new UserGrants(db, app.clock));

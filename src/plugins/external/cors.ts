@@ -33,7 +33,7 @@ export default fp<CorsPluginOptions>(
       origin: '*',
       methods: ['GET', 'POST', 'PUT', 'DELETE'],
       allowedHeaders: ['Authorization', 'Content-Type', 'DPoP', 'MCP-Protocol-Version'],
-      exposedHeaders: ['WWW-Authenticate', 'X-Request-Id'],
+      exposedHeaders: ['WWW-Authenticate', 'X-Request-Id', 'DPoP-Nonce'],
       credentials: false,
       maxAge: 600,
     });

@@ -39,11 +39,16 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
       if (!app.tokens.supports(params.grant_type)) {
         throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
       }
+      // RFC 9449 §4.3: the DPoP proof, if any, before anything is looked up.
+      const proof = await app.tokens.checkDpopProof(request.headers.dpop);
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },
         { registry: app.clients, usage: app.clientUsage, guard: app.clientAuthThrottle.guard(request.ip, '/token') },
       );
-      const response = await app.tokens.issue(params, client);
+      const response = await app.tokens.issue(params, client, proof);
+      // RFC 9449 §8.2: the nonce the client should use next, when nonces are required.
+      const nonce = app.tokens.dpopNonce();
+      if (nonce !== undefined) reply.header('dpop-nonce', nonce);
       // RFC 6749 §5.1: token responses must not be cached.
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(response);
     },

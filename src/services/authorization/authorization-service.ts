@@ -173,6 +173,7 @@ export class AuthorizationService {
       max_age: rest.maxAge,
       login_hint: rest.loginHint,
       ui_locales: rest.uiLocales,
+      dpop_jkt: rest.dpopJkt,
       binding_hash: binding.hash,
       session_hash: null,
       created_at: now,
@@ -431,6 +432,7 @@ export class AuthorizationService {
       expires_at: new Date(now.getTime() + config.flow.codeTtl * 1000),
       consumed_at: null,
       family_id: null,
+      dpop_jkt: pending.dpop_jkt,
     });
     // OpenID Connect Back-Channel Logout §2.3: the OP remembers which RPs a session signed in to.
     await recordSessionClient(db, session.sid, pending.client_id, session.sub);

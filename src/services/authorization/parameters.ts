@@ -3,6 +3,7 @@ import { resolveRedirectUri } from '../../oauth/checks/redirect-uri.js';
 import { type ResourcePolicy, resolveResources } from '../../oauth/checks/resource.js';
 import { resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
 import type { Client } from '../../oauth/client.js';
+import { JKT_FORM } from '../../oauth/dpop.js';
 import { OAuthError } from '../../oauth/errors.js';
 
 /** /authorize parameters as the edge parsed them (query or form); a repeated one is an array. */
@@ -22,6 +23,8 @@ export interface ValidatedRequest {
   maxAge: number | null;
   loginHint: string | null;
   uiLocales: string | null;
+  /** RFC 9449 §10: the DPoP key (thumbprint) the code is bound to. */
+  dpopJkt: string | null;
 }
 
 /** What the client registry answers for /authorize: the client, or why there is none. */
@@ -119,6 +122,12 @@ export function validateRest(
   const maxAgeValue = single(params, 'max_age');
   if (maxAgeValue !== undefined && !/^\d{1,9}$/.test(maxAgeValue))
     throw new OAuthError('invalid_request', 'max_age must be a non-negative integer', { redirectable: true });
+  // RFC 9449 §10: dpop_jkt is the RFC 7638 SHA-256 thumbprint of the key the code exchange must prove.
+  const dpopJkt = single(params, 'dpop_jkt');
+  if (dpopJkt !== undefined && !JKT_FORM.test(dpopJkt))
+    throw new OAuthError('invalid_request', 'dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url characters)', {
+      redirectable: true,
+    });
   return {
     scopes,
     resources,
@@ -127,5 +136,6 @@ export function validateRest(
     maxAge: maxAgeValue === undefined ? null : Number(maxAgeValue),
     loginHint: single(params, 'login_hint') ?? null,
     uiLocales: single(params, 'ui_locales') ?? null,
+    dpopJkt: dpopJkt ?? null,
   };
 }

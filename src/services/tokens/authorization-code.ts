@@ -1,5 +1,6 @@
 import type { Db } from '../../db/database.js';
 import { challengeOf } from '../../oauth/checks/pkce.js';
+import type { DpopProof } from '../../oauth/dpop.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
@@ -26,12 +27,21 @@ async function explainFailure(
   codeHash: string,
   clientId: string,
   resources: readonly string[],
+  jkt: string | null,
   now: Date,
 ): Promise<OAuthError> {
   const row = await findAuthorizationCode(db, codeHash);
   if (row && row.client_id === clientId && !row.consumed_at && row.expires_at > now) {
     const missing = firstMissing(resources, row.resources);
     if (missing !== undefined) return new OAuthError('invalid_target', 'a requested resource was not granted');
+    // RFC 9449 §10: a code bound by dpop_jkt is redeemed only with a proof by that key; it stays usable.
+    if (row.dpop_jkt !== null && row.dpop_jkt !== jkt)
+      return new OAuthError(
+        'invalid_grant',
+        jkt === null
+          ? 'the authorization code is bound to a DPoP key (dpop_jkt); send a DPoP proof by that key'
+          : 'the DPoP proof key does not match the dpop_jkt of the authorization request',
+      );
   }
   if (row && row.client_id === clientId && row.consumed_at) {
     // RFC 6749 §4.1.2 / RFC 9700 §4.5: a second redemption fails and revokes the tokens the first one got.
@@ -45,8 +55,17 @@ async function explainFailure(
 /** The grant_type this module serves. */
 export const grantType = 'authorization_code';
 
-/** RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): one atomic redemption, then an access token and (if allowed) a refresh token. */
-export async function handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse> {
+/**
+ * RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): one atomic redemption, then an access token and (if allowed)
+ * a refresh token. With a DPoP proof the access token is bound to its key, and so is a public client's
+ * refresh-token chain (RFC 9449 §5); a confidential client's chain is not (its authentication binds it).
+ */
+export async function handle(
+  params: TokenParams,
+  client: GrantClient,
+  ctx: TokenContext,
+  proof?: DpopProof,
+): Promise<TokenResponse> {
   const db = ctx.db();
   const now = ctx.clock();
   const code = str(params.code);
@@ -71,6 +90,7 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
       codeChallenge: challenge,
       redirectUri: str(params.redirect_uri) ?? null,
       resources,
+      jkt: proof?.jkt ?? null,
       now,
     },
     refreshToken
@@ -78,10 +98,12 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
           familyId,
           tokenHash: hashSecret(refreshToken),
           expiresAt: new Date(now.getTime() + ctx.config.flow.refreshTokenTtl * 1000),
+          // RFC 9449 §5: refresh tokens of public clients are bound to the proof key; others are not.
+          jkt: proof && client.token_endpoint_auth_method === 'none' ? proof.jkt : null,
         }
       : null,
   );
-  if (!redeemed) throw await explainFailure(db, codeHash, client.client_id, resources, now);
+  if (!redeemed) throw await explainFailure(db, codeHash, client.client_id, resources, proof?.jkt ?? null, now);
   const audience = audienceFor(resources, redeemed.resources).filter(resourceAllowed);
   const granted = redeemed.scopes.filter(scopeAllowed);
   // A token with fewer scopes than granted always says so (RFC 6749 §5.1); with none left, there is no grant.
@@ -89,5 +111,5 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
     if (redeemed.family_id) await revokeFamily(db, redeemed.family_id, now);
     throw new OAuthError('invalid_grant', 'nothing the grant covers is allowed any more; authorize again');
   }
-  return userTokenResponse(redeemed, client, ctx, audience, granted, refreshToken);
+  return userTokenResponse(redeemed, client, ctx, audience, granted, refreshToken, proof?.jkt);
 }

@@ -3,6 +3,7 @@ import { resolveResources } from '../../oauth/checks/resource.js';
 import { isOperatorClient } from '../../oauth/client.js';
 import { resolveScopes } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
+import type { DpopProof } from '../../oauth/dpop.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { issueAccessToken } from '../../oauth/tokens/access-token.js';
 import type { TokenContext } from './grant.js';
@@ -10,8 +11,13 @@ import type { TokenContext } from './grant.js';
 /** The grant_type this module serves. */
 export const grantType = 'client_credentials';
 
-/** RFC 6749 §4.4: a confidential client acting for itself. Writes nothing to the database. */
-export async function handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse> {
+/** RFC 6749 §4.4: a confidential client acting for itself. Writes nothing to the database (a DPoP proof's jti aside). */
+export async function handle(
+  params: TokenParams,
+  client: GrantClient,
+  ctx: TokenContext,
+  proof?: DpopProof,
+): Promise<TokenResponse> {
   // OAuth 2.1 §4.2: only confidential clients may use this grant.
   if (client.token_endpoint_auth_method === 'none') {
     throw new OAuthError('unauthorized_client', 'public clients may not use client_credentials');
@@ -31,10 +37,12 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
     scopes,
     ttlSeconds: ctx.config.tokens.accessTokenTtl,
     now: epochSeconds(ctx.clock),
+    // RFC 9449 §5, §6.1: with a proof, the token is bound to its key.
+    ...(proof ? { jkt: proof.jkt } : {}),
   });
   return {
     access_token: issued.token,
-    token_type: 'Bearer',
+    token_type: proof ? 'DPoP' : 'Bearer',
     expires_in: issued.expiresIn,
     ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
   };

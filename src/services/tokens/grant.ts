@@ -1,4 +1,5 @@
 import type { Db } from '../../db/database.js';
+import type { DpopProof } from '../../oauth/dpop.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 
 /** What a grant needs beyond the protocol context: the database it redeems and rotates in. */
@@ -9,5 +10,6 @@ export interface TokenContext extends GrantContext {
 /** One grant type's module: `{ grantType, handle }`, dispatched by grant_type through a Map. */
 export interface TokenGrant {
   readonly grantType: string;
-  handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse>;
+  /** `proof`: the request's checked, not replayed DPoP proof (RFC 9449), if one came. */
+  handle(params: TokenParams, client: GrantClient, ctx: TokenContext, proof?: DpopProof): Promise<TokenResponse>;
 }

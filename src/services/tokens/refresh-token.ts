@@ -1,4 +1,5 @@
 import type { Db } from '../../db/database.js';
+import type { DpopProof } from '../../oauth/dpop.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
@@ -52,9 +53,12 @@ async function retryWithinGrace(
   row: RefreshTokenRow,
   p: Presented,
   graceSeconds: number,
+  jkt: string | null,
   now: Date,
 ): Promise<Retry | undefined> {
   if (graceSeconds === 0 || row.rotated_at === null || row.successor_sealed === null) return undefined;
+  // RFC 9449 §5: a bound chain answers only a proof by its key, a retry included.
+  if (row.dpop_jkt !== null && row.dpop_jkt !== jkt) return undefined;
   if (now.getTime() - row.rotated_at.getTime() > graceSeconds * 1000) return undefined;
   const token = openSuccessor(p.token, row.successor_sealed);
   if (token === undefined) return undefined;
@@ -74,7 +78,13 @@ async function overtaken(db: Db, row: RefreshTokenRow, now: Date): Promise<boole
  * Why a rotation found nothing: a retry within the grace window (answered with the successor), reuse
  * (revoke the chain), a scope or resource beyond the grant, or just invalid.
  */
-async function afterFailedRotation(db: Db, p: Presented, graceSeconds: number, now: Date): Promise<Retry | OAuthError> {
+async function afterFailedRotation(
+  db: Db,
+  p: Presented,
+  graceSeconds: number,
+  jkt: string | null,
+  now: Date,
+): Promise<Retry | OAuthError> {
   const row = await findRefreshToken(db, p.hash);
   if (!row) return new OAuthError('invalid_grant', INVALID);
   if (row.client_id !== p.clientId) {
@@ -89,7 +99,7 @@ async function afterFailedRotation(db: Db, p: Presented, graceSeconds: number, n
     return new OAuthError('invalid_grant', INVALID);
   }
   if (row.rotated_at) {
-    const retry = await retryWithinGrace(db, row, p, graceSeconds, now);
+    const retry = await retryWithinGrace(db, row, p, graceSeconds, jkt, now);
     if (!retry && graceSeconds > 0 && (await overtaken(db, row, now))) {
       // The chain moved on after this request arrived: a request held up on its way (a database that froze,
       // a retry its client gave up on) is old, not a second holder of the chain. Nothing is issued to it.
@@ -114,6 +124,15 @@ async function afterFailedRotation(db: Db, p: Presented, graceSeconds: number, n
     return new OAuthError('invalid_scope', 'the requested scope exceeds the grant');
   if (firstMissing(p.resources, row.resources) !== undefined)
     return new OAuthError('invalid_target', 'a requested resource was not granted');
+  // RFC 9449 §5: a public client's chain is bound to its DPoP key; every refresh proves that key. The
+  // token stays usable for the client that holds the key.
+  if (row.dpop_jkt !== null && row.dpop_jkt !== jkt)
+    return new OAuthError(
+      'invalid_grant',
+      jkt === null
+        ? 'the refresh token is bound to a DPoP key; send a DPoP proof by that key'
+        : 'the refresh token is bound to another DPoP key',
+    );
   // Live, in scope, yet not rotated: its chain has a revoked member (a revocation raced a rotation).
   await revokeFamily(db, row.family_id, now);
   return new OAuthError('invalid_grant', INVALID);
@@ -127,8 +146,14 @@ export const grantType = 'refresh_token';
  * presenting an already-rotated one is reuse and revokes the whole chain, except for the client's retry
  * of the generation it just rotated, within REFRESH_TOKEN_GRACE_SECONDS and before it used the successor:
  * that retry gets the successor again with a new access token (its answer was lost, not stolen).
+ * A chain bound to a DPoP key rotates, or answers a retry, only for a proof by that key (RFC 9449 §5).
  */
-export async function handle(params: TokenParams, client: GrantClient, ctx: TokenContext): Promise<TokenResponse> {
+export async function handle(
+  params: TokenParams,
+  client: GrantClient,
+  ctx: TokenContext,
+  proof?: DpopProof,
+): Promise<TokenResponse> {
   const db = ctx.db();
   const now = ctx.clock();
   const presented = typeof params.refresh_token === 'string' ? params.refresh_token : undefined;
@@ -154,6 +179,7 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
     scopes: scopes ?? [],
     resources,
   };
+  const jkt = proof?.jkt ?? null;
   let next = generateToken();
   let rotated = await rotateRefreshToken(db, {
     tokenHash: p.hash,
@@ -162,10 +188,11 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
     scopes: p.scopes,
     resources,
     sealedSuccessor: sealSuccessor(presented, next),
+    jkt,
     now,
   });
   if (!rotated) {
-    const outcome = await afterFailedRotation(db, p, ctx.config.flow.refreshGrace, now);
+    const outcome = await afterFailedRotation(db, p, ctx.config.flow.refreshGrace, jkt, now);
     if (outcome instanceof OAuthError) throw outcome;
     ({ row: rotated, token: next } = outcome);
   }
@@ -178,5 +205,6 @@ export async function handle(params: TokenParams, client: GrantClient, ctx: Toke
     await revokeFamily(db, rotated.family_id, now);
     throw new OAuthError('invalid_grant', 'nothing the grant covers is allowed any more; authorize again');
   }
-  return userTokenResponse(rotated, client, ctx, audience, granted, next);
+  // RFC 9449 §5: the new access token is bound whenever a proof came, the chain bound or not.
+  return userTokenResponse(rotated, client, ctx, audience, granted, next, proof?.jkt);
 }

@@ -2,8 +2,16 @@ import type { Db } from '../../db/database.js';
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Client } from '../../oauth/client.js';
+import {
+  checkDpopProof,
+  type DpopNonceSource,
+  type DpopProof,
+  proofReplayKey,
+  singleDpopHeader,
+} from '../../oauth/dpop.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
+import { recordDpopProof } from '../../repositories/dpop-proof.repository.js';
 import { tokenGrants } from './index.js';
 import { type Introspector, introspectionService } from './introspection.js';
 import { revokeToken } from './revocation.js';
@@ -17,6 +25,8 @@ export interface TokenServiceDeps extends GrantContext {
   jwks: () => JwkSet;
   clients: { get(clientId: string): Promise<Pick<Client, 'disabled_at'> | undefined> };
   clock: Clock;
+  /** Server-provided DPoP nonces (RFC 9449 §8), shared by every replica. */
+  dpopNonces: DpopNonceSource;
 }
 
 /**
@@ -44,15 +54,60 @@ export class TokenService {
     return tokenGrants.has(grantType);
   }
 
-  /** RFC 6749 §5: runs the grant for an authenticated client. */
-  async issue(params: TokenParams, client: GrantClient): Promise<TokenResponse> {
+  /**
+   * RFC 9449 §4.3: the token request's DPoP header, checked against the published token endpoint URL
+   * (never the Host or X-Forwarded-* headers, so no proxy setting is involved); undefined when none came.
+   * Pure: whether the proof was used before is decided by `issue`, once the client is authenticated.
+   */
+  async checkDpopProof(header: string | string[] | undefined): Promise<DpopProof | undefined> {
+    const value = singleDpopHeader(header);
+    if (value === undefined) return undefined;
+    const { config } = this.#deps;
+    return checkDpopProof(value, {
+      method: 'POST',
+      url: `${config.issuer}/token`,
+      now: Math.floor(this.#deps.clock().getTime() / 1000),
+      maxAge: config.dpop.proofMaxAge,
+      skew: this.#deps.clockSkew,
+      nonces: this.#deps.dpopNonces,
+      requireNonce: config.dpop.nonceRequired,
+    });
+  }
+
+  /** The DPoP nonce a successful response hands out (RFC 9449 §8.2), when nonces are required. */
+  dpopNonce(): string | undefined {
+    if (!this.#deps.config.dpop.nonceRequired) return undefined;
+    return this.#deps.dpopNonces.current(Math.floor(this.#deps.clock().getTime() / 1000));
+  }
+
+  /** RFC 6749 §5: runs the grant for an authenticated client, with the request's DPoP proof if one came. */
+  async issue(params: TokenParams, client: GrantClient, proof?: DpopProof): Promise<TokenResponse> {
     const grant = tokenGrants.get(params.grant_type);
     if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
     // RFC 6749 §5.2 unauthorized_client: the client is not allowed this grant type.
     if (!client.grant_types.includes(grant.grantType)) {
       throw new OAuthError('unauthorized_client', `this client may not use ${grant.grantType}`);
     }
-    return grant.handle(params, client, this.#deps);
+    if (proof) {
+      await this.#acceptOnce(proof);
+    } else if (this.#deps.config.dpop.required || client.dpop_bound_access_tokens) {
+      // RFC 9449 §5.2 (dpop_bound_access_tokens) and DPOP_REQUIRED: a request without the DPoP header is
+      // missing a required part (RFC 6749 §5.2 invalid_request); an invalid proof is invalid_dpop_proof.
+      throw new OAuthError('invalid_request', 'a DPoP proof (RFC 9449) is required for this client');
+    }
+    return grant.handle(params, client, this.#deps, proof);
+  }
+
+  /** RFC 9449 §11.1: a proof is accepted once, across every replica (the unique key in Postgres decides). */
+  async #acceptOnce(proof: DpopProof): Promise<void> {
+    const { config } = this.#deps;
+    // Remembered until its iat leaves the window: by then the iat check refuses it anyway.
+    const expiresAt = new Date((proof.iat + config.dpop.proofMaxAge + 2 * this.#deps.clockSkew) * 1000);
+    if (!(await recordDpopProof(this.#deps.db(), proofReplayKey(proof), expiresAt)))
+      throw new OAuthError(
+        'invalid_dpop_proof',
+        'the DPoP proof was already used; create a new proof for each request',
+      );
   }
 
   /** RFC 7009 §2.1: revokes the caller's refresh token's chain; silent about anything else. */
