@@ -11,8 +11,8 @@ export const DPOP_SIGNING_ALGS = ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'RS256',
 /** JWK members that only a private (or symmetric) key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 
-/** A compact JWS: three base64url parts. A comma means the header was sent more than once (RFC 9110 §5.3). */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** A compact JWS: three base64url parts (the last empty for alg none, refused by name below). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** A proof's jti is bounded so the replay store stays cheap; 256 characters is far beyond any generator's. */
 const MAX_JTI = 256;
@@ -83,7 +83,10 @@ export function accessTokenHash(accessToken: string): string {
   return createHash('sha256').update(accessToken, 'ascii').digest('base64url');
 }
 
-/** The one DPoP header value, or undefined when none was sent; more than one is refused (RFC 9449 §4.3 step 1). */
+/**
+ * The one DPoP header value, or undefined when none was sent; more than one is refused (RFC 9449 §4.3
+ * step 1). Node joins repeated headers with a comma, which no compact JWT contains (RFC 9110 §5.3).
+ */
 export function singleDpopHeader(value: string | string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
   if (Array.isArray(value) || value.includes(',')) throw invalidProof('exactly one DPoP header is allowed');
