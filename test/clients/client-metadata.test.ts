@@ -43,6 +43,7 @@ t.test('defaults follow RFC 7591 §2 and the result is normalised', async (t) =>
     skip_consent: false,
     backchannel_logout_uri: null,
     backchannel_logout_session_required: false,
+    dpop_bound_access_tokens: false,
   });
 });
 
@@ -76,6 +77,7 @@ t.test('a full client is kept, duplicates dropped and resources canonicalised', 
   t.same(m.resources, ['https://api.example.com', 'https://mcp.example.com/mcp'], 'canonical RESOURCES form');
   t.same(m.grant_types, ['authorization_code', 'refresh_token', 'client_credentials']);
   t.equal(m.skip_consent, true);
+  t.equal(validateClientMetadata({ ...web, dpop_bound_access_tokens: true }, policy).dpop_bound_access_tokens, true);
 });
 
 t.test('native clients may use loopback http (any of the three hosts) and private-use schemes', async (t) => {
@@ -250,6 +252,12 @@ t.test('every bad form names its field', async (t) => {
     ['tos_uri with a fragment', { ...web, tos_uri: 'https://app.example.com/tos#top' }, 'tos_uri', /fragment/],
     ['contact not a string', { ...web, contacts: ['a@example.com', 1] }, 'contacts[1]', /string/],
     ['skip_consent not boolean', { ...web, skip_consent: 'yes' }, 'skip_consent', /true or false/],
+    [
+      'dpop_bound_access_tokens not boolean',
+      { ...web, dpop_bound_access_tokens: 'yes' },
+      'dpop_bound_access_tokens',
+      /true or false/,
+    ],
     [
       'too many redirect URIs',
       { ...web, redirect_uris: Array.from({ length: 21 }, (_, i) => `https://a.example/${i}`) },
