@@ -23,6 +23,10 @@ const gatehouse: FastifyInstance = await buildTestApp(t, {
 });
 await gatehouse.listen({ host: '127.0.0.1', port: gatehousePort });
 const metadataUrl = `${server.url}/.well-known/oauth-protected-resource/mcp`;
+const ALGS = 'ES256 ES384 EdDSA Ed25519 RS256 PS256';
+/** With no credentials, both schemes the resource accepts are offered (RFC 9449 §7.2, RFC 9110 §11.6.1). */
+const bothChallenges = (url: string) =>
+  `Bearer resource_metadata="${url}", DPoP algs="${ALGS}", resource_metadata="${url}"`;
 
 const { client, secret } = await gatehouse.clientAdmin.create({
   name: 'Machine',
@@ -77,13 +81,13 @@ t.test('the resource identifier and metadata URL follow from where it listens', 
   t.equal(server.resource, `${server.url}/mcp`);
 });
 
-t.test('no token: 401 with the resource_metadata challenge only', async (t) => {
+t.test('no token: 401 with the resource_metadata challenges only', async (t) => {
   const res = await call();
   t.equal(res.status, 401);
   t.equal(
     res.headers.get('www-authenticate'),
-    `Bearer resource_metadata="${metadataUrl}"`,
-    'RFC 6750 §3.1: no error code without a token; RFC 9728 §5.1',
+    bothChallenges(metadataUrl),
+    'RFC 6750 §3.1: no error code without a token; RFC 9728 §5.1; RFC 9449 §7.1 algs',
   );
   t.equal(res.headers.get('access-control-allow-origin'), '*');
   t.match(
@@ -95,7 +99,7 @@ t.test('no token: 401 with the resource_metadata challenge only', async (t) => {
   t.equal(otherScheme.status, 401);
   t.equal(
     otherScheme.headers.get('www-authenticate'),
-    `Bearer resource_metadata="${metadataUrl}"`,
+    bothChallenges(metadataUrl),
     'another scheme counts as no token',
   );
   const post = await call(undefined, {
@@ -200,6 +204,7 @@ t.test('RFC 9728 metadata at both locations, with CORS', async (t) => {
     authorization_servers: [issuer],
     scopes_supported: ['read'],
     bearer_methods_supported: ['header'],
+    dpop_signing_alg_values_supported: ALGS.split(' '),
   };
   for (const url of [metadataUrl, `${server.url}/.well-known/oauth-protected-resource`]) {
     const res = await fetch(url, { headers: { origin: 'http://localhost:6274' } });
@@ -333,7 +338,7 @@ t.test('options: another path, resource, scope', async (t) => {
   const res = await fetch(`${custom.url}/api`);
   t.equal(
     res.headers.get('www-authenticate'),
-    'Bearer resource_metadata="https://other.example.com/.well-known/oauth-protected-resource/api"',
+    bothChallenges('https://other.example.com/.well-known/oauth-protected-resource/api'),
     'derived from the resource identifier (RFC 9728 §3.1)',
   );
   const ok = await fetch(`${custom.url}/api`, {
