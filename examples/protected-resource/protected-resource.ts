@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
   EmbeddedJWK,
-  type JWK,
   type JWTPayload,
   type JWTVerifyGetKey,
   calculateJwkThumbprint,
@@ -367,7 +366,7 @@ export class ProtectedResource {
     // §4.3 step 12: the proof is for this token (ath) and by the key it is bound to (cnf.jkt).
     if (ath !== createHash('sha256').update(token, 'ascii').digest('base64url'))
       throw invalid('the DPoP proof ath does not match the access token');
-    if ((await calculateJwkThumbprint(jwk as JWK, 'sha256')) !== jkt)
+    if ((await calculateJwkThumbprint(jwk, 'sha256')) !== jkt)
       throw new Refused(401, 'invalid_token', 'the DPoP proof key is not the key the access token is bound to', 'DPoP');
     // §11.1: each proof once.
     if (!this.#replays.accept(`${jkt}\u0000${jti}`, (iat + maxAge + 2 * tolerance) * 1000, this.#now()))

@@ -62,8 +62,8 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
   const path = options.path ?? '/mcp';
   const requiredScope = options.requiredScope ?? 'read';
   // Known only after listen when the port is picked by the system.
-  let guard: ProtectedResource | undefined;
-  const protectedResource = () => guard!;
+  const known: { guard?: ProtectedResource } = {};
+  const protectedResource = () => known.guard!;
 
   const app = Fastify({ logger: options.logger ?? false });
   // Browser-based clients (MCP Inspector) call both the metadata and the API cross-origin, and must be
@@ -92,7 +92,7 @@ export async function startResourceServer(options: ResourceServerOptions): Promi
   const port = typeof address === 'object' && address ? address.port : new URL(listening).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const resource = options.resource ?? `${url}${path === '/' ? '' : path}`;
-  guard = new ProtectedResource({
+  known.guard = new ProtectedResource({
     issuer: options.issuer,
     resource,
     scopesSupported: requiredScope === '' ? [] : [requiredScope],
