@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, errors, jwtVerify, type JWK } from 'jose';
+import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { OAuthError } from './errors.js';
 
 /**
@@ -171,7 +171,7 @@ export async function checkDpopProof(proof: string, expected: DpopExpectation): 
       expected.nonces.current(expected.now),
     );
 
-  const thumbprint = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+  const thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
   return { jkt: thumbprint, jti, iat, nonce };
 }
 
