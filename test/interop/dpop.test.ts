@@ -1,14 +1,16 @@
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import t from 'tap';
-import { listenGatehouse } from '../fixtures/listen.js';
+import { startResourceServer } from '../../examples/resource-server/app.js';
+import { freePort, listenGatehouse } from '../fixtures/listen.js';
 import { authorizationRequest, UserAgent } from '../fixtures/user-agent.js';
 
 /**
  * oauth4webapi (unmodified) as a DPoP client (RFC 9449): a public client binds its code with dpop_jkt,
  * redeems it with a proof after a server-nonce round trip, refreshes with the same key (and is refused
  * with another key or none), and a confidential client gets DPoP-bound client_credentials tokens that
- * introspection describes with `cnf`. The resource-server call is in test/examples/resource-server.test.ts.
+ * introspection describes with `cnf`; the example resource server accepts the bound token only with a
+ * proof by that key.
  */
 
 const RESOURCE = 'https://mcp.example.com/mcp';
@@ -33,7 +35,15 @@ async function withNonceRetry<T>(request: () => Promise<T>): Promise<{ result: T
 t.test(
   'oauth4webapi, public client: dpop_jkt-bound code, nonce round trip, bound refresh; another key or none is refused',
   async (t) => {
-    const { issuer } = await listenGatehouse(t, { RESOURCES: RESOURCE, DPOP_NONCE_REQUIRED: 'true' });
+    // The resource server must know the issuer, and Gatehouse its resource: the port is picked first.
+    const port = await freePort();
+    const api = await startResourceServer({ issuer: `http://127.0.0.1:${port}`, port: 0 });
+    t.teardown(() => api.close());
+    const { issuer } = await listenGatehouse(
+      t,
+      { RESOURCES: `${RESOURCE} ${api.resource}`, DPOP_NONCE_REQUIRED: 'true' },
+      { port },
+    );
     const as = await discover(issuer);
     t.ok(as.dpop_signing_alg_values_supported?.includes('ES256'), 'RFC 9449 §5.1 metadata');
     t.notOk(as.dpop_signing_alg_values_supported?.some((alg) => alg === 'none' || alg.startsWith('HS')));
@@ -66,7 +76,7 @@ t.test(
       redirect_uri: REDIRECT,
       scope: 'read',
       state,
-      resource: RESOURCE,
+      resource: api.resource,
       dpop_jkt: jkt,
     });
     const callback = await new UserAgent(issuer).authorize(url);
@@ -135,6 +145,36 @@ t.test(
       }),
     );
     t.equal(again.token_type, 'dpop');
+
+    // The resource server: the token (for it), bound, presented with a proof (ath, htm, htu) by the key.
+    const forApi = again;
+    const called = await oauth.protectedResourceRequest(
+      forApi.access_token,
+      'GET',
+      new URL(api.resource),
+      undefined,
+      undefined,
+      { ...HTTP, DPoP: dpop },
+    );
+    t.equal(called.status, 200, 'RFC 9449 §7: the bound token with a proof');
+    t.match(await called.json(), { sub: 'alice', client_id: client.client_id });
+    // The same token with a proof by another key, or as a bearer token, is refused with a DPoP challenge.
+    for (const [name, options] of [
+      ['another key', { ...HTTP, DPoP: otherKey }],
+      ['as a bearer token', HTTP],
+    ] as const) {
+      const refused = await oauth
+        .protectedResourceRequest(forApi.access_token, 'GET', new URL(api.resource), undefined, undefined, options)
+        .then(
+          () => null,
+          (err: unknown) => err,
+        );
+      t.type(refused, oauth.WWWAuthenticateChallengeError, name);
+      const challenge = (refused as oauth.WWWAuthenticateChallengeError).cause[0];
+      t.equal(challenge?.scheme, 'dpop', `${name}: a DPoP challenge`);
+      t.equal(challenge?.parameters.error, 'invalid_token', name);
+      t.match(challenge?.parameters.algs, /ES256/, `${name}: algs (RFC 9449 §7.1)`);
+    }
   },
 );
 
