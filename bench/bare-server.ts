@@ -6,12 +6,16 @@
 //                        UPDATE…RETURNING that consumes the code and INSERTs the first refresh token + sign
 //   refresh_token        form + secret + SHA-256 of the token + new opaque token + one prepared
 //                        UPDATE…RETURNING that retires the token and INSERTs its successor + sign
+// With a DPoP header (RFC 9449) the same grant first verifies the proof as RFC 9449 §4.3 asks (typ, alg,
+// signature by its embedded jwk, htm, htu, iat, the key's thumbprint) with the same library, records its
+// jti in one prepared INSERT … ON CONFLICT DO NOTHING on Gatehouse's replay table, binds the token (cnf.jkt)
+// and, for a refresh, checks the chain's bound key inside the rotation statement.
 // No logging, no validation schema, no caches to consult: a lower bound, not a straw man.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyReply } from 'fastify';
-import { CompactSign, importPKCS8 } from 'jose';
+import { CompactSign, EmbeddedJWK, calculateJwkThumbprint, importPKCS8, jwtVerify } from 'jose';
 import pg from 'pg';
 
 const {
@@ -60,6 +64,44 @@ INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id
 SELECT $3, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at FROM old
 RETURNING sub, scopes, resources, auth_time`;
 
+// The same rotation for a chain bound to a DPoP key: the key is part of the condition, and carried over.
+const ROTATE_BOUND = `WITH old AS (
+  UPDATE ${t('refresh_tokens')} SET rotated_at = now()
+  WHERE token_hash = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+    AND (dpop_jkt IS NULL OR dpop_jkt = $4)
+  RETURNING family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt)
+INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt)
+SELECT $3, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt FROM old
+RETURNING sub, scopes, resources, auth_time`;
+
+const RECORD_PROOF = `INSERT INTO ${t('dpop_proofs')} (proof_hash, expires_at) VALUES ($1, $2)
+ON CONFLICT (proof_hash) DO NOTHING RETURNING proof_hash`;
+const DPOP_ALGS = ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'RS256', 'PS256'];
+const TOKEN_URL = `${BARE_ISSUER}/token`;
+
+/** RFC 9449 §4.3 with jose, as little as an honest endpoint can do; the key's thumbprint, or null. */
+async function checkProof(proof: string): Promise<string | null> {
+  try {
+    const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, {
+      typ: 'dpop+jwt',
+      algorithms: DPOP_ALGS,
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const iat = payload.iat;
+    if (payload.htm !== 'POST' || payload.htu !== TOKEN_URL || typeof payload.jti !== 'string') return null;
+    if (typeof iat !== 'number' || iat > now + 30 || iat < now - 90) return null;
+    const jkt = await calculateJwkThumbprint(protectedHeader.jwk!);
+    if (!pool) return jkt;
+    const values = [sha256(`${jkt}\u0000${payload.jti}`), new Date((iat + 120) * 1000)];
+    const { rows } = await pool.query(
+      prepared ? { name: 'record_proof', text: RECORD_PROOF, values } : { text: RECORD_PROOF, values },
+    );
+    return rows.length === 1 ? jkt : null;
+  } catch {
+    return null;
+  }
+}
+
 interface Grant {
   sub: string;
   scopes: string[];
@@ -82,7 +124,14 @@ function jti(): string {
 }
 
 /** The same RFC 9068 claims Gatehouse signs, built directly and signed with jose's CompactSign. */
-function sign(sub: string, clientId: string, aud: string[], scopes: string[], authTime?: number): Promise<string> {
+function sign(
+  sub: string,
+  clientId: string,
+  aud: string[],
+  scopes: string[],
+  authTime?: number,
+  jkt?: string | null,
+): Promise<string> {
   const iat = Math.floor(Date.now() / 1000);
   const payload: Record<string, unknown> = {
     iss: BARE_ISSUER,
@@ -95,6 +144,7 @@ function sign(sub: string, clientId: string, aud: string[], scopes: string[], au
   };
   if (scopes.length > 0) payload.scope = scopes.join(' ');
   if (authTime !== undefined) payload.auth_time = authTime;
+  if (jkt) payload.cnf = { jkt };
   return new CompactSign(encoder.encode(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
@@ -109,20 +159,27 @@ function authenticate(authorization: string | undefined): string | null {
   return expected && timingSafeEqual(digest, expected) ? clientId : null;
 }
 
-async function userTokens(reply: FastifyReply, clientId: string, grant: Grant, refreshToken: string) {
+async function userTokens(
+  reply: FastifyReply,
+  clientId: string,
+  grant: Grant,
+  refreshToken: string,
+  jkt: string | null,
+) {
   const token = await sign(
     grant.sub,
     clientId,
     grant.resources,
     grant.scopes,
     Math.floor(grant.auth_time.getTime() / 1000),
+    jkt,
   );
   return reply
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
     .send({
       access_token: token,
-      token_type: 'Bearer',
+      token_type: jkt ? 'DPoP' : 'Bearer',
       expires_in: 3600,
       ...(grant.scopes.length > 0 ? { scope: grant.scopes.join(' ') } : {}),
       refresh_token: refreshToken,
@@ -137,13 +194,16 @@ app.post('/token', async (request, reply) => {
   const body = request.body as Record<string, string | undefined>;
   const clientId = authenticate(request.headers.authorization);
   if (clientId === null) return reply.code(401).send({ error: 'invalid_client' });
+  const proof = request.headers.dpop;
+  const jkt = typeof proof === 'string' ? await checkProof(proof) : null;
+  if (proof !== undefined && jkt === null) return reply.code(400).send({ error: 'invalid_dpop_proof' });
   switch (body.grant_type) {
     case 'client_credentials': {
-      const token = await sign(clientId, clientId, [BARE_AUDIENCE!], []);
+      const token = await sign(clientId, clientId, [BARE_AUDIENCE!], [], undefined, jkt);
       return reply
         .header('cache-control', 'no-store')
         .header('pragma', 'no-cache')
-        .send({ access_token: token, token_type: 'Bearer', expires_in: 3600 });
+        .send({ access_token: token, token_type: jkt ? 'DPoP' : 'Bearer', expires_in: 3600 });
     }
     case 'authorization_code': {
       const { code, code_verifier: verifier, redirect_uri: redirectUri } = body;
@@ -160,17 +220,16 @@ app.post('/token', async (request, reply) => {
       const { rows } = await pool.query<Grant>(
         prepared ? { name: 'redeem', text: REDEEM, values } : { text: REDEEM, values },
       );
-      return rows[0] ? userTokens(reply, clientId, rows[0], refreshToken) : invalidGrant(reply);
+      return rows[0] ? userTokens(reply, clientId, rows[0], refreshToken, jkt) : invalidGrant(reply);
     }
     case 'refresh_token': {
       const presented = body.refresh_token;
       if (!pool || !presented) return invalidGrant(reply);
       const next = randomBytes(32).toString('base64url');
-      const values = [sha256(presented), clientId, sha256(next)];
-      const { rows } = await pool.query<Grant>(
-        prepared ? { name: 'rotate', text: ROTATE, values } : { text: ROTATE, values },
-      );
-      return rows[0] ? userTokens(reply, clientId, rows[0], next) : invalidGrant(reply);
+      const values = [sha256(presented), clientId, sha256(next), ...(jkt ? [jkt] : [])];
+      const [name, text] = jkt ? ['rotate_bound', ROTATE_BOUND] : ['rotate', ROTATE];
+      const { rows } = await pool.query<Grant>(prepared ? { name, text, values } : { text, values });
+      return rows[0] ? userTokens(reply, clientId, rows[0], next, jkt) : invalidGrant(reply);
     }
     default:
       return reply.code(400).send({ error: 'unsupported_grant_type' });

@@ -5,10 +5,13 @@
 //                        it, bound to a PKCE S256 challenge and a redirect URI), so none is used twice
 //   refresh_token        pre-seeded chains, one per connection: each response's new refresh token is the
 //                        next request's, so every chain rotates in sequence and never forks
+//   client_credentials+dpop, refresh_token+dpop
+//                        the same with a fresh DPoP proof (RFC 9449) on every request, pre-signed by one
+//                        ES256 client key (unique jti, current iat); the refresh chains are bound to that key
 // Codes and chains are seeded straight into the database (getting a code over HTTP needs the browser
 // sign-in handshake). Listens on 127.0.0.1 only and stops by itself. Results: bench/results/token.{json,md}.
 //
-// Environment: BENCH_CONNECTIONS (50), BENCH_DURATION seconds (10), BENCH_GRANTS (all three, comma-separated),
+// Environment: BENCH_CONNECTIONS (50), BENCH_DURATION seconds (10), BENCH_GRANTS (all five, comma-separated),
 // BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
 // scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
 // BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones).
@@ -20,7 +23,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { calculateJwkThumbprint, CompactSign, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose';
+import {
+  calculateJwkThumbprint,
+  CompactSign,
+  exportJWK,
+  exportPKCS8,
+  generateKeyPair,
+  importPKCS8,
+  type CryptoKey,
+  type JWK,
+  SignJWT,
+} from 'jose';
 import pg from 'pg';
 import { hashSecret } from '../src/oauth/secrets.js';
 
@@ -34,7 +47,13 @@ const ISSUER = 'http://127.0.0.1:4000';
 const AUDIENCE = 'https://api.bench.example';
 const REDIRECT_URI = 'https://app.bench.example/callback';
 const SCOPES = ['read', 'write'];
-const ALL_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+const ALL_GRANTS = [
+  'client_credentials',
+  'authorization_code',
+  'refresh_token',
+  'client_credentials+dpop',
+  'refresh_token+dpop',
+] as const;
 type GrantName = (typeof ALL_GRANTS)[number];
 /** Codes seeded for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
 const WARMUP_CODES = Number(process.env.BENCH_WARMUP_CODES ?? 30_000);
@@ -133,6 +152,12 @@ interface Feed {
   ok?(body: string): void;
 }
 
+/** DPoP proofs handed out in order, each once; null when the pre-signed supply ran out. */
+type ProofFeed = () => string | null;
+
+/** A DPoP header no server accepts, sent when the pre-signed proofs ran out (counted as an error). */
+const EXHAUSTED_PROOF = 'exhausted';
+
 /** A request body no server accepts, sent when the seeded supply is exhausted (counted as an error). */
 const EXHAUSTED_BODY = 'grant_type=refresh_token&refresh_token=exhausted';
 
@@ -161,15 +186,22 @@ async function drive(
   feed: Feed | null,
   seconds: number,
   cpu?: { meter: CpuMeter; pid: number },
+  proofs?: ProofFeed,
 ) {
   const samples = new Set<string>();
   let exhausted = 0;
   const request: autocannon.Request = { method: 'POST', path: '/token', headers };
+  const withProof = (req: autocannon.Request): autocannon.Request => {
+    if (!proofs) return req;
+    const proof = proofs();
+    if (proof === null) exhausted++;
+    return { ...req, headers: { ...req.headers, dpop: proof ?? EXHAUSTED_PROOF } };
+  };
   if (feed) {
     request.setupRequest = (req) => {
       const body = feed.next();
       if (body === null) exhausted++;
-      return { ...req, body: body ?? EXHAUSTED_BODY };
+      return withProof({ ...req, body: body ?? EXHAUSTED_BODY });
     };
     request.onResponse = (status, body) => {
       if (status >= 200 && status < 300) feed.ok?.(body);
@@ -177,6 +209,12 @@ async function drive(
     };
   } else {
     request.body = staticBody!;
+    if (proofs) {
+      request.setupRequest = withProof;
+      request.onResponse = (status, body) => {
+        if ((status < 200 || status >= 300) && samples.size < 3) samples.add(`${status} ${body}`);
+      };
+    }
   }
   const before = cpu?.meter.sample(cpu.pid);
   const result = await autocannon({
@@ -281,15 +319,15 @@ class Seeder {
     return bodies;
   }
 
-  /** n new refresh-token chains (generation 0, 30 days to live); returns their tokens. */
-  async chains(n: number): Promise<string[]> {
+  /** n new refresh-token chains (generation 0, 30 days to live), bound to a DPoP key when `jkt` is given; returns their tokens. */
+  async chains(n: number, jkt: string | null = null): Promise<string[]> {
     const tokens = Array.from({ length: n }, () => b64url(32));
     await this.pool.query(
       `INSERT INTO "${this.schema}".refresh_tokens
-         (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at)
-       SELECT h, f, 0, $3, 'user-' || i, $4::text[], $5::text[], now(), now() + interval '30 days'
+         (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt)
+       SELECT h, f, 0, $3, 'user-' || i, $4::text[], $5::text[], now(), now() + interval '30 days', $6
        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(h, f, i)`,
-      [tokens.map(hashSecret), tokens.map(() => b64url(16)), this.clientId, SCOPES, [AUDIENCE]],
+      [tokens.map(hashSecret), tokens.map(() => b64url(16)), this.clientId, SCOPES, [AUDIENCE], jkt],
     );
     await this.analyze();
     return tokens;
@@ -315,6 +353,38 @@ class Seeder {
     return this.pool.end();
   }
 }
+
+/** The bench client's DPoP key: n proofs for POST /token, signed now (unique jti), handed out once each. */
+class ProofSigner {
+  private constructor(
+    private readonly privateKey: CryptoKey,
+    private readonly jwk: JWK,
+    readonly jkt: string,
+  ) {}
+
+  static async create(): Promise<ProofSigner> {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(publicKey);
+    return new ProofSigner(privateKey, jwk, await calculateJwkThumbprint(jwk));
+  }
+
+  async feed(n: number): Promise<ProofFeed> {
+    const proofs: string[] = [];
+    const iat = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < n; i++) {
+      proofs.push(
+        await new SignJWT({ jti: b64url(16), htm: 'POST', htu: `${ISSUER}/token`, iat })
+          .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: this.jwk })
+          .sign(this.privateKey),
+      );
+    }
+    let i = 0;
+    return () => (i < proofs.length ? proofs[i++]! : null);
+  }
+}
+
+/** Proofs pre-signed for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
+const WARMUP_PROOFS = Number(process.env.BENCH_WARMUP_PROOFS ?? 8000);
 
 /** Codes handed out in order, each once. */
 function codeFeed(bodies: string[]): Feed {
@@ -472,6 +542,10 @@ async function main(): Promise<void> {
     const barePort = await waitForPort(bare, /LISTENING (\d+)/);
 
     const sigs = await signaturesPerSec(pem, kid);
+    const dpop = await ProofSigner.create();
+    /** Proofs for the measured run: 3× the warm-up's pace (6× if it ran out), at least 1000/s. */
+    const proofsFor = async (warm: Awaited<ReturnType<typeof drive>>) =>
+      dpop.feed(Math.ceil(Math.max(warm.result['2xx'] / WARMUP, 1000) * (warm.exhausted > 0 ? 6 : 3) * DURATION));
     const meter = new CpuMeter(postmasterPid(pgDir));
     const results: GrantResult[] = [];
     let longestChain = 0;
@@ -501,6 +575,34 @@ async function main(): Promise<void> {
             ),
           );
         }
+        if (grant === 'client_credentials+dpop') {
+          const body = 'grant_type=client_credentials';
+          const warm = await drive(
+            port,
+            service.headers,
+            body,
+            null,
+            WARMUP,
+            undefined,
+            await dpop.feed(WARMUP_PROOFS),
+          );
+          const proofs = await proofsFor(warm);
+          return figures(name, await drive(port, service.headers, body, null, DURATION, cpu, proofs));
+        }
+        if (grant === 'refresh_token+dpop') {
+          const warm = await drive(
+            port,
+            app.headers,
+            null,
+            chainFeed(await seeder!.chains(CHAINS, dpop.jkt)),
+            WARMUP,
+            undefined,
+            await dpop.feed(WARMUP_PROOFS),
+          );
+          const proofs = await proofsFor(warm);
+          const chains = chainFeed(await seeder!.chains(CHAINS, dpop.jkt));
+          return figures(name, await drive(port, app.headers, null, chains, DURATION, cpu, proofs));
+        }
         await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), WARMUP);
         return figures(
           name,
@@ -518,7 +620,7 @@ async function main(): Promise<void> {
       process.stderr.write(
         `${grant}: bare ${bareFigures.tokensPerSec.toFixed(0)}/s, Gatehouse ${gatehouseFigures.tokensPerSec.toFixed(0)}/s\n`,
       );
-      if (grant === 'refresh_token') longestChain = await seeder.longestChain();
+      if (grant.startsWith('refresh_token')) longestChain = await seeder.longestChain();
     }
     report(sigs, results, longestChain);
   } finally {
@@ -574,6 +676,9 @@ const BARE_WORK: Record<GrantName, string> = {
   client_credentials: 'form + SHA-256 + sign',
   authorization_code: 'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement + sign',
   refresh_token: 'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement + sign',
+  'client_credentials+dpop': 'form + SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + sign with cnf',
+  'refresh_token+dpop':
+    'form + 2× SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + new token + key-bound UPDATE…RETURNING/INSERT + sign with cnf',
 };
 
 function report(sigs: number, results: GrantResult[], longestChain: number): void {
@@ -611,7 +716,7 @@ Target: Gatehouse / bare ≥ 0.80, zero errors, p99 < 25 ms.
 ${cpuTable(results)}
 Bare endpoint (bench/bare-server.ts, same framework, key, library and Postgres tables):
 ${results.map((r) => `- ${r.grant}: ${BARE_WORK[r.grant]}`).join('\n')}
-${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seeded unused (PKCE S256, redirect URI) and redeemed once; the client may refresh, so each redemption also starts a refresh-token chain.\n' : ''}${results.some((r) => r.grant === 'refresh_token') ? `\nRefresh: ${CHAINS} chains per run${CHAINS === CONNECTIONS ? ', one per connection' : ''}, each response's token used for the next request (longest chain: ${longestChain} generations).\n` : ''}${problems.length > 0 ? `\nErrors:\n${problems.join('\n')}\n` : ''}`;
+${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seeded unused (PKCE S256, redirect URI) and redeemed once; the client may refresh, so each redemption also starts a refresh-token chain.\n' : ''}${results.some((r) => r.grant.endsWith('+dpop')) ? '\nDPoP: a fresh ES256 proof per request (pre-signed, unique jti), verified and its jti recorded by both servers; the DPoP refresh chains are bound to the proof key.\n' : ''}${results.some((r) => r.grant.startsWith('refresh_token')) ? `\nRefresh: ${CHAINS} chains per run${CHAINS === CONNECTIONS ? ', one per connection' : ''}, each response's token used for the next request (longest chain: ${longestChain} generations).\n` : ''}${problems.length > 0 ? `\nErrors:\n${problems.join('\n')}\n` : ''}`;
   const out = join(root, 'bench/results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'token.md'), md);
