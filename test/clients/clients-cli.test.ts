@@ -89,6 +89,22 @@ t.test('a public native client has no secret', async (t) => {
   );
 });
 
+t.test('--dpop-bound-access-tokens sets RFC 9449 §5.2 client metadata; --no-… clears it', async (t) => {
+  const out = await cliJson<{ client: Record<string, unknown> }>(['create'], {
+    ...machineFlags,
+    name: 'DPoP machine',
+    'dpop-bound-access-tokens': true,
+  });
+  t.equal(out.client.dpop_bound_access_tokens, true);
+  const id = String(out.client.client_id);
+  await cli(['update', id], { 'no-dpop-bound-access-tokens': true });
+  t.equal((await cliJson(['show', id])).dpop_bound_access_tokens, false);
+  await t.rejects(
+    cli(['create'], { ...machineFlags, 'dpop-bound-access-tokens': true, 'no-dpop-bound-access-tokens': true }),
+    { name: 'ClientsUsageError', message: /contradict/ },
+  );
+});
+
 t.test(
   'a dynamically registered client is shown and listed without its secret or registration token hashes',
   async (t) => {
