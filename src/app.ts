@@ -40,6 +40,7 @@ import introspectRoute from './routes/oauth/introspect.js';
 import revokeRoute from './routes/oauth/revoke.js';
 import registerRoutes from './routes/oauth/register.js';
 import tokenRoute from './routes/oauth/token.js';
+import userinfoRoute from './routes/oauth/userinfo.js';
 import jwksRoute from './routes/well-known/jwks.js';
 import metadataRoutes from './routes/well-known/metadata.js';
 import { databaseCheck, migrationsCheck } from './services/readiness.js';
@@ -209,6 +210,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(revokeRoute);
   await app.register(hostSignOutRoute);
   await app.register(introspectRoute);
+  // OpenID Connect Core §5.3 UserInfo.
+  await app.register(userinfoRoute);
   // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
   if (config.registration.enabled) await app.register(registerRoutes);
   return app;

@@ -28,6 +28,10 @@ export const CLIENTS_OPTIONS = {
   'backchannel-logout-uri': { type: 'string' },
   'backchannel-logout-session-required': { type: 'boolean' },
   'no-backchannel-logout-session-required': { type: 'boolean' },
+  'id-token-alg': { type: 'string' },
+  'default-max-age': { type: 'string' },
+  'require-auth-time': { type: 'boolean' },
+  'no-require-auth-time': { type: 'boolean' },
   'no-skip-consent': { type: 'boolean' },
   'dpop-bound-access-tokens': { type: 'boolean' },
   'no-dpop-bound-access-tokens': { type: 'boolean' },
@@ -54,7 +58,9 @@ export const CLIENTS_USAGE = `  clients list               list clients
                              --logo-uri, --policy-uri, --tos-uri, --backchannel-logout-uri (empty: none),
                              --backchannel-logout-session-required / --no-backchannel-logout-session-required;
                              repeatable: --redirect-uri, --grant-type, --scope,
-                             --default-scope, --resource, --post-logout-redirect-uri, --contact`;
+                             --default-scope, --resource, --post-logout-redirect-uri, --contact;
+                             OpenID Connect: --id-token-alg ALG, --default-max-age SECONDS,
+                             --require-auth-time / --no-require-auth-time`;
 
 /** How long a metadata-document client goes unused before `prune-metadata-documents` deletes it, by default. */
 const DEFAULT_UNUSED_DAYS = 30;
@@ -89,6 +95,8 @@ const FLAGS: Record<string, string> = {
   tos_uri: 'tos-uri',
   contacts: 'contact',
   backchannel_logout_uri: 'backchannel-logout-uri',
+  id_token_signed_response_alg: 'id-token-alg',
+  default_max_age: 'default-max-age',
 };
 
 /** `--scope "read write"` and `--scope read --scope write` mean the same. */
@@ -119,6 +127,13 @@ function metadataFromFlags(options: Record<string, unknown>): Record<string, unk
     throw new ClientsUsageError('--dpop-bound-access-tokens and --no-dpop-bound-access-tokens contradict each other');
   if (options['dpop-bound-access-tokens']) out.dpop_bound_access_tokens = true;
   if (options['no-dpop-bound-access-tokens']) out.dpop_bound_access_tokens = false;
+  if (options['require-auth-time'] && options['no-require-auth-time'])
+    throw new ClientsUsageError('--require-auth-time and --no-require-auth-time contradict each other');
+  if (options['require-auth-time']) out.require_auth_time = true;
+  if (options['no-require-auth-time']) out.require_auth_time = false;
+  // A number on the command line is text; validation refuses anything that is not a whole number.
+  if (typeof out.default_max_age === 'string' && /^\d{1,9}$/.test(out.default_max_age))
+    out.default_max_age = Number(out.default_max_age);
   return out;
 }
 

@@ -62,6 +62,14 @@ function canonicalOrSelf(value: string): string {
 /** Problems no single setting shows: settings that contradict each other. One message each, naming its variable. */
 export function crossFieldProblems(config: Settings, policy: Policy): string[] {
   const problems: string[] = [];
+  // An identity scope releases the host's claims (OIDC Core §5.4); an access scope in SCOPES of the same
+  // name would make one word mean two grants.
+  for (const scope of policy.scopes.catalogue.keys()) {
+    if (policy.scopes.identity.has(scope))
+      problems.push(
+        `SCOPES: "${scope}" is an OpenID Connect identity scope (openid, standard, or in CLAIMS); remove it from SCOPES`,
+      );
+  }
   // A verifier's cached JWKS may be max-age old, and a replica's own key set cacheTtl old: a new key must
   // be published longer than both together before it signs.
   if (config.keys.rotationDelay <= config.keys.jwksMaxAge + config.keys.cacheTtl) {

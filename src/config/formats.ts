@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { OPENID_SCOPE, RESERVED_CLAIMS, STANDARD_IDENTITY_SCOPES } from '../lib/oidc-claims.js';
 import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
 
 /**
@@ -64,6 +65,63 @@ export function parseScopeCatalogue(value: string): Map<string, string> {
     return new Map(Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
   }
   return new Map(trimmed.split(/\s+/).map((name) => [name, name]));
+}
+
+/** An operator's identity scope (CLAIMS): the host claims it releases and the consent page's words for them. */
+export interface ClaimScope {
+  description: string;
+  claims: readonly string[];
+}
+
+/** A claim name an operator may define: printable ASCII without quotes, spaces or commas. */
+const CLAIM_NAME = /^[\x21\x23-\x2B\x2D-\x7E]{1,64}$/;
+
+/**
+ * Parses CLAIMS: a JSON object of scope name to `{"description": "…", "claims": ["…"]}`, or
+ * space-separated `scope:claim1,claim2` entries (the consent page then names the claims). Throws a
+ * message naming the first bad entry.
+ */
+export function parseClaimsCatalogue(value: string): Map<string, ClaimScope> {
+  const trimmed = value.trim();
+  const out = new Map<string, ClaimScope>();
+  if (trimmed === '') return out;
+  let entries: Array<[string, unknown, unknown]>;
+  if (trimmed.startsWith('{')) {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('must be a JSON object');
+    entries = Object.entries(parsed as Record<string, unknown>).map(([scope, spec]) => {
+      if (!spec || typeof spec !== 'object' || Array.isArray(spec))
+        throw new Error(`"${scope}" must map to {"description": "...", "claims": ["..."]}`);
+      const { description, claims, ...rest } = spec as Record<string, unknown>;
+      const extra = Object.keys(rest)[0];
+      if (extra !== undefined) throw new Error(`"${scope}" has an unknown member "${extra}"`);
+      return [scope, description, claims];
+    });
+  } else {
+    entries = trimmed.split(/\s+/).map((entry) => {
+      const colon = entry.indexOf(':');
+      if (colon <= 0) throw new Error(`"${entry}" is not scope:claim1,claim2`);
+      const claims = entry.slice(colon + 1).split(',');
+      return [entry.slice(0, colon), claims.join(', '), claims];
+    });
+  }
+  for (const [scope, description, claims] of entries) {
+    if (!SCOPE_TOKEN.test(scope)) throw new Error(`"${scope}" is not a valid scope name (RFC 6749 §3.3)`);
+    if (scope === OPENID_SCOPE || STANDARD_IDENTITY_SCOPES.has(scope))
+      throw new Error(`"${scope}" is a standard OpenID Connect scope; it cannot be redefined`);
+    if (typeof description !== 'string' || description.trim() === '' || description.length > 200)
+      throw new Error(`"${scope}" needs a description of at most 200 characters`);
+    if (!Array.isArray(claims) || claims.length === 0 || claims.length > 32)
+      throw new Error(`"${scope}" must name between 1 and 32 claims`);
+    for (const claim of claims) {
+      if (typeof claim !== 'string' || !CLAIM_NAME.test(claim))
+        throw new Error(`"${scope}": ${JSON.stringify(claim)} is not a valid claim name`);
+      if (RESERVED_CLAIMS.has(claim))
+        throw new Error(`"${scope}": "${claim}" is a claim Gatehouse sets itself (OIDC Core §2)`);
+    }
+    out.set(scope, { description: description.trim(), claims: [...new Set(claims as string[])] });
+  }
+  return out;
 }
 
 /** Parses RESOURCES (or DEFAULT_RESOURCE) into canonical URLs. */
@@ -140,6 +198,18 @@ const FORMATS = {
       }
       for (const name of catalogue.keys()) {
         if (!SCOPE_TOKEN.test(name)) throw new Error(`"${name}" is not a valid scope name (RFC 6749 §3.3)`);
+      }
+    },
+  }),
+  'claims-catalogue': format<string>({
+    validate(value) {
+      try {
+        parseClaimsCatalogue(String(value));
+      } catch (err) {
+        throw new Error(
+          `must be a JSON object of scope to {"description","claims"}, or space-separated scope:claim1,claim2 entries (${(err as Error).message})`,
+          { cause: err },
+        );
       }
     },
   }),

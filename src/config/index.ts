@@ -14,5 +14,5 @@ export {
   loadConfig,
   redactDatabaseUrl,
 } from './load.js';
-export { type Policy, type ResourcePolicy, type ScopePolicy, issuerIsHttps } from './policy.js';
+export { type ClaimScope, type Policy, type ResourcePolicy, type ScopePolicy, issuerIsHttps } from './policy.js';
 export { type SchemaLeaf, type Settings, type SigningAlg, schema, schemaLeaves } from './schema.js';

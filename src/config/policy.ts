@@ -1,4 +1,13 @@
-import { parseResourceList, parseSchemeList, parseScopeCatalogue } from './formats.js';
+import { OPENID_SCOPE, STANDARD_IDENTITY_SCOPES } from '../lib/oidc-claims.js';
+import {
+  type ClaimScope,
+  parseClaimsCatalogue,
+  parseResourceList,
+  parseSchemeList,
+  parseScopeCatalogue,
+} from './formats.js';
+
+export type { ClaimScope };
 import type { Settings } from './schema.js';
 
 /** What scope decisions need to know about the server's catalogue (SCOPES, ENFORCE_SCOPES). */
@@ -7,6 +16,12 @@ export interface ScopePolicy {
   catalogue: ReadonlyMap<string, string>;
   /** ENFORCE_SCOPES: only catalogue scopes the client is allowed. */
   enforce: boolean;
+  /**
+   * Identity scopes (OpenID Connect): `openid`, the standard profile/email/address/phone and the
+   * operator's CLAIMS, each with the claims it releases. Always allowed to any client, whatever SCOPES and
+   * ENFORCE_SCOPES say: the consent page names the personal data each one shows.
+   */
+  identity: ReadonlyMap<string, ClaimScope>;
 }
 
 /** The resource servers tokens may be issued for (RFC 8707), canonicalised (RESOURCES, DEFAULT_RESOURCE). */
@@ -24,11 +39,24 @@ export interface Policy {
   nativeSchemes: ReadonlySet<string>;
 }
 
+/** The identity scopes: openid, the standard ones (OIDC Core §5.4), then the operator's CLAIMS. */
+function identityScopes(claims: string): ReadonlyMap<string, ClaimScope> {
+  return new Map<string, ClaimScope>([
+    [OPENID_SCOPE, { description: 'who you are (your account identifier)', claims: [] }],
+    ...STANDARD_IDENTITY_SCOPES,
+    ...parseClaimsCatalogue(claims),
+  ]);
+}
+
 /** Parses the policy settings of validated settings (their formats have already accepted them). */
 export function readPolicy(settings: Pick<Settings, 'scopes' | 'resources' | 'clients'>): Policy {
   const configured = parseResourceList(settings.resources.list);
   return {
-    scopes: { catalogue: parseScopeCatalogue(settings.scopes.catalogue), enforce: settings.scopes.enforce },
+    scopes: {
+      catalogue: parseScopeCatalogue(settings.scopes.catalogue),
+      enforce: settings.scopes.enforce,
+      identity: identityScopes(settings.scopes.claims),
+    },
     resources: {
       configured,
       fallback: parseResourceList(settings.resources.defaultResource)[0] ?? configured[0] ?? null,

@@ -265,6 +265,12 @@ export const schema = {
       default: true,
       env: 'ENFORCE_SCOPES',
     },
+    claims: {
+      doc: 'Identity scopes of your own beyond the standard OpenID Connect ones (`profile`, `email`, `address`, `phone`): a JSON object of scope name to the host claims it releases and the words the consent page uses for them (`{"employment":{"description":"your employee number and department","claims":["employee_id","department"]}}`), or space-separated `scope:claim1,claim2` entries. The claims come from the `claims` of the host\'s login_response (docs/openid-connect.md).',
+      format: 'claims-catalogue',
+      default: '',
+      env: 'CLAIMS',
+    },
   },
   resources: {
     list: {

@@ -4,6 +4,7 @@ import type { AuthorizationRequestTable } from './tables/authorization-request.t
 import type { ClientTable } from './tables/client.table.js';
 import type { ConsentTable } from './tables/consent.table.js';
 import type { DpopProofTable } from './tables/dpop-proof.table.js';
+import type { GrantedClaimsTable } from './tables/granted-claims.table.js';
 import type { GrantRevocationTable } from './tables/grant-revocation.table.js';
 import type { HostSignOutJtiTable, LogoutDeliveryTable, SessionClientTable } from './tables/logout.table.js';
 import type { RefreshTokenTable } from './tables/refresh-token.table.js';
@@ -24,6 +25,7 @@ export interface Database {
   logout_deliveries: LogoutDeliveryTable;
   host_sign_out_jtis: HostSignOutJtiTable;
   dpop_proofs: DpopProofTable;
+  granted_claims: GrantedClaimsTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

@@ -2,6 +2,7 @@ import { type CryptoKey, SignJWT } from 'jose';
 import type { Config } from '../config/index.js';
 import type { AuthorizationRequestRow } from '../db/tables/authorization-request.table.js';
 import { type Clock, epochSeconds } from '../lib/clock.js';
+import { hasPrompt } from '../oauth/checks/prompt.js';
 import type { Client } from '../oauth/client.js';
 import { OAuthError } from '../oauth/errors.js';
 
@@ -29,7 +30,7 @@ export interface LoginRequestDeps {
 
 type PendingForSignIn = Pick<
   AuthorizationRequestRow,
-  'id' | 'expires_at' | 'prompt' | 'max_age' | 'login_hint' | 'ui_locales'
+  'id' | 'expires_at' | 'prompt' | 'max_age' | 'login_hint' | 'ui_locales' | 'acr_values' | 'id_token_hint_sub'
 >;
 
 /** The hints of a login_request: only those the authorization request carried. */
@@ -39,6 +40,10 @@ function hints(pending: PendingForSignIn, client: Pick<Client, 'client_id' | 'na
   if (pending.max_age !== null) out.max_age = pending.max_age;
   if (pending.login_hint !== null) out.login_hint = pending.login_hint;
   if (pending.ui_locales !== null) out.ui_locales = pending.ui_locales;
+  // OIDC Core §3.1.2.1: the host decides how to authenticate; its answer's acr says what it did.
+  if (pending.acr_values !== null) out.acr_values = pending.acr_values;
+  // The sub of a verified id_token_hint: the user the client expects (docs/handshake.md).
+  if (pending.id_token_hint_sub !== null) out.id_token_hint_sub = pending.id_token_hint_sub;
   return out;
 }
 
@@ -89,7 +94,7 @@ export function sessionSatisfies(
   const authTime = session.authTime.getTime();
   const skew = skewSeconds * 1000;
   // auth_time is whole seconds: compare against the request's creation truncated to its second.
-  if (pending.prompt === 'login' && authTime < Math.floor(pending.created_at.getTime() / 1000) * 1000 - skew)
+  if (hasPrompt(pending.prompt, 'login') && authTime < Math.floor(pending.created_at.getTime() / 1000) * 1000 - skew)
     return false;
   if (pending.max_age !== null && authTime < now.getTime() - pending.max_age * 1000 - skew) return false;
   return true;

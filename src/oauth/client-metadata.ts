@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { SIGNING_ALGS } from '../keys/public-jwk.js';
 import { DomainError } from '../lib/errors.js';
 import { isRegistrableLoopbackHost } from '../lib/loopback.js';
 import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
@@ -39,6 +40,12 @@ export interface ClientMetadata {
   backchannel_logout_session_required: boolean;
   /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
   dpop_bound_access_tokens: boolean;
+  /** OpenID Connect Registration 1.0 §2: the alg of its ID tokens (null: the active key's). */
+  id_token_signed_response_alg: string | null;
+  /** OpenID Connect Registration 1.0 §2: max_age applied when a request names none. */
+  default_max_age: number | null;
+  /** OpenID Connect Registration 1.0 §2 (Gatehouse always sends auth_time; kept as registered). */
+  require_auth_time: boolean;
 }
 
 /** Every client metadata field, in display order. */
@@ -62,6 +69,9 @@ export const CLIENT_METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
   'backchannel_logout_uri',
   'backchannel_logout_session_required',
   'dpop_bound_access_tokens',
+  'id_token_signed_response_alg',
+  'default_max_age',
+  'require_auth_time',
 ];
 
 /** RFC 6749 Appendix A.1: client_id is visible ASCII (VSCHAR, space included); capped so lookups stay cheap. */
@@ -79,22 +89,28 @@ export interface ClientMetadataPolicy {
   nativeSchemes: ReadonlySet<string>;
   /** Outside production: a backchannel_logout_uri may be http on a loopback host (a local test RP). */
   backchannelHttpLoopback?: boolean;
+  /** Identity scopes (openid, standard, CLAIMS): always allowed in a client's scopes. */
+  identityScopes?: ReadonlySet<string>;
+  /** The algorithms ID tokens are signed with (SIGNING_ALG); every one Gatehouse can sign with when absent. */
+  idTokenAlgs?: readonly string[];
 }
 
 /** No extra schemes: only reverse-domain private-use schemes (RFC 8252 §7.1). */
 export const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set();
 
 /** The client metadata policy of a configuration (from the policy values loadConfig parsed). */
-export function clientMetadataPolicy({
-  policy,
-  nodeEnv,
-}: Pick<Config, 'policy'> & Partial<Pick<Config, 'nodeEnv'>>): ClientMetadataPolicy {
+export function clientMetadataPolicy(
+  config: Pick<Config, 'policy'> & Partial<Pick<Config, 'nodeEnv' | 'keys'>>,
+): ClientMetadataPolicy {
+  const { policy, nodeEnv } = config;
   return {
     catalogue: policy.scopes.catalogue,
     enforceScopes: policy.scopes.enforce,
     resources: policy.resources.configured,
     nativeSchemes: policy.nativeSchemes,
     backchannelHttpLoopback: nodeEnv !== undefined && nodeEnv !== 'production',
+    identityScopes: new Set(policy.scopes.identity.keys()),
+    ...(config.keys ? { idTokenAlgs: [config.keys.signingAlg] } : {}),
   };
 }
 
@@ -283,7 +299,7 @@ function readScopes(input: Record<string, unknown>, field: string, policy: Clien
   const scopes = readList(input, field, 100, 256) ?? [];
   scopes.forEach((scope, i) => {
     if (!SCOPE_TOKEN.test(scope)) fail(`${field}[${i}]`, 'is not a valid scope-token (RFC 6749 §3.3)');
-    if (policy.enforceScopes && !policy.catalogue.has(scope))
+    if (policy.enforceScopes && !policy.catalogue.has(scope) && !policy.identityScopes?.has(scope))
       fail(`${field}[${i}]`, `"${scope}" is not in the scope catalogue (SCOPES)`);
   });
   return scopes;
@@ -306,6 +322,28 @@ function readBoolean(input: Record<string, unknown>, field: string): boolean {
   const value = input[field];
   if (value === undefined || value === null) return false;
   if (typeof value !== 'boolean') fail(field, 'must be true or false');
+  return value;
+}
+
+/** OIDC Registration 1.0 §2 id_token_signed_response_alg: only an alg Gatehouse signs with, never `none`. */
+function readIdTokenAlg(input: Record<string, unknown>, policy: ClientMetadataPolicy): string | null {
+  const value = input.id_token_signed_response_alg;
+  if (value === undefined || value === null) return null;
+  const allowed = policy.idTokenAlgs ?? SIGNING_ALGS;
+  if (typeof value !== 'string' || !allowed.includes(value))
+    fail(
+      'id_token_signed_response_alg',
+      `must be ${allowed.join(' or ')}: the algorithm this server signs ID tokens with`,
+    );
+  return value;
+}
+
+/** OIDC Registration 1.0 §2 default_max_age: seconds, a non-negative integer. */
+function readMaxAge(input: Record<string, unknown>): number | null {
+  const value = input.default_max_age;
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 999_999_999)
+    fail('default_max_age', 'must be a non-negative integer number of seconds');
   return value;
 }
 
@@ -376,6 +414,9 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
     backchannel_logout_uri: readBackchannelLogoutUri(data, policy),
     backchannel_logout_session_required: readBoolean(data, 'backchannel_logout_session_required'),
     dpop_bound_access_tokens: readBoolean(data, 'dpop_bound_access_tokens'),
+    id_token_signed_response_alg: readIdTokenAlg(data, policy),
+    default_max_age: readMaxAge(data),
+    require_auth_time: readBoolean(data, 'require_auth_time'),
   };
 }
 

@@ -23,6 +23,9 @@ export const SAME_NAME_FIELDS = [
   'backchannel_logout_session_required',
   // RFC 9449 §5.2.
   'dpop_bound_access_tokens',
+  'id_token_signed_response_alg',
+  'default_max_age',
+  'require_auth_time',
 ] as const;
 
 /** Name given to a client that registers without client_name when nothing better can be derived. */
@@ -188,5 +191,10 @@ export function registrationResponse(
   }
   // RFC 9449 §5.2: false when omitted.
   doc.dpop_bound_access_tokens = client.dpop_bound_access_tokens;
+  // OpenID Connect Registration 1.0 §2.
+  if (client.id_token_signed_response_alg !== null)
+    doc.id_token_signed_response_alg = client.id_token_signed_response_alg;
+  if (client.default_max_age !== null) doc.default_max_age = client.default_max_age;
+  if (client.require_auth_time) doc.require_auth_time = true;
   return doc;
 }

@@ -43,10 +43,14 @@ export interface RedeemedCode {
   auth_time: Date;
   /** The refresh-token chain started, when one was. */
   family_id: string | null;
+  /** OIDC: for the ID token. */
+  nonce: string | null;
+  acr: string | null;
+  amr: string[];
 }
 
 /** The columns a redemption returns (named, not `*`: see src/db/precompiled.ts). */
-const REDEEMED = ['sub', 'scopes', 'resources', 'auth_time', 'family_id'] as const;
+const REDEEMED = ['sub', 'scopes', 'resources', 'auth_time', 'family_id', 'nonce', 'acr', 'amr'] as const;
 
 interface RedeemParams extends Record<string, unknown> {
   codeHash: string;
@@ -102,6 +106,9 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
           'scopes',
           'resources',
           'auth_time',
+          'nonce',
+          'acr',
+          'amr',
         ]),
       )
       .insertInto('refresh_tokens')
@@ -116,6 +123,8 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
         'auth_time',
         'expires_at',
         'dpop_jkt',
+        'acr',
+        'amr',
       ])
       .expression((eb) =>
         eb
@@ -131,9 +140,15 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
             'code.auth_time',
             sql<Date>`${p.expiresAt}::timestamptz`.as('expires_at'),
             sql<string | null>`${p.chainJkt}::text`.as('dpop_jkt'),
+            'code.acr',
+            'code.amr',
           ]),
       )
-      .returning([...REDEEMED]),
+      // The code's nonce is not carried onto the chain (OIDC Core §12.2): it comes back from the CTE.
+      .returning((eb) => [
+        ...(['sub', 'scopes', 'resources', 'auth_time', 'family_id', 'acr', 'amr'] as const),
+        eb.selectFrom('code').select('code.nonce').as('nonce'),
+      ]),
   );
 
 const REDEEM = {
@@ -201,6 +216,9 @@ const REFRESH_TOKEN_COLUMNS = [
   'revoked_at',
   'successor_sealed',
   'dpop_jkt',
+  'acr',
+  'amr',
+  'sid',
 ] as const;
 
 interface RotateParams extends Record<string, unknown> {
@@ -245,7 +263,8 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
           'auth_time',
           'expires_at',
           'dpop_jkt',
-        ]),
+        ])
+        .returning(['acr', 'amr', 'sid']),
     )
     .insertInto('refresh_tokens')
     .columns([
@@ -259,6 +278,9 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
       'auth_time',
       'expires_at',
       'dpop_jkt',
+      'acr',
+      'amr',
+      'sid',
     ])
     .expression((eb) =>
       eb
@@ -274,6 +296,9 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
           'old.auth_time',
           'old.expires_at',
           'old.dpop_jkt',
+          'old.acr',
+          'old.amr',
+          'old.sid',
         ]),
     )
     .returning([...REFRESH_TOKEN_COLUMNS]),

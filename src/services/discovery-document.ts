@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import { DPOP_SIGNING_ALGS } from '../oauth/dpop.js';
+import { userinfoEndpoint } from '../oauth/tokens/id-token.js';
 
 /** The endpoints a running Gatehouse actually serves; the discovery document never advertises what is off. */
 export interface Features {
@@ -73,13 +74,24 @@ export function discoveryDocument(
   return doc;
 }
 
-/** OpenID Connect discovery: the same document plus the fields OIDC Discovery 1.0 §3 requires. */
+/**
+ * OpenID Connect discovery: the same document plus what OIDC Discovery 1.0 §3 defines, each saying only
+ * what is implemented (docs/openid-connect.md): the access scopes of the catalogue then the identity
+ * scopes, the claims those release, ID tokens signed with the active key's alg, and no request objects
+ * or claims parameter.
+ */
 export function openIdConfiguration(
   config: Readonly<Config>,
   features: Features = featuresOf(config),
 ): Record<string, unknown> {
+  const { catalogue, identity } = config.policy.scopes;
+  const claims = new Set(['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'sid']);
+  for (const scope of identity.values()) for (const claim of scope.claims) claims.add(claim);
   return {
     ...discoveryDocument(config, features),
+    userinfo_endpoint: userinfoEndpoint(config.issuer),
+    scopes_supported: [...catalogue.keys(), ...identity.keys()],
+    claims_supported: [...claims],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [config.keys.signingAlg],
     // OpenID Connect RP-Initiated Logout 1.0 §2.1 and Back-Channel Logout 1.0 §2.1: /sign-out, and
@@ -87,6 +99,12 @@ export function openIdConfiguration(
     end_session_endpoint: `${config.issuer}/sign-out`,
     backchannel_logout_supported: true,
     backchannel_logout_session_supported: true,
+    // OIDC Core §5.5 and §6: neither the claims parameter nor request objects are supported.
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+    claim_types_supported: ['normal'],
+    prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
   };
 }
 

@@ -58,6 +58,12 @@ export interface UserScript {
   sub?: string;
   /** The button pressed on the consent page. Default `allow`. */
   decision?: 'allow' | 'deny';
+  /** What the host adds to its login_response beside sub (claims, acr, amr, auth_time: docs/handshake.md). */
+  answer?: Record<string, unknown>;
+  /** Sees the verified login_request's claims (the hints a host receives). */
+  onLoginRequest?: (payload: Record<string, unknown>) => void;
+  /** Sees the consent page's HTML each time it is shown. */
+  onConsent?: (html: string) => void;
 }
 
 /** The hidden fields and action of the consent page's decision form. */
@@ -112,6 +118,7 @@ export class UserAgent extends Browser {
     let res = await this.request(next);
     for (let hop = 0; hop < 10; hop++) {
       if (res.status === 200 && next.origin === this.issuerOrigin && next.pathname.endsWith('/consent')) {
+        script.onConsent?.(res.body);
         const { action, fields } = consentForm(res.body, next);
         next = action;
         res = await this.request(action, { form: { ...fields, decision: script.decision ?? 'allow' } });
@@ -150,7 +157,13 @@ export class UserAgent extends Browser {
     if (payload.return_to !== `${this.issuer}/sign-in/complete`)
       throw new Error(`unexpected return_to ${payload.return_to}`);
     if (typeof payload.jti !== 'string') throw new Error('login_request without jti');
-    const response = await signLoginResponse({ request: payload.jti, aud: this.issuer, sub: script.sub ?? 'alice' });
+    script.onLoginRequest?.(payload);
+    const response = await signLoginResponse({
+      ...script.answer,
+      request: payload.jti,
+      aud: this.issuer,
+      sub: script.sub ?? 'alice',
+    });
     const back = new URL(payload.return_to);
     back.searchParams.set('login_response', response);
     return back;

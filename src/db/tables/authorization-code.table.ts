@@ -16,6 +16,10 @@ export interface AuthorizationCodeTable {
   auth_time: Date;
   /** The public name (`sid`) of the Gatehouse session that issued the code; null for codes older than it. */
   sid: ColumnType<string | null, string | null | undefined, string | null>;
+  /** OIDC: the request's nonce, and the session's acr and amr, for the ID token. */
+  nonce: ColumnType<string | null, string | null | undefined, string | null>;
+  acr: ColumnType<string | null, string | null | undefined, string | null>;
+  amr: ColumnType<string[], string[] | undefined, string[]>;
   created_at: ColumnType<Date, Date | string | undefined, never>;
   expires_at: Date;
   consumed_at: Date | null;

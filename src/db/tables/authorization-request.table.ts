@@ -17,6 +17,12 @@ export interface AuthorizationRequestTable {
   ui_locales: string | null;
   /** RFC 9449 §10: the thumbprint /authorize named in dpop_jkt; the code exchange must prove that key. */
   dpop_jkt: Generated<string | null>;
+  /** OIDC Core §3.1.2.1 nonce, echoed in the ID token; null when none was sent. */
+  nonce: ColumnType<string | null, string | null | undefined, string | null>;
+  /** OIDC Core §3.1.2.1 acr_values, passed to the host. */
+  acr_values: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The sub of a verified id_token_hint (OIDC Core §3.1.2.1), passed to the host and checked against the session. */
+  id_token_hint_sub: ColumnType<string | null, string | null | undefined, string | null>;
   /** SHA-256 of the browser-binding cookie set when the request was made. */
   binding_hash: string;
   /** The Gatehouse session that signed in for this request (hash of its id). */

@@ -42,6 +42,10 @@ export interface ClientTable {
   registration_access_token_hash: Generated<string | null>;
   /** A metadata-document client's document is fresh until then (its HTTP cache lifetime); null otherwise. */
   document_expires_at: Generated<Date | null>;
+  /** OpenID Connect Registration 1.0 §2: the ID token's alg (null: the active key's), default max_age, require_auth_time. */
+  id_token_signed_response_alg: Generated<string | null>;
+  default_max_age: Generated<number | null>;
+  require_auth_time: Generated<boolean>;
 }
 
 export type ClientRow = Selectable<ClientTable>;

@@ -12,6 +12,10 @@ export interface RefreshTokenTable {
   auth_time: Date;
   /** RFC 9449 §5: a public client's chain is bound to this key (thumbprint); every refresh must prove it. */
   dpop_jkt: Generated<string | null>;
+  /** OIDC Core §12.2: the original sign-in's acr, amr and session id, for an ID token issued on refresh. */
+  acr: ColumnType<string | null, string | null | undefined, string | null>;
+  amr: ColumnType<string[], string[] | undefined, string[]>;
+  sid: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, Date | string | undefined, never>;
   expires_at: Date;
   rotated_at: Date | null;

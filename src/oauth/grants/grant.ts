@@ -24,6 +24,8 @@ export interface GrantClient {
   source: string;
   /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
   dpop_bound_access_tokens?: boolean;
+  /** OIDC Registration 1.0 §2: the alg its ID tokens must use; null or absent: the active key's. */
+  id_token_signed_response_alg?: string | null;
 }
 
 /** What every grant needs, prepared once at start. */
@@ -43,4 +45,6 @@ export interface TokenResponse {
   expires_in: number;
   scope?: string;
   refresh_token?: string;
+  /** OIDC Core §3.1.3.3: when `openid` was granted. */
+  id_token?: string;
 }

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { epochSeconds } from '../../lib/clock.js';
 import { canonicalResource } from '../checks/resource.js';
-import { allowedScopes, resolveScopes } from '../checks/scope.js';
+import { allowedScopes, isOpenIdRequest, resolveScopes } from '../checks/scope.js';
+import { OAuthError } from '../errors.js';
+import { issueIdToken, userinfoEndpoint } from '../tokens/id-token.js';
 import { issueAccessToken } from '../tokens/access-token.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from './grant.js';
 
@@ -11,6 +13,11 @@ export interface UserGrant {
   scopes: readonly string[];
   resources: readonly string[];
   auth_time: Date;
+  /** OIDC: the code's nonce (absent on refresh, OIDC Core §12.2), the sign-in's acr and amr, the session's sid. */
+  nonce?: string | null;
+  acr?: string | null;
+  amr?: readonly string[];
+  sid?: string | null;
 }
 
 /** The resources a token request names (RFC 8707 §2.2), canonical; checked for syntax before anything is consumed. */
@@ -26,7 +33,11 @@ export function audienceFor(requested: readonly string[], granted: readonly stri
 /** The scope a refresh asks for (syntax only; that it was granted is checked atomically with the rotation). */
 export function requestedScopes(params: TokenParams): string[] | null {
   if (params.scope === undefined) return null;
-  return resolveScopes(params.scope, { scopes: [], default_scopes: [] }, { catalogue: new Map(), enforce: false });
+  return resolveScopes(
+    params.scope,
+    { scopes: [], default_scopes: [] },
+    { catalogue: new Map(), enforce: false, identity: new Map() },
+  );
 }
 
 /** Which of the requested values the grant lacks, for a precise error once the atomic check refused. */
@@ -38,7 +49,8 @@ export function firstMissing(requested: readonly string[], granted: readonly str
 export function currentlyAllowedScope(client: GrantClient, ctx: GrantContext): (scope: string) => boolean {
   if (!ctx.scopePolicy.enforce) return () => true;
   const allowed = allowedScopes(client, ctx.scopePolicy);
-  return (scope) => ctx.scopePolicy.catalogue.has(scope) && allowed.has(scope);
+  const { catalogue, identity } = ctx.scopePolicy;
+  return (scope) => identity.has(scope) || (catalogue.has(scope) && allowed.has(scope));
 }
 
 /** Whether a resource is still configured and allowed for the client (RFC 8707). */
@@ -47,7 +59,19 @@ export function currentlyAllowedResource(client: GrantClient, ctx: GrantContext)
   return (resource) => ctx.resourcePolicy.configured.includes(resource) && (own === null || own.has(resource));
 }
 
-/** Signs the access token for a user grant (bound to `jkt` when a DPoP proof came) and builds the RFC 6749 §5.1 response. */
+/**
+ * The access token's audience: the granted resources, plus the UserInfo endpoint when `openid` was
+ * granted (OIDC Core §5.3: the access token from an OpenID request is presented there). A request for
+ * identity alone has no resource, and its token is for /userinfo only.
+ */
+export function tokenAudience(issuer: string, resources: readonly string[], scopes: readonly string[]): string[] {
+  return isOpenIdRequest(scopes) ? [...resources, userinfoEndpoint(issuer)] : [...resources];
+}
+
+/**
+ * Signs the access token for a user grant (bound to `jkt` when a DPoP proof came) and builds the RFC 6749 §5.1 response; with `openid` granted
+ * also an ID token (OIDC Core §3.1.3.3, and §12.2 on refresh), signed by the same active key.
+ */
 export async function userTokenResponse(
   grant: UserGrant,
   client: GrantClient,
@@ -57,17 +81,45 @@ export async function userTokenResponse(
   refreshToken: string | null,
   jkt?: string,
 ): Promise<TokenResponse> {
-  const issued = await issueAccessToken(ctx.signer(), {
+  const signer = ctx.signer();
+  const openid = isOpenIdRequest(scopes);
+  // OIDC Registration 1.0 §2: a client that registered an alg gets only that one; Gatehouse signs with
+  // its active key alone, so a mismatch (SIGNING_ALG changed since) is refused rather than ignored.
+  const wanted = client.id_token_signed_response_alg;
+  if (openid && wanted && wanted !== signer.alg) {
+    throw new OAuthError(
+      'invalid_client',
+      `the client's id_token_signed_response_alg ${wanted} is not the algorithm this server signs with (${signer.alg})`,
+    );
+  }
+  const now = epochSeconds(ctx.clock);
+  const authTime = Math.floor(grant.auth_time.getTime() / 1000);
+  const issued = await issueAccessToken(signer, {
     issuer: ctx.config.issuer,
     subject: grant.sub,
     clientId: client.client_id,
-    audience,
+    audience: tokenAudience(ctx.config.issuer, audience, scopes),
     scopes,
     ttlSeconds: ctx.config.tokens.accessTokenTtl,
-    authTime: Math.floor(grant.auth_time.getTime() / 1000),
-    now: epochSeconds(ctx.clock),
+    authTime,
+    now,
     ...(jkt === undefined ? {} : { jkt }),
   });
+  const idToken = openid
+    ? await issueIdToken(signer, {
+        issuer: ctx.config.issuer,
+        subject: grant.sub,
+        clientId: client.client_id,
+        ttlSeconds: ctx.config.tokens.accessTokenTtl,
+        now,
+        authTime,
+        nonce: grant.nonce ?? null,
+        acr: grant.acr ?? null,
+        amr: grant.amr ?? [],
+        sid: grant.sid ?? null,
+        accessToken: issued.token,
+      })
+    : undefined;
   return {
     access_token: issued.token,
     // RFC 9449 §5: a token bound to the proof key is of type DPoP.
@@ -75,6 +127,7 @@ export async function userTokenResponse(
     expires_in: issued.expiresIn,
     ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
     ...(refreshToken ? { refresh_token: refreshToken } : {}),
+    ...(idToken ? { id_token: idToken } : {}),
   };
 }
 

@@ -4,6 +4,7 @@ import { loadHostKeys } from '../../handshake/host-keys.js';
 import { keyEncryptionSecret } from '../../keys/key-encryption.js';
 import type { Clock } from '../../lib/clock.js';
 import { CsrfTokens } from '../../oauth/csrf.js';
+import { idTokenHintVerifier } from '../../oauth/tokens/id-token.js';
 import { AuthorizationService } from '../../services/authorization/authorization-service.js';
 
 declare module 'fastify' {
@@ -33,6 +34,7 @@ export default fp<AuthorizationPluginOptions>(
       hostKeys: await loadHostKeys(config),
       // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
       csrf: new CsrfTokens(keyEncryptionSecret(config, app.log)),
+      idTokenHint: idTokenHintVerifier(() => app.keys.jwks(), config.issuer),
       clock,
     });
     app.decorate('authorization', service);

@@ -43,6 +43,7 @@ export default fp<CorsPluginOptions>(
       '/.well-known/*',
       '/token',
       '/revoke',
+      '/userinfo',
       ...(registration ? ['/register', '/register/:client_id'] : []),
     ];
     for (const url of preflightPaths) app.options(url, async (_request, reply) => reply.callNotFound());

@@ -13,7 +13,12 @@ import type { ScopePolicy } from '../../oauth/checks/scope.js';
 import { type Client, isOperatorClient } from '../../oauth/client.js';
 import type { CsrfTokens } from '../../oauth/csrf.js';
 import { OAuthError, rfcDescription } from '../../oauth/errors.js';
+import { hasPrompt } from '../../oauth/checks/prompt.js';
+import { isOpenIdRequest } from '../../oauth/checks/scope.js';
+import { releasableClaims } from '../../oauth/claims.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
+import { IdTokenHintError, type IdTokenHintVerifier } from '../../oauth/tokens/id-token.js';
+import { saveGrantedClaims } from '../../repositories/granted-claims.repository.js';
 import { createAuthorizationCode } from '../../repositories/authorization-code.repository.js';
 import {
   answerAuthorizationRequest,
@@ -36,7 +41,7 @@ import {
 } from './parameters.js';
 
 /** The signed-in user as the flow needs them (a Gatehouse session). */
-export type FlowSession = Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime'>;
+export type FlowSession = Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime' | 'acr' | 'amr' | 'claims'>;
 
 /** The clients the flow reads: the registry (its cache, and metadata-document resolution for /authorize). */
 export interface FlowClients {
@@ -57,6 +62,8 @@ export interface AuthorizationServiceDeps {
   /** The host's keys for login_response, or null when sign-in is not configured. */
   hostKeys: HostKeys | null;
   csrf: CsrfTokens;
+  /** Verifies an id_token_hint against Gatehouse's published keys (OIDC Core §3.1.2.1). */
+  idTokenHint: IdTokenHintVerifier;
   clock: Clock;
 }
 
@@ -144,9 +151,11 @@ export class AuthorizationService {
     const { client, redirectUri, given } = await clientAndRedirect((id) => clients.resolveForAuthorization(id), params);
     let state: string | null = null;
     let rest: ReturnType<typeof validateRest>;
+    let hintSub: string | null;
     try {
       state = single(params, 'state') ?? null;
       rest = validateRest(params, client, this.#deps.scopePolicy, this.#deps.resourcePolicy);
+      hintSub = rest.idTokenHint === null ? null : await this.#verifyHint(rest.idTokenHint, client.client_id);
     } catch (err) {
       if (!(err instanceof OAuthError) || !err.redirectable) throw err;
       if (!trustsRedirect(client)) throw new OAuthError(err.error, err.description, { status: err.status });
@@ -174,6 +183,9 @@ export class AuthorizationService {
       login_hint: rest.loginHint,
       ui_locales: rest.uiLocales,
       dpop_jkt: rest.dpopJkt,
+      nonce: rest.nonce,
+      acr_values: rest.acrValues,
+      id_token_hint_sub: hintSub,
       binding_hash: binding.hash,
       session_hash: null,
       created_at: now,
@@ -184,14 +196,19 @@ export class AuthorizationService {
 
     return carrying([binding.cookie], async () => {
       const session = await sessions.current(cookies[sessions.cookieName]);
-      // prompt=login asks for a new sign-in: a session that existed before this request never satisfies it.
-      if (session && pending.prompt !== 'login' && sessionSatisfies(session, pending, now)) {
+      if (session && this.#sessionServes(session, pending, now)) {
         await attachSession(this.#deps.db, pending.id, session.idHash);
         return this.#continue({ ...pending, session_hash: session.idHash }, session);
       }
       // OIDC Core §3.1.2.1: prompt=none never shows a page; without a usable session the answer is login_required.
-      if (pending.prompt === 'none')
-        return this.#finishWithError(pending, new OAuthError('login_required', 'the user is not signed in'));
+      if (hasPrompt(pending.prompt, 'none'))
+        return this.#finishWithError(
+          pending,
+          new OAuthError(
+            'login_required',
+            session ? 'the signed-in user does not meet this request' : 'the user is not signed in',
+          ),
+        );
       if (!config.handshake.signInUrl)
         throw new OAuthError('temporarily_unavailable', 'sign-in is not configured (SIGN_IN_URL)', { status: 503 });
       // RFC 9700 §4.12: 303; no-store because the URL carries a one-off signed request.
@@ -243,7 +260,7 @@ export class AuthorizationService {
       );
     }
     if (!this.#freshEnough(answer, pending, now)) {
-      const why = pending.prompt === 'login' ? 'prompt=login' : `max_age=${pending.max_age}`;
+      const why = hasPrompt(pending.prompt, 'login') ? 'prompt=login' : `max_age=${pending.max_age}`;
       return this.#finishWithError(
         pending,
         new OAuthError('login_required', `the host app did not re-authenticate the user as ${why} requires`),
@@ -270,7 +287,7 @@ export class AuthorizationService {
     return {
       kind: 'page',
       view: 'consent',
-      data: consentView(interaction, this.#deps.scopePolicy.catalogue, token),
+      data: consentView(interaction, this.#deps.scopePolicy.catalogue, token, this.#deps.scopePolicy.identity),
       // Allow and Deny both end in a 303 to the client, which the browser checks against form-action.
       formRedirects: [interaction.pending.redirect_uri],
       cookies: [],
@@ -295,6 +312,30 @@ export class AuthorizationService {
     }
     // Straight to the code: #continue would send prompt=consent back to this page forever.
     return this.#issueCode(pending, session, { rememberConsent: true });
+  }
+
+  /**
+   * Whether the browser's existing session may answer the request without the host (OIDC Core
+   * §3.1.2.1): not when prompt=login asks for a new sign-in (a session that existed before this request
+   * never satisfies it) or select_account for the host's account chooser; not when max_age finds it too
+   * old; not when acr_values names levels and the session's acr is none of them (the host may step up);
+   * not when a verified id_token_hint names another user.
+   */
+  #sessionServes(session: FlowSession, pending: AuthorizationRequestRow, now: Date): boolean {
+    if (hasPrompt(pending.prompt, 'login') || hasPrompt(pending.prompt, 'select_account')) return false;
+    if (!sessionSatisfies(session, pending, now)) return false;
+    if (pending.acr_values !== null && !pending.acr_values.split(' ').includes(session.acr ?? '')) return false;
+    return pending.id_token_hint_sub === null || pending.id_token_hint_sub === session.sub;
+  }
+
+  /** The sub of an id_token_hint, or a redirectable invalid_request naming why it is refused. */
+  async #verifyHint(hint: string, clientId: string): Promise<string> {
+    try {
+      return await this.#deps.idTokenHint(hint, clientId);
+    } catch (err) {
+      if (err instanceof IdTokenHintError) throw new OAuthError('invalid_request', err.message, { redirectable: true });
+      throw err;
+    }
   }
 
   /** OpenID Connect Core §3.1.2.1: prompt=login and max_age need a fresh sign-in; the host's clock may run behind. */
@@ -344,7 +385,7 @@ export class AuthorizationService {
     if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
     if (await this.#needsConsent(client, pending, session.sub)) {
       // OIDC Core §3.1.2.1: prompt=none never shows a page.
-      if (pending.prompt === 'none')
+      if (hasPrompt(pending.prompt, 'none'))
         return this.#finishWithError(
           pending,
           new OAuthError('consent_required', 'the user has not consented to this client'),
@@ -357,7 +398,7 @@ export class AuthorizationService {
   /** Whether this request must show the consent page. */
   async #needsConsent(client: Client, pending: AuthorizationRequestRow, sub: string): Promise<boolean> {
     // OIDC Core §3.1.2.1: prompt=consent always asks, even a first-party client.
-    if (pending.prompt === 'consent') return true;
+    if (hasPrompt(pending.prompt, 'consent')) return true;
     // Only an operator's client may skip consent: a self-registered one never does, whatever its flag says.
     if (client.skip_consent && isOperatorClient(client)) return false;
     // Remembered consent is not trusted when another local app could be posing as this client.
@@ -417,6 +458,12 @@ export class AuthorizationService {
     // (two tabs, a double submit) stores nothing.
     if (options.rememberConsent)
       await saveConsent(db, session.sub, pending.client_id, pending.scopes, pending.resources, now);
+    // The host's claims go with the grant, replaced at every sign-in, so /userinfo answers for a refresh
+    // chain after the browser session is gone (OIDC Core §5.3); only claims some identity scope releases.
+    if (isOpenIdRequest(pending.scopes)) {
+      const claims = releasableClaims(session.claims, this.#deps.scopePolicy.identity);
+      await saveGrantedClaims(db, session.sub, pending.client_id, claims, now);
+    }
     const code = generateToken();
     await createAuthorizationCode(db, {
       code_hash: hashSecret(code),
@@ -429,6 +476,9 @@ export class AuthorizationService {
       sub: session.sub,
       auth_time: session.authTime,
       sid: session.sid,
+      nonce: pending.nonce,
+      acr: session.acr,
+      amr: session.amr,
       expires_at: new Date(now.getTime() + config.flow.codeTtl * 1000),
       consumed_at: null,
       family_id: null,

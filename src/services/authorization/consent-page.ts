@@ -6,7 +6,7 @@ import type { Session } from '../sessions/session-service.js';
 /** A pending request waiting for consent, checked against the browser and session that may decide it. */
 export interface Interaction {
   pending: AuthorizationRequestRow;
-  session: Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime' | 'claims'>;
+  session: Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime' | 'acr' | 'amr' | 'claims'>;
   client: Client;
 }
 
@@ -46,8 +46,17 @@ export function metadataDocumentIdentity(
   return { host: url.host, elsewhere: redirect.kind === 'web' && redirect.host !== url.hostname };
 }
 
-/** What consent.eta renders (but the form's `action`, which the edge adds); every string is escaped by the template engine. */
-export function consentView(interaction: Interaction, catalogue: ReadonlyMap<string, string>, csrf: string) {
+/**
+ * What consent.eta renders (but the form's `action`, which the edge adds); every string is escaped by the
+ * template engine. Identity scopes (OpenID Connect) are listed apart, as the personal data the app will
+ * see ("your email address"), in the words of the standard scopes or the operator's CLAIMS.
+ */
+export function consentView(
+  interaction: Interaction,
+  catalogue: ReadonlyMap<string, string>,
+  csrf: string,
+  identityScopes: ReadonlyMap<string, { description: string }> = new Map(),
+) {
   const { pending, session, client } = interaction;
   const redirect = redirectTarget(pending.redirect_uri);
   const identity = metadataDocumentIdentity(client, redirect);
@@ -64,7 +73,13 @@ export function consentView(interaction: Interaction, catalogue: ReadonlyMap<str
     },
     identity,
     redirect,
-    scopes: pending.scopes.map((name) => ({ name, description: catalogue.get(name) ?? name })),
+    scopes: pending.scopes
+      .filter((name) => !identityScopes.has(name))
+      .map((name) => ({ name, description: catalogue.get(name) ?? name })),
+    personalData: pending.scopes.flatMap((name) => {
+      const scope = identityScopes.get(name);
+      return scope ? [{ name, description: scope.description }] : [];
+    }),
     resources: pending.resources,
     user: { name: claimText(session.claims, 'name'), email: claimText(session.claims, 'email'), sub: session.sub },
     requestId: pending.id,

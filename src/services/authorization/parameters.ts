@@ -1,17 +1,24 @@
 import { checkCodeChallenge } from '../../oauth/checks/pkce.js';
 import { resolveRedirectUri } from '../../oauth/checks/redirect-uri.js';
 import { type ResourcePolicy, resolveResources } from '../../oauth/checks/resource.js';
-import { resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
+import { onlyIdentityScopes, resolveScopes, type ScopePolicy } from '../../oauth/checks/scope.js';
 import type { Client } from '../../oauth/client.js';
 import { JKT_FORM } from '../../oauth/dpop.js';
 import { OAuthError } from '../../oauth/errors.js';
+import { MAX_NONCE_LENGTH } from '../../oauth/tokens/id-token.js';
 
 /** /authorize parameters as the edge parsed them (query or form); a repeated one is an array. */
 export type AuthorizeParams = Readonly<Record<string, string | string[]>>;
 
 /** Parameters that RFC 8707 lets a client repeat; any other repeated parameter is refused (RFC 6749 §3.1). */
 const REPEATABLE = new Set(['resource']);
-const PROMPTS = new Set(['none', 'login', 'consent']);
+/** OIDC Core §3.1.2.1 prompt values. */
+const PROMPTS = new Set(['none', 'login', 'consent', 'select_account']);
+/** OIDC Core §5.5: the members a claims request may have. */
+const CLAIMS_MEMBERS = new Set(['userinfo', 'id_token']);
+// C0 controls and DEL: matching them is the point of this pattern.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 const MAX = 2048;
 
 /** The validated rest of an authorization request (after its client and redirect URI). */
@@ -25,6 +32,12 @@ export interface ValidatedRequest {
   uiLocales: string | null;
   /** RFC 9449 §10: the DPoP key (thumbprint) the code is bound to. */
   dpopJkt: string | null;
+  /** OIDC Core §3.1.2.1: echoed in the ID token. */
+  nonce: string | null;
+  /** OIDC Core §3.1.2.1: space-separated, passed to the host. */
+  acrValues: string | null;
+  /** OIDC Core §3.1.2.1: not yet verified (the service checks it against the published keys). */
+  idTokenHint: string | null;
 }
 
 /** What the client registry answers for /authorize: the client, or why there is none. */
@@ -111,14 +124,22 @@ export function validateRest(
     throw new OAuthError('invalid_request', 'too many resource parameters', { redirectable: true });
   let resources: string[] = [];
   redirectable(() => {
+    // An OpenID request for identity alone names no API: no default resource, its token is for /userinfo.
+    if (requestedResources.length === 0 && onlyIdentityScopes(scopes, scopePolicy)) return;
     resources = resolveResources(requestedResources, client, resourcePolicy);
   });
   const promptValue = single(params, 'prompt');
-  const prompts = promptValue === undefined ? [] : promptValue.split(' ').filter(Boolean);
-  // OIDC Core §3.1.2.1 allows a list, but none/login/consent are mutually exclusive in practice.
-  if (prompts.length > 1 || prompts.some((p) => !PROMPTS.has(p))) {
-    throw new OAuthError('invalid_request', 'prompt must be one of none, login or consent', { redirectable: true });
+  const prompts = [...new Set(promptValue === undefined ? [] : promptValue.split(' ').filter(Boolean))];
+  if (prompts.some((p) => !PROMPTS.has(p))) {
+    throw new OAuthError('invalid_request', 'prompt must be none, login, consent or select_account', {
+      redirectable: true,
+    });
   }
+  // OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
+  if (prompts.includes('none') && prompts.length > 1)
+    throw new OAuthError('invalid_request', 'prompt=none cannot be combined with another value', {
+      redirectable: true,
+    });
   const maxAgeValue = single(params, 'max_age');
   if (maxAgeValue !== undefined && !/^\d{1,9}$/.test(maxAgeValue))
     throw new OAuthError('invalid_request', 'max_age must be a non-negative integer', { redirectable: true });
@@ -128,14 +149,57 @@ export function validateRest(
     throw new OAuthError('invalid_request', 'dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url characters)', {
       redirectable: true,
     });
+  const nonce = single(params, 'nonce') ?? null;
+  if (nonce !== null && (nonce.length > MAX_NONCE_LENGTH || CONTROL_CHARS.test(nonce)))
+    throw new OAuthError(
+      'invalid_request',
+      `nonce must be at most ${MAX_NONCE_LENGTH} characters, without control characters`,
+      {
+        redirectable: true,
+      },
+    );
+  checkClaimsRequest(single(params, 'claims'));
   return {
     scopes,
     resources,
     codeChallenge,
-    prompt: prompts[0] ?? null,
-    maxAge: maxAgeValue === undefined ? null : Number(maxAgeValue),
+    prompt: prompts.length > 0 ? prompts.join(' ') : null,
+    // OIDC Registration 1.0 §2 default_max_age: when the request names none.
+    maxAge: maxAgeValue === undefined ? (client.default_max_age ?? null) : Number(maxAgeValue),
     loginHint: single(params, 'login_hint') ?? null,
     uiLocales: single(params, 'ui_locales') ?? null,
     dpopJkt: dpopJkt ?? null,
+    nonce,
+    acrValues: single(params, 'acr_values') ?? null,
+    idTokenHint: single(params, 'id_token_hint') ?? null,
   };
+}
+
+/**
+ * OIDC Core §5.5 claims request: Gatehouse does not support it (claims_parameter_supported is false; the
+ * scopes decide what is released, §5.4), and per §5.5 may then ignore one; a value that is not even a
+ * claims request (not a JSON object of userinfo / id_token members, each an object of claim name to
+ * null or an object) is refused as the malformed request it is.
+ */
+function checkClaimsRequest(value: string | undefined): void {
+  if (value === undefined) return;
+  const refuse = (why: string): never => {
+    throw new OAuthError('invalid_request', `claims ${why} (OpenID Connect Core §5.5)`, { redirectable: true });
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    refuse('must be a JSON object');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) refuse('must be a JSON object');
+  for (const [member, request] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!CLAIMS_MEMBERS.has(member)) refuse(`has an unknown member "${member}"; only userinfo and id_token`);
+    if (!request || typeof request !== 'object' || Array.isArray(request))
+      refuse(`member ${member} must be an object of claim names`);
+    for (const [claim, spec] of Object.entries(request as Record<string, unknown>)) {
+      if (spec !== null && (typeof spec !== 'object' || Array.isArray(spec)))
+        refuse(`${member}.${claim} must be null or an object`);
+    }
+  }
 }

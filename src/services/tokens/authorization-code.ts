@@ -1,6 +1,7 @@
 import type { Db } from '../../db/database.js';
 import { challengeOf } from '../../oauth/checks/pkce.js';
 import type { DpopProof } from '../../oauth/dpop.js';
+import { isOpenIdRequest } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
@@ -107,7 +108,9 @@ export async function handle(
   const audience = audienceFor(resources, redeemed.resources).filter(resourceAllowed);
   const granted = redeemed.scopes.filter(scopeAllowed);
   // A token with fewer scopes than granted always says so (RFC 6749 §5.1); with none left, there is no grant.
-  if (audience.length === 0 || (redeemed.scopes.length > 0 && granted.length === 0)) {
+  // A grant for identity alone (openid, no resource) has no resource audience: its token is for /userinfo.
+  const resourcesLost = audience.length === 0 && (redeemed.resources.length > 0 || !isOpenIdRequest(granted));
+  if (resourcesLost || (redeemed.scopes.length > 0 && granted.length === 0)) {
     if (redeemed.family_id) await revokeFamily(db, redeemed.family_id, now);
     throw new OAuthError('invalid_grant', 'nothing the grant covers is allowed any more; authorize again');
   }

@@ -28,6 +28,10 @@ export async function handle(
     throw new OAuthError('unauthorized_client', 'self-registered clients may not use client_credentials');
   }
   const scopes = resolveScopes(params.scope, client, ctx.scopePolicy);
+  // OIDC Core §5.4: identity scopes describe a signed-in user; a client acting for itself has none.
+  const identity = scopes.find((scope) => ctx.scopePolicy.identity.has(scope));
+  if (identity !== undefined)
+    throw new OAuthError('invalid_scope', `${identity} is an OpenID Connect scope, for a signed-in user only`);
   const audience = resolveResources(params.resource, client, ctx.resourcePolicy);
   const issued = await issueAccessToken(ctx.signer(), {
     issuer: ctx.config.issuer,

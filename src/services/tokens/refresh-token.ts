@@ -1,5 +1,6 @@
 import type { Db } from '../../db/database.js';
 import type { DpopProof } from '../../oauth/dpop.js';
+import { isOpenIdRequest } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
@@ -200,7 +201,9 @@ export async function handle(
   const granted = wanted.filter(scopeAllowed);
   const audience = audienceFor(resources, rotated.resources).filter(resourceAllowed);
   // A token with fewer scopes than asked always says so (RFC 6749 §5.1); with none left, there is no grant.
-  if (audience.length === 0 || (wanted.length > 0 && granted.length === 0)) {
+  // A grant for identity alone (openid, no resource) has no resource audience: its token is for /userinfo.
+  const resourcesLost = audience.length === 0 && (rotated.resources.length > 0 || !isOpenIdRequest(granted));
+  if (resourcesLost || (wanted.length > 0 && granted.length === 0)) {
     // Nothing the grant covers is served any more: the grant is dead, so is its chain.
     await revokeFamily(db, rotated.family_id, now);
     throw new OAuthError('invalid_grant', 'nothing the grant covers is allowed any more; authorize again');

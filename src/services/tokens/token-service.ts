@@ -15,6 +15,7 @@ import { recordDpopProof } from '../../repositories/dpop-proof.repository.js';
 import { tokenGrants } from './index.js';
 import { type Introspector, introspectionService } from './introspection.js';
 import { revokeToken } from './revocation.js';
+import { type Userinfo, userinfoService } from './userinfo.js';
 
 /** What the token endpoints need, built once at start. */
 export interface TokenServiceDeps extends GrantContext {
@@ -36,6 +37,7 @@ export interface TokenServiceDeps extends GrantContext {
 export class TokenService {
   readonly #deps: TokenServiceDeps;
   readonly #introspect: Introspector;
+  readonly #userinfo: Userinfo;
 
   constructor(deps: TokenServiceDeps) {
     this.#deps = deps;
@@ -47,6 +49,20 @@ export class TokenService {
       db: deps.db,
       clock: deps.clock,
     });
+    this.#userinfo = userinfoService({
+      issuer: deps.config.issuer,
+      clockSkew: deps.clockSkew,
+      jwks: deps.jwks,
+      clients: deps.clients,
+      identity: deps.scopePolicy.identity,
+      db: deps.db,
+      clock: deps.clock,
+    });
+  }
+
+  /** OIDC Core §5.3: the consented claims an access token releases, or why it is refused (RFC 6750 §3.1). */
+  userinfo(accessToken: string): ReturnType<Userinfo> {
+    return this.#userinfo(accessToken);
   }
 
   /** Whether `grant_type` names a grant Gatehouse serves; checked before the client is authenticated. */

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { CompactSign, compactVerify, type JWTVerifyGetKey, createLocalJWKSet, errors } from 'jose';
+import type { JwkSet } from '../../keys/signing-key.js';
+import { SIGNING_ALGS } from '../../keys/public-jwk.js';
+import type { Signer } from './access-token.js';
+
+const encoder = new TextEncoder();
+
+/**
+ * The UserInfo endpoint's URL (OIDC Core §5.3): the `aud` an access token gets when `openid` was
+ * granted, beside any resource it names, so /userinfo accepts only tokens meant for it.
+ */
+export function userinfoEndpoint(issuer: string): string {
+  return `${issuer}/userinfo`;
+}
+
+/** The longest nonce accepted (OIDC Core §3.1.2.1 sets none; it is stored and echoed, so it is bounded). */
+export const MAX_NONCE_LENGTH = 255;
+
+/** What an ID token says (OIDC Core §2), as the grant knows it. */
+export interface IdTokenClaims {
+  issuer: string;
+  subject: string;
+  /** The client: `aud` and `azp` (OIDC Core §2: azp is the party the token was issued to). */
+  clientId: string;
+  ttlSeconds: number;
+  /** Seconds since the epoch: iat. */
+  now: number;
+  /** When the user signed in (seconds); always sent (OIDC Core §2 makes it required with max_age or require_auth_time). */
+  authTime: number;
+  /** Only on the code exchange: the request's nonce, exactly (§3.1.3.7 step 11); never on refresh (§12.2). */
+  nonce?: string | null;
+  acr?: string | null;
+  amr?: readonly string[];
+  /** The Gatehouse session's public id (OpenID Connect Back-Channel Logout 1.0 §2.1). */
+  sid?: string | null;
+  /** The access token issued beside it: its at_hash (OIDC Core §3.1.3.6). */
+  accessToken?: string;
+}
+
+/** The hash OIDC Core §3.1.3.6 names for at_hash: the one of the JWS alg (SHA-512 for Ed25519, per the EdDSA registration). */
+function hashFor(alg: string): string {
+  if (alg.endsWith('384')) return 'sha384';
+  if (alg.endsWith('512') || alg === 'EdDSA') return 'sha512';
+  return 'sha256';
+}
+
+/** OIDC Core §3.1.3.6: base64url of the left half of the access token's hash, under the ID token's alg. */
+export function atHash(accessToken: string, alg: string): string {
+  const digest = createHash(hashFor(alg)).update(accessToken, 'ascii').digest();
+  return digest.subarray(0, digest.length / 2).toString('base64url');
+}
+
+/** Signs an ID token (OIDC Core §2, §3.1.3.6) with the active key; no `typ` (§2 names none, and `JWT` adds nothing). */
+export async function issueIdToken(signer: Signer, claims: IdTokenClaims): Promise<string> {
+  const payload: Record<string, unknown> = {
+    iss: claims.issuer,
+    sub: claims.subject,
+    aud: claims.clientId,
+    exp: claims.now + claims.ttlSeconds,
+    iat: claims.now,
+    auth_time: claims.authTime,
+  };
+  if (claims.nonce) payload.nonce = claims.nonce;
+  if (claims.acr) payload.acr = claims.acr;
+  if (claims.amr && claims.amr.length > 0) payload.amr = [...claims.amr];
+  payload.azp = claims.clientId;
+  if (claims.sid) payload.sid = claims.sid;
+  if (claims.accessToken !== undefined) payload.at_hash = atHash(claims.accessToken, signer.alg);
+  return new CompactSign(encoder.encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid })
+    .sign(signer.key);
+}
+
+/** Why an id_token_hint was refused; the description is sent to the client. */
+export class IdTokenHintError extends Error {}
+
+/** Verifies an id_token_hint and returns its `sub`. */
+export type IdTokenHintVerifier = (token: string, clientId: string) => Promise<string>;
+
+/**
+ * OIDC Core §3.1.2.1 id_token_hint: an ID token Gatehouse issued (its signature verifies against the
+ * published keys, next, active or retired; `iss` is ours), issued to this client, not some other JWT
+ * signed with the same keys (an access token has `typ: at+jwt`, a login_request its own). Expiry is not
+ * checked: the spec expects an expired ID token here.
+ */
+export function idTokenHintVerifier(keys: () => JwkSet, issuer: string): IdTokenHintVerifier {
+  let published: JwkSet | undefined;
+  let local: JWTVerifyGetKey | undefined;
+  return async (token, clientId) => {
+    const jwks = keys();
+    if (jwks !== published || !local) {
+      local = createLocalJWKSet(jwks);
+      published = jwks;
+    }
+    let verified: Awaited<ReturnType<typeof compactVerify>>;
+    try {
+      verified = await compactVerify(token, local as Parameters<typeof compactVerify>[1], {
+        algorithms: [...SIGNING_ALGS],
+      });
+    } catch (err) {
+      if (err instanceof errors.JOSEError)
+        throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
+      throw err;
+    }
+    const typ = verified.protectedHeader.typ;
+    if (typ !== undefined && typ.toUpperCase() !== 'JWT')
+      throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(new TextDecoder().decode(verified.payload)) as Record<string, unknown>;
+    } catch {
+      throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
+    }
+    if (!payload || typeof payload !== 'object' || payload.iss !== issuer || typeof payload.sub !== 'string')
+      throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
+    const aud = payload.aud;
+    if (!(aud === clientId || (Array.isArray(aud) && aud.includes(clientId))))
+      throw new IdTokenHintError('id_token_hint was not issued to this client');
+    return payload.sub;
+  };
+}
