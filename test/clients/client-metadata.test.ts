@@ -44,6 +44,9 @@ t.test('defaults follow RFC 7591 §2 and the result is normalised', async (t) =>
     backchannel_logout_uri: null,
     backchannel_logout_session_required: false,
     dpop_bound_access_tokens: false,
+    id_token_signed_response_alg: null,
+    default_max_age: null,
+    require_auth_time: false,
   });
 });
 

@@ -229,7 +229,9 @@ t.test('/authorize errors: a page before the redirect URI is trusted, a redirect
     ['token response type', { response_type: 'token' }, 'unsupported_response_type'],
     ['unknown scope', { scope: 'read delete' }, 'invalid_scope'],
     ['unknown resource', { resource: 'https://other.example.com' }, 'invalid_target'],
-    ['bad prompt', { prompt: 'select_account' }, 'invalid_request'],
+    // select_account is an OIDC prompt the host now receives (docs/openid-connect.md); none with another is refused.
+    ['bad prompt', { prompt: 'none login' }, 'invalid_request'],
+    ['unknown prompt', { prompt: 'create' }, 'invalid_request'],
     ['bad max_age', { max_age: '-1' }, 'invalid_request'],
   ];
   for (const [name, extra, error] of redirected) {
