@@ -47,10 +47,11 @@ export interface RedeemedCode {
   nonce: string | null;
   acr: string | null;
   amr: string[];
+  sid: string | null;
 }
 
 /** The columns a redemption returns (named, not `*`: see src/db/precompiled.ts). */
-const REDEEMED = ['sub', 'scopes', 'resources', 'auth_time', 'family_id', 'nonce', 'acr', 'amr'] as const;
+const REDEEMED = ['sub', 'scopes', 'resources', 'auth_time', 'family_id', 'nonce', 'acr', 'amr', 'sid'] as const;
 
 interface RedeemParams extends Record<string, unknown> {
   codeHash: string;
@@ -109,6 +110,7 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
           'nonce',
           'acr',
           'amr',
+          'sid',
         ]),
       )
       .insertInto('refresh_tokens')
@@ -125,6 +127,7 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
         'dpop_jkt',
         'acr',
         'amr',
+        'sid',
       ])
       .expression((eb) =>
         eb
@@ -142,11 +145,12 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
             sql<string | null>`${p.chainJkt}::text`.as('dpop_jkt'),
             'code.acr',
             'code.amr',
+            'code.sid',
           ]),
       )
       // The code's nonce is not carried onto the chain (OIDC Core §12.2): it comes back from the CTE.
       .returning((eb) => [
-        ...(['sub', 'scopes', 'resources', 'auth_time', 'family_id', 'acr', 'amr'] as const),
+        ...(['sub', 'scopes', 'resources', 'auth_time', 'family_id', 'acr', 'amr', 'sid'] as const),
         eb.selectFrom('code').select('code.nonce').as('nonce'),
       ]),
   );

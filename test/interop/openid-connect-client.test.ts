@@ -110,6 +110,7 @@ t.test('openid-client: discovery, code + PKCE + nonce, ID token, userinfo, refre
   t.same(idToken.amr, ['pwd', 'otp'], 'the host’s amr');
   t.type(idToken.auth_time, 'number');
   t.type(idToken.at_hash, 'string', 'at_hash (OIDC Core §3.1.3.6)');
+  t.match(idToken.sid, /^[0-9a-f]{32}$/, 'sid: the session’s public id');
   t.notOk('email' in idToken, 'profile claims come from /userinfo, not the ID token (OIDC Core §5.4)');
   t.type(tokens.refresh_token, 'string');
 
@@ -134,7 +135,7 @@ t.test('openid-client: discovery, code + PKCE + nonce, ID token, userinfo, refre
   t.equal(again.aud, config.clientMetadata().client_id);
   t.equal(again.auth_time, idToken.auth_time, 'the original sign-in time');
   t.equal(again.acr, 'urn:example:mfa');
-  t.equal(again.sid, idToken.sid);
+  t.equal(again.sid, idToken.sid, 'the chain keeps the session’s sid');
   t.notOk('nonce' in again, 'no nonce on refresh');
   // The refresh chain keeps answering /userinfo, from the claims kept with the grant.
   t.equal((await client.fetchUserInfo(config, refreshed.access_token, 'alice')).email, 'alice@example.com');
