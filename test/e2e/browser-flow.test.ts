@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
 import { buildHostApp } from '../../examples/host-app/app.js';
@@ -349,6 +350,63 @@ async function run(): Promise<void> {
     t.equal(params.get('iss'), issuer);
     t.notOk(params.get('code'), 'no code after Deny');
   });
+
+  await t.test(
+    'an OpenID Connect sign-in: the consent page names the personal data, then ID token and userinfo',
+    async (t) => {
+      const oidc = await browser.newContext();
+      t.teardown(() => oidc.close());
+      const page = await oidc.newPage();
+      const problems = watch(page);
+      const { verifier, challenge } = pkce();
+      const nonce = randomBytes(16).toString('base64url');
+      // Identity only: no resource, the access token is for /userinfo (docs/openid-connect.md).
+      const url = new URL(authorizeUrl(challenge, { scope: 'openid profile email', nonce }));
+      url.searchParams.delete('resource');
+      await page.goto(url.href);
+      await page.getByLabel(/user ?name/i).fill('alice');
+      await page.getByLabel(/password/i).fill('alice-password');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL((u) => u.port === String(gatehousePort) && u.pathname === '/consent');
+      const seen = page.getByRole('region', { name: 'It will see' });
+      t.match(await seen.textContent(), /your email address/, 'the email scope in words');
+      t.match(await seen.textContent(), /your name and basic profile/, 'the profile scope in words');
+      t.match(await seen.textContent(), /who you are/, 'openid in words');
+      t.equal(await page.getByRole('heading', { name: 'It will be able to' }).count(), 0, 'no API permissions asked');
+      await page.screenshot({ path: `${ARTIFACTS}consent-openid.png`, fullPage: true });
+      await page.getByRole('button', { name: 'Allow' }).click();
+      const params = await landed(page);
+      t.same(problems, [], 'no script errors or CSP violations');
+
+      const exchanged = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: params.get('code')!,
+          redirect_uri: redirectUri,
+          client_id: client.client_id,
+          code_verifier: verifier,
+        }),
+      });
+      const tokens = (await exchanged.json()) as { id_token: string; access_token: string };
+      const { payload } = await jwtVerify(
+        tokens.id_token,
+        createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)),
+        {
+          issuer,
+          audience: client.client_id,
+        },
+      );
+      t.equal(payload.sub, 'user-1001', 'the ID token names the user the host signed in');
+      t.equal(payload.nonce, nonce, 'and echoes the nonce');
+      const info = await fetch(`${issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      const claims = (await info.json()) as Record<string, unknown>;
+      t.equal(claims.sub, 'user-1001');
+      t.type(claims.email, 'string', 'the email the host sent');
+      t.type(claims.name, 'string', 'the name the host sent');
+    },
+  );
 
   await t.test('prompt=none without a session returns login_required, with no page shown', async (t) => {
     const fresh = await browser.newContext();
