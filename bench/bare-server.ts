@@ -148,6 +148,15 @@ function sign(
   return new CompactSign(encoder.encode(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
+/** An OpenID Connect ID token (iss, sub, aud, exp, iat, auth_time, azp): the second signature of an openid code exchange. */
+function signIdToken(sub: string, clientId: string, authTime: number): Promise<string> {
+  const iat = Math.floor(Date.now() / 1000);
+  const payload = { iss: BARE_ISSUER, sub, aud: clientId, exp: iat + 3600, iat, auth_time: authTime, azp: clientId };
+  return new CompactSign(encoder.encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: header.alg, kid: header.kid })
+    .sign(key);
+}
+
 /** client_secret_basic, checked with one SHA-256 and a constant-time compare. */
 function authenticate(authorization: string | undefined): string | null {
   const [id = '', secret = ''] = Buffer.from((authorization ?? '').slice(6), 'base64')
@@ -166,14 +175,10 @@ async function userTokens(
   refreshToken: string,
   jkt: string | null,
 ) {
-  const token = await sign(
-    grant.sub,
-    clientId,
-    grant.resources,
-    grant.scopes,
-    Math.floor(grant.auth_time.getTime() / 1000),
-    jkt,
-  );
+  const authTime = Math.floor(grant.auth_time.getTime() / 1000);
+  const token = await sign(grant.sub, clientId, grant.resources, grant.scopes, authTime, jkt);
+  // OpenID Connect: one more signature, an ID token with the claims Gatehouse puts in one.
+  const idToken = grant.scopes.includes('openid') ? await signIdToken(grant.sub, clientId, authTime) : undefined;
   return reply
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
@@ -183,6 +188,7 @@ async function userTokens(
       expires_in: 3600,
       ...(grant.scopes.length > 0 ? { scope: grant.scopes.join(' ') } : {}),
       refresh_token: refreshToken,
+      ...(idToken ? { id_token: idToken } : {}),
     });
 }
 

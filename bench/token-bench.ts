@@ -47,9 +47,12 @@ const ISSUER = 'http://127.0.0.1:4000';
 const AUDIENCE = 'https://api.bench.example';
 const REDIRECT_URI = 'https://app.bench.example/callback';
 const SCOPES = ['read', 'write'];
+// authorization_code_openid: the same code exchange for codes granted `openid`, so the answer also carries
+// an ID token (one more signature; the bare endpoint signs one too).
 const ALL_GRANTS = [
   'client_credentials',
   'authorization_code',
+  'authorization_code_openid',
   'refresh_token',
   'client_credentials+dpop',
   'refresh_token+dpop',
@@ -292,7 +295,7 @@ class Seeder {
   }
 
   /** n unused codes, each with its own PKCE verifier, valid for an hour; returns the token-request bodies. */
-  async codes(n: number): Promise<string[]> {
+  async codes(n: number, scopes: readonly string[] = SCOPES): Promise<string[]> {
     const bodies: string[] = [];
     const redirect = encodeURIComponent(REDIRECT_URI);
     for (let done = 0; done < n;) {
@@ -311,7 +314,7 @@ class Seeder {
            (code_hash, client_id, redirect_uri, redirect_uri_given, code_challenge, scopes, resources, sub, auth_time, expires_at)
          SELECT h, $3, $4, true, c, $5::text[], $6::text[], 'user-' || (i % 1000), now(), now() + interval '1 hour'
          FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(h, c, i)`,
-        [hashes, challenges, this.clientId, REDIRECT_URI, SCOPES, [AUDIENCE]],
+        [hashes, challenges, this.clientId, REDIRECT_URI, scopes, [AUDIENCE]],
       );
       done += size;
     }
@@ -559,8 +562,15 @@ async function main(): Promise<void> {
             await drive(port, service.headers, 'grant_type=client_credentials', null, DURATION, cpu),
           );
         }
-        if (grant === 'authorization_code') {
-          const warm = await drive(port, app.headers, null, codeFeed(await seeder!.codes(WARMUP_CODES)), WARMUP);
+        if (grant === 'authorization_code' || grant === 'authorization_code_openid') {
+          const scopes = grant === 'authorization_code' ? SCOPES : ['openid', ...SCOPES];
+          const warm = await drive(
+            port,
+            app.headers,
+            null,
+            codeFeed(await seeder!.codes(WARMUP_CODES, scopes)),
+            WARMUP,
+          );
           // Unused codes for 3× the warm-up's pace (6× if the warm-up ran out; JIT makes warm-ups slow), at least 2000/s.
           const pace = Math.max(warm.result['2xx'] / WARMUP, 2000) * (warm.exhausted > 0 ? 6 : 3);
           return figures(
@@ -569,7 +579,7 @@ async function main(): Promise<void> {
               port,
               app.headers,
               null,
-              codeFeed(await seeder!.codes(Math.ceil(pace * DURATION) + CONNECTIONS)),
+              codeFeed(await seeder!.codes(Math.ceil(pace * DURATION) + CONNECTIONS, scopes)),
               DURATION,
               cpu,
             ),
@@ -675,6 +685,7 @@ ${rows.join('\n')}
 const BARE_WORK: Record<GrantName, string> = {
   client_credentials: 'form + SHA-256 + sign',
   authorization_code: 'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement + sign',
+  authorization_code_openid: 'as authorization_code + sign an ID token',
   refresh_token: 'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement + sign',
   'client_credentials+dpop': 'form + SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + sign with cnf',
   'refresh_token+dpop':
