@@ -44,6 +44,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('claims', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addPrimaryKeyConstraint('granted_claims_pkey', ['sub', 'client_id'])
+    // Gone with the client, like its consents and tokens.
+    .addForeignKeyConstraint('granted_claims_client_fk', ['client_id'], 'clients', ['client_id'], (fk) =>
+      fk.onDelete('cascade'),
+    )
     .execute();
 }
 

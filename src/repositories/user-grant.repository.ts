@@ -100,6 +100,10 @@ export async function revokeUserGrants(
     let consents = tx.deleteFrom('consents').where('sub', '=', sub);
     if (clientId !== undefined) consents = consents.where('client_id', '=', clientId);
     const forgotten = Number((await consents.executeTakeFirst()).numDeletedRows);
+    // The host's claims kept for /userinfo go with the grant (OpenID Connect; docs/openid-connect.md).
+    let claims = tx.deleteFrom('granted_claims').where('sub', '=', sub);
+    if (clientId !== undefined) claims = claims.where('client_id', '=', clientId);
+    await claims.execute();
 
     // Remembered so /introspect calls the access tokens issued before now inactive (they outlive this).
     await tx

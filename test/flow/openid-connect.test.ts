@@ -291,6 +291,19 @@ t.test('/userinfo: RFC 6750 answers, POST form body, CORS, revoked grants', asyn
   await app.userGrants.revoke('alice', { clientId });
   const revoked = await app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${token}` } });
   t.equal(revoked.statusCode, 401);
+  const keptFor = async () =>
+    (await app.database.db.selectFrom('granted_claims').selectAll().where('client_id', '=', clientId).execute()).length;
+  t.equal(await keptFor(), 0, 'the claims kept for /userinfo went with the grant');
+  // Deleting a client takes what was kept for it too.
+  const again = pkce();
+  const { code: code2 } = await codeFor(browser, authorizeUrl(clientId, again.challenge, { scope: 'openid email' }), {
+    sub: 'alice',
+    claims: { email: 'a@example.com' },
+  });
+  t.ok(code2);
+  t.equal(await keptFor(), 1, 'a new sign-in keeps them again');
+  await app.clientAdmin.delete(clientId);
+  t.equal(await keptFor(), 0, 'deleting the client deletes them');
 });
 
 t.test('OIDC client metadata: registration, validation and the ID token alg', async (t) => {
