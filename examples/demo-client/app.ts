@@ -34,6 +34,8 @@ interface Tokens {
   /** Seconds; null when the response gave no lifetime (expires_in is only RECOMMENDED, RFC 6749 §5.1). */
   expiresAt: number | null;
   sub: string;
+  /** The ID token's claims when the scope had `openid` (kept from the last response that carried one). */
+  idTokenClaims: Record<string, unknown> | null;
 }
 
 /**
@@ -210,7 +212,18 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
             ? claims.exp
             : null,
       sub: String(claims.sub ?? ''),
+      idTokenClaims: idTokenClaimsOf(body.id_token) ?? previous?.idTokenClaims ?? null,
     };
+  }
+
+  /** An ID token's claims, for display only (a relying party that acts on them verifies the signature first). */
+  function idTokenClaimsOf(idToken: unknown): Record<string, unknown> | null {
+    if (typeof idToken !== 'string') return null;
+    try {
+      return decodeJwt(idToken);
+    } catch (err) {
+      throw new BackchannelError(UNEXPECTED, { cause: err });
+    }
   }
 
   async function callApi(session: Session): Promise<void> {
@@ -244,6 +257,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     const html = sessionPage({
       sub: tokens.sub,
       scope: tokens.scope,
+      idTokenClaims: tokens.idTokenClaims,
       accessTokenExpiresAt: tokens.expiresAt,
       hasRefreshToken: tokens.refreshToken !== null,
       apiStatus: session.apiStatus,

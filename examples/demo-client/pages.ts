@@ -53,6 +53,8 @@ export function startPage(authorizeUrl: string): string {
 export interface SessionView {
   sub: string;
   scope: string;
+  /** With `openid` in SCOPE: the ID token's claims. */
+  idTokenClaims?: Record<string, unknown> | null;
   accessTokenExpiresAt: number | null;
   hasRefreshToken: boolean;
   apiStatus: number | null;
@@ -87,6 +89,11 @@ ${view.message ? `<p class="note" role="status">${escapeHtml(view.message)}</p>`
   <dt>Access token expires</dt><dd>${escapeHtml(expiry(view.accessTokenExpiresAt))}</dd>
   <dt>Refresh token</dt><dd>${view.hasRefreshToken ? 'yes' : 'no'}</dd>
 </dl>
+${
+  view.idTokenClaims
+    ? `<h2>The ID token's claims</h2>\n<pre>${escapeHtml(JSON.stringify(view.idTokenClaims, null, 2))}</pre>`
+    : ''
+}
 <h2>The API's answer</h2>
 ${api}
 <p>

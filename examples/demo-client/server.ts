@@ -4,7 +4,7 @@ import { buildDemoClient } from './app.js';
  * Runs the demo client. Environment: GATEHOUSE_ISSUER (as the browser reaches it), GATEHOUSE_URL (where
  * this server reaches Gatehouse, when that differs), CLIENT_ID (demo-client), REDIRECT_URI
  * (http://127.0.0.1:<PORT>/callback), RESOURCE_URL (the API's resource identifier), API_URL (where this
- * server reaches the API, when that differs), SCOPE (read), PORT (4003), HOST (127.0.0.1).
+ * server reaches the API, when that differs), SCOPE (read; add `openid profile email` to see an ID token's claims), PORT (4003), HOST (127.0.0.1).
  */
 const issuer = process.env.GATEHOUSE_ISSUER;
 const resource = process.env.RESOURCE_URL;

@@ -129,3 +129,22 @@ t.test('signed in: an unreachable or odd Gatehouse on refresh is a message on th
   t.match(after.body, /Gatehouse could not be reached/);
   t.match(after.body, /user-1/, 'still signed in with the tokens it had');
 });
+
+t.test("with openid in the scope: the page shows the ID token's claims, escaped", async (t) => {
+  const stub = await tokenStub(t);
+  const app = await client(t, stub.url);
+  const idToken = await new SignJWT({ sub: 'user-1', email: '<b>alice</b>@example.com', nonce: 'n' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new Uint8Array(32));
+  stub.answer(
+    200,
+    JSON.stringify({ access_token: await accessToken(), token_type: 'Bearer', expires_in: 300, id_token: idToken }),
+  );
+  const signedIn = await callback(app);
+  const cookies = { [SESSION_COOKIE]: signedIn.cookies.find((c) => c.name === SESSION_COOKIE)!.value };
+  const home = await app.inject({ method: 'GET', url: '/', cookies });
+  t.match(home.body, /The ID token&#39;s claims|The ID token's claims/);
+  t.match(home.body, /&lt;b&gt;alice&lt;\/b&gt;@example.com/, 'escaped');
+  stub.answer(200, JSON.stringify({ access_token: await accessToken(), token_type: 'Bearer', id_token: 'x.y' }));
+  t.equal((await callback(app)).statusCode, 502, 'an ID token that is not a JWT is an unexpected answer');
+});
