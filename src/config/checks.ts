@@ -1,6 +1,9 @@
 import { isLoopbackHost } from '../lib/loopback.js';
 import { canonicalUrl } from '../lib/syntax.js';
+import { OPENID_SCOPE, STANDARD_IDENTITY_SCOPES } from '../lib/oidc-claims.js';
 import type { Policy } from './policy.js';
+
+const STANDARD_SCOPES = new Set([OPENID_SCOPE, ...STANDARD_IDENTITY_SCOPES.keys()]);
 import type { Settings } from './schema.js';
 
 const WEAK_SECRETS = /^(change[-_ ]?me|secret|password|gatehouse|test|dev(elopment)?|example)/i;
@@ -62,13 +65,12 @@ function canonicalOrSelf(value: string): string {
 /** Problems no single setting shows: settings that contradict each other. One message each, naming its variable. */
 export function crossFieldProblems(config: Settings, policy: Policy): string[] {
   const problems: string[] = [];
-  // An identity scope releases the host's claims (OIDC Core §5.4); an access scope in SCOPES of the same
-  // name would make one word mean two grants.
+  // A CLAIMS scope releases the host's claims (OIDC Core §5.4); an access scope in SCOPES of the same name
+  // would make one word mean two grants. (openid and the standard scopes are tolerated in SCOPES, as
+  // deployments listed them before Gatehouse spoke OpenID Connect: they are identity scopes all the same.)
   for (const scope of policy.scopes.catalogue.keys()) {
-    if (policy.scopes.identity.has(scope))
-      problems.push(
-        `SCOPES: "${scope}" is an OpenID Connect identity scope (openid, standard, or in CLAIMS); remove it from SCOPES`,
-      );
+    if (policy.scopes.identity.has(scope) && !STANDARD_SCOPES.has(scope))
+      problems.push(`SCOPES: "${scope}" is an identity scope of CLAIMS; remove it from one of them`);
   }
   // A verifier's cached JWKS may be max-age old, and a replica's own key set cacheTtl old: a new key must
   // be published longer than both together before it signs.

@@ -90,7 +90,7 @@ export function openIdConfiguration(
   return {
     ...discoveryDocument(config, features),
     userinfo_endpoint: userinfoEndpoint(config.issuer),
-    scopes_supported: [...catalogue.keys(), ...identity.keys()],
+    scopes_supported: [...new Set([...catalogue.keys(), ...identity.keys()])],
     claims_supported: [...claims],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [config.keys.signingAlg],

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { CompactSign, compactVerify, type JWTVerifyGetKey, createLocalJWKSet, errors } from 'jose';
+import { CompactSign } from 'jose';
 import type { JwkSet } from '../../keys/signing-key.js';
-import { SIGNING_ALGS } from '../../keys/public-jwk.js';
+import type { Clock } from '../../lib/clock.js';
+import { OAuthError } from '../errors.js';
 import type { Signer } from './access-token.js';
+import { verifyIdTokenHint } from './id-token-hint.js';
 
 const encoder = new TextEncoder();
 
@@ -72,51 +74,27 @@ export async function issueIdToken(signer: Signer, claims: IdTokenClaims): Promi
     .sign(signer.key);
 }
 
-/** Why an id_token_hint was refused; the description is sent to the client. */
-export class IdTokenHintError extends Error {}
-
-/** Verifies an id_token_hint and returns its `sub`. */
+/** Verifies an id_token_hint for /authorize and returns its `sub`; throws invalid_request naming why not. */
 export type IdTokenHintVerifier = (token: string, clientId: string) => Promise<string>;
 
 /**
- * OIDC Core §3.1.2.1 id_token_hint: an ID token Gatehouse issued (its signature verifies against the
- * published keys, next, active or retired; `iss` is ours), issued to this client, not some other JWT
- * signed with the same keys (an access token has `typ: at+jwt`, a login_request its own). Expiry is not
- * checked: the spec expects an expired ID token here.
+ * OIDC Core §3.1.2.1 id_token_hint at /authorize: the one id_token_hint rule (id-token-hint.ts: an ID token
+ * Gatehouse signed, `iss` ours, not another of its JWT types, expiry not checked, issued within the
+ * longest session), and issued to this very client.
  */
-export function idTokenHintVerifier(keys: () => JwkSet, issuer: string): IdTokenHintVerifier {
-  let published: JwkSet | undefined;
-  let local: JWTVerifyGetKey | undefined;
+export function idTokenHintVerifier(
+  keys: () => JwkSet,
+  options: { issuer: string; clockSkew: number; maxAge: number; clock: Clock },
+): IdTokenHintVerifier {
   return async (token, clientId) => {
-    const jwks = keys();
-    if (jwks !== published || !local) {
-      local = createLocalJWKSet(jwks);
-      published = jwks;
-    }
-    let verified: Awaited<ReturnType<typeof compactVerify>>;
-    try {
-      verified = await compactVerify(token, local as Parameters<typeof compactVerify>[1], {
-        algorithms: [...SIGNING_ALGS],
-      });
-    } catch (err) {
-      if (err instanceof errors.JOSEError)
-        throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
-      throw err;
-    }
-    const typ = verified.protectedHeader.typ;
-    if (typ !== undefined && typ.toUpperCase() !== 'JWT')
-      throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
-    let payload: Record<string, unknown>;
-    try {
-      payload = JSON.parse(new TextDecoder().decode(verified.payload)) as Record<string, unknown>;
-    } catch {
-      throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
-    }
-    if (!payload || typeof payload !== 'object' || payload.iss !== issuer || typeof payload.sub !== 'string')
-      throw new IdTokenHintError('id_token_hint is not an ID token this server issued');
-    const aud = payload.aud;
-    if (!(aud === clientId || (Array.isArray(aud) && aud.includes(clientId))))
-      throw new IdTokenHintError('id_token_hint was not issued to this client');
-    return payload.sub;
+    const hint = await verifyIdTokenHint(token, keys(), {
+      issuer: options.issuer,
+      now: options.clock(),
+      clockSkew: options.clockSkew,
+      maxAge: options.maxAge,
+    });
+    if (hint.clientId !== clientId)
+      throw new OAuthError('invalid_request', 'id_token_hint was not issued to this client');
+    return hint.sub;
   };
 }

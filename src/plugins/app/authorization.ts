@@ -34,7 +34,13 @@ export default fp<AuthorizationPluginOptions>(
       hostKeys: await loadHostKeys(config),
       // Derived from KEY_ENCRYPTION_SECRET, never random per process: a form may be posted to another replica.
       csrf: new CsrfTokens(keyEncryptionSecret(config, app.log)),
-      idTokenHint: idTokenHintVerifier(() => app.keys.jwks(), config.issuer),
+      idTokenHint: idTokenHintVerifier(() => app.keys.jwks(), {
+        issuer: config.issuer,
+        clockSkew: config.tokens.clockSkew,
+        // No session outlives this: an older ID token names none the user could still have.
+        maxAge: config.flow.sessionAbsoluteTtl,
+        clock,
+      }),
       clock,
     });
     app.decorate('authorization', service);

@@ -17,7 +17,7 @@ import { hasPrompt } from '../../oauth/checks/prompt.js';
 import { isOpenIdRequest } from '../../oauth/checks/scope.js';
 import { releasableClaims } from '../../oauth/claims.js';
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
-import { IdTokenHintError, type IdTokenHintVerifier } from '../../oauth/tokens/id-token.js';
+import type { IdTokenHintVerifier } from '../../oauth/tokens/id-token.js';
 import { saveGrantedClaims } from '../../repositories/granted-claims.repository.js';
 import { createAuthorizationCode } from '../../repositories/authorization-code.repository.js';
 import {
@@ -333,7 +333,7 @@ export class AuthorizationService {
     try {
       return await this.#deps.idTokenHint(hint, clientId);
     } catch (err) {
-      if (err instanceof IdTokenHintError) throw new OAuthError('invalid_request', err.message, { redirectable: true });
+      if (err instanceof OAuthError) throw new OAuthError(err.error, err.description, { redirectable: true });
       throw err;
     }
   }
