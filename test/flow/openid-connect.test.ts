@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import t from 'tap';
+import { issueAccessToken } from '../../src/oauth/tokens/access-token.js';
+import { userinfoEndpoint } from '../../src/oauth/tokens/id-token.js';
 import { loadConfig } from '../../src/config/index.js';
 import { answerLoginRequest, HANDSHAKE_ENV, parseLoginRequest } from '../fixtures/host.js';
 import { Browser, pathOf, pkce, register } from '../fixtures/registration.js';
@@ -304,6 +306,39 @@ t.test('/userinfo: RFC 6750 answers, POST form body, CORS, revoked grants', asyn
   t.equal(await keptFor(), 1, 'a new sign-in keeps them again');
   await app.clientAdmin.delete(clientId);
   t.equal(await keptFor(), 0, 'deleting the client deletes them');
+});
+
+t.test('/userinfo refuses a DPoP-bound access token presented as a bearer token (RFC 9449 §7.2)', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const { clientId, secret } = await operatorClient(app, { grant_types: ['authorization_code'] });
+  const browser = new Browser(app);
+  const { verifier, challenge } = pkce();
+  const { code } = await codeFor(browser, authorizeUrl(clientId, challenge, { scope: 'openid email' }), {
+    sub: 'alice',
+    claims: { email: 'a@example.com' },
+  });
+  await redeem(app, clientId, secret, code, verifier);
+  // The same claims Gatehouse puts in a token for /userinfo, once unbound and once bound to a key.
+  const mint = async (jkt?: string) =>
+    (
+      await issueAccessToken(app.keys.current(), {
+        issuer: app.config.issuer,
+        subject: 'alice',
+        clientId,
+        audience: [userinfoEndpoint(app.config.issuer)],
+        scopes: ['openid', 'email'],
+        ttlSeconds: 300,
+        authTime: Math.floor(Date.now() / 1000) - 10,
+        now: Math.floor(Date.now() / 1000),
+        ...(jkt ? { jkt } : {}),
+      })
+    ).token;
+  const get = async (token: string) =>
+    app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: `Bearer ${token}` } });
+  t.equal((await get(await mint())).statusCode, 200, 'the unbound token is answered');
+  const bound = await get(await mint('A'.repeat(43)));
+  t.equal(bound.statusCode, 401);
+  t.match(bound.headers['www-authenticate'], /^Bearer error="invalid_token"/);
 });
 
 t.test('OIDC client metadata: registration, validation and the ID token alg', async (t) => {

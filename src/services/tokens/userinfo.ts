@@ -55,6 +55,10 @@ export function userinfoService(deps: UserinfoDeps): Userinfo {
   return async (accessToken) => {
     const claims = await verify(accessToken);
     if (!claims) return refused('invalid_token', 'the access token is invalid or expired');
+    // RFC 9449 §7.2: a DPoP-bound token is no bearer token; this endpoint takes bearer tokens only, so a
+    // leaked bound token is worthless here without the key.
+    if ((claims as { cnf?: unknown }).cnf !== undefined)
+      return refused('invalid_token', 'the access token is bound to a DPoP key; /userinfo accepts bearer tokens only');
     const scopes = claims.scope?.split(' ') ?? [];
     // RFC 6750 §3.1: a valid token without the scope this resource needs.
     if (!scopes.includes('openid')) return refused('insufficient_scope', 'the access token was not granted openid');
