@@ -37,6 +37,7 @@ import signOutRoute from './routes/interaction/sign-out.js';
 import consentRoutes from './routes/interaction/consent.js';
 import authorizeRoute from './routes/oauth/authorize.js';
 import introspectRoute from './routes/oauth/introspect.js';
+import parRoute from './routes/oauth/par.js';
 import revokeRoute from './routes/oauth/revoke.js';
 import registerRoutes from './routes/oauth/register.js';
 import tokenRoute from './routes/oauth/token.js';
@@ -212,6 +213,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   await app.register(introspectRoute);
   // OpenID Connect Core §5.3 UserInfo.
   await app.register(userinfoRoute);
+  // RFC 9126 pushed authorization requests.
+  await app.register(parRoute);
   // RFC 7591 / 7592 dynamic registration, off by default: when off /register is the generic 404.
   if (config.registration.enabled) await app.register(registerRoutes);
   return app;

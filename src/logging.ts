@@ -4,7 +4,7 @@ import pino, { type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config/index.js';
 
 const SENSITIVE_NAME =
-  /secret|passw(or)?d|token|assertion|authori[sz]ation|cookie|verifier|login_(request|response)|private|api[-_]?key|credential/i;
+  /secret|passw(or)?d|token|assertion|authori[sz]ation|cookie|verifier|login_(request|response)|private|api[-_]?key|credential|request_uri/i;
 
 /** Whether a field or parameter of this name may hold a secret, code, token or assertion (never logged). */
 export function isSensitiveName(name: string): boolean {

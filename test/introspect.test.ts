@@ -20,7 +20,7 @@ const ENV = {
 interface TestClient {
   id: string;
   secret: string | null;
-  method: 'client_secret_basic' | 'client_secret_post' | 'none';
+  method: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
 }
 
 async function client(app: FastifyInstance, overrides: Record<string, unknown> = {}): Promise<TestClient> {
@@ -498,7 +498,7 @@ t.test(
     t.equal(doc.introspection_endpoint, `${ISSUER}/introspect`);
     t.same(
       doc.introspection_endpoint_auth_methods_supported,
-      ['client_secret_basic', 'client_secret_post'],
+      ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       'no "none": public clients cannot introspect',
     );
 

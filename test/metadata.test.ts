@@ -26,7 +26,7 @@ t.test('RFC 8414 metadata reflects the configuration exactly', async (t) => {
   t.equal(doc.introspection_endpoint, 'https://auth.example.com/introspect', 'RFC 7662 introspection');
   t.same(
     doc.introspection_endpoint_auth_methods_supported,
-    ['client_secret_basic', 'client_secret_post'],
+    ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     'confidential clients only',
   );
   for (const off of ['registration_endpoint', 'userinfo_endpoint'])

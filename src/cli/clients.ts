@@ -35,6 +35,12 @@ export const CLIENTS_OPTIONS = {
   'no-skip-consent': { type: 'boolean' },
   'dpop-bound-access-tokens': { type: 'boolean' },
   'no-dpop-bound-access-tokens': { type: 'boolean' },
+  jwks: { type: 'string' },
+  'jwks-uri': { type: 'string' },
+  'auth-signing-alg': { type: 'string' },
+  'require-par': { type: 'boolean' },
+  'no-require-par': { type: 'boolean' },
+  'security-profile': { type: 'string' },
   disable: { type: 'boolean' },
   enable: { type: 'boolean' },
   'unused-days': { type: 'string' },
@@ -52,7 +58,11 @@ export const CLIENTS_USAGE = `  clients list               list clients
   clients prune-metadata-documents [--unused-days N]
                              delete metadata-document clients unused for N days (default 30) with no
                              live authorization request, code, refresh token or consent
-                             client flags: --name, --client-id, --auth-method client_secret_basic|client_secret_post|none,
+                             client flags: --name, --client-id,
+                             --auth-method client_secret_basic|client_secret_post|private_key_jwt|none,
+                             --jwks-uri URL or --jwks '{"keys":[...]}' (private_key_jwt public keys),
+                             --auth-signing-alg ES256|PS256|RS256|EdDSA, --require-par / --no-require-par,
+                             --security-profile fapi2|none,
                              --application-type web|native, --skip-consent / --no-skip-consent,
                              --dpop-bound-access-tokens / --no-dpop-bound-access-tokens, --client-uri,
                              --logo-uri, --policy-uri, --tos-uri, --backchannel-logout-uri (empty: none),
@@ -97,6 +107,10 @@ const FLAGS: Record<string, string> = {
   backchannel_logout_uri: 'backchannel-logout-uri',
   id_token_signed_response_alg: 'id-token-alg',
   default_max_age: 'default-max-age',
+  jwks: 'jwks',
+  jwks_uri: 'jwks-uri',
+  token_endpoint_auth_signing_alg: 'auth-signing-alg',
+  security_profile: 'security-profile',
 };
 
 /** `--scope "read write"` and `--scope read --scope write` mean the same. */
@@ -111,6 +125,22 @@ function metadataFromFlags(options: Record<string, unknown>): Record<string, unk
     const value = field.endsWith('scopes') ? words(options[flag]) : options[flag];
     if (value !== undefined) out[field] = value;
   }
+  if (typeof options.jwks === 'string') {
+    try {
+      out.jwks = JSON.parse(options.jwks);
+    } catch {
+      throw new ClientsUsageError('--jwks must be a JWK Set in JSON: \'{"keys":[{...}]}\'');
+    }
+  }
+  // Keys by value or by reference, never both (RFC 7591 §2): naming one replaces the other.
+  if (out.jwks !== undefined && out.jwks_uri === undefined) out.jwks_uri = null;
+  if (out.jwks_uri !== undefined && out.jwks === undefined) out.jwks = null;
+  // "none" clears the profile (an update needs a way to say so).
+  if (options['security-profile'] === 'none') out.security_profile = null;
+  if (options['require-par'] && options['no-require-par'])
+    throw new ClientsUsageError('--require-par and --no-require-par contradict each other');
+  if (options['require-par']) out.require_pushed_authorization_requests = true;
+  if (options['no-require-par']) out.require_pushed_authorization_requests = false;
   if (options['skip-consent'] && options['no-skip-consent'])
     throw new ClientsUsageError('--skip-consent and --no-skip-consent contradict each other');
   if (options['skip-consent']) out.skip_consent = true;

@@ -438,7 +438,7 @@ export const schema = {
       env: 'CIMD_ENABLED',
     },
     fetchTimeout: {
-      doc: 'Longest time a metadata document fetch may take (connect, TLS, response and body), in milliseconds.',
+      doc: 'Longest time a metadata document (or client `jwks_uri`) fetch may take (connect, TLS, response and body), in milliseconds.',
       format: 'positive-int',
       default: 5000,
       env: 'CIMD_FETCH_TIMEOUT_MS',
@@ -468,13 +468,13 @@ export const schema = {
       env: 'CIMD_CACHE_DEFAULT_SECONDS',
     },
     allowPrivateAddresses: {
-      doc: 'Development only: allow metadata document fetches to private, loopback, link-local and other special-use addresses. Refused in production (SSRF).',
+      doc: 'Development only: allow metadata document (and client `jwks_uri`) fetches to private, loopback, link-local and other special-use addresses. Refused in production (SSRF).',
       format: 'strict-boolean',
       default: false,
       env: 'CIMD_ALLOW_PRIVATE_ADDRESSES',
     },
     caFile: {
-      doc: 'Path of a PEM file of extra CA certificates trusted (besides the system roots) when fetching metadata documents, for clients served under an internal CA.',
+      doc: 'Path of a PEM file of extra CA certificates trusted (besides the system roots) when fetching metadata documents and client `jwks_uri` key sets, for clients served under an internal CA.',
       format: String,
       default: '',
       env: 'CIMD_CA_FILE',
@@ -516,6 +516,34 @@ export const schema = {
       format: 'positive-int',
       default: 120,
       env: 'LOGOUT_TOKEN_TTL_SECONDS',
+    },
+  },
+  par: {
+    requestUriTtl: {
+      doc: 'Seconds a `request_uri` from the pushed authorization request endpoint (POST /par, RFC 9126) stays usable at /authorize; it is used once. Short: the client redirects the browser right after pushing.',
+      format: 'positive-int',
+      default: 60,
+      env: 'PAR_REQUEST_URI_TTL_SECONDS',
+    },
+    required: {
+      doc: 'Require pushed authorization requests from every client (RFC 9126 §6 `require_pushed_authorization_requests`): /authorize then refuses parameters that were not pushed. A client can also require it for itself (client metadata of the same name).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'PAR_REQUIRED',
+    },
+  },
+  clientAuthentication: {
+    assertionMaxLifetime: {
+      doc: 'Longest lifetime of a private_key_jwt client assertion (RFC 7523), in seconds: its `exp` may be at most this far after its `iat` (or after now). Each assertion is accepted once; its `jti` is remembered until it expires.',
+      format: 'positive-int',
+      default: 300,
+      env: 'CLIENT_ASSERTION_MAX_LIFETIME_SECONDS',
+    },
+    jwksCacheTtl: {
+      doc: "Seconds a client's `jwks_uri` key set is kept in memory before it is fetched again; an assertion signed by a key the cached set lacks fetches it once more (at most every 10 s per URL). Fetched with the CIMD_* safeguards (https, no special-use addresses, no redirects, CIMD_FETCH_TIMEOUT_MS, CIMD_CA_FILE).",
+      format: 'positive-int',
+      default: 300,
+      env: 'CLIENT_JWKS_CACHE_SECONDS',
     },
   },
   admin: {

@@ -1,12 +1,14 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { AuthorizationCodeTable } from './tables/authorization-code.table.js';
 import type { AuthorizationRequestTable } from './tables/authorization-request.table.js';
+import type { ClientAssertionJtiTable } from './tables/client-assertion-jti.table.js';
 import type { ClientTable } from './tables/client.table.js';
 import type { ConsentTable } from './tables/consent.table.js';
 import type { DpopProofTable } from './tables/dpop-proof.table.js';
 import type { GrantedClaimsTable } from './tables/granted-claims.table.js';
 import type { GrantRevocationTable } from './tables/grant-revocation.table.js';
 import type { HostSignOutJtiTable, LogoutDeliveryTable, SessionClientTable } from './tables/logout.table.js';
+import type { PushedAuthorizationRequestTable } from './tables/pushed-authorization-request.table.js';
 import type { RefreshTokenTable } from './tables/refresh-token.table.js';
 import type { SessionTable } from './tables/session.table.js';
 import type { SigningKeyTable } from './tables/signing-key.table.js';
@@ -26,6 +28,8 @@ export interface Database {
   host_sign_out_jtis: HostSignOutJtiTable;
   dpop_proofs: DpopProofTable;
   granted_claims: GrantedClaimsTable;
+  pushed_authorization_requests: PushedAuthorizationRequestTable;
+  client_assertion_jtis: ClientAssertionJtiTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

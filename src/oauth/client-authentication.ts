@@ -1,3 +1,5 @@
+import { DomainError } from '../lib/errors.js';
+import { assertionClientId, JWT_BEARER_ASSERTION_TYPE } from './client-assertion.js';
 import type { Client } from './client.js';
 import type { ClientAuthMethod } from './client-metadata.js';
 import { OAuthError } from './errors.js';
@@ -45,12 +47,20 @@ export interface ClientAuthenticationGuard {
   succeeded(clientId: string): void;
 }
 
+/** Checks a private_key_jwt client assertion (signature, claims, replay) against a client's keys. */
+export interface ClientAssertionVerifier {
+  /** Resolves when `assertion` authenticates `client`; throws otherwise (a DomainError 'unavailable' is an outage). */
+  verify(assertion: string, client: Client): Promise<void>;
+}
+
 /** What client authentication reads clients from, and where it notes their use. */
 export interface ClientAuthenticationSources {
   registry: ClientLookup;
   usage: ClientUseRecorder;
   /** Brute-force protection; none when the throttle is off. */
   guard?: ClientAuthenticationGuard | undefined;
+  /** private_key_jwt (RFC 7523 §2.2); without it such clients cannot authenticate. */
+  assertions?: ClientAssertionVerifier;
 }
 
 /** RFC 6749 §5.2: a 401 after an Authorization header attempt must say which scheme to use. */
@@ -64,10 +74,15 @@ interface Credentials {
   method: ClientAuthMethod;
   clientId: string;
   secret: string | null;
+  /** The client assertion of private_key_jwt; null for the other methods. */
+  assertion?: string;
 }
 
-function invalidClient(description: string, basic: boolean): OAuthError {
-  return new OAuthError('invalid_client', description, basic ? { headers: BASIC_CHALLENGE } : {});
+function invalidClient(description: string, basic: boolean, detail?: string): OAuthError {
+  return new OAuthError('invalid_client', description, {
+    ...(basic ? { headers: BASIC_CHALLENGE } : {}),
+    ...(detail === undefined ? {} : { detail }),
+  });
 }
 
 /** One body parameter: a single string, or undefined when absent or empty (RFC 6749 §3.1). */
@@ -120,9 +135,31 @@ function parseBasic(header: string): { clientId: string; secret: string } {
   return { clientId, secret };
 }
 
+/**
+ * RFC 7521 §4.2 / RFC 7523 §2.2: a JWT client assertion names its client in iss and sub; client_id, if
+ * sent too, must name the same client.
+ */
+function assertionCredentials(req: ClientCredentialsRequest, bodyId: string | undefined): Credentials {
+  const type = bodyParam(req.body, 'client_assertion_type');
+  const assertion = bodyParam(req.body, 'client_assertion');
+  if (type === undefined || assertion === undefined)
+    throw new OAuthError('invalid_request', 'client_assertion and client_assertion_type go together (RFC 7521 §4.2)');
+  if (req.authorization !== undefined || bodyParam(req.body, 'client_secret') !== undefined)
+    throw new OAuthError('invalid_request', 'the client used more than one authentication method (RFC 6749 §2.3)');
+  if (type !== JWT_BEARER_ASSERTION_TYPE)
+    throw invalidClient(`unsupported client_assertion_type; only ${JWT_BEARER_ASSERTION_TYPE} is accepted`, false);
+  const clientId = assertionClientId(assertion);
+  if (clientId === undefined) throw invalidClient(FAILED, false, 'client assertion: not a JWT with iss = sub');
+  if (bodyId !== undefined && bodyId !== clientId)
+    throw new OAuthError('invalid_request', 'client_id does not match the client assertion (RFC 7521 §4.2)');
+  return { method: 'private_key_jwt', clientId, secret: null, assertion };
+}
+
 /** Which method the request uses, from what it carries; more than one is invalid_request (RFC 6749 §2.3). */
 function presentedCredentials(req: ClientCredentialsRequest): Credentials {
   const bodyId = bodyParam(req.body, 'client_id');
+  if (req.body.client_assertion !== undefined || req.body.client_assertion_type !== undefined)
+    return assertionCredentials(req, bodyId);
   const bodySecret = bodyParam(req.body, 'client_secret');
   if (req.authorization !== undefined) {
     if (bodySecret !== undefined) {
@@ -145,11 +182,12 @@ function presentedCredentials(req: ClientCredentialsRequest): Credentials {
 
 /**
  * Authenticates the client of a token-endpoint request (RFC 6749 §2.3): client_secret_basic,
- * client_secret_post, or none (a public client naming itself), and only the method it registered.
+ * client_secret_post, private_key_jwt (RFC 7523 §2.2), or none (a public client naming itself), and only
+ * the method it registered.
  */
 export async function authenticateClient(
   req: ClientCredentialsRequest,
-  { registry, usage, guard }: ClientAuthenticationSources,
+  { registry, usage, guard, assertions }: ClientAuthenticationSources,
 ): Promise<AuthenticatedClient> {
   const presented = presentedCredentials(req);
   const basic = presented.method === 'client_secret_basic';
@@ -174,7 +212,33 @@ export async function authenticateClient(
   if (presented.secret !== null && !verifySecret(presented.secret, client.secret_hash)) {
     throw fail();
   }
+  if (presented.assertion !== undefined) {
+    try {
+      await verifyAssertion(presented.assertion, client, assertions);
+    } catch (err) {
+      // A refused assertion is a failed authentication like a wrong secret; an outage is not.
+      if (err instanceof OAuthError) guard?.failed(presented.clientId);
+      throw err;
+    }
+  }
   guard?.succeeded(presented.clientId);
   usage.markUsed(client.client_id);
   return { client, method: presented.method };
+}
+
+/** private_key_jwt: every refusal is the same invalid_client, its reason only logged (never sent). */
+async function verifyAssertion(
+  assertion: string,
+  client: Client,
+  assertions: ClientAssertionVerifier | undefined,
+): Promise<void> {
+  if (!assertions) throw invalidClient(FAILED, false, 'client assertion: private_key_jwt is not wired here');
+  try {
+    await assertions.verify(assertion, client);
+  } catch (err) {
+    // A database outage stays a 503: the client did nothing wrong.
+    if (err instanceof DomainError && err.code === 'unavailable') throw err;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw invalidClient(FAILED, false, `client assertion: ${reason}`);
+  }
 }

@@ -96,14 +96,14 @@ export function clientMetadataFromDocument(
     );
   }
   const method = fields.token_endpoint_auth_method;
-  if (method !== undefined && method !== 'none') {
+  if (method !== undefined && method !== 'none' && method !== 'private_key_jwt') {
     if (typeof method === 'string' && /^client_secret_/.test(method)) {
       throw new ClientIdDocumentError(
         `token_endpoint_auth_method ${method} uses a shared secret, which a metadata document cannot have (draft section 4.1)`,
       );
     }
     throw new ClientIdDocumentError(
-      'token_endpoint_auth_method must be "none": this server supports only public clients through metadata documents',
+      'token_endpoint_auth_method must be "none" or "private_key_jwt" (with jwks_uri or jwks) for a metadata document',
     );
   }
   if (fields.redirect_uris === undefined || fields.redirect_uris === null)
@@ -116,8 +116,9 @@ export function clientMetadataFromDocument(
         ...fields,
         // The identity is the URL's host (§8.5), so it names a client that gives no client_name.
         client_name: fields.client_name ?? new URL(clientId).host,
-        // RFC 7591 would default to client_secret_basic; a document's client is public (§4.1).
-        token_endpoint_auth_method: 'none',
+        // RFC 7591 would default to client_secret_basic; a document's client has no shared secret (§4.1):
+        // it is public, or proves itself with a key it publishes (private_key_jwt).
+        token_endpoint_auth_method: method ?? 'none',
       },
       policy.nativeSchemes,
     );

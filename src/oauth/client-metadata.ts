@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import { SIGNING_ALGS } from '../keys/public-jwk.js';
+import type { ClientJwks } from '../db/tables/client.table.js';
 import { DomainError } from '../lib/errors.js';
 import { isRegistrableLoopbackHost } from '../lib/loopback.js';
 import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
@@ -8,9 +9,23 @@ import { SCOPE_TOKEN, canonicalUrl } from '../lib/syntax.js';
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
-/** Token endpoint authentication methods (RFC 7591 §2, RFC 6749 §2.3). */
-export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'] as const;
+/** Token endpoint authentication methods (RFC 7591 §2, RFC 6749 §2.3, RFC 7523 §2.2 / OIDC Core §9 private_key_jwt). */
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type ClientAuthMethod = (typeof AUTH_METHODS)[number];
+
+/**
+ * JWS algorithms a client assertion may be signed with: asymmetric only, so the server never holds a
+ * key that could sign for the client (no HS*, and never `none`).
+ */
+export const ASSERTION_ALGS = ['ES256', 'PS256', 'RS256', 'EdDSA'] as const;
+export type AssertionAlg = (typeof ASSERTION_ALGS)[number];
+
+/** FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA (Ed25519); RS256 is not allowed. */
+export const FAPI2_ASSERTION_ALGS: readonly AssertionAlg[] = ['ES256', 'PS256', 'EdDSA'];
+
+/** Named sets of stricter rules a client can be held to (`security_profile`). */
+export const SECURITY_PROFILES = ['fapi2'] as const;
+export type SecurityProfile = (typeof SECURITY_PROFILES)[number];
 
 /** RFC 7591 / OIDC application types: `native` unlocks loopback and private-use redirect URIs (RFC 8252). */
 export const APPLICATION_TYPES = ['web', 'native'] as const;
@@ -46,6 +61,11 @@ export interface ClientMetadata {
   default_max_age: number | null;
   /** OpenID Connect Registration 1.0 §2 (Gatehouse always sends auth_time; kept as registered). */
   require_auth_time: boolean;
+  jwks: ClientJwks | null;
+  jwks_uri: string | null;
+  token_endpoint_auth_signing_alg: AssertionAlg | null;
+  require_pushed_authorization_requests: boolean;
+  security_profile: SecurityProfile | null;
 }
 
 /** Every client metadata field, in display order. */
@@ -72,6 +92,11 @@ export const CLIENT_METADATA_FIELDS: ReadonlyArray<keyof ClientMetadata> = [
   'id_token_signed_response_alg',
   'default_max_age',
   'require_auth_time',
+  'jwks',
+  'jwks_uri',
+  'token_endpoint_auth_signing_alg',
+  'require_pushed_authorization_requests',
+  'security_profile',
 ];
 
 /** RFC 6749 Appendix A.1: client_id is visible ASCII (VSCHAR, space included); capped so lookups stay cheap. */
@@ -318,6 +343,62 @@ function readResources(input: Record<string, unknown>, policy: ClientMetadataPol
   return [...new Set(out)];
 }
 
+// RFC 7518 §6.2.2, §6.3.2, §6.4: members that hold private or symmetric key material.
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const MAX_JWKS_BYTES = 16384;
+/** Members each public key type needs (RFC 7518 §6.2.1, §6.3.1; RFC 8037 §2), and the curves allowed. */
+const JWK_SHAPES: Record<string, { members: string[]; curves?: string[] }> = {
+  RSA: { members: ['n', 'e'] },
+  EC: { members: ['crv', 'x', 'y'], curves: ['P-256', 'P-384', 'P-521'] },
+  OKP: { members: ['crv', 'x'], curves: ['Ed25519'] },
+};
+
+/**
+ * RFC 7591 §2 `jwks`: a JWK Set of public keys (RFC 7517 §5), by value. Private or symmetric key
+ * material is refused: it would mean the client's key has leaked to whoever stored this.
+ */
+function readJwks(input: Record<string, unknown>): ClientJwks | null {
+  const value = input.jwks;
+  if (value === undefined || value === null) return null;
+  return validateJwks(value, 'jwks', MAX_JWKS_BYTES);
+}
+
+/**
+ * A JWK Set of asymmetric public keys (RFC 7517 §5), as registered in `jwks` or served at `jwks_uri`;
+ * throws ClientMetadataError naming the bad member under `field`.
+ */
+export function validateJwks(value: unknown, field: string, maxBytes: number): ClientJwks {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    fail(field, 'must be a JWK Set object {"keys": [...]} (RFC 7517 §5)');
+  const keys = (value as { keys?: unknown }).keys;
+  if (!Array.isArray(keys) || keys.length === 0) fail(field, 'must have a non-empty "keys" array (RFC 7517 §5)');
+  if (keys.length > 20) fail(field, 'must have at most 20 keys');
+  if (JSON.stringify(value).length > maxBytes) fail(field, `must be at most ${maxBytes} bytes of JSON`);
+  const kids = new Set<string>();
+  const out = keys.map((key: unknown, i) => {
+    const at = `${field}.keys[${i}]`;
+    if (key === null || typeof key !== 'object' || Array.isArray(key)) fail(at, 'must be a JWK object');
+    const jwk = key as Record<string, unknown>;
+    if (PRIVATE_JWK_MEMBERS.some((m) => m in jwk))
+      fail(at, 'must be a public key: private or symmetric key material is never registered (RFC 7518 §6)');
+    const shape = typeof jwk.kty === 'string' ? JWK_SHAPES[jwk.kty] : undefined;
+    if (!shape) fail(`${at}.kty`, 'must be RSA, EC or OKP (an asymmetric public key)');
+    for (const member of shape.members)
+      if (typeof jwk[member] !== 'string' || jwk[member] === '') fail(`${at}.${member}`, 'is required');
+    if (shape.curves && !shape.curves.includes(jwk.crv as string))
+      fail(`${at}.crv`, `must be one of ${shape.curves.join(', ')}`);
+    if (jwk.kid !== undefined) {
+      if (typeof jwk.kid !== 'string' || jwk.kid === '') fail(`${at}.kid`, 'must be a non-empty string');
+      if (kids.has(jwk.kid)) fail(`${at}.kid`, `"${jwk.kid}" is used by another key of the set`);
+      kids.add(jwk.kid);
+    }
+    // An encryption key may sit in the same set; it is never used to verify an assertion.
+    if (jwk.use !== undefined && jwk.use !== 'sig' && jwk.use !== 'enc') fail(`${at}.use`, 'must be "sig" or "enc"');
+    return jwk;
+  });
+  return { keys: out };
+}
+
 function readBoolean(input: Record<string, unknown>, field: string): boolean {
   const value = input[field];
   if (value === undefined || value === null) return false;
@@ -368,9 +449,13 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
   if (grantTypes.includes('client_credentials') && authMethod === 'none') {
     fail(
       'grant_types',
-      'client_credentials requires a confidential client: token_endpoint_auth_method must be client_secret_basic or client_secret_post',
+      'client_credentials requires a confidential client: token_endpoint_auth_method must be client_secret_basic, client_secret_post or private_key_jwt',
     );
   }
+  const keys = readClientKeys(data, authMethod);
+  const securityProfile = readNullableEnum(data, 'security_profile', SECURITY_PROFILES);
+  const requirePar = readPushedRequestsRule(data, securityProfile);
+  if (securityProfile === 'fapi2') checkFapi2(authMethod, keys.token_endpoint_auth_signing_alg);
   // Refresh tokens come only from code exchange (OAuth 2.1 §4.4 issues none to client_credentials).
   if (grantTypes.includes('refresh_token') && !grantTypes.includes('authorization_code')) {
     fail('grant_types', 'refresh_token requires authorization_code');
@@ -417,7 +502,63 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
     id_token_signed_response_alg: readIdTokenAlg(data, policy),
     default_max_age: readMaxAge(data),
     require_auth_time: readBoolean(data, 'require_auth_time'),
+    ...keys,
+    require_pushed_authorization_requests: requirePar,
+    security_profile: securityProfile,
   };
+}
+
+function readNullableEnum<T extends string>(
+  input: Record<string, unknown>,
+  field: string,
+  allowed: readonly T[],
+): T | null {
+  const value = input[field];
+  if (value === undefined || value === null) return null;
+  return readEnum(input, field, allowed, allowed[0]!);
+}
+
+/**
+ * The keys of a private_key_jwt client (RFC 7591 §2): `jwks` or `jwks_uri`, exactly one ("MUST NOT both
+ * be present"), and the one signing algorithm it may use, if it names one.
+ */
+function readClientKeys(
+  data: Record<string, unknown>,
+  authMethod: ClientAuthMethod,
+): Pick<ClientMetadata, 'jwks' | 'jwks_uri' | 'token_endpoint_auth_signing_alg'> {
+  const jwks = readJwks(data);
+  const jwksUri = readHttpsUrl(data, 'jwks_uri');
+  if (jwks !== null && jwksUri !== null) fail('jwks', 'give jwks or jwks_uri, not both (RFC 7591 §2)');
+  if (authMethod === 'private_key_jwt' && jwks === null && jwksUri === null)
+    fail('jwks_uri', 'private_key_jwt needs the public keys: give jwks_uri or jwks (RFC 7591 §2)');
+  const alg = readNullableEnum(data, 'token_endpoint_auth_signing_alg', ASSERTION_ALGS);
+  if (alg !== null && authMethod !== 'private_key_jwt')
+    fail('token_endpoint_auth_signing_alg', 'applies only to token_endpoint_auth_method private_key_jwt');
+  return { jwks, jwks_uri: jwksUri, token_endpoint_auth_signing_alg: alg };
+}
+
+/** RFC 9126 §6 require_pushed_authorization_requests; the FAPI 2.0 profile implies it and may not turn it off. */
+function readPushedRequestsRule(data: Record<string, unknown>, profile: SecurityProfile | null): boolean {
+  const requested = readBoolean(data, 'require_pushed_authorization_requests');
+  if (profile !== 'fapi2') return requested;
+  // FAPI 2.0 Security Profile §5.3.2.2: the authorization server shall require PAR.
+  if (data.require_pushed_authorization_requests === false)
+    fail('require_pushed_authorization_requests', 'must be true for security_profile fapi2 (FAPI 2.0 §5.3.2.2)');
+  return true;
+}
+
+/** FAPI 2.0 Security Profile §5.3.2.1 and §5.4.1: asymmetric client authentication with a FAPI algorithm. */
+function checkFapi2(authMethod: ClientAuthMethod, alg: AssertionAlg | null): void {
+  if (authMethod !== 'private_key_jwt')
+    fail(
+      'token_endpoint_auth_method',
+      'must be private_key_jwt for security_profile fapi2 (FAPI 2.0 §5.3.2.1; mutual TLS is not supported)',
+    );
+  if (alg !== null && !FAPI2_ASSERTION_ALGS.includes(alg))
+    fail(
+      'token_endpoint_auth_signing_alg',
+      `must be one of ${FAPI2_ASSERTION_ALGS.join(', ')} for security_profile fapi2 (FAPI 2.0 §5.4.1)`,
+    );
 }
 
 /** The client metadata part of a stored client, as input for re-validation after a partial change. */
@@ -425,7 +566,7 @@ export function clientMetadataOf(row: { [K in keyof ClientMetadata]: unknown }):
   return Object.fromEntries(CLIENT_METADATA_FIELDS.map((field) => [field, row[field]]));
 }
 
-/** Whether a client authenticates with a secret (RFC 6749 §2.1 confidential client). */
+/** Whether a client authenticates with a shared secret (client_secret_basic or client_secret_post). */
 export function usesSecret(method: ClientAuthMethod): boolean {
-  return method !== 'none';
+  return method === 'client_secret_basic' || method === 'client_secret_post';
 }

@@ -27,7 +27,11 @@ export type OAuthErrorCode =
   | 'too_many_requests'
   // RFC 9449 §5, §8: a DPoP proof is invalid; a server nonce is required.
   | 'invalid_dpop_proof'
-  | 'use_dpop_nonce';
+  | 'use_dpop_nonce'
+  // RFC 9101 §6.2 (used by RFC 9126 §4): a request_uri that is unknown, expired, used or another client's.
+  | 'invalid_request_uri'
+  // RFC 9101 §6.2 / OIDC Core §3.1.2.6: a `request` object, which this server does not support.
+  | 'request_not_supported';
 
 const DEFAULT_STATUS: Partial<Record<OAuthErrorCode, number>> = {
   invalid_client: 401,

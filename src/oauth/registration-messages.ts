@@ -1,11 +1,13 @@
-import { ClientMetadataError, NO_EXTRA_SCHEMES, redirectUriProblem } from './client-metadata.js';
+import { ClientMetadataError, NO_EXTRA_SCHEMES, redirectUriProblem, usesSecret } from './client-metadata.js';
 import type { Client } from './client.js';
 
 /**
- * RFC 7591 §2 members stored under the same name. `client_name` and `scope` are mapped; everything else a
- * client sends (software_id, software_version, jwks, resource, skip_consent…) is ignored, as RFC 7591 §2
- * requires for metadata the server does not understand or does not let a client set. An RFC 7592 §2.2
- * update that omits one of these resets it.
+ * RFC 7591 §2 members stored under the same name (with `jwks`, `jwks_uri` and
+ * `token_endpoint_auth_signing_alg` for private_key_jwt, RFC 9126 §6 `require_pushed_authorization_requests`,
+ * and `security_profile`, which only ever makes a client stricter). `client_name` and `scope` are mapped;
+ * everything else a client sends (software_id, software_version, resource, skip_consent…) is ignored, as
+ * RFC 7591 §2 requires for metadata the server does not understand or does not let a client set. An
+ * RFC 7592 §2.2 update that omits one of these resets it.
  */
 export const SAME_NAME_FIELDS = [
   'redirect_uris',
@@ -26,6 +28,11 @@ export const SAME_NAME_FIELDS = [
   'id_token_signed_response_alg',
   'default_max_age',
   'require_auth_time',
+  'jwks',
+  'jwks_uri',
+  'token_endpoint_auth_signing_alg',
+  'require_pushed_authorization_requests',
+  'security_profile',
 ] as const;
 
 /** Name given to a client that registers without client_name when nothing better can be derived. */
@@ -170,7 +177,7 @@ export function registrationResponse(
   };
   if (extras.clientSecret) doc.client_secret = extras.clientSecret;
   // RFC 7591 §3.2.1: required with a secret; 0 = it does not expire.
-  if (extras.clientSecret || client.token_endpoint_auth_method !== 'none') doc.client_secret_expires_at = 0;
+  if (extras.clientSecret || usesSecret(client.token_endpoint_auth_method)) doc.client_secret_expires_at = 0;
   if (extras.registrationAccessToken) doc.registration_access_token = extras.registrationAccessToken;
   doc.registration_client_uri = registrationClientUri(issuer, client.client_id);
   doc.client_name = client.name;
@@ -196,5 +203,11 @@ export function registrationResponse(
     doc.id_token_signed_response_alg = client.id_token_signed_response_alg;
   if (client.default_max_age !== null) doc.default_max_age = client.default_max_age;
   if (client.require_auth_time) doc.require_auth_time = true;
+  if (client.jwks !== null) doc.jwks = client.jwks;
+  if (client.jwks_uri !== null) doc.jwks_uri = client.jwks_uri;
+  if (client.token_endpoint_auth_signing_alg !== null)
+    doc.token_endpoint_auth_signing_alg = client.token_endpoint_auth_signing_alg;
+  if (client.require_pushed_authorization_requests) doc.require_pushed_authorization_requests = true;
+  if (client.security_profile !== null) doc.security_profile = client.security_profile;
   return doc;
 }

@@ -1,6 +1,7 @@
 import type { Config } from '../config/index.js';
 import { DPOP_SIGNING_ALGS } from '../oauth/dpop.js';
 import { userinfoEndpoint } from '../oauth/tokens/id-token.js';
+import { ASSERTION_ALGS } from '../oauth/client-metadata.js';
 
 /** The endpoints a running Gatehouse actually serves; the discovery document never advertises what is off. */
 export interface Features {
@@ -41,8 +42,12 @@ export function discoveryDocument(
   const grantTypes = ['client_credentials'];
   if (features.authorizationCode) grantTypes.unshift('authorization_code');
   if (features.refreshTokens) grantTypes.push('refresh_token');
-  const authMethods = ['client_secret_basic', 'client_secret_post'];
+  // private_key_jwt: RFC 7523 §2.2, OpenID Connect Core §9.
+  const confidentialMethods = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+  const authMethods = [...confidentialMethods];
   if (features.authorizationCode) authMethods.push('none');
+  // RFC 8414 §2: the algorithms private_key_jwt assertions may be signed with (asymmetric only).
+  const assertionAlgs = [...ASSERTION_ALGS];
 
   const doc: Record<string, unknown> = { issuer: base };
   if (features.authorizationCode) doc.authorization_endpoint = `${base}/authorize`;
@@ -55,13 +60,21 @@ export function discoveryDocument(
   doc.response_modes_supported = ['query'];
   doc.grant_types_supported = grantTypes;
   doc.token_endpoint_auth_methods_supported = authMethods;
+  doc.token_endpoint_auth_signing_alg_values_supported = assertionAlgs;
   if (features.revocation) {
     doc.revocation_endpoint = `${base}/revoke`;
     doc.revocation_endpoint_auth_methods_supported = authMethods;
+    doc.revocation_endpoint_auth_signing_alg_values_supported = assertionAlgs;
   }
   if (features.introspection) {
     doc.introspection_endpoint = `${base}/introspect`;
-    doc.introspection_endpoint_auth_methods_supported = ['client_secret_basic', 'client_secret_post'];
+    doc.introspection_endpoint_auth_methods_supported = confidentialMethods;
+    doc.introspection_endpoint_auth_signing_alg_values_supported = assertionAlgs;
+  }
+  if (features.authorizationCode) {
+    // RFC 9126 §5.
+    doc.pushed_authorization_request_endpoint = `${base}/par`;
+    doc.require_pushed_authorization_requests = config.par.required;
   }
   // OAuth 2.1 §4.1.1: PKCE with S256 only; plain is refused.
   doc.code_challenge_methods_supported = ['S256'];

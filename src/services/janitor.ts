@@ -14,6 +14,8 @@ export interface SweepResult {
   sessions: number;
   grant_revocations: number;
   dpop_proofs: number;
+  pushed_authorization_requests: number;
+  client_assertion_jtis: number;
 }
 
 export interface SweepOptions {
@@ -34,8 +36,9 @@ export interface SweepOptions {
 /**
  * Deletes rows that can no longer be used by anyone, once they are older than the retention period:
  * pending authorization requests and codes past expiry, refresh tokens past their chain's absolute
- * expiry or revoked, sessions past expiry, idle too long, or revoked, and grant revocations older than
- * any access token they could concern, and remembered DPoP proofs past their window. Nothing still valid is touched,
+ * expiry or revoked, sessions past expiry, idle too long, or revoked, grant revocations older than
+ * any access token they could concern, pushed authorization requests past expiry, and client assertion
+ * ids once their assertion has expired, and remembered DPoP proofs past their window. Nothing still valid is touched,
  * so a sweep never changes an answer Gatehouse gives: every deleted row would already be refused.
  */
 export async function sweepExpired(db: Kysely<Database>, options: SweepOptions): Promise<SweepResult> {
@@ -90,6 +93,21 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
     ),
     // A remembered DPoP proof matters only while its iat is inside the window (RFC 9449 §11.1); no retention.
     dpop_proofs: await deleteInBatches(db, 'dpop_proofs', (eb) => eb('expires_at', '<', now), batch),
+    // RFC 9126 request_uris past their short lifetime, used or not.
+    pushed_authorization_requests: await deleteInBatches(
+      db,
+      'pushed_authorization_requests',
+      (eb) => eb('expires_at', '<', before),
+      batch,
+    ),
+    // A client assertion's jti matters only until the assertion expires (its exp refuses it after that),
+    // so these go at expiry: nothing in them is worth keeping for an investigation.
+    client_assertion_jtis: await deleteInBatches(
+      db,
+      'client_assertion_jtis',
+      (eb) => eb('expires_at', '<', now),
+      batch,
+    ),
   };
 }
 
@@ -118,7 +136,14 @@ async function deleteChains(db: Kysely<Database>, before: Date, batch: number): 
 /** Deletes matching rows `batch` at a time (by ctid, which Postgres 14+ and PGlite both have). */
 async function deleteInBatches(
   db: Kysely<Database>,
-  table: 'authorization_requests' | 'authorization_codes' | 'sessions' | 'grant_revocations' | 'dpop_proofs',
+  table:
+    | 'authorization_requests'
+    | 'authorization_codes'
+    | 'sessions'
+    | 'grant_revocations'
+    | 'pushed_authorization_requests'
+    | 'client_assertion_jtis'
+    | 'dpop_proofs',
   condition: (eb: ExpressionBuilder<Database, typeof table>) => Expression<SqlBool>,
   batch: number,
 ): Promise<number> {

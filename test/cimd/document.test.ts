@@ -101,7 +101,15 @@ t.test('invalid documents are refused with the reason (draft sections 4, 4.1)', 
     problem(clientIdDocument(ID, { token_endpoint_auth_method: 'client_secret_jwt' })),
     /client_secret_jwt uses a shared secret/,
   );
-  t.match(problem(clientIdDocument(ID, { token_endpoint_auth_method: 'private_key_jwt' })), /must be "none"/);
+  // private_key_jwt is allowed (the draft forbids only shared secrets), but never without the client's keys.
+  t.match(
+    problem(clientIdDocument(ID, { token_endpoint_auth_method: 'private_key_jwt' })),
+    /private_key_jwt needs the public keys/,
+  );
+  t.match(
+    problem(clientIdDocument(ID, { token_endpoint_auth_method: 'tls_client_auth' })),
+    /must be "none" or "private_key_jwt"/,
+  );
   t.match(problem(clientIdDocument(ID, { client_secret: 'abc' })), /must not contain client_secret/);
   t.match(problem(clientIdDocument(ID, { client_secret_expires_at: 0 })), /must not contain client_secret_expires_at/);
   t.match(

@@ -47,6 +47,11 @@ t.test('defaults follow RFC 7591 §2 and the result is normalised', async (t) =>
     id_token_signed_response_alg: null,
     default_max_age: null,
     require_auth_time: false,
+    jwks: null,
+    jwks_uri: null,
+    token_endpoint_auth_signing_alg: null,
+    require_pushed_authorization_requests: false,
+    security_profile: null,
   });
 });
 

@@ -15,7 +15,7 @@ export interface ClientTable {
   post_logout_redirect_uris: Generated<string[]>;
   grant_types: string[];
   response_types: string[];
-  token_endpoint_auth_method: 'client_secret_basic' | 'client_secret_post' | 'none';
+  token_endpoint_auth_method: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
   scopes: string[];
   default_scopes: Generated<string[]>;
   resources: string[];
@@ -46,6 +46,21 @@ export interface ClientTable {
   id_token_signed_response_alg: Generated<string | null>;
   default_max_age: Generated<number | null>;
   require_auth_time: Generated<boolean>;
+  /** RFC 7591 §2: the client's public keys (a JWK Set) for private_key_jwt, by value; null otherwise. */
+  jwks: Generated<ClientJwks | null>;
+  /** RFC 7591 §2: where the client publishes its JWK Set, by reference; null otherwise. */
+  jwks_uri: Generated<string | null>;
+  /** RFC 7591 §2: the one JWS algorithm its client assertions must use; null for any the server allows. */
+  token_endpoint_auth_signing_alg: Generated<string | null>;
+  /** RFC 9126 §6: /authorize accepts this client's requests only as pushed authorization requests. */
+  require_pushed_authorization_requests: Generated<boolean>;
+  /** A named set of stricter rules the client is held to ('fapi2': FAPI 2.0 Security Profile), or null. */
+  security_profile: Generated<'fapi2' | null>;
+}
+
+/** A JWK Set (RFC 7517 §5) of public keys, as stored in `clients.jwks` (jsonb). */
+export interface ClientJwks {
+  keys: Array<Record<string, unknown>>;
 }
 
 export type ClientRow = Selectable<ClientTable>;

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { ClientAuthThrottle } from '../../services/clients/auth-throttle.js';
+import { ClientAssertions } from '../../services/clients/client-assertions.js';
 import { applyClientsFile } from '../../services/clients/clients-file.js';
 import { clientAuthThrottleObserver } from './metrics.js';
 import {
@@ -23,6 +24,8 @@ declare module 'fastify' {
     clientRegistration: ClientRegistration;
     /** Brute-force protection for client authentication at /token, /introspect and /revoke (CLIENT_AUTH_*). */
     clientAuthThrottle: ClientAuthThrottle;
+    /** private_key_jwt client assertions: keys (jwks, jwks_uri) and replay, for every endpoint that authenticates clients. */
+    clientAssertions: ClientAssertions;
   }
 }
 
@@ -43,6 +46,7 @@ export default fp(
       'clientAuthThrottle',
       new ClientAuthThrottle(config.clientAuthThrottle, app.clock, clientAuthThrottleObserver(app.metrics)),
     );
+    app.decorate('clientAssertions', new ClientAssertions(app.database.db, config, app.clock));
     // Background last_used_at writes finish before the database plugin closes the pool.
     app.addHook('preClose', async () => usage.drain());
   },

@@ -39,6 +39,8 @@ export default fp(
                 sessions: result.sessions,
                 revocations: result.grant_revocations,
                 dpopProofs: result.dpop_proofs,
+                pushed: result.pushed_authorization_requests,
+                jtis: result.client_assertion_jtis,
               },
               ms: Math.round(performance.now() - started),
             },

@@ -3,12 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
 /**
- * Paths browser-based clients call cross-origin (metadata, JWKS, token, revoke, register, userinfo).
+ * Paths browser-based clients call cross-origin (metadata, JWKS, token, revoke, register, userinfo, and
+ * par: a browser-based public client pushes its request as it calls /token, RFC 9126 §2).
  * Never /authorize, /consent or /sign-in: those are top-level navigations, and CORS there would only
  * widen what a hostile page can read. Not /introspect either: only confidential clients (servers
  * holding a secret) may call it, and a browser holds no secret.
  */
-const CORS_PATHS = /^\/(\.well-known\/|token$|revoke$|register(\/|$)|userinfo$)/;
+const CORS_PATHS = /^\/(\.well-known\/|token$|revoke$|register(\/|$)|userinfo$|par$)/;
 
 export interface CorsPluginOptions {
   /** Whether /register exists (DCR_ENABLED), so its preflight is answered only then. */
@@ -44,6 +45,7 @@ export default fp<CorsPluginOptions>(
       '/token',
       '/revoke',
       '/userinfo',
+      '/par',
       ...(registration ? ['/register', '/register/:client_id'] : []),
     ];
     for (const url of preflightPaths) app.options(url, async (_request, reply) => reply.callNotFound());

@@ -13,13 +13,16 @@ const bodySchema = {
     token_type_hint: { type: 'string', maxLength: 64 },
     client_id: { type: 'string', maxLength: 512 },
     client_secret: { type: 'string', maxLength: 512 },
+    client_assertion_type: { type: 'string', maxLength: 128 },
+    client_assertion: { type: 'string', maxLength: 8192 },
   },
 } as const;
 
 /**
  * POST /introspect (RFC 7662): a confidential client asks whether a token is active. Authentication is
- * required (§2.1, and §4 against token scanning), by the client's registered secret method only: a
- * public client could name any client_id, so it is refused as unauthenticated (RFC 6749 §5.2). Not
+ * required (§2.1, and §4 against token scanning), by the client's registered method (a secret or
+ * private_key_jwt): a public client could name any client_id, so it is refused as unauthenticated
+ * (RFC 6749 §5.2). Not
  * rate-limited, like /token and /revoke: every request authenticates a client first.
  */
 export default async function introspectRoute(app: FastifyInstance): Promise<void> {
@@ -38,9 +41,11 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
         {
           registry: app.clients,
           usage: app.clientUsage,
+          assertions: app.clientAssertions,
           guard: app.clientAuthThrottle.guard(request.ip, '/introspect'),
         },
       );
+      // A public client names itself only; private_key_jwt and the secret methods prove who the caller is.
       if (method === 'none')
         throw new OAuthError('invalid_client', 'introspection requires client authentication with a client secret');
       const answer = await app.tokens.introspect(request.body.token, client);

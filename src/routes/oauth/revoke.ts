@@ -10,6 +10,8 @@ const bodySchema = {
     token_type_hint: { type: 'string', maxLength: 64 },
     client_id: { type: 'string', maxLength: 512 },
     client_secret: { type: 'string', maxLength: 512 },
+    client_assertion_type: { type: 'string', maxLength: 128 },
+    client_assertion: { type: 'string', maxLength: 8192 },
   },
 } as const;
 
@@ -32,7 +34,12 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: request.body },
-        { registry: app.clients, usage: app.clientUsage, guard: app.clientAuthThrottle.guard(request.ip, '/revoke') },
+        {
+          registry: app.clients,
+          usage: app.clientUsage,
+          assertions: app.clientAssertions,
+          guard: app.clientAuthThrottle.guard(request.ip, '/revoke'),
+        },
       );
       await app.tokens.revoke(request.body.token, client.client_id);
       return reply.code(200).header('cache-control', 'no-store').send();

@@ -16,6 +16,8 @@ const bodySchema = {
     resource: { type: 'array', maxItems: 16, items: { type: 'string', maxLength: 2048 } },
     client_id: { type: 'string', maxLength: 512 },
     client_secret: { type: 'string', maxLength: 512 },
+    client_assertion_type: { type: 'string', maxLength: 128 },
+    client_assertion: { type: 'string', maxLength: 8192 },
     code: { type: 'string', maxLength: 512 },
     code_verifier: { type: 'string', maxLength: 256 },
     redirect_uri: { type: 'string', maxLength: 2048 },
@@ -43,7 +45,12 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
       const proof = await app.tokens.checkDpopProof(request.headers.dpop);
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },
-        { registry: app.clients, usage: app.clientUsage, guard: app.clientAuthThrottle.guard(request.ip, '/token') },
+        {
+          registry: app.clients,
+          usage: app.clientUsage,
+          assertions: app.clientAssertions,
+          guard: app.clientAuthThrottle.guard(request.ip, '/token'),
+        },
       );
       const response = await app.tokens.issue(params, client, proof);
       // RFC 9449 §8.2: the nonce the client should use next, when nonces are required.

@@ -39,6 +39,7 @@ import {
   single,
   validateRest,
 } from './parameters.js';
+import { pushAuthorizationRequest, type PushedRequest, usePushedRequest } from './pushed-requests.js';
 
 /** The signed-in user as the flow needs them (a Gatehouse session). */
 export type FlowSession = Pick<Session, 'idHash' | 'sid' | 'sub' | 'authTime' | 'acr' | 'amr' | 'claims'>;
@@ -52,7 +53,7 @@ export interface FlowClients {
 /** What the authorization service needs, handed over once by the edge. */
 export interface AuthorizationServiceDeps {
   db: Kysely<Database>;
-  config: Readonly<Pick<Config, 'issuer' | 'flow' | 'handshake' | 'tokens'>>;
+  config: Readonly<Pick<Config, 'issuer' | 'flow' | 'handshake' | 'tokens' | 'par'>>;
   scopePolicy: ScopePolicy;
   resourcePolicy: ResourcePolicy;
   clients: FlowClients;
@@ -114,6 +115,16 @@ export function unverifiableRedirect(client: Pick<Client, 'token_endpoint_auth_m
   return isLoopbackUrl(redirectUri) || !/^https?:/i.test(redirectUri);
 }
 
+/** Why /authorize wants a pushed request: the server's setting, the client's FAPI 2.0 profile, or its own metadata. */
+function pushedRequestsRequired(client: Client, serverWide: boolean): string {
+  const why = serverWide
+    ? 'this server'
+    : client.security_profile === 'fapi2'
+      ? "this client's FAPI 2.0 profile (FAPI 2.0 section 5.3.2.2)"
+      : 'this client (require_pushed_authorization_requests)';
+  return `${why} requires pushed authorization requests: push the parameters to the pushed authorization request endpoint and send only client_id and request_uri (RFC 9126 section 6)`;
+}
+
 function alreadyAnswered(): OAuthError {
   return new OAuthError(
     'invalid_request',
@@ -146,14 +157,23 @@ export class AuthorizationService {
    * GET/POST /authorize: validates the request (RFC 6749 §4.1.1), stores it bound to this browser, then
    * continues with the browser's session when it is good enough, or sends the browser to the host.
    */
-  async authorize(params: AuthorizeParams, cookies: CookieJar): Promise<FlowOutcome> {
+  async authorize(requested: AuthorizeParams, cookies: CookieJar): Promise<FlowOutcome> {
     const { config, clients, sessions } = this.#deps;
+    // RFC 9126 §4: with request_uri, the pushed parameters alone make the request.
+    const requestUri = single(requested, 'request_uri');
+    const pushed = requestUri !== undefined;
+    const params = pushed ? await usePushedRequest(this.#deps, requested, requestUri) : requested;
     const { client, redirectUri, given } = await clientAndRedirect((id) => clients.resolveForAuthorization(id), params);
     let state: string | null = null;
     let rest: ReturnType<typeof validateRest>;
     let hintSub: string | null;
     try {
       state = single(params, 'state') ?? null;
+      // RFC 9126 §6 (PAR_REQUIRED or the client's require_pushed_authorization_requests; FAPI 2.0 §5.3.2.2).
+      if (!pushed && (config.par.required || client.require_pushed_authorization_requests))
+        throw new OAuthError('invalid_request', pushedRequestsRequired(client, config.par.required), {
+          redirectable: true,
+        });
       rest = validateRest(params, client, this.#deps.scopePolicy, this.#deps.resourcePolicy);
       hintSub = rest.idTokenHint === null ? null : await this.#verifyHint(rest.idTokenHint, client.client_id);
     } catch (err) {
@@ -220,6 +240,11 @@ export class AuthorizationService {
         ),
       );
     });
+  }
+
+  /** POST /par (RFC 9126 §2): validates and stores a pushed request of the authenticated client. */
+  push(params: AuthorizeParams, client: Client): Promise<PushedRequest> {
+    return pushAuthorizationRequest(this.#deps, params, client);
   }
 
   /**

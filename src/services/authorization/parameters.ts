@@ -109,10 +109,16 @@ export function validateRest(
       redirectable: true,
     });
   }
-  // RFC 9101 request objects and RFC 9126 pushed requests are not supported.
-  if (single(params, 'request') !== undefined || single(params, 'request_uri') !== undefined) {
-    throw new OAuthError('invalid_request', 'request objects are not supported', { redirectable: true });
+  // RFC 9101 §6.2: request objects are not supported (pushed requests are: RFC 9126, resolved before this).
+  if (single(params, 'request') !== undefined) {
+    throw new OAuthError('request_not_supported', 'request objects (RFC 9101) are not supported', {
+      redirectable: true,
+    });
   }
+  if (single(params, 'request_uri') !== undefined)
+    throw new OAuthError('invalid_request', 'request_uri is not allowed here (RFC 9126 section 2.1)', {
+      redirectable: true,
+    });
   const codeChallenge = checkCodeChallenge(single(params, 'code_challenge'), single(params, 'code_challenge_method'));
   let scopes: string[] = [];
   redirectable(() => {

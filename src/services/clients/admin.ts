@@ -155,7 +155,9 @@ export class ClientAdmin {
     if (!usesSecret(current.token_endpoint_auth_method)) {
       throw new ClientServiceError(
         'conflict',
-        `client ${clientId} is public (token_endpoint_auth_method none) and has no secret`,
+        current.token_endpoint_auth_method === 'none'
+          ? `client ${clientId} is public (token_endpoint_auth_method none) and has no secret`
+          : `client ${clientId} authenticates with private_key_jwt and has no secret; change its jwks or jwks_uri instead`,
       );
     }
     const secret = generateClientSecret();

@@ -39,7 +39,7 @@ export interface ClientIdDocumentOptions {
 export type DocumentLookup = { row: ClientRow; problem?: undefined } | { row?: undefined; problem: string | null };
 
 /** CIMD_CA_FILE's certificates, checked at start so a bad file stops the start rather than every fetch. */
-function readCaFile(path: string): string {
+export function readCaFile(path: string): string {
   let pem: string;
   try {
     pem = readFileSync(path, 'utf8');
@@ -55,6 +55,16 @@ function readCaFile(path: string): string {
   if (!pem.includes('-----BEGIN CERTIFICATE-----'))
     throw new DomainError('misconfigured', `CIMD_CA_FILE: ${path} does not hold PEM certificates`);
   return pem;
+}
+
+/** The fetch safeguards of the CIMD_* settings: client-id documents and client jwks_uri key sets use them alike. */
+export function documentFetchPolicy(settings: Config['clientIdMetadataDocuments']): FetchPolicy {
+  return {
+    timeoutMs: settings.fetchTimeout,
+    maxBytes: settings.maxBytes,
+    allowPrivateAddresses: settings.allowPrivateAddresses,
+    ca: settings.caFile ? readCaFile(settings.caFile) : null,
+  };
 }
 
 /**
@@ -78,12 +88,7 @@ export class ClientIdDocuments {
     private readonly policy: ClientMetadataPolicy,
     private readonly options: ClientIdDocumentOptions = {},
   ) {
-    this.fetchPolicy = {
-      timeoutMs: settings.fetchTimeout,
-      maxBytes: settings.maxBytes,
-      allowPrivateAddresses: settings.allowPrivateAddresses,
-      ca: settings.caFile ? readCaFile(settings.caFile) : null,
-    };
+    this.fetchPolicy = documentFetchPolicy(settings);
     this.cacheBounds = { min: settings.cacheMin, max: settings.cacheMax, default: settings.cacheDefault };
     this.fetchDocument = options.fetchDocument ?? fetchClientIdDocument;
     this.maxConcurrentFetches = options.maxConcurrentFetches ?? 16;

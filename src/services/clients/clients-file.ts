@@ -96,7 +96,9 @@ async function readEntry(entry: unknown, policy: ClientMetadataPolicy, baseDir: 
     if (hasHash || hasFile)
       throw new EntryError(
         hasHash ? 'secret_hash' : 'secret_file',
-        'a public client (token_endpoint_auth_method none) has no secret',
+        metadata.token_endpoint_auth_method === 'none'
+          ? 'a public client (token_endpoint_auth_method none) has no secret'
+          : `a ${metadata.token_endpoint_auth_method} client authenticates with its key (jwks or jwks_uri), not a secret`,
       );
     return { clientId: data.client_id, metadata, secretHash: null };
   }
@@ -160,9 +162,18 @@ export async function readClientsFile(path: string, policy: ClientMetadataPolicy
   return out;
 }
 
+/** JSON with object keys sorted: jsonb (`jwks`) gives keys back in its own order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
 function differs(row: ClientRow, client: FileClient): boolean {
   if (row.secret_hash !== client.secretHash) return true;
-  return CLIENT_METADATA_FIELDS.some((field) => JSON.stringify(row[field]) !== JSON.stringify(client.metadata[field]));
+  return CLIENT_METADATA_FIELDS.some((field) => canonicalJson(row[field]) !== canonicalJson(client.metadata[field]));
 }
 
 /**

@@ -105,7 +105,9 @@ export class ClientRegistration {
     // DCR_ALWAYS_RETURN_CLIENT_SECRET: a public client also gets a client_secret in this response, for
     // clients that fail without one. It is not stored and authenticates nothing: the client stays
     // token_endpoint_auth_method "none" and must not send it (a public client sending a secret is refused).
-    const clientSecret = created.secret ?? (this.alwaysReturnSecret ? generateClientSecret() : null);
+    const clientSecret =
+      created.secret ??
+      (this.alwaysReturnSecret && created.client.token_endpoint_auth_method === 'none' ? generateClientSecret() : null);
     return registrationResponse(created.client, this.issuer, { clientSecret, registrationAccessToken });
   }
 
