@@ -61,7 +61,7 @@ export const CLIENTS_USAGE = `  clients list               list clients
                              client flags: --name, --client-id,
                              --auth-method client_secret_basic|client_secret_post|private_key_jwt|none,
                              --jwks-uri URL or --jwks '{"keys":[...]}' (private_key_jwt public keys),
-                             --auth-signing-alg ES256|PS256|RS256|EdDSA, --require-par / --no-require-par,
+                             --auth-signing-alg ES256|PS256|RS256|EdDSA|Ed25519, --require-par / --no-require-par,
                              --security-profile fapi2|none,
                              --application-type web|native, --skip-consent / --no-skip-consent,
                              --dpop-bound-access-tokens / --no-dpop-bound-access-tokens, --client-uri,

@@ -17,11 +17,14 @@ export type ClientAuthMethod = (typeof AUTH_METHODS)[number];
  * JWS algorithms a client assertion may be signed with: asymmetric only, so the server never holds a
  * key that could sign for the client (no HS*, and never `none`).
  */
-export const ASSERTION_ALGS = ['ES256', 'PS256', 'RS256', 'EdDSA'] as const;
+export const ASSERTION_ALGS = ['ES256', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] as const;
 export type AssertionAlg = (typeof ASSERTION_ALGS)[number];
 
-/** FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA (Ed25519); RS256 is not allowed. */
-export const FAPI2_ASSERTION_ALGS: readonly AssertionAlg[] = ['ES256', 'PS256', 'EdDSA'];
+/**
+ * FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA with Ed25519 (`Ed25519` is its fully-specified
+ * name, RFC 9864, which current clients such as oauth4webapi send); RS256 is not allowed.
+ */
+export const FAPI2_ASSERTION_ALGS: readonly AssertionAlg[] = ['ES256', 'PS256', 'EdDSA', 'Ed25519'];
 
 /** Named sets of stricter rules a client can be held to (`security_profile`). */
 export const SECURITY_PROFILES = ['fapi2'] as const;
