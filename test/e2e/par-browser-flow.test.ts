@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import * as oauth from 'oauth4webapi';
+import type { Browser, Page } from 'playwright-core';
+import t from 'tap';
+import { buildHostApp } from '../../examples/host-app/app.js';
+import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from '../fixtures/browser.js';
+import { freePort } from '../fixtures/listen.js';
+import { buildTestApp } from '../helper.js';
+import { clientKey, jwksOf } from '../kit/client-keys.js';
+
+/**
+ * A pushed authorization request (RFC 9126) in a real headless Chromium: a FAPI 2.0 client (private_key_jwt,
+ * PAR required) pushes its request with oauth4webapi, the browser is sent to /authorize with only client_id
+ * and request_uri, the example host app signs the user in, the consent page shows what was pushed, the
+ * browser lands on the client's callback, the client redeems the code. Reloading the used request_uri
+ * shows Gatehouse's error page; the client's unpushed request is sent back with the precise error.
+ */
+
+if (!chromiumAvailable()) {
+  if (process.env.CI) t.fail(`chromium is required in CI but missing at ${CHROMIUM_PATH}`);
+  else
+    t.plan(
+      0,
+      `no chromium at ${CHROMIUM_PATH}: apt-get install chromium (or set CHROMIUM_PATH) to run the browser tests`,
+    );
+} else {
+  await run();
+}
+
+async function callbackServer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>Client</title><p id="done">Back at the client.</p>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return { server, port: address.port };
+}
+
+async function run(): Promise<void> {
+  const hostPort = await freePort();
+  const gatehousePort = await freePort();
+  const issuer = `http://127.0.0.1:${gatehousePort}`;
+  const hostId = 'example-host';
+  const handshakeSecret = randomBytes(32).toString('base64url');
+  const app = await buildTestApp(t, {
+    ISSUER: issuer,
+    SIGN_IN_URL: `http://127.0.0.1:${hostPort}/login`,
+    HOST_ID: hostId,
+    HANDSHAKE_SECRET: handshakeSecret,
+    SCOPES: '{"read":"Read your statements"}',
+    RESOURCES: 'https://bank-api.example.com',
+  });
+  await app.listen({ host: '127.0.0.1', port: gatehousePort });
+  const host = await buildHostApp({ gatehouseIssuer: issuer, hostId, handshakeSecret, secureCookies: false });
+  t.teardown(() => host.close());
+  await host.listen({ host: '127.0.0.1', port: hostPort });
+  const callback = await callbackServer();
+  t.teardown(() => new Promise<void>((resolve) => callback.server.close(() => resolve())));
+  const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
+
+  const key = await clientKey('ES256', 'bank-app');
+  const { client: registered } = await app.clientAdmin.create({
+    name: 'Bank Statements',
+    application_type: 'native',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: jwksOf(key),
+    security_profile: 'fapi2',
+    scopes: ['read'],
+  });
+  const HTTP = { [oauth.allowInsecureRequests]: true } as const;
+  const as = await oauth.processDiscoveryResponse(
+    new URL(issuer),
+    await oauth.discoveryRequest(new URL(issuer), { algorithm: 'oauth2', ...HTTP }),
+  );
+  const client: oauth.Client = { client_id: registered.client_id };
+  const auth = oauth.PrivateKeyJwt({ key: key.privateKey, kid: key.kid });
+
+  const browser: Browser = await launchChromium();
+  t.teardown(() => browser.close());
+  const context = await browser.newContext();
+  t.teardown(() => context.close());
+
+  async function landed(page: Page): Promise<URLSearchParams> {
+    await page.waitForURL((url) => url.port === String(callback.port) && url.pathname === '/callback', {
+      timeout: 15_000,
+    });
+    return new URL(page.url()).searchParams;
+  }
+
+  await t.test('push, sign in, consent, code, token; the used request_uri is refused', async (t) => {
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const pushed = await oauth.processPushedAuthorizationResponse(
+      as,
+      client,
+      await oauth.pushedAuthorizationRequest(
+        as,
+        client,
+        auth,
+        {
+          response_type: 'code',
+          redirect_uri: redirectUri,
+          scope: 'read',
+          state,
+          code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+          code_challenge_method: 'S256',
+        },
+        HTTP,
+      ),
+    );
+    const url = new URL(as.authorization_endpoint!);
+    url.searchParams.set('client_id', client.client_id);
+    url.searchParams.set('request_uri', pushed.request_uri);
+
+    const page = await context.newPage();
+    await page.goto(url.href);
+    t.equal(new URL(page.url()).port, String(hostPort), 'the browser was handed to the host app to sign in');
+    await page.getByLabel(/user ?name/i).fill('alice');
+    await page.getByLabel(/password/i).fill('alice-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((u) => u.port === String(gatehousePort) && u.pathname === '/consent');
+    t.match(
+      await page.getByRole('heading', { level: 1 }).textContent(),
+      /Bank Statements wants to access your account/,
+    );
+    t.match((await page.textContent('body')) ?? '', 'Read your statements', 'the pushed scope is shown');
+    await page.getByRole('button', { name: 'Allow' }).click();
+    const params = await landed(page);
+    t.equal(params.get('state'), state, 'the pushed state comes back');
+    t.equal(params.get('iss'), issuer);
+
+    const callbackParams = oauth.validateAuthResponse(as, client, new URL(page.url()), state);
+    const tokens = await oauth.processAuthorizationCodeResponse(
+      as,
+      client,
+      await oauth.authorizationCodeGrantRequest(as, client, auth, callbackParams, redirectUri, verifier, HTTP),
+    );
+    t.equal(tokens.scope, 'read', 'the code is redeemed with private_key_jwt');
+
+    // The same link again (a reload, a back button): the request_uri was used once.
+    const again = await page.goto(url.href);
+    t.equal(again?.status(), 400);
+    t.match((await page.textContent('body')) ?? '', /already used/);
+    t.match((await page.textContent('body')) ?? '', /invalid_request_uri/);
+  });
+
+  await t.test('an unpushed request from this FAPI 2.0 client is sent back with the reason', async (t) => {
+    const page = await context.newPage();
+    const q = new URLSearchParams({
+      response_type: 'code',
+      client_id: client.client_id,
+      redirect_uri: redirectUri,
+      scope: 'read',
+      state: 'plain',
+      code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    await page.goto(`${issuer}/authorize?${q}`);
+    const params = await landed(page);
+    t.equal(params.get('error'), 'invalid_request');
+    t.match(params.get('error_description'), /requires pushed authorization requests/);
+    t.equal(params.get('state'), 'plain');
+  });
+}
