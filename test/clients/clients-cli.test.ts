@@ -262,3 +262,43 @@ t.test('runClientsCommand opens and migrates the database itself', async (t) => 
   const listed = (await runClientsCommand(own, ['list'], { json: true })) as Array<{ client_id: string }>;
   t.ok(listed.some((c) => c.client_id === out.client.client_id));
 });
+
+t.test('private_key_jwt and the FAPI 2.0 profile from the command line', async (t) => {
+  const jwk = {
+    kty: 'EC',
+    crv: 'P-256',
+    x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+    y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+    kid: 'k1',
+  };
+  const out = await cliJson<{ client: Record<string, unknown>; client_secret?: string }>(['create'], {
+    ...machineFlags,
+    'auth-method': 'private_key_jwt',
+    'jwks-uri': 'https://machine.example.com/jwks.json',
+    'auth-signing-alg': 'ES256',
+  });
+  t.equal(out.client.token_endpoint_auth_method, 'private_key_jwt');
+  t.equal(out.client.jwks_uri, 'https://machine.example.com/jwks.json');
+  t.equal(out.client.token_endpoint_auth_signing_alg, 'ES256');
+  t.notOk(out.client_secret, 'no secret is printed: the client has none');
+  const id = out.client.client_id as string;
+
+  // --jwks replaces --jwks-uri (never both, RFC 7591 §2); the profile needs PAR, which it turns on.
+  const updated = await cliJson<{ client: Record<string, unknown> }>(['update', id], {
+    jwks: JSON.stringify({ keys: [jwk] }),
+    'security-profile': 'fapi2',
+  });
+  t.same(updated.client.jwks, { keys: [jwk] });
+  t.equal(updated.client.jwks_uri, null);
+  t.equal(updated.client.security_profile, 'fapi2');
+  t.equal(updated.client.require_pushed_authorization_requests, true);
+  await t.rejects(
+    cli(['update', id], { 'no-require-par': true }),
+    /require_pushed_authorization_requests: must be true/,
+  );
+  await t.rejects(cli(['update', id], { 'auth-signing-alg': 'RS256' }), /--auth-signing-alg.*FAPI 2.0/);
+  await t.rejects(cli(['update', id], { jwks: '{not json' }), ClientsUsageError);
+  await t.rejects(cli(['rotate-secret', id]), /private_key_jwt and has no secret/);
+  const cleared = await cliJson<{ client: Record<string, unknown> }>(['update', id], { 'security-profile': 'none' });
+  t.equal(cleared.client.security_profile, null);
+});

@@ -97,7 +97,7 @@ export class ClientAssertions implements ClientAssertionVerifier {
     if (client.jwks !== null) {
       let getKey = this.byValue.get(client.jwks);
       if (!getKey) {
-        getKey = createLocalJWKSet(client.jwks as Parameters<typeof createLocalJWKSet>[0]);
+        getKey = createLocalJWKSet(client.jwks);
         this.byValue.set(client.jwks, getKey);
       }
       return getKey(header, token);
@@ -145,7 +145,7 @@ export class ClientAssertions implements ClientAssertionVerifier {
       throw err;
     }
     const fetchedAt = this.clock().getTime();
-    const set = { getKey: createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]), fetchedAt };
+    const set = { getKey: createLocalJWKSet(jwks), fetchedAt };
     this.byReference.set(uri, set, fetchedAt + this.config.clientAuthentication.jwksCacheTtl * 1000);
     return set;
   }
