@@ -224,9 +224,9 @@ t.test('every bad form names its field', async (t) => {
     ['authorization_code without redirect URIs', { name: 'x' }, 'redirect_uris', /at least one redirect URI/],
     [
       'unknown auth method',
-      { ...web, token_endpoint_auth_method: 'private_key_jwt' },
+      { ...web, token_endpoint_auth_method: 'tls_client_auth' },
       'token_endpoint_auth_method',
-      /one of client_secret_basic, client_secret_post, none/,
+      /one of client_secret_basic, client_secret_post, private_key_jwt, none/,
     ],
     ['unknown application type', { ...web, application_type: 'spa' }, 'application_type', /one of web, native/],
     ['scope with a space', { ...web, scopes: ['read write'] }, 'scopes[0]', /scope-token/],

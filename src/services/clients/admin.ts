@@ -116,6 +116,9 @@ export class ClientAdmin {
     for (const [field, value] of Object.entries(changes)) if (value !== undefined) input[field] = value;
     // Response types follow the grant types unless the change names them too.
     if (changes.grant_types !== undefined && changes.response_types === undefined) delete input.response_types;
+    // Turning the FAPI 2.0 profile on turns PAR on with it, unless the change itself says otherwise (refused).
+    if (changes.security_profile === 'fapi2' && changes.require_pushed_authorization_requests === undefined)
+      delete input.require_pushed_authorization_requests;
     const metadata = validateClientMetadata(input, this.policy);
     const update: ClientUpdate = { ...metadata };
     let secret: string | null = null;
