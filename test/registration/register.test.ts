@@ -118,15 +118,10 @@ t.test('all RFC 7591 metadata is stored and returned; unknown members are ignore
     tos_uri: 'https://app.example.com/tos',
     contacts: ['ops@example.com'],
     application_type: 'web',
+    // Understood since private_key_jwt (RFC 7591 §2): stored and returned, though this client uses a secret.
+    jwks_uri: 'https://app.example.com/jwks',
   });
-  for (const ignored of [
-    'software_id',
-    'software_version',
-    'jwks_uri',
-    'resource',
-    'skip_consent',
-    'client_name_extra',
-  ])
+  for (const ignored of ['software_id', 'software_version', 'resource', 'skip_consent', 'client_name_extra'])
     t.notOk(ignored in body, `${ignored} ignored`);
   const row = await app.clientAdmin.find(body.client_id);
   t.equal(row?.skip_consent, false, 'skip_consent from a client is ignored');
@@ -217,8 +212,8 @@ t.test('invalid_client_metadata (RFC 7591 §3.2.2) names the field', async (t) =
     ],
     [
       'an unsupported auth method',
-      { ...redirect, token_endpoint_auth_method: 'private_key_jwt' },
-      /^token_endpoint_auth_method: must be one of client_secret_basic, client_secret_post, none/,
+      { ...redirect, token_endpoint_auth_method: 'tls_client_auth' },
+      /^token_endpoint_auth_method: must be one of client_secret_basic, client_secret_post, private_key_jwt, none/,
     ],
     [
       'an unknown application_type',
