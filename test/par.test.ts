@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { SignJWT } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import t from 'tap';
 import { buildApp } from '../src/app.js';
 import { sweepExpired } from '../src/services/janitor.js';
@@ -247,8 +248,10 @@ t.test('security_profile fapi2: the metadata refuses anything weaker, naming the
     /must be true/,
   );
   await refused({ ...base, security_profile: 'fapi1' }, 'security_profile', /must be one of fapi2/);
+  await refused({ ...base, dpop_bound_access_tokens: false }, 'dpop_bound_access_tokens', /must be true/);
   const { client } = await app.clientAdmin.create(base);
   t.equal(client.require_pushed_authorization_requests, true);
+  t.equal(client.dpop_bound_access_tokens, true, 'the profile implies DPoP-bound tokens');
   t.equal(client.security_profile, 'fapi2');
 
   // RS256 is outside FAPI 2.0 (§5.4.1) even when the client registered no algorithm.
@@ -267,11 +270,19 @@ t.test('security_profile fapi2: the metadata refuses anything weaker, naming the
       .setIssuedAt()
       .setExpirationTime('1m')
       .sign(signer.privateKey);
+  // The profile implies DPoP-bound tokens (FAPI 2.0 §5.3.2.1): every token request carries a proof.
+  const dpopKey = await generateKeyPair('ES256');
+  const dpopJwk = await exportJWK(dpopKey.publicKey);
+  const proof = () =>
+    new SignJWT({ htm: 'POST', htu: `${ISSUER}/token`, jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopJwk })
+      .setIssuedAt()
+      .sign(dpopKey.privateKey);
   const token = async (signer: typeof key, alg: string) =>
     app.inject({
       method: 'POST',
       url: '/token',
-      headers: FORM,
+      headers: { ...FORM, dpop: await proof() },
       payload: new URLSearchParams({
         grant_type: 'client_credentials',
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',

@@ -501,7 +501,7 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
     skip_consent: readBoolean(data, 'skip_consent'),
     backchannel_logout_uri: readBackchannelLogoutUri(data, policy),
     backchannel_logout_session_required: readBoolean(data, 'backchannel_logout_session_required'),
-    dpop_bound_access_tokens: readBoolean(data, 'dpop_bound_access_tokens'),
+    dpop_bound_access_tokens: readDpopRule(data, securityProfile),
     id_token_signed_response_alg: readIdTokenAlg(data, policy),
     default_max_age: readMaxAge(data),
     require_auth_time: readBoolean(data, 'require_auth_time'),
@@ -547,6 +547,16 @@ function readPushedRequestsRule(data: Record<string, unknown>, profile: Security
   // FAPI 2.0 Security Profile §5.3.2.2: the authorization server shall require PAR.
   if (data.require_pushed_authorization_requests === false)
     fail('require_pushed_authorization_requests', 'must be true for security_profile fapi2 (FAPI 2.0 §5.3.2.2)');
+  return true;
+}
+
+/** RFC 9449 §5.2 dpop_bound_access_tokens; the FAPI 2.0 profile implies it and may not turn it off. */
+function readDpopRule(data: Record<string, unknown>, profile: SecurityProfile | null): boolean {
+  const requested = readBoolean(data, 'dpop_bound_access_tokens');
+  if (profile !== 'fapi2') return requested;
+  // FAPI 2.0 Security Profile §5.3.2.1: sender-constrained access tokens; Gatehouse offers DPoP (no mTLS).
+  if (data.dpop_bound_access_tokens === false)
+    fail('dpop_bound_access_tokens', 'must be true for security_profile fapi2 (FAPI 2.0 §5.3.2.1)');
   return true;
 }
 

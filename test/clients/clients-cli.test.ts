@@ -292,6 +292,11 @@ t.test('private_key_jwt and the FAPI 2.0 profile from the command line', async (
   t.equal(updated.client.jwks_uri, null);
   t.equal(updated.client.security_profile, 'fapi2');
   t.equal(updated.client.require_pushed_authorization_requests, true);
+  t.equal(updated.client.dpop_bound_access_tokens, true, 'and DPoP-bound tokens');
+  await t.rejects(
+    cli(['update', id], { 'no-dpop-bound-access-tokens': true }),
+    /dpop_bound_access_tokens: must be true/,
+  );
   await t.rejects(
     cli(['update', id], { 'no-require-par': true }),
     /require_pushed_authorization_requests: must be true/,

@@ -138,9 +138,13 @@ async function run(): Promise<void> {
     const tokens = await oauth.processAuthorizationCodeResponse(
       as,
       client,
-      await oauth.authorizationCodeGrantRequest(as, client, auth, callbackParams, redirectUri, verifier, HTTP),
+      await oauth.authorizationCodeGrantRequest(as, client, auth, callbackParams, redirectUri, verifier, {
+        ...HTTP,
+        DPoP: oauth.DPoP(client, await oauth.generateKeyPair('ES256')),
+      }),
     );
     t.equal(tokens.scope, 'read', 'the code is redeemed with private_key_jwt');
+    t.equal(tokens.token_type, 'dpop', 'with a DPoP proof, as the FAPI 2.0 profile requires');
 
     // The same link again (a reload, a back button): the request_uri was used once.
     const again = await page.goto(url.href);

@@ -170,6 +170,7 @@ t.test('openid-client: a FAPI 2.0 client pushes with private_key_jwt, then code 
     scopes: ['read'],
   });
   t.equal(registered.require_pushed_authorization_requests, true, 'the FAPI 2.0 profile implies PAR');
+  t.equal(registered.dpop_bound_access_tokens, true, 'and DPoP-bound tokens');
 
   const config = await oidc.discovery(
     new URL(issuer),
@@ -191,11 +192,22 @@ t.test('openid-client: a FAPI 2.0 client pushes with private_key_jwt, then code 
   });
   t.same([...url.searchParams.keys()].sort(), ['client_id', 'request_uri'], 'only client_id and request_uri travel');
   const callback = await new UserAgent(issuer).authorize(url);
-  const tokens = await oidc.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: verifier,
-    expectedState: state,
-  });
+  // FAPI 2.0 §5.3.2.1: the code exchange needs a DPoP proof; without one it is refused, the code unburnt.
+  await t.rejects(
+    oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }),
+    { error: 'invalid_request', error_description: /DPoP proof .* is required/ } as unknown as Error,
+    'no DPoP proof: refused',
+  );
+  const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+  const tokens = await oidc.authorizationCodeGrant(
+    config,
+    callback,
+    { pkceCodeVerifier: verifier, expectedState: state },
+    undefined,
+    { DPoP },
+  );
   t.equal(tokens.scope, 'read');
+  t.equal(tokens.token_type.toLowerCase(), 'dpop', 'the access token is bound to the client key');
   t.type(tokens.refresh_token, 'string');
 
   // Without PAR, this client's /authorize is refused, saying why (RFC 9126 §6, FAPI 2.0).

@@ -26,6 +26,9 @@ const FETCH_ENV = {
   CIMD_CA_FILE: CERT_FILE,
   CIMD_FETCH_TIMEOUT_MS: '2000',
   RESOURCES: 'https://api.example.com',
+  // Every refusal below is a failed client authentication from one address: above the brute-force limit
+  // (test/reliability/client-auth-throttle.test.ts), so each is answered for what it is, not with a 429.
+  CLIENT_AUTH_MAX_FAILURES: '1000',
 };
 const FAILED = { error: 'invalid_client', error_description: 'client authentication failed' };
 

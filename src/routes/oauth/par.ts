@@ -30,7 +30,12 @@ export default async function parRoute(app: FastifyInstance): Promise<void> {
       const params = request.body ?? {};
       const { client } = await authenticateClient(
         { authorization: request.headers.authorization, body: params },
-        { registry: lookup, usage: app.clientUsage, assertions: app.clientAssertions },
+        {
+          registry: lookup,
+          usage: app.clientUsage,
+          assertions: app.clientAssertions,
+          guard: app.clientAuthThrottle.guard(request.ip, '/par'),
+        },
       );
       const pushed = await app.authorization.push(params, client);
       // The request_uri is a one-time credential for this request: never cached.

@@ -116,9 +116,13 @@ export class ClientAdmin {
     for (const [field, value] of Object.entries(changes)) if (value !== undefined) input[field] = value;
     // Response types follow the grant types unless the change names them too.
     if (changes.grant_types !== undefined && changes.response_types === undefined) delete input.response_types;
-    // Turning the FAPI 2.0 profile on turns PAR on with it, unless the change itself says otherwise (refused).
-    if (changes.security_profile === 'fapi2' && changes.require_pushed_authorization_requests === undefined)
-      delete input.require_pushed_authorization_requests;
+    // Turning the FAPI 2.0 profile on turns PAR and DPoP-bound tokens on with it, unless the change itself
+    // says otherwise (refused).
+    if (changes.security_profile === 'fapi2') {
+      if (changes.require_pushed_authorization_requests === undefined)
+        delete input.require_pushed_authorization_requests;
+      if (changes.dpop_bound_access_tokens === undefined) delete input.dpop_bound_access_tokens;
+    }
     const metadata = validateClientMetadata(input, this.policy);
     const update: ClientUpdate = { ...metadata };
     let secret: string | null = null;
