@@ -1,4 +1,5 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIPv4, isIPv6, type LookupFunction } from 'node:net';
 
 /**
  * Which IP addresses a server-side fetch may connect to. draft-ietf-oauth-client-id-metadata-document-02
@@ -132,4 +133,30 @@ export function specialUseAddress(address: string): string | null {
     return inner ? `6to4 ${inner}` : null;
   }
   return IPV6_RANGES.find((range) => matches(bytes, range))?.name ?? null;
+}
+
+/**
+ * A DNS lookup for a guarded server-side request that fails unless every resolved address is allowed:
+ * the connection can then only go to an address that was checked, so a rebinding DNS answer cannot slip a
+ * private address past a pre-resolution check. `refusal` says why an address is refused (null: allowed);
+ * `refused` turns that reason into the caller's error.
+ */
+export function guardedLookup(
+  refusal: (address: string) => string | null,
+  refused: (why: string) => Error,
+): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, '', 0);
+      if (addresses.length === 0)
+        return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
+      for (const { address } of addresses) {
+        const problem = refusal(address);
+        if (problem) return callback(refused(problem), '', 0);
+      }
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      const first = addresses[0]!;
+      return callback(null, first.address, first.family);
+    });
+  };
 }

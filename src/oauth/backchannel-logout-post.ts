@@ -1,8 +1,7 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
-import { specialUseAddress } from './address-policy.js';
+import { isIP } from 'node:net';
+import { guardedLookup, specialUseAddress } from './address-policy.js';
 
 /** How logout tokens are POSTed (BACKCHANNEL_LOGOUT_* settings). */
 export interface LogoutPostPolicy {
@@ -23,24 +22,6 @@ function refusal(address: string, policy: LogoutPostPolicy): string | null {
   return special
     ? `the host resolves to a special-use address (${special}); set BACKCHANNEL_LOGOUT_ALLOW_PRIVATE_ADDRESSES to allow it`
     : null;
-}
-
-/** A DNS lookup that fails unless every resolved address is allowed (a rebinding answer cannot slip past it). */
-function guardedLookup(policy: LogoutPostPolicy): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, '', 0);
-      if (addresses.length === 0)
-        return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
-      for (const { address } of addresses) {
-        const problem = refusal(address, policy);
-        if (problem) return callback(new AddressRefused(problem), '', 0);
-      }
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-      const first = addresses[0]!;
-      return callback(null, first.address, first.family);
-    });
-  };
 }
 
 function networkReason(err: unknown): string {
@@ -84,7 +65,10 @@ export function postLogoutToken(uri: string, logoutToken: string, policy: Logout
     const req = send(url, {
       method: 'POST',
       agent: false,
-      lookup: guardedLookup(policy),
+      lookup: guardedLookup(
+        (address) => refusal(address, policy),
+        (why) => new AddressRefused(why),
+      ),
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
         'content-length': Buffer.byteLength(body),

@@ -1,10 +1,9 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { DomainError } from '../lib/errors.js';
-import { specialUseAddress } from './address-policy.js';
+import { guardedLookup, specialUseAddress } from './address-policy.js';
 
 /**
  * Why a client-id document could not be fetched. The message is safe to show to anyone. `detail` is set
@@ -45,28 +44,6 @@ function refusal(address: string, policy: FetchPolicy): string | null {
   return special
     ? `the host resolves to a special-use address (${special}), which is never fetched (draft section 8.6)`
     : null;
-}
-
-/**
- * A DNS lookup that fails unless every resolved address is allowed: the connection can then only go to
- * an address that was checked, so a rebinding DNS answer cannot slip a private address past a
- * pre-resolution check.
- */
-function guardedLookup(policy: FetchPolicy): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, '', 0);
-      if (addresses.length === 0)
-        return callback(Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' }), '', 0);
-      for (const { address } of addresses) {
-        const problem = refusal(address, policy);
-        if (problem) return callback(new ClientIdDocumentFetchError(problem), '', 0);
-      }
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-      const first = addresses[0]!;
-      return callback(null, first.address, first.family);
-    });
-  };
 }
 
 /** A connection-level failure: shown as NOT_FETCHED, detailed in `detail` (a refused address stays shown). */
@@ -115,7 +92,10 @@ export function fetchClientIdDocument(url: URL, policy: FetchPolicy): Promise<Fe
     const req = request(url, {
       method: 'GET',
       agent: false,
-      lookup: guardedLookup(policy),
+      lookup: guardedLookup(
+        (address) => refusal(address, policy),
+        (why) => new ClientIdDocumentFetchError(why),
+      ),
       ...(policy.ca ? { ca: [...rootCertificates, policy.ca] } : {}),
       headers: {
         accept: 'application/json',
