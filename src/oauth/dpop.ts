@@ -48,6 +48,8 @@ export interface DpopExpectation {
   nonces: DpopNonceSource;
   /** Whether every proof must carry a current server nonce. */
   requireNonce: boolean;
+  /** At a protected resource, the access token the proof must name in `ath` (RFC 9449 §4.3 step 12, §7). */
+  accessToken?: string;
 }
 
 /** RFC 9449 §5: `invalid_dpop_proof`, 400, with what was wrong. */
@@ -141,7 +143,7 @@ export async function checkDpopProof(proof: string, expected: DpopExpectation): 
   }
 
   // §4.2 / §4.3 step 3: the required claims.
-  const { jti, htm, htu, iat, nonce } = payload;
+  const { jti, htm, htu, iat, nonce, ath } = payload;
   if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI)
     throw invalidProof('the DPoP proof must have a jti claim (a string of at most 256 characters)');
   if (typeof htm !== 'string') throw invalidProof('the DPoP proof must have an htm claim');
@@ -170,6 +172,10 @@ export async function checkDpopProof(proof: string, expected: DpopExpectation): 
       'a DPoP nonce is required; use the one in the DPoP-Nonce header',
       expected.nonces.current(expected.now),
     );
+
+  // §4.3 step 12, §7.1: presented with an access token, the proof names that token by its hash.
+  if (expected.accessToken !== undefined && ath !== accessTokenHash(expected.accessToken))
+    throw invalidProof('the DPoP proof ath must be the hash of the access token it is sent with');
 
   const thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
   return { jkt: thumbprint, jti, iat, nonce };

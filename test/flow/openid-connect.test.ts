@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { type CryptoKey, SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import t from 'tap';
 import { issueAccessToken } from '../../src/oauth/tokens/access-token.js';
 import { userinfoEndpoint } from '../../src/oauth/tokens/id-token.js';
@@ -231,7 +232,11 @@ t.test('/userinfo: RFC 6750 answers, POST form body, CORS, revoked grants', asyn
 
   const none = await app.inject({ method: 'GET', url: '/userinfo' });
   t.equal(none.statusCode, 401);
-  t.equal(none.headers['www-authenticate'], 'Bearer', 'no credentials: the bare challenge (RFC 6750 §3.1)');
+  t.same(
+    none.headers['www-authenticate'],
+    ['Bearer', 'DPoP algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"'],
+    'no credentials: the bare challenges of both accepted schemes (RFC 6750 §3.1, RFC 9449 §7.1)',
+  );
   const bad = await app.inject({ method: 'GET', url: '/userinfo', headers: { authorization: 'Bearer abc.def.ghi' } });
   t.equal(bad.statusCode, 401);
   t.match(bad.headers['www-authenticate'], /^Bearer error="invalid_token", error_description="[^"]+"$/);
@@ -339,6 +344,98 @@ t.test('/userinfo refuses a DPoP-bound access token presented as a bearer token 
   const bound = await get(await mint('A'.repeat(43)));
   t.equal(bound.statusCode, 401);
   t.match(bound.headers['www-authenticate'], /^Bearer error="invalid_token"/);
+});
+
+/** A DPoP proof (RFC 9449 §4.2) by `key` for `method url`, naming `accessToken` in ath when given. */
+async function dpopProof(
+  key: { privateKey: CryptoKey; publicKey: CryptoKey },
+  method: string,
+  url: string,
+  accessToken?: string,
+  claims: Record<string, unknown> = {},
+) {
+  const ath = accessToken === undefined ? {} : { ath: createHash('sha256').update(accessToken).digest('base64url') };
+  return new SignJWT({ htm: method, htu: url, jti: randomUUID(), ...ath, ...claims })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(key.publicKey) })
+    .setIssuedAt()
+    .sign(key.privateKey);
+}
+
+t.test('/userinfo under the DPoP scheme: the bound token with a proof by its key (RFC 9449 §7.1)', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const { clientId, secret } = await operatorClient(app, { grant_types: ['authorization_code'] });
+  const browser = new Browser(app);
+  const { verifier, challenge } = pkce();
+  const { code } = await codeFor(browser, authorizeUrl(clientId, challenge, { scope: 'openid email' }), {
+    sub: 'alice',
+    claims: { email: 'a@example.com' },
+  });
+  const key = await generateKeyPair('ES256');
+  const exchanged = await app.inject({
+    method: 'POST',
+    url: '/token',
+    headers: { ...FORM, authorization: basic(clientId, secret), dpop: await dpopProof(key, 'POST', `${ISSUER}/token`) },
+    payload: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT,
+    }).toString(),
+  });
+  t.equal(exchanged.statusCode, 200, exchanged.body);
+  const { access_token: token, token_type: type } = exchanged.json<{ access_token: string; token_type: string }>();
+  t.equal(type, 'DPoP');
+  const userinfo = `${ISSUER}/userinfo`;
+  const ask = async (authorization: string, proof?: string, method: 'GET' | 'POST' = 'GET') =>
+    app.inject({ method, url: '/userinfo', headers: { authorization, ...(proof ? { dpop: proof } : {}) } });
+
+  const ok = await ask(`DPoP ${token}`, await dpopProof(key, 'GET', userinfo, token));
+  t.equal(ok.statusCode, 200, ok.body);
+  t.same(ok.json(), { sub: 'alice', email: 'a@example.com' });
+  const post = await ask(`DPoP ${token}`, await dpopProof(key, 'POST', userinfo, token), 'POST');
+  t.equal(post.statusCode, 200, 'POST with a proof for POST');
+
+  const refusals: Array<[string, Promise<string | undefined>, string, string?]> = [
+    ['no proof', Promise.resolve(undefined), 'invalid_dpop_proof'],
+    ['a proof without ath', dpopProof(key, 'GET', userinfo), 'invalid_dpop_proof'],
+    ['a proof naming another token', dpopProof(key, 'GET', userinfo, `${token}x`), 'invalid_dpop_proof'],
+    ['a proof for the token endpoint', dpopProof(key, 'GET', `${ISSUER}/token`, token), 'invalid_dpop_proof'],
+    ['a proof for POST on a GET', dpopProof(key, 'POST', userinfo, token), 'invalid_dpop_proof'],
+    [
+      'a proof by another key',
+      generateKeyPair('ES256').then((k) => dpopProof(k, 'GET', userinfo, token)),
+      'invalid_token',
+    ],
+  ];
+  for (const [label, proof, error] of refusals) {
+    const res = await ask(`DPoP ${token}`, await proof);
+    t.equal(res.statusCode, 401, label);
+    t.equal(res.json().error, error, label);
+    t.match(
+      res.headers['www-authenticate'],
+      new RegExp(`^DPoP algs="[^"]+", error="${error}"`),
+      `${label}: a DPoP challenge`,
+    );
+  }
+  const once = await dpopProof(key, 'GET', userinfo, token);
+  t.equal((await ask(`DPoP ${token}`, once)).statusCode, 200);
+  const replayed = await ask(`DPoP ${token}`, once);
+  t.equal(replayed.statusCode, 401, 'a proof is accepted once');
+  t.equal(replayed.json().error, 'invalid_dpop_proof');
+
+  t.equal((await ask(`Bearer ${token}`)).statusCode, 401, 'the bound token is no bearer token');
+  // An unbound token presented under the DPoP scheme is not bound to the proof's key.
+  const second = pkce();
+  const { code: unboundCode } = await codeFor(
+    browser,
+    authorizeUrl(clientId, second.challenge, { scope: 'openid email' }),
+    { sub: 'alice', claims: { email: 'a@example.com' } },
+  );
+  const unbound = (await redeem(app, clientId, secret, unboundCode, second.verifier)).access_token;
+  t.equal((await ask(`Bearer ${unbound}`)).statusCode, 200, 'the unbound token works as a bearer token');
+  const mismatch = await ask(`DPoP ${unbound}`, await dpopProof(key, 'GET', userinfo, unbound));
+  t.equal(mismatch.statusCode, 401);
+  t.equal(mismatch.json().error, 'invalid_token', 'an unbound token under the DPoP scheme');
 });
 
 t.test('OIDC client metadata: registration, validation and the ID token alg', async (t) => {

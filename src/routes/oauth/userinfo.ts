@@ -1,8 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FORM, mediaType } from '../../http/form.js';
+import { DPOP_SIGNING_ALGS } from '../../oauth/dpop.js';
+import { OAuthError } from '../../oauth/errors.js';
 
 /** RFC 6750 §2.1: `Bearer` and a b64token. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+/** RFC 9449 §7.1: `DPoP` and the (DPoP-bound) access token, same token68 syntax. */
+const DPOP = /^DPoP +([A-Za-z0-9\-._~+/]+=*)$/i;
+/** RFC 9449 §7.1: the DPoP challenge names the proof algorithms accepted. */
+const DPOP_CHALLENGE = `DPoP algs="${DPOP_SIGNING_ALGS.join(' ')}"`;
 const MAX_TOKEN = 16384;
 
 type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
@@ -16,7 +22,21 @@ function challenge(reply: FastifyReply, error?: BearerError, description?: strin
         error === 'insufficient_scope' ? ', scope="openid"' : ''
       }`
     : '';
-  return reply.header('www-authenticate', `Bearer${params}`).header('cache-control', 'no-store');
+  // RFC 9449 §7.1: with no credentials at all, both accepted schemes are offered.
+  const offered = error ? `Bearer${params}` : ['Bearer', DPOP_CHALLENGE];
+  return reply.header('www-authenticate', offered).header('cache-control', 'no-store');
+}
+
+/** RFC 9449 §7.1: a refusal under the DPoP scheme, with its error in a DPoP challenge. */
+function refuseDpop(reply: FastifyReply, error: string, description: string, status = 401): FastifyReply {
+  return reply
+    .header(
+      'www-authenticate',
+      `${DPOP_CHALLENGE}, error="${error}", error_description="${description.replace(/["\\]/g, '')}"`,
+    )
+    .header('cache-control', 'no-store')
+    .code(status)
+    .send({ error, error_description: description });
 }
 
 function refuse(reply: FastifyReply, error: BearerError, description: string): FastifyReply {
@@ -58,6 +78,23 @@ function bearerToken(request: FastifyRequest): { token?: string; problem?: strin
  */
 export default async function userinfoRoute(app: FastifyInstance): Promise<void> {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const dpop = DPOP.exec(request.headers.authorization?.trim() ?? '');
+    if (dpop) {
+      const token = dpop[1]!;
+      if (token.length > MAX_TOKEN) return refuseDpop(reply, 'invalid_token', 'the access token is invalid or expired');
+      let answer;
+      try {
+        answer = await app.tokens.userinfoWithProof(token, request.method, request.headers.dpop);
+      } catch (err) {
+        // RFC 9449 §7.1, §9: a bad proof is invalid_dpop_proof; a missing nonce use_dpop_nonce with a fresh one.
+        if (!(err instanceof OAuthError) || !['invalid_dpop_proof', 'use_dpop_nonce'].includes(err.error)) throw err;
+        for (const [name, value] of Object.entries(err.headers ?? {})) reply.header(name, value);
+        return refuseDpop(reply, err.error, err.description);
+      }
+      if (answer.kind === 'refused')
+        return refuseDpop(reply, answer.error, answer.description, answer.error === 'insufficient_scope' ? 403 : 401);
+      return reply.code(200).header('cache-control', 'no-store').send(answer.claims);
+    }
     const { token, problem } = bearerToken(request);
     if (problem) return refuse(reply, 'invalid_request', problem);
     // RFC 6750 §3.1: no authentication at all gets the bare challenge, without an error code.

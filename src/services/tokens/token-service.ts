@@ -6,6 +6,7 @@ import {
   checkDpopProof,
   type DpopNonceSource,
   type DpopProof,
+  invalidProof,
   proofReplayKey,
   singleDpopHeader,
 } from '../../oauth/dpop.js';
@@ -16,6 +17,7 @@ import { tokenGrants } from './index.js';
 import { type Introspector, introspectionService } from './introspection.js';
 import { revokeToken } from './revocation.js';
 import { type Userinfo, userinfoService } from './userinfo.js';
+import { userinfoEndpoint } from '../../oauth/tokens/id-token.js';
 
 /** What the token endpoints need, built once at start. */
 export interface TokenServiceDeps extends GrantContext {
@@ -63,6 +65,33 @@ export class TokenService {
   /** OIDC Core §5.3: the consented claims an access token releases, or why it is refused (RFC 6750 §3.1). */
   userinfo(accessToken: string): ReturnType<Userinfo> {
     return this.#userinfo(accessToken);
+  }
+
+  /**
+   * /userinfo under the DPoP scheme (RFC 9449 §7.1): the proof is checked against this request (method,
+   * the published UserInfo URL, `ath` of the token), accepted once across replicas, and the token must be
+   * bound to its key. Throws `invalid_dpop_proof` / `use_dpop_nonce` for a bad proof.
+   */
+  async userinfoWithProof(
+    accessToken: string,
+    method: string,
+    header: string | string[] | undefined,
+  ): ReturnType<Userinfo> {
+    const value = singleDpopHeader(header);
+    if (value === undefined) throw invalidProof('the DPoP scheme needs a DPoP proof header');
+    const { config } = this.#deps;
+    const proof = await checkDpopProof(value, {
+      method,
+      url: userinfoEndpoint(config.issuer),
+      now: Math.floor(this.#deps.clock().getTime() / 1000),
+      maxAge: config.dpop.proofMaxAge,
+      skew: this.#deps.clockSkew,
+      nonces: this.#deps.dpopNonces,
+      requireNonce: config.dpop.nonceRequired,
+      accessToken,
+    });
+    await this.#acceptOnce(proof);
+    return this.#userinfo(accessToken, proof.jkt);
   }
 
   /** Whether `grant_type` names a grant Gatehouse serves; checked before the client is authenticated. */

@@ -33,8 +33,11 @@ export interface UserinfoClaims {
   claims: Record<string, unknown>;
 }
 
-/** Answers /userinfo for a bearer access token. */
-export type Userinfo = (accessToken: string) => Promise<UserinfoClaims | UserinfoRefusal>;
+/**
+ * Answers /userinfo for an access token: a bearer token, or with `jkt` the thumbprint of the key of a
+ * DPoP proof already checked for this request (RFC 9449 §7.1).
+ */
+export type Userinfo = (accessToken: string, jkt?: string) => Promise<UserinfoClaims | UserinfoRefusal>;
 
 const refused = (error: UserinfoRefusal['error'], description: string): UserinfoRefusal => ({
   kind: 'refused',
@@ -52,13 +55,16 @@ const refused = (error: UserinfoRefusal['error'], description: string): Userinfo
 export function userinfoService(deps: UserinfoDeps): Userinfo {
   const verify = accessTokenVerifier(deps.jwks, { issuer: deps.issuer, clockSkew: deps.clockSkew, clock: deps.clock });
   const endpoint = userinfoEndpoint(deps.issuer);
-  return async (accessToken) => {
+  return async (accessToken, jkt) => {
     const claims = await verify(accessToken);
     if (!claims) return refused('invalid_token', 'the access token is invalid or expired');
-    // RFC 9449 §7.2: a DPoP-bound token is no bearer token; this endpoint takes bearer tokens only, so a
-    // leaked bound token is worthless here without the key.
-    if ((claims as { cnf?: unknown }).cnf !== undefined)
-      return refused('invalid_token', 'the access token is bound to a DPoP key; /userinfo accepts bearer tokens only');
+    const bound = (claims as { cnf?: { jkt?: unknown } }).cnf?.jkt;
+    // RFC 9449 §7.2: a DPoP-bound token is no bearer token, so a leaked one is worthless without its key.
+    if (jkt === undefined && bound !== undefined)
+      return refused('invalid_token', 'the access token is bound to a DPoP key; present it with the DPoP scheme');
+    // §7.1: under the DPoP scheme, the token must be bound to the key that signed the proof.
+    if (jkt !== undefined && bound !== jkt)
+      return refused('invalid_token', 'the access token is not bound to the key of the DPoP proof');
     const scopes = claims.scope?.split(' ') ?? [];
     // RFC 6750 §3.1: a valid token without the scope this resource needs.
     if (!scopes.includes('openid')) return refused('insufficient_scope', 'the access token was not granted openid');
