@@ -20,9 +20,12 @@ t.test('GET /readyz is 200 when the database is reachable and migrations are cur
 });
 
 t.test('GET /readyz is 503 with a reason when the database is unreachable', async (t) => {
-  // Nothing listens on port 1: connections are refused.
+  // Nothing listens on port 1: connections are refused. The handle is opened by the test, so the app
+  // starts without waiting for Postgres (that wait is the next test's) and reports it in readiness.
   const config = testConfig({ DATABASE_URL: 'postgres://gatehouse@127.0.0.1:1/none', AUTO_MIGRATE: 'false' });
-  const app = await buildApp(config);
+  const database = await openDatabase(config);
+  t.teardown(() => database.close());
+  const app = await buildApp(config, { database });
   t.teardown(() => app.close());
   const res = await app.inject({ method: 'GET', url: '/readyz' });
   t.equal(res.statusCode, 503);
@@ -33,6 +36,24 @@ t.test('GET /readyz is 503 with a reason when the database is unreachable', asyn
   const live = await app.inject({ method: 'GET', url: '/healthz' });
   t.equal(live.statusCode, 200, 'liveness does not depend on the database');
 });
+
+t.test(
+  'a Postgres unreachable at start: the start gives up after DATABASE_STARTUP_WAIT_SECONDS, naming DATABASE_URL',
+  async (t) => {
+    const config = testConfig({
+      DATABASE_URL: 'postgres://gatehouse:hunter2-not-logged@127.0.0.1:1/none',
+      AUTO_MIGRATE: 'false',
+      DATABASE_STARTUP_WAIT_SECONDS: '0',
+    });
+    const err = await buildApp(config).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    t.ok(err, 'the start fails rather than serving without its database');
+    t.match(err?.message, /^cannot reach Postgres at 127\.0\.0\.1:1\/none \(DATABASE_URL\)/);
+    t.notMatch(err?.message, /hunter2/, 'never the password');
+  },
+);
 
 t.test('GET /readyz is 503 when migrations are pending', async (t) => {
   // A fresh schema that nothing has migrated.
