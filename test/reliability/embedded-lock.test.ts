@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -41,7 +41,11 @@ t.test('the lock is exclusive, also within one process and between racers', asyn
   t.match((lost?.reason as Error).message, `in use by process ${process.pid} (gatehouse serve)`);
   await held[0]!.value.release();
   const later = await lockDataDir(dir, './x', 'gatehouse migrate up');
-  t.pass('free again once released');
+  t.match(
+    await readFile(join(dir, LOCK_FILE), 'utf8'),
+    'gatehouse migrate up',
+    'free again once released: the next holder is named',
+  );
   await later.release();
 
   // A lock from another host (a container sharing the volume) stands while its heartbeat is fresh.
