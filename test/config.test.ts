@@ -7,6 +7,7 @@ import {
   isPublishedSecret,
   loadConfig,
   PUBLISHED_SECRETS,
+  schemaLeaves,
   secretWeakness,
 } from '../src/config/index.js';
 import { DomainError } from '../src/lib/errors.js';
@@ -396,5 +397,40 @@ t.test('the timeout settings refuse what is not a non-negative whole number, nam
         `${name}=${bad} is refused: ${problems.join('; ')}`,
       );
     }
+  }
+});
+
+t.test('every numeric setting refuses what is not a whole number in its range, naming the variable', async (t) => {
+  // Derived from the schema, so a setting added later is covered without being listed here.
+  const numeric = schemaLeaves().filter((l) =>
+    ['non-negative-int', 'positive-int', 'tcp-port'].includes(String(l.format)),
+  );
+  t.ok(numeric.length >= 30, `found ${numeric.length} numeric settings`);
+  for (const { env, format } of numeric) {
+    for (const bad of [
+      '-1',
+      '1.5',
+      'soon',
+      ...(format === 'positive-int' ? ['0'] : []),
+      ...(format === 'tcp-port' ? ['65536'] : []),
+    ]) {
+      const problems = problemsOf({ [env]: bad });
+      t.ok(
+        problems.some((p) => p.startsWith(`${env}:`)),
+        `${env}=${bad} is refused: ${problems.join('; ')}`,
+      );
+    }
+  }
+});
+
+t.test('every boolean setting refuses what is not a boolean, naming the variable', async (t) => {
+  const booleans = schemaLeaves().filter((l) => l.format === 'strict-boolean');
+  t.ok(booleans.length >= 10, `found ${booleans.length} boolean settings`);
+  for (const { env } of booleans) {
+    const problems = problemsOf({ [env]: 'maybe' });
+    t.ok(
+      problems.some((p) => p.startsWith(`${env}:`)),
+      `${env}=maybe is refused: ${problems.join('; ')}`,
+    );
   }
 });

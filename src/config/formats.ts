@@ -177,6 +177,15 @@ const FORMATS = {
       }
     },
   }),
+  // Convict's own `port` format accepts 1.5; a TCP port is a whole number 0–65535 (0: off or any free port).
+  'tcp-port': format<number>({
+    coerce: coerceInt,
+    validate(value) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 65535) {
+        throw new Error('ports must be within range 0 - 65535, a whole number');
+      }
+    },
+  }),
   'non-negative-int': format<number>({
     coerce: coerceInt,
     validate(value) {

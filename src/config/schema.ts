@@ -37,7 +37,7 @@ export const schema = {
     },
     port: {
       doc: 'Port of the public listener.',
-      format: 'port',
+      format: 'tcp-port',
       default: 4000,
       env: 'PORT',
     },
@@ -549,7 +549,7 @@ export const schema = {
   admin: {
     port: {
       doc: 'Port of the admin listener (admin API and `/metrics`), kept off the public internet. 0 turns the admin listener off.',
-      format: 'port',
+      format: 'tcp-port',
       default: 0,
       env: 'ADMIN_PORT',
     },
