@@ -99,6 +99,10 @@ async function main(): Promise<void> {
       grant_types: ['authorization_code', 'refresh_token'],
       scopes: ['read', 'write'],
       resources: [api.resource],
+      // OpenID Connect logout: "Sign out everywhere" comes back here, and Gatehouse POSTs logout tokens to
+      // the back-channel URI when the user's session ends (docs/openid-connect.md, "Logout").
+      post_logout_redirect_uris: [`${clientUrl}/signed-out`],
+      backchannel_logout_uri: `${clientUrl}/backchannel-logout`,
     };
     await writeFile(clientsFile, `${JSON.stringify({ clients: [demoClient] }, null, 2)}\n`);
     const { config } = loadConfig({
@@ -114,6 +118,8 @@ async function main(): Promise<void> {
       SCOPES: JSON.stringify(SCOPES),
       RESOURCES: api.resource,
       CLIENTS_FILE: clientsFile,
+      // The demo client's back-channel logout URI is on 127.0.0.1: a development-only allowance.
+      BACKCHANNEL_LOGOUT_ALLOW_PRIVATE_ADDRESSES: 'true',
       LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
       LOG_PRETTY: process.env.LOG_PRETTY || 'false',
     });
@@ -143,7 +149,8 @@ async function main(): Promise<void> {
       clientId: CLIENT_ID,
       redirectUri: `${clientUrl}/callback`,
       resource: api.resource,
-      scope: 'read',
+      // openid: the demo shows the ID token's claims and can sign out everywhere.
+      scope: 'openid profile email read',
     });
     running.push({ name: 'demo client', close: () => client.close() });
     await client.listen({ host: HOST, port: ports.client });

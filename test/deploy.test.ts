@@ -205,6 +205,11 @@ t.test('the demo file runs examples the image builds, wired to Gatehouse consist
   t.ok(demo, 'the demo client is registered');
   t.ok(demo!.metadata.redirect_uris.includes(client.env.get('REDIRECT_URI')!), 'with the redirect URI the client uses');
   t.equal(demo!.metadata.token_endpoint_auth_method, 'none', 'as a public client');
+  t.ok(
+    demo!.metadata.post_logout_redirect_uris.includes(new URL('/signed-out', client.env.get('REDIRECT_URI')).href),
+    '"Sign out everywhere" returns to a registered post-logout URI',
+  );
+  t.match(client.env.get('SCOPE'), /\bopenid\b/, 'the demo client is an OpenID Connect client');
 });
 
 /** The example Kubernetes manifests, every document of every file in deploy/kubernetes/. */

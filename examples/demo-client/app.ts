@@ -2,13 +2,18 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { decodeJwt } from 'jose';
-import { errorPage, sessionPage, startPage } from './pages.js';
+import { type JWTPayload, createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { errorPage, sessionPage, signedOutPage, startPage } from './pages.js';
 
 /**
  * A tiny OAuth client of Gatehouse for the demo: authorization code + PKCE (S256) with a resource
  * indicator, as a public client; then it calls the resource server with the access token, and can refresh
  * and revoke. Tokens stay on the server (in memory), the browser holds only a random session id.
+ *
+ * With `openid` in its scope it is also an OpenID Connect relying party: it sends a nonce and checks it in
+ * the ID token, signs the user out everywhere through Gatehouse's end_session_endpoint (RP-Initiated
+ * Logout 1.0), and ends its own sessions when Gatehouse POSTs a logout token to /backchannel-logout
+ * (Back-Channel Logout 1.0).
  */
 
 export interface DemoClientOptions {
@@ -24,6 +29,11 @@ export interface DemoClientOptions {
   /** Where this server calls the API; the resource identifier by default. */
   apiUrl?: string;
   scope?: string;
+  /**
+   * Registered as one of the client's post_logout_redirect_uris: where Gatehouse sends the browser after
+   * "Sign out everywhere". `/signed-out` on the redirect URI's origin by default.
+   */
+  postLogoutRedirectUri?: string;
   logger?: boolean;
 }
 
@@ -36,6 +46,8 @@ interface Tokens {
   sub: string;
   /** The ID token's claims when the scope had `openid` (kept from the last response that carried one). */
   idTokenClaims: Record<string, unknown> | null;
+  /** The last ID token itself: sent back as id_token_hint when signing out (RP-Initiated Logout §2). */
+  idToken: string | null;
 }
 
 /**
@@ -57,6 +69,9 @@ interface Session {
 
 export const SESSION_COOKIE = 'demo_client_session';
 export const STATE_COOKIE = 'demo_client_state';
+export const LOGOUT_STATE_COOKIE = 'demo_client_logout_state';
+/** Back-Channel Logout 1.0 §2.4: the event a logout token carries. */
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const PENDING_TTL_MS = 10 * 60_000;
 const MAX_ENTRIES = 1000;
 
@@ -87,11 +102,17 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   const revocationEndpoint = `${backchannel}/revoke`;
   const apiUrl = options.apiUrl ?? options.resource;
   const scope = options.scope ?? 'read';
+  const openid = scope.split(' ').includes('openid');
+  const postLogoutRedirectUri = options.postLogoutRedirectUri ?? new URL('/signed-out', options.redirectUri).href;
   const secure = issuer.startsWith('https:');
+  // Gatehouse's keys, for logout tokens; fetched where this server reaches Gatehouse, cached by jose.
+  const gatehouseKeys = createRemoteJWKSet(new URL(`${backchannel}/.well-known/jwks.json`));
 
-  /** state -> PKCE verifier of an authorization request in flight. */
-  const pending = new Map<string, { verifier: string; expiresAt: number }>();
+  /** state -> PKCE verifier (and OIDC nonce) of an authorization request in flight. */
+  const pending = new Map<string, { verifier: string; nonce: string | null; expiresAt: number }>();
   const sessions = new Map<string, Session>();
+  /** Logout tokens' jti already acted on, until they expire (Back-Channel Logout §2.6 step 8: no replay). */
+  const seenLogoutTokens = new Map<string, number>();
 
   const app = Fastify({
     logger: options.logger
@@ -121,7 +142,9 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   function newAuthorizationRequest(reply: FastifyReply): string {
     const state = randomBytes(32).toString('base64url');
     const verifier = randomBytes(32).toString('base64url');
-    remember(pending, state, { verifier, expiresAt: Date.now() + PENDING_TTL_MS });
+    // OIDC Core §3.1.2.1: a nonce binds the ID token to this request (checked in the ID token, §3.1.3.7).
+    const nonce = openid ? randomBytes(32).toString('base64url') : null;
+    remember(pending, state, { verifier, nonce, expiresAt: Date.now() + PENDING_TTL_MS });
     // Binds the flow to this browser, so a code injected into another browser is refused (RFC 9700 §4.7).
     reply.setCookie(STATE_COOKIE, state, {
       httpOnly: true,
@@ -140,6 +163,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       code_challenge: createHash('sha256').update(verifier).digest('base64url'),
       code_challenge_method: 'S256',
       resource: options.resource,
+      ...(nonce ? { nonce } : {}),
     }).toString();
     return url.href;
   }
@@ -183,7 +207,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   }
 
   /** A successful token response (RFC 6749 §5.1), or BackchannelError when it is not one. */
-  function tokensFrom(body: Record<string, unknown>, previous?: Tokens): Tokens {
+  function tokensFrom(body: Record<string, unknown>, previous?: Tokens, nonce?: string | null): Tokens {
     const accessToken = body.access_token;
     if (
       typeof accessToken !== 'string' ||
@@ -199,6 +223,9 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
     } catch (err) {
       throw new BackchannelError(UNEXPECTED, { cause: err });
     }
+    const idTokenClaims = idTokenClaimsOf(body.id_token);
+    // OIDC Core §3.1.3.7 step 11: the nonce sent is the nonce in the ID token (a token response to this flow).
+    if (nonce && idTokenClaims?.nonce !== nonce) throw new BackchannelError(UNEXPECTED);
     const now = Math.floor(Date.now() / 1000);
     const expiresIn = body.expires_in;
     return {
@@ -212,11 +239,16 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
             ? claims.exp
             : null,
       sub: String(claims.sub ?? ''),
-      idTokenClaims: idTokenClaimsOf(body.id_token) ?? previous?.idTokenClaims ?? null,
+      idTokenClaims: idTokenClaims ?? previous?.idTokenClaims ?? null,
+      idToken: typeof body.id_token === 'string' ? body.id_token : (previous?.idToken ?? null),
     };
   }
 
-  /** An ID token's claims, for display only (a relying party that acts on them verifies the signature first). */
+  /**
+   * An ID token's claims. Received straight from the token endpoint, so the connection vouches for its
+   * issuer (OIDC Core §3.1.3.7 step 6 allows TLS server validation in place of the signature); the demo
+   * shows the claims and keeps `sid` and `sub` to match logout tokens, which it does verify.
+   */
   function idTokenClaimsOf(idToken: unknown): Record<string, unknown> | null {
     if (typeof idToken !== 'string') return null;
     try {
@@ -264,6 +296,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
       apiBody: session.apiBody,
       message: session.message,
       csrf: session.csrf,
+      canSignOutEverywhere: tokens.idToken !== null,
     });
     session.message = undefined;
     return page(reply, 200, html);
@@ -330,7 +363,7 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
         );
       }
       const session: Session = {
-        tokens: tokensFrom(body),
+        tokens: tokensFrom(body, undefined, flow.nonce),
         csrf: randomBytes(32).toString('base64url'),
         apiStatus: null,
         apiBody: null,
@@ -412,6 +445,115 @@ export async function buildDemoClient(options: DemoClientOptions): Promise<Fasti
   action('/forget', async (_session, id) => {
     sessions.delete(id);
   });
+
+  /**
+   * "Sign out everywhere": forgets this session and sends the browser to Gatehouse's end_session_endpoint
+   * (RP-Initiated Logout 1.0 §2) with the ID token as id_token_hint, the registered post-logout URI and a
+   * state. Gatehouse ends its session and POSTs logout tokens to every app that session signed in to.
+   */
+  app.post<{ Body: { csrf: string } }>('/sign-out', { schema: { body: csrfBody } }, async (request, reply) => {
+    const id = request.cookies[SESSION_COOKIE];
+    const session = id ? sessions.get(id) : undefined;
+    if (!id || !session || !safeEqual(session.csrf, request.body.csrf))
+      return reply.code(303).header('location', '/').send();
+    sessions.delete(id);
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    const state = randomBytes(32).toString('base64url');
+    reply.setCookie(LOGOUT_STATE_COOKIE, state, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure,
+      path: '/',
+      maxAge: PENDING_TTL_MS / 1000,
+    });
+    const url = new URL(`${issuer}/sign-out`);
+    url.search = new URLSearchParams({
+      ...(session.tokens.idToken ? { id_token_hint: session.tokens.idToken } : {}),
+      client_id: options.clientId,
+      post_logout_redirect_uri: postLogoutRedirectUri,
+      state,
+    }).toString();
+    return reply.code(303).header('location', url.href).send();
+  });
+
+  /** Where Gatehouse sends the browser back after signing out (§3): the state says it was this browser's request. */
+  app.get<{ Querystring: { state?: string } }>(
+    new URL(postLogoutRedirectUri).pathname,
+    { schema: { querystring: { type: 'object', properties: { state: { type: 'string', maxLength: 512 } } } } },
+    async (request, reply) => {
+      const expected = request.cookies[LOGOUT_STATE_COOKIE];
+      const state = request.query.state;
+      reply.clearCookie(LOGOUT_STATE_COOKIE, { path: '/' });
+      if (!state || !expected || !safeEqual(state, expected)) return reply.code(303).header('location', '/').send();
+      return page(reply, 200, signedOutPage(newAuthorizationRequest(reply)));
+    },
+  );
+
+  /** Back-Channel Logout §2.8: 400 with an OAuth-style error body, never cached. */
+  function logoutRefused(reply: FastifyReply, description: string): FastifyReply {
+    return reply
+      .code(400)
+      .header('cache-control', 'no-store')
+      .send({ error: 'invalid_request', error_description: description });
+  }
+
+  /**
+   * POST /backchannel-logout, the client's backchannel_logout_uri: validates the logout token as
+   * Back-Channel Logout 1.0 §2.6 says, then ends this client's sessions it names: those of its `sid`, or
+   * every session of its `sub` when it has no `sid` (§2.7).
+   */
+  app.post<{ Body: { logout_token?: string } }>(
+    '/backchannel-logout',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: { logout_token: { type: 'string', maxLength: 8192 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const token = request.body?.logout_token;
+      if (!token) return logoutRefused(reply, 'logout_token is missing');
+      let claims: JWTPayload;
+      try {
+        // §2.6 steps 2-5: signed by the issuer's key (no alg none), iss, aud = this client, iat; RFC 8725
+        // §3.11: the explicit type tells it from Gatehouse's other JWTs.
+        ({ payload: claims } = await jwtVerify(token, gatehouseKeys, {
+          issuer,
+          audience: options.clientId,
+          typ: 'logout+jwt',
+          requiredClaims: ['iat', 'jti'],
+        }));
+      } catch {
+        return logoutRefused(reply, 'the logout token is not valid');
+      }
+      const events = claims.events as Record<string, unknown> | undefined;
+      // §2.6 step 5-7: the backchannel-logout event, a sub or a sid, and no nonce (it is not an ID token).
+      if (typeof events !== 'object' || events === null || typeof events[BACKCHANNEL_LOGOUT_EVENT] !== 'object')
+        return logoutRefused(reply, 'the logout token has no back-channel logout event');
+      if (claims.nonce !== undefined) return logoutRefused(reply, 'a logout token carries no nonce');
+      const sid = typeof claims.sid === 'string' ? claims.sid : undefined;
+      const sub = typeof claims.sub === 'string' ? claims.sub : undefined;
+      if (!sid && !sub) return logoutRefused(reply, 'the logout token names no sid or sub');
+      const now = Date.now();
+      for (const [jti, until] of seenLogoutTokens) if (until < now) seenLogoutTokens.delete(jti);
+      if (seenLogoutTokens.has(claims.jti!)) return logoutRefused(reply, 'the logout token was already used');
+      remember(seenLogoutTokens, claims.jti!, typeof claims.exp === 'number' ? claims.exp * 1000 : now + 600_000);
+
+      let ended = 0;
+      for (const [id, session] of sessions) {
+        const seen = session.tokens.idTokenClaims;
+        const matches = sid ? seen?.sid === sid : session.tokens.sub === sub;
+        if (matches) {
+          sessions.delete(id);
+          ended += 1;
+        }
+      }
+      request.log.info({ ended }, 'back-channel logout');
+      return reply.code(200).header('cache-control', 'no-store').send();
+    },
+  );
 
   return app;
 }

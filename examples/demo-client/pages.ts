@@ -50,6 +50,16 @@ export function startPage(authorizeUrl: string): string {
   );
 }
 
+/** Back from Gatehouse's end_session_endpoint: signed out there and in every app it told. */
+export function signedOutPage(authorizeUrl: string): string {
+  return layout(
+    'Signed out',
+    `<h1>Signed out everywhere</h1>
+<p class="note" role="status">Gatehouse ended your session and told every app you signed in to through it.</p>
+<p><a class="button" href="${escapeHtml(authorizeUrl)}">Sign in with Gatehouse</a></p>`,
+  );
+}
+
 export interface SessionView {
   sub: string;
   scope: string;
@@ -61,6 +71,8 @@ export interface SessionView {
   apiBody: string | null;
   message: string | undefined;
   csrf: string;
+  /** An ID token to send as id_token_hint: "Sign out everywhere" is offered. */
+  canSignOutEverywhere?: boolean;
 }
 
 function button(action: string, label: string, csrf: string, secondary = false): string {
@@ -101,6 +113,7 @@ ${button('/call', 'Call the API', view.csrf)}
 ${button('/refresh', 'Refresh tokens', view.csrf, true)}
 ${button('/revoke', 'Revoke', view.csrf, true)}
 ${button('/forget', 'Forget tokens', view.csrf, true)}
+${view.canSignOutEverywhere ? button('/sign-out', 'Sign out everywhere', view.csrf, true) : ''}
 </p>`,
   );
 }

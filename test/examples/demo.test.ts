@@ -112,6 +112,73 @@ t.test('npm run demo: four servers on 127.0.0.1, a full sign-in through them, a 
     'a revoked refresh token no longer works',
   );
 
+  // OpenID Connect: the demo asks for openid, so it shows the ID token and can sign out everywhere.
+  const clientBase = `http://127.0.0.1:${ports.client}`;
+  const withIdToken = await browser.request(clientUrl);
+  t.match(withIdToken.body, /The ID token(&#39;|')s claims/, "the ID token's claims are shown");
+  t.match(withIdToken.body, /&quot;sid&quot;/, 'with the session id a logout token names');
+  t.match(withIdToken.body, /Sign out everywhere/);
+  const signOut = await browser.post(`${clientBase}/sign-out`, { csrf });
+  t.equal(signOut.status, 303);
+  const endSession = new URL(signOut.location!);
+  t.equal(`${endSession.origin}${endSession.pathname}`, `${issuer}/sign-out`, "to Gatehouse's end_session_endpoint");
+  t.ok(endSession.searchParams.get('id_token_hint'), 'with the ID token as id_token_hint');
+  const ended = await browser.request(signOut.location!);
+  t.equal(ended.status, 303, ended.body);
+  t.match(
+    ended.location,
+    new RegExp(`^${clientBase}/signed-out\\?state=`),
+    'Gatehouse sends the browser back to the registered post-logout URI with the state',
+  );
+  const signedOut = await browser.request(ended.location!);
+  t.equal(signedOut.status, 200);
+  t.match(signedOut.body, /Signed out everywhere/);
+  const startAgain = await browser.request(clientUrl);
+  t.match(startAgain.body, /Sign in with Gatehouse/, 'the demo client session is gone');
+
+  // Back-channel logout: signed in again, the user signs out at the host app. The host tells Gatehouse,
+  // Gatehouse POSTs a logout token to the demo client, and the demo client ends its session.
+  let hop = await browser.request(
+    /<a class="button" href="([^"]+)">Sign in with Gatehouse<\/a>/.exec(startAgain.body)![1]!.replaceAll('&amp;', '&'),
+  );
+  for (let i = 0; i < 10 && hop.location && !hop.location.startsWith(`${clientBase}/callback`); i++) {
+    hop = await browser.request(hop.location);
+    if (hop.status === 200 && /name="username"/.test(hop.body)) {
+      hop = await browser.post(`http://127.0.0.1:${ports.host}/login`, {
+        login_request: hiddenField(hop.body, 'login_request'),
+        csrf: hiddenField(hop.body, 'csrf'),
+        username: 'alice',
+        password: 'alice-password',
+        action: 'sign-in',
+      });
+    } else if (hop.status === 200 && /name="decision"/.test(hop.body)) {
+      hop = await browser.post(`${issuer}/consent`, {
+        request: hiddenField(hop.body, 'request'),
+        csrf: hiddenField(hop.body, 'csrf'),
+        decision: 'allow',
+      });
+    }
+  }
+  t.match(hop.location, new RegExp(`^${clientBase}/callback\\?`), 'signed in again');
+  t.equal((await browser.request(hop.location!)).status, 303);
+  t.match((await browser.request(clientUrl)).body, /user-1001/, 'signed in to the demo client again');
+  const hostHome = await browser.request(`http://127.0.0.1:${ports.host}/`);
+  t.match(hostHome.body, /Alice Liddell/, 'signed in at the host app');
+  const hostOut = await browser.post(`http://127.0.0.1:${ports.host}/logout`, {
+    csrf: hiddenField(hostHome.body, 'csrf'),
+  });
+  t.equal(hostOut.status, 303);
+  let afterHostSignOut = await browser.request(clientUrl);
+  for (let i = 0; i < 300 && !/Sign in with Gatehouse/.test(afterHostSignOut.body); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    afterHostSignOut = await browser.request(clientUrl);
+  }
+  t.match(
+    afterHostSignOut.body,
+    /Sign in with Gatehouse/,
+    'the logout token reached the demo client, which ended its session',
+  );
+
   child.kill('SIGTERM');
   const end = await exited;
   t.equal(end.code, 0, `a clean exit: ${end.stderr}`);
