@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { createLocalJWKSet, generateKeyPair, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
+import { createLocalJWKSet, decodeJwt, generateKeyPair, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import t from 'tap';
 import { buildAdminApp } from '../../src/admin-app.js';
@@ -30,8 +30,10 @@ import { testConfig, testDatabase } from '../helper.js';
 /**
  * Logout (issue 11): RP-Initiated Logout 1.0 at /sign-out with id_token_hint, Back-Channel Logout 1.0
  * logout tokens delivered from the outbox to a test RP listening on 127.0.0.1, and the host's signed
- * sign-out message. The oidc branch issues the real ID tokens; until then the hints are minted here with
- * Gatehouse's active key in the shape OpenID Connect Core gives them (iss, sub, aud, sid, iat, exp).
+ * sign-out message. The hints an RP really has are the ID tokens Gatehouse issued it: `oidcSignIn` signs in
+ * with scope openid and redeems the code for one. Hints no flow can produce (issued long ago, to a session
+ * that does not exist, to another user) are minted with Gatehouse's active key in the shape OpenID Connect
+ * Core gives them (iss, sub, aud, sid, iat, exp).
  */
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -112,7 +114,62 @@ async function signIn(app: FastifyInstance, client: Client, sub: string): Promis
   return { cookie, sid: row.sid };
 }
 
-/** An ID token as OpenID Connect Core shapes it, signed with Gatehouse's active key. */
+/**
+ * A relying party signs `sub` in with scope openid through the handshake and redeems the code at /token
+ * (client_secret_basic, PKCE, nonce): its client, the browser's session, and the ID token Gatehouse issued.
+ */
+async function oidcSignIn(
+  app: FastifyInstance,
+  sub: string,
+  overrides: Record<string, unknown> = {},
+): Promise<{ client: Client; cookie: string; sid: string; idToken: string }> {
+  const { client, secret } = await app.clientAdmin.create({
+    name: 'Relying party',
+    redirect_uris: [REDIRECT_URI],
+    post_logout_redirect_uris: [POST_LOGOUT_URI],
+    grant_types: ['authorization_code', 'refresh_token'],
+    scopes: ['read'],
+    skip_consent: true,
+    token_endpoint_auth_method: 'client_secret_basic',
+    ...overrides,
+  });
+  const { verifier, challenge } = pkce();
+  const { pending, cookies } = await pendingRequest(app, client, {
+    scopes: ['openid', 'read'],
+    code_challenge: challenge,
+    nonce: `n-${randomBytes(4).toString('hex')}`,
+  });
+  const res = await complete(app, await signLoginResponse({ request: pending.id, aud: ISSUER, sub }), cookies);
+  const location = new URL(String(res.headers.location));
+  const code = location.searchParams.get('code');
+  if (res.statusCode !== 303 || location.origin + location.pathname !== REDIRECT_URI || !code)
+    throw new Error(`expected a code, got ${res.statusCode} ${location.href}`);
+  const token = await app.inject({
+    method: 'POST',
+    url: '/token',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret!)}`).toString('base64')}`,
+    },
+    payload: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT_URI,
+    }).toString(),
+  });
+  const idToken = token.json<{ id_token?: string }>().id_token;
+  if (token.statusCode !== 200 || !idToken) throw new Error(`expected an ID token, got ${token.body}`);
+  const cookie = res.cookies.find((c) => c.name === SESSION_COOKIE)!.value;
+  const row = await app.database.db
+    .selectFrom('sessions')
+    .select('sid')
+    .where('id_hash', '=', hashSecret(cookie))
+    .executeTakeFirstOrThrow();
+  return { client, cookie, sid: row.sid, idToken };
+}
+
+/** An ID token as OpenID Connect Core shapes it, signed with Gatehouse's active key: for hints no flow gives. */
 async function idToken(
   app: FastifyInstance,
   claims: { sub: string; aud: string; sid?: string; iat?: number; exp?: number },
@@ -248,13 +305,13 @@ t.test(
   async (t) => {
     const { app } = await logoutApp(t);
     const rp = await testRp(t);
-    const client = await rpClient(app, { backchannel_logout_uri: rp.uri });
-    const { cookie, sid } = await signIn(app, client, 'alice');
+    const { client, cookie, sid, idToken: hint } = await oidcSignIn(app, 'alice', { backchannel_logout_uri: rp.uri });
+    t.equal(decodeJwt(hint).sid, sid, 'the ID token names the session');
 
     const metadata = (await app.inject({ method: 'GET', url: '/.well-known/openid-configuration' })).json();
     const config = new oidc.Configuration(metadata as oidc.ServerMetadata, client.client_id);
     const url = oidc.buildEndSessionUrl(config, {
-      id_token_hint: await idToken(app, { sub: 'alice', aud: client.client_id, sid }),
+      id_token_hint: hint,
       post_logout_redirect_uri: POST_LOGOUT_URI,
       state: 'st-42',
     });
@@ -293,12 +350,13 @@ t.test(
 t.test(
   'an expired id_token_hint from a recent session still works; a self-registered client is fine with a hint',
   async (t) => {
-    const { app } = await logoutApp(t);
-    const client = await rpClient(app);
-    const { cookie, sid } = await signIn(app, client, 'bob');
+    const { app, clock } = await logoutApp(t);
+    const { client, cookie, idToken: issued } = await oidcSignIn(app, 'bob');
     const now = Math.floor(Date.now() / 1000);
-    const expired = await idToken(app, { sub: 'bob', aud: client.client_id, sid, iat: now - 3600, exp: now - 3000 });
-    const res = await signOutGet(app, { id_token_hint: expired, post_logout_redirect_uri: POST_LOGOUT_URI }, cookie);
+    // Two hours later the ID token has expired; the session (idle and absolute lifetimes) has not.
+    clock.now = new Date(Date.now() + 2 * 3600_000);
+    t.ok(decodeJwt(issued).exp! < Math.floor(clock.now.getTime() / 1000), 'the hint has expired');
+    const res = await signOutGet(app, { id_token_hint: issued, post_logout_redirect_uri: POST_LOGOUT_URI }, cookie);
     t.equal(res.statusCode, 303, res.body);
     t.equal(res.headers.location, POST_LOGOUT_URI);
     t.equal(await liveSessions(app, 'bob'), 0);
@@ -346,10 +404,8 @@ t.test(
 
 t.test('RP-initiated logout refusals: error pages, never a redirect, never a 500', async (t) => {
   const { app } = await logoutApp(t);
-  const client = await rpClient(app);
+  const { client, cookie, sid, idToken: hint } = await oidcSignIn(app, 'carol');
   const other = await rpClient(app, { post_logout_redirect_uris: ['https://other.example.com/bye'] });
-  const { cookie, sid } = await signIn(app, client, 'carol');
-  const hint = await idToken(app, { sub: 'carol', aud: client.client_id, sid });
 
   const unregistered = await signOutGet(
     app,
