@@ -16,6 +16,7 @@ import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { clientErrorHandler } from './http/client-errors.js';
 import { createLogger, RequestLogController } from './logging.js';
+import auditPlugin from './plugins/app/audit.js';
 import authorizationPlugin from './plugins/app/authorization.js';
 import clientsPlugin from './plugins/app/clients.js';
 import errorHandler from './plugins/app/error-handler.js';
@@ -180,6 +181,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     ['database', databaseCheck(app.database)],
     ['migrations', migrationsCheck(app.database, config.database.schema)],
   ]);
+  // The audit event stream (app.audit), before every unit that records events.
+  await app.register(auditPlugin);
   // Applies CLIENTS_FILE (a bad file stops the start) and decorates app.clients for the token endpoint.
   await app.register(clientsPlugin);
   // After readinessChecks exists (it adds `signing_keys`), before any route that signs.

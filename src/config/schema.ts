@@ -581,6 +581,20 @@ export const schema = {
       env: 'JANITOR_RETENTION_SECONDS',
     },
   },
+  audit: {
+    retentionDays: {
+      doc: 'Days an audit event (`audit_events`, docs/audit.md) is kept; the janitor deletes older ones in batches. 0 keeps them forever.',
+      format: 'non-negative-int',
+      default: 90,
+      env: 'AUDIT_RETENTION_DAYS',
+    },
+    tokenEvents: {
+      doc: 'Record a `token.issued` audit event for every token response (the high-volume type; every other event type is always recorded). `false` keeps the token endpoint to its request log line alone.',
+      format: 'strict-boolean',
+      default: true,
+      env: 'AUDIT_TOKEN_EVENTS',
+    },
+  },
 } as const satisfies SchemaTree;
 
 /** The values of a schema (sub)tree, each setting typed by its format. */

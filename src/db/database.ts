@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { AuditEventTable } from './tables/audit-event.table.js';
 import type { AuthorizationCodeTable } from './tables/authorization-code.table.js';
 import type { AuthorizationRequestTable } from './tables/authorization-request.table.js';
 import type { ClientAssertionJtiTable } from './tables/client-assertion-jti.table.js';
@@ -30,6 +31,7 @@ export interface Database {
   granted_claims: GrantedClaimsTable;
   pushed_authorization_requests: PushedAuthorizationRequestTable;
   client_assertion_jtis: ClientAssertionJtiTable;
+  audit_events: AuditEventTable;
 }
 
 /** What repository functions take first: the database or a transaction on it. */

@@ -47,6 +47,15 @@ export interface ClientAuthenticationGuard {
   succeeded(clientId: string): void;
 }
 
+/** Why an authentication failed, as a class (for the audit trail; the caller is told only invalid_client). */
+export type ClientAuthenticationFailure =
+  'unknown_client' | 'disabled_client' | 'method_mismatch' | 'wrong_secret' | 'invalid_assertion';
+
+/** Where failed authentications are reported (the audit trail): the client_id, method and reason class only. */
+export interface ClientAuthenticationFailures {
+  failed(clientId: string, method: ClientAuthMethod, reason: ClientAuthenticationFailure): void;
+}
+
 /** Checks a private_key_jwt client assertion (signature, claims, replay) against a client's keys. */
 export interface ClientAssertionVerifier {
   /** Resolves when `assertion` authenticates `client`; throws otherwise (a DomainError 'unavailable' is an outage). */
@@ -61,6 +70,8 @@ export interface ClientAuthenticationSources {
   guard?: ClientAuthenticationGuard | undefined;
   /** private_key_jwt (RFC 7523 §2.2); without it such clients cannot authenticate. */
   assertions?: ClientAssertionVerifier;
+  /** Told of each failure of a known method against a client_id (never the secret or assertion). */
+  failures?: ClientAuthenticationFailures | undefined;
 }
 
 /** RFC 6749 §5.2: a 401 after an Authorization header attempt must say which scheme to use. */
@@ -187,37 +198,41 @@ function presentedCredentials(req: ClientCredentialsRequest): Credentials {
  */
 export async function authenticateClient(
   req: ClientCredentialsRequest,
-  { registry, usage, guard, assertions }: ClientAuthenticationSources,
+  { registry, usage, guard, assertions, failures }: ClientAuthenticationSources,
 ): Promise<AuthenticatedClient> {
   const presented = presentedCredentials(req);
   const basic = presented.method === 'client_secret_basic';
   // RFC 6749 §2.3.1: brute-force protection decides before the client is looked up or its secret checked,
   // so a throttled guess learns nothing, not even from timing.
   guard?.admit(presented.clientId);
-  const fail = (): OAuthError => {
+  const fail = (reason: ClientAuthenticationFailure): OAuthError => {
     guard?.failed(presented.clientId);
+    failures?.failed(presented.clientId, presented.method, reason);
     return invalidClient(FAILED, basic);
   };
   const client = await registry.get(presented.clientId);
   if (!client || client.disabled_at !== null) {
     // Same work as a real check, so a missing client does not answer faster than a wrong secret.
     if (presented.secret !== null) verifySecret(presented.secret, null);
-    throw fail();
+    throw fail(client ? 'disabled_client' : 'unknown_client');
   }
   if (client.token_endpoint_auth_method !== presented.method) {
     // Same answer as an unknown client: a method mismatch must not confirm that the id exists.
     if (presented.secret !== null) verifySecret(presented.secret, null);
-    throw fail();
+    throw fail('method_mismatch');
   }
   if (presented.secret !== null && !verifySecret(presented.secret, client.secret_hash)) {
-    throw fail();
+    throw fail('wrong_secret');
   }
   if (presented.assertion !== undefined) {
     try {
       await verifyAssertion(presented.assertion, client, assertions);
     } catch (err) {
       // A refused assertion is a failed authentication like a wrong secret; an outage is not.
-      if (err instanceof OAuthError) guard?.failed(presented.clientId);
+      if (err instanceof OAuthError) {
+        guard?.failed(presented.clientId);
+        failures?.failed(presented.clientId, presented.method, 'invalid_assertion');
+      }
       throw err;
     }
   }

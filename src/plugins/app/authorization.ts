@@ -42,8 +42,9 @@ export default fp<AuthorizationPluginOptions>(
         clock,
       }),
       clock,
+      audit: app.audit,
     });
     app.decorate('authorization', service);
   },
-  { name: 'authorization', dependencies: ['database', 'clients', 'keys', 'sessions'] },
+  { name: 'authorization', dependencies: ['database', 'clients', 'keys', 'sessions', 'audit'] },
 );

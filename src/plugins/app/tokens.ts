@@ -34,9 +34,11 @@ export default fp(
         // Every replica shares KEY_ENCRYPTION_SECRET (it decrypts the shared signing keys), so a nonce
         // derived from it is accepted by every replica with nothing stored (RFC 9449 §8).
         dpopNonces: dpopNonces(keyEncryptionSecret(config, app.log)),
+        audit: app.audit,
+        auditTokens: config.audit.tokenEvents,
       }),
     );
     app.decorate('userGrants', new UserGrants(db, app.clock));
   },
-  { name: 'tokens', dependencies: ['database', 'clients', 'keys'] },
+  { name: 'tokens', dependencies: ['database', 'clients', 'keys', 'audit'] },
 );

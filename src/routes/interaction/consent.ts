@@ -69,7 +69,10 @@ export default async function consentRoutes(app: FastifyInstance): Promise<void>
     },
     async (request, reply) => {
       const { request: requestId, decision, csrf } = request.body;
-      return sendOutcome(reply, await app.authorization.decideConsent({ requestId, decision, csrf }, request.cookies));
+      return sendOutcome(
+        reply,
+        await app.authorization.decideConsent({ requestId, decision, csrf }, request.cookies, request.ip),
+      );
     },
   );
 }

@@ -33,7 +33,7 @@ function refuseRepeated(params: unknown): void {
  */
 export default async function signInCompleteRoute(app: FastifyInstance): Promise<void> {
   async function handle(request: FastifyRequest, reply: FastifyReply, token: string): Promise<FastifyReply> {
-    return sendOutcome(reply, await app.authorization.answerSignIn(token, request.cookies));
+    return sendOutcome(reply, await app.authorization.answerSignIn(token, request.cookies, request.ip));
   }
 
   const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };

@@ -17,7 +17,7 @@ export default async function authorizeRoute(app: FastifyInstance): Promise<void
   async function handle(request: FastifyRequest, reply: FastifyReply, params: AuthorizeParams): Promise<FastifyReply> {
     // Error pages too: the URL carries the client's state and PKCE challenge.
     reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
-    return sendOutcome(reply, await app.authorization.authorize(params, request.cookies));
+    return sendOutcome(reply, await app.authorization.authorize(params, request.cookies, request.ip));
   }
 
   const routeConfig = { errorRenderer: htmlErrorRenderer, ...app.rateLimited };

@@ -1,3 +1,4 @@
+import { clientAuthenticationFailures } from '../../services/audit/audit-log.js';
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
@@ -43,6 +44,7 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
           usage: app.clientUsage,
           assertions: app.clientAssertions,
           guard: app.clientAuthThrottle.guard(request.ip, '/introspect'),
+          failures: clientAuthenticationFailures(app.audit, request.ip, '/introspect'),
         },
       );
       // A public client names itself only; private_key_jwt and the secret methods prove who the caller is.

@@ -1,3 +1,4 @@
+import { clientAuthenticationFailures } from '../../services/audit/audit-log.js';
 import type { FastifyInstance } from 'fastify';
 import { requireForm } from '../../http/form.js';
 import { authenticateClient } from '../../oauth/client-authentication.js';
@@ -35,6 +36,7 @@ export default async function parRoute(app: FastifyInstance): Promise<void> {
           usage: app.clientUsage,
           assertions: app.clientAssertions,
           guard: app.clientAuthThrottle.guard(request.ip, '/par'),
+          failures: clientAuthenticationFailures(app.audit, request.ip, '/par'),
         },
       );
       const pushed = await app.authorization.push(params, client);

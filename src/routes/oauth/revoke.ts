@@ -1,3 +1,4 @@
+import { clientAuthenticationFailures } from '../../services/audit/audit-log.js';
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
@@ -39,6 +40,7 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
           usage: app.clientUsage,
           assertions: app.clientAssertions,
           guard: app.clientAuthThrottle.guard(request.ip, '/revoke'),
+          failures: clientAuthenticationFailures(app.audit, request.ip, '/revoke'),
         },
       );
       await app.tokens.revoke(request.body.token, client.client_id);

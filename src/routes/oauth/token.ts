@@ -1,3 +1,4 @@
+import { clientAuthenticationFailures } from '../../services/audit/audit-log.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
@@ -50,9 +51,10 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
           usage: app.clientUsage,
           assertions: app.clientAssertions,
           guard: app.clientAuthThrottle.guard(request.ip, '/token'),
+          failures: clientAuthenticationFailures(app.audit, request.ip, '/token'),
         },
       );
-      const response = await app.tokens.issue(params, client, proof);
+      const response = await app.tokens.issue(params, client, proof, request.ip);
       // RFC 9449 §8.2: the nonce the client should use next, when nonces are required.
       const nonce = app.tokens.dpopNonce();
       if (nonce !== undefined) reply.header('dpop-nonce', nonce);

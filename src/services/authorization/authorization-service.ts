@@ -29,6 +29,7 @@ import {
 } from '../../repositories/authorization-request.repository.js';
 import { findConsent, saveConsent } from '../../repositories/consent.repository.js';
 import { recordSessionClient } from '../../repositories/session.repository.js';
+import { type AuditSink, atAddress, noAudit } from '../audit/audit-log.js';
 import type { Session, SessionService } from '../sessions/session-service.js';
 import { consentView, type Interaction } from './consent-page.js';
 import { carrying, type FlowOutcome, type PageOutcome, redirect } from './outcome.js';
@@ -66,6 +67,8 @@ export interface AuthorizationServiceDeps {
   /** Verifies an id_token_hint against Gatehouse's published keys (OIDC Core §3.1.2.1). */
   idTokenHint: IdTokenHintVerifier;
   clock: Clock;
+  /** Where sign-ins, consent decisions and codes issued are reported (docs/audit.md). */
+  audit?: AuditSink;
 }
 
 /** The user's answer on the consent page, as posted. */
@@ -149,6 +152,11 @@ export class AuthorizationService {
     this.#bindingCookie = bindingCookieName(deps.config);
   }
 
+  /** The audit sink for one request, stamped with its address. */
+  #audit(address: string | undefined): AuditSink {
+    return atAddress(this.#deps.audit ?? noAudit, address);
+  }
+
   get #issuer(): string {
     return this.#deps.config.issuer;
   }
@@ -157,7 +165,7 @@ export class AuthorizationService {
    * GET/POST /authorize: validates the request (RFC 6749 §4.1.1), stores it bound to this browser, then
    * continues with the browser's session when it is good enough, or sends the browser to the host.
    */
-  async authorize(requested: AuthorizeParams, cookies: CookieJar): Promise<FlowOutcome> {
+  async authorize(requested: AuthorizeParams, cookies: CookieJar, address?: string): Promise<FlowOutcome> {
     const { config, clients, sessions } = this.#deps;
     // RFC 9126 §4: with request_uri, the pushed parameters alone make the request.
     const requestUri = single(requested, 'request_uri');
@@ -218,7 +226,7 @@ export class AuthorizationService {
       const session = await sessions.current(cookies[sessions.cookieName]);
       if (session && this.#sessionServes(session, pending, now)) {
         await attachSession(this.#deps.db, pending.id, session.idHash);
-        return this.#continue({ ...pending, session_hash: session.idHash }, session);
+        return this.#continue({ ...pending, session_hash: session.idHash }, session, this.#audit(address));
       }
       // OIDC Core §3.1.2.1: prompt=none never shows a page; without a usable session the answer is login_required.
       if (hasPrompt(pending.prompt, 'none'))
@@ -253,7 +261,7 @@ export class AuthorizationService {
    * nothing yet says which client it could go to). A signed-in answer becomes a session (replacing the
    * browser's previous one) and the request is marked answered, in one transaction.
    */
-  async answerSignIn(loginResponse: string, cookies: CookieJar): Promise<FlowOutcome> {
+  async answerSignIn(loginResponse: string, cookies: CookieJar, address?: string): Promise<FlowOutcome> {
     const { config, sessions, hostKeys } = this.#deps;
     if (!hostKeys) throw new OAuthError('invalid_request', 'sign-in is not configured on this server');
     const now = this.#deps.clock();
@@ -298,10 +306,23 @@ export class AuthorizationService {
     );
     // Lost a race with a concurrent copy of the same answer: nothing was stored, no cookie is set.
     if (!created) throw alreadyAnswered();
+    const audit = this.#audit(address);
+    audit.record({
+      type: 'sign_in.completed',
+      actor: 'user',
+      subject: answer.sub,
+      clientId: pending.client_id,
+      details: {
+        sid: created.session.sid,
+        auth_time: answer.authTime.toISOString(),
+        acr: answer.acr ?? null,
+        amr: answer.amr,
+      },
+    });
     return carrying([created.cookie], async () => {
       // The new session replaces the browser's old one (same cookie name); the old row must not outlive it.
       if (previous && previous.idHash !== created.session.idHash) await sessions.revoke(previous.idHash);
-      return this.#continue(created.result, created.session);
+      return this.#continue(created.result, created.session, audit);
     });
   }
 
@@ -320,7 +341,7 @@ export class AuthorizationService {
   }
 
   /** POST /consent: records the user's decision and answers the client (a code, or access_denied). */
-  async decideConsent(decision: ConsentDecision, cookies: CookieJar): Promise<FlowOutcome> {
+  async decideConsent(decision: ConsentDecision, cookies: CookieJar, address?: string): Promise<FlowOutcome> {
     const { pending, session } = await this.#interaction(decision.requestId, cookies);
     if (!this.#deps.csrf.verify(decision.csrf, CSRF_PURPOSE, session.idHash, pending.id)) {
       throw new OAuthError(
@@ -329,14 +350,24 @@ export class AuthorizationService {
         { status: 403 },
       );
     }
+    const audit = this.#audit(address);
     if (decision.decision === 'deny') {
       // The consent page showed where the browser goes next: the user chose it, even for an unvetted client.
       return this.#finishWithError(pending, new OAuthError('access_denied', 'the user denied the request'), {
         userSawDestination: true,
+        // Once the request is completed by this decision (not by a double submit's twin).
+        completed: () =>
+          audit.record({
+            type: 'consent.denied',
+            actor: 'user',
+            subject: session.sub,
+            clientId: pending.client_id,
+            details: { scopes: pending.scopes, resources: pending.resources },
+          }),
       });
     }
     // Straight to the code: #continue would send prompt=consent back to this page forever.
-    return this.#issueCode(pending, session, { rememberConsent: true });
+    return this.#issueCode(pending, session, audit, { rememberConsent: true });
   }
 
   /**
@@ -405,7 +436,7 @@ export class AuthorizationService {
    * Continues a pending request once a user is signed in: to the consent page when needed, otherwise
    * straight to the client with a code.
    */
-  async #continue(pending: AuthorizationRequestRow, session: FlowSession): Promise<FlowOutcome> {
+  async #continue(pending: AuthorizationRequestRow, session: FlowSession, audit: AuditSink): Promise<FlowOutcome> {
     const client = await this.#deps.clients.get(pending.client_id);
     if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
     if (await this.#needsConsent(client, pending, session.sub)) {
@@ -417,7 +448,7 @@ export class AuthorizationService {
         );
       return redirect(`${this.#issuer}/consent?request=${encodeURIComponent(pending.id)}`);
     }
-    return this.#issueCode(pending, session);
+    return this.#issueCode(pending, session, audit);
   }
 
   /** Whether this request must show the consent page. */
@@ -457,9 +488,10 @@ export class AuthorizationService {
   async #finishWithError(
     pending: AuthorizationRequestRow,
     error: OAuthError,
-    options: { userSawDestination?: boolean } = {},
+    options: { userSawDestination?: boolean; completed?: () => void } = {},
   ): Promise<FlowOutcome> {
     await this.#complete(pending, this.#deps.clock());
+    options.completed?.();
     const client = await this.#deps.clients.get(pending.client_id);
     if (!client || client.disabled_at) throw new OAuthError('invalid_request', 'the client is unknown or disabled');
     const location = clientRedirect(pending, this.#issuer, {
@@ -474,6 +506,7 @@ export class AuthorizationService {
   async #issueCode(
     pending: AuthorizationRequestRow,
     session: FlowSession,
+    audit: AuditSink,
     options: { rememberConsent?: boolean } = {},
   ): Promise<FlowOutcome> {
     const { db, config } = this.#deps;
@@ -481,8 +514,16 @@ export class AuthorizationService {
     await this.#complete(pending, now);
     // Only the decision that completed the request is remembered: an Allow that lost a race to a Deny
     // (two tabs, a double submit) stores nothing.
-    if (options.rememberConsent)
+    if (options.rememberConsent) {
       await saveConsent(db, session.sub, pending.client_id, pending.scopes, pending.resources, now);
+      audit.record({
+        type: 'consent.granted',
+        actor: 'user',
+        subject: session.sub,
+        clientId: pending.client_id,
+        details: { scopes: pending.scopes, resources: pending.resources },
+      });
+    }
     // The host's claims go with the grant, replaced at every sign-in, so /userinfo answers for a refresh
     // chain after the browser session is gone (OIDC Core §5.3); only claims some identity scope releases.
     if (isOpenIdRequest(pending.scopes)) {
@@ -511,6 +552,18 @@ export class AuthorizationService {
     });
     // OpenID Connect Back-Channel Logout §2.3: the OP remembers which RPs a session signed in to.
     await recordSessionClient(db, session.sid, pending.client_id, session.sub);
+    audit.record({
+      type: 'code.issued',
+      actor: 'user',
+      subject: session.sub,
+      clientId: pending.client_id,
+      details: {
+        scopes: pending.scopes,
+        resources: pending.resources,
+        redirect_uri: pending.redirect_uri,
+        ...(pending.dpop_jkt === null ? {} : { jkt: pending.dpop_jkt }),
+      },
+    });
     return redirect(clientRedirect(pending, this.#issuer, { code }));
   }
 }

@@ -7,6 +7,7 @@ import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants
 import { generateToken, hashSecret } from '../../oauth/secrets.js';
 import { findAuthorizationCode } from '../../repositories/authorization-code.repository.js';
 import { redeemCode, revokeFamily } from '../../repositories/refresh-token.repository.js';
+import { type AuditSink, noAudit } from '../audit/audit-log.js';
 import type { TokenContext } from './grant.js';
 import {
   audienceFor,
@@ -30,6 +31,7 @@ async function explainFailure(
   resources: readonly string[],
   jkt: string | null,
   now: Date,
+  audit: AuditSink,
 ): Promise<OAuthError> {
   const row = await findAuthorizationCode(db, codeHash);
   if (row && row.client_id === clientId && !row.consumed_at && row.expires_at > now) {
@@ -47,6 +49,13 @@ async function explainFailure(
   if (row && row.client_id === clientId && row.consumed_at) {
     // RFC 6749 §4.1.2 / RFC 9700 §4.5: a second redemption fails and revokes the tokens the first one got.
     if (row.family_id) await revokeFamily(db, row.family_id, now);
+    audit.record({
+      type: 'code.reuse_detected',
+      actor: 'client',
+      subject: row.sub,
+      clientId,
+      details: { chain: row.family_id, chain_revoked: row.family_id !== null },
+    });
     return new OAuthError('invalid_grant', 'the authorization code has already been used');
   }
   // One description for unknown, expired, another client's, wrong verifier or wrong redirect_uri: no oracle.
@@ -66,6 +75,7 @@ export async function handle(
   client: GrantClient,
   ctx: TokenContext,
   proof?: DpopProof,
+  audit: AuditSink = noAudit,
 ): Promise<TokenResponse> {
   const db = ctx.db();
   const now = ctx.clock();
@@ -104,7 +114,7 @@ export async function handle(
         }
       : null,
   );
-  if (!redeemed) throw await explainFailure(db, codeHash, client.client_id, resources, proof?.jkt ?? null, now);
+  if (!redeemed) throw await explainFailure(db, codeHash, client.client_id, resources, proof?.jkt ?? null, now, audit);
   const audience = audienceFor(resources, redeemed.resources).filter(resourceAllowed);
   const granted = redeemed.scopes.filter(scopeAllowed);
   // A token with fewer scopes than granted always says so (RFC 6749 §5.1); with none left, there is no grant.

@@ -1,4 +1,5 @@
 import type { Db } from '../../db/database.js';
+import type { AuditSink } from '../audit/audit-log.js';
 import type { DpopProof } from '../../oauth/dpop.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 
@@ -10,6 +11,15 @@ export interface TokenContext extends GrantContext {
 /** One grant type's module: `{ grantType, handle }`, dispatched by grant_type through a Map. */
 export interface TokenGrant {
   readonly grantType: string;
-  /** `proof`: the request's checked, not replayed DPoP proof (RFC 9449), if one came. */
-  handle(params: TokenParams, client: GrantClient, ctx: TokenContext, proof?: DpopProof): Promise<TokenResponse>;
+  /**
+   * `proof`: the request's checked, not replayed DPoP proof (RFC 9449), if one came; `audit`: where a
+   * replay it detects is reported (stamped with the request's address).
+   */
+  handle(
+    params: TokenParams,
+    client: GrantClient,
+    ctx: TokenContext,
+    proof?: DpopProof,
+    audit?: AuditSink,
+  ): Promise<TokenResponse>;
 }

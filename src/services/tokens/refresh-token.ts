@@ -13,6 +13,7 @@ import {
   revokeFamily,
   rotateRefreshToken,
 } from '../../repositories/refresh-token.repository.js';
+import { type AuditEvent, type AuditSink, noAudit } from '../audit/audit-log.js';
 import type { TokenContext } from './grant.js';
 import {
   audienceFor,
@@ -85,13 +86,17 @@ async function afterFailedRotation(
   graceSeconds: number,
   jkt: string | null,
   now: Date,
+  audit: AuditSink,
 ): Promise<Retry | OAuthError> {
   const row = await findRefreshToken(db, p.hash);
   if (!row) return new OAuthError('invalid_grant', INVALID);
   if (row.client_id !== p.clientId) {
     // RFC 6749 §10.4: bound to its client. A rotated token in another client's hands has leaked: that is
     // reuse (RFC 9700 §4.14.2), never a retry. A live one is refused and left alone.
-    if (row.rotated_at) await revokeFamily(db, row.family_id, now);
+    if (row.rotated_at) {
+      await revokeFamily(db, row.family_id, now);
+      audit.record(reuseEvent(row, p.clientId));
+    }
     return new OAuthError('invalid_grant', INVALID);
   }
   if (row.revoked_at) {
@@ -110,6 +115,7 @@ async function afterFailedRotation(
       // RFC 9700 §4.14.2: an invalidated refresh token presented again reveals that two parties hold the
       // chain; the server cannot tell which is the legitimate one, so the whole chain is revoked.
       await revokeFamily(db, row.family_id, now);
+      audit.record(reuseEvent(row, p.clientId));
       return new OAuthError('invalid_grant', 'the refresh token was already used; its chain is revoked');
     }
     // A retry may narrow the scope like any refresh, never widen it (RFC 6749 §6; RFC 8707 §2.2).
@@ -139,6 +145,22 @@ async function afterFailedRotation(
   return new OAuthError('invalid_grant', INVALID);
 }
 
+/** The audit event of a detected reuse (docs/audit.md): the chain, never the token. */
+function reuseEvent(row: RefreshTokenRow, presentedBy: string): AuditEvent {
+  return {
+    type: 'refresh.reuse_detected',
+    actor: 'client',
+    subject: row.sub,
+    clientId: presentedBy,
+    details: {
+      chain: row.family_id,
+      generation: row.generation,
+      chain_revoked: true,
+      ...(row.client_id === presentedBy ? {} : { chain_client_id: row.client_id }),
+    },
+  };
+}
+
 /** The grant_type this module serves. */
 export const grantType = 'refresh_token';
 
@@ -154,6 +176,7 @@ export async function handle(
   client: GrantClient,
   ctx: TokenContext,
   proof?: DpopProof,
+  audit: AuditSink = noAudit,
 ): Promise<TokenResponse> {
   const db = ctx.db();
   const now = ctx.clock();
@@ -193,7 +216,7 @@ export async function handle(
     now,
   });
   if (!rotated) {
-    const outcome = await afterFailedRotation(db, p, ctx.config.flow.refreshGrace, jkt, now);
+    const outcome = await afterFailedRotation(db, p, ctx.config.flow.refreshGrace, jkt, now, audit);
     if (outcome instanceof OAuthError) throw outcome;
     ({ row: rotated, token: next } = outcome);
   }

@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import type { Db } from '../../db/database.js';
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
@@ -13,6 +14,7 @@ import {
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { recordDpopProof } from '../../repositories/dpop-proof.repository.js';
+import { type AuditSink, atAddress, noAudit } from '../audit/audit-log.js';
 import { tokenGrants } from './index.js';
 import { type Introspector, introspectionService } from './introspection.js';
 import { revokeToken } from './revocation.js';
@@ -30,6 +32,40 @@ export interface TokenServiceDeps extends GrantContext {
   clock: Clock;
   /** Server-provided DPoP nonces (RFC 9449 §8), shared by every replica. */
   dpopNonces: DpopNonceSource;
+  /** Where token issuance and detected replays are reported (docs/audit.md). */
+  audit?: AuditSink;
+  /** AUDIT_TOKEN_EVENTS: whether each token response is recorded as `token.issued`. */
+  auditTokens?: boolean;
+}
+
+/**
+ * The `token.issued` audit event: the grant, the user (the access token's `sub`; none for a client acting
+ * for itself), scopes, audience and the DPoP key thumbprint. Never a token: the access token is only read
+ * for its claims, after it was signed, and no claim of it is a secret.
+ */
+function recordIssued(
+  audit: AuditSink,
+  grantType: string,
+  clientId: string,
+  response: TokenResponse,
+  proof: DpopProof | undefined,
+): void {
+  const claims = decodeJwt(response.access_token);
+  audit.record({
+    type: 'token.issued',
+    actor: 'client',
+    subject: grantType === 'client_credentials' ? null : (claims.sub ?? null),
+    clientId,
+    details: {
+      grant_type: grantType,
+      scopes: response.scope === undefined ? [] : response.scope.split(' '),
+      audience: claims.aud ?? [],
+      // Names the log redaction leaves alone (it hides any field named like a token).
+      refresh: response.refresh_token !== undefined,
+      openid: response.id_token !== undefined,
+      ...(proof ? { jkt: proof.jkt } : {}),
+    },
+  });
 }
 
 /**
@@ -125,8 +161,11 @@ export class TokenService {
     return this.#deps.dpopNonces.current(Math.floor(this.#deps.clock().getTime() / 1000));
   }
 
-  /** RFC 6749 §5: runs the grant for an authenticated client, with the request's DPoP proof if one came. */
-  async issue(params: TokenParams, client: GrantClient, proof?: DpopProof): Promise<TokenResponse> {
+  /**
+   * RFC 6749 §5: runs the grant for an authenticated client, with the request's DPoP proof if one came;
+   * `address` (the requester's IP) goes into the audit events the request causes.
+   */
+  async issue(params: TokenParams, client: GrantClient, proof?: DpopProof, address?: string): Promise<TokenResponse> {
     const grant = tokenGrants.get(params.grant_type);
     if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
     // RFC 6749 §5.2 unauthorized_client: the client is not allowed this grant type.
@@ -140,7 +179,10 @@ export class TokenService {
       // missing a required part (RFC 6749 §5.2 invalid_request); an invalid proof is invalid_dpop_proof.
       throw new OAuthError('invalid_request', 'a DPoP proof (RFC 9449) is required for this client');
     }
-    return grant.handle(params, client, this.#deps, proof);
+    const audit = atAddress(this.#deps.audit ?? noAudit, address);
+    const response = await grant.handle(params, client, this.#deps, proof, audit);
+    if (this.#deps.auditTokens) recordIssued(audit, grant.grantType, client.client_id, response, proof);
+    return response;
   }
 
   /** RFC 9449 §11.1: a proof is accepted once, across every replica (the unique key in Postgres decides). */
