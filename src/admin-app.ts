@@ -6,6 +6,7 @@ import { frameworkErrors, timeoutOptions } from './app.js';
 import { RequestLogController } from './logging.js';
 import errorHandler, { sendOAuthError } from './plugins/app/error-handler.js';
 import inputGuard from './plugins/app/input-guard.js';
+import adminAuditRoutes from './routes/admin/audit-events.js';
 import adminClientRoutes from './routes/admin/clients.js';
 import adminKeyRoutes from './routes/admin/keys.js';
 import adminUserRoutes from './routes/admin/users.js';
@@ -16,6 +17,9 @@ declare module 'fastify' {
     gatehouse: FastifyInstance;
   }
 }
+
+/** The methods that change something: each is an audited admin action. */
+const MUTATIONS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Whether an Authorization header carries the admin token (SHA-256 both sides, constant-time compare). */
 export function isAdminAuthorization(header: string | undefined, token: string): boolean {
@@ -59,8 +63,13 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
 
   await admin.register(
     async function api(scope) {
+      // Requests that carried the admin token: only their changes are admin actions.
+      const authenticated = new WeakSet<object>();
       scope.addHook('onRequest', async (request, reply) => {
-        if (isAdminAuthorization(request.headers.authorization, config.admin.token)) return;
+        if (isAdminAuthorization(request.headers.authorization, config.admin.token)) {
+          authenticated.add(request);
+          return;
+        }
         request.log.warn({ ip: request.ip }, 'admin request without the admin token refused');
         return sendOAuthError(
           reply,
@@ -69,7 +78,29 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
           }),
         );
       });
+      // Every admin API change is an `admin.action` audit event (its route template, never a body), beside
+      // the specific event the change itself records (client.updated, key.rotated…).
+      scope.addHook('onResponse', async (request, reply) => {
+        if (!MUTATIONS.has(request.method) || !authenticated.has(request)) return;
+        const params = (request.params ?? {}) as Record<string, unknown>;
+        gatehouse.audit.record({
+          type: 'admin.action',
+          actor: 'admin',
+          subject: typeof params.sub === 'string' ? params.sub : null,
+          clientId: typeof params.client_id === 'string' ? params.client_id : null,
+          address: request.ip,
+          details: {
+            method: request.method,
+            route: request.routeOptions.url ?? null,
+            status: reply.statusCode,
+            // The admin API has one credential; it is named, never shown.
+            admin: 'ADMIN_TOKEN',
+            via: 'admin_api',
+          },
+        });
+      });
       await scope.register(adminClientRoutes);
+      await scope.register(adminAuditRoutes);
       await scope.register(adminUserRoutes);
       await scope.register(adminKeyRoutes);
     },

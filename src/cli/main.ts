@@ -204,6 +204,7 @@ export async function main(argv: string[]): Promise<number> {
           retentionSeconds: config.janitor.retention,
           sessionIdleSeconds: config.flow.sessionIdleTtl,
           accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
+          auditRetentionSeconds: config.audit.retentionDays * 86_400,
         });
         const json = values.json ?? false;
         if (result === null)

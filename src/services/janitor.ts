@@ -2,6 +2,7 @@ import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql
 import type { DatabaseHandle } from '../db/connect.js';
 import type { Database, SchemalessDb } from '../db/database.js';
 import { type Clock, systemClock } from '../lib/clock.js';
+import { deleteAuditEventsBefore } from '../repositories/audit-event.repository.js';
 
 /** Rows deleted per statement, so a large backlog never holds long locks on a hot table. */
 export const JANITOR_BATCH = 5000;
@@ -16,6 +17,7 @@ export interface SweepResult {
   dpop_proofs: number;
   pushed_authorization_requests: number;
   client_assertion_jtis: number;
+  audit_events: number;
 }
 
 export interface SweepOptions {
@@ -31,6 +33,8 @@ export interface SweepOptions {
   /** The time the sweep measures ages against; the system clock by default. */
   clock?: Clock;
   batch?: number;
+  /** AUDIT_RETENTION_DAYS in seconds: audit events older than this go; 0 or absent keeps them. */
+  auditRetentionSeconds?: number;
 }
 
 /**
@@ -108,6 +112,10 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
       (eb) => eb('expires_at', '<', now),
       batch,
     ),
+    // The audit trail has its own retention (AUDIT_RETENTION_DAYS), far longer than the rows above.
+    audit_events: options.auditRetentionSeconds
+      ? await deleteAuditEventsBefore(db, new Date(now.getTime() - options.auditRetentionSeconds * 1000), batch)
+      : 0,
   };
 }
 

@@ -7,6 +7,9 @@ import {
   revokeUserGrants as revokeGrantRows,
 } from '../repositories/user-grant.repository.js';
 import { endSessionsFor } from '../repositories/session.repository.js';
+import { type AuditSink, type ChangedBy, changedBy, noAudit } from './audit/audit-log.js';
+
+const OPERATOR: ChangedBy = { actor: 'admin' };
 
 export type { ClientGrant, RevokedGrants } from '../repositories/user-grant.repository.js';
 
@@ -25,11 +28,28 @@ export async function revokeUserGrants(
   sub: string,
   options: { clientId?: string },
   clock: Clock,
+  audit: AuditSink = noAudit,
+  by: ChangedBy = OPERATOR,
 ): Promise<RevokedGrants> {
-  return revokeGrantRows(db, sub, {
+  const revoked = await revokeGrantRows(db, sub, {
     ...(options.clientId === undefined ? {} : { clientId: options.clientId }),
     now: clock(),
   });
+  if (Object.values(revoked).some((n) => n > 0))
+    audit.record({
+      type: 'consent.revoked',
+      subject: sub,
+      clientId: options.clientId ?? null,
+      // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
+      ...changedBy(by, {
+        all_clients: options.clientId === undefined,
+        refresh: revoked.refresh_tokens,
+        codes: revoked.authorization_codes,
+        consents: revoked.consents,
+        sessions: revoked.sessions,
+      }),
+    });
+  return revoked;
 }
 
 /** What ending a user's sessions did. */
@@ -45,8 +65,20 @@ export interface EndedUserSessions {
  * logout tokens for the clients they signed in to (and revokes their online OpenID Connect refresh
  * chains); other grants stay. The admin API and the CLI share it.
  */
-export async function endUserSessions(db: Db, sub: string, clock: Clock): Promise<EndedUserSessions> {
+export async function endUserSessions(
+  db: Db,
+  sub: string,
+  clock: Clock,
+  audit: AuditSink = noAudit,
+  by: ChangedBy = OPERATOR,
+): Promise<EndedUserSessions> {
   const ended = await endSessionsFor(db, sub, clock());
+  if (ended.sids.length > 0)
+    audit.record({
+      type: 'session.ended',
+      subject: sub,
+      ...changedBy(by, { sids: ended.sids, logout_queued: ended.deliveries }),
+    });
   return { sessions: ended.sids.length, logout_tokens: ended.deliveries };
 }
 
@@ -55,6 +87,7 @@ export class UserGrants {
   constructor(
     readonly db: () => Db,
     readonly clock: Clock,
+    readonly audit: AuditSink = noAudit,
   ) {}
 
   /** Every client the user has granted something to. */
@@ -63,12 +96,12 @@ export class UserGrants {
   }
 
   /** Ends what the user granted (every client's, or one client's). */
-  revoke(sub: string, options: { clientId?: string } = {}): Promise<RevokedGrants> {
-    return revokeUserGrants(this.db(), sub, options, this.clock);
+  revoke(sub: string, options: { clientId?: string } = {}, by?: ChangedBy): Promise<RevokedGrants> {
+    return revokeUserGrants(this.db(), sub, options, this.clock, this.audit, by);
   }
 
   /** Ends the user's Gatehouse sessions (back-channel logout included). */
-  endSessions(sub: string): Promise<EndedUserSessions> {
-    return endUserSessions(this.db(), sub, this.clock);
+  endSessions(sub: string, by?: ChangedBy): Promise<EndedUserSessions> {
+    return endUserSessions(this.db(), sub, this.clock, this.audit, by);
   }
 }

@@ -33,10 +33,11 @@ declare module 'fastify' {
 export default fp(
   async function clients(app: FastifyInstance) {
     const { config } = app;
-    if (config.clients.file) await applyClientsFile(app.database.db, config, app.log);
+    if (config.clients.file) await applyClientsFile(app.database.db, config, app.log, app.audit);
     const { registry, admin, usage } = createClients(app.database.db, config, {
       log: app.log,
       now: () => app.clock().getTime(),
+      audit: app.audit,
     });
     app.decorate('clients', registry);
     app.decorate('clientAdmin', admin);
@@ -50,5 +51,5 @@ export default fp(
     // Background last_used_at writes finish before the database plugin closes the pool.
     app.addHook('preClose', async () => usage.drain());
   },
-  { name: 'clients', dependencies: ['database'] },
+  { name: 'clients', dependencies: ['database', 'audit'] },
 );

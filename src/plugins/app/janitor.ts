@@ -25,6 +25,7 @@ export default fp(
           retentionSeconds: config.janitor.retention,
           sessionIdleSeconds: config.flow.sessionIdleTtl,
           accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
+          auditRetentionSeconds: config.audit.retentionDays * 86_400,
           clock: app.clock,
         });
         if (result === null) app.log.debug('janitor: another replica holds the lock; skipped');
@@ -41,6 +42,7 @@ export default fp(
                 dpopProofs: result.dpop_proofs,
                 pushed: result.pushed_authorization_requests,
                 jtis: result.client_assertion_jtis,
+                audit: result.audit_events,
               },
               ms: Math.round(performance.now() - started),
             },

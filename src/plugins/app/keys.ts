@@ -18,7 +18,11 @@ declare module 'fastify' {
 export default fp(
   async function keys(app: FastifyInstance) {
     const { config } = app;
-    const store = await KeyStore.open(app.database, config, app.log, { retryUntilLoaded: true, now: app.clock });
+    const store = await KeyStore.open(app.database, config, app.log, {
+      retryUntilLoaded: true,
+      now: app.clock,
+      audit: app.audit,
+    });
     app.decorate('keys', store);
     app.readinessChecks.push(['signing_keys', async () => store.readiness()]);
     if (app.metrics) {
@@ -37,5 +41,5 @@ export default fp(
     }
     app.addHook('onClose', async () => store.close());
   },
-  { name: 'keys', dependencies: ['database'] },
+  { name: 'keys', dependencies: ['database', 'audit'] },
 );

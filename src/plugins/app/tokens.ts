@@ -38,7 +38,7 @@ export default fp(
         auditTokens: config.audit.tokenEvents,
       }),
     );
-    app.decorate('userGrants', new UserGrants(db, app.clock));
+    app.decorate('userGrants', new UserGrants(db, app.clock, app.audit));
   },
   { name: 'tokens', dependencies: ['database', 'clients', 'keys', 'audit'] },
 );

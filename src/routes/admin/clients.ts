@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ChangedBy } from '../../services/clients/index.js';
 import { CLIENT_ID_FORM } from '../../oauth/client-metadata.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { Client } from '../../oauth/client.js';
@@ -16,6 +17,11 @@ const idParams = {
 } as const;
 
 const metadataBody = { type: 'object', maxProperties: 64 } as const;
+
+/** The operator behind an admin API change, for the audit trail. */
+function operator(request: FastifyRequest): ChangedBy {
+  return { actor: 'admin', address: request.ip, via: 'admin_api' };
+}
 
 /**
  * Clients, as `gatehouse clients` manages them, over HTTP: list, create (the secret is in the response,
@@ -41,7 +47,8 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
           'client_id: must be 1 to 255 visible ASCII characters (RFC 6749 Appendix A.1)',
         );
       }
-      const { client, secret } = await clients().create(metadata, clientId ? { clientId } : {});
+      const by = operator(request);
+      const { client, secret } = await clients().create(metadata, clientId ? { clientId, by } : { by });
       return reply.code(201).send({ client: clientView(client), ...(secret ? { client_secret: secret } : {}) });
     },
   );
@@ -71,8 +78,8 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
       let client = await clients().find(id);
       if (!client) throw new OAuthError('not_found', `no such client: ${id}`);
       let secret: string | null = null;
-      if (Object.keys(changes).length > 0) ({ client, secret } = await clients().update(id, changes));
-      if (disabled !== undefined) client = await clients().setDisabled(id, disabled);
+      if (Object.keys(changes).length > 0) ({ client, secret } = await clients().update(id, changes, operator(request)));
+      if (disabled !== undefined) client = await clients().setDisabled(id, disabled, operator(request));
       return { client: clientView(client), ...(secret ? { client_secret: secret } : {}) };
     },
   );
@@ -81,7 +88,7 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
     '/clients/:client_id',
     { schema: { params: idParams } },
     async (request, reply) => {
-      if (!(await clients().delete(request.params.client_id)))
+      if (!(await clients().delete(request.params.client_id, operator(request))))
         throw new OAuthError('not_found', `no such client: ${request.params.client_id}`);
       return reply.code(204).send();
     },
@@ -91,7 +98,7 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
     '/clients/:client_id/rotate-secret',
     { schema: { params: idParams } },
     async (request) => {
-      const { client, secret } = await clients().rotateSecret(request.params.client_id);
+      const { client, secret } = await clients().rotateSecret(request.params.client_id, operator(request));
       return { client_id: client.client_id, client_secret: secret };
     },
   );

@@ -22,8 +22,8 @@ export default async function adminKeyRoutes(admin: FastifyInstance): Promise<vo
 
   admin.get('/keys', async () => ({ keys: await keys().list() }));
 
-  admin.post('/keys/rotate', async (_request, reply) => {
-    const key = await keys().rotate();
+  admin.post('/keys/rotate', async (request, reply) => {
+    const key = await keys().rotate({ actor: 'admin', address: request.ip, via: 'admin_api' });
     return reply.code(201).send({ key });
   });
 
@@ -31,6 +31,10 @@ export default async function adminKeyRoutes(admin: FastifyInstance): Promise<vo
     '/keys/:kid/retire',
     { schema: { params: kidParams, body: retireBody } },
     // A refusal is a KeyOperationError (not_found / conflict), answered by the error handler's one table.
-    async (request) => keys().retire(request.params.kid, { immediately: request.body?.immediately === true }),
+    async (request) =>
+      keys().retire(request.params.kid, {
+        immediately: request.body?.immediately === true,
+        by: { actor: 'admin', address: request.ip, via: 'admin_api' },
+      }),
   );
 }

@@ -28,7 +28,11 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
     async (request) => {
       const { sub } = request.params;
       const clientId = request.query.client_id;
-      const revoked = await admin.gatehouse.userGrants.revoke(sub, clientId === undefined ? {} : { clientId });
+      const revoked = await admin.gatehouse.userGrants.revoke(sub, clientId === undefined ? {} : { clientId }, {
+        actor: 'admin',
+        address: request.ip,
+        via: 'admin_api',
+      });
       // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
       const counts = {
         refresh: revoked.refresh_tokens,
@@ -50,7 +54,11 @@ export default async function adminUserRoutes(admin: FastifyInstance): Promise<v
     { schema: { params: subParams } },
     async (request) => {
       const { sub } = request.params;
-      const ended = await admin.gatehouse.userGrants.endSessions(sub);
+      const ended = await admin.gatehouse.userGrants.endSessions(sub, {
+        actor: 'admin',
+        address: request.ip,
+        via: 'admin_api',
+      });
       if (ended.logout_tokens > 0) admin.gatehouse.logoutDeliveries.kick();
       request.log.info({ sub, sessions: ended.sessions }, "ended a user's sessions");
       return { sub, ...ended };

@@ -70,7 +70,7 @@ export default async function registerRoutes(app: FastifyInstance): Promise<void
       preValidation: requireJson,
     },
     async (request, reply) => {
-      const response = await registration.register(request.body);
+      const response = await registration.register(request.body, request.ip);
       return noStore(reply).code(201).send(response);
     },
   );
@@ -88,7 +88,7 @@ export default async function registerRoutes(app: FastifyInstance): Promise<void
     '/register/:client_id',
     { schema: { params: paramsSchema, body: bodySchema }, onRequest: authenticate, preValidation: requireJson },
     async (request, reply) => {
-      const response = await registration.replace(clientOf(request), request.body);
+      const response = await registration.replace(clientOf(request), request.body, request.ip);
       return noStore(reply).code(200).send(response);
     },
   );
@@ -97,7 +97,7 @@ export default async function registerRoutes(app: FastifyInstance): Promise<void
     '/register/:client_id',
     { schema: { params: paramsSchema }, onRequest: authenticate },
     async (request, reply) => {
-      await registration.deregister(clientOf(request));
+      await registration.deregister(clientOf(request), request.ip);
       return noStore(reply).code(204).send();
     },
   );

@@ -29,6 +29,24 @@ export interface AuditSink {
   record(event: AuditEvent): void;
 }
 
+/** Who makes a change (clients, keys, grants), for the audit trail. */
+export interface ChangedBy {
+  actor: AuditActor;
+  /** The requester's IP address, when the change comes from a request. */
+  address?: string;
+  /** Through what: `admin_api`, `cli`, `registration`, `clients_file`. */
+  via?: string;
+}
+
+/** The event fields a ChangedBy fills: actor, address, and `via` added to the details. */
+export function changedBy(by: ChangedBy, details: Record<string, unknown>): Pick<AuditEvent, 'actor' | 'address' | 'details'> {
+  return {
+    actor: by.actor,
+    address: by.address ?? null,
+    details: by.via === undefined ? details : { ...details, via: by.via },
+  };
+}
+
 /** A sink that keeps nothing (units built without an audit log, such as some tests' own wiring). */
 export const noAudit: AuditSink = { record() {} };
 

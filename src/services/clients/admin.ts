@@ -21,6 +21,9 @@ import {
   setClientDisabled,
   updateClient,
 } from '../../repositories/client.repository.js';
+import { type AuditSink, type ChangedBy, changedBy, noAudit } from '../audit/audit-log.js';
+
+export type { ChangedBy } from '../audit/audit-log.js';
 import { ClientServiceError, clientNotFound } from './errors.js';
 import { frozenClient } from './frozen.js';
 
@@ -35,10 +38,14 @@ export interface ClientChangeListener {
   invalidate(clientId: string): void;
 }
 
+const OPERATOR: ChangedBy = { actor: 'admin' };
+
 /** Tuning and test seams of ClientAdmin. */
 export interface ClientAdminOptions {
   /** Told of every change (the registry, so this process sees it at once). */
   changes?: ClientChangeListener;
+  /** Where every change is reported (docs/audit.md). */
+  audit?: AuditSink;
   /** Clock in ms, for tests. */
   now?: () => number;
 }
@@ -52,6 +59,7 @@ export class ClientAdmin {
   private readonly policy: ClientMetadataPolicy;
   private readonly now: () => number;
   private readonly changes: ClientChangeListener | undefined;
+  private readonly audit: AuditSink;
 
   constructor(
     private readonly db: Db,
@@ -61,6 +69,7 @@ export class ClientAdmin {
     this.policy = clientMetadataPolicy(config);
     this.now = options.now ?? Date.now;
     this.changes = options.changes;
+    this.audit = options.audit ?? noAudit;
   }
 
   /** A client read straight from the database (never cached). */
@@ -80,7 +89,7 @@ export class ClientAdmin {
    */
   async create(
     input: Record<string, unknown>,
-    options: { source?: ClientSource; clientId?: string; registrationAccessTokenHash?: string } = {},
+    options: { source?: ClientSource; clientId?: string; registrationAccessTokenHash?: string; by?: ChangedBy } = {},
   ): Promise<ClientWithSecret> {
     const metadata = validateClientMetadata(input, this.policy);
     const clientId = options.clientId ?? generateClientId();
@@ -103,6 +112,14 @@ export class ClientAdmin {
       registration_access_token_hash: options.registrationAccessTokenHash ?? null,
     });
     this.changed(clientId);
+    const source = options.source ?? 'admin';
+    this.record(source === 'registration' ? 'client.registered' : 'client.created', clientId, options.by, {
+      source,
+      name: row.name,
+      auth_method: row.token_endpoint_auth_method,
+      grant_types: row.grant_types,
+      redirect_uris: row.redirect_uris,
+    });
     return { client: frozenClient(row), secret };
   }
 
@@ -110,7 +127,7 @@ export class ClientAdmin {
    * Changes some client metadata fields and re-validates the whole client. A public client made
    * confidential gets a new secret (returned once); a confidential client made public loses its secret.
    */
-  async update(clientId: string, changes: Record<string, unknown>): Promise<ClientWithSecret> {
+  async update(clientId: string, changes: Record<string, unknown>, by?: ChangedBy): Promise<ClientWithSecret> {
     const current = this.requireOwnMetadata(await this.require(clientId));
     const input = clientMetadataOf(current);
     for (const [field, value] of Object.entries(changes)) if (value !== undefined) input[field] = value;
@@ -136,13 +153,21 @@ export class ClientAdmin {
     const row = await updateClient(this.db, clientId, update);
     this.changed(clientId);
     if (!row) throw clientNotFound(clientId);
+    this.record('client.updated', clientId, by, {
+      // The names of the fields changed, never their values (a jwks or a URI is not secret, but is bulky).
+      fields: Object.keys(changes)
+        .filter((field) => changes[field] !== undefined)
+        .sort(),
+      auth_method: row.token_endpoint_auth_method,
+    });
     return { client: frozenClient(row), secret };
   }
 
   /** Deletes a client with its grants and tokens (database cascade); whether it existed. */
-  async delete(clientId: string): Promise<boolean> {
+  async delete(clientId: string, by?: ChangedBy): Promise<boolean> {
     const deleted = await deleteClient(this.db, clientId);
     this.changed(clientId);
+    if (deleted) this.record('client.deleted', clientId, by, {});
     return deleted;
   }
 
@@ -150,14 +175,17 @@ export class ClientAdmin {
    * Deletes the client-id document clients nothing live references that were neither fetched nor used
    * for `unusedForSeconds` (deleteUnusedClientIdDocumentClients); returns their ids.
    */
-  async pruneClientIdDocumentClients(unusedForSeconds: number): Promise<string[]> {
+  async pruneClientIdDocumentClients(unusedForSeconds: number, by?: ChangedBy): Promise<string[]> {
     const deleted = await deleteUnusedClientIdDocumentClients(this.db, unusedForSeconds);
-    for (const clientId of deleted) this.changed(clientId);
+    for (const clientId of deleted) {
+      this.changed(clientId);
+      this.record('client.deleted', clientId, by, { reason: 'unused_metadata_document' });
+    }
     return deleted;
   }
 
   /** Gives a confidential client a new secret, returned once; the old one stops working at once. */
-  async rotateSecret(clientId: string): Promise<{ client: Client; secret: string }> {
+  async rotateSecret(clientId: string, by?: ChangedBy): Promise<{ client: Client; secret: string }> {
     const current = this.requireOwnMetadata(await this.require(clientId));
     if (!usesSecret(current.token_endpoint_auth_method)) {
       throw new ClientServiceError(
@@ -171,19 +199,26 @@ export class ClientAdmin {
     const row = await rotateClientSecret(this.db, clientId, hashSecret(secret));
     this.changed(clientId);
     if (!row) throw clientNotFound(clientId);
+    this.record('client.secret_rotated', clientId, by, {});
     return { client: frozenClient(row), secret };
   }
 
   /** Disables a client (it can no longer authenticate) or enables it again. */
-  async setDisabled(clientId: string, disabled: boolean): Promise<Client> {
+  async setDisabled(clientId: string, disabled: boolean, by?: ChangedBy): Promise<Client> {
     const row = await setClientDisabled(this.db, clientId, disabled);
     this.changed(clientId);
     if (!row) throw clientNotFound(clientId);
+    this.record(disabled ? 'client.disabled' : 'client.enabled', clientId, by, {});
     return frozenClient(row);
   }
 
   private changed(clientId: string): void {
     this.changes?.invalidate(clientId);
+  }
+
+  /** Reports a change to the audit trail: who, through what, and non-secret facts (never a secret or its hash). */
+  private record(type: string, clientId: string, by: ChangedBy = OPERATOR, details: Record<string, unknown>): void {
+    this.audit.record({ type, clientId, ...changedBy(by, details) });
   }
 
   /**

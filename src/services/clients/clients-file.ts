@@ -1,3 +1,4 @@
+import { type AuditSink, noAudit } from '../audit/audit-log.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type Kysely, sql } from 'kysely';
@@ -184,6 +185,7 @@ export async function applyClientsFile(
   db: Kysely<Database>,
   config: Pick<Config, 'clients' | 'policy' | 'database'>,
   log: ClientsFileLogger,
+  audit: AuditSink = noAudit,
 ): Promise<ClientsFileResult> {
   const path = config.clients.file;
   const clients = await readClientsFile(path, clientMetadataPolicy(config));
@@ -224,6 +226,10 @@ export async function applyClientsFile(
       .map((row) => row.client_id);
   });
   log.info({ file: path, ...result }, 'applied CLIENTS_FILE');
+  // After the commit: only changes that happened are in the audit trail.
+  const via = { source: 'file', via: 'clients_file' };
+  for (const clientId of result.created) audit.record({ type: 'client.created', actor: 'system', clientId, details: via });
+  for (const clientId of result.updated) audit.record({ type: 'client.updated', actor: 'system', clientId, details: via });
   // Deleting would also delete their grants and tokens; that is left to an explicit `gatehouse clients delete`.
   if (stale.length > 0)
     log.warn({ file: path, clients: stale }, 'clients from CLIENTS_FILE are no longer in it and were left as they are');

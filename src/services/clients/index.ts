@@ -1,9 +1,10 @@
 import type { Db } from '../../db/database.js';
+import type { AuditSink } from '../audit/audit-log.js';
 import { ClientAdmin } from './admin.js';
 import { ClientRegistry, type ClientRegistryConfig, type ClientRegistryOptions } from './registry.js';
 import { ClientUsage, type ClientUsageOptions } from './usage.js';
 
-export { ClientAdmin, type ClientWithSecret } from './admin.js';
+export { type ChangedBy, ClientAdmin, type ClientWithSecret } from './admin.js';
 export { ClientServiceError } from './errors.js';
 export { ClientRegistration } from './registration.js';
 export { ClientRegistry, type ClientResolution } from './registry.js';
@@ -23,10 +24,14 @@ export interface Clients {
 export function createClients(
   db: Db,
   config: ClientRegistryConfig,
-  options: ClientRegistryOptions & ClientUsageOptions = {},
+  options: ClientRegistryOptions & ClientUsageOptions & { audit?: AuditSink } = {},
 ): Clients {
   const registry = new ClientRegistry(db, config, options);
-  const admin = new ClientAdmin(db, config, { changes: registry, ...(options.now ? { now: options.now } : {}) });
+  const admin = new ClientAdmin(db, config, {
+    changes: registry,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
+  });
   const usage = new ClientUsage(db, options);
   return { registry, admin, usage };
 }

@@ -9,7 +9,7 @@ import {
   registrationResponse,
 } from '../../oauth/registration-messages.js';
 import { generateClientSecret, generateToken, hashSecret, verifySecret } from '../../oauth/secrets.js';
-import type { ClientAdmin } from './admin.js';
+import type { ChangedBy, ClientAdmin } from './admin.js';
 import { ClientServiceError } from './errors.js';
 
 /** RFC 6750 §3.1: no error code when the request carried no token at all. */
@@ -47,6 +47,11 @@ function replacement(metadata: Record<string, unknown>, current: Client): Record
  * are ClientMetadataErrors named in the request's own terms (client_name, scope); token refusals are
  * RFC 6750 invalid_token.
  */
+/** RFC 7591 / 7592 changes are the client's own (its registration access token), for the audit trail. */
+function registrant(address: string | undefined): ChangedBy {
+  return { actor: 'client', via: 'registration', ...(address === undefined ? {} : { address }) };
+}
+
 export class ClientRegistration {
   private readonly initialTokenHash: string | null;
   private readonly alwaysReturnSecret: boolean;
@@ -89,7 +94,7 @@ export class ClientRegistration {
   }
 
   /** RFC 7591 §3.1-3.2.1: registers a client; the registration response, with its one-time credentials. */
-  async register(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async register(body: Record<string, unknown>, address?: string): Promise<Record<string, unknown>> {
     const { metadata, scopes } = clientMetadataFromRegistration(body, this.nativeSchemes);
     const registrationAccessToken = generateToken();
     let created;
@@ -97,6 +102,7 @@ export class ClientRegistration {
       created = await this.admin.create(metadata, {
         source: 'registration',
         registrationAccessTokenHash: hashSecret(registrationAccessToken),
+        by: registrant(address),
       });
     } catch (err) {
       if (err instanceof ClientMetadataError) throw inRegistrationTerms(err, scopes);
@@ -117,7 +123,7 @@ export class ClientRegistration {
   }
 
   /** RFC 7592 §2.2: the request replaces the client's metadata; omitted fields take their defaults. */
-  async replace(current: Client, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async replace(current: Client, body: Record<string, unknown>, address?: string): Promise<Record<string, unknown>> {
     if (body.client_id !== current.client_id) {
       throw new ClientMetadataError(
         'client_id',
@@ -134,7 +140,7 @@ export class ClientRegistration {
     const { metadata, scopes } = clientMetadataFromRegistration(body, this.nativeSchemes);
     let updated;
     try {
-      updated = await this.admin.update(current.client_id, replacement(metadata, current));
+      updated = await this.admin.update(current.client_id, replacement(metadata, current), registrant(address));
     } catch (err) {
       if (err instanceof ClientMetadataError) throw inRegistrationTerms(err, scopes);
       if (err instanceof ClientServiceError && err.code === 'not_found')
@@ -146,7 +152,7 @@ export class ClientRegistration {
   }
 
   /** RFC 7592 §2.3: deregistration; the client's grants and tokens go with it (database cascade). */
-  async deregister(client: Client): Promise<void> {
-    await this.admin.delete(client.client_id);
+  async deregister(client: Client, address?: string): Promise<void> {
+    await this.admin.delete(client.client_id, registrant(address));
   }
 }

@@ -1,3 +1,4 @@
+import { type AuditSink, type ChangedBy, changedBy, noAudit } from '../audit/audit-log.js';
 import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { BaseLogger } from 'pino';
@@ -39,7 +40,12 @@ export interface KeyStoreOptions {
    * `readiness()` reports the reason meanwhile. Configuration errors still throw.
    */
   retryUntilLoaded?: boolean;
+  /** Where key changes (rotation, activation, retirement) are reported (docs/audit.md). */
+  audit?: AuditSink;
 }
+
+const SYSTEM: ChangedBy = { actor: 'system' };
+const OPERATOR: ChangedBy = { actor: 'admin' };
 
 interface Snapshot {
   signer: SigningKey | null;
@@ -90,6 +96,7 @@ export class KeyStore {
   readonly #rotation: RotationContext | null;
   readonly #files: readonly FileKey[];
   readonly #background: boolean;
+  readonly #audit: AuditSink;
   #snapshot: Snapshot = { signer: null, jwks: freezeJwks([]), nextActivation: null, activeSince: null };
   #lastError: string | null = null;
   #queue: Promise<void> = Promise.resolve();
@@ -107,6 +114,7 @@ export class KeyStore {
     this.#log = log;
     this.#now = options.now ?? systemClock;
     this.#background = options.background ?? true;
+    this.#audit = options.audit ?? noAudit;
     this.#rotation = rotation;
     this.#files = files;
   }
@@ -191,10 +199,19 @@ export class KeyStore {
   }
 
   /** Adds a `next` key: published at once, signing after KEY_ROTATION_DELAY_SECONDS. */
-  async rotate(): Promise<KeyInfo> {
+  async rotate(by: ChangedBy = OPERATOR): Promise<KeyInfo> {
     const ctx = this.#requireDatabase('rotate');
     const row = await addNextKey(ctx);
     this.#log.info({ kid: row.kid, alg: row.alg, activateAt: row.activate_at }, 'added the next signing key');
+    this.#audit.record({
+      type: 'key.rotated',
+      ...changedBy(by, {
+        kid: row.kid,
+        alg: row.alg,
+        activate_at: row.activate_at?.toISOString() ?? null,
+        trigger: 'manual',
+      }),
+    });
     await this.refresh();
     return rowInfo(row, ctx.now());
   }
@@ -203,9 +220,12 @@ export class KeyStore {
    * Retires a key. Retiring the active key promotes the pending one now (or a new one); `immediately`
    * (compromise) removes it from the JWKS now rather than after the tokens it signed expire.
    */
-  async retire(kid: string, { immediately = false }: { immediately?: boolean } = {}): Promise<RetireResult> {
+  async retire(
+    kid: string,
+    { immediately = false, by = OPERATOR }: { immediately?: boolean; by?: ChangedBy } = {},
+  ): Promise<RetireResult> {
     const ctx = this.#requireDatabase('retire');
-    this.#logChange(await retireKey(ctx, kid, immediately), immediately);
+    this.#logChange(await retireKey(ctx, kid, immediately), immediately, by);
     await this.refresh();
     const all = await this.list();
     const retired = all.find((k) => k.kid === kid);
@@ -241,7 +261,7 @@ export class KeyStore {
     const ctx = this.#rotation!;
     let rows = await listPublishedSigningKeys(ctx.db, this.#now());
     if (needsSettling(rows, this.#now(), ctx.config)) {
-      this.#logChange(await settleKeys(ctx), false);
+      this.#logChange(await settleKeys(ctx), false, SYSTEM);
       rows = await listPublishedSigningKeys(ctx.db, this.#now());
     }
     const active = rows.find((r) => r.state === 'active');
@@ -270,14 +290,29 @@ export class KeyStore {
     return Object.freeze({ kid: row.kid, alg: row.alg, key: await importSigningKey(jwk, row.alg) });
   }
 
-  #logChange(change: KeyChange, immediately: boolean): void {
-    if (change.generated)
-      this.#log.info({ kid: change.generated, alg: this.#config.keys.signingAlg }, 'generated a signing key');
-    if (change.scheduled)
+  #logChange(change: KeyChange, immediately: boolean, by: ChangedBy): void {
+    const alg = this.#config.keys.signingAlg;
+    if (change.generated) {
+      this.#log.info({ kid: change.generated, alg }, 'generated a signing key');
+      this.#audit.record({ type: 'key.generated', ...changedBy(by, { kid: change.generated, alg }) });
+    }
+    if (change.scheduled) {
       this.#log.info({ kid: change.scheduled }, 'automatic rotation: published the next signing key');
-    if (change.activated)
+      this.#audit.record({
+        type: 'key.rotated',
+        ...changedBy(by, { kid: change.scheduled, alg, trigger: 'automatic' }),
+      });
+    }
+    if (change.activated) {
       this.#log.info({ kid: change.activated, retired: change.retired ?? null }, 'a new signing key is active');
-    else if (change.retired) this.#log.info({ kid: change.retired, immediately }, 'retired a signing key');
+      this.#audit.record({
+        type: 'key.activated',
+        ...changedBy(by, { kid: change.activated, retired_kid: change.retired ?? null }),
+      });
+    } else if (change.retired) {
+      this.#log.info({ kid: change.retired, immediately }, 'retired a signing key');
+      this.#audit.record({ type: 'key.retired', ...changedBy(by, { kid: change.retired, immediately }) });
+    }
   }
 
   #schedule(): void {
