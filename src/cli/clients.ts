@@ -6,6 +6,7 @@ import { migrateUp } from '../db/migrate.js';
 import type { Client } from '../oauth/client.js';
 import { ClientMetadataError } from '../oauth/client-metadata.js';
 import { ClientAdmin } from '../services/clients/admin.js';
+import { commandAudit } from './audit.js';
 
 /** Flags of `gatehouse clients`, for the CLI's parseArgs. */
 export const CLIENTS_OPTIONS = {
@@ -212,7 +213,8 @@ function unusedDays(value: unknown): number {
 /** Runs one `gatehouse clients` action against an open database; returns what to print. */
 export async function clientsCommand(args: string[], ctx: ClientsContext): Promise<string | object> {
   const { json, options } = ctx;
-  const service = new ClientAdmin(ctx.handle.db, ctx.config);
+  const audit = commandAudit(ctx.handle);
+  const service = new ClientAdmin(ctx.handle.db, ctx.config, { audit: audit.sink });
   const action = args[0] ?? 'list';
   if ((options.enable || options.disable) && action !== 'update')
     throw new ClientsUsageError('--enable and --disable go with clients update');
@@ -299,6 +301,8 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
       throw new Error(`invalid client: ${err.field}${flag ? ` (--${flag})` : ''}: ${err.reason}`, { cause: err });
     }
     throw err;
+  } finally {
+    await audit.close();
   }
 }
 

@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { DomainError } from '../lib/errors.js';
 import { createLogger } from '../logging.js';
+import { commandAudit } from './audit.js';
 import { type KeyInfo, KeyStore, type KeyStoreLogger } from '../services/signing-keys/key-store.js';
 
 /** A mistake in `gatehouse keys` arguments: main prints it with the usage (exit code 2). */
@@ -70,7 +71,8 @@ export async function keysCommand(args: string[], ctx: KeysCommandContext): Prom
   if (values.immediately && action !== 'retire') throw new KeysUsageError('--immediately only applies to keys retire');
 
   const logger = ctx.logger ?? createLogger(ctx.config, process.stderr);
-  const store = await KeyStore.open(ctx.handle, ctx.config, logger, { background: false });
+  const audit = commandAudit(ctx.handle);
+  const store = await KeyStore.open(ctx.handle, ctx.config, logger, { background: false, audit: audit.sink });
   try {
     if (action === 'rotate') {
       const key = await store.rotate();
@@ -83,5 +85,6 @@ export async function keysCommand(args: string[], ctx: KeysCommandContext): Prom
     return ctx.json ? keys : keys.map(describeLine).join('\n');
   } finally {
     await store.close();
+    await audit.close();
   }
 }

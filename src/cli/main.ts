@@ -5,6 +5,7 @@ import { openForCommand } from './database.js';
 import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
 import { KeysUsageError, keysCommand } from './keys.js';
+import { AUDIT_OPTIONS, AUDIT_USAGE, AuditUsageError, commandAudit, runAuditCommand } from './audit.js';
 import { DomainError } from '../lib/errors.js';
 import { startServer } from '../server.js';
 import { systemClock } from '../lib/clock.js';
@@ -32,6 +33,7 @@ ${CLIENTS_USAGE}
   users sign-out <sub> [--json]
                              end a user's Gatehouse sessions everywhere; the apps they signed in to get
                              back-channel logout tokens (delivered by a running server)
+${AUDIT_USAGE}
   janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
                              server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)
   config [--json]            print the effective configuration, secrets redacted, with each value's source
@@ -103,6 +105,7 @@ export async function main(argv: string[]): Promise<number> {
       immediately: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
       ...CLIENTS_OPTIONS,
+      ...AUDIT_OPTIONS,
     },
   });
   const [command = 'serve', ...rest] = positionals;
@@ -153,9 +156,10 @@ export async function main(argv: string[]): Promise<number> {
       if (clientId !== undefined && action !== 'revoke') throw new UsageError('--client-id goes with users revoke');
       const json = values.json ?? false;
       const handle = await openForCommand(loaded.config, `users ${action}`);
+      const audit = commandAudit(handle);
       try {
         if (action === 'sign-out') {
-          const ended = await endUserSessions(handle.db, sub, systemClock);
+          const ended = await endUserSessions(handle.db, sub, systemClock, audit.sink);
           print(
             json
               ? { sub, ...ended }
@@ -182,6 +186,7 @@ export async function main(argv: string[]): Promise<number> {
             sub,
             clientId === undefined ? {} : { clientId },
             systemClock,
+            audit.sink,
           );
           print(
             json
@@ -191,10 +196,18 @@ export async function main(argv: string[]): Promise<number> {
           );
         }
       } finally {
+        await audit.close();
         await handle.close();
       }
       return 0;
     }
+    case 'audit':
+      try {
+        print(await runAuditCommand(loaded.config, rest, values), values.json ?? false);
+      } catch (err) {
+        throw err instanceof AuditUsageError ? new UsageError(err.message) : err;
+      }
+      return 0;
     case 'janitor': {
       if (rest.length > 0) throw new UsageError(`janitor takes no arguments: ${rest.join(' ')}`);
       const { config } = loaded;

@@ -39,7 +39,10 @@ export interface ChangedBy {
 }
 
 /** The event fields a ChangedBy fills: actor, address, and `via` added to the details. */
-export function changedBy(by: ChangedBy, details: Record<string, unknown>): Pick<AuditEvent, 'actor' | 'address' | 'details'> {
+export function changedBy(
+  by: ChangedBy,
+  details: Record<string, unknown>,
+): Pick<AuditEvent, 'actor' | 'address' | 'details'> {
   return {
     actor: by.actor,
     address: by.address ?? null,
@@ -210,4 +213,9 @@ export function clientAuthenticationFailures(
         details: { endpoint, method, reason },
       }),
   };
+}
+
+/** A sink that marks every event as coming through `via` (the CLI), unless the event names its own. */
+export function through(sink: AuditSink, via: string): AuditSink {
+  return { record: (event) => sink.record({ ...event, details: { via, ...event.details } }) };
 }
