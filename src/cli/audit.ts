@@ -4,7 +4,7 @@ import type { DatabaseHandle } from '../db/connect.js';
 import { DomainError } from '../lib/errors.js';
 import { systemClock } from '../lib/clock.js';
 import { AuditLog, type AuditSink, through } from '../services/audit/audit-log.js';
-import { type AuditEventView, type AuditQuery, queryAuditEvents } from '../services/audit/audit-query.js';
+import { type AuditEventView, type AuditQuery, auditFilter, queryAuditEvents } from '../services/audit/audit-query.js';
 import { openForCommand } from './database.js';
 
 /** Flags of `gatehouse audit list`, for the CLI's parseArgs. */
@@ -72,17 +72,18 @@ export async function runAuditCommand(
     limit: flag('limit'),
     cursor: flag('cursor'),
   };
+  try {
+    // Checked before the database is opened, so a mistyped flag is answered at once.
+    auditFilter(query, systemClock());
+  } catch (err) {
+    // The query's messages name the API parameter; on the command line it is the flag.
+    if (err instanceof DomainError && err.code === 'invalid_input')
+      throw new AuditUsageError(`--${err.message.replace(/^client_id:/, 'client:')}`);
+    throw err;
+  }
   const handle = await openForCommand(config, 'audit list');
   try {
-    let page;
-    try {
-      page = await queryAuditEvents(handle.db, query, systemClock);
-    } catch (err) {
-      // The query's messages name the API parameter; on the command line it is the flag.
-      if (err instanceof DomainError && err.code === 'invalid_input')
-        throw new AuditUsageError(`--${err.message.replace(/^client_id:/, 'client:')}`);
-      throw err;
-    }
+    const page = await queryAuditEvents(handle.db, query, systemClock);
     if (values.json === true) return page;
     const lines = page.events.map(line);
     if (lines.length === 0) lines.push('no audit events');

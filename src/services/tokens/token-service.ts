@@ -59,7 +59,7 @@ function recordIssued(
     details: {
       grant_type: grantType,
       scopes: response.scope === undefined ? [] : response.scope.split(' '),
-      audience: claims.aud ?? [],
+      audience: typeof claims.aud === 'string' ? [claims.aud] : (claims.aud ?? []),
       // Names the log redaction leaves alone (it hides any field named like a token).
       refresh: response.refresh_token !== undefined,
       openid: response.id_token !== undefined,
