@@ -16,6 +16,7 @@ import type { DatabaseHandle } from './db/connect.js';
 import { type Clock, systemClock } from './lib/clock.js';
 import { clientErrorHandler } from './http/client-errors.js';
 import { createLogger, RequestLogController } from './logging.js';
+import accountPlugin from './plugins/app/account.js';
 import auditPlugin from './plugins/app/audit.js';
 import authorizationPlugin from './plugins/app/authorization.js';
 import clientsPlugin from './plugins/app/clients.js';
@@ -36,6 +37,7 @@ import hostSignOutRoute from './routes/host/sign-out.js';
 import signInCompleteRoute from './routes/interaction/sign-in-complete.js';
 import signOutRoute from './routes/interaction/sign-out.js';
 import consentRoutes from './routes/interaction/consent.js';
+import connectedAppsRoutes from './routes/account/connected-apps.js';
 import authorizeRoute from './routes/oauth/authorize.js';
 import introspectRoute from './routes/oauth/introspect.js';
 import parRoute from './routes/oauth/par.js';
@@ -190,6 +192,8 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
   // Gatehouse browser sessions (app.sessions), for /authorize, /sign-in/complete, /consent and /sign-out.
   const clock = app.clock;
   await app.register(sessionsPlugin, { clock });
+  // Sign-in for the account pages and the connected-apps page (app.accountSignIn, app.connectedApps).
+  await app.register(accountPlugin, { clock });
   // The authorization request's lifecycle (app.authorization), for /authorize, /sign-in/complete and /consent.
   await app.register(authorizationPlugin, { clock });
   // /token, /revoke, /introspect and the admin API's user grants (app.tokens, app.userGrants).
@@ -210,6 +214,7 @@ export async function buildApp(config: Readonly<Config>, options: BuildOptions =
     await scope.register(signInCompleteRoute);
     await scope.register(signOutRoute);
     await scope.register(consentRoutes);
+    await scope.register(connectedAppsRoutes);
   });
   await app.register(revokeRoute);
   await app.register(hostSignOutRoute);

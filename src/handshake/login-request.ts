@@ -57,14 +57,32 @@ export async function createLoginRequest(
   pending: PendingForSignIn,
   client: Pick<Client, 'client_id' | 'name'>,
 ): Promise<string> {
+  return signLoginRequest(deps, hints(pending, client), pending.id, pending.expires_at);
+}
+
+/**
+ * A login_request for one of Gatehouse's own account pages (the connected-apps page): no client asks, so
+ * it carries no client_id, client_name or hints (docs/connected-apps.md). `jti` is the signed state the
+ * answer must echo as `request`; the host answers it exactly as it answers any other login_request.
+ */
+export async function createAccountLoginRequest(deps: LoginRequestDeps, jti: string, expiresAt: Date): Promise<string> {
+  return signLoginRequest(deps, {}, jti, expiresAt);
+}
+
+async function signLoginRequest(
+  deps: LoginRequestDeps,
+  claims: Record<string, string | number>,
+  jti: string,
+  expiresAt: Date,
+): Promise<string> {
   const { signInUrl, hostId, secret } = deps.handshake;
   if (signInUrl === '') throw new OAuthError('server_error', 'sign-in is not configured on this server (SIGN_IN_URL)');
-  const jwt = new SignJWT({ ...hints(pending, client), return_to: `${deps.issuer}${SIGN_IN_COMPLETE_PATH}` })
+  const jwt = new SignJWT({ ...claims, return_to: `${deps.issuer}${SIGN_IN_COMPLETE_PATH}` })
     .setIssuer(deps.issuer)
     .setAudience(hostId)
-    .setJti(pending.id)
+    .setJti(jti)
     .setIssuedAt(epochSeconds(deps.clock))
-    .setExpirationTime(Math.floor(pending.expires_at.getTime() / 1000));
+    .setExpirationTime(Math.floor(expiresAt.getTime() / 1000));
   let token: string;
   if (secret !== '') {
     token = await jwt

@@ -41,10 +41,12 @@ export default fp<AuthorizationPluginOptions>(
         maxAge: config.flow.sessionAbsoluteTtl,
         clock,
       }),
+      // Answers for the account pages arrive at /sign-in/complete too (docs/connected-apps.md).
+      accountSignIn: app.accountSignIn,
       clock,
       audit: app.audit,
     });
     app.decorate('authorization', service);
   },
-  { name: 'authorization', dependencies: ['database', 'clients', 'keys', 'sessions', 'audit'] },
+  { name: 'authorization', dependencies: ['database', 'clients', 'keys', 'sessions', 'audit', 'account'] },
 );

@@ -4,7 +4,7 @@ import type { Database } from '../../db/database.js';
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import type { HostKeys } from '../../handshake/host-keys.js';
 import { createLoginRequest, type LoginRequestSigner, sessionSatisfies } from '../../handshake/login-request.js';
-import { type SignedInAnswer, verifyLoginResponse } from '../../handshake/login-response.js';
+import { type LoginResponse, type SignedInAnswer, verifyLoginResponse } from '../../handshake/login-response.js';
 import type { Clock } from '../../lib/clock.js';
 import { isLoopbackUrl } from '../../lib/loopback.js';
 import { bindingCookieName, type CookieJar, hasBinding, issueBinding } from '../../oauth/browser-binding.js';
@@ -66,6 +66,11 @@ export interface AuthorizationServiceDeps {
   csrf: CsrfTokens;
   /** Verifies an id_token_hint against Gatehouse's published keys (OIDC Core §3.1.2.1). */
   idTokenHint: IdTokenHintVerifier;
+  /** Sign-ins for Gatehouse's own account pages, whose answers also arrive at /sign-in/complete. */
+  accountSignIn?: {
+    owns(requestId: string): boolean;
+    answer(answer: LoginResponse, cookies: CookieJar): Promise<FlowOutcome>;
+  };
   clock: Clock;
   /** Where sign-ins, consent decisions and codes issued are reported (docs/audit.md). */
   audit?: AuditSink;
@@ -272,6 +277,8 @@ export class AuthorizationService {
       maxAge: config.handshake.responseMaxAge,
       now,
     });
+    // An answer for an account page (docs/connected-apps.md) names a signed state, not a pending request.
+    if (this.#deps.accountSignIn?.owns(answer.request)) return this.#deps.accountSignIn.answer(answer, cookies);
     const pending = await findLiveAuthorizationRequest(this.#deps.db, answer.request, now);
     if (!pending)
       throw new OAuthError(
