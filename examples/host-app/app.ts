@@ -365,7 +365,9 @@ export async function buildHostApp(options: HostAppOptions): Promise<FastifyInst
 
   app.get('/', async (request, reply) => {
     const session = currentSession(request);
-    return page(reply, 200, homePage(session ? session.user : null, csrfToken(request, reply)));
+    // Gatehouse's connected-apps page: where the user sees and revokes the apps they allowed (docs/connected-apps.md).
+    const connectedApps = `${issuer}/account/apps`;
+    return page(reply, 200, homePage(session ? session.user : null, csrfToken(request, reply), connectedApps));
   });
 
   const loginQuerySchema = {

@@ -84,14 +84,24 @@ ${input.hint ? `<p class="hint">${escapeHtml(input.hint)}</p>` : ''}`,
   );
 }
 
-/** GET /: who is signed in to the host app itself. */
-export function homePage(user: { name: string; username: string } | null, csrf: string): string {
+/**
+ * GET /: who is signed in to the host app itself, and a link to Gatehouse's connected-apps page
+ * (docs/connected-apps.md), where the user sees and revokes the apps they allowed.
+ */
+export function homePage(
+  user: { name: string; username: string } | null,
+  csrf: string,
+  connectedAppsUrl?: string,
+): string {
   if (!user) return layout('Host app', '<h1>Host app</h1>\n<p>Nobody is signed in.</p>');
+  const apps = connectedAppsUrl
+    ? `<p><a href="${escapeHtml(connectedAppsUrl)}">Connected apps</a>: the apps you allowed to use your account.</p>\n`
+    : '';
   return layout(
     'Host app',
     `<h1>Host app</h1>
 <p>Signed in as <strong>${escapeHtml(user.name)}</strong> (${escapeHtml(user.username)}).</p>
-<form method="post" action="/logout">
+${apps}<form method="post" action="/logout">
   <input type="hidden" name="csrf" value="${escapeHtml(csrf)}">
   <button class="secondary" type="submit">Sign out</button>
 </form>`,

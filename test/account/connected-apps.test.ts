@@ -178,7 +178,7 @@ async function introspect(token: string): Promise<boolean> {
     payload: new URLSearchParams({ token }).toString(),
   });
   if (res.statusCode !== 200) throw new Error(`introspect: ${res.statusCode} ${res.body}`);
-  return (res.json() as { active: boolean }).active;
+  return res.json<{ active: boolean }>().active;
 }
 const introspector = app.clientAdmin
   .create({ name: 'API', grant_types: ['client_credentials'], scopes: ['read'] })
