@@ -443,3 +443,28 @@ t.test('forged revocations are refused and lose nothing', async (t) => {
   t.equal(ok.status, 303, "the page's own POST is accepted");
   t.same(listed(await jack.get('/account/apps')), ['Calendar'], "jack's grant is his own");
 });
+
+t.test(
+  'a first-party app that skips consent is listed by its refresh chain; a disabled app can still be revoked',
+  async (t) => {
+    const firstParty = await publicClient('Company Portal', { skip_consent: true });
+    const kim = new User('kim');
+    const tokens = await kim.allow(firstParty, 'read');
+    const page = await kim.appsPage();
+    t.same(listed(page), ['Company Portal'], 'listed without a consent row');
+    t.match(page.body, /Allowed since<\/dt><dd><time datetime=/, 'since its sign-in');
+
+    await app.clientAdmin.setDisabled(firstParty.client_id, true);
+    const disabled = await kim.get('/account/apps');
+    t.match(disabled.body, 'turned off by the operator', 'the page says the app is disabled');
+    const revoked = await kim.revoke({ client_id: firstParty.client_id, csrf: User.csrfOf(disabled) });
+    t.equal(revoked.status, 303);
+    t.same(listed(await kim.get('/account/apps')), [], 'gone');
+    await app.clientAdmin.setDisabled(firstParty.client_id, false);
+    t.equal(
+      (await refresh(firstParty, tokens.refresh_token)).body.error,
+      'invalid_grant',
+      'enabled again, its chain stays revoked',
+    );
+  },
+);
