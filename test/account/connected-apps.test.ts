@@ -379,6 +379,11 @@ t.test('list, revoke, and what revoking ends', async (t) => {
     [{ type: 'consent.revoked', subject: 'alice', client_id: notes.client_id }],
     'the audit event',
   );
+  t.same(
+    audit.map((line) => line.revoked),
+    [{ refresh: 2, codes: 0, consents: 1, logout_queued: 1 }],
+    'with what it ended (both generations of the chain, the consent, one logout token)',
+  );
   t.notMatch(JSON.stringify(logs), csrf, 'the CSRF token is never logged');
 
   // Her Gatehouse session stays; a new authorization asks for consent again.

