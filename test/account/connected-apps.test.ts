@@ -373,16 +373,32 @@ t.test('list, revoke, and what revoking ends', async (t) => {
   t.ok(tokens[0]?.sid, 'naming the session');
   t.equal((await listLogoutDeliveries(app.database.db)).length, 0, 'nothing left queued');
 
-  const audit = logs.filter((line) => (line.audit as { type?: string } | undefined)?.type === 'consent.revoked');
-  t.same(
-    audit.map((line) => line.audit),
-    [{ type: 'consent.revoked', subject: 'alice', client_id: notes.client_id }],
-    'the audit event',
+  // The audit event (docs/audit.md): its log line at once, and its audit_events row once flushed.
+  const audit = logs
+    .map((line) => line.audit as Record<string, unknown> | undefined)
+    .filter((event) => event?.type === 'consent.revoked' && event.actor === 'user');
+  t.match(
+    audit,
+    [{ type: 'consent.revoked', actor: 'user', subject: 'alice', client_id: notes.client_id }],
+    'the audit log line: the user revoked Notes',
   );
+  const ended = { via: 'connected_apps', refresh: 2, codes: 0, consents: 1, logout_queued: 1 };
   t.same(
-    audit.map((line) => line.revoked),
-    [{ refresh: 2, codes: 0, consents: 1, logout_queued: 1 }],
+    audit.map((event) => event?.details),
+    [ended],
     'with what it ended (both generations of the chain, the consent, one logout token)',
+  );
+  await app.audit.flush();
+  const rows = await app.database.db
+    .selectFrom('audit_events')
+    .select(['actor', 'subject', 'client_id', 'details'])
+    .where('type', '=', 'consent.revoked')
+    .where('client_id', '=', notes.client_id)
+    .execute();
+  t.same(
+    rows.map((row) => ({ ...row, details: typeof row.details === 'string' ? JSON.parse(row.details) : row.details })),
+    [{ actor: 'user', subject: 'alice', client_id: notes.client_id, details: ended }],
+    'and the audit_events row, queryable by subject and client',
   );
   t.notMatch(JSON.stringify(logs), csrf, 'the CSRF token is never logged');
 

@@ -45,9 +45,9 @@ export default fp<AccountPluginOptions>(
         csrf,
         accountSignIn,
         clock,
-        log: app.log,
+        audit: app.audit,
       }),
     );
   },
-  { name: 'account', dependencies: ['database', 'clients', 'keys', 'sessions'] },
+  { name: 'account', dependencies: ['database', 'clients', 'keys', 'sessions', 'audit'] },
 );

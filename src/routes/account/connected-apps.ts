@@ -66,7 +66,10 @@ export default async function connectedAppsRoutes(app: FastifyInstance): Promise
     },
     async (request, reply) => {
       const { client_id: clientId, csrf } = request.body;
-      const { outcome, logoutTokens } = await app.connectedApps.revoke({ clientId, csrf }, request.cookies);
+      const { outcome, logoutTokens } = await app.connectedApps.revoke(
+        { clientId, csrf, address: request.ip },
+        request.cookies,
+      );
       // Deliver the back-channel logout tokens now rather than at the next poll.
       if (logoutTokens > 0) app.logoutDeliveries.kick();
       return sendOutcome(reply, outcome);

@@ -78,7 +78,8 @@ export default async function adminClientRoutes(admin: FastifyInstance): Promise
       let client = await clients().find(id);
       if (!client) throw new OAuthError('not_found', `no such client: ${id}`);
       let secret: string | null = null;
-      if (Object.keys(changes).length > 0) ({ client, secret } = await clients().update(id, changes, operator(request)));
+      if (Object.keys(changes).length > 0)
+        ({ client, secret } = await clients().update(id, changes, operator(request)));
       if (disabled !== undefined) client = await clients().setDisabled(id, disabled, operator(request));
       return { client: clientView(client), ...(secret ? { client_secret: secret } : {}) };
     },

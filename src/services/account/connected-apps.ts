@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { BaseLogger } from 'pino';
+import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../../config/index.js';
 import type { Database } from '../../db/database.js';
 import type { Clock } from '../../lib/clock.js';
@@ -30,8 +30,8 @@ export interface ConnectedAppsDeps {
   csrf: CsrfTokens;
   accountSignIn: Pick<AccountSignIn, 'start'>;
   clock: Clock;
-  /** Where the `consent.revoked` audit event is written. */
-  log: Pick<BaseLogger, 'info'>;
+  /** Where the `consent.revoked` audit event goes (its log line and its audit_events row). */
+  audit: AuditSink;
 }
 
 /** A moment as the page shows it: machine-readable for <time>, and in words. */
@@ -172,7 +172,10 @@ export class ConnectedApps {
    * the access tokens issued before now inactive), and queues a back-channel logout token for each of the
    * user's sessions that signed in to it. Writes the `consent.revoked` audit event.
    */
-  async revoke(input: { clientId: string; csrf: string }, cookies: CookieJar): Promise<RevokeOutcome> {
+  async revoke(
+    input: { clientId: string; csrf: string; address?: string },
+    cookies: CookieJar,
+  ): Promise<RevokeOutcome> {
     const { sessions, csrf, clock, config } = this.#deps;
     const session = await sessions.current(cookies[sessions.cookieName]);
     if (!session)
@@ -187,29 +190,31 @@ export class ConnectedApps {
     const client = await this.#deps.clients.get(input.clientId);
     // Nothing of an unknown client can be held (foreign keys): a second submit of the same form ends here too.
     if (!client) return { outcome: redirect(back), logoutTokens: 0 };
-    const logoutTokens = await this.#revoke(session, client.client_id, clock());
+    const logoutTokens = await this.#revoke(session, client.client_id, clock(), input.address);
     return { outcome: redirect(back), logoutTokens };
   }
 
-  async #revoke(session: Session, clientId: string, now: Date): Promise<number> {
+  async #revoke(session: Session, clientId: string, now: Date, address: string | undefined): Promise<number> {
     const { revoked, logoutTokens } = await this.#deps.db.transaction().execute(async (tx) => {
       const revoked = await revokeUserGrants(tx, session.sub, { clientId, now });
       return { revoked, logoutTokens: await queueClientLogouts(tx, session.sub, clientId, now) };
     });
-    // The audit event (issue 13): who revoked which app; never a token or a cookie.
-    this.#deps.log.info(
-      {
-        audit: { type: 'consent.revoked', subject: session.sub, client_id: clientId },
-        // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
-        revoked: {
-          refresh: revoked.refresh_tokens,
-          codes: revoked.authorization_codes,
-          consents: revoked.consents,
-          logout_queued: logoutTokens,
-        },
+    // The audit event (docs/audit.md): the user revoked this app here; never a token or a cookie.
+    this.#deps.audit.record({
+      type: 'consent.revoked',
+      actor: 'user',
+      subject: session.sub,
+      clientId,
+      address: address ?? null,
+      // Counts under names the log redaction leaves alone (it hides anything named like a token or code).
+      details: {
+        via: 'connected_apps',
+        refresh: revoked.refresh_tokens,
+        codes: revoked.authorization_codes,
+        consents: revoked.consents,
+        logout_queued: logoutTokens,
       },
-      'consent revoked by the user',
-    );
+    });
     return logoutTokens;
   }
 

@@ -228,8 +228,10 @@ export async function applyClientsFile(
   log.info({ file: path, ...result }, 'applied CLIENTS_FILE');
   // After the commit: only changes that happened are in the audit trail.
   const via = { source: 'file', via: 'clients_file' };
-  for (const clientId of result.created) audit.record({ type: 'client.created', actor: 'system', clientId, details: via });
-  for (const clientId of result.updated) audit.record({ type: 'client.updated', actor: 'system', clientId, details: via });
+  for (const clientId of result.created)
+    audit.record({ type: 'client.created', actor: 'system', clientId, details: via });
+  for (const clientId of result.updated)
+    audit.record({ type: 'client.updated', actor: 'system', clientId, details: via });
   // Deleting would also delete their grants and tokens; that is left to an explicit `gatehouse clients delete`.
   if (stale.length > 0)
     log.warn({ file: path, clients: stale }, 'clients from CLIENTS_FILE are no longer in it and were left as they are');
