@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import t from 'tap';
 import { buildAdminApp } from '../../src/admin-app.js';
 import { buildApp } from '../../src/app.js';
@@ -56,10 +56,10 @@ async function allEvents(app: FastifyInstance, admin: FastifyInstance, query: Re
   const events: AuditRow[] = [];
   let cursor: string | null = null;
   do {
-    const q = new URLSearchParams({ limit: '500', ...query, ...(cursor ? { cursor } : {}) });
-    const res = await admin.inject({ method: 'GET', url: `/admin/audit-events?${q}`, headers: AUTH });
+    const q: URLSearchParams = new URLSearchParams({ limit: '500', ...query, ...(cursor ? { cursor } : {}) });
+    const res: LightMyRequestResponse = await admin.inject({ method: 'GET', url: `/admin/audit-events?${q}`, headers: AUTH });
     if (res.statusCode !== 200) throw new Error(`audit-events: ${res.statusCode} ${res.body}`);
-    const page = res.json() as { events: AuditRow[]; next_cursor: string | null };
+    const page: { events: AuditRow[]; next_cursor: string | null } = res.json();
     events.push(...page.events);
     cursor = page.next_cursor;
   } while (cursor !== null);
@@ -177,7 +177,7 @@ t.test('each event type is recorded by a real flow, as a row and a log line, and
   };
   const tokens = await token(app, exchange);
   t.equal(tokens.statusCode, 200, tokens.body);
-  const first = tokens.json() as { access_token: string; refresh_token: string };
+  const first = tokens.json<{ access_token: string; refresh_token: string }>();
   secrets.push(first.access_token, first.refresh_token);
   const refreshed = await token(app, {
     grant_type: 'refresh_token',
