@@ -57,7 +57,11 @@ async function allEvents(app: FastifyInstance, admin: FastifyInstance, query: Re
   let cursor: string | null = null;
   do {
     const q: URLSearchParams = new URLSearchParams({ limit: '500', ...query, ...(cursor ? { cursor } : {}) });
-    const res: LightMyRequestResponse = await admin.inject({ method: 'GET', url: `/admin/audit-events?${q}`, headers: AUTH });
+    const res: LightMyRequestResponse = await admin.inject({
+      method: 'GET',
+      url: `/admin/audit-events?${q}`,
+      headers: AUTH,
+    });
     if (res.statusCode !== 200) throw new Error(`audit-events: ${res.statusCode} ${res.body}`);
     const page: { events: AuditRow[]; next_cursor: string | null } = res.json();
     events.push(...page.events);
