@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { CompactSign } from 'jose';
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
 import { OAuthError } from '../errors.js';
 import type { Signer } from './access-token.js';
+import { signCompact } from './jws.js';
 import { verifyIdTokenHint } from './id-token-hint.js';
-
-const encoder = new TextEncoder();
 
 /**
  * The UserInfo endpoint's URL (OIDC Core §5.3): the `aud` an access token gets when `openid` was
@@ -69,9 +67,7 @@ export async function issueIdToken(signer: Signer, claims: IdTokenClaims): Promi
   payload.azp = claims.clientId;
   if (claims.sid) payload.sid = claims.sid;
   if (claims.accessToken !== undefined) payload.at_hash = atHash(claims.accessToken, signer.alg);
-  return new CompactSign(encoder.encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: signer.alg, kid: signer.kid })
-    .sign(signer.key);
+  return signCompact(signer.key, { alg: signer.alg, kid: signer.kid }, payload);
 }
 
 /** Verifies an id_token_hint for /authorize and returns its `sub`; throws invalid_request naming why not. */
