@@ -1,5 +1,5 @@
 // The bare cost of a token on this machine: the least work an honest endpoint must do for each grant, on
-// the same framework, with the same key and library (jose), and (for the grants that need one) one
+// the same framework, with the same key, signing as Gatehouse signs (node:crypto, synchronous), and (for the grants that need one) one
 // single-statement round trip to the same Postgres, against the same tables Gatehouse uses:
 //   client_credentials   form + SHA-256 of the secret + sign
 //   authorization_code   form + secret + SHA-256 of the code and of the PKCE verifier + one prepared
@@ -10,12 +10,24 @@
 // signature by its embedded jwk, htm, htu, iat, the key's thumbprint) with the same library, records its
 // jti in one prepared INSERT … ON CONFLICT DO NOTHING on Gatehouse's replay table, binds the token (cnf.jkt)
 // and, for a refresh, checks the chain's bound key inside the rotation statement.
+// POST /introspect (RFC 7662) for the token's own client: a JWT is verified (node:crypto, the public half of
+// the key) and, when it was issued for a user (auth_time), one prepared SELECT asks whether the user's grants
+// were revoked since (the check Gatehouse's design requires); an opaque token is one prepared SELECT of a
+// live refresh token by its hash.
 // No logging, no validation schema, no caches to consult: a lower bound, not a straw man.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  sign as nodeSign,
+  timingSafeEqual,
+  verify,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyReply } from 'fastify';
-import { CompactSign, EmbeddedJWK, calculateJwkThumbprint, importPKCS8, jwtVerify } from 'jose';
+import { EmbeddedJWK, calculateJwkThumbprint, jwtVerify } from 'jose';
 import pg from 'pg';
 
 const {
@@ -26,7 +38,9 @@ const {
   BARE_DATABASE_URL,
   BARE_SCHEMA = 'gatehouse',
 } = process.env;
-const key = await importPKCS8(readFileSync(BARE_KEY_FILE!, 'utf8'), BARE_ALG);
+const key = createPrivateKey(readFileSync(BARE_KEY_FILE!, 'utf8'));
+const publicKey = createPublicKey(key);
+if (BARE_ALG !== 'ES256') throw new Error('the bare endpoint signs ES256 only');
 const kid = process.env.BARE_KID!;
 /** client_id -> SHA-256 of its secret (base64url), the same form Gatehouse stores. */
 const clients = new Map(
@@ -37,8 +51,15 @@ const clients = new Map(
 );
 const REFRESH_TTL_SECONDS = 30 * 24 * 3600;
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
-const encoder = new TextEncoder();
 const header = { alg: BARE_ALG, kid, typ: 'at+jwt' };
+const b64json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const AT_HEADER = b64json(header);
+const ID_HEADER = b64json({ alg: header.alg, kid: header.kid });
+/** A compact JWS, ES256 with node:crypto (R‖S signature, RFC 7518 §3.4), as Gatehouse signs. */
+function jws(encodedHeader: string, payload: unknown): string {
+  const input = `${encodedHeader}.${b64json(payload)}`;
+  return `${input}.${nodeSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
 
 // Same pool size as Gatehouse's default (DATABASE_POOL_MAX=10).
 const pool = BARE_DATABASE_URL
@@ -123,7 +144,7 @@ function jti(): string {
   return idPool.toString('base64url', idOffset - 16, idOffset);
 }
 
-/** The same RFC 9068 claims Gatehouse signs, built directly and signed with jose's CompactSign. */
+/** The same RFC 9068 claims Gatehouse signs, built directly and signed. */
 function sign(
   sub: string,
   clientId: string,
@@ -131,7 +152,7 @@ function sign(
   scopes: string[],
   authTime?: number,
   jkt?: string | null,
-): Promise<string> {
+): string {
   const iat = Math.floor(Date.now() / 1000);
   const payload: Record<string, unknown> = {
     iss: BARE_ISSUER,
@@ -145,16 +166,14 @@ function sign(
   if (scopes.length > 0) payload.scope = scopes.join(' ');
   if (authTime !== undefined) payload.auth_time = authTime;
   if (jkt) payload.cnf = { jkt };
-  return new CompactSign(encoder.encode(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
+  return jws(AT_HEADER, payload);
 }
 
 /** An OpenID Connect ID token (iss, sub, aud, exp, iat, auth_time, azp): the second signature of an openid code exchange. */
-function signIdToken(sub: string, clientId: string, authTime: number): Promise<string> {
+function signIdToken(sub: string, clientId: string, authTime: number): string {
   const iat = Math.floor(Date.now() / 1000);
   const payload = { iss: BARE_ISSUER, sub, aud: clientId, exp: iat + 3600, iat, auth_time: authTime, azp: clientId };
-  return new CompactSign(encoder.encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: header.alg, kid: header.kid })
-    .sign(key);
+  return jws(ID_HEADER, payload);
 }
 
 /** client_secret_basic, checked with one SHA-256 and a constant-time compare. */
@@ -176,9 +195,9 @@ async function userTokens(
   jkt: string | null,
 ) {
   const authTime = Math.floor(grant.auth_time.getTime() / 1000);
-  const token = await sign(grant.sub, clientId, grant.resources, grant.scopes, authTime, jkt);
+  const token = sign(grant.sub, clientId, grant.resources, grant.scopes, authTime, jkt);
   // OpenID Connect: one more signature, an ID token with the claims Gatehouse puts in one.
-  const idToken = grant.scopes.includes('openid') ? await signIdToken(grant.sub, clientId, authTime) : undefined;
+  const idToken = grant.scopes.includes('openid') ? signIdToken(grant.sub, clientId, authTime) : undefined;
   return reply
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
@@ -205,7 +224,7 @@ app.post('/token', async (request, reply) => {
   if (proof !== undefined && jkt === null) return reply.code(400).send({ error: 'invalid_dpop_proof' });
   switch (body.grant_type) {
     case 'client_credentials': {
-      const token = await sign(clientId, clientId, [BARE_AUDIENCE!], [], undefined, jkt);
+      const token = sign(clientId, clientId, [BARE_AUDIENCE!], [], undefined, jkt);
       return reply
         .header('cache-control', 'no-store')
         .header('pragma', 'no-cache')
@@ -241,6 +260,74 @@ app.post('/token', async (request, reply) => {
       return reply.code(400).send({ error: 'unsupported_grant_type' });
   }
 });
+const REFRESH_INFO = `SELECT client_id, sub, scopes, created_at, expires_at FROM ${t('refresh_tokens')}
+  WHERE token_hash = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()`;
+const GRANT_REVOKED = `SELECT 1 AS one FROM ${t('grant_revocations')}
+  WHERE sub = $1 AND (client_id IS NULL OR client_id = $2) AND revoked_at >= $3 LIMIT 1`;
+const INACTIVE = { active: false };
+
+/** A JWT access token of ours: signature (ES256, R‖S), typ, iss and exp; its claims, or null. */
+function verifyAccessToken(token: string): Record<string, unknown> | null {
+  const [h, p, sig] = token.split('.');
+  if (!h || !p || !sig) return null;
+  const head = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg?: string; typ?: string };
+  if (head.alg !== 'ES256' || head.typ !== 'at+jwt') return null;
+  const ok = verify(
+    'sha256',
+    Buffer.from(`${h}.${p}`),
+    { key: publicKey, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(sig, 'base64url'),
+  );
+  if (!ok) return null;
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+  if (claims.iss !== BARE_ISSUER || typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return null;
+  return claims;
+}
+
+app.post('/introspect', async (request, reply) => {
+  const clientId = authenticate(request.headers.authorization);
+  if (clientId === null) return reply.code(401).send({ error: 'invalid_client' });
+  const token = (request.body as Record<string, string | undefined>).token;
+  if (!token || !pool) return reply.code(400).send({ error: 'invalid_request' });
+  reply.header('cache-control', 'no-store');
+  if (!token.includes('.')) {
+    const values = [sha256(token), clientId];
+    const { rows } = await pool.query<{
+      client_id: string;
+      sub: string;
+      scopes: string[];
+      created_at: Date;
+      expires_at: Date;
+    }>(prepared ? { name: 'refresh_info', text: REFRESH_INFO, values } : { text: REFRESH_INFO, values });
+    const row = rows[0];
+    if (!row) return reply.send(INACTIVE);
+    return reply.send({
+      active: true,
+      scope: row.scopes.join(' '),
+      client_id: row.client_id,
+      exp: Math.floor(row.expires_at.getTime() / 1000),
+      iat: Math.floor(row.created_at.getTime() / 1000),
+      sub: row.sub,
+      iss: BARE_ISSUER,
+    });
+  }
+  let claims: Record<string, unknown> | null;
+  try {
+    claims = verifyAccessToken(token);
+  } catch {
+    claims = null;
+  }
+  if (!claims || claims.client_id !== clientId) return reply.send(INACTIVE);
+  if (claims.auth_time !== undefined) {
+    const values = [claims.sub, clientId, new Date((claims.iat as number) * 1000)];
+    const { rows } = await pool.query(
+      prepared ? { name: 'grant_revoked', text: GRANT_REVOKED, values } : { text: GRANT_REVOKED, values },
+    );
+    if (rows.length > 0) return reply.send(INACTIVE);
+  }
+  return reply.send({ active: true, token_type: 'Bearer', ...claims });
+});
+
 await app.listen({ host: '127.0.0.1', port: 0 });
 const address = app.server.address();
 process.stdout.write(`LISTENING ${typeof address === 'object' && address ? address.port : 0}\n`);

@@ -1,35 +1,46 @@
-// npm run bench: POST /token on Gatehouse (real Postgres) for each grant, beside the bare cost of the same
-// token on this machine (bench/bare-server.ts), driven by autocannon at a fixed concurrency for a fixed time.
-//   client_credentials   the same request every time
+// npm run bench: Gatehouse (real Postgres, its documented default log level) beside the bare cost of the same
+// work on this machine (bench/bare-server.ts) and beside node-oidc-provider 9 (bench/peer-server.ts, in-memory
+// adapter), driven by autocannon at a fixed concurrency for a fixed time, in interleaved rounds (bare,
+// Gatehouse, peer; again) with each one's median round reported.
+//   client_credentials   the same request every time (also against a second Gatehouse at LOG_LEVEL=warn: the
+//                        cost of the default request logging)
 //   authorization_code   every request redeems its own pre-seeded code (unique, hashed as Gatehouse hashes
-//                        it, bound to a PKCE S256 challenge and a redirect URI), so none is used twice
+//                        it, bound to a PKCE S256 challenge and a redirect URI), so none is used twice; the
+//                        peer's codes are minted by its own models (Grant + AuthorizationCode) before the round
 //   refresh_token        pre-seeded chains, one per connection: each response's new refresh token is the
-//                        next request's, so every chain rotates in sequence and never forks
-//   client_credentials+dpop, refresh_token+dpop
-//                        the same with a fresh DPoP proof (RFC 9449) on every request, pre-signed by one
-//                        ES256 client key (unique jti, current iat); the refresh chains are bound to that key
+//                        next request's, so every chain rotates in sequence and never forks (the peer's
+//                        chains start from redeemed codes)
+//   introspection_access, introspection_refresh
+//                        POST /introspect (the peer: /token/introspection) by the token's own client, of one
+//                        user's access token (the peer: an opaque one; it refuses to introspect its JWTs)
+//                        and of one live refresh token; an `active: false` answer counts as an error
+//   authorization_code_openid, client_credentials+dpop, refresh_token+dpop
+//                        Gatehouse and bare only: an ID token too; a fresh DPoP proof (RFC 9449) on every
+//                        request, pre-signed by one ES256 client key; the refresh chains bound to that key
 // Codes and chains are seeded straight into the database (getting a code over HTTP needs the browser
-// sign-in handshake). Listens on 127.0.0.1 only and stops by itself. Results: bench/results/token.{json,md}.
+// sign-in handshake). Postgres is a throwaway one with its default durability (fsync, synchronous_commit,
+// full_page_writes on). Listens on 127.0.0.1 only and stops by itself. Results: bench/results/token.{json,md}
+// (ignored); `npm run bench -- --readme` (or BENCH_README=1) also rewrites the results table in bench/README.md.
+// Needs Node 22+ (the peer does): run with a newer node, or set BENCH_NODE=/path/to/node.
 //
-// Environment: BENCH_CONNECTIONS (50), BENCH_DURATION seconds (10), BENCH_GRANTS (all five, comma-separated),
+// Environment: BENCH_CONNECTIONS (50), BENCH_DURATION seconds (10), BENCH_ROUNDS (3), BENCH_GRANTS (all,
+// comma-separated), BENCH_LOG_LEVEL (Gatehouse's LOG_LEVEL; default: unset, i.e. info),
 // BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
 // scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
 // BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import {
   calculateJwkThumbprint,
-  CompactSign,
   exportJWK,
   exportPKCS8,
   generateKeyPair,
-  importPKCS8,
   type CryptoKey,
   type JWK,
   SignJWT,
@@ -52,12 +63,25 @@ const SCOPES = ['read', 'write'];
 const ALL_GRANTS = [
   'client_credentials',
   'authorization_code',
-  'authorization_code_openid',
   'refresh_token',
+  'introspection_access',
+  'introspection_refresh',
+  'authorization_code_openid',
   'client_credentials+dpop',
   'refresh_token+dpop',
 ] as const;
 type GrantName = (typeof ALL_GRANTS)[number];
+/** The workloads node-oidc-provider is configured for. */
+const PEER_GRANTS: ReadonlySet<GrantName> = new Set([
+  'client_credentials',
+  'authorization_code',
+  'refresh_token',
+  'introspection_access',
+  'introspection_refresh',
+]);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || undefined;
+const WRITE_README = process.argv.includes('--readme') || process.env.BENCH_README === '1';
 /** Codes seeded for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
 const WARMUP_CODES = Number(process.env.BENCH_WARMUP_CODES ?? 30_000);
 /** Refresh-token chains per run: by default one per connection, each rotated in turn. */
@@ -184,16 +208,20 @@ function waitForPort(child: ChildProcess, pattern: RegExp): Promise<number> {
 /** One autocannon run against POST /token; `feed` null means the same static body every time. */
 async function drive(
   port: number,
+  path: string,
   headers: Record<string, string>,
   staticBody: string | null,
   feed: Feed | null,
   seconds: number,
   cpu?: { meter: CpuMeter; pid: number },
   proofs?: ProofFeed,
+  expectActive = false,
 ) {
   const samples = new Set<string>();
   let exhausted = 0;
-  const request: autocannon.Request = { method: 'POST', path: '/token', headers };
+  /** Introspection answers that said `active: false` (a 200 that is a failure here). */
+  let inactive = 0;
+  const request: autocannon.Request = { method: 'POST', path, headers };
   const withProof = (req: autocannon.Request): autocannon.Request => {
     if (!proofs) return req;
     const proof = proofs();
@@ -212,7 +240,13 @@ async function drive(
     };
   } else {
     request.body = staticBody!;
-    if (proofs) {
+    if (expectActive) {
+      request.onResponse = (status, body) => {
+        if (status >= 200 && status < 300 && body.includes('"active":true')) return;
+        inactive++;
+        if (samples.size < 3) samples.add(`${status} ${body}`);
+      };
+    } else if (proofs) {
       request.setupRequest = withProof;
       request.onResponse = (status, body) => {
         if ((status < 200 || status >= 300) && samples.size < 3) samples.add(`${status} ${body}`);
@@ -233,18 +267,18 @@ async function drive(
     server: perToken(before?.server, after?.server),
     postgres: perToken(before?.postgres, after?.postgres),
   };
-  return { result, samples: [...samples], exhausted, cpuUsPerToken };
+  return { result, samples: [...samples], exhausted, inactive, cpuUsPerToken };
 }
 
 function figures(name: string, run: Awaited<ReturnType<typeof drive>>): Figures {
   const r = run.result;
   return {
     name,
-    tokensPerSec: r['2xx'] / DURATION,
+    tokensPerSec: (r['2xx'] - run.inactive) / DURATION,
     p50: r.latency.p50,
     p99: r.latency.p99,
     // autocannon already counts timeouts among errors.
-    errors: r.errors + r.non2xx,
+    errors: r.errors + r.non2xx + run.inactive,
     requests: r.requests.total,
     statusCodes: Object.fromEntries(
       Object.entries(r.statusCodeStats as Record<string, { count: number }>).map(([k, v]) => [k, v.count]),
@@ -255,10 +289,10 @@ function figures(name: string, run: Awaited<ReturnType<typeof drive>>): Figures 
   };
 }
 
-/** Raw signatures per second on one thread, the way both servers sign: the floor under every token. */
-async function signaturesPerSec(pem: string, kid: string): Promise<number> {
-  const key = await importPKCS8(pem, ALG);
-  const encoder = new TextEncoder();
+/** Raw signatures per second on one thread, the way the servers sign (node:crypto, ES256 R‖S): the floor under every token. */
+function signaturesPerSec(pem: string, kid: string): number {
+  const key = createPrivateKey(pem);
+  const header = Buffer.from(JSON.stringify({ alg: ALG, kid, typ: 'at+jwt' })).toString('base64url');
   const until = Date.now() + 3000;
   let n = 0;
   while (Date.now() < until) {
@@ -272,9 +306,8 @@ async function signaturesPerSec(pem: string, kid: string): Promise<number> {
       exp: iat + 3600,
       jti: randomBytes(16).toString('base64url'),
     };
-    await new CompactSign(encoder.encode(JSON.stringify(payload)))
-      .setProtectedHeader({ alg: ALG, kid, typ: 'at+jwt' })
-      .sign(key);
+    const input = `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+    sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
     n++;
   }
   return n / 3;
@@ -342,6 +375,16 @@ class Seeder {
    */
   private async analyze(): Promise<void> {
     await this.pool.query(`ANALYZE "${this.schema}".authorization_codes, "${this.schema}".refresh_tokens`);
+  }
+
+  /** The server's version and durability settings, for the report. */
+  async settings(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const name of ['server_version', 'fsync', 'synchronous_commit', 'full_page_writes']) {
+      const { rows } = await this.pool.query<Record<string, string>>(`SHOW ${name}`);
+      out[name] = Object.values(rows[0]!)[0]!;
+    }
+    return out;
   }
 
   /** Longest refresh-token chain so far (generations), for the report. */
@@ -416,14 +459,67 @@ function chainFeed(tokens: string[]): Feed {
   };
 }
 
+type Target = 'bare' | 'gatehouse' | 'gatehouse_warn' | 'peer';
+const TARGETS: readonly Target[] = ['bare', 'gatehouse', 'gatehouse_warn', 'peer'];
+const TARGET_NAME: Record<Target, string> = {
+  bare: 'bare',
+  gatehouse: 'Gatehouse',
+  gatehouse_warn: 'Gatehouse at LOG_LEVEL=warn',
+  peer: 'node-oidc-provider',
+};
+
+/** Which targets run a workload: the peer the five it is configured for; the warn-level Gatehouse client_credentials only. */
+function targetsFor(grant: GrantName): Target[] {
+  const peer = PEER_GRANTS.has(grant);
+  return TARGETS.filter((t) => (t !== 'peer' || peer) && (t !== 'gatehouse_warn' || grant === 'client_credentials'));
+}
+
 interface GrantResult {
   grant: GrantName;
-  bare: Figures;
-  gatehouse: Figures;
-  ratio: number;
+  /** Every round's figures, per target, in the order they ran. */
+  rounds: Partial<Record<Target, Figures[]>>;
+  /** The median round of each target (by tokens/s). */
+  median: Partial<Record<Target, Figures>>;
+}
+
+const median = (runs: Figures[]): Figures => {
+  const sorted = [...runs].sort((a, b) => a.tokensPerSec - b.tokensPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+};
+
+/** The peer's token and introspection endpoints' paths. */
+const PATHS: Record<Target, { token: string; introspect: string }> = {
+  bare: { token: '/token', introspect: '/introspect' },
+  gatehouse: { token: '/token', introspect: '/introspect' },
+  gatehouse_warn: { token: '/token', introspect: '/introspect' },
+  peer: { token: '/token', introspect: '/token/introspection' },
+};
+
+/** Re-runs this bench under BENCH_NODE when the current Node is older than 22 (oidc-provider 9 needs 22+). */
+function requireNode22(): boolean {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= 22) return true;
+  const other = process.env.BENCH_NODE;
+  if (!other) {
+    throw new Error(
+      `npm run bench needs Node 22 or later (node-oidc-provider 9, the peer, does); this is ${process.version}. ` +
+        'Run it with a newer node first on PATH, or set BENCH_NODE=/path/to/node (22+).',
+    );
+  }
+  const run = spawnSync(other, process.argv.slice(1), { stdio: 'inherit' });
+  process.exit(run.status ?? 1);
+}
+
+/** POST a form and parse the JSON answer; throws with the body on a non-2xx. */
+async function postForm(port: number, path: string, headers: Record<string, string>, body: string) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${path} answered ${res.status}: ${text}`);
+  return JSON.parse(text) as Record<string, string>;
 }
 
 async function main(): Promise<void> {
+  requireNode22();
   const grants = grantsToRun();
   const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const children: ChildProcess[] = [];
@@ -451,18 +547,22 @@ async function main(): Promise<void> {
     if (!databaseUrl) {
       pgDir = join(work, 'pg');
       execFileSync('chmod', ['755', work]);
-      databaseUrl = execFileSync(join(root, 'scripts/pg-throwaway.sh'), ['start', pgDir], { encoding: 'utf8' }).trim();
+      // PG_DURABLE=1: Postgres's own defaults (fsync, synchronous_commit, full_page_writes on), as in production.
+      databaseUrl = execFileSync(join(root, 'scripts/pg-throwaway.sh'), ['start', pgDir], {
+        encoding: 'utf8',
+        env: { ...process.env, PG_DURABLE: '1' },
+      }).trim();
     }
     const schema = `bench_${randomBytes(4).toString('hex')}`;
 
-    // One key for both servers, supplied as a file, so the bare endpoint signs exactly as Gatehouse does.
+    // One key for every server, supplied as a file, so the bare endpoint and the peer sign exactly as Gatehouse does.
     const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
     const pem = await exportPKCS8(privateKey);
     const kid = await calculateJwkThumbprint(await exportJWK(publicKey));
     const keyFile = join(work, 'signing-key.pem');
     writeFileSync(keyFile, pem, { mode: 0o600 });
 
-    const env = {
+    const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       NODE_ENV: 'production',
       ISSUER,
@@ -476,21 +576,23 @@ async function main(): Promise<void> {
       RESOURCES: AUDIENCE,
       // The seeded grants' scopes are in the catalogue: Gatehouse issues only scopes it still allows.
       SCOPES: SCOPES.join(' '),
-      LOG_LEVEL: 'warn',
     };
-    execFileSync(process.execPath, [CLI, 'migrate', 'up'], { env, stdio: 'ignore' });
+    // The documented default log level (info) unless BENCH_LOG_LEVEL says otherwise.
+    if (LOG_LEVEL) env.LOG_LEVEL = LOG_LEVEL;
+    execFileSync(process.execPath, [CLI, 'migrate', 'up'], { env: { ...env, LOG_LEVEL: 'warn' }, stdio: 'ignore' });
     const createClient = (args: string[]) => {
       const created = JSON.parse(
         execFileSync(
           process.execPath,
           [CLI, 'clients', 'create', '--json', '--auth-method', 'client_secret_basic', ...args],
-          { env, encoding: 'utf8' },
+          { env: { ...env, LOG_LEVEL: 'warn' }, encoding: 'utf8' },
         ),
       ) as { client: { client_id: string }; client_secret: string };
       const id = created.client.client_id;
       const secret = created.client_secret;
       return {
         id,
+        secret,
         secretHash: hashSecret(secret),
         headers: {
           authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
@@ -511,19 +613,27 @@ async function main(): Promise<void> {
       REDIRECT_URI,
     ]);
     seeder = new Seeder(databaseUrl, schema, app.id);
+    const pg_ = await seeder.settings();
 
     const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null;
-    const gatehousePort = await freePort();
-    const gatehouse = spawn(
-      process.execPath,
-      [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'],
-      {
-        env: { ...env, PORT: String(gatehousePort) },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
-    children.push(gatehouse);
-    await waitForReady(gatehousePort);
+    const startGatehouse = async (logLevel: string | undefined) => {
+      const port = await freePort();
+      const child = spawn(
+        process.execPath,
+        [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'],
+        {
+          env: { ...env, PORT: String(port), ...(logLevel ? { LOG_LEVEL: logLevel } : {}) },
+          // Its log lines go to /dev/null: written (one write per line, as to a pipe), not read.
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      children.push(child);
+      await waitForReady(port);
+      return { port, pid: child.pid! };
+    };
+    const servers: Partial<Record<Target, { port: number; pid: number }>> = {};
+    servers.gatehouse = await startGatehouse(undefined);
+    if (grants.includes('client_credentials')) servers.gatehouse_warn = await startGatehouse('warn');
 
     // The bare endpoint uses Gatehouse's own tables (same columns, indexes and constraints) with its own seeded rows.
     const bare = spawn(process.execPath, [join(root, 'dist/bench/bare-server.js')], {
@@ -542,9 +652,78 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(bare);
-    const barePort = await waitForPort(bare, /LISTENING (\d+)/);
+    servers.bare = { port: await waitForPort(bare, /LISTENING (\d+)/), pid: bare.pid! };
 
-    const sigs = await signaturesPerSec(pem, kid);
+    // The peer: node-oidc-provider with the same key, clients, scopes and resource; in-memory adapter.
+    if (grants.some((g) => PEER_GRANTS.has(g))) {
+      const peer = spawn(process.execPath, [join(root, 'dist/bench/peer-server.js')], {
+        env: {
+          PATH: env.PATH,
+          NODE_ENV: 'production',
+          PEER_ISSUER: ISSUER,
+          PEER_AUDIENCE: AUDIENCE,
+          PEER_KEY_FILE: keyFile,
+          PEER_KID: kid,
+          PEER_CLIENTS: JSON.stringify([
+            { client_id: service.id, client_secret: service.secret, grant_types: ['client_credentials'] },
+            {
+              client_id: app.id,
+              client_secret: app.secret,
+              grant_types: ['authorization_code', 'refresh_token'],
+              redirect_uris: [REDIRECT_URI],
+            },
+          ]),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(peer);
+      servers.peer = { port: await waitForPort(peer, /LISTENING (\d+)/), pid: peer.pid! };
+    }
+
+    /** Code-exchange bodies for a target: seeded in the database, or minted by the peer's own models. */
+    const codesFor = async (target: Target, n: number, scopes: readonly string[], opaque = false) => {
+      if (target !== 'peer') return seeder!.codes(n, scopes);
+      const res = await fetch(`http://127.0.0.1:${servers.peer!.port}/bench/codes`, {
+        method: 'POST',
+        body: JSON.stringify({ n, opaque }),
+      });
+      if (!res.ok) throw new Error(`peer code minting failed: ${res.status} ${await res.text()}`);
+      return (await res.json()) as string[];
+    };
+    /** n live refresh tokens for a target: seeded chains, or (the peer) redeemed codes. */
+    const chainsFor = async (target: Target, n: number): Promise<string[]> => {
+      if (target !== 'peer') return seeder!.chains(n);
+      const bodies = await codesFor('peer', n, SCOPES);
+      const tokens: string[] = [];
+      for (let i = 0; i < bodies.length; i += 25) {
+        const answers = await Promise.all(
+          bodies.slice(i, i + 25).map((b) => postForm(servers.peer!.port, '/token', app.headers, b)),
+        );
+        tokens.push(...answers.map((a) => a.refresh_token!));
+      }
+      return tokens;
+    };
+    /** A user's access token and live refresh token from each target, for the introspection workloads. */
+    const introspected: Partial<Record<Target, { access: string; refresh: string }>> = {};
+    const tokensToIntrospect = async (target: Target) => {
+      let answer: Record<string, string>;
+      if (target === 'peer') {
+        // Its JWT access tokens cannot be introspected (unsupported_token_type): a user's opaque one is.
+        const [body] = await codesFor('peer', 1, SCOPES, true);
+        answer = await postForm(servers.peer!.port, '/token', app.headers, body!);
+      } else {
+        const [token] = await seeder!.chains(1);
+        answer = await postForm(
+          servers[target]!.port,
+          '/token',
+          app.headers,
+          `grant_type=refresh_token&refresh_token=${token}`,
+        );
+      }
+      return (introspected[target] = { access: answer.access_token!, refresh: answer.refresh_token! });
+    };
+
+    const sigs = signaturesPerSec(pem, kid);
     const dpop = await ProofSigner.create();
     /** Proofs for the measured run: 3× the warm-up's pace (6× if it ran out), at least 1000/s. */
     const proofsFor = async (warm: Awaited<ReturnType<typeof drive>>) =>
@@ -552,87 +731,92 @@ async function main(): Promise<void> {
     const meter = new CpuMeter(postmasterPid(pgDir));
     const results: GrantResult[] = [];
     let longestChain = 0;
-    for (const grant of grants) {
-      const measure = async (name: string, port: number, pid: number): Promise<Figures> => {
-        const cpu = { meter, pid };
-        if (grant === 'client_credentials') {
-          await drive(port, service.headers, 'grant_type=client_credentials', null, WARMUP); // warm-up: JIT, caches, pool
-          return figures(
-            name,
-            await drive(port, service.headers, 'grant_type=client_credentials', null, DURATION, cpu),
-          );
-        }
-        if (grant === 'authorization_code' || grant === 'authorization_code_openid') {
-          const scopes = grant === 'authorization_code' ? SCOPES : ['openid', ...SCOPES];
-          const warm = await drive(
-            port,
-            app.headers,
-            null,
-            codeFeed(await seeder!.codes(WARMUP_CODES, scopes)),
-            WARMUP,
-          );
-          // Unused codes for 3× the warm-up's pace (6× if the warm-up ran out; JIT makes warm-ups slow), at least 2000/s.
-          const pace = Math.max(warm.result['2xx'] / WARMUP, 2000) * (warm.exhausted > 0 ? 6 : 3);
-          return figures(
-            name,
-            await drive(
-              port,
-              app.headers,
-              null,
-              codeFeed(await seeder!.codes(Math.ceil(pace * DURATION) + CONNECTIONS, scopes)),
-              DURATION,
-              cpu,
-            ),
-          );
-        }
-        if (grant === 'client_credentials+dpop') {
-          const body = 'grant_type=client_credentials';
-          const warm = await drive(
-            port,
-            service.headers,
-            body,
-            null,
-            WARMUP,
-            undefined,
-            await dpop.feed(WARMUP_PROOFS),
-          );
-          const proofs = await proofsFor(warm);
-          return figures(name, await drive(port, service.headers, body, null, DURATION, cpu, proofs));
-        }
-        if (grant === 'refresh_token+dpop') {
-          const warm = await drive(
-            port,
-            app.headers,
-            null,
-            chainFeed(await seeder!.chains(CHAINS, dpop.jkt)),
-            WARMUP,
-            undefined,
-            await dpop.feed(WARMUP_PROOFS),
-          );
-          const proofs = await proofsFor(warm);
-          const chains = chainFeed(await seeder!.chains(CHAINS, dpop.jkt));
-          return figures(name, await drive(port, app.headers, null, chains, DURATION, cpu, proofs));
-        }
-        await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), WARMUP);
+
+    const measure = async (grant: GrantName, target: Target): Promise<Figures> => {
+      const { port, pid } = servers[target]!;
+      const paths = PATHS[target];
+      const name = `${TARGET_NAME[target]} ${grant}`;
+      const cpu = { meter, pid };
+      if (grant === 'client_credentials') {
+        const body = 'grant_type=client_credentials';
+        await drive(port, paths.token, service.headers, body, null, WARMUP); // warm-up: JIT, caches, pool
+        return figures(name, await drive(port, paths.token, service.headers, body, null, DURATION, cpu));
+      }
+      if (grant === 'introspection_access' || grant === 'introspection_refresh') {
+        const tokens = introspected[target] ?? (await tokensToIntrospect(target));
+        const body = `token=${grant === 'introspection_access' ? tokens.access : tokens.refresh}`;
+        await drive(port, paths.introspect, app.headers, body, null, WARMUP, undefined, undefined, true);
         return figures(
           name,
-          await drive(port, app.headers, null, chainFeed(await seeder!.chains(CHAINS)), DURATION, cpu),
+          await drive(port, paths.introspect, app.headers, body, null, DURATION, cpu, undefined, true),
         );
-      };
-      const bareFigures = await measure(`bare ${grant}`, barePort, bare.pid!);
-      const gatehouseFigures = await measure(`Gatehouse ${grant}`, gatehousePort, gatehouse.pid!);
-      results.push({
-        grant,
-        bare: bareFigures,
-        gatehouse: gatehouseFigures,
-        ratio: gatehouseFigures.tokensPerSec / bareFigures.tokensPerSec,
-      });
-      process.stderr.write(
-        `${grant}: bare ${bareFigures.tokensPerSec.toFixed(0)}/s, Gatehouse ${gatehouseFigures.tokensPerSec.toFixed(0)}/s\n`,
-      );
+      }
+      if (grant === 'authorization_code' || grant === 'authorization_code_openid') {
+        const scopes = grant === 'authorization_code' ? SCOPES : ['openid', ...SCOPES];
+        const warm = await drive(
+          port,
+          paths.token,
+          app.headers,
+          null,
+          codeFeed(await codesFor(target, WARMUP_CODES, scopes)),
+          WARMUP,
+        );
+        // Unused codes for 3× the warm-up's pace (6× if the warm-up ran out; JIT makes warm-ups slow), at least 2000/s.
+        const pace = Math.max(warm.result['2xx'] / WARMUP, 2000) * (warm.exhausted > 0 ? 6 : 3);
+        const codes = await codesFor(target, Math.ceil(pace * DURATION) + CONNECTIONS, scopes);
+        return figures(name, await drive(port, paths.token, app.headers, null, codeFeed(codes), DURATION, cpu));
+      }
+      if (grant === 'client_credentials+dpop') {
+        const body = 'grant_type=client_credentials';
+        const warm = await drive(
+          port,
+          paths.token,
+          service.headers,
+          body,
+          null,
+          WARMUP,
+          undefined,
+          await dpop.feed(WARMUP_PROOFS),
+        );
+        const proofs = await proofsFor(warm);
+        return figures(name, await drive(port, paths.token, service.headers, body, null, DURATION, cpu, proofs));
+      }
+      if (grant === 'refresh_token+dpop') {
+        const warm = await drive(
+          port,
+          paths.token,
+          app.headers,
+          null,
+          chainFeed(await seeder!.chains(CHAINS, dpop.jkt)),
+          WARMUP,
+          undefined,
+          await dpop.feed(WARMUP_PROOFS),
+        );
+        const proofs = await proofsFor(warm);
+        const chains = chainFeed(await seeder!.chains(CHAINS, dpop.jkt));
+        return figures(name, await drive(port, paths.token, app.headers, null, chains, DURATION, cpu, proofs));
+      }
+      await drive(port, paths.token, app.headers, null, chainFeed(await chainsFor(target, CHAINS)), WARMUP);
+      const chains = chainFeed(await chainsFor(target, CHAINS));
+      return figures(name, await drive(port, paths.token, app.headers, null, chains, DURATION, cpu));
+    };
+
+    for (const grant of grants) {
+      const result: GrantResult = { grant, rounds: {}, median: {} };
+      // Rounds interleave the targets (bare, Gatehouse, …, peer, then again), so load drift on a shared
+      // machine hits each about equally; each target's median round is reported.
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const target of targetsFor(grant)) {
+          const f = await measure(grant, target);
+          (result.rounds[target] ??= []).push(f);
+          process.stderr.write(`${grant} round ${round}: ${TARGET_NAME[target]} ${f.tokensPerSec.toFixed(0)}/s\n`);
+        }
+      }
+      for (const target of targetsFor(grant)) result.median[target] = median(result.rounds[target]!);
+      results.push(result);
       if (grant.startsWith('refresh_token')) longestChain = await seeder.longestChain();
     }
-    report(sigs, results, longestChain);
+    report(sigs, results, longestChain, pg_);
   } finally {
     await stop();
   }
@@ -663,21 +847,21 @@ async function waitForReady(port: number): Promise<void> {
 }
 
 /** CPU per token, which a busy shared machine disturbs less than throughput; empty where /proc is unavailable. */
+
+/** CPU per token (median rounds), which a busy shared machine disturbs less than throughput; empty where /proc is unavailable. */
 function cpuTable(results: GrantResult[]): string {
-  const us = (v: number | null) => (v === null ? '–' : String(v));
-  if (results.every((r) => r.bare.cpuUsPerToken.server === null)) return '';
-  const rows = results.map(({ grant, bare, gatehouse: gh }) => {
-    const total = (f: Figures) =>
-      f.cpuUsPerToken.server === null ? null : f.cpuUsPerToken.server + (f.cpuUsPerToken.postgres ?? 0);
-    const b = total(bare);
-    const g = total(gh);
-    return `| ${grant} | ${us(bare.cpuUsPerToken.server)} | ${us(gh.cpuUsPerToken.server)} | ${us(bare.cpuUsPerToken.postgres)} | ${us(gh.cpuUsPerToken.postgres)} | ${b !== null && g !== null && g > 0 ? (b / g).toFixed(2) : '–'} |`;
+  const us = (v: number | null | undefined) => (v == null ? '–' : String(v));
+  if (results.every((r) => r.median.bare?.cpuUsPerToken.server == null)) return '';
+  const rows = results.map(({ grant, median: m }) => {
+    const cell = (f: Figures | undefined) =>
+      f ? `${us(f.cpuUsPerToken.server)} + ${us(f.cpuUsPerToken.postgres)}` : '–';
+    return `| ${grant} | ${cell(m.bare)} | ${cell(m.gatehouse)} | ${m.peer ? us(m.peer.cpuUsPerToken.server) : '–'} |`;
   });
   return `
-CPU time per token during the measured run (µs; server process including its crypto threads, and Postgres):
+CPU time per request in each median round (µs; server process including its threads + Postgres):
 
-| grant | bare server | Gatehouse server | bare Postgres | Gatehouse Postgres | bare ÷ Gatehouse (server + Postgres) |
-|---|---:|---:|---:|---:|---:|
+| workload | bare | Gatehouse | node-oidc-provider (no database) |
+|---|---:|---:|---:|
 ${rows.join('\n')}
 `;
 }
@@ -685,49 +869,66 @@ ${rows.join('\n')}
 const BARE_WORK: Record<GrantName, string> = {
   client_credentials: 'form + SHA-256 + sign',
   authorization_code: 'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement + sign',
-  authorization_code_openid: 'as authorization_code + sign an ID token',
   refresh_token: 'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement + sign',
+  introspection_access: 'form + SHA-256 + verify the JWT + one SELECT (grants revoked since?)',
+  introspection_refresh: 'form + 2× SHA-256 + one SELECT of the live refresh token',
+  authorization_code_openid: 'as authorization_code + sign an ID token',
   'client_credentials+dpop': 'form + SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + sign with cnf',
   'refresh_token+dpop':
     'form + 2× SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + new token + key-bound UPDATE…RETURNING/INSERT + sign with cnf',
 };
 
-function report(sigs: number, results: GrantResult[], longestChain: number): void {
-  const rows = results.map(({ grant, bare, gatehouse: gh, ratio }) =>
-    [
-      grant,
-      bare.tokensPerSec.toFixed(0),
-      gh.tokensPerSec.toFixed(0),
-      `${bare.p50} / ${bare.p99}`,
-      `${gh.p50} / ${gh.p99}`,
-      `${bare.errors} / ${gh.errors}`,
-      (gh.tokensPerSec / sigs).toFixed(2),
-      `**${ratio.toFixed(2)}**`,
-    ].join(' | '),
-  );
-  const problems = results.flatMap(({ bare, gatehouse }) =>
-    [bare, gatehouse]
+const rate = (f: Figures | undefined) => (f ? f.tokensPerSec.toFixed(0) : '–');
+const ratio = (a: Figures | undefined, b: Figures | undefined) =>
+  a && b && b.tokensPerSec > 0 ? (a.tokensPerSec / b.tokensPerSec).toFixed(2) : '–';
+
+/** The machine, for the README: CPU model and count, memory, Node, Postgres and its durability settings. */
+function machine(pgSettings: Record<string, string>): string {
+  const cpu = cpus();
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Postgres ${pgSettings.server_version} (fsync ${pgSettings.fsync}, synchronous_commit ${pgSettings.synchronous_commit}, full_page_writes ${pgSettings.full_page_writes})`;
+}
+
+/** The results table: each workload's median rounds and the ratios the issue's targets are stated in. */
+function resultsTable(results: GrantResult[]): string {
+  const rows = results.map(({ grant, median: m }) => {
+    const gh = m.gatehouse!;
+    const extra = m.gatehouse_warn
+      ? ` (warn: ${rate(m.gatehouse_warn)}/s; info ÷ warn **${ratio(gh, m.gatehouse_warn)}**)`
+      : '';
+    return `| ${grant} | ${rate(gh)}${extra} | ${rate(m.bare)} | ${rate(m.peer)} | **${ratio(gh, m.bare)}** | **${ratio(gh, m.peer)}** | ${gh.p50} / ${gh.p99} | ${gh.errors} |`;
+  });
+  return `| workload (median of ${ROUNDS} interleaved rounds) | Gatehouse /s | bare /s | node-oidc-provider /s | Gatehouse ÷ bare | Gatehouse ÷ peer | Gatehouse p50 / p99 ms | Gatehouse errors |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}`;
+}
+
+function report(sigs: number, results: GrantResult[], longestChain: number, pgSettings: Record<string, string>): void {
+  const date = new Date().toISOString();
+  const logLevel = LOG_LEVEL ?? 'info (the default)';
+  const problems = results.flatMap(({ rounds }) =>
+    Object.values(rounds)
+      .flat()
       .filter((f) => f.errors > 0)
       .map(
         (f) =>
-          `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((s) => `\`${s}\``).join(' ')}`,
+          `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((e) => `\`${e.slice(0, 300)}\``).join(' ')}`,
       ),
   );
+  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null · node-oidc-provider with its in-memory adapter (persists nothing)`;
   const md = `# Token endpoint benchmark
 
-${new Date().toISOString()} · Node ${process.version} · ${CONNECTIONS} connections · ${DURATION} s (after ${WARMUP} s warm-up) · ${ALG} · Postgres · LOG_LEVEL=warn
+${summary}
 
-Raw signing on one thread: ${sigs.toFixed(0)} signatures/s.
+Raw ES256 signing on one thread (node:crypto): ${sigs.toFixed(0)} signatures/s.
 
-| grant | bare tokens/s | Gatehouse tokens/s | bare p50 / p99 ms | Gatehouse p50 / p99 ms | errors bare / Gatehouse | Gatehouse ÷ signatures/s | Gatehouse / bare |
-|---|---:|---:|---:|---:|---:|---:|---:|
-${rows.map((r) => `| ${r} |`).join('\n')}
+${resultsTable(results)}
 
-Target: Gatehouse / bare ≥ 0.80, zero errors, p99 < 25 ms.
+Targets (issue 14): refresh_token and authorization_code ≥ 0.90 of bare and ≥ 1.0 × the peer; introspection ≥ 1.5 × the
+peer; client_credentials ≥ 2.2 × the peer; info logging ≥ 0.95 of warn.
 ${cpuTable(results)}
-Bare endpoint (bench/bare-server.ts, same framework, key, library and Postgres tables):
+Bare endpoint (bench/bare-server.ts, same framework, key, signing and Postgres tables):
 ${results.map((r) => `- ${r.grant}: ${BARE_WORK[r.grant]}`).join('\n')}
-${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seeded unused (PKCE S256, redirect URI) and redeemed once; the client may refresh, so each redemption also starts a refresh-token chain.\n' : ''}${results.some((r) => r.grant.endsWith('+dpop')) ? '\nDPoP: a fresh ES256 proof per request (pre-signed, unique jti), verified and its jti recorded by both servers; the DPoP refresh chains are bound to the proof key.\n' : ''}${results.some((r) => r.grant.startsWith('refresh_token')) ? `\nRefresh: ${CHAINS} chains per run${CHAINS === CONNECTIONS ? ', one per connection' : ''}, each response's token used for the next request (longest chain: ${longestChain} generations).\n` : ''}${problems.length > 0 ? `\nErrors:\n${problems.join('\n')}\n` : ''}`;
+${results.some((r) => r.grant.startsWith('refresh_token')) ? `\nRefresh: ${CHAINS} chains per run${CHAINS === CONNECTIONS ? ', one per connection' : ''}, each response's token used for the next request (longest chain: ${longestChain} generations).\n` : ''}${problems.length > 0 ? `\nErrors:\n${problems.join('\n')}\n` : ''}`;
   const out = join(root, 'bench/results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'token.md'), md);
@@ -735,11 +936,15 @@ ${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seede
     join(out, 'token.json'),
     `${JSON.stringify(
       {
-        date: new Date().toISOString(),
+        date,
+        machine: machine(pgSettings),
         node: process.version,
+        postgres: pgSettings,
+        logLevel,
         connections: CONNECTIONS,
         durationSec: DURATION,
         warmupSec: WARMUP,
+        rounds: ROUNDS,
         alg: ALG,
         signaturesPerSec: sigs,
         longestRefreshChain: longestChain,
@@ -749,7 +954,27 @@ ${results.some((r) => r.grant === 'authorization_code') ? '\nEvery code is seede
       2,
     )}\n`,
   );
+  if (WRITE_README) writeReadme(summary, results, problems);
   process.stdout.write(md);
+}
+
+const README_START = '<!-- results:start (written by npm run bench -- --readme) -->';
+const README_END = '<!-- results:end -->';
+
+/** Replaces the results section of bench/README.md (between its markers) with this run's table. */
+function writeReadme(summary: string, results: GrantResult[], problems: string[]): void {
+  const file = join(root, 'bench/README.md');
+  const text = readFileSync(file, 'utf8');
+  const a = text.indexOf(README_START);
+  const b = text.indexOf(README_END);
+  if (a === -1 || b < a) throw new Error(`bench/README.md has no ${README_START} … ${README_END} section`);
+  const section = `${README_START}
+${summary}
+
+${resultsTable(results)}
+${cpuTable(results)}${problems.length > 0 ? `\nErrors in this run:\n${problems.join('\n')}\n` : ''}
+`;
+  writeFileSync(file, text.slice(0, a) + section + text.slice(b));
 }
 
 main().then(

@@ -2,6 +2,8 @@
 # Starts (or stops) a throwaway PostgreSQL server on 127.0.0.1 for tests and the benchmark.
 #   scripts/pg-throwaway.sh start DIR   -> prints a postgres:// URL on stdout (PG_PORT=n: on that port)
 #   scripts/pg-throwaway.sh stop DIR
+# Tests get a fast, non-durable server (fsync, synchronous_commit, full_page_writes off); PG_DURABLE=1 keeps
+# Postgres's own durable defaults (what the benchmark measures against, as in production).
 # initdb refuses to run as root, so the server runs as the `postgres` user in a directory it owns.
 set -euo pipefail
 
@@ -40,8 +42,12 @@ case "$action" in
       || { cat "$dir/initdb.log" >&2; exit 1; }
     mkdir -p "$dir/sock"
     [ "$(id -u)" = 0 ] && chown postgres "$dir/sock"
+    fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-0}" = 1 ] && fast=""
+    # PG_STAT_STATEMENTS=1: load pg_stat_statements (CREATE EXTENSION it, then read its view) for profiling.
+    [ "${PG_STAT_STATEMENTS:-0}" = 1 ] && fast="$fast -c shared_preload_libraries=pg_stat_statements"
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c max_connections=300 $fast" \
       start >&2 || { cat "$dir/postgres.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
     echo "postgres://postgres@127.0.0.1:$port/postgres"
