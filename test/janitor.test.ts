@@ -415,7 +415,7 @@ t.test(
   },
 );
 
-t.test('a redeemed code is kept while its chain lives, so a late replay still revokes the chain', async (t) => {
+t.test('a redeemed code is kept until it expires, so a replay within its lifetime revokes the chain', async (t) => {
   const app = await buildTestApp(t, ENV);
   const db = app.database.db;
   const client = await webClient(app);
@@ -427,17 +427,12 @@ t.test('a redeemed code is kept while its chain lives, so a late replay still re
     redirect_uri: REDIRECT,
   });
   const refreshToken = redeemed.json().refresh_token;
-  // Long after the code expired (beyond retention), the chain it started is still live.
-  await db
-    .updateTable('authorization_codes')
-    .set({ expires_at: ago(5 * HOUR) })
-    .where('code_hash', '=', hashSecret(c.code))
-    .execute();
   const orphan = await code(db, client.id, ago(5 * HOUR));
-  await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
+  // A sweep while the code is unexpired (RFC 9700 §4.5: a replay then must still revoke what it started).
+  await sweepExpired(db, { retentionSeconds: 0, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
   t.ok(
     await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)),
-    'the redeemed code stays beside its live chain',
+    'the redeemed code stays until its expiry',
   );
   t.notOk(
     await exists(db, 'authorization_codes', 'code_hash', hashSecret(orphan.code)),
@@ -453,14 +448,36 @@ t.test('a redeemed code is kept while its chain lives, so a late replay still re
   t.equal(
     (await post(app, client, { grant_type: 'refresh_token', refresh_token: refreshToken })).json().error,
     'invalid_grant',
-    'the replay revoked the chain',
+    'the replay after the sweep revoked the chain',
   );
-  // Once the chain is gone (revoked beyond retention), the code goes too.
+});
+
+t.test('a redeemed code goes at its expiry (plus retention) while its chain lives on', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const db = app.database.db;
+  const client = await webClient(app);
+  const c = await code(db, client.id, new Date(Date.now() + 60_000));
+  const redeemed = await post(app, client, {
+    grant_type: 'authorization_code',
+    code: c.code,
+    code_verifier: c.verifier,
+    redirect_uri: REDIRECT,
+  });
+  const refreshToken = redeemed.json().refresh_token;
   await db
-    .updateTable('refresh_tokens')
-    .set({ revoked_at: ago(2 * HOUR) })
-    .where('token_hash', '=', hashSecret(refreshToken))
+    .updateTable('authorization_codes')
+    .set({ expires_at: ago(2 * HOUR) })
+    .where('code_hash', '=', hashSecret(c.code))
     .execute();
   await sweepExpired(db, { retentionSeconds: 3600, sessionIdleSeconds: 86400, accessTokenLifetimeSeconds: 3630 });
-  t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)), 'then the code is swept with it');
+  t.notOk(await exists(db, 'authorization_codes', 'code_hash', hashSecret(c.code)), 'the expired code is gone');
+  const replay = await post(app, client, {
+    grant_type: 'authorization_code',
+    code: c.code,
+    code_verifier: c.verifier,
+    redirect_uri: REDIRECT,
+  });
+  t.equal(replay.json().error, 'invalid_grant', 'presenting it is refused (an expired code would be anyway)');
+  const refreshed = await post(app, client, { grant_type: 'refresh_token', refresh_token: refreshToken });
+  t.equal(refreshed.statusCode, 200, 'the chain it started is untouched');
 });

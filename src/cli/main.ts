@@ -10,7 +10,7 @@ import { DomainError } from '../lib/errors.js';
 import { startServer } from '../server.js';
 import { systemClock } from '../lib/clock.js';
 import { endUserSessions, listUserGrants, revokeUserGrants } from '../services/user-grants.js';
-import { sweepOnce } from '../services/janitor.js';
+import { rotatedKeepSeconds, sweepOnce } from '../services/janitor.js';
 
 const USAGE = `Usage: gatehouse [command]
 
@@ -218,6 +218,12 @@ export async function main(argv: string[]): Promise<number> {
           sessionIdleSeconds: config.flow.sessionIdleTtl,
           accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
           auditRetentionSeconds: config.audit.retentionDays * 86_400,
+          rotatedKeepSeconds: rotatedKeepSeconds({
+            graceSeconds: config.flow.refreshGrace,
+            clockSkewSeconds: config.tokens.clockSkew,
+            connectTimeoutMs: config.database.connectTimeoutMs,
+            queryTimeoutMs: config.database.queryTimeoutMs,
+          }),
         });
         const json = values.json ?? false;
         if (result === null)

@@ -336,6 +336,17 @@ export async function findRefreshToken(db: Db, tokenHash: string): Promise<Refre
   return db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
 }
 
+/** The client of a chain if any generation of it is stored, or undefined (one probe of the (family_id, generation) index). */
+export async function findRefreshChainClient(db: Db, familyId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('refresh_tokens')
+    .select('client_id')
+    .where('family_id', '=', familyId)
+    .limit(1)
+    .executeTakeFirst();
+  return row?.client_id;
+}
+
 /** One generation of a chain as stored, whatever its state. */
 export async function findRefreshTokenGeneration(
   db: Db,

@@ -41,9 +41,10 @@ type SessionFilter = (eb: ExpressionBuilder<Database, 'sessions'>) => Expression
  * - queues a logout token for every client the session issued a code to that registered a
  *   backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0 §2.3, §2.5), in the same
  *   transaction, so an ended session's logout is never lost and a rolled-back one never sent;
- * - revokes the refresh-token chains its codes started when they are online OpenID Connect grants
- *   (`openid` without `offline_access`): Back-Channel Logout §2.7 says refresh tokens issued without
- *   offline_access to a session being logged out SHOULD be revoked, and those with it SHOULD NOT. A
+ * - revokes the refresh-token chains its codes started (every generation carries the session's sid) when
+ *   they are online OpenID Connect grants (`openid` without `offline_access`): Back-Channel Logout §2.7
+ *   says refresh tokens issued without offline_access to a session being logged out SHOULD be revoked,
+ *   and those with it SHOULD NOT. A
  *   plain OAuth grant (no `openid`, an MCP client or an API client) is the user's authorization of an
  *   app, not a sign-in, and outlives the browser session; revoking it is the admin API's job.
  */
@@ -83,16 +84,11 @@ async function endSessions(db: Db, filter: SessionFilter, at: Date): Promise<End
         .updateTable('refresh_tokens')
         .set({ revoked_at: at })
         .where('revoked_at', 'is', null)
-        .where('family_id', 'in', (eb) =>
-          eb
-            .selectFrom('authorization_codes')
-            .select('family_id')
-            .where('sid', 'in', sids)
-            .where('family_id', 'is not', null)
-            .where(sql<boolean>`'openid' = any(scopes)`)
-            .where(sql<boolean>`not ('offline_access' = any(scopes))`)
-            .$narrowType<{ family_id: string }>(),
-        )
+        // The chain carries its session's sid and the grant's scopes from the code that started it (the
+        // redemption copies them), so this does not depend on the code, which the janitor deletes at expiry.
+        .where('sid', 'in', sids)
+        .where(sql<boolean>`'openid' = any(scopes)`)
+        .where(sql<boolean>`not ('offline_access' = any(scopes))`)
         .executeTakeFirst();
       const count = Number(revoked.numUpdatedRows);
       refreshTokens += count;

@@ -3,6 +3,8 @@ import type { DatabaseHandle } from '../db/connect.js';
 import type { Database, SchemalessDb } from '../db/database.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { deleteAuditEventsBefore } from '../repositories/audit-event.repository.js';
+import { TAGGED_CHAIN_PREFIX } from '../oauth/tokens/refresh-chain.js';
+import { chainHasNoRevokedMember } from '../repositories/refresh-token.repository.js';
 
 /** Rows deleted per statement, so a large backlog never holds long locks on a hot table. */
 export const JANITOR_BATCH = 5000;
@@ -35,6 +37,36 @@ export interface SweepOptions {
   batch?: number;
   /** AUDIT_RETENTION_DAYS in seconds: audit events older than this go; 0 or absent keeps them. */
   auditRetentionSeconds?: number;
+  /**
+   * Seconds a rotated generation of a live chain is kept after its successor was used (or, while its
+   * successor is unused, after its own rotation): long enough for a retry within REFRESH_TOKEN_GRACE_SECONDS
+   * and for a request still in flight to be told it was overtaken (see rotatedKeepSeconds). The retention
+   * period when not given.
+   */
+  rotatedKeepSeconds?: number;
+  /** Heap pages one statement of the page-range sweeps covers. */
+  chunkPages?: number;
+}
+
+/** Heap pages one DELETE of a page-range sweep covers: about 10,000 rows of the token tables, a short transaction. */
+export const JANITOR_CHUNK_PAGES = 512;
+
+/**
+ * How long a rotated refresh-token generation must outlive its successor's use: a retry is possible for
+ * `graceSeconds` after a rotation, and a request still in flight must find the rows it reads (its clock was
+ * read when it arrived, before it waited for a connection and its statements: at most twice the connection
+ * wait plus the query timeout), whichever replica's clock (plus the tolerated skew). With the window off (0)
+ * neither a retry nor an overtaken request exists: a rotated generation can go at once.
+ */
+export function rotatedKeepSeconds(settings: {
+  graceSeconds: number;
+  clockSkewSeconds: number;
+  connectTimeoutMs: number;
+  queryTimeoutMs: number;
+}): number {
+  if (settings.graceSeconds === 0) return 0;
+  const inFlightMs = 2 * (settings.connectTimeoutMs + settings.queryTimeoutMs);
+  return settings.graceSeconds + settings.clockSkewSeconds + Math.ceil(inFlightMs / 1000);
 }
 
 /**
@@ -51,6 +83,7 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
   const idleBefore = new Date(before.getTime() - options.sessionIdleSeconds * 1000);
   const revocationsBefore = new Date(before.getTime() - options.accessTokenLifetimeSeconds * 1000);
   const batch = options.batch ?? JANITOR_BATCH;
+  const chunkPages = options.chunkPages ?? JANITOR_CHUNK_PAGES;
   return {
     authorization_requests: await deleteInBatches(
       db,
@@ -58,29 +91,30 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
       (eb) => eb('expires_at', '<', before),
       batch,
     ),
-    // Chains before codes, so that a code whose chain goes in this sweep goes with it.
-    refresh_tokens: await deleteChains(db, before, batch),
-    // A redeemed code stays while the chain it started exists: replaying it must still revoke that chain
-    // (RFC 6749 §4.1.2, RFC 9700 §4.5), however long ago it expired.
-    authorization_codes: await deleteInBatches(
-      db,
-      'authorization_codes',
-      (eb) =>
-        eb.and([
-          eb('expires_at', '<', before),
+    refresh_tokens:
+      (await deleteRevokedChains(db, before, batch)) +
+      (await deleteByPageRanges(
+        db,
+        'refresh_tokens',
+        (eb) =>
           eb.or([
-            eb('family_id', 'is', null),
-            eb.not(
-              eb.exists(
-                eb
-                  .selectFrom('refresh_tokens as chain')
-                  .select(sql.lit(1).as('one'))
-                  .whereRef('chain.family_id', '=', sql.ref('authorization_codes.family_id')),
-              ),
+            // Every generation carries its chain's absolute expiry, so this takes expired chains whole.
+            eb('expires_at', '<', before),
+            prunableGeneration(
+              eb,
+              new Date(now.getTime() - (options.rotatedKeepSeconds ?? options.retentionSeconds) * 1000),
             ),
           ]),
-        ]),
-      batch,
+        chunkPages,
+      )),
+    // RFC 9700 §4.5, OAuth 2.1 §4.1.3: replaying a redeemed code must revoke the tokens it started. That is
+    // decided on the code's row, which is needed only while the code could be presented and accepted: after
+    // its expiry a replay is refused as expired anyway. So codes, used or not, go at expiry (plus retention).
+    authorization_codes: await deleteByPageRanges(
+      db,
+      'authorization_codes',
+      (eb) => eb('expires_at', '<', before),
+      chunkPages,
     ),
     sessions: await deleteInBatches(
       db,
@@ -120,18 +154,20 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
 }
 
 /**
- * Deletes whole refresh-token chains, `batch` chains per statement: those past their absolute expiry
- * (every generation carries it) or with a member revoked before `before`. Never part of a chain: a chain
- * is dead while any member is revoked, and a revocation racing a rotation can leave the newest
- * generation itself unrevoked; deleting only the revoked rows would bring that one back to life.
+ * Deletes whole refresh-token chains with a member revoked before `before`, `batch` chains per statement,
+ * found through the partial index on revoked members. Never part of a chain: a chain is dead while any
+ * member is revoked, and a revocation racing a rotation can leave the newest generation itself unrevoked;
+ * deleting only the revoked rows would bring that one back to life. (Expired chains go whole in the page
+ * sweep: every generation carries the chain's expiry.)
  */
-async function deleteChains(db: Kysely<Database>, before: Date, batch: number): Promise<number> {
+async function deleteRevokedChains(db: Kysely<Database>, before: Date, batch: number): Promise<number> {
   let total = 0;
   for (;;) {
     const doomed = db
       .selectFrom('refresh_tokens')
       .select('family_id')
-      .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]))
+      .where('revoked_at', 'is not', null)
+      .where('revoked_at', '<', before)
       .distinct()
       .limit(batch);
     const result = await db.deleteFrom('refresh_tokens').where('family_id', 'in', doomed).executeTakeFirst();
@@ -141,12 +177,70 @@ async function deleteChains(db: Kysely<Database>, before: Date, batch: number): 
   }
 }
 
+/**
+ * A rotated generation nothing can need any more (docs/refresh-tokens.md): its chain's tokens carry a tag
+ * (oauth/tokens/refresh-chain.ts), so presenting it after deletion is still recognised as reuse; no retry can
+ * present it (rotated before `cutoff`, past the grace window) and no request in flight can have been
+ * overtaken by its successor's use (the successor is unused, or was used before `cutoff`, or is gone itself).
+ * Rows of a chain with a revoked member stay until the chain goes whole (deleteRevokedChains).
+ */
+function prunableGeneration(eb: ExpressionBuilder<Database, 'refresh_tokens'>, cutoff: Date): Expression<SqlBool> {
+  return eb.and([
+    eb('rotated_at', '<', cutoff),
+    eb('revoked_at', 'is', null),
+    eb('family_id', 'like', `${TAGGED_CHAIN_PREFIX}%`),
+    eb.not(
+      eb.exists(
+        eb
+          .selectFrom('refresh_tokens as successor')
+          .select(sql.lit(1).as('one'))
+          .whereRef('successor.family_id', '=', 'refresh_tokens.family_id')
+          .where('successor.generation', '=', sql<number>`${sql.ref('refresh_tokens.generation')} + 1`)
+          .where('successor.rotated_at', '>=', cutoff),
+      ),
+    ),
+    chainHasNoRevokedMember(eb),
+  ]);
+}
+
+/**
+ * Deletes matching rows by ranges of heap pages (a TID range scan, Postgres 14+), `chunkPages` pages per
+ * statement, in one pass over the table as it was when the sweep began. Each statement reads a bounded
+ * slice of the table whatever the backlog, and holds only the locks of the rows it deletes, briefly; unlike
+ * an index-ordered `LIMIT`, no statement re-reads what an earlier one already deleted. Rows added during the
+ * pass are the next sweep's.
+ */
+async function deleteByPageRanges<T extends 'refresh_tokens' | 'authorization_codes'>(
+  db: Kysely<Database>,
+  table: T,
+  condition: (eb: ExpressionBuilder<Database, T>) => Expression<SqlBool>,
+  chunkPages: number,
+): Promise<number> {
+  const anyDb = db as unknown as SchemalessDb;
+  // The table's size in pages, through any row's tableoid (so the schema the handle is bound to applies).
+  const size = await anyDb
+    .selectFrom(table as string)
+    .select(sql<string>`(pg_relation_size(tableoid) / current_setting('block_size')::int)::text`.as('pages'))
+    .limit(1)
+    .executeTakeFirst();
+  const pages = Number(size?.pages ?? 0);
+  let total = 0;
+  for (let first = 0; first < pages; first += chunkPages) {
+    const result = await db
+      .deleteFrom(table as 'refresh_tokens')
+      .where(sql<boolean>`ctid >= ${`(${first},0)`}::tid and ctid < ${`(${first + chunkPages},0)`}::tid`)
+      .where(condition as unknown as (eb: ExpressionBuilder<Database, 'refresh_tokens'>) => Expression<SqlBool>)
+      .executeTakeFirst();
+    total += Number(result.numDeletedRows);
+  }
+  return total;
+}
+
 /** Deletes matching rows `batch` at a time (by ctid, which Postgres 14+ and PGlite both have). */
 async function deleteInBatches(
   db: Kysely<Database>,
   table:
     | 'authorization_requests'
-    | 'authorization_codes'
     | 'sessions'
     | 'grant_revocations'
     | 'pushed_authorization_requests'

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { epochSeconds } from '../../lib/clock.js';
 import { canonicalResource } from '../checks/resource.js';
 import { allowedScopes, isOpenIdRequest, resolveScopes } from '../checks/scope.js';
@@ -129,9 +128,4 @@ export async function userTokenResponse(
     ...(refreshToken ? { refresh_token: refreshToken } : {}),
     ...(idToken ? { id_token: idToken } : {}),
   };
-}
-
-/** A new chain id. */
-export function newFamilyId(): string {
-  return randomBytes(16).toString('base64url');
 }

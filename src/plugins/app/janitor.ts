@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { sweepOnce } from '../../services/janitor.js';
+import { rotatedKeepSeconds, sweepOnce } from '../../services/janitor.js';
 
 /**
  * Sweeps expired rows every JANITOR_INTERVAL_SECONDS (0: never). The first sweep waits one interval plus
@@ -26,6 +26,12 @@ export default fp(
           sessionIdleSeconds: config.flow.sessionIdleTtl,
           accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
           auditRetentionSeconds: config.audit.retentionDays * 86_400,
+          rotatedKeepSeconds: rotatedKeepSeconds({
+            graceSeconds: config.flow.refreshGrace,
+            clockSkewSeconds: config.tokens.clockSkew,
+            connectTimeoutMs: config.database.connectTimeoutMs,
+            queryTimeoutMs: config.database.queryTimeoutMs,
+          }),
           clock: app.clock,
         });
         if (result === null) app.log.debug('janitor: another replica holds the lock; skipped');

@@ -4,7 +4,8 @@ import type { DpopProof } from '../../oauth/dpop.js';
 import { isOpenIdRequest } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
-import { generateToken, hashSecret } from '../../oauth/secrets.js';
+import { hashSecret } from '../../oauth/secrets.js';
+import { newRefreshChain } from '../../oauth/tokens/refresh-chain.js';
 import { findAuthorizationCode } from '../../repositories/authorization-code.repository.js';
 import { redeemCode, revokeFamily } from '../../repositories/refresh-token.repository.js';
 import { type AuditSink, noAudit } from '../audit/audit-log.js';
@@ -14,7 +15,6 @@ import {
   currentlyAllowedResource,
   currentlyAllowedScope,
   firstMissing,
-  newFamilyId,
   requestedResources,
   userTokenResponse,
 } from '../../oauth/grants/user-tokens.js';
@@ -91,8 +91,9 @@ export async function handle(
   if (refusedResource !== undefined)
     throw new OAuthError('invalid_target', `resource not allowed for this client: ${refusedResource}`);
   const wantsRefresh = client.grant_types.includes('refresh_token');
-  const refreshToken = wantsRefresh ? generateToken() : null;
-  const familyId = newFamilyId();
+  // The chain's id is derived from its tokens' tag, so a pruned generation still names it (docs/refresh-tokens.md).
+  const chain = wantsRefresh ? newRefreshChain() : null;
+  const refreshToken = chain?.token ?? null;
   const redeemed = await redeemCode(
     db,
     {
@@ -104,10 +105,10 @@ export async function handle(
       jkt: proof?.jkt ?? null,
       now,
     },
-    refreshToken
+    chain
       ? {
-          familyId,
-          tokenHash: hashSecret(refreshToken),
+          familyId: chain.familyId,
+          tokenHash: hashSecret(chain.token),
           expiresAt: new Date(now.getTime() + ctx.config.flow.refreshTokenTtl * 1000),
           // RFC 9449 §5: refresh tokens of public clients are bound to the proof key; others are not.
           jkt: proof && client.token_endpoint_auth_method === 'none' ? proof.jkt : null,

@@ -3,13 +3,15 @@ import type { DpopProof } from '../../oauth/dpop.js';
 import { isOpenIdRequest } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
-import { generateToken, hashSecret } from '../../oauth/secrets.js';
+import { hashSecret } from '../../oauth/secrets.js';
 import type { RefreshTokenRow } from '../../db/tables/refresh-token.table.js';
+import { chainIdOf, nextRefreshToken } from '../../oauth/tokens/refresh-chain.js';
 import { openSuccessor, sealSuccessor } from '../../oauth/tokens/refresh-successor.js';
 import {
   findLiveRefreshToken,
   findRefreshToken,
   findRefreshTokenGeneration,
+  findRefreshChainClient,
   revokeFamily,
   rotateRefreshToken,
 } from '../../repositories/refresh-token.repository.js';
@@ -89,7 +91,17 @@ async function afterFailedRotation(
   audit: AuditSink,
 ): Promise<Retry | OAuthError> {
   const row = await findRefreshToken(db, p.hash);
-  if (!row) return new OAuthError('invalid_grant', INVALID);
+  if (!row) {
+    // The janitor deletes rotated generations once neither a retry nor an overtaken request can need them
+    // (docs/refresh-tokens.md), so a token of a chain that still exists is a past generation: reuse
+    // (RFC 9700 §4.14.2), by this client or another, exactly as if its row were still there.
+    const familyId = chainIdOf(p.token);
+    if (familyId !== undefined && (await findRefreshChainClient(db, familyId)) !== undefined) {
+      await revokeFamily(db, familyId, now);
+      return new OAuthError('invalid_grant', 'the refresh token was already used; its chain is revoked');
+    }
+    return new OAuthError('invalid_grant', INVALID);
+  }
   if (row.client_id !== p.clientId) {
     // RFC 6749 §10.4: bound to its client. A rotated token in another client's hands has leaked: that is
     // reuse (RFC 9700 §4.14.2), never a retry. A live one is refused and left alone.
@@ -204,7 +216,8 @@ export async function handle(
     resources,
   };
   const jkt = proof?.jkt ?? null;
-  let next = generateToken();
+  // The same chain tag, fresh bytes: a past generation still names its chain after its row is gone.
+  let next = nextRefreshToken(presented);
   let rotated = await rotateRefreshToken(db, {
     tokenHash: p.hash,
     clientId: p.clientId,
