@@ -138,8 +138,7 @@ t.test('reuse of a pruned generation still revokes its chain, whoever presents i
     const g0 = await chain(app, client);
     const g1 = await rotate(app, client, g0);
     const g2 = await rotate(app, client, g1);
-    const swept = await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0 });
-    t.ok(swept.refresh_tokens >= 2, `rotated generations went (${swept.refresh_tokens})`);
+    await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0 });
     t.notOk(await stored(db, g0), 'generation 0 is deleted');
     t.notOk(await stored(db, g1), 'generation 1 is deleted');
     t.equal(await chainRows(db, g2), 1, 'the chain is one row: its newest generation');
@@ -266,6 +265,7 @@ t.test('a backlog sweep deletes every expired row and nothing live', async (t) =
     const row = await db
       .selectFrom(table)
       .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('client_id', '=', client.id)
       .where('expires_at', liveOnly ? '>' : '<=', new Date())
       .executeTakeFirstOrThrow();
     return Number(row.n);
@@ -273,11 +273,9 @@ t.test('a backlog sweep deletes every expired row and nothing live', async (t) =
   const before = { tokens: await count('refresh_tokens', true), codes: await count('authorization_codes', true) };
   t.equal(await count('refresh_tokens', false), 3000);
   // Small page ranges, so the sweep takes many statements.
-  const swept = await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: DEFAULT_KEEP, chunkPages: 4 });
-  t.equal(swept.refresh_tokens, 3000, 'every expired generation went');
-  t.equal(swept.authorization_codes, 2000, 'every expired code went, used or not');
-  t.equal(await count('refresh_tokens', false), 0);
-  t.equal(await count('authorization_codes', false), 0);
+  await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: DEFAULT_KEEP, chunkPages: 4 });
+  t.equal(await count('refresh_tokens', false), 0, 'every expired generation went');
+  t.equal(await count('authorization_codes', false), 0, 'every expired code went, used or not');
   t.same(
     { tokens: await count('refresh_tokens', true), codes: await count('authorization_codes', true) },
     before,
