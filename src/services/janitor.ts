@@ -71,11 +71,13 @@ export function rotatedKeepSeconds(settings: {
 
 /**
  * Deletes rows that can no longer be used by anyone, once they are older than the retention period:
- * pending authorization requests and codes past expiry, refresh tokens past their chain's absolute
- * expiry or revoked, sessions past expiry, idle too long, or revoked, grant revocations older than
+ * pending authorization requests and codes (used or not) past expiry, refresh tokens past their chain's
+ * absolute expiry or revoked, and, without waiting for retention, rotated generations no retry or request in
+ * flight can present any more (rotatedKeepSeconds), sessions past expiry, idle too long, or revoked, grant revocations older than
  * any access token they could concern, pushed authorization requests past expiry, and client assertion
  * ids once their assertion has expired, and remembered DPoP proofs past their window. Nothing still valid is touched,
- * so a sweep never changes an answer Gatehouse gives: every deleted row would already be refused.
+ * so a sweep never changes an answer Gatehouse gives: every deleted row would already be refused (a deleted
+ * rotated generation still names its chain, so presenting it is still reuse: docs/refresh-tokens.md).
  */
 export async function sweepExpired(db: Kysely<Database>, options: SweepOptions): Promise<SweepResult> {
   const now = (options.clock ?? systemClock)();
@@ -95,7 +97,6 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
       (await deleteRevokedChains(db, before, batch)) +
       (await deleteByPageRanges(
         db,
-        'refresh_tokens',
         (eb) =>
           eb.or([
             // Every generation carries its chain's absolute expiry, so this takes expired chains whole.
@@ -110,12 +111,7 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
     // RFC 9700 §4.5, OAuth 2.1 §4.1.3: replaying a redeemed code must revoke the tokens it started. That is
     // decided on the code's row, which is needed only while the code could be presented and accepted: after
     // its expiry a replay is refused as expired anyway. So codes, used or not, go at expiry (plus retention).
-    authorization_codes: await deleteByPageRanges(
-      db,
-      'authorization_codes',
-      (eb) => eb('expires_at', '<', before),
-      chunkPages,
-    ),
+    authorization_codes: await deleteExpiredCodes(db, before, batch),
     sessions: await deleteInBatches(
       db,
       'sessions',
@@ -204,22 +200,21 @@ function prunableGeneration(eb: ExpressionBuilder<Database, 'refresh_tokens'>, c
 }
 
 /**
- * Deletes matching rows by ranges of heap pages (a TID range scan, Postgres 14+), `chunkPages` pages per
- * statement, in one pass over the table as it was when the sweep began. Each statement reads a bounded
- * slice of the table whatever the backlog, and holds only the locks of the rows it deletes, briefly; unlike
- * an index-ordered `LIMIT`, no statement re-reads what an earlier one already deleted. Rows added during the
- * pass are the next sweep's.
+ * Deletes matching refresh tokens by ranges of heap pages (a TID range scan, Postgres 14+), `chunkPages`
+ * pages per statement, in one pass over the table as it was when the sweep began. Rotated generations have
+ * no index to find them by (an index on `rotated_at` would cost every rotation a non-HOT update), so one pass
+ * reads the table once, in slices: each statement reads a bounded slice whatever the backlog and holds only
+ * the locks of the rows it deletes, briefly, and no statement rereads what an earlier one deleted. Rows
+ * added during the pass are the next sweep's.
  */
-async function deleteByPageRanges<T extends 'refresh_tokens' | 'authorization_codes'>(
+async function deleteByPageRanges(
   db: Kysely<Database>,
-  table: T,
-  condition: (eb: ExpressionBuilder<Database, T>) => Expression<SqlBool>,
+  condition: (eb: ExpressionBuilder<Database, 'refresh_tokens'>) => Expression<SqlBool>,
   chunkPages: number,
 ): Promise<number> {
-  const anyDb = db as unknown as SchemalessDb;
   // The table's size in pages, through any row's tableoid (so the schema the handle is bound to applies).
-  const size = await anyDb
-    .selectFrom(table as string)
+  const size = await db
+    .selectFrom('refresh_tokens')
     .select(sql<string>`(pg_relation_size(tableoid) / current_setting('block_size')::int)::text`.as('pages'))
     .limit(1)
     .executeTakeFirst();
@@ -227,13 +222,47 @@ async function deleteByPageRanges<T extends 'refresh_tokens' | 'authorization_co
   let total = 0;
   for (let first = 0; first < pages; first += chunkPages) {
     const result = await db
-      .deleteFrom(table as 'refresh_tokens')
+      .deleteFrom('refresh_tokens')
       .where(sql<boolean>`ctid >= ${`(${first},0)`}::tid and ctid < ${`(${first + chunkPages},0)`}::tid`)
-      .where(condition as unknown as (eb: ExpressionBuilder<Database, 'refresh_tokens'>) => Expression<SqlBool>)
+      .where(condition)
       .executeTakeFirst();
     total += Number(result.numDeletedRows);
   }
   return total;
+}
+
+/**
+ * Deletes codes past `before`, `batch` per statement, walking the expires_at index forward from where the
+ * previous statement stopped (keyset): a statement never rescans the index entries earlier ones deleted
+ * (they stay in the index until vacuum), so a backlog of any size costs one pass.
+ */
+async function deleteExpiredCodes(db: Kysely<Database>, before: Date, batch: number): Promise<number> {
+  let total = 0;
+  let from = new Date(0);
+  for (;;) {
+    const done = await db
+      .with('doomed', (qb) =>
+        qb
+          .deleteFrom('authorization_codes')
+          .where(
+            sql<boolean>`ctid = any(array(${qb
+              .selectFrom('authorization_codes')
+              .select(sql`ctid`.as('ctid'))
+              .where('expires_at', '>=', from)
+              .where('expires_at', '<', before)
+              .orderBy('expires_at')
+              .limit(batch)}))`,
+          )
+          .returning('expires_at'),
+      )
+      .selectFrom('doomed')
+      .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.max('expires_at').as('last')])
+      .executeTakeFirstOrThrow();
+    const deleted = Number(done.n);
+    total += deleted;
+    if (deleted < batch || done.last === null) return total;
+    from = done.last;
+  }
 }
 
 /** Deletes matching rows `batch` at a time (by ctid, which Postgres 14+ and PGlite both have). */
