@@ -1,3 +1,4 @@
+import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { CompactSign, SignJWT, decodeProtectedHeader, generateKeyPair } from 'jose';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import t from 'tap';
@@ -400,6 +401,25 @@ t.test('expired, forged, foreign and malformed access tokens are inactive, never
     true,
     'the same claims as at+jwt are active (the control)',
   );
+
+  // jose will not sign with an extension it does not know, so this one is signed by hand (ES256, the default).
+  t.equal(signer.alg, 'ES256');
+  const critInput = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: signer.kid, typ: 'at+jwt', crit: ['urn:x'], 'urn:x': 1 })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  const critKey = signer.key instanceof KeyObject ? signer.key : KeyObject.from(signer.key);
+  const withCrit = `${critInput}.${cryptoSign('sha256', Buffer.from(critInput), { key: critKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  assertInactive(t, await introspect(app, machine, { token: withCrit }), 'a crit extension (RFC 7515 §4.1.11)');
+  const notYet = await new CompactSign(encode({ ...payload, nbf: now + 3600 }))
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+    .sign(signer.key);
+  assertInactive(t, await introspect(app, machine, { token: notYet }), 'nbf an hour ahead (RFC 7519 §4.1.5)');
+  const noExp = await new CompactSign(encode({ ...payload, exp: undefined }))
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+    .sign(signer.key);
+  assertInactive(t, await introspect(app, machine, { token: noExp }), 'no exp');
+  const unknownKid = await new CompactSign(encode(payload))
+    .setProtectedHeader({ alg: signer.alg, kid: 'not-a-kid-we-publish', typ: 'at+jwt' })
+    .sign(signer.key);
+  assertInactive(t, await introspect(app, machine, { token: unknownKid }), 'our key under a kid we do not publish');
 
   const good = await clientCredentialsToken(app, machine);
   const [h, p, s] = good.split('.') as [string, string, string];

@@ -372,17 +372,22 @@ export async function findLiveRefreshToken(
   clientId: string,
   now = new Date(),
 ): Promise<RefreshTokenRow | undefined> {
-  return db
+  // Precompiled and prepared: introspection of a refresh token is this one statement.
+  const rows = await findLive(db, { tokenHash, clientId, now });
+  return rows[0];
+}
+
+const findLive = precompiled<{ tokenHash: string; clientId: string; now: Date }, RefreshTokenRow>((db, p) =>
+  (db as Kysely<Database>)
     .selectFrom('refresh_tokens')
-    .selectAll()
-    .where('token_hash', '=', tokenHash)
-    .where('client_id', '=', clientId)
+    .select([...REFRESH_TOKEN_COLUMNS])
+    .where('token_hash', '=', p.tokenHash)
+    .where('client_id', '=', p.clientId)
     .where('rotated_at', 'is', null)
     .where('revoked_at', 'is', null)
-    .where('expires_at', '>', now)
-    .where(chainHasNoRevokedMember)
-    .executeTakeFirst();
-}
+    .where('expires_at', '>', p.now)
+    .where(chainHasNoRevokedMember),
+);
 
 /**
  * Revokes every live token of a chain; returns how many. A rotation committing while the UPDATE runs

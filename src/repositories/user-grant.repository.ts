@@ -1,4 +1,6 @@
-import type { Db } from '../db/database.js';
+import { type Kysely, sql } from 'kysely';
+import type { Database, Db } from '../db/database.js';
+import { precompiled } from '../db/precompiled.js';
 import { chainHasNoRevokedMember } from './refresh-token.repository.js';
 import { revokeSessionsFor } from './session.repository.js';
 
@@ -122,13 +124,16 @@ export async function revokeUserGrants(
  * seconds: a token from the same second as the revocation counts as revoked, erring on the safe side).
  */
 export async function grantRevokedSince(db: Db, sub: string, clientId: string, issuedAt: Date): Promise<boolean> {
-  const row = await db
+  // Precompiled and prepared: every introspection of a user's access token asks this.
+  return (await revokedSince(db, { sub, clientId, issuedAt })).length > 0;
+}
+
+const revokedSince = precompiled<{ sub: string; clientId: string; issuedAt: Date }, { revoked_at: Date }>((db, p) =>
+  (db as Kysely<Database>)
     .selectFrom('grant_revocations')
     .select('revoked_at')
-    .where('sub', '=', sub)
-    .where((eb) => eb.or([eb('client_id', 'is', null), eb('client_id', '=', clientId)]))
-    .where('revoked_at', '>=', issuedAt)
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}
+    .where('sub', '=', p.sub)
+    .where((eb) => eb.or([eb('client_id', 'is', null), eb('client_id', '=', p.clientId)]))
+    .where('revoked_at', '>=', p.issuedAt)
+    .limit(sql.lit(1)),
+);

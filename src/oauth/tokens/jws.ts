@@ -1,5 +1,7 @@
-import { type SignKeyObjectInput, constants, KeyObject, sign } from 'node:crypto';
+import { type SignKeyObjectInput, constants, createPublicKey, KeyObject, sign, verify } from 'node:crypto';
 import type { CryptoKey } from 'jose';
+import type { JwkSet } from '../../keys/signing-key.js';
+import { isSigningAlg } from '../../keys/public-jwk.js';
 
 /** A private signing key as the key store holds it: a WebCrypto CryptoKey (jose's import) or a node:crypto KeyObject. */
 export type PrivateSigningKey = CryptoKey | KeyObject;
@@ -69,4 +71,69 @@ export function signCompact(
   const signingInput = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
   const signature = sign(p.digest, Buffer.from(signingInput), p.input);
   return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+/** Public keys by kid, each with the one algorithm it verifies (its JWKS `alg`): built once per published JWKS. */
+export type VerificationKeys = ReadonlyMap<string, { alg: string; input: SignKeyObjectInput; digest: string | null }>;
+
+/** Imports a published JWK Set's keys for `verifyCompact`; entries Gatehouse cannot have signed with are left out. */
+export function verificationKeys(jwks: JwkSet): VerificationKeys {
+  const out = new Map<string, { alg: string; input: SignKeyObjectInput; digest: string | null }>();
+  for (const jwk of jwks.keys) {
+    if (!isSigningAlg(jwk.alg)) continue;
+    const { digest, input } = prepare(jwk.alg, createPublicKey({ key: { ...jwk }, format: 'jwk' }));
+    out.set(jwk.kid, { alg: jwk.alg, input, digest });
+  }
+  return out;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** RFC 8725 §3.11 explicit typing: `at+jwt` and `application/at+jwt` name the same type (RFC 7515 §4.1.9). */
+const normaliseTyp = (typ: string) => typ.toLowerCase().replace(/^application\//, '');
+
+function decodeJson(segment: string): Record<string, unknown> | null {
+  if (!BASE64URL.test(segment)) return null;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Verifies a JWS Compact Serialization (RFC 7515 §5.2) synchronously against our own published keys: the
+ * header names a `kid` we publish and exactly that key's `alg` (RFC 8725 §3.1: never `none` or HS*, never
+ * an algorithm the key was not published for), no `crit` extension (§4.1.11: none is understood here), the
+ * explicit `typ` asked for (RFC 8725 §3.11), and the signature verifies. The header and payload, or null.
+ * Claims (iss, exp …) are the caller's to check.
+ */
+export function verifyCompact(
+  token: string,
+  keys: VerificationKeys,
+  typ: string,
+): { header: Record<string, unknown>; payload: Record<string, unknown> } | null {
+  const first = token.indexOf('.');
+  const second = token.indexOf('.', first + 1);
+  if (first <= 0 || second <= first + 1 || token.indexOf('.', second + 1) !== -1) return null;
+  const header = decodeJson(token.slice(0, first));
+  if (!header || typeof header.alg !== 'string' || typeof header.kid !== 'string') return null;
+  if (header.crit !== undefined || header.b64 !== undefined) return null;
+  if (typeof header.typ !== 'string' || normaliseTyp(header.typ) !== normaliseTyp(typ)) return null;
+  const key = keys.get(header.kid);
+  if (!key || key.alg !== header.alg) return null;
+  const signature = token.slice(second + 1);
+  if (signature === '' || !BASE64URL.test(signature)) return null;
+  let valid: boolean;
+  try {
+    valid = verify(key.digest, Buffer.from(token.slice(0, second)), key.input, Buffer.from(signature, 'base64url'));
+  } catch {
+    return null;
+  }
+  if (!valid) return null;
+  const payload = decodeJson(token.slice(first + 1, second));
+  return payload ? { header, payload } : null;
 }
