@@ -9,12 +9,15 @@ import inputGuard from './plugins/app/input-guard.js';
 import adminAuditRoutes from './routes/admin/audit-events.js';
 import adminClientRoutes from './routes/admin/clients.js';
 import adminKeyRoutes from './routes/admin/keys.js';
+import adminOpenApiRoutes from './routes/admin/openapi.js';
 import adminUserRoutes from './routes/admin/users.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The public app whose clients, keys and database the admin listener manages. */
     gatehouse: FastifyInstance;
+    /** Every route the admin listener registered (method and URL), which its OpenAPI document must list. */
+    adminRoutes: ReadonlyArray<{ method: string; url: string }>;
   }
 }
 
@@ -47,6 +50,11 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
     frameworkErrors,
   });
   admin.decorate('gatehouse', gatehouse);
+  const routes: Array<{ method: string; url: string }> = [];
+  admin.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  admin.decorate('adminRoutes', routes);
   await admin.register(errorHandler);
   await admin.register(inputGuard);
   admin.addHook('onSend', async (_request, reply) => {
@@ -103,6 +111,7 @@ export async function buildAdminApp(config: Readonly<Config>, gatehouse: Fastify
       await scope.register(adminAuditRoutes);
       await scope.register(adminUserRoutes);
       await scope.register(adminKeyRoutes);
+      await scope.register(adminOpenApiRoutes);
     },
     { prefix: '/admin' },
   );

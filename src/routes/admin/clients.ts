@@ -10,13 +10,15 @@ export function clientView(client: Client): Record<string, unknown> {
   return rest;
 }
 
-const idParams = {
+/** The path parameter of one client's routes. Also the OpenAPI document's schema. */
+export const idParams = {
   type: 'object',
   required: ['client_id'],
   properties: { client_id: { type: 'string', minLength: 1, maxLength: 2048 } },
 } as const;
 
-const metadataBody = { type: 'object', maxProperties: 64 } as const;
+/** A body of client metadata (the rules are the clients service's). Also the OpenAPI document's schema. */
+export const metadataBody = { type: 'object', maxProperties: 64 } as const;
 
 /** The operator behind an admin API change, for the audit trail. */
 function operator(request: FastifyRequest): ChangedBy {

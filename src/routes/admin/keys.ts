@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 
-const kidParams = {
+/** The path parameter of one key's routes. Also the OpenAPI document's schema. */
+export const kidParams = {
   type: 'object',
   required: ['kid'],
   properties: { kid: { type: 'string', minLength: 1, maxLength: 256 } },
 } as const;
-const retireBody = {
+/** The optional body of a retire request. Also the OpenAPI document's schema. */
+export const retireBody = {
   type: ['object', 'null'],
   additionalProperties: false,
   properties: { immediately: { type: 'boolean' } },

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 
-const subParams = {
+/** The path parameter of one user's routes. Also the OpenAPI document's schema. */
+export const subParams = {
   type: 'object',
   required: ['sub'],
   properties: { sub: { type: 'string', minLength: 1, maxLength: 1024 } },
 } as const;
-const clientQuery = {
+/** The optional client a revocation is limited to. Also the OpenAPI document's schema. */
+export const clientQuery = {
   type: 'object',
   additionalProperties: false,
   properties: { client_id: { type: 'string', minLength: 1, maxLength: 2048 } },
