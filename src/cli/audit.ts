@@ -1,4 +1,3 @@
-import type { ParseArgsConfig } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { DomainError } from '../lib/errors.js';
@@ -6,24 +5,7 @@ import { systemClock } from '../lib/clock.js';
 import { AuditLog, type AuditSink, through } from '../services/audit/audit-log.js';
 import { type AuditEventView, type AuditQuery, auditFilter, queryAuditEvents } from '../services/audit/audit-query.js';
 import { openForCommand } from './database.js';
-
-/** Flags of `gatehouse audit list`, for the CLI's parseArgs. */
-export const AUDIT_OPTIONS = {
-  subject: { type: 'string' },
-  client: { type: 'string' },
-  type: { type: 'string' },
-  since: { type: 'string' },
-  until: { type: 'string' },
-  limit: { type: 'string' },
-  cursor: { type: 'string' },
-} as const satisfies NonNullable<ParseArgsConfig['options']>;
-
-/** Usage lines of `gatehouse audit`, for the CLI's help text. */
-export const AUDIT_USAGE = `  audit list [--subject SUB] [--client ID] [--type T] [--since T] [--until T] [--limit N] [--cursor C] [--json]
-                             audit events, newest first (docs/audit.md); --type takes a type or a prefix
-                             ending in a dot (consent.); --since/--until an RFC 3339 time, a date, or an
-                             age such as 24h or 7d; --limit 1-500 (default 50); --cursor the next_cursor
-                             of the previous page`;
+import { AUDIT_OPTIONS } from './audit-options.js';
 
 /** A mistake in how `gatehouse audit` was called (main prints it with the usage, exit code 2). */
 export class AuditUsageError extends DomainError {

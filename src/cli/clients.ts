@@ -1,4 +1,3 @@
-import type { ParseArgsConfig } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { openForCommand } from './database.js';
@@ -8,73 +7,11 @@ import { ClientMetadataError } from '../oauth/client-metadata.js';
 import { ClientAdmin } from '../services/clients/admin.js';
 import { commandAudit } from './audit.js';
 
-/** Flags of `gatehouse clients`, for the CLI's parseArgs. */
-export const CLIENTS_OPTIONS = {
-  'client-id': { type: 'string' },
-  name: { type: 'string' },
-  'redirect-uri': { type: 'string', multiple: true },
-  'post-logout-redirect-uri': { type: 'string', multiple: true },
-  'grant-type': { type: 'string', multiple: true },
-  'auth-method': { type: 'string' },
-  scope: { type: 'string', multiple: true },
-  'default-scope': { type: 'string', multiple: true },
-  resource: { type: 'string', multiple: true },
-  'application-type': { type: 'string' },
-  'client-uri': { type: 'string' },
-  'logo-uri': { type: 'string' },
-  'policy-uri': { type: 'string' },
-  'tos-uri': { type: 'string' },
-  contact: { type: 'string', multiple: true },
-  'skip-consent': { type: 'boolean' },
-  'backchannel-logout-uri': { type: 'string' },
-  'backchannel-logout-session-required': { type: 'boolean' },
-  'no-backchannel-logout-session-required': { type: 'boolean' },
-  'id-token-alg': { type: 'string' },
-  'default-max-age': { type: 'string' },
-  'require-auth-time': { type: 'boolean' },
-  'no-require-auth-time': { type: 'boolean' },
-  'no-skip-consent': { type: 'boolean' },
-  'dpop-bound-access-tokens': { type: 'boolean' },
-  'no-dpop-bound-access-tokens': { type: 'boolean' },
-  jwks: { type: 'string' },
-  'jwks-uri': { type: 'string' },
-  'auth-signing-alg': { type: 'string' },
-  'require-par': { type: 'boolean' },
-  'no-require-par': { type: 'boolean' },
-  'security-profile': { type: 'string' },
-  disable: { type: 'boolean' },
-  enable: { type: 'boolean' },
-  'unused-days': { type: 'string' },
-} as const satisfies NonNullable<ParseArgsConfig['options']>;
-
-/** Usage lines of `gatehouse clients`, for the CLI's help text. */
-export const CLIENTS_USAGE = `  clients list               list clients
-  clients show <id>          show one client
-  clients create --name N [flags]
-                             create a client; prints its client_id and, once, its secret
-  clients update <id> [flags]
-                             change a client; --disable / --enable switch it off or on
-  clients delete <id>        delete a client with its grants and tokens
-  clients rotate-secret <id> give a client a new secret (printed once); the old one stops working
-  clients prune-metadata-documents [--unused-days N]
-                             delete metadata-document clients unused for N days (default 30) with no
-                             live authorization request, code, refresh token or consent
-                             client flags: --name, --client-id,
-                             --auth-method client_secret_basic|client_secret_post|private_key_jwt|none,
-                             --jwks-uri URL or --jwks '{"keys":[...]}' (private_key_jwt public keys),
-                             --auth-signing-alg ES256|PS256|RS256|EdDSA|Ed25519, --require-par / --no-require-par,
-                             --security-profile fapi2|none,
-                             --application-type web|native, --skip-consent / --no-skip-consent,
-                             --dpop-bound-access-tokens / --no-dpop-bound-access-tokens, --client-uri,
-                             --logo-uri, --policy-uri, --tos-uri, --backchannel-logout-uri (empty: none),
-                             --backchannel-logout-session-required / --no-backchannel-logout-session-required;
-                             repeatable: --redirect-uri, --grant-type, --scope,
-                             --default-scope, --resource, --post-logout-redirect-uri, --contact;
-                             OpenID Connect: --id-token-alg ALG, --default-max-age SECONDS,
-                             --require-auth-time / --no-require-auth-time`;
-
 /** How long a metadata-document client goes unused before `prune-metadata-documents` deletes it, by default. */
 const DEFAULT_UNUSED_DAYS = 30;
+
+/** What `clients create` grants without --grant-type: the code flow with refresh tokens. */
+export const DEFAULT_GRANT_TYPES = ['authorization_code', 'refresh_token'] as const;
 
 /** A mistake in how `gatehouse clients` was called (printed with the usage). */
 export class ClientsUsageError extends Error {
@@ -225,7 +162,11 @@ export async function clientsCommand(args: string[], ctx: ClientsContext): Promi
       case 'create': {
         if (args.length > 1) throw new ClientsUsageError(`unexpected argument: ${args[1]}`);
         const clientId = typeof options['client-id'] === 'string' ? options['client-id'] : undefined;
-        const { client, secret } = await service.create(metadataFromFlags(options), clientId ? { clientId } : {});
+        const metadata = metadataFromFlags(options);
+        // A client that signs users in wants to stay signed in: without --grant-type it gets refresh tokens
+        // too (rotated, reuse-detected: docs/refresh-tokens.md). A --grant-type list is taken as written.
+        if (metadata.grant_types === undefined) metadata.grant_types = [...DEFAULT_GRANT_TYPES];
+        const { client, secret } = await service.create(metadata, clientId ? { clientId } : {});
         if (json) return { client: view(client), ...(secret ? { client_secret: secret } : {}) };
         return `Created client "${client.name}".\n${secret ? secretNotice(client.client_id, secret) : `client_id: ${client.client_id} (public client: no secret)`}`;
       }

@@ -2,9 +2,9 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { DomainError } from '../lib/errors.js';
-import { createLogger } from '../logging.js';
 import { commandAudit } from './audit.js';
 import { type KeyInfo, KeyStore, type KeyStoreLogger } from '../services/signing-keys/key-store.js';
+import { stderrLogger } from './output.js';
 
 /** A mistake in `gatehouse keys` arguments: main prints it with the usage (exit code 2). */
 export class KeysUsageError extends DomainError {
@@ -17,12 +17,28 @@ export interface KeysCommandContext {
   config: Readonly<Config>;
   handle: DatabaseHandle;
   json: boolean;
-  /** Where the store logs (generation, promotion); stderr by default so stdout stays parseable. */
+  /** Where the store logs (warnings, as plain text on stderr by default, so stdout stays parseable). */
   logger?: KeyStoreLogger;
 }
 
 function when(date: Date | null): string {
   return date ? date.toISOString() : '-';
+}
+
+/** A key in `--json` output: snake_case like every other JSON the CLI and the admin API print. */
+export function keyJson(key: KeyInfo): Record<string, unknown> {
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    state: key.state,
+    source: key.source,
+    published: key.published,
+    created_at: key.createdAt,
+    activate_at: key.activateAt,
+    activated_at: key.activatedAt,
+    retired_at: key.retiredAt,
+    expires_at: key.expiresAt,
+  };
 }
 
 function describeLine(key: KeyInfo): string {
@@ -49,7 +65,7 @@ async function retire(
 ): Promise<string | object> {
   if (!kid) throw new KeysUsageError('keys retire needs the kid of the key to retire');
   const result = await store.retire(kid, { immediately });
-  if (json) return result;
+  if (json) return { retired: keyJson(result.retired), signing: result.signing ? keyJson(result.signing) : null };
   const lines = [
     `retired ${kid}; ${result.retired.published ? `it stays in the JWKS until ${when(result.retired.expiresAt)}` : 'it has left the JWKS'}`,
   ];
@@ -70,19 +86,19 @@ export async function keysCommand(args: string[], ctx: KeysCommandContext): Prom
     throw new KeysUsageError(`unexpected argument: ${extra[0] ?? kid}`);
   if (values.immediately && action !== 'retire') throw new KeysUsageError('--immediately only applies to keys retire');
 
-  const logger = ctx.logger ?? createLogger(ctx.config, process.stderr);
+  const logger = ctx.logger ?? stderrLogger();
   const audit = commandAudit(ctx.handle);
   const store = await KeyStore.open(ctx.handle, ctx.config, logger, { background: false, audit: audit.sink });
   try {
     if (action === 'rotate') {
       const key = await store.rotate();
       return ctx.json
-        ? key
+        ? keyJson(key)
         : `added ${key.kid} (${key.alg}): published in the JWKS now, signs from ${when(key.activateAt)}`;
     }
     if (action === 'retire') return await retire(store, kid, values.immediately ?? false, ctx.json);
     const keys = await store.list();
-    return ctx.json ? keys : keys.map(describeLine).join('\n');
+    return ctx.json ? keys.map(keyJson) : keys.map(describeLine).join('\n');
   } finally {
     await store.close();
     await audit.close();

@@ -1,45 +1,60 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config/index.js';
-import { openForCommand } from './database.js';
-import { migrateDown, migrateUp, migrationStatus } from '../db/migrate.js';
-import { CLIENTS_OPTIONS, CLIENTS_USAGE, ClientsUsageError, runClientsCommand } from './clients.js';
-import { KeysUsageError, keysCommand } from './keys.js';
-import { AUDIT_OPTIONS, AUDIT_USAGE, AuditUsageError, commandAudit, runAuditCommand } from './audit.js';
+import { CLIENTS_OPTIONS, CLIENTS_USAGE } from './clients-options.js';
+import { AUDIT_OPTIONS, AUDIT_USAGE } from './audit-options.js';
 import { DomainError } from '../lib/errors.js';
-import { startServer } from '../server.js';
-import { systemClock } from '../lib/clock.js';
-import { endUserSessions, listUserGrants, revokeUserGrants } from '../services/user-grants.js';
-import { rotatedKeepSeconds, sweepOnce } from '../services/janitor.js';
+// Everything else is imported by the command that needs it: `--version`, help and `config` load no
+// Fastify, PGlite or pg, and `clients list` no Fastify (docs/cli.md has the start-up figures).
 
-const USAGE = `Usage: gatehouse [command]
-
-Commands:
-  serve                      start the server (the default)
-  migrate up                 apply every pending migration
+/** Each command's help (`gatehouse <command> --help`, `gatehouse help <command>`). */
+const COMMAND_HELP: Record<string, string> = {
+  serve: `  serve                      start the server (the default); logs what is configured and what a flow
+                             still needs (sign-in, scopes, resources, clients), then "Gatehouse ready"`,
+  migrate: `  migrate up                 apply every pending migration
   migrate down [--all]       revert the newest migration (or all of them)
-  migrate status             list migrations and when each was applied
-  keys list [--json]         list signing keys and their states
+  migrate status [--json]    list migrations and when each was applied`,
+  keys: `  keys list [--json]         list signing keys and their states
   keys rotate                add the next signing key (published now, signs after KEY_ROTATION_DELAY_SECONDS)
   keys retire <kid> [--immediately]
                              withdraw a pending key or unpublish a retired one; the active key retires
-                             after a rotation, or --immediately (compromise: it leaves the JWKS at once)
-${CLIENTS_USAGE}
-  users grants <sub> [--json]
+                             after a rotation, or --immediately (compromise: it leaves the JWKS at once)`,
+  clients: CLIENTS_USAGE,
+  users: `  users grants <sub> [--json]
                              what each client holds for a user (consent, live refresh-token chains)
   users revoke <sub> [--client-id <id>] [--json]
                              revoke a user's refresh tokens, consents, unredeemed codes and sessions
                              (or only one client's grants); issued access tokens run until they expire
   users sign-out <sub> [--json]
                              end a user's Gatehouse sessions everywhere; the apps they signed in to get
-                             back-channel logout tokens (delivered by a running server)
-${AUDIT_USAGE}
-  janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
-                             server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)
-  config [--json]            print the effective configuration, secrets redacted, with each value's source
-  help                       show this text
+                             back-channel logout tokens (delivered by a running server)`,
+  audit: AUDIT_USAGE,
+  janitor: `  janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
+                             server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)`,
+  config: `  config [--json]            print the effective configuration, secrets redacted, with each value's source`,
+  help: `  help [command]             show this text, or one command's
+  --version, -v              print the version`,
+};
 
-Every setting is an environment variable; see docs/configuration.md.`;
+const USAGE = `Usage: gatehouse [command] [--help]
+
+Commands:
+${Object.values(COMMAND_HELP).join('\n')}
+
+Every setting is an environment variable; see docs/configuration.md. docs/cli.md describes each command.`;
+
+function commandUsage(command: string): string {
+  return `Usage: gatehouse ${command} ...\n\n${COMMAND_HELP[command]}\n\nSee docs/cli.md; settings in docs/configuration.md.`;
+}
+
+/** The package version, read from the package.json the build sits beside (dist/src/cli → the root). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
 
 /** A command-line mistake: printed with the usage, exit code 2. */
 class UsageError extends DomainError {
@@ -56,6 +71,8 @@ async function migrate(loaded: LoadedConfig, args: string[], json: boolean, all:
   const action = args[0] ?? 'status';
   if (!['up', 'down', 'status'].includes(action)) throw new UsageError(`unknown migrate action: ${action}`);
   const { config } = loaded;
+  const { openForCommand } = await import('./database.js');
+  const { migrateDown, migrateUp, migrationStatus } = await import('../db/migrate.js');
   const handle = await openForCommand(config, `migrate ${action}`);
   try {
     const schema = config.database.schema;
@@ -75,7 +92,7 @@ async function migrate(loaded: LoadedConfig, args: string[], json: boolean, all:
       const status = await migrationStatus(handle.root, schema);
       print(
         json
-          ? status
+          ? status.map((m) => ({ name: m.name, executed_at: m.executedAt }))
           : status
               .map((m) => `${m.executedAt ? m.executedAt.toISOString() : 'pending'.padEnd(24)}  ${m.name}`)
               .join('\n'),
@@ -104,34 +121,48 @@ export async function main(argv: string[]): Promise<number> {
       all: { type: 'boolean', default: false },
       immediately: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
       ...CLIENTS_OPTIONS,
       ...AUDIT_OPTIONS,
     },
   });
   const [command = 'serve', ...rest] = positionals;
-  if (values.help || command === 'help') {
-    print(USAGE, false);
+  if (values.version) {
+    print(version(), false);
+    return 0;
+  }
+  if (command === 'help' || values.help) {
+    // `gatehouse help clients` and `gatehouse clients --help` print that command's help.
+    const topic = command === 'help' ? rest[0] : positionals[0];
+    if (topic !== undefined && !(topic in COMMAND_HELP)) throw new UsageError(`unknown command: ${topic}`);
+    print(topic === undefined ? USAGE : commandUsage(topic), false);
     return 0;
   }
   const loaded = loadConfig();
   switch (command) {
-    case 'serve':
+    case 'serve': {
+      const { startServer } = await import('../server.js');
       await startServer(loaded.config);
       return -1;
+    }
     case 'migrate':
       await migrate(loaded, rest, values.json ?? false, values.all ?? false);
       return 0;
     case 'config':
       showConfig(loaded, values.json ?? false);
       return 0;
-    case 'clients':
+    case 'clients': {
+      const { ClientsUsageError, runClientsCommand } = await import('./clients.js');
       try {
         print(await runClientsCommand(loaded.config, rest, values), values.json ?? false);
       } catch (err) {
         throw err instanceof ClientsUsageError ? new UsageError(err.message) : err;
       }
       return 0;
+    }
     case 'keys': {
+      const { openForCommand } = await import('./database.js');
+      const { KeysUsageError, keysCommand } = await import('./keys.js');
       const handle = await openForCommand(loaded.config, `keys ${rest[0] ?? ''}`.trim());
       try {
         const args = values.immediately ? [...rest, '--immediately'] : rest;
@@ -155,6 +186,10 @@ export async function main(argv: string[]): Promise<number> {
       const clientId = values['client-id'];
       if (clientId !== undefined && action !== 'revoke') throw new UsageError('--client-id goes with users revoke');
       const json = values.json ?? false;
+      const { openForCommand } = await import('./database.js');
+      const { systemClock } = await import('../lib/clock.js');
+      const { endUserSessions, listUserGrants, revokeUserGrants } = await import('../services/user-grants.js');
+      const { commandAudit } = await import('./audit.js');
       const handle = await openForCommand(loaded.config, `users ${action}`);
       const audit = commandAudit(handle);
       try {
@@ -201,16 +236,20 @@ export async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    case 'audit':
+    case 'audit': {
+      const { AuditUsageError, runAuditCommand } = await import('./audit.js');
       try {
         print(await runAuditCommand(loaded.config, rest, values), values.json ?? false);
       } catch (err) {
         throw err instanceof AuditUsageError ? new UsageError(err.message) : err;
       }
       return 0;
+    }
     case 'janitor': {
       if (rest.length > 0) throw new UsageError(`janitor takes no arguments: ${rest.join(' ')}`);
       const { config } = loaded;
+      const { openForCommand } = await import('./database.js');
+      const { rotatedKeepSeconds, sweepOnce } = await import('../services/janitor.js');
       const handle = await openForCommand(config, 'janitor');
       try {
         const result = await sweepOnce(handle, config.database.schema, {
@@ -255,7 +294,9 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError) {
       process.stderr.write(`gatehouse: ${err.message}\n`);
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`gatehouse: ${(err as Error).message}\n\n${USAGE}\n`);
+      const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
+      const usage = command !== undefined && command in COMMAND_HELP ? commandUsage(command) : USAGE;
+      process.stderr.write(`gatehouse: ${(err as Error).message}\n\n${usage}\n`);
       process.exitCode = 2;
       return;
     } else {

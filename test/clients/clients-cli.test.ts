@@ -89,6 +89,23 @@ t.test('a public native client has no secret', async (t) => {
   );
 });
 
+t.test(
+  'create without --grant-type gives a code-flow client refresh tokens; a --grant-type list is kept',
+  async (t) => {
+    const web = await cliJson<{ client: Record<string, unknown> }>(['create'], {
+      name: 'Web app',
+      'redirect-uri': ['https://app.example.com/cb'],
+    });
+    t.same(web.client.grant_types, ['authorization_code', 'refresh_token'], 'refresh tokens by default');
+    const codeOnly = await cliJson<{ client: Record<string, unknown> }>(['create'], {
+      name: 'Code only',
+      'redirect-uri': ['https://app.example.com/cb'],
+      'grant-type': ['authorization_code'],
+    });
+    t.same(codeOnly.client.grant_types, ['authorization_code'], 'told otherwise: no refresh tokens');
+  },
+);
+
 t.test('--dpop-bound-access-tokens sets RFC 9449 §5.2 client metadata; --no-… clears it', async (t) => {
   const out = await cliJson<{ client: Record<string, unknown> }>(['create'], {
     ...machineFlags,

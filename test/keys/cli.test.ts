@@ -13,6 +13,19 @@ t.test('keys list, rotate and retire, as text and as JSON', async (t) => {
   t.equal(listed.length, 1, 'the first key is generated like at first start');
   t.match(listed[0], { alg: 'EdDSA', state: 'active', source: 'database', published: true });
   t.notOk('private_key_enc' in listed[0]! || 'privateJwk' in listed[0]!, 'no private part is listed');
+  // One JSON style in the CLI: snake_case, as in clients --json and the admin API.
+  t.same(Object.keys(listed[0]!), [
+    'kid',
+    'alg',
+    'state',
+    'source',
+    'published',
+    'created_at',
+    'activate_at',
+    'activated_at',
+    'retired_at',
+    'expires_at',
+  ]);
   const first = listed[0]!.kid;
   t.equal(
     await keysCommand([], { ...ctx, json: false }),
