@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildAdminApp } from './admin-app.js';
 import { type BuildOptions, buildApp } from './app.js';
 import type { Config } from './config/index.js';
+import { checkReadiness } from './services/readiness.js';
+import { setupStatus, setupSummary } from './services/setup-report.js';
 
 export interface StartOptions extends BuildOptions {
   /** Adds to the app before it listens (used by tests that need an extra route). */
@@ -42,9 +44,40 @@ export async function startServer(config: Readonly<Config>, options: StartOption
     await app.close();
     throw err;
   }
-  app.log.info(
-    { issuer: config.issuer, startupMs: Math.round(performance.now()) },
-    `Gatehouse ready at ${config.issuer}`,
-  );
+  await reportStart(app, config);
   return app;
+}
+
+/**
+ * The start-up report (issue 13, a first run that guides): what a flow needs and what is missing, each
+ * missing thing with the variable or command that fixes it; then "Gatehouse ready" only when /readyz would
+ * say so, and otherwise what is wrong (an unmigrated database with AUTO_MIGRATE=false: what to run).
+ */
+async function reportStart(app: FastifyInstance, config: Readonly<Config>): Promise<void> {
+  const readiness = await checkReadiness(app.readinessChecks);
+  if (readiness.checks.migrations === 'ok') {
+    try {
+      const items = await setupStatus(app.database.db, config);
+      app.log.info({ setup: Object.fromEntries(items.map((i) => [i.name, i.detail])) }, setupSummary(items));
+      for (const item of items.filter((i) => !i.ok))
+        app.log.warn({ setup: item.name, fix: item.fix }, `setup: ${item.name}: ${item.detail}; fix: ${item.fix}`);
+    } catch (err) {
+      app.log.warn({ err }, 'setup: could not read the clients table for the start-up summary');
+    }
+  }
+  const startupMs = Math.round(performance.now());
+  if (readiness.ready) {
+    app.log.info({ issuer: config.issuer, startupMs }, `Gatehouse ready at ${config.issuer}`);
+    return;
+  }
+  const problems = Object.entries(readiness.checks)
+    .filter(([, v]) => v !== 'ok' && v !== 'not checked')
+    .map(([k, v]) => `${k}: ${v}`);
+  const migrate = readiness.checks.migrations !== 'ok' && !config.database.autoMigrate;
+  app.log.warn(
+    { issuer: config.issuer, startupMs, checks: readiness.checks },
+    `Gatehouse is listening at ${config.issuer} but NOT READY (/readyz answers 503): ${problems.join('; ')}${
+      migrate ? '. AUTO_MIGRATE=false: run `gatehouse migrate up` (or `npm run migrate`) against this database' : ''
+    }`,
+  );
 }

@@ -182,3 +182,13 @@ export async function deleteUnusedClientIdDocumentClients(db: Db, unusedForSecon
     .execute();
   return rows.map((row) => row.client_id);
 }
+
+/** How many clients are registered and not disabled. */
+export async function countEnabledClients(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('clients')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('disabled_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

@@ -91,7 +91,10 @@ t.test(
       retries.every((r, i) => i === 0 || r.retryInMs >= retries[i - 1]!.retryInMs),
       'the waits grow (exponential backoff)',
     );
-    t.match(retries[0]!.msg, `Postgres at 127.0.0.1:${port}/postgres is not reachable yet (connect ECONNREFUSED`);
+    t.match(
+      retries[0]!.msg,
+      `Postgres at 127.0.0.1:${port}/postgres (DATABASE_URL) is not reachable yet (connect ECONNREFUSED`,
+    );
     t.notMatch(stdout + stderr, PASSWORD, 'the password is never logged');
   },
 );

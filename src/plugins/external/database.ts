@@ -30,7 +30,7 @@ export default fp<DatabasePluginOptions>(
           onRetry: ({ attempt, retryInMs, reason }) =>
             app.log.warn(
               { database: handle.location, attempt, retryInMs },
-              `Postgres at ${handle.location} is not reachable yet (${reason}); attempt ${attempt + 1} in ${retryInMs} ms, giving up ${config.database.startupWaitSeconds} s after the first`,
+              `Postgres at ${handle.location} (DATABASE_URL) is not reachable yet (${reason}); attempt ${attempt + 1} in ${retryInMs} ms, giving up ${config.database.startupWaitSeconds} s after the first`,
             ),
         });
       } catch (err) {

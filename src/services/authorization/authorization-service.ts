@@ -1,3 +1,4 @@
+import { SIGN_IN_FIX } from '../setup-report.js';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/index.js';
 import type { Database } from '../../db/database.js';
@@ -243,7 +244,8 @@ export class AuthorizationService {
           ),
         );
       if (!config.handshake.signInUrl)
-        throw new OAuthError('temporarily_unavailable', 'sign-in is not configured (SIGN_IN_URL)', { status: 503 });
+        // The operator's first run (issue 13): the page says what to set, as the start-up log does.
+        throw new OAuthError('temporarily_unavailable', `sign-in is not configured: ${SIGN_IN_FIX}`, { status: 503 });
       // RFC 9700 §4.12: 303; no-store because the URL carries a one-off signed request.
       return redirect(
         await createLoginRequest(
