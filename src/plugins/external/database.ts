@@ -18,6 +18,13 @@ export interface DatabasePluginOptions {
 export default fp<DatabasePluginOptions>(
   async function database(app: FastifyInstance, { database }) {
     const { config } = app;
+    // A line before each slow step, so a first start is never silent (issue 13).
+    if (!database)
+      app.log.info(
+        config.database.url
+          ? 'connecting to Postgres (DATABASE_URL)'
+          : `opening the embedded PGlite database in ${config.database.dataDir} (a few seconds; longer the first time)`,
+      );
     const handle = database ?? (await openDatabase(config));
     app.decorate('database', handle);
     // A Postgres that is still starting (or restarting) when this process starts: retry with backoff for
@@ -44,6 +51,7 @@ export default fp<DatabasePluginOptions>(
       handle.kind === 'pglite' ? 'using the embedded PGlite database' : 'using Postgres',
     );
     if (config.database.autoMigrate) {
+      app.log.debug('applying pending migrations (AUTO_MIGRATE)');
       const applied = await migrateUp(handle.migrationRoot ?? handle.root, config.database.schema);
       if (applied.length > 0) app.log.info({ migrations: applied }, 'applied migrations');
     }
