@@ -117,6 +117,12 @@ export interface ClientMetadataPolicy {
   nativeSchemes: ReadonlySet<string>;
   /** Outside production: a backchannel_logout_uri may be http on a loopback host (a local test RP). */
   backchannelHttpLoopback?: boolean;
+  /**
+   * Outside production: a web client's redirect URIs may be http on a loopback host too (local development of
+   * a web app at http://localhost:3000), matched exactly, port included. Production keeps RFC 8252 §7.3's rule:
+   * http on loopback is for native apps only.
+   */
+  webHttpLoopback?: boolean;
   /** Identity scopes (openid, standard, CLAIMS): always allowed in a client's scopes. */
   identityScopes?: ReadonlySet<string>;
   /** The algorithms ID tokens are signed with (SIGNING_ALG); every one Gatehouse can sign with when absent. */
@@ -137,6 +143,7 @@ export function clientMetadataPolicy(
     resources: policy.resources.configured,
     nativeSchemes: policy.nativeSchemes,
     backchannelHttpLoopback: nodeEnv !== undefined && nodeEnv !== 'production',
+    webHttpLoopback: nodeEnv !== undefined && nodeEnv !== 'production',
     identityScopes: new Set(policy.scopes.identity.keys()),
     ...(config.keys ? { idTokenAlgs: [config.keys.signingAlg] } : {}),
   };
@@ -223,6 +230,7 @@ export function redirectUriProblem(
   uri: string,
   applicationType: ApplicationType,
   nativeSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES,
+  webHttpLoopback = false,
 ): string | null {
   let url: URL;
   try {
@@ -236,9 +244,8 @@ export function redirectUriProblem(
   if (url.protocol === 'http:') {
     if (!isRegistrableLoopbackHost(url.hostname))
       return 'must use https; http is allowed only for loopback hosts of native clients (RFC 8252 §7.3)';
-    return applicationType === 'native'
-      ? null
-      : 'http on loopback is allowed only for native clients (RFC 8252 §7.3); set application_type to native';
+    if (applicationType === 'native' || webHttpLoopback) return null;
+    return 'http on loopback is allowed only for native clients (RFC 8252 §7.3); set application_type to native (outside production, NODE_ENV other than production, web clients may use it too)';
   }
   if (PRIVATE_USE_SCHEME.test(url.protocol) || nativeSchemes.has(url.protocol.slice(0, -1))) {
     return applicationType === 'native'
@@ -253,10 +260,11 @@ function readRedirectUris(
   field: string,
   applicationType: ApplicationType,
   nativeSchemes: ReadonlySet<string>,
+  webHttpLoopback = false,
 ): string[] {
   const uris = readList(input, field, 20) ?? [];
   uris.forEach((uri, i) => {
-    const problem = redirectUriProblem(uri, applicationType, nativeSchemes);
+    const problem = redirectUriProblem(uri, applicationType, nativeSchemes, webHttpLoopback);
     if (problem) fail(`${field}[${i}]`, problem);
   });
   return uris;
@@ -464,7 +472,13 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
     fail('grant_types', 'refresh_token requires authorization_code');
   }
 
-  const redirectUris = readRedirectUris(data, 'redirect_uris', applicationType, policy.nativeSchemes);
+  const redirectUris = readRedirectUris(
+    data,
+    'redirect_uris',
+    applicationType,
+    policy.nativeSchemes,
+    policy.webHttpLoopback ?? false,
+  );
   if (grantTypes.includes('authorization_code') && redirectUris.length === 0) {
     fail('redirect_uris', 'at least one redirect URI is required for authorization_code (OAuth 2.1 §2.3.1)');
   }
@@ -485,6 +499,7 @@ export function validateClientMetadata(input: unknown, policy: ClientMetadataPol
       'post_logout_redirect_uris',
       applicationType,
       policy.nativeSchemes,
+      policy.webHttpLoopback ?? false,
     ),
     grant_types: grantTypes,
     response_types: responseTypes,

@@ -156,12 +156,6 @@ t.test('every bad form names its field', async (t) => {
       /must use https/,
     ],
     [
-      'http loopback for a web client',
-      { ...web, redirect_uris: ['http://127.0.0.1:8080/cb'] },
-      'redirect_uris[0]',
-      /only for native clients/,
-    ],
-    [
       'http on another 127/8 address',
       { ...native, redirect_uris: ['http://127.0.0.2/cb'] },
       'redirect_uris[0]',
@@ -318,4 +312,15 @@ t.test('redirectUriProblem is usable on its own', async (t) => {
   t.equal(redirectUriProblem('https://a.example/cb', 'web'), null);
   t.equal(redirectUriProblem('http://[::1]/cb', 'native'), null);
   t.match(redirectUriProblem('http://[::1]/cb', 'web'), /native/);
+});
+
+t.test('http loopback for a web client: only outside production (webHttpLoopback), never by default', async (t) => {
+  const loopbackWeb = { ...web, redirect_uris: ['http://127.0.0.1:8080/cb'] };
+  const strict = { ...policy, webHttpLoopback: false };
+  t.same(errorOf(loopbackWeb, strict).field, 'redirect_uris[0]');
+  t.match(errorOf(loopbackWeb, strict).reason, /only for native clients/);
+  t.match(redirectUriProblem('http://localhost:3000/cb', 'web'), /only for native clients/, 'the default is strict');
+  t.equal(policy.webHttpLoopback, true, 'NODE_ENV=test is not production');
+  t.same(validateClientMetadata(loopbackWeb, policy).redirect_uris, ['http://127.0.0.1:8080/cb']);
+  t.match(errorOf({ ...web, redirect_uris: ['http://app.example.com/cb'] }).reason, /must use https/, 'loopback only');
 });

@@ -1,6 +1,8 @@
 import t from 'tap';
 import { basic } from '../fixtures/clients.js';
-import { buildTestApp } from '../helper.js';
+import { clientMetadataPolicy, validateClientMetadata } from '../../src/oauth/client-metadata.js';
+import { resolveRedirectUri } from '../../src/oauth/checks/redirect-uri.js';
+import { buildTestApp, testConfig } from '../helper.js';
 import { bearer, DCR_ENV, ISSUER, mcpClient, register, registered } from '../fixtures/registration.js';
 
 t.test('off by default: /register is the generic 404 and metadata has no registration_endpoint', async (t) => {
@@ -151,11 +153,6 @@ t.test('invalid_redirect_uri (RFC 7591 §3.2.2) names the URI', async (t) => {
       'a private-use scheme for a web client',
       { application_type: 'web', redirect_uris: ['com.example.app:/cb'] },
       /^redirect_uris\[0\]: private-use URI schemes are allowed only for native clients/,
-    ],
-    [
-      'loopback for an explicit web client',
-      { application_type: 'web', redirect_uris: ['http://localhost:3000/cb'] },
-      /^redirect_uris\[0\]: http on loopback is allowed only for native clients/,
     ],
     [
       'none for authorization_code',
@@ -376,3 +373,62 @@ t.test('DCR_ALWAYS_RETURN_CLIENT_SECRET: a public client gets an unstored secret
   const off = await buildTestApp(t, DCR_ENV);
   t.notOk('client_secret' in (await registered(off, mcpClient())), 'off: no secret for none');
 });
+
+t.test(
+  'http://localhost for an operator’s web client: allowed outside production, exact match; refused in production and to self-registration',
+  async (t) => {
+    const web = { application_type: 'web', redirect_uris: ['http://localhost:3000/cb'] };
+    const dev = await buildTestApp(t, { ...DCR_ENV, NODE_ENV: 'development' });
+    const { client: created } = await dev.clientAdmin.create({ name: 'Local web app', ...web });
+    t.same(created.redirect_uris, ['http://localhost:3000/cb'], "an operator's web app in local development");
+    t.equal(created.application_type, 'web');
+    const selfRegistered = await register(dev, web);
+    t.equal(selfRegistered.statusCode, 400, 'a client registering itself keeps RFC 8252 §7.3 in every mode');
+    t.match(selfRegistered.json().error_description, /http on loopback is allowed only for native clients/);
+    // A web client gets no loopback port exception (RFC 8252 §7.3 is for native apps): exact match only.
+    const policy = clientMetadataPolicy(dev.config);
+    const client = { redirect_uris: ['http://localhost:3000/cb'], application_type: 'web' };
+    t.equal(resolveRedirectUri(client, 'http://localhost:3000/cb'), 'http://localhost:3000/cb');
+    t.throws(
+      () => resolveRedirectUri(client, 'http://localhost:4000/cb'),
+      { message: /redirect_uri does not match/ },
+      'another port',
+    );
+    t.equal(policy.webHttpLoopback, true);
+
+    const production = clientMetadataPolicy(
+      testConfig({
+        NODE_ENV: 'production',
+        ISSUER: 'https://auth.example.com',
+        KEY_ENCRYPTION_SECRET: 'Zq8vR2mX4tL9wB7nK3pC6yH1dF5gJ0sA',
+      }),
+    );
+    t.equal(production.webHttpLoopback, false);
+    t.throws(() => validateClientMetadata({ name: 'Web', ...web }, production), {
+      message:
+        /^redirect_uris\[0\]: http on loopback is allowed only for native clients \(RFC 8252 §7\.3\); set application_type to native/,
+    });
+    t.throws(
+      () =>
+        validateClientMetadata(
+          {
+            name: 'Web',
+            application_type: 'web',
+            redirect_uris: ['https://app.example.com/cb'],
+            post_logout_redirect_uris: ['http://localhost:3000/bye'],
+          },
+          production,
+        ),
+      { message: /^post_logout_redirect_uris\[0\]: http on loopback/ },
+      'post-logout URIs follow the same rule',
+    );
+    t.doesNotThrow(
+      () =>
+        validateClientMetadata(
+          { name: 'Native', application_type: 'native', redirect_uris: ['http://127.0.0.1/cb'] },
+          production,
+        ),
+      'native apps keep their loopback redirect in production',
+    );
+  },
+);

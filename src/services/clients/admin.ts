@@ -78,6 +78,15 @@ export class ClientAdmin {
     return row ? frozenClient(row) : undefined;
   }
 
+  /**
+   * The metadata rules for a client from `source`. The development allowance of http://localhost redirects for
+   * web clients (ClientMetadataPolicy.webHttpLoopback) is for clients an operator makes; a client registering
+   * itself keeps RFC 8252 §7.3's rule (loopback for native apps only) in every mode.
+   */
+  private policyFor(source: ClientSource): ClientMetadataPolicy {
+    return source === 'registration' ? { ...this.policy, webHttpLoopback: false } : this.policy;
+  }
+
   /** Every client, oldest first, from the database. */
   async list(): Promise<Client[]> {
     return (await listClients(this.db)).map(frozenClient);
@@ -91,7 +100,7 @@ export class ClientAdmin {
     input: Record<string, unknown>,
     options: { source?: ClientSource; clientId?: string; registrationAccessTokenHash?: string; by?: ChangedBy } = {},
   ): Promise<ClientWithSecret> {
-    const metadata = validateClientMetadata(input, this.policy);
+    const metadata = validateClientMetadata(input, this.policyFor(options.source ?? 'admin'));
     const clientId = options.clientId ?? generateClientId();
     if (!CLIENT_ID_FORM.test(clientId))
       throw new ClientServiceError(
@@ -140,7 +149,7 @@ export class ClientAdmin {
         delete input.require_pushed_authorization_requests;
       if (changes.dpop_bound_access_tokens === undefined) delete input.dpop_bound_access_tokens;
     }
-    const metadata = validateClientMetadata(input, this.policy);
+    const metadata = validateClientMetadata(input, this.policyFor(current.source));
     const update: ClientUpdate = { ...metadata };
     let secret: string | null = null;
     if (usesSecret(metadata.token_endpoint_auth_method) && current.secret_hash === null) {

@@ -63,7 +63,12 @@ export class ClientRegistry {
     this.cache = new TtlCache(options.maxEntries ?? 10_000);
     const cimd = config.clientIdMetadataDocuments;
     this.documents = cimd?.enabled
-      ? new ClientIdDocuments(db, cimd, clientMetadataPolicy(config), { ...options, now: this.now })
+      ? new ClientIdDocuments(
+          db,
+          cimd,
+          { ...clientMetadataPolicy(config), webHttpLoopback: false },
+          { ...options, now: this.now },
+        )
       : null;
   }
 
