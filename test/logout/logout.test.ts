@@ -114,6 +114,24 @@ async function signIn(app: FastifyInstance, client: Client, sub: string): Promis
   return { cookie, sid: row.sid };
 }
 
+/** Redeems `code` at /token as a confidential client (client_secret_basic) with its PKCE verifier. */
+function redeemCode(app: FastifyInstance, clientId: string, secret: string, code: string, verifier: string) {
+  return app.inject({
+    method: 'POST',
+    url: '/token',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+    },
+    payload: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT_URI,
+    }).toString(),
+  });
+}
+
 /**
  * A relying party signs `sub` in with scope openid through the handshake and redeems the code at /token
  * (client_secret_basic, PKCE, nonce): its client, the browser's session, and the ID token Gatehouse issued.
@@ -144,20 +162,7 @@ async function oidcSignIn(
   const code = location.searchParams.get('code');
   if (res.statusCode !== 303 || location.origin + location.pathname !== REDIRECT_URI || !code)
     throw new Error(`expected a code, got ${res.statusCode} ${location.href}`);
-  const token = await app.inject({
-    method: 'POST',
-    url: '/token',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret!)}`).toString('base64')}`,
-    },
-    payload: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      code_verifier: verifier,
-      redirect_uri: REDIRECT_URI,
-    }).toString(),
-  });
+  const token = await redeemCode(app, client.client_id, secret!, code, verifier);
   const idToken = token.json<{ id_token?: string }>().id_token;
   if (token.statusCode !== 200 || !idToken) throw new Error(`expected an ID token, got ${token.body}`);
   const cookie = res.cookies.find((c) => c.name === SESSION_COOKIE)!.value;
@@ -742,20 +747,7 @@ t.test(
         consumed_at: null,
         family_id: null,
       });
-      const res = await app.inject({
-        method: 'POST',
-        url: '/token',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret!)}`).toString('base64')}`,
-        },
-        payload: new URLSearchParams({
-          grant_type: 'authorization_code',
-          code,
-          code_verifier: verifier,
-          redirect_uri: REDIRECT_URI,
-        }).toString(),
-      });
+      const res = await redeemCode(app, client.client_id, secret!, code, verifier);
       if (res.statusCode !== 200) throw new Error(res.body);
       const row = await app.database.db
         .selectFrom('authorization_codes')
