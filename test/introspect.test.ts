@@ -1,4 +1,3 @@
-import { KeyObject, sign as cryptoSign } from 'node:crypto';
 import { CompactSign, SignJWT, decodeProtectedHeader, generateKeyPair } from 'jose';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import t from 'tap';
@@ -405,8 +404,13 @@ t.test('expired, forged, foreign and malformed access tokens are inactive, never
   // jose will not sign with an extension it does not know, so this one is signed by hand (ES256, the default).
   t.equal(signer.alg, 'ES256');
   const critInput = `${Buffer.from(JSON.stringify({ alg: 'ES256', kid: signer.kid, typ: 'at+jwt', crit: ['urn:x'], 'urn:x': 1 })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-  const critKey = signer.key instanceof KeyObject ? signer.key : KeyObject.from(signer.key);
-  const withCrit = `${critInput}.${cryptoSign('sha256', Buffer.from(critInput), { key: critKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  // WebCrypto's ECDSA signature is already the R‖S form JWS uses (RFC 7518 §3.4).
+  const critSignature = await crypto.subtle.sign(
+    { name: 'ECDSA', hash: 'SHA-256' },
+    signer.key,
+    new TextEncoder().encode(critInput),
+  );
+  const withCrit = `${critInput}.${Buffer.from(critSignature).toString('base64url')}`;
   assertInactive(t, await introspect(app, machine, { token: withCrit }), 'a crit extension (RFC 7515 §4.1.11)');
   const notYet = await new CompactSign(encode({ ...payload, nbf: now + 3600 }))
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })

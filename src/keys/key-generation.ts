@@ -1,6 +1,8 @@
+import { createPrivateKey, type JsonWebKey } from 'node:crypto';
 import { type CryptoKey, type JWK, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { SigningAlg } from '../config/index.js';
 import { publicPart } from './public-jwk.js';
+import { preparePrivateKey } from '../oauth/tokens/jws.js';
 
 /** A freshly generated key pair as JWKs, named by its RFC 7638 thumbprint. */
 export interface GeneratedKey {
@@ -30,5 +32,9 @@ export async function generateSigningKey(alg: SigningAlg): Promise<GeneratedKey>
 /** Imports a private JWK for signing only: not extractable, so it cannot be exported again. */
 export async function importSigningKey(privateJwk: JWK, alg: string): Promise<CryptoKey> {
   const { ext: _ext, key_ops: _ops, ...jwk } = privateJwk;
-  return (await importJWK(jwk, alg, { extractable: false })) as CryptoKey;
+  const key = (await importJWK(jwk, alg, { extractable: false })) as CryptoKey;
+  // The synchronous signer (oauth/tokens/jws.ts) signs with a node:crypto KeyObject: made here from the JWK,
+  // since converting a non-extractable CryptoKey into one is deprecated (Node 24, DEP0204).
+  preparePrivateKey(key, alg, createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' }));
+  return key;
 }

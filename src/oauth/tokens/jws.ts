@@ -7,6 +7,8 @@ import { isSigningAlg } from '../../keys/public-jwk.js';
 export type PrivateSigningKey = CryptoKey | KeyObject;
 
 interface PreparedKey {
+  /** The one JWS algorithm this key was prepared for. */
+  alg: string;
   /** node:crypto's digest name, or null where the algorithm has its own (Ed25519). */
   digest: string | null;
   input: SignKeyObjectInput;
@@ -23,6 +25,10 @@ const prepared = new WeakMap<object, PreparedKey>();
  */
 function prepare(alg: string, key: PrivateSigningKey): PreparedKey {
   const keyObject = key instanceof KeyObject ? key : KeyObject.from(key);
+  return { alg, ...forAlgorithm(alg, keyObject) };
+}
+
+function forAlgorithm(alg: string, keyObject: KeyObject): Omit<PreparedKey, 'alg'> {
   switch (alg) {
     case 'ES256':
       return { digest: 'sha256', input: { key: keyObject, dsaEncoding: 'ieee-p1363' }, headers: new Map() };
@@ -41,6 +47,11 @@ function prepare(alg: string, key: PrivateSigningKey): PreparedKey {
     default:
       throw new Error(`unsupported JWS algorithm ${alg}`);
   }
+}
+
+/** Registers the KeyObject `signCompact` signs with for `key` (a WebCrypto key the store imported from the same JWK). */
+export function preparePrivateKey(key: CryptoKey, alg: string, keyObject: KeyObject): void {
+  prepared.set(key, prepare(alg, keyObject));
 }
 
 /** Most distinct protected headers remembered per key (a handful are ever used: at+jwt, ID token, logout token). */
@@ -62,6 +73,8 @@ export function signCompact(
     p = prepare(header.alg, key);
     prepared.set(key, p);
   }
+  // RFC 8725 §3.1: a key signs with the one algorithm it was prepared for, whatever a header says.
+  if (p.alg !== header.alg) throw new Error(`unsupported JWS algorithm ${header.alg} for this ${p.alg} key`);
   const headerJson = JSON.stringify(header);
   let encodedHeader = p.headers.get(headerJson);
   if (encodedHeader === undefined) {
