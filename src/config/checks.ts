@@ -138,6 +138,9 @@ export function crossFieldProblems(config: Settings, policy: Policy): string[] {
     );
   // The fallback is DEFAULT_RESOURCE when set, else the first of RESOURCES: only the former can be outside them.
   if (fallback !== null && !configured.includes(fallback)) problems.push('DEFAULT_RESOURCE: must be one of RESOURCES');
+  // A name for a resource no token can be issued for would never be shown: most likely a typo in either list.
+  for (const uri of policy.resourceNames.keys())
+    if (!configured.includes(uri)) problems.push(`RESOURCE_NAMES: "${uri}" is not one of RESOURCES`);
   return problems;
 }
 

@@ -132,6 +132,45 @@ export function parseResourceList(value: string): string[] {
     .map((v) => canonicalUrl(v));
 }
 
+/**
+ * Parses RESOURCE_NAMES: a JSON object of resource URI to display name, keyed by the URI's canonical form
+ * (as RESOURCES is). Throws a message naming the first bad entry.
+ */
+export function parseResourceNames(value: string): Map<string, string> {
+  const trimmed = value.trim();
+  const out = new Map<string, string>();
+  if (trimmed === '') return out;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch {
+    throw new Error('is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('is not a JSON object');
+  for (const [uri, name] of Object.entries(parsed as Record<string, unknown>)) {
+    let canonical: string;
+    try {
+      canonical = canonicalUrl(uri);
+    } catch {
+      throw new Error(`"${uri}" is not an absolute URI`);
+    }
+    if (typeof name !== 'string' || !isDisplayText(name, 100))
+      throw new Error(`"${uri}" needs a name of 1 to 100 characters without control characters`);
+    out.set(canonical, name.trim());
+  }
+  return out;
+}
+
+/** Text fit to show on a page as a name: not blank, at most `max` characters, no control characters. */
+function isDisplayText(value: string, max: number): boolean {
+  // eslint-disable-next-line no-control-regex
+  return value.trim() !== '' && [...value].length <= max && !/[\u0000-\u001f\u007f-\u009f]/.test(value);
+}
+
+/** Media types a data: logo may have: images a browser shows in <img> and never runs script from. */
+const LOGO_DATA_URI = /^data:image\/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]+={0,2}$/;
+const LOGO_DATA_MAX = 32 * 1024;
+
 /** Throws unless every item is an absolute URI without fragment (RFC 8707 §2). */
 function validateResources(value: unknown): string[] {
   const items = String(value)
@@ -147,6 +186,16 @@ function validateResources(value: unknown): string[] {
     if (item.includes('#') || url.hash) throw new Error(`"${item}" must not have a fragment (RFC 8707 §2)`);
   }
   return items;
+}
+
+/** Whether a value is an absolute https URL without credentials. */
+function isHttpsUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' && url.hostname !== '' && !url.username && !url.password;
+  } catch {
+    return false;
+  }
 }
 
 function coerceBoolean(value: unknown): unknown {
@@ -301,6 +350,66 @@ const FORMATS = {
         throw new Error('must be an absolute http(s) URL');
       }
       if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an absolute http(s) URL');
+    },
+  }),
+  'resource-names': format<string>({
+    validate(value) {
+      try {
+        parseResourceNames(String(value));
+      } catch (err) {
+        throw new Error(`must be a JSON object of resource URI to display name (${(err as Error).message})`, {
+          cause: err,
+        });
+      }
+    },
+  }),
+  'brand-name': format<string>({
+    validate(value) {
+      if (value === '') return;
+      if (typeof value !== 'string' || !isDisplayText(value, 100))
+        throw new Error('must be 1 to 100 characters without control characters');
+    },
+  }),
+  // An https URL (the page CSP's img-src allows https: and data: only; http would be mixed content), or a
+  // small inline image so the pages need no other host.
+  'brand-logo': format<string>({
+    validate(value) {
+      if (value === '') return;
+      const text = String(value);
+      if (text.startsWith('data:')) {
+        if (!LOGO_DATA_URI.test(text))
+          throw new Error(
+            'a data: logo must be data:image/(png|jpeg|gif|webp|svg+xml);base64,<base64> (no other media type, no plain-text encoding)',
+          );
+        if (text.length > LOGO_DATA_MAX) throw new Error(`a data: logo must be at most ${LOGO_DATA_MAX} characters`);
+        return;
+      }
+      if (!isHttpsUrl(text)) throw new Error('must be an https:// URL or a data:image/…;base64 URI');
+    },
+  }),
+  'hex-color': format<string>({
+    validate(value) {
+      if (value === '') return;
+      if (typeof value !== 'string' || !/^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/.test(value))
+        throw new Error('must be a hex colour, #rrggbb or #rgb');
+    },
+  }),
+  'optional-https-url': format<string>({
+    validate(value) {
+      if (value === '') return;
+      if (!isHttpsUrl(String(value))) throw new Error('must be an absolute https:// URL');
+    },
+  }),
+  'optional-email': format<string>({
+    validate(value) {
+      if (value === '') return;
+      // A plain addr-spec (RFC 5322 §3.4.1, dot-atom local part): it goes into a mailto: link as it is.
+      if (
+        typeof value !== 'string' ||
+        value.length > 254 ||
+        !/^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(value)
+      )
+        throw new Error('must be an email address (name@example.com)');
     },
   }),
   'postgres-url': format<string>({

@@ -3,6 +3,7 @@ import {
   type ClaimScope,
   parseClaimsCatalogue,
   parseResourceList,
+  parseResourceNames,
   parseSchemeList,
   parseScopeCatalogue,
 } from './formats.js';
@@ -35,6 +36,8 @@ export interface ResourcePolicy {
 export interface Policy {
   scopes: ScopePolicy;
   resources: ResourcePolicy;
+  /** RESOURCE_NAMES: display names of resources for the consent page, by canonical resource URI. */
+  resourceNames: ReadonlyMap<string, string>;
   /** NATIVE_REDIRECT_SCHEMES: single-label private-use schemes native clients may use too (RFC 8252 §7.1). */
   nativeSchemes: ReadonlySet<string>;
 }
@@ -61,6 +64,7 @@ export function readPolicy(settings: Pick<Settings, 'scopes' | 'resources' | 'cl
       configured,
       fallback: parseResourceList(settings.resources.defaultResource)[0] ?? configured[0] ?? null,
     },
+    resourceNames: parseResourceNames(settings.resources.names),
     nativeSchemes: new Set(parseSchemeList(settings.clients.nativeRedirectSchemes)),
   };
 }

@@ -285,6 +285,12 @@ export const schema = {
       default: '',
       env: 'DEFAULT_RESOURCE',
     },
+    names: {
+      doc: 'Display names of resources for the consent page, which otherwise shows the bare URI: a JSON object of resource URI (one of RESOURCES) to its name (`{"https://api.example.com":"Example Notes API"}`, at most 100 characters each). The page shows the name with the URI beneath it.',
+      format: 'resource-names',
+      default: '',
+      env: 'RESOURCE_NAMES',
+    },
   },
   handshake: {
     signInUrl: {
@@ -565,6 +571,38 @@ export const schema = {
       default: '',
       env: 'ADMIN_TOKEN',
       sensitive: true,
+    },
+  },
+  branding: {
+    name: {
+      doc: "The operator's name, shown at the top of every page (with the logo) and in page titles. Empty: pages show the issuer's host only. At most 100 characters.",
+      format: 'brand-name',
+      default: '',
+      env: 'BRAND_NAME',
+    },
+    logoUrl: {
+      doc: 'Logo shown at the top of every page: an `https://` URL, or a `data:image/(png|jpeg|gif|webp|svg+xml);base64,…` URI of at most 32 KB (no request to another host). Shown about 32 px high.',
+      format: 'brand-logo',
+      default: '',
+      env: 'BRAND_LOGO_URL',
+    },
+    primaryColor: {
+      doc: 'The main colour of the pages (primary button, links and focus ring in the light scheme; the primary button in the dark one) as a hex colour, `#1a7f5a` or `#1a7`. Served in the page stylesheet, so the pages keep their strict CSP.',
+      format: 'hex-color',
+      default: '',
+      env: 'BRAND_PRIMARY_COLOR',
+    },
+    supportUrl: {
+      doc: 'An `https://` page where users get help, linked from the footer of every page.',
+      format: 'optional-https-url',
+      default: '',
+      env: 'BRAND_SUPPORT_URL',
+    },
+    supportEmail: {
+      doc: 'An email address users can write to for help, linked (`mailto:`) from the footer of every page.',
+      format: 'optional-email',
+      default: '',
+      env: 'BRAND_SUPPORT_EMAIL',
     },
   },
   janitor: {

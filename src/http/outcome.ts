@@ -29,6 +29,7 @@ export async function sendOutcome(
     case 'page':
       return sendPage(reply, outcome.view, { ...outcome.data, ...pageData }, 200, {
         formRedirects: outcome.formRedirects,
+        ...(outcome.uiLocales === undefined ? {} : { uiLocales: outcome.uiLocales }),
       });
     case 'error':
       throw outcome.error;

@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { SUPPORTED_LOCALES } from '../lib/i18n.js';
 import { DPOP_SIGNING_ALGS } from '../oauth/dpop.js';
 import { userinfoEndpoint } from '../oauth/tokens/id-token.js';
 import { ASSERTION_ALGS } from '../oauth/client-metadata.js';
@@ -84,6 +85,8 @@ export function discoveryDocument(
   doc.dpop_signing_alg_values_supported = [...DPOP_SIGNING_ALGS];
   // draft-ietf-oauth-client-id-metadata-document-02 §6: only while client-id documents are resolved.
   if (features.clientIdDocuments) doc.client_id_metadata_document_supported = true;
+  // RFC 8414 §2 (and OIDC Discovery §3): the languages the pages are written in, each with a full catalogue.
+  if (features.authorizationCode) doc.ui_locales_supported = [...SUPPORTED_LOCALES];
   return doc;
 }
 

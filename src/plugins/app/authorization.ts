@@ -28,6 +28,7 @@ export default fp<AuthorizationPluginOptions>(
       config,
       scopePolicy: config.policy.scopes,
       resourcePolicy: config.policy.resources,
+      resourceNames: config.policy.resourceNames,
       clients: app.clients,
       sessions: app.sessions,
       signer: () => app.keys.current(),

@@ -5,9 +5,18 @@ import { fileURLToPath } from 'node:url';
 import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import view from '@fastify/view';
 import { Eta } from 'eta';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Config, issuerIsHttps } from '../../config/index.js';
+import {
+  type Catalogues,
+  escapeHtml,
+  FALLBACK_LOCALE,
+  negotiateLocale,
+  readCatalogues,
+  type SafeHtml,
+  type Translator,
+} from '../../lib/i18n.js';
 
 /**
  * The repository's `views/` directory. Found by walking up from this module, so it is the same from
@@ -91,6 +100,44 @@ function helmetOptions(config: Pick<Config, 'issuer'>): FastifyHelmetOptions {
   };
 }
 
+/** The operator's branding (BRAND_*), as every page shows it. */
+export interface PageBrand {
+  /** BRAND_NAME, or null. */
+  name: string | null;
+  /** BRAND_LOGO_URL (https or data:image), or null. */
+  logo: string | null;
+  /** BRAND_SUPPORT_URL, or null. */
+  supportUrl: string | null;
+  /** BRAND_SUPPORT_EMAIL, or null. */
+  supportEmail: string | null;
+}
+
+/** The stylesheet rules BRAND_PRIMARY_COLOR adds: the colour as CSS custom properties, with a readable text colour. */
+export function brandStylesheet(color: string): string {
+  if (color === '') return '';
+  const hex = color.length === 4 ? `#${[...color.slice(1)].map((c) => c + c).join('')}` : color;
+  const channels = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  // WCAG 2.x relative luminance: white text on dark colours, near-black on light ones.
+  const [r, g, b] = channels.map((c) => {
+    const v = c / 255;
+    return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  }) as [number, number, number];
+  const text = 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 ? '#111111' : '#ffffff';
+  const hover = `#${channels
+    .map((c) =>
+      Math.round(c * 0.85)
+        .toString(16)
+        .padStart(2, '0'),
+    )
+    .join('')}`;
+  // Light scheme: links and the focus ring too. Dark scheme: only the primary button (a dark brand colour
+  // would make links unreadable on the dark background).
+  return (
+    `\n/* BRAND_PRIMARY_COLOR */\n:root {\n  --brand: ${hex};\n  --brand-hover: ${hover};\n  --brand-text: ${text};\n}\n` +
+    `@media (prefers-color-scheme: light) {\n  :root {\n    --accent: ${hex};\n    --accent-hover: ${hover};\n    --focus: ${hex};\n  }\n}\n`
+  );
+}
+
 /** Values every template sees as `it.<name>`. */
 export interface PageContext {
   /** The stylesheet URL, under the issuer's path, with a cache-busting hash. */
@@ -99,12 +146,35 @@ export interface PageContext {
   basePath: string;
   /** The issuer's host, shown on every page so users can see which server they are talking to. */
   serverName: string;
+  /** What page titles end with: BRAND_NAME, else the issuer's host. */
+  siteName: string;
+  /** The operator's branding. */
+  brand: PageBrand;
+}
+
+/** What a template gets to write text in the page's language (`it.t`, `it.th`, `it.lang`, `it.span`). */
+interface PageLanguage {
+  lang: string;
+  t: Translator['t'];
+  th: Translator['html'];
+  /** `<span class="…">text</span>`, escaped, as a placeholder value of `it.th`. */
+  span: (className: string, text: string) => SafeHtml;
+}
+
+function span(className: string, text: string): SafeHtml {
+  return { safeHtml: `<span class="${escapeHtml(className)}">${escapeHtml(text)}</span>` };
+}
+
+function pageLanguage(translator: Translator): PageLanguage {
+  return { lang: translator.locale, t: translator.t, th: translator.html, span };
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** What every page template gets (stylesheet URL, base path). */
+    /** What every page template gets (stylesheet URL, base path, branding). */
     pageContext: PageContext;
+    /** The pages' message catalogues (views/locales/*.json), read once at start. */
+    catalogues: Catalogues;
     /** The essential page headers for a page sent without @fastify/helmet (HSTS included over https). */
     pageFallbackHeaders: Readonly<Record<string, string>>;
   }
@@ -124,7 +194,15 @@ export default fp<ViewPluginOptions>(
     const { config } = app;
     const templates = root ?? viewsDirectory();
     const production = config.nodeEnv === 'production';
-    const css = readFileSync(join(templates, 'static', 'gatehouse.css'));
+    // The operator's colour is appended to the one stylesheet: the pages' CSP keeps allowing styles from
+    // 'self' only, with no inline style, nonce or hash.
+    const css = Buffer.concat([
+      readFileSync(join(templates, 'static', 'gatehouse.css')),
+      Buffer.from(brandStylesheet(config.branding.primaryColor)),
+    ]);
+    // A missing or inconsistent catalogue stops the start, naming the file and key.
+    const catalogues = readCatalogues(join(templates, 'locales'));
+    app.decorate('catalogues', catalogues);
     const etag = `"${createHash('sha256').update(css).digest('base64url').slice(0, 22)}"`;
     const issuer = new URL(config.issuer);
     const basePath = issuer.pathname.replace(/\/$/, '');
@@ -132,6 +210,13 @@ export default fp<ViewPluginOptions>(
       stylesheet: `${basePath}${STYLESHEET_PATH}?v=${etag.slice(1, 13)}`,
       basePath,
       serverName: issuer.host,
+      siteName: config.branding.name || issuer.host,
+      brand: {
+        name: config.branding.name || null,
+        logo: config.branding.logoUrl || null,
+        supportUrl: config.branding.supportUrl || null,
+        supportEmail: config.branding.supportEmail || null,
+      },
     };
     app.decorate('pageContext', pageContext);
     // The same HSTS @fastify/helmet sends (its default includeSubDomains), only over an https issuer.
@@ -142,7 +227,9 @@ export default fp<ViewPluginOptions>(
 
     // autoEscape is Eta's default; set here so no later change of default can silently turn it off.
     const eta = new Eta({ views: templates, autoEscape: true, cache: production });
-    await app.register(view, { engine: { eta }, templates, production, defaultContext: pageContext });
+    // English by default, for a page rendered outside sendPage (app.view in a test); sendPage negotiates.
+    const defaultContext = { ...pageContext, ...pageLanguage(catalogues.get(FALLBACK_LOCALE)) };
+    await app.register(view, { engine: { eta }, templates, production, defaultContext });
 
     app.get(
       STYLESHEET_PATH,
@@ -180,9 +267,26 @@ export const pageSecurityHeaders = fp(
 export interface PageOptions {
   /** Redirect URIs a form on the page may end up at after its POST (added to CSP form-action). */
   formRedirects?: readonly string[];
+  /**
+   * The `ui_locales` the page is for (OIDC Core §3.1.2.1), such as the pending authorization request's.
+   * Absent: a `ui_locales` parameter of the request itself (query or form), if any.
+   */
+  uiLocales?: string | null;
 }
 
-/** Renders `views/<template>.eta` as a page with the page security headers and `Cache-Control: no-store`. */
+/** A string `ui_locales` parameter of the request's query or form body, or null. */
+function requestUiLocales(request: FastifyRequest): string | null {
+  for (const params of [request.body, request.query]) {
+    const value = params && typeof params === 'object' ? (params as Record<string, unknown>).ui_locales : undefined;
+    if (typeof value === 'string') return value.slice(0, 256);
+  }
+  return null;
+}
+
+/**
+ * Renders `views/<template>.eta` as a page with the page security headers and `Cache-Control: no-store`, in
+ * the language negotiated from `ui_locales` and Accept-Language (`it.t`, `it.lang`).
+ */
 export async function sendPage(
   reply: FastifyReply,
   template: string,
@@ -190,7 +294,12 @@ export async function sendPage(
   status = 200,
   options: PageOptions = {},
 ): Promise<FastifyReply> {
-  const html = await reply.viewAsync(template, data);
+  const { request } = reply;
+  const uiLocales = options.uiLocales === undefined ? requestUiLocales(request) : options.uiLocales;
+  const locale = negotiateLocale(uiLocales, request.headers['accept-language']);
+  const html = await reply.viewAsync(template, { ...data, ...pageLanguage(reply.server.catalogues.get(locale)) });
+  // The page's language depends on Accept-Language: a shared cache must not hand it to another browser.
+  reply.header('vary', 'Accept-Language');
   const redirects = (options.formRedirects ?? []).map(formActionSource);
   // @fastify/helmet decorates the reply in an onRequest hook; an error page for a request stopped by an
   // earlier onRequest hook (a rate limit, say) never got it, and must not be sent without the headers.

@@ -20,6 +20,8 @@ const bodySchema = {
     request: REQUEST_ID,
     decision: { type: 'string', enum: ['allow', 'deny'] },
     csrf: { type: 'string', minLength: 1, maxLength: 128 },
+    // The language the page was shown in, so the pages after the POST (an error) keep it.
+    ui_locales: { type: 'string', maxLength: 256 },
   },
 } as const;
 

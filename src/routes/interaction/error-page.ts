@@ -3,29 +3,29 @@ import type { OAuthError, OAuthErrorCode } from '../../oauth/errors.js';
 import { type ErrorRenderer, sendOAuthError } from '../../plugins/app/error-handler.js';
 import { sendPage } from '../../plugins/external/view.js';
 
-const HEADINGS: Partial<Record<OAuthErrorCode, string>> = {
-  access_denied: 'Access denied',
-  invalid_client: 'Unknown application',
-  unauthorized_client: 'This application is not allowed to do that',
-  invalid_scope: 'The application asked for something it may not have',
-  invalid_target: 'The application asked for an unknown service',
-  invalid_redirect_uri: 'The application’s return address is not registered',
-  login_required: 'You need to sign in',
-  consent_required: 'Your consent is needed',
-  not_found: 'Page not found',
-  method_not_allowed: 'This page cannot be used that way',
-  payload_too_large: 'The request was too large',
-  unsupported_media_type: 'The request was sent in an unsupported format',
-  too_many_requests: 'Too many attempts',
-  server_error: 'Something went wrong on our side',
-  temporarily_unavailable: 'Temporarily unavailable',
-};
+/** The error codes with a heading of their own in the catalogues (`error.heading.<code>`). */
+const HEADED: ReadonlySet<OAuthErrorCode> = new Set<OAuthErrorCode>([
+  'access_denied',
+  'invalid_client',
+  'unauthorized_client',
+  'invalid_scope',
+  'invalid_target',
+  'invalid_redirect_uri',
+  'login_required',
+  'consent_required',
+  'not_found',
+  'method_not_allowed',
+  'payload_too_large',
+  'unsupported_media_type',
+  'too_many_requests',
+  'server_error',
+  'temporarily_unavailable',
+]);
 
-/** A short human heading for an error page. */
-export function errorHeading(err: Pick<OAuthError, 'error' | 'status'>): string {
-  const heading = HEADINGS[err.error];
-  if (heading) return heading;
-  return err.status === 403 ? 'This request was refused' : 'This request cannot be completed';
+/** The catalogue key of a short human heading for an error page. */
+export function errorHeadingKey(err: Pick<OAuthError, 'error' | 'status'>): string {
+  if (HEADED.has(err.error)) return `error.heading.${err.error}`;
+  return err.status === 403 ? 'error.heading.refused' : 'error.heading.default';
 }
 
 /** An error description (written for RFC 6749 `error_description`) as a sentence for a person. */
@@ -51,7 +51,7 @@ export const htmlErrorRenderer: ErrorRenderer = async (
       reply,
       'error',
       {
-        heading: errorHeading(err),
+        headingKey: errorHeadingKey(err),
         description: asSentence(err.description),
         error: err.error,
         status: err.status,

@@ -58,6 +58,8 @@ export interface AuthorizationServiceDeps {
   config: Readonly<Pick<Config, 'issuer' | 'flow' | 'handshake' | 'tokens' | 'par'>>;
   scopePolicy: ScopePolicy;
   resourcePolicy: ResourcePolicy;
+  /** RESOURCE_NAMES: display names the consent page shows for resources. */
+  resourceNames?: ReadonlyMap<string, string>;
   clients: FlowClients;
   sessions: SessionService;
   /** The active signing key (signs login_request when there is no HANDSHAKE_SECRET). */
@@ -342,10 +344,18 @@ export class AuthorizationService {
     return {
       kind: 'page',
       view: 'consent',
-      data: consentView(interaction, this.#deps.scopePolicy.catalogue, token, this.#deps.scopePolicy.identity),
+      data: consentView(
+        interaction,
+        this.#deps.scopePolicy.catalogue,
+        token,
+        this.#deps.scopePolicy.identity,
+        this.#deps.resourceNames,
+      ),
       // Allow and Deny both end in a 303 to the client, which the browser checks against form-action.
       formRedirects: [interaction.pending.redirect_uri],
       cookies: [],
+      // The client's ui_locales, kept on the pending request since /authorize, chooses the page's language.
+      uiLocales: interaction.pending.ui_locales,
     };
   }
 

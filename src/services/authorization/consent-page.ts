@@ -1,5 +1,6 @@
 import type { AuthorizationRequestRow } from '../../db/tables/authorization-request.table.js';
 import { isLoopbackHost } from '../../lib/loopback.js';
+import { OPENID_SCOPE, STANDARD_IDENTITY_SCOPES } from '../../lib/oidc-claims.js';
 import type { Client } from '../../oauth/client.js';
 import type { Session } from '../sessions/session-service.js';
 
@@ -49,13 +50,15 @@ export function metadataDocumentIdentity(
 /**
  * What consent.eta renders (but the form's `action`, which the edge adds); every string is escaped by the
  * template engine. Identity scopes (OpenID Connect) are listed apart, as the personal data the app will
- * see ("your email address"), in the words of the standard scopes or the operator's CLAIMS.
+ * see ("your email address"): a standard scope (`standard`) in the page's own language, an operator's CLAIMS
+ * scope in its configured words. Resources carry their RESOURCE_NAMES display name, or null.
  */
 export function consentView(
   interaction: Interaction,
   catalogue: ReadonlyMap<string, string>,
   csrf: string,
   identityScopes: ReadonlyMap<string, { description: string }> = new Map(),
+  resourceNames: ReadonlyMap<string, string> = new Map(),
 ) {
   const { pending, session, client } = interaction;
   const redirect = redirectTarget(pending.redirect_uri);
@@ -78,9 +81,10 @@ export function consentView(
       .map((name) => ({ name, description: catalogue.get(name) ?? name })),
     personalData: pending.scopes.flatMap((name) => {
       const scope = identityScopes.get(name);
-      return scope ? [{ name, description: scope.description }] : [];
+      const standard = name === OPENID_SCOPE || STANDARD_IDENTITY_SCOPES.has(name);
+      return scope ? [{ name, description: scope.description, standard }] : [];
     }),
-    resources: pending.resources,
+    resources: pending.resources.map((uri) => ({ uri, name: resourceNames.get(uri) ?? null })),
     user: { name: claimText(session.claims, 'name'), email: claimText(session.claims, 'email'), sub: session.sub },
     requestId: pending.id,
     csrf,

@@ -14,6 +14,8 @@ export interface PageOutcome {
   data: Record<string, unknown>;
   formRedirects: string[];
   cookies: CookieInstruction[];
+  /** The `ui_locales` of the authorization request the page belongs to (OIDC Core §3.1.2.1), if any. */
+  uiLocales?: string | null;
 }
 
 /**
