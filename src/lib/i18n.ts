@@ -44,12 +44,12 @@ export interface Translator {
   /** The language's tag, for `<html lang>`. */
   readonly locale: Locale;
   /** The message as plain text (the template escapes it). Throws for a key the catalogue lacks: a typo is a bug. */
-  t(key: string, params?: Readonly<Record<string, string | number>>): string;
+  t: (key: string, params?: Readonly<Record<string, string | number>>) => string;
   /**
    * The message as HTML: its text and every string value escaped, SafeHtml values (markup the template
    * built around escaped text) inserted as they are.
    */
-  html(key: string, params?: Readonly<Record<string, string | number | SafeHtml>>): string;
+  html: (key: string, params?: Readonly<Record<string, string | number | SafeHtml>>) => string;
 }
 
 function message(messages: ReadonlyMap<string, string>, locale: string, key: string): string {
