@@ -9,7 +9,9 @@ import { findConsent } from '../../src/repositories/consent.repository.js';
 import { insertSession } from '../../src/repositories/session.repository.js';
 import { isLoopbackHost } from '../../src/lib/loopback.js';
 import { redirectTarget } from '../../src/services/authorization/consent-page.js';
+import { catalogueProblems, negotiateLocale, SUPPORTED_LOCALES } from '../../src/lib/i18n.js';
 import { BASE_ENV, buildTestApp } from '../helper.js';
+import { readFileSync } from 'node:fs';
 import { assertPageHeaders, assertPageMarkup } from '../fixtures/pages.js';
 
 const ENV = {
@@ -73,6 +75,7 @@ interface PendingOptions {
   prompt?: string | null;
   state?: string | null;
   expiresAt?: Date;
+  uiLocales?: string | null;
 }
 
 async function newPending(app: FastifyInstance, o: PendingOptions): Promise<{ id: string; binding: string }> {
@@ -90,7 +93,7 @@ async function newPending(app: FastifyInstance, o: PendingOptions): Promise<{ id
     prompt: o.prompt ?? null,
     max_age: null,
     login_hint: null,
-    ui_locales: null,
+    ui_locales: o.uiLocales ?? null,
     binding_hash: hashSecret(binding),
     session_hash: o.sessionId === null ? null : hashSecret(o.sessionId),
     expires_at: o.expiresAt ?? new Date(Date.now() + 600_000),
@@ -601,4 +604,53 @@ t.test('no CORS on /consent, and other methods are refused', async (t) => {
   t.notOk(preflight.headers['access-control-allow-origin']);
   const put = await s.app.inject({ method: 'PUT', url: '/consent' });
   t.equal(put.statusCode, 405);
+});
+
+t.test('every message catalogue has every English key with the same placeholders', async (t) => {
+  const catalogues = Object.fromEntries(
+    SUPPORTED_LOCALES.map((l) => [
+      l,
+      JSON.parse(readFileSync(new URL(`../../views/locales/${l}.json`, import.meta.url), 'utf8')) as unknown,
+    ]),
+  );
+  t.same(catalogueProblems(catalogues), [], 'en, de, fr, es, ja complete');
+  t.same(SUPPORTED_LOCALES, ['en', 'de', 'fr', 'es', 'ja']);
+  const broken = { ...catalogues, de: { ...(catalogues.de as object), 'signOut.title': undefined } };
+  t.not(catalogueProblems(broken).length, 0, 'a missing message is reported');
+});
+
+t.test('language: ui_locales first, then Accept-Language, then English', async (t) => {
+  t.equal(negotiateLocale('de-CH fr', 'ja'), 'de', 'ui_locales wins (OIDC Core §3.1.2.1), by its language');
+  t.equal(negotiateLocale('xx', 'ja,en;q=0.5'), 'ja', 'an unsupported ui_locales falls through to Accept-Language');
+  t.equal(negotiateLocale(null, 'es-MX;q=0.9, fr;q=1'), 'fr', 'Accept-Language by quality');
+  t.equal(negotiateLocale(null, 'xx, zz'), 'en');
+  t.equal(negotiateLocale(null, undefined), 'en');
+});
+
+t.test("the consent page in the user's language, with the operator's brand and the resource by its name", async (t) => {
+  const env = {
+    BRAND_NAME: 'Acme <Corp>',
+    BRAND_SUPPORT_EMAIL: 'help@acme.example',
+    RESOURCE_NAMES: '{"https://api.example.com":"Acme Notes API"}',
+  };
+  const de = await scenario(t, {}, { uiLocales: 'de' }, env);
+  const page = await getConsent(de, de.browser, `request=${de.pendingId}`);
+  t.equal(page.statusCode, 200);
+  t.match(page.body, /<html lang="de">/, 'ui_locales=de');
+  t.match(page.body, 'Acme Notes API', 'the resource by its display name');
+  t.match(page.body, 'Acme &lt;Corp&gt;', 'the brand name, escaped');
+  t.notMatch(page.body, 'Acme <Corp>');
+  t.match(page.body, 'mailto:help@acme.example', 'the support contact');
+
+  const ja = await scenario(t, {}, {}, env);
+  const res = await ja.app.inject({
+    method: 'GET',
+    url: `/consent?request=${ja.pendingId}`,
+    cookies: cookies(ja.app, ja.browser),
+    headers: { 'accept-language': 'ja-JP,ja;q=0.9,en;q=0.5' },
+  });
+  t.equal(res.statusCode, 200);
+  t.match(res.body, /<html lang="ja">/, 'Accept-Language: ja');
+  const en = await scenario(t);
+  t.match((await getConsent(en, en.browser, `request=${en.pendingId}`)).body, /<html lang="en">/, 'English by default');
 });

@@ -508,7 +508,8 @@ t.test(
       cookie,
     );
     t.equal(asked.statusCode, 200);
-    t.match(asked.body, /<h1>Sign out\?<\/h1>/);
+    t.match(asked.body, /<html lang="fr">/, 'ui_locales=fr: the question in French (OIDC Core §3.1.2.1)');
+    t.match(asked.body, /<h1>Se déconnecter\s\?<\/h1>/u);
     t.match(asked.body, /name="id_token_hint"/);
     t.match(asked.body, /name="logout_hint" value="erin"/);
     t.equal(await liveSessions(app, 'dave'), 1, 'nothing ended yet');
