@@ -27,7 +27,8 @@
 // comma-separated), BENCH_LOG_LEVEL (Gatehouse's LOG_LEVEL; default: unset, i.e. info),
 // BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
 // scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
-// BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones).
+// BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones),
+// BENCH_GATEHOUSE_ENV='NAME=value …' (Gatehouse settings to compare against the defaults; said in the output).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -579,6 +580,12 @@ async function main(): Promise<void> {
     };
     // The documented default log level (info) unless BENCH_LOG_LEVEL says otherwise.
     if (LOG_LEVEL) env.LOG_LEVEL = LOG_LEVEL;
+    // BENCH_GATEHOUSE_ENV='NAME=value NAME=value': settings of Gatehouse's own to compare (not the defaults).
+    for (const pair of (process.env.BENCH_GATEHOUSE_ENV ?? '').split(/\s+/).filter(Boolean)) {
+      const eq = pair.indexOf('=');
+      if (eq < 1) throw new Error(`BENCH_GATEHOUSE_ENV: expected NAME=value, got ${pair}`);
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
     execFileSync(process.execPath, [CLI, 'migrate', 'up'], { env: { ...env, LOG_LEVEL: 'warn' }, stdio: 'ignore' });
     const createClient = (args: string[]) => {
       const created = JSON.parse(
@@ -914,7 +921,7 @@ function report(sigs: number, results: GrantResult[], longestChain: number, pgSe
           `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((e) => `\`${e.slice(0, 300)}\``).join(' ')}`,
       ),
   );
-  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null · node-oidc-provider with its in-memory adapter (persists nothing)`;
+  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''} · node-oidc-provider with its in-memory adapter (persists nothing)`;
   const md = `# Token endpoint benchmark
 
 ${summary}

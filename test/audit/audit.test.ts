@@ -479,6 +479,51 @@ t.test('the janitor deletes audit events older than AUDIT_RETENTION_DAYS, in bat
   t.equal(testConfig().audit.retentionDays, 90, 'the default keeps 90 days');
 });
 
+t.test('a batch is stored whole and in order, whatever its text holds', async (t) => {
+  const database = await testDatabase();
+  const tag = randomBytes(4).toString('hex');
+  const at = new Date('2026-03-01T12:00:00.123Z');
+  // A presented client id is the requester's text: quotes, backslashes, a NUL (which Postgres text cannot
+  // hold), non-ASCII; none of it may cost the batch its rows.
+  const odd = `cl"i\\ent\u0000${tag}-é`;
+  await insertAuditEvents(database.db, [
+    {
+      occurred_at: at,
+      type: 'client.authentication_failed',
+      subject: null,
+      client_id: odd,
+      actor: 'client',
+      address: '::1',
+      details: JSON.stringify({ reason: 'a "quoted" \\ reason', tag }),
+    },
+    ...Array.from({ length: 5 }, (_, i) => ({
+      occurred_at: at,
+      type: 'token.issued',
+      subject: `s-${tag}`,
+      client_id: `c-${tag}`,
+      actor: 'client',
+      address: null,
+      details: JSON.stringify({ i, tag }),
+    })),
+  ]);
+  const rows = await database.db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where((eb) => eb.or([eb('subject', '=', `s-${tag}`), eb('client_id', 'like', `%${tag}-é`)]))
+    .orderBy('id')
+    .execute();
+  t.equal(rows.length, 6, 'every row of the batch');
+  t.equal(rows[0]!.client_id, `cl"i\\ent\ufffd${tag}-é`, 'the text kept, a NUL replaced by U+FFFD');
+  t.same(rows[0]!.details, { reason: 'a "quoted" \\ reason', tag }, 'details kept as given');
+  t.equal(rows[0]!.address, '::1');
+  t.equal(new Date(rows[0]!.occurred_at).toISOString(), at.toISOString(), 'the instant, to the millisecond');
+  t.same(
+    rows.slice(1).map((r) => r.details.i),
+    [0, 1, 2, 3, 4],
+    'ids follow the order of the batch',
+  );
+});
+
 t.test('a failed audit write never fails the request: counted, and the log line is still out', async (t) => {
   const { app, admin, logs } = await setup(t);
   const database = await testDatabase();

@@ -1,4 +1,3 @@
-import { decodeJwt } from 'jose';
 import type { Db } from '../../db/database.js';
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
@@ -39,6 +38,18 @@ export interface TokenServiceDeps extends GrantContext {
 }
 
 /**
+ * The claims of an access token Gatehouse has just signed: its payload segment read as it is (no checks,
+ * and cheaper than jose's decodeJwt: this runs for every token response).
+ */
+function accessTokenClaims(token: string): { sub?: string; aud?: string | string[] } {
+  const start = token.indexOf('.') + 1;
+  return JSON.parse(Buffer.from(token.slice(start, token.indexOf('.', start)), 'base64url').toString('utf8')) as {
+    sub?: string;
+    aud?: string | string[];
+  };
+}
+
+/**
  * The `token.issued` audit event: the grant, the user (the access token's `sub`; none for a client acting
  * for itself), scopes, audience and the DPoP key thumbprint. Never a token: the access token is only read
  * for its claims, after it was signed, and no claim of it is a secret.
@@ -50,7 +61,7 @@ function recordIssued(
   response: TokenResponse,
   proof: DpopProof | undefined,
 ): void {
-  const claims = decodeJwt(response.access_token);
+  const claims = accessTokenClaims(response.access_token);
   audit.record({
     type: 'token.issued',
     actor: 'client',
