@@ -66,8 +66,8 @@ export interface UserScript {
   onConsent?: (html: string) => void;
 }
 
-/** The hidden fields and action of the consent page's decision form. */
-function consentForm(html: string, pageUrl: URL): { action: URL; fields: Record<string, string> } {
+/** The hidden fields and action of the consent page's decision form (or any page's POST form with a csrf field). */
+export function consentForm(html: string, pageUrl: URL): { action: URL; fields: Record<string, string> } {
   const form = /<form\b[^>]*\bmethod="post"[^>]*>([\s\S]*?)<\/form>/i.exec(html);
   if (!form) throw new Error('no POST form on the consent page');
   const action = /\baction="([^"]*)"/i.exec(form[0])?.[1];
