@@ -144,9 +144,12 @@ async function run(): Promise<void> {
       .locator('img.brand-logo')
       .evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth);
     t.ok(logoWidth > 0, 'the logo is loaded (the CSP allows a data: logo)');
-    const background = await page
-      .getByRole('button', { name: primaryButton, exact: true })
-      .evaluate((el) => getComputedStyle(el as never).backgroundColor);
+    const background = await page.getByRole('button', { name: primaryButton, exact: true }).evaluate(
+      (el) =>
+        // Runs in the page (the test's types have no DOM).
+        (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el)
+          .backgroundColor,
+    );
     t.equal(background, BRAND_RGB, 'the primary button in the brand colour');
     t.equal(await page.locator('a[href="mailto:help@acme.example"]').count(), 1, 'the support address');
     t.equal(await page.locator('a[href="https://help.acme.example/"]').count(), 1, 'the support page');
