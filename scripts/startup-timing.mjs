@@ -64,25 +64,27 @@ function timed(dist, args, env, ready) {
 
 const READY = /Gatehouse ready/;
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-startup-'));
-const seeded = join(work, 'seeded');
-// A migrated embedded database with its signing key, made once by the first build.
-await timed(builds[0], ['serve'], { DATA_DIR: seeded }, READY);
+// A migrated embedded database with its signing key per build (an older build refuses data a newer one
+// has migrated further), made once.
+const seededOf = (dist) => join(work, `seeded-${builds.indexOf(dist)}`);
+for (const dist of builds) await timed(dist, ['serve'], { DATA_DIR: seededOf(dist) }, READY);
 
 const schema = `startup_${process.pid}`;
 const scenarios = [
-  ['serve, embedded, existing data', (dist) => timed(dist, ['serve'], { DATA_DIR: copyOf(seeded) }, READY)],
+  ['serve, embedded, existing data', (dist) => timed(dist, ['serve'], { DATA_DIR: copyOf(seededOf(dist)) }, READY)],
   ['serve, embedded, first start', (dist) => timed(dist, ['serve'], { DATA_DIR: join(work, fresh()) }, READY)],
-  ['clients list, embedded', (dist) => timed(dist, ['clients', 'list'], { DATA_DIR: seeded })],
+  ['clients list, embedded', (dist) => timed(dist, ['clients', 'list'], { DATA_DIR: seededOf(dist) })],
   [
     '--version (help before it existed)',
     (dist) => timed(dist, ['--version'], {}).catch(() => timed(dist, ['help'], {})),
   ],
 ];
 if (values.pg) {
-  const pg = { DATABASE_URL: values.pg, DATABASE_SCHEMA: schema };
-  await timed(builds[0], ['serve'], pg, READY);
-  scenarios.unshift(['serve, Postgres, migrated', (dist) => timed(dist, ['serve'], pg, READY)]);
-  scenarios.push(['clients list, Postgres', (dist) => timed(dist, ['clients', 'list'], pg)]);
+  // A schema per build: an older build refuses a schema a newer one has migrated further.
+  const pg = (dist) => ({ DATABASE_URL: values.pg, DATABASE_SCHEMA: `${schema}_${builds.indexOf(dist)}` });
+  for (const dist of builds) await timed(dist, ['serve'], pg(dist), READY);
+  scenarios.unshift(['serve, Postgres, migrated', (dist) => timed(dist, ['serve'], pg(dist), READY)]);
+  scenarios.push(['clients list, Postgres', (dist) => timed(dist, ['clients', 'list'], pg(dist))]);
 }
 
 let n = 0;
@@ -116,4 +118,4 @@ const median = (xs) => {
 process.stdout.write(`node ${values.node}, ${rounds} rounds, medians (all runs):\n`);
 for (const [key, xs] of results)
   process.stdout.write(`${key}: ${median(xs).toFixed(0)} ms  (${xs.map((x) => x.toFixed(0)).join(', ')})\n`);
-if (values.pg) process.stdout.write(`(Postgres schema ${schema} left in place; drop it when done)\n`);
+if (values.pg) process.stdout.write(`(Postgres schemas ${schema}_N left in place; drop them when done)\n`);
