@@ -40,6 +40,7 @@ export default fp<AccountPluginOptions>(
         db: app.database.db,
         config,
         scopePolicy: config.policy.scopes,
+        resourceNames: config.policy.resourceNames,
         clients: app.clients,
         sessions: app.sessions,
         csrf,

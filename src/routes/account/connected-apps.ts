@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { requireForm } from '../../http/form.js';
 import { sendOutcome } from '../../http/outcome.js';
 import { requireSameOrigin } from '../../http/same-origin.js';
+import { negotiateLocale } from '../../lib/i18n.js';
 import { OAuthError } from '../../oauth/errors.js';
 import { ACCOUNT_DESTINATIONS } from '../../services/account/account-sign-in.js';
 import { htmlErrorRenderer } from '../interaction/error-page.js';
@@ -48,7 +49,12 @@ export default async function connectedAppsRoutes(app: FastifyInstance): Promise
     },
     async (request, reply) => {
       const { revoked } = request.query;
-      const outcome = await app.connectedApps.show(request.cookies, revoked === undefined ? {} : { revoked });
+      // The page is in the browser's language (no client asks, so no ui_locales), else English.
+      const locale = negotiateLocale(null, request.headers['accept-language']);
+      const outcome = await app.connectedApps.show(request.cookies, {
+        locale,
+        ...(revoked === undefined ? {} : { revoked }),
+      });
       return sendOutcome(reply, outcome, { action });
     },
   );

@@ -3,6 +3,8 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { Config } from '../../config/index.js';
 import type { Database } from '../../db/database.js';
 import type { Clock } from '../../lib/clock.js';
+import { FALLBACK_LOCALE, type Locale, SUPPORTED_LOCALES } from '../../lib/i18n.js';
+import { OPENID_SCOPE, STANDARD_IDENTITY_SCOPES } from '../../lib/oidc-claims.js';
 import type { CookieJar } from '../../oauth/browser-binding.js';
 import type { ScopePolicy } from '../../oauth/checks/scope.js';
 import type { Client } from '../../oauth/client.js';
@@ -23,6 +25,8 @@ export interface ConnectedAppsDeps {
   db: Kysely<Database>;
   config: Readonly<Pick<Config, 'issuer'>>;
   scopePolicy: ScopePolicy;
+  /** RESOURCE_NAMES: display names of resources, by canonical URI (shown with the URI, as on the consent page). */
+  resourceNames?: ReadonlyMap<string, string>;
   /** The client registry's read path (its cache; never a client-id document fetch). */
   clients: { get(clientId: string): Promise<Client | undefined> };
   sessions: SessionService;
@@ -52,10 +56,14 @@ export interface ConnectedAppView {
   identity: string | null;
   /** What it can do: catalogue scopes in the consent page's words. */
   scopes: Array<{ name: string; description: string }>;
-  /** The personal data it sees: identity scopes in the consent page's words, with the values kept for it. */
-  personalData: Array<{ name: string; description: string; values: string[] }>;
-  /** The services (RFC 8707 resources) it may call. */
-  resources: string[];
+  /**
+   * The personal data it sees: identity scopes in the consent page's words, with the values kept for it. A
+   * standard scope (`standard`) is described in the page's language (the `identityScope.*` messages), an
+   * operator's CLAIMS scope in its configured words.
+   */
+  personalData: Array<{ name: string; description: string; standard: boolean; values: string[] }>;
+  /** The services (RFC 8707 resources) it may call, with their RESOURCE_NAMES display name or null. */
+  resources: Array<{ uri: string; name: string | null }>;
   since: ShownTime | null;
   lastUsed: ShownTime | null;
   /** An operator disabled the client: it can do nothing now, but its grant is still there to revoke. */
@@ -81,11 +89,24 @@ const CSRF_PURPOSE = 'connected-apps';
 /** The page's token is per session: it names no request, so this part of the HMAC input is fixed. */
 const CSRF_SCOPE = '';
 
-/** The form of a date on the page, in UTC so every replica and test writes the same words. */
-const DATE_FORMAT = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+/**
+ * The form of a date on the page in each of its languages, in UTC so every replica and test writes the same
+ * words. English is written the British way (`5 Mar 2025, 10:07 UTC`): day first, no ambiguity.
+ */
+const DATE_FORMATS: ReadonlyMap<Locale, Intl.DateTimeFormat> = new Map(
+  SUPPORTED_LOCALES.map((locale) => [
+    locale,
+    new Intl.DateTimeFormat(locale === 'en' ? 'en-GB' : locale, {
+      dateStyle: 'medium',
+      timeStyle: 'short',
+      timeZone: 'UTC',
+    }),
+  ]),
+);
 
-function shown(at: Date | null): ShownTime | null {
-  return at === null ? null : { iso: at.toISOString(), text: `${DATE_FORMAT.format(at)} UTC` };
+function shown(at: Date | null, locale: Locale): ShownTime | null {
+  const format = DATE_FORMATS.get(locale) ?? DATE_FORMATS.get(FALLBACK_LOCALE)!;
+  return at === null ? null : { iso: at.toISOString(), text: `${format.format(at)} UTC` };
 }
 
 function httpsOrNull(value: string | null): string | null {
@@ -119,12 +140,17 @@ export class ConnectedApps {
     this.#deps = deps;
   }
 
-  /** GET /account/apps: the page, or the host's sign-in when the browser has no session. */
-  async show(cookies: CookieJar, options: { revoked?: string } = {}): Promise<FlowOutcome> {
+  /**
+   * GET /account/apps: the page, or the host's sign-in when the browser has no session. `locale`: the page's
+   * language (the edge negotiates it from Accept-Language); its dates are written in it, and the page is
+   * rendered in it.
+   */
+  async show(cookies: CookieJar, options: { revoked?: string; locale?: Locale } = {}): Promise<FlowOutcome> {
     const { sessions, csrf } = this.#deps;
     const session = await sessions.current(cookies[sessions.cookieName]);
     if (!session) return this.#deps.accountSignIn.start('apps', cookies);
-    const apps = await this.list(session.sub);
+    const locale = options.locale ?? FALLBACK_LOCALE;
+    const apps = await this.list(session.sub, locale);
     let revoked: ConnectedAppsView['revoked'] = null;
     // Said only when it is true: the app exists and no longer appears among the user's apps.
     if (options.revoked !== undefined && !apps.some((app) => app.clientId === options.revoked)) {
@@ -143,12 +169,14 @@ export class ConnectedApps {
       data: { ...data },
       formRedirects: [],
       cookies: [],
+      // The language the dates were written in is the page's: sendPage renders this one.
+      uiLocales: locale,
     };
     return page;
   }
 
   /** Every app holding a grant of `sub`, by name: what it may do, the data it sees, since when, last used. */
-  async list(sub: string): Promise<ConnectedAppView[]> {
+  async list(sub: string, locale: Locale = FALLBACK_LOCALE): Promise<ConnectedAppView[]> {
     const { db, clock } = this.#deps;
     const [grants, lastUsed, claims] = await Promise.all([
       listUserGrants(db, sub, clock()),
@@ -160,7 +188,9 @@ export class ConnectedApps {
       const client = await this.#deps.clients.get(grant.client_id);
       // A deleted client's grants went with it (foreign keys); one missing here is being deleted now.
       if (!client) continue;
-      apps.push(this.#view(client, grant, lastUsed.get(grant.client_id) ?? null, claims.get(grant.client_id) ?? {}));
+      apps.push(
+        this.#view(client, grant, lastUsed.get(grant.client_id) ?? null, claims.get(grant.client_id) ?? {}, locale),
+      );
     }
     return apps.sort((a, b) => a.name.localeCompare(b.name, 'en') || (a.clientId < b.clientId ? -1 : 1));
   }
@@ -218,8 +248,15 @@ export class ConnectedApps {
     return logoutTokens;
   }
 
-  #view(client: Client, grant: ClientGrant, lastUsed: Date | null, kept: Record<string, unknown>): ConnectedAppView {
+  #view(
+    client: Client,
+    grant: ClientGrant,
+    lastUsed: Date | null,
+    kept: Record<string, unknown>,
+    locale: Locale,
+  ): ConnectedAppView {
     const { catalogue, identity } = this.#deps.scopePolicy;
+    const resourceNames = this.#deps.resourceNames ?? new Map<string, string>();
     const chains = grant.refresh_chains;
     const scopes = union([grant.consent?.scopes ?? [], ...chains.map((c) => c.scopes)]);
     const resources = union([grant.consent?.resources ?? [], ...chains.map((c) => c.resources)]);
@@ -247,11 +284,12 @@ export class ConnectedApps {
           const value = kept[claim];
           return typeof value === 'string' && value.trim() !== '' ? [value.trim().slice(0, 200)] : [];
         });
-        return [{ name, description: scope.description, values }];
+        const standard = name === OPENID_SCOPE || STANDARD_IDENTITY_SCOPES.has(name);
+        return [{ name, description: scope.description, standard, values }];
       }),
-      resources,
-      since: shown(grant.consent?.created_at ?? firstSignIn),
-      lastUsed: shown(lastUsed),
+      resources: resources.map((uri) => ({ uri, name: resourceNames.get(uri) ?? null })),
+      since: shown(grant.consent?.created_at ?? firstSignIn, locale),
+      lastUsed: shown(lastUsed, locale),
       disabled: client.disabled_at !== null,
     };
   }
