@@ -30,6 +30,7 @@ const RESOURCE = 'https://api.example.com';
 const ENV = handshakeEnv({
   SCOPES: '{"read":"Read your data","write":"Change your data"}',
   RESOURCES: RESOURCE,
+  RESOURCE_NAMES: JSON.stringify({ [RESOURCE]: 'Example Notes API' }),
   BACKCHANNEL_LOGOUT_ALLOW_PRIVATE_ADDRESSES: 'true',
   BACKCHANNEL_LOGOUT_POLL_MS: '3600000',
   LOG_LEVEL: 'info',
@@ -150,6 +151,11 @@ class User extends Browser {
   /** The connected-apps page, signing in first when needed. */
   async appsPage(query = ''): Promise<Page> {
     return this.follow(await this.get(`/account/apps${query}`));
+  }
+
+  /** GET `url` (signed in already) from a browser whose Accept-Language is `language`. */
+  getIn(language: string, url = '/account/apps'): Promise<Page> {
+    return this.request(url, { headers: { 'accept-language': language } });
   }
 
   /** The CSRF token in the page's revoke forms. */
@@ -489,3 +495,86 @@ t.test(
     );
   },
 );
+
+t.test("the page speaks the browser's language, and names the services", async (t) => {
+  const lena = new User('lena');
+  await lena.allow(notes, 'openid email read');
+  t.equal((await lena.appsPage()).status, 200, 'signed in');
+
+  const german = await lena.getIn('de-DE,de;q=0.9,en;q=0.5');
+  t.equal(german.status, 200);
+  t.match(german.body, '<html lang="de">', 'German by Accept-Language');
+  t.match(german.body, /<title>Verbundene Apps · /, 'the title');
+  t.match(german.body, '<h1>Verbundene Apps</h1>', 'the heading');
+  t.match(german.body, 'Angemeldet als');
+  t.match(german.body, '>Zugriff widerrufen</button>', 'the revoke button');
+  t.match(german.body, 'aria-label="Zugriff für Notes widerrufen"', "the button's accessible name");
+  t.match(german.body, 'Erlaubt seit');
+  t.match(german.body, 'Zuletzt verwendet');
+  t.match(
+    german.body,
+    /<time datetime="[^"]+">\d\d\.\d\d\.\d{4}, \d\d:\d\d UTC<\/time>/,
+    'dates written the German way',
+  );
+  t.match(german.body, 'Ihre E-Mail-Adresse', "a standard identity scope in the consent page's German words");
+  t.match(german.body, 'Bei diesem Dienst');
+  t.notMatch(german.body, 'Connected apps', 'no English left');
+  t.notMatch(german.body, 'Revoke access');
+  t.notMatch(german.body, 'your email address');
+  t.match(german.headers.vary, /Accept-Language/, 'a shared cache keeps the languages apart');
+
+  const japanese = await lena.getIn('ja');
+  t.match(japanese.body, '<html lang="ja">', 'Japanese by Accept-Language');
+  t.match(japanese.body, '<h1>連携中のアプリ</h1>');
+  t.match(japanese.body, '>アクセス権を取り消す</button>');
+  t.match(japanese.body, 'あなたのメールアドレス');
+  t.match(
+    japanese.body,
+    /<time datetime="[^"]+">\d{4}\/\d\d\/\d\d \d\d:\d\d UTC<\/time>/,
+    'dates written the Japanese way',
+  );
+
+  for (const language of ['pt-BR,pt;q=0.9', 'zz', '*', '']) {
+    const english = await lena.getIn(language);
+    t.match(english.body, '<html lang="en">', `English for "${language}"`);
+    t.match(english.body, '<h1>Connected apps</h1>');
+    t.match(english.body, '>Revoke access</button>');
+    t.match(english.body, 'aria-label="Revoke access for Notes"');
+    t.match(english.body, 'your email address');
+    t.match(
+      english.body,
+      /<time datetime="[^"]+">\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC<\/time>/,
+      'dates as before',
+    );
+  }
+  const preferred = await lena.getIn('pt;q=1, fr;q=0.8, de;q=0.5');
+  t.match(preferred.body, '<html lang="fr">', 'the most preferred supported language');
+  t.match(preferred.body, '<h1>Applications connectées</h1>');
+  t.match(preferred.body, 'Autorisée depuis');
+  const ignored = await lena.getIn('de', '/account/apps?ui_locales=ja');
+  t.match(ignored.body, '<html lang="de">', 'no client asks here: a ui_locales parameter does not choose the language');
+
+  // RESOURCE_NAMES: the display name, with the URI beneath, as on the consent page.
+  t.match(
+    german.body,
+    `<li><span class="resource-name">Example Notes API</span> <code>${RESOURCE}</code></li>`,
+    'the service by its display name, the URI beneath',
+  );
+  t.match(japanese.body, '<span class="resource-name">Example Notes API</span>');
+
+  // The revoked status message, in the browser's language.
+  const revoked = await lena.revoke({ client_id: notes.client_id, csrf: User.csrfOf(german) });
+  t.equal(revoked.status, 303);
+  const germanStatus = await lena.getIn('de', revoked.location!);
+  t.match(
+    germanStatus.body,
+    /role="status">\s*<p>Notes hat keinen Zugriff mehr auf Ihr Konto\.<\/p>/,
+    'said in German',
+  );
+  t.match(germanStatus.body, 'Keine App hat Zugriff auf Ihr Konto.', 'and the empty page too');
+  const japaneseStatus = await lena.getIn('ja', revoked.location!);
+  t.match(japaneseStatus.body, 'Notes はあなたのアカウントにアクセスできなくなりました。', 'in Japanese');
+  const englishStatus = await lena.getIn('', revoked.location!);
+  t.match(englishStatus.body, 'Notes no longer has access to your account.', 'and in English');
+  t.match(englishStatus.body, 'No apps have access to your account.');
+});
