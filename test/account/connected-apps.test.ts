@@ -31,6 +31,7 @@ const ENV = handshakeEnv({
   SCOPES: '{"read":"Read your data","write":"Change your data"}',
   RESOURCES: RESOURCE,
   RESOURCE_NAMES: JSON.stringify({ [RESOURCE]: 'Example Notes API' }),
+  BRAND_NAME: 'Acme <Corp>',
   BACKCHANNEL_LOGOUT_ALLOW_PRIVATE_ADDRESSES: 'true',
   BACKCHANNEL_LOGOUT_POLL_MS: '3600000',
   LOG_LEVEL: 'info',
@@ -522,6 +523,9 @@ t.test("the page speaks the browser's language, and names the services", async (
   t.notMatch(german.body, 'Revoke access');
   t.notMatch(german.body, 'your email address');
   t.match(german.headers.vary, /Accept-Language/, 'a shared cache keeps the languages apart');
+  t.match(german.body, '<title>Verbundene Apps · Acme &lt;Corp&gt;</title>', 'the brand name, escaped');
+  t.match(german.body, '<span class="brand-name">Acme &lt;Corp&gt;</span>');
+  t.notMatch(german.body, 'Acme <Corp>');
 
   const japanese = await lena.getIn('ja');
   t.match(japanese.body, '<html lang="ja">', 'Japanese by Accept-Language');
@@ -577,4 +581,22 @@ t.test("the page speaks the browser's language, and names the services", async (
   const englishStatus = await lena.getIn('', revoked.location!);
   t.match(englishStatus.body, 'Notes no longer has access to your account.', 'and in English');
   t.match(englishStatus.body, 'No apps have access to your account.');
+});
+
+t.test('a name with markup stays text inside the translated messages', async (t) => {
+  const odd = await publicClient('Trip <Planner> & "Co"');
+  const mia = new User('mia');
+  await mia.allow(odd, 'read');
+  t.equal((await mia.appsPage()).status, 200, 'signed in');
+  const escaped = 'Trip &lt;Planner&gt; &amp; &quot;Co&quot;';
+  const french = await mia.getIn('fr');
+  t.match(french.body, '<html lang="fr">');
+  t.match(french.body, `aria-label="Révoquer l’accès de ${escaped}"`, "the button's accessible name");
+  t.match(french.body, '<span class="brand-name">Acme &lt;Corp&gt;</span>', 'the brand name, escaped');
+  t.notMatch(french.body, '<Planner>');
+  t.notMatch(french.body, 'Acme <Corp>');
+  const revoked = await mia.revoke({ client_id: odd.client_id, csrf: User.csrfOf(french) });
+  const status = await mia.getIn('es', revoked.location!);
+  t.match(status.body, `<p>${escaped} ya no tiene acceso a tu cuenta.</p>`, 'the revoked message, in Spanish');
+  t.notMatch(status.body, '<Planner>');
 });
