@@ -286,7 +286,7 @@ export const schema = {
       env: 'DEFAULT_RESOURCE',
     },
     names: {
-      doc: 'Display names of resources for the consent page, which otherwise shows the bare URI: a JSON object of resource URI (one of RESOURCES) to its name (`{"https://api.example.com":"Example Notes API"}`, at most 100 characters each). The page shows the name with the URI beneath it.',
+      doc: 'Display names of resources for the consent and connected-apps pages, which otherwise show the bare URI: a JSON object of resource URI (one of RESOURCES) to its name (`{"https://api.example.com":"Example Notes API"}`, at most 100 characters each). The pages show the name with the URI beneath it.',
       format: 'resource-names',
       default: '',
       env: 'RESOURCE_NAMES',
