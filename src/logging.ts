@@ -97,6 +97,18 @@ export function createLogger(config: Pick<Config, 'log'>, stream?: Writable): Lo
   return pino(options);
 }
 
+/** Audit payloads that ride on a request's one log line, by request (set by the route, read when it is sent). */
+const requestAudit = new WeakMap<FastifyRequest, Record<string, unknown>>();
+
+/**
+ * Puts an audit event's log payload (AuditLog.recordForLine) on the request's log line, under `audit`,
+ * so an audited request is still one line (the token endpoint's `token.issued`). Where no request line is
+ * written (LOG_REQUESTS=false), the payload is logged on an `audit` line of its own.
+ */
+export function auditOnRequestLine(request: FastifyRequest, audit: Record<string, unknown>): void {
+  requestAudit.set(request, audit);
+}
+
 /** Paths an orchestrator or Prometheus polls: their request lines are debug, not info. */
 const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -117,16 +129,20 @@ export class RequestLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const audit = requestAudit.get(request);
     if (error) {
-      reply.log.error({ err: error, statusCode: reply.statusCode }, 'request errored');
+      reply.log.error({ err: error, statusCode: reply.statusCode, ...(audit ? { audit } : {}) }, 'request errored');
       return;
     }
-    if (!this.#enabled) return;
+    // Fastify's logger is the pino instance createLogger made (its type only lacks isLevelEnabled).
+    const log = request.log as unknown as Logger;
+    if (!this.#enabled) {
+      if (audit) log.info({ audit }, 'audit');
+      return;
+    }
     const q = request.url.indexOf('?');
     const path = q === -1 ? request.url : request.url.slice(0, q);
     const level = PROBE_PATHS.has(path) ? 'debug' : 'info';
-    // Fastify's logger is the pino instance createLogger made (its type only lacks isLevelEnabled).
-    const log = request.log as unknown as Logger;
     if (!log.isLevelEnabled(level)) return;
     log[level](
       {
@@ -135,6 +151,7 @@ export class RequestLogController extends LogController {
         statusCode: reply.statusCode,
         responseTime: Math.round(reply.elapsedTime * 10) / 10,
         remoteAddress: request.ip,
+        ...(audit ? { audit } : {}),
       },
       'request completed',
     );

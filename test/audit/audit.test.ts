@@ -70,8 +70,9 @@ async function allEvents(app: FastifyInstance, admin: FastifyInstance, query: Re
   return events;
 }
 
+/** The audit payloads in the log: `audit` lines, and the token endpoint's request lines that carry one. */
 function auditLines(logs: Logs): Array<Record<string, unknown>> {
-  return logs.filter((line) => line.msg === 'audit').map((line) => line.audit as Record<string, unknown>);
+  return logs.filter((line) => line.audit !== undefined).map((line) => line.audit as Record<string, unknown>);
 }
 
 function one(t: Tap.Test, events: AuditRow[], type: string, match: Partial<AuditRow> = {}): AuditRow | undefined {
@@ -563,6 +564,51 @@ t.test('a failed audit write never fails the request: counted, and the log line 
   const stored = await allEvents(app, admin, { client_id: created.client.client_id, type: 'token.issued' });
   t.equal(stored.length, 1, 'once the table is back, events are stored again (the lost one stays lost)');
 });
+
+t.test(
+  'a token request is one log line: token.issued rides on its request line, or stands alone without request lines',
+  async (t) => {
+    for (const requests of ['true', 'false']) {
+      const { app, logs } = await setup(t, { LOG_REQUESTS: requests });
+      const created = await app.clientAdmin.create({
+        name: `One line ${requests}`,
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scopes: ['read'],
+        resources: [RESOURCE],
+      });
+      const auth = `Basic ${Buffer.from(`${created.client.client_id}:${created.secret}`).toString('base64')}`;
+      const before = logs.length;
+      const res = await token(app, { grant_type: 'client_credentials', scope: 'read' }, { authorization: auth });
+      t.equal(res.statusCode, 200);
+      const lines = logs.slice(before);
+      t.equal(lines.length, 1, `LOG_REQUESTS=${requests}: one line for the token request`);
+      const [line] = lines;
+      t.equal(line!.msg, requests === 'true' ? 'request completed' : 'audit');
+      t.match(line!.audit, {
+        type: 'token.issued',
+        client_id: created.client.client_id,
+        actor: 'client',
+        details: { grant_type: 'client_credentials', scopes: ['read'], audience: [RESOURCE] },
+      });
+      if (requests === 'true') t.match(line, { method: 'POST', url: '/token', statusCode: 200 });
+      t.notMatch(JSON.stringify(line), res.json().access_token, 'never the token');
+      await app.audit.flush();
+      const database = await testDatabase();
+      const rows = await database.db
+        .selectFrom('audit_events')
+        .select('type')
+        .where('client_id', '=', created.client.client_id)
+        .orderBy('id')
+        .execute();
+      t.same(
+        rows.map((r) => r.type),
+        ['client.created', 'token.issued'],
+        'and the row is stored as for any event',
+      );
+    }
+  },
+);
 
 t.test('AUDIT_TOKEN_EVENTS=false leaves token.issued out; every other type stays', async (t) => {
   const { app, admin } = await setup(t, { AUDIT_TOKEN_EVENTS: 'false' });

@@ -4,6 +4,7 @@ import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { TokenParams } from '../../oauth/grants/grant.js';
 import { normaliseParams, requireForm } from '../../http/form.js';
+import { auditOnRequestLine } from '../../logging.js';
 
 /** Parameters that RFC 8707 §2 lets a client repeat; every other one must appear once (RFC 6749 §3.2). */
 const REPEATABLE = new Set(['resource']);
@@ -54,7 +55,10 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
           failures: clientAuthenticationFailures(app.audit, request.ip, '/token'),
         },
       );
-      const response = await app.tokens.issue(params, client, proof, request.ip);
+      // token.issued rides on this request's one log line (logging.ts).
+      const response = await app.tokens.issue(params, client, proof, request.ip, (audit) =>
+        auditOnRequestLine(request, audit),
+      );
       // RFC 9449 §8.2: the nonce the client should use next, when nonces are required.
       const nonce = app.tokens.dpopNonce();
       if (nonce !== undefined) reply.header('dpop-nonce', nonce);

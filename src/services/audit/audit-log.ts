@@ -27,6 +27,11 @@ export interface AuditEvent {
 /** Where services report audit events. `record` never throws and never waits: it must not fail or slow a request. */
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /**
+   * Optional: keeps the event like `record` but hands back its log payload for the caller's own log
+   * line instead of writing a line (AuditLog.recordForLine); undefined when the event is not kept.
+   */
+  recordForLine?(event: AuditEvent): Record<string, unknown> | undefined;
 }
 
 /** Who makes a change (clients, keys, grants), for the audit trail. */
@@ -56,7 +61,12 @@ export const noAudit: AuditSink = { record() {} };
 /** A sink that stamps every event with the address of the request it comes from. */
 export function atAddress(sink: AuditSink, address: string | null | undefined): AuditSink {
   if (address === undefined || address === null) return sink;
-  return { record: (event) => sink.record({ ...event, address: event.address ?? address }) };
+  const stamped = (event: AuditEvent): AuditEvent => ({ ...event, address: event.address ?? address });
+  const forLine = sink.recordForLine?.bind(sink);
+  return {
+    record: (event) => sink.record(stamped(event)),
+    ...(forLine ? { recordForLine: (event: AuditEvent) => forLine(stamped(event)) } : {}),
+  };
 }
 
 /** The pino-compatible logger audit log lines go to (at info, message "audit"). */
@@ -123,9 +133,23 @@ export class AuditLog implements AuditSink {
 
   /** Logs the event and queues its row; never throws. */
   record(event: AuditEvent): void {
+    this.#accept(event, true);
+  }
+
+  /**
+   * Queues the event's row and returns its log payload (the `audit` field) instead of logging it, for a
+   * caller that writes it on a line of its own making: the token endpoint's request line, so a token
+   * request stays one log line. Undefined when the event is not kept (AUDIT_TOKEN_EVENTS=false).
+   */
+  recordForLine(event: AuditEvent): Record<string, unknown> | undefined {
+    return this.#accept(event, false);
+  }
+
+  #accept(event: AuditEvent, log: boolean): Record<string, unknown> | undefined {
     try {
-      if (event.type === 'token.issued' && !this.#tokenEvents) return;
+      if (event.type === 'token.issued' && !this.#tokenEvents) return undefined;
       const occurredAt = this.#options.clock();
+      const details = event.details ?? {};
       const row = {
         occurred_at: occurredAt,
         type: event.type,
@@ -133,23 +157,23 @@ export class AuditLog implements AuditSink {
         client_id: event.clientId ?? null,
         actor: event.actor,
         address: event.address ?? null,
-        details: JSON.stringify(event.details ?? {}),
+        details: JSON.stringify(details),
       };
-      this.#options.logger?.info(
-        { audit: { ...row, occurred_at: occurredAt.toISOString(), details: event.details ?? {} } },
-        'audit',
-      );
+      const line = { ...row, occurred_at: occurredAt.toISOString(), details };
+      if (log) this.#options.logger?.info({ audit: line }, 'audit');
       this.#options.observer?.recorded(event.type);
       if (this.#buffer.length >= this.#max) {
         this.#options.observer?.lost(1, 'buffer_full');
-        return;
+        return line;
       }
       this.#buffer.push(row);
       if (this.#buffer.length >= this.#batch) void this.flush();
       else this.#schedule();
+      return line;
     } catch {
       // An audit event must never fail the request that caused it (a detail that cannot be serialised).
       this.#options.observer?.lost(1, 'write_failed');
+      return undefined;
     }
   }
 

@@ -13,7 +13,7 @@ import {
 import { OAuthError } from '../../oauth/errors.js';
 import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
 import { recordDpopProof } from '../../repositories/dpop-proof.repository.js';
-import { type AuditSink, atAddress, noAudit } from '../audit/audit-log.js';
+import { type AuditEvent, type AuditSink, atAddress, noAudit } from '../audit/audit-log.js';
 import { tokenGrants } from './index.js';
 import { type Introspector, introspectionService } from './introspection.js';
 import { revokeToken } from './revocation.js';
@@ -60,9 +60,10 @@ function recordIssued(
   clientId: string,
   response: TokenResponse,
   proof: DpopProof | undefined,
+  onLine: ((audit: Record<string, unknown>) => void) | undefined,
 ): void {
   const claims = accessTokenClaims(response.access_token);
-  audit.record({
+  const event: AuditEvent = {
     type: 'token.issued',
     actor: 'client',
     subject: grantType === 'client_credentials' ? null : (claims.sub ?? null),
@@ -76,7 +77,12 @@ function recordIssued(
       openid: response.id_token !== undefined,
       ...(proof ? { jkt: proof.jkt } : {}),
     },
-  });
+  };
+  // One log line per token request: the event rides on the request's line when the caller writes one.
+  if (onLine && audit.recordForLine) {
+    const line = audit.recordForLine(event);
+    if (line !== undefined) onLine(line);
+  } else audit.record(event);
 }
 
 /**
@@ -174,9 +180,17 @@ export class TokenService {
 
   /**
    * RFC 6749 §5: runs the grant for an authenticated client, with the request's DPoP proof if one came;
-   * `address` (the requester's IP) goes into the audit events the request causes.
+   * `address` (the requester's IP) goes into the audit events the request causes. With `onLogLine`, the
+   * `token.issued` event's log payload is handed to it (for the request's own log line) instead of
+   * being logged as a line of its own; its row is stored either way.
    */
-  async issue(params: TokenParams, client: GrantClient, proof?: DpopProof, address?: string): Promise<TokenResponse> {
+  async issue(
+    params: TokenParams,
+    client: GrantClient,
+    proof?: DpopProof,
+    address?: string,
+    onLogLine?: (audit: Record<string, unknown>) => void,
+  ): Promise<TokenResponse> {
     const grant = tokenGrants.get(params.grant_type);
     if (!grant) throw new OAuthError('unsupported_grant_type', `unsupported grant_type: ${params.grant_type}`);
     // RFC 6749 §5.2 unauthorized_client: the client is not allowed this grant type.
@@ -192,7 +206,7 @@ export class TokenService {
     }
     const audit = atAddress(this.#deps.audit ?? noAudit, address);
     const response = await grant.handle(params, client, this.#deps, proof, audit);
-    if (this.#deps.auditTokens) recordIssued(audit, grant.grantType, client.client_id, response, proof);
+    if (this.#deps.auditTokens) recordIssued(audit, grant.grantType, client.client_id, response, proof, onLogLine);
     return response;
   }
 
