@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
 import { buildHostApp } from '../../examples/host-app/app.js';
-import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from '../fixtures/browser.js';
+import { browserTestsCanRun, launchChromium, loopbackCallback } from '../fixtures/browser.js';
 import { freePort } from '../fixtures/listen.js';
 import { buildTestApp } from '../helper.js';
 import { clientKey, jwksOf } from '../kit/client-keys.js';
@@ -17,27 +16,7 @@ import { clientKey, jwksOf } from '../kit/client-keys.js';
  * shows Gatehouse's error page; the client's unpushed request is sent back with the precise error.
  */
 
-if (!chromiumAvailable()) {
-  if (process.env.CI) t.fail(`chromium is required in CI but missing at ${CHROMIUM_PATH}`);
-  else
-    t.plan(
-      0,
-      `no chromium at ${CHROMIUM_PATH}: apt-get install chromium (or set CHROMIUM_PATH) to run the browser tests`,
-    );
-} else {
-  await run();
-}
-
-async function callbackServer(): Promise<{ server: Server; port: number }> {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>Client</title><p id="done">Back at the client.</p>');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return { server, port: address.port };
-}
+if (browserTestsCanRun(t)) await run();
 
 async function run(): Promise<void> {
   const hostPort = await freePort();
@@ -57,8 +36,7 @@ async function run(): Promise<void> {
   const host = await buildHostApp({ gatehouseIssuer: issuer, hostId, handshakeSecret, secureCookies: false });
   t.teardown(() => host.close());
   await host.listen({ host: '127.0.0.1', port: hostPort });
-  const callback = await callbackServer();
-  t.teardown(() => new Promise<void>((resolve) => callback.server.close(() => resolve())));
+  const callback = await loopbackCallback(t);
   const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
 
   const key = await clientKey('ES256', 'bank-app');

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
 import { buildHostApp } from '../../examples/host-app/app.js';
-import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from '../fixtures/browser.js';
+import { browserTestsCanRun, launchChromium, loopbackCallback, pageProblems } from '../fixtures/browser.js';
 import { freePort } from '../fixtures/listen.js';
 import { buildTestApp } from '../helper.js';
 import { pkce } from '../kit/pkce.js';
@@ -32,38 +31,7 @@ const LOGO = `data:image/svg+xml;base64,${Buffer.from(
 const BRAND_COLOR = '#7a1f5c';
 const BRAND_RGB = 'rgb(122, 31, 92)';
 
-if (!chromiumAvailable()) {
-  if (process.env.CI) t.fail(`chromium is required in CI but missing at ${CHROMIUM_PATH}`);
-  else
-    t.plan(
-      0,
-      `no chromium at ${CHROMIUM_PATH}: apt-get install chromium (or set CHROMIUM_PATH) to run the browser tests`,
-    );
-} else {
-  await run();
-}
-
-/** The client's loopback redirect target: a plain page. */
-async function callbackServer(): Promise<{ server: Server; port: number }> {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>Client</title><p>Back at the client.</p>');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return { server, port: address.port };
-}
-
-/** Page errors and console errors (a CSP violation, such as a blocked logo, is one). */
-function watch(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
-  });
-  return problems;
-}
+if (browserTestsCanRun(t)) await run();
 
 async function run(): Promise<void> {
   const hostPort = await freePort();
@@ -91,8 +59,7 @@ async function run(): Promise<void> {
   const host = await buildHostApp({ gatehouseIssuer: issuer, hostId, handshakeSecret, secureCookies: false });
   t.teardown(() => host.close());
   await host.listen({ host: '127.0.0.1', port: hostPort });
-  const callback = await callbackServer();
-  t.teardown(() => new Promise<void>((resolve) => callback.server.close(() => resolve())));
+  const callback = await loopbackCallback(t);
   const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
 
   const { client } = await app.clientAdmin.create({
@@ -113,7 +80,7 @@ async function run(): Promise<void> {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale });
     t.teardown(() => context.close());
     const page = await context.newPage();
-    const problems = watch(page);
+    const problems = pageProblems(page);
     const { verifier, challenge } = pkce();
     const authorize = new URL(`${issuer}/authorize`);
     authorize.search = new URLSearchParams({
