@@ -71,7 +71,7 @@ export function setupItems(config: Readonly<Config>, clients: number): SetupItem
           name: 'clients',
           ok: false,
           detail: 'no client is registered and none can register itself',
-          fix: 'gatehouse clients create --name "My app" --redirect-uri https://app.example.com/callback (or CLIENTS_FILE, or DCR_ENABLED=true)',
+          fix: 'gatehouse clients create --name "My app" --redirect-uri https://app.example.com/callback (npm run gatehouse -- clients create … in a checkout; on the embedded database with the server stopped), or CLIENTS_FILE, or DCR_ENABLED=true',
         },
   ];
 }
