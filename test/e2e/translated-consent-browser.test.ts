@@ -1,12 +1,14 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
-import { buildHostApp } from '../../examples/host-app/app.js';
-import { browserTestsCanRun, launchChromium, loopbackCallback, pageProblems } from '../fixtures/browser.js';
-import { freePort } from '../fixtures/listen.js';
-import { buildTestApp } from '../helper.js';
+import {
+  browserTestsCanRun,
+  gatehouseWithHost,
+  launchChromium,
+  loopbackCallback,
+  pageProblems,
+} from '../fixtures/browser.js';
 import { pkce } from '../kit/pkce.js';
 
 /**
@@ -34,18 +36,8 @@ const BRAND_RGB = 'rgb(122, 31, 92)';
 if (browserTestsCanRun(t)) await run();
 
 async function run(): Promise<void> {
-  const hostPort = await freePort();
-  const gatehousePort = await freePort();
-  const issuer = `http://127.0.0.1:${gatehousePort}`;
-  const hostId = 'example-host';
-  const handshakeSecret = randomBytes(32).toString('base64url');
   const resource = 'https://api.example.com';
-
-  const app = await buildTestApp(t, {
-    ISSUER: issuer,
-    SIGN_IN_URL: `http://127.0.0.1:${hostPort}/login`,
-    HOST_ID: hostId,
-    HANDSHAKE_SECRET: handshakeSecret,
+  const { app, issuer, gatehousePort, hostPort } = await gatehouseWithHost(t, {
     SCOPES: '{"read":"Read your trips","write":"Plan and change your trips"}',
     RESOURCES: resource,
     RESOURCE_NAMES: JSON.stringify({ [resource]: 'Acme Trips API' }),
@@ -55,10 +47,6 @@ async function run(): Promise<void> {
     BRAND_SUPPORT_EMAIL: 'help@acme.example',
     BRAND_SUPPORT_URL: 'https://help.acme.example/',
   });
-  await app.listen({ host: '127.0.0.1', port: gatehousePort });
-  const host = await buildHostApp({ gatehouseIssuer: issuer, hostId, handshakeSecret, secureCookies: false });
-  t.teardown(() => host.close());
-  await host.listen({ host: '127.0.0.1', port: hostPort });
   const callback = await loopbackCallback(t);
   const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
 
