@@ -1,11 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
-import { buildHostApp } from '../../examples/host-app/app.js';
-import { browserTestsCanRun, launchChromium, loopbackCallback } from '../fixtures/browser.js';
-import { freePort } from '../fixtures/listen.js';
-import { buildTestApp } from '../helper.js';
+import { browserTestsCanRun, gatehouseWithHost, launchChromium, loopbackCallback } from '../fixtures/browser.js';
 import { clientKey, jwksOf } from '../kit/client-keys.js';
 
 /**
@@ -19,23 +15,10 @@ import { clientKey, jwksOf } from '../kit/client-keys.js';
 if (browserTestsCanRun(t)) await run();
 
 async function run(): Promise<void> {
-  const hostPort = await freePort();
-  const gatehousePort = await freePort();
-  const issuer = `http://127.0.0.1:${gatehousePort}`;
-  const hostId = 'example-host';
-  const handshakeSecret = randomBytes(32).toString('base64url');
-  const app = await buildTestApp(t, {
-    ISSUER: issuer,
-    SIGN_IN_URL: `http://127.0.0.1:${hostPort}/login`,
-    HOST_ID: hostId,
-    HANDSHAKE_SECRET: handshakeSecret,
+  const { app, issuer, gatehousePort, hostPort } = await gatehouseWithHost(t, {
     SCOPES: '{"read":"Read your statements"}',
     RESOURCES: 'https://bank-api.example.com',
   });
-  await app.listen({ host: '127.0.0.1', port: gatehousePort });
-  const host = await buildHostApp({ gatehouseIssuer: issuer, hostId, handshakeSecret, secureCookies: false });
-  t.teardown(() => host.close());
-  await host.listen({ host: '127.0.0.1', port: hostPort });
   const callback = await loopbackCallback(t);
   const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
 
