@@ -5,11 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
-import { buildHostApp } from '../../examples/host-app/app.js';
 import { startResourceServer } from '../../examples/resource-server/app.js';
-import { CHROMIUM_PATH, chromiumAvailable, launchChromium } from '../fixtures/browser.js';
-import { freePort } from '../fixtures/listen.js';
-import { buildTestApp } from '../helper.js';
+import { CHROMIUM_PATH, chromiumAvailable, gatehouseWithHost, launchChromium } from '../fixtures/browser.js';
 import { pkce } from '../kit/pkce.js';
 
 /**
@@ -54,28 +51,17 @@ async function callbackServer(): Promise<{ server: Server; port: number; hits: C
 }
 
 async function run(): Promise<void> {
-  const hostPort = await freePort();
-  const gatehousePort = await freePort();
-  const issuer = `http://127.0.0.1:${gatehousePort}`;
-  const hostId = 'example-host';
-  const handshakeSecret = randomBytes(32).toString('base64url');
-
-  const rs = await startResourceServer({ issuer, requiredScope: 'read' });
-  t.teardown(() => rs.close());
-
-  const app = await buildTestApp(t, {
-    ISSUER: issuer,
-    SIGN_IN_URL: `http://127.0.0.1:${hostPort}/login`,
-    HOST_ID: hostId,
-    HANDSHAKE_SECRET: handshakeSecret,
-    SCOPES: '{"read":"Read your notes","write":"Change your notes"}',
-    RESOURCES: rs.resource,
+  // The resource server must know the issuer first: one per attempt (gatehouseWithHost retries a lost port).
+  let rs!: Awaited<ReturnType<typeof startResourceServer>>;
+  const { app, issuer, gatehousePort, hostPort } = await gatehouseWithHost(t, async (issuer) => {
+    const server = await startResourceServer({ issuer, requiredScope: 'read' });
+    t.teardown(() => server.close());
+    rs = server;
+    return {
+      SCOPES: '{"read":"Read your notes","write":"Change your notes"}',
+      RESOURCES: server.resource,
+    };
   });
-  await app.listen({ host: '127.0.0.1', port: gatehousePort });
-
-  const host = await buildHostApp({ gatehouseIssuer: issuer, hostId, handshakeSecret, secureCookies: false });
-  t.teardown(() => host.close());
-  await host.listen({ host: '127.0.0.1', port: hostPort });
 
   const callback = await callbackServer();
   t.teardown(() => new Promise<void>((resolve) => callback.server.close(() => resolve())));
