@@ -6,7 +6,13 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
 import { startResourceServer } from '../../examples/resource-server/app.js';
-import { CHROMIUM_PATH, chromiumAvailable, gatehouseWithHost, launchChromium } from '../fixtures/browser.js';
+import {
+  CHROMIUM_PATH,
+  chromiumAvailable,
+  gatehouseWithHost,
+  launchChromium,
+  signInAsAlice,
+} from '../fixtures/browser.js';
 import { pkce } from '../kit/pkce.js';
 
 /**
@@ -154,9 +160,7 @@ async function run(): Promise<void> {
     await page.goto(authorizeUrl(challenge, { state }));
     // The host app's own sign-in form (examples/host-app).
     t.equal(new URL(page.url()).port, String(hostPort), 'the browser was handed to the host app to sign in');
-    await page.getByLabel(/user ?name/i).fill('alice');
-    await page.getByLabel(/password/i).fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signInAsAlice(page, hostPort);
 
     // Gatehouse's consent page.
     await page.waitForURL((url) => url.port === String(gatehousePort) && url.pathname === '/consent');
@@ -350,9 +354,7 @@ async function run(): Promise<void> {
       const url = new URL(authorizeUrl(challenge, { scope: 'openid profile email', nonce }));
       url.searchParams.delete('resource');
       await page.goto(url.href);
-      await page.getByLabel(/user ?name/i).fill('alice');
-      await page.getByLabel(/password/i).fill('alice-password');
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await signInAsAlice(page, hostPort);
       await page.waitForURL((u) => u.port === String(gatehousePort) && u.pathname === '/consent');
       const seen = page.getByRole('region', { name: 'It will see' });
       t.match(await seen.textContent(), /your email address/, 'the email scope in words');

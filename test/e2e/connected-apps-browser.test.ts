@@ -4,12 +4,13 @@ import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
 import {
   browserTestsCanRun,
+  codeFlowRequest,
   gatehouseWithHost,
   launchChromium,
   loopbackCallback,
   pageProblems,
+  signInAsAlice,
 } from '../fixtures/browser.js';
-import { pkce } from '../kit/pkce.js';
 
 /**
  * The connected-apps page in a real headless Chromium (issue 13, docs/connected-apps.md): alice signs in at
@@ -56,13 +57,6 @@ async function run(): Promise<void> {
     return { status: res.status, body: (await res.json()) as Record<string, string> };
   }
 
-  async function signInAtHost(page: Page): Promise<void> {
-    await page.waitForURL((url) => url.port === String(hostPort) && url.pathname === '/login');
-    await page.getByLabel(/user ?name/i).fill('alice');
-    await page.getByLabel(/password/i).fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
-
   const shots: string[] = [];
   async function screenshot(page: Page, name: string): Promise<void> {
     const path = `${ARTIFACTS}${name}.png`;
@@ -76,20 +70,15 @@ async function run(): Promise<void> {
     t.teardown(() => first.close());
     const consentTab = await first.newPage();
     const problems = pageProblems(consentTab);
-    const { verifier, challenge } = pkce();
-    const authorize = new URL(`${issuer}/authorize`);
-    authorize.search = new URLSearchParams({
-      response_type: 'code',
+    const { url, verifier } = codeFlowRequest(issuer, {
       client_id: client.client_id,
       redirect_uri: redirectUri,
       scope: 'openid email read write',
       resource,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
       state: 'trip',
-    }).toString();
-    await consentTab.goto(authorize.href);
-    await signInAtHost(consentTab);
+    });
+    await consentTab.goto(url);
+    await signInAsAlice(consentTab, hostPort);
     await consentTab.waitForURL((url) => url.port === String(gatehousePort) && url.pathname === '/consent');
     t.match(await consentTab.textContent('body'), /You can change your mind later by revoking its access/);
     await consentTab.getByRole('button', { name: 'Allow' }).click();
@@ -113,7 +102,7 @@ async function run(): Promise<void> {
     problems.push(...pageProblems(page));
     await page.goto(`${issuer}/account/apps`);
     t.equal(new URL(page.url()).port, String(hostPort), 'no Gatehouse session: the host signs the user in');
-    await signInAtHost(page);
+    await signInAsAlice(page, hostPort);
     await page.waitForURL((url) => url.port === String(gatehousePort) && url.pathname === '/account/apps');
     t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Connected apps', 'back on the page');
     const card = page.locator('li.app', { hasText: 'Trip Planner' });

@@ -1,7 +1,13 @@
 import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
-import { browserTestsCanRun, gatehouseWithHost, launchChromium, loopbackCallback } from '../fixtures/browser.js';
+import {
+  browserTestsCanRun,
+  gatehouseWithHost,
+  launchChromium,
+  signInAsAlice,
+  loopbackCallback,
+} from '../fixtures/browser.js';
 import { clientKey, jwksOf } from '../kit/client-keys.js';
 
 /**
@@ -81,9 +87,7 @@ async function run(): Promise<void> {
     const page = await context.newPage();
     await page.goto(url.href);
     t.equal(new URL(page.url()).port, String(hostPort), 'the browser was handed to the host app to sign in');
-    await page.getByLabel(/user ?name/i).fill('alice');
-    await page.getByLabel(/password/i).fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signInAsAlice(page, hostPort);
     await page.waitForURL((u) => u.port === String(gatehousePort) && u.pathname === '/consent');
     t.match(
       await page.getByRole('heading', { level: 1 }).textContent(),

@@ -4,12 +4,13 @@ import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
 import {
   browserTestsCanRun,
+  codeFlowRequest,
   gatehouseWithHost,
   launchChromium,
   loopbackCallback,
   pageProblems,
+  signInAsAlice,
 } from '../fixtures/browser.js';
-import { pkce } from '../kit/pkce.js';
 
 /**
  * The consent page in the user's language and the operator's brand, in a real headless Chromium
@@ -69,24 +70,16 @@ async function run(): Promise<void> {
     t.teardown(() => context.close());
     const page = await context.newPage();
     const problems = pageProblems(page);
-    const { verifier, challenge } = pkce();
-    const authorize = new URL(`${issuer}/authorize`);
-    authorize.search = new URLSearchParams({
-      response_type: 'code',
+    const { url, verifier } = codeFlowRequest(issuer, {
       client_id: client.client_id,
       redirect_uri: redirectUri,
       scope: 'openid email read write',
       resource,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
       state: 'trip',
       ...extra,
-    }).toString();
-    await page.goto(authorize.href);
-    await page.waitForURL((url) => url.port === String(hostPort) && url.pathname === '/login');
-    await page.getByLabel(/user ?name/i).fill('alice');
-    await page.getByLabel(/password/i).fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    });
+    await page.goto(url);
+    await signInAsAlice(page, hostPort);
     await page.waitForURL((url) => url.port === String(gatehousePort) && url.pathname === '/consent');
     return { page, problems, verifier };
   }
