@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { DomainError } from '../lib/errors.js';
+import { protectDashedIdentifiers } from './args.js';
 import { commandAudit } from './audit.js';
 import { type KeyInfo, KeyStore, type KeyStoreLogger } from '../services/signing-keys/key-store.js';
 import { stderrLogger } from './output.js';
@@ -73,12 +74,14 @@ async function retire(
   return lines.join('\n');
 }
 
+const KEYS_OPTIONS = { immediately: { type: 'boolean', default: false } } as const;
+
 /** `gatehouse keys list|rotate|retire <kid> [--immediately]`, against the database directly. */
 export async function keysCommand(args: string[], ctx: KeysCommandContext): Promise<string | object> {
   const { values, positionals } = parseArgs({
-    args,
+    args: protectDashedIdentifiers(args, KEYS_OPTIONS),
     allowPositionals: true,
-    options: { immediately: { type: 'boolean', default: false } },
+    options: KEYS_OPTIONS,
   });
   const [action = 'list', kid, ...extra] = positionals;
   if (!['list', 'rotate', 'retire'].includes(action)) throw new KeysUsageError(`unknown keys action: ${action}`);

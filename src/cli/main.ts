@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, describeConfig, loadConfig } from '../config/index.js';
+import { protectDashedIdentifiers } from './args.js';
 import { CLIENTS_OPTIONS, CLIENTS_USAGE } from './clients-options.js';
 import { AUDIT_OPTIONS, AUDIT_USAGE } from './audit-options.js';
 import { DomainError } from '../lib/errors.js';
@@ -111,20 +112,22 @@ function showConfig(loaded: LoadedConfig, json: boolean): void {
   print(rows.map((r) => `${r.env.padEnd(width)}  ${JSON.stringify(r.value)}  (${r.source})`).join('\n'), false);
 }
 
+const OPTIONS = {
+  json: { type: 'boolean', default: false },
+  all: { type: 'boolean', default: false },
+  immediately: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  ...CLIENTS_OPTIONS,
+  ...AUDIT_OPTIONS,
+} as const;
+
 /** Runs the gatehouse command line; resolves to the exit code (serve keeps running). */
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: protectDashedIdentifiers(argv, OPTIONS),
     allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      all: { type: 'boolean', default: false },
-      immediately: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-      ...CLIENTS_OPTIONS,
-      ...AUDIT_OPTIONS,
-    },
+    options: OPTIONS,
   });
   const [command = 'serve', ...rest] = positionals;
   if (values.version) {

@@ -45,6 +45,13 @@ t.test('keys list, rotate and retire, as text and as JSON', async (t) => {
   const text = (await keysCommand(['list'], { ...ctx, json: false })) as string;
   t.match(text, new RegExp(`^${next}  EdDSA  next\\s+database  signs from `, 'm'));
 
+  // A kid is a thumbprint in base64url and starts with "-" one time in 64: it is still a kid, not an option.
+  const dashed = `-${first.slice(1)}`;
+  await t.rejects(keysCommand(['retire', dashed, '--immediately'], { ...ctx, json: false }), {
+    name: 'KeyOperationError',
+    message: `no signing key with kid ${dashed}`,
+  });
+
   // A healthy active key is never replaced by one verifiers have not had time to fetch: it retires when the next key takes over.
   await t.rejects(keysCommand(['retire', first], { ...ctx, json: false }), {
     name: 'KeyOperationError',
