@@ -23,18 +23,26 @@ function parse(args: string[]) {
 }
 
 t.test('a dashed identifier as a positional is the identifier, in its place', async (t) => {
-  t.throws(() => parseArgs({ args: ['keys', 'retire', dashed], allowPositionals: true, options }), {
-    code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION',
-  }, 'what parseArgs does on its own');
+  t.throws(
+    () => parseArgs({ args: ['keys', 'retire', dashed], allowPositionals: true, options }),
+    {
+      code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION',
+    },
+    'what parseArgs does on its own',
+  );
   t.same(parse(['keys', 'retire', dashed]), { values: {}, positionals: ['keys', 'retire', dashed] });
   t.same(parse(['keys', 'retire', dashed, '--immediately', '--json']), {
     values: { immediately: true, json: true },
     positionals: ['keys', 'retire', dashed],
   });
-  t.same(parse(['clients', 'update', dashed, '--scope', 'read', 'extra']), {
-    values: { scope: ['read'] },
-    positionals: ['clients', 'update', dashed, 'extra'],
-  }, "a later option keeps its value; later positionals keep their order");
+  t.same(
+    parse(['clients', 'update', dashed, '--scope', 'read', 'extra']),
+    {
+      values: { scope: ['read'] },
+      positionals: ['clients', 'update', dashed, 'extra'],
+    },
+    'a later option keeps its value; later positionals keep their order',
+  );
   t.same(parse(['x', dashed, '-n', 'Ann', dashed.replace('I', 'J')]), {
     values: { name: 'Ann' },
     positionals: ['x', dashed, dashed.replace('I', 'J')],
@@ -42,9 +50,13 @@ t.test('a dashed identifier as a positional is the identifier, in its place', as
 });
 
 t.test("a dashed identifier as an option's value is the value", async (t) => {
-  t.throws(() => parseArgs({ args: ['audit', '--subject', dashed], allowPositionals: true, options }), {
-    code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
-  }, 'what parseArgs does on its own');
+  t.throws(
+    () => parseArgs({ args: ['audit', '--subject', dashed], allowPositionals: true, options }),
+    {
+      code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+    },
+    'what parseArgs does on its own',
+  );
   t.same(parse(['audit', '--subject', dashed]), { values: { subject: dashed }, positionals: ['audit'] });
   t.same(parse(['audit', '-n', dashed, dashed]), { values: { name: dashed }, positionals: ['audit', dashed] });
   t.same(parse(['--scope', dashed, '--scope', 'b']), { values: { scope: [dashed, 'b'] }, positionals: [] });
