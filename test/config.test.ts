@@ -97,6 +97,9 @@ t.test('each bad value produces a message naming its variable', async (t) => {
     [{ CLOCK_SKEW_SECONDS: 'x' }, /^CLOCK_SKEW_SECONDS: must be a non-negative integer/],
     [{ JANITOR_INTERVAL_SECONDS: '-5' }, /^JANITOR_INTERVAL_SECONDS: must be a non-negative integer/],
     [{ JANITOR_RETENTION_SECONDS: '1.5' }, /^JANITOR_RETENTION_SECONDS: must be a non-negative integer/],
+    [{ JANITOR_DUTY_PERCENT: '0' }, /^JANITOR_DUTY_PERCENT: must be a whole percentage from 1 to 100/],
+    [{ JANITOR_DUTY_PERCENT: '101' }, /^JANITOR_DUTY_PERCENT: must be a whole percentage from 1 to 100/],
+    [{ JANITOR_DUTY_PERCENT: '12.5' }, /^JANITOR_DUTY_PERCENT: must be a whole percentage from 1 to 100/],
     [{ ADMIN_PORT: '4001' }, /^ADMIN_TOKEN: required when ADMIN_PORT is set/],
     [{ ADMIN_PORT: '4001', ADMIN_TOKEN: 'short' }, /^ADMIN_TOKEN: must be at least 32 characters/],
     [

@@ -9,7 +9,7 @@ import { generateToken, hashSecret } from '../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../src/repositories/authorization-code.repository.js';
 import { createAuthorizationRequest } from '../src/repositories/authorization-request.repository.js';
 import { insertSession } from '../src/repositories/session.repository.js';
-import { sweepExpired, sweepOnce } from '../src/services/janitor.js';
+import { Pacer, SweepStopped, sweepExpired, sweepOnce } from '../src/services/janitor.js';
 import { basic } from './fixtures/clients.js';
 import { buildTestApp, TEST_DATABASE_URL, testConfig, testDatabase, testEnv } from './helper.js';
 import { CLI, run } from './process.js';
@@ -278,6 +278,100 @@ t.test('a backlog larger than one batch is deleted in batches', async (t) => {
   for (const h of hashes) t.notOk(await exists(db, 'sessions', 'id_hash', h));
 });
 
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test(
+  'JANITOR_DUTY_PERCENT: after each statement the sweep rests, so its statements hold that share of its time',
+  async (t) => {
+    // A statement of 40 ms at 25% is followed by 120 ms of rest (a lower bound: a busy machine only adds).
+    const quarter = new Pacer(25, undefined);
+    let started = performance.now();
+    t.equal(await quarter.step(() => pause(40).then(() => 'result')), 'result', "the statement's result");
+    t.ok(performance.now() - started >= 40 + 120 - 5, `rested (${Math.round(performance.now() - started)} ms in all)`);
+
+    // Stopped while resting (a server shutting down): it does not wait out the rest.
+    const stop = new AbortController();
+    const slow = new Pacer(1, stop.signal);
+    started = performance.now();
+    const stepping = slow.step(() => pause(100));
+    setTimeout(() => stop.abort(), 300);
+    await t.rejects(stepping, SweepStopped, 'a rest of 9.9 s is cut short');
+    t.ok(performance.now() - started < 9000, `stopped after ${Math.round(performance.now() - started)} ms`);
+    await t.rejects(
+      slow.step(async () => t.fail('no statement runs once stopped')),
+      SweepStopped,
+    );
+
+    t.throws(() => new Pacer(0, undefined), RangeError, 'a duty of 0 would never sweep');
+    t.throws(() => new Pacer(101, undefined), RangeError);
+  },
+);
+
+t.test('a sweep stopped before it starts deletes nothing', async (t) => {
+  const app = await buildTestApp(t, ENV);
+  const db = app.database.db;
+  const expired = await session(db, { expires: ago(2 * HOUR) });
+  await t.rejects(
+    sweepExpired(db, {
+      retentionSeconds: 0,
+      sessionIdleSeconds: 86400,
+      accessTokenLifetimeSeconds: 3630,
+      signal: AbortSignal.abort(),
+    }),
+    SweepStopped,
+  );
+  t.ok(await exists(db, 'sessions', 'id_hash', expired));
+});
+
+t.test('closing the server stops a paced sweep between two statements instead of waiting it out', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  // At 1% each statement is followed by 99 times its duration of rest: the sweep below takes seconds.
+  const app = await buildTestApp(
+    t,
+    {
+      ...ENV,
+      JANITOR_INTERVAL_SECONDS: '1',
+      JANITOR_RETENTION_SECONDS: '0',
+      JANITOR_DUTY_PERCENT: '1',
+      LOG_LEVEL: 'info',
+    },
+    { logs },
+  );
+  // 12,000 expired sessions: three statements of 5,000 (JANITOR_BATCH), each followed by a long rest.
+  const db = app.database.db as unknown as Kysely<Database>;
+  await db
+    .insertInto('sessions')
+    .columns(['id_hash', 'sub', 'auth_time', 'expires_at', 'last_seen_at'])
+    .expression(
+      sql`select md5(n::text), 'user-1', now() - interval '2 hours', now() - interval '1 hour', now() - interval '1 hour'
+        from generate_series(1, 12000) as n`,
+    )
+    .execute();
+  const left = async () =>
+    Number(
+      (
+        await db
+          .selectFrom('sessions')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  const deadline = Date.now() + 20_000;
+  const seeded = await left();
+  while ((await left()) === seeded && Date.now() < deadline) await pause(10);
+  t.equal(await left(), seeded - 5000, 'the sweep deleted its first batch of sessions and is resting');
+  const started = performance.now();
+  await app.close();
+  t.ok(
+    logs.some((l) => l.msg === 'janitor: sweep stopped for shutdown; the next start goes on'),
+    `the sweep was stopped (close took ${Math.round(performance.now() - started)} ms)`,
+  );
+  t.notOk(
+    logs.some((l) => l.msg === 'janitor swept expired rows' || l.msg === 'janitor sweep failed'),
+    'neither finished nor failed',
+  );
+});
+
 t.test(
   'only one replica sweeps at a time: a sweep that finds the lock taken skips its round',
   {
@@ -331,6 +425,8 @@ t.test('the server sweeps by itself every JANITOR_INTERVAL_SECONDS, and closes c
     await exists(app.database.db, 'sessions', 'id_hash', expired),
     'the expired session was swept without anyone asking',
   );
+  // The sweep goes on to the tables after sessions (resting between statements) before it logs.
+  while (!logs.some((l) => l.msg === 'janitor swept expired rows') && Date.now() < deadline) await pause(50);
   const line = logs.find((l) => l.msg === 'janitor swept expired rows');
   t.ok(line, 'the sweep is logged');
   t.match(

@@ -252,21 +252,10 @@ export async function main(argv: string[]): Promise<number> {
       if (rest.length > 0) throw new UsageError(`janitor takes no arguments: ${rest.join(' ')}`);
       const { config } = loaded;
       const { openForCommand } = await import('./database.js');
-      const { rotatedKeepSeconds, sweepOnce } = await import('../services/janitor.js');
+      const { sweepOnce, sweepOptions } = await import('../services/janitor.js');
       const handle = await openForCommand(config, 'janitor');
       try {
-        const result = await sweepOnce(handle, config.database.schema, {
-          retentionSeconds: config.janitor.retention,
-          sessionIdleSeconds: config.flow.sessionIdleTtl,
-          accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
-          auditRetentionSeconds: config.audit.retentionDays * 86_400,
-          rotatedKeepSeconds: rotatedKeepSeconds({
-            graceSeconds: config.flow.refreshGrace,
-            clockSkewSeconds: config.tokens.clockSkew,
-            connectTimeoutMs: config.database.connectTimeoutMs,
-            queryTimeoutMs: config.database.queryTimeoutMs,
-          }),
-        });
+        const result = await sweepOnce(handle, config.database.schema, sweepOptions(config));
         const json = values.json ?? false;
         if (result === null)
           print(json ? { skipped: 'another process is sweeping' } : 'another process is sweeping; nothing done', json);

@@ -235,6 +235,15 @@ const FORMATS = {
       }
     },
   }),
+  // A share of something, in whole percent: 1–100 (0 would mean never, which no setting of this kind allows).
+  percent: format<number>({
+    coerce: coerceInt,
+    validate(value) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > 100) {
+        throw new Error('must be a whole percentage from 1 to 100');
+      }
+    },
+  }),
   'non-negative-int': format<number>({
     coerce: coerceInt,
     validate(value) {

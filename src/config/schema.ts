@@ -618,6 +618,12 @@ export const schema = {
       default: 3600,
       env: 'JANITOR_RETENTION_SECONDS',
     },
+    dutyPercent: {
+      doc: "Percent of a sweep's time its delete statements may keep Postgres busy: after each statement the janitor pauses until the statements' share of the elapsed time is back to this, so a large backlog is worked off beside token traffic rather than ahead of it (at 25, a statement of 40 ms is followed by 120 ms of rest). 100: no pauses, for a catch-up run of `gatehouse janitor` while nothing else needs the database.",
+      format: 'percent',
+      default: 25,
+      env: 'JANITOR_DUTY_PERCENT',
+    },
   },
   audit: {
     retentionDays: {

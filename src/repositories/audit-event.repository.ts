@@ -91,11 +91,16 @@ export async function listAuditEvents(db: Db, filter: AuditEventFilter): Promise
 }
 
 /** Deletes events that occurred before `before`, `batch` rows per statement; how many went. */
-export async function deleteAuditEventsBefore(db: Db, before: Date, batch: number): Promise<number> {
+export async function deleteAuditEventsBefore(
+  db: Db,
+  before: Date,
+  batch: number,
+  step: <T>(statement: () => Promise<T>) => Promise<T> = (statement) => statement(),
+): Promise<number> {
   let total = 0;
   for (;;) {
     const doomed = db.selectFrom('audit_events').select('id').where('occurred_at', '<', before).limit(batch);
-    const result = await db.deleteFrom('audit_events').where('id', 'in', doomed).executeTakeFirst();
+    const result = await step(() => db.deleteFrom('audit_events').where('id', 'in', doomed).executeTakeFirst());
     const deleted = Number(result.numDeletedRows);
     total += deleted;
     if (deleted < batch) return total;

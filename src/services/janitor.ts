@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Expression, type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely';
+import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import type { Database, SchemalessDb } from '../db/database.js';
 import { type Clock, systemClock } from '../lib/clock.js';
@@ -46,6 +48,54 @@ export interface SweepOptions {
   rotatedKeepSeconds?: number;
   /** Heap pages one statement of the page-range sweeps covers. */
   chunkPages?: number;
+  /**
+   * JANITOR_DUTY_PERCENT: the share (1–100) of the sweep's wall time its statements may take; after each
+   * one the sweep rests until it is back to this share (see Pacer). 100, the default here, never rests.
+   */
+  dutyPercent?: number;
+  /** Stops the sweep between two statements (a server shutting down): it then rejects with SweepStopped. */
+  signal?: AbortSignal;
+}
+
+/** A sweep stopped by its signal between two statements; what it deleted so far stays deleted. */
+export class SweepStopped extends Error {
+  override name = 'SweepStopped';
+}
+
+/**
+ * Keeps a sweep's delete statements to a share of its wall time. A backlog sweep is one connection running
+ * statement after statement: unpaced it keeps one Postgres backend (a core) busy until it is done, and on a
+ * machine whose cores serve token requests that share is taken from them. After each statement the pacer
+ * rests for (100 / dutyPercent - 1) times what the statement took, so the statements hold the database at
+ * most dutyPercent of the time, whatever the machine; the sweep takes 100 / dutyPercent times as long.
+ */
+export class Pacer {
+  readonly #restFactor: number;
+  readonly #signal: AbortSignal | undefined;
+
+  constructor(dutyPercent: number, signal: AbortSignal | undefined) {
+    if (!Number.isFinite(dutyPercent) || dutyPercent <= 0 || dutyPercent > 100)
+      throw new RangeError(`dutyPercent must be within (0, 100]: ${dutyPercent}`);
+    this.#restFactor = 100 / dutyPercent - 1;
+    this.#signal = signal;
+  }
+
+  /** Runs one statement, then rests as long as the duty cycle asks. */
+  async step<T>(statement: () => Promise<T>): Promise<T> {
+    if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped');
+    const started = performance.now();
+    const result = await statement();
+    const rest = (performance.now() - started) * this.#restFactor;
+    if (rest >= 1) {
+      try {
+        await sleep(rest, undefined, { signal: this.#signal });
+      } catch (err) {
+        if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped', { cause: err });
+        throw err;
+      }
+    }
+    return result;
+  }
 }
 
 /** Heap pages one DELETE of a page-range sweep covers: about 10,000 rows of the token tables, a short transaction. */
@@ -69,6 +119,24 @@ export function rotatedKeepSeconds(settings: {
   return settings.graceSeconds + settings.clockSkewSeconds + Math.ceil(inFlightMs / 1000);
 }
 
+/** The sweep's settings from the configuration, as the server's periodic janitor and `gatehouse janitor` use them. */
+export function sweepOptions(config: Config, extra: Pick<SweepOptions, 'clock' | 'signal'> = {}): SweepOptions {
+  return {
+    retentionSeconds: config.janitor.retention,
+    sessionIdleSeconds: config.flow.sessionIdleTtl,
+    accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
+    auditRetentionSeconds: config.audit.retentionDays * 86_400,
+    rotatedKeepSeconds: rotatedKeepSeconds({
+      graceSeconds: config.flow.refreshGrace,
+      clockSkewSeconds: config.tokens.clockSkew,
+      connectTimeoutMs: config.database.connectTimeoutMs,
+      queryTimeoutMs: config.database.queryTimeoutMs,
+    }),
+    dutyPercent: config.janitor.dutyPercent,
+    ...extra,
+  };
+}
+
 /**
  * Deletes rows that can no longer be used by anyone, once they are older than the retention period:
  * pending authorization requests and codes (used or not) past expiry, refresh tokens past their chain's
@@ -86,15 +154,17 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
   const revocationsBefore = new Date(before.getTime() - options.accessTokenLifetimeSeconds * 1000);
   const batch = options.batch ?? JANITOR_BATCH;
   const chunkPages = options.chunkPages ?? JANITOR_CHUNK_PAGES;
+  const pace = new Pacer(options.dutyPercent ?? 100, options.signal);
   return {
     authorization_requests: await deleteInBatches(
       db,
       'authorization_requests',
       (eb) => eb('expires_at', '<', before),
       batch,
+      pace,
     ),
     refresh_tokens:
-      (await deleteRevokedChains(db, before, batch)) +
+      (await deleteRevokedChains(db, before, batch, pace)) +
       (await deleteByPageRanges(
         db,
         (eb) =>
@@ -107,32 +177,36 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
             ),
           ]),
         chunkPages,
+        pace,
       )),
     // RFC 9700 §4.5, OAuth 2.1 §4.1.3: replaying a redeemed code must revoke the tokens it started. That is
     // decided on the code's row, which is needed only while the code could be presented and accepted: after
     // its expiry a replay is refused as expired anyway. So codes, used or not, go at expiry (plus retention).
-    authorization_codes: await deleteExpiredCodes(db, before, batch),
+    authorization_codes: await deleteExpiredCodes(db, before, batch, pace),
     sessions: await deleteInBatches(
       db,
       'sessions',
       (eb) =>
         eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before), eb('last_seen_at', '<', idleBefore)]),
       batch,
+      pace,
     ),
     grant_revocations: await deleteInBatches(
       db,
       'grant_revocations',
       (eb) => eb('revoked_at', '<', revocationsBefore),
       batch,
+      pace,
     ),
     // A remembered DPoP proof matters only while its iat is inside the window (RFC 9449 §11.1); no retention.
-    dpop_proofs: await deleteInBatches(db, 'dpop_proofs', (eb) => eb('expires_at', '<', now), batch),
+    dpop_proofs: await deleteInBatches(db, 'dpop_proofs', (eb) => eb('expires_at', '<', now), batch, pace),
     // RFC 9126 request_uris past their short lifetime, used or not.
     pushed_authorization_requests: await deleteInBatches(
       db,
       'pushed_authorization_requests',
       (eb) => eb('expires_at', '<', before),
       batch,
+      pace,
     ),
     // A client assertion's jti matters only until the assertion expires (its exp refuses it after that),
     // so these go at expiry: nothing in them is worth keeping for an investigation.
@@ -141,10 +215,16 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
       'client_assertion_jtis',
       (eb) => eb('expires_at', '<', now),
       batch,
+      pace,
     ),
     // The audit trail has its own retention (AUDIT_RETENTION_DAYS), far longer than the rows above.
     audit_events: options.auditRetentionSeconds
-      ? await deleteAuditEventsBefore(db, new Date(now.getTime() - options.auditRetentionSeconds * 1000), batch)
+      ? await deleteAuditEventsBefore(
+          db,
+          new Date(now.getTime() - options.auditRetentionSeconds * 1000),
+          batch,
+          (statement) => pace.step(statement),
+        )
       : 0,
   };
 }
@@ -156,7 +236,7 @@ export async function sweepExpired(db: Kysely<Database>, options: SweepOptions):
  * deleting only the revoked rows would bring that one back to life. (Expired chains go whole in the page
  * sweep: every generation carries the chain's expiry.)
  */
-async function deleteRevokedChains(db: Kysely<Database>, before: Date, batch: number): Promise<number> {
+async function deleteRevokedChains(db: Kysely<Database>, before: Date, batch: number, pace: Pacer): Promise<number> {
   let total = 0;
   for (;;) {
     const doomed = db
@@ -166,7 +246,9 @@ async function deleteRevokedChains(db: Kysely<Database>, before: Date, batch: nu
       .where('revoked_at', '<', before)
       .distinct()
       .limit(batch);
-    const result = await db.deleteFrom('refresh_tokens').where('family_id', 'in', doomed).executeTakeFirst();
+    const result = await pace.step(() =>
+      db.deleteFrom('refresh_tokens').where('family_id', 'in', doomed).executeTakeFirst(),
+    );
     const deleted = Number(result.numDeletedRows);
     total += deleted;
     if (deleted === 0) return total;
@@ -211,6 +293,7 @@ async function deleteByPageRanges(
   db: Kysely<Database>,
   condition: (eb: ExpressionBuilder<Database, 'refresh_tokens'>) => Expression<SqlBool>,
   chunkPages: number,
+  pace: Pacer,
 ): Promise<number> {
   // The table's size in pages, through any row's tableoid (so the schema the handle is bound to applies).
   const size = await db
@@ -221,11 +304,13 @@ async function deleteByPageRanges(
   const pages = Number(size?.pages ?? 0);
   let total = 0;
   for (let first = 0; first < pages; first += chunkPages) {
-    const result = await db
-      .deleteFrom('refresh_tokens')
-      .where(sql<boolean>`ctid >= ${`(${first},0)`}::tid and ctid < ${`(${first + chunkPages},0)`}::tid`)
-      .where(condition)
-      .executeTakeFirst();
+    const result = await pace.step(() =>
+      db
+        .deleteFrom('refresh_tokens')
+        .where(sql<boolean>`ctid >= ${`(${first},0)`}::tid and ctid < ${`(${first + chunkPages},0)`}::tid`)
+        .where(condition)
+        .executeTakeFirst(),
+    );
     total += Number(result.numDeletedRows);
   }
   return total;
@@ -236,28 +321,30 @@ async function deleteByPageRanges(
  * previous statement stopped (keyset): a statement never rescans the index entries earlier ones deleted
  * (they stay in the index until vacuum), so a backlog of any size costs one pass.
  */
-async function deleteExpiredCodes(db: Kysely<Database>, before: Date, batch: number): Promise<number> {
+async function deleteExpiredCodes(db: Kysely<Database>, before: Date, batch: number, pace: Pacer): Promise<number> {
   let total = 0;
   let from = new Date(0);
   for (;;) {
-    const done = await db
-      .with('doomed', (qb) =>
-        qb
-          .deleteFrom('authorization_codes')
-          .where(
-            sql<boolean>`ctid = any(array(${qb
-              .selectFrom('authorization_codes')
-              .select(sql`ctid`.as('ctid'))
-              .where('expires_at', '>=', from)
-              .where('expires_at', '<', before)
-              .orderBy('expires_at')
-              .limit(batch)}))`,
-          )
-          .returning('expires_at'),
-      )
-      .selectFrom('doomed')
-      .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.max('expires_at').as('last')])
-      .executeTakeFirstOrThrow();
+    const done = await pace.step(() =>
+      db
+        .with('doomed', (qb) =>
+          qb
+            .deleteFrom('authorization_codes')
+            .where(
+              sql<boolean>`ctid = any(array(${qb
+                .selectFrom('authorization_codes')
+                .select(sql`ctid`.as('ctid'))
+                .where('expires_at', '>=', from)
+                .where('expires_at', '<', before)
+                .orderBy('expires_at')
+                .limit(batch)}))`,
+            )
+            .returning('expires_at'),
+        )
+        .selectFrom('doomed')
+        .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.max('expires_at').as('last')])
+        .executeTakeFirstOrThrow(),
+    );
     const deleted = Number(done.n);
     total += deleted;
     if (deleted < batch || done.last === null) return total;
@@ -277,6 +364,7 @@ async function deleteInBatches(
     | 'dpop_proofs',
   condition: (eb: ExpressionBuilder<Database, typeof table>) => Expression<SqlBool>,
   batch: number,
+  pace: Pacer,
 ): Promise<number> {
   const anyDb = db as unknown as SchemalessDb;
   let total = 0;
@@ -286,10 +374,12 @@ async function deleteInBatches(
       .select(sql`ctid`.as('ctid'))
       .where(condition)
       .limit(batch);
-    const result = await anyDb
-      .deleteFrom(table)
-      .where(sql<boolean>`ctid = any(array(${doomed}))`)
-      .executeTakeFirst();
+    const result = await pace.step(() =>
+      anyDb
+        .deleteFrom(table)
+        .where(sql<boolean>`ctid = any(array(${doomed}))`)
+        .executeTakeFirst(),
+    );
     const deleted = Number(result.numDeletedRows);
     total += deleted;
     if (deleted < batch) return total;
@@ -297,14 +387,19 @@ async function deleteInBatches(
 }
 
 /**
- * One sweep, by at most one replica at a time: it runs under a session advisory lock named after the
- * schema, and a replica that finds the lock taken skips this round (null) rather than queueing behind it.
+ * One sweep, by at most one replica at a time: on Postgres it runs under a session advisory lock named
+ * after the schema, and a replica that finds the lock taken skips this round (null) rather than queueing
+ * behind it.
  */
 export async function sweepOnce(
   database: DatabaseHandle,
   schema: string,
   options: SweepOptions,
 ): Promise<SweepResult | null> {
+  // The embedded database belongs to this one process (its data directory is locked), so no other sweeper
+  // can exist, and it has one connection: holding it for the whole sweep would stall every request for as
+  // long, rests included. Its statements take turns with requests instead.
+  if (database.kind === 'pglite') return sweepExpired(database.root.withSchema(schema) as Kysely<Database>, options);
   const key = `gatehouse.janitor.${schema}`;
   return database.root.connection().execute(async (conn) => {
     const locked = await sql<{ locked: boolean }>`select pg_try_advisory_lock(hashtext(${key})) as locked`.execute(

@@ -1,13 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { rotatedKeepSeconds, sweepOnce } from '../../services/janitor.js';
+import { SweepStopped, sweepOnce, sweepOptions } from '../../services/janitor.js';
 
 /**
  * Sweeps expired rows every JANITOR_INTERVAL_SECONDS (0: never). The first sweep waits one interval plus
  * up to a tenth of it at random, so replicas started together do not all reach for the lock at once;
- * the lock (see sweepOnce) makes sure only one of them sweeps. A failed sweep is logged and retried at
- * the next interval; it never affects requests. Closing the app stops the timer and waits for a sweep
- * in progress, so the pool is not closed under it.
+ * the lock (see sweepOnce) makes sure only one of them sweeps, paced to JANITOR_DUTY_PERCENT of its time
+ * (services/janitor.ts). A failed sweep is logged and retried at the next interval; it never affects
+ * requests. Closing the app stops the timer, stops a sweep in progress after its current statement, and
+ * waits for that, so the pool is not closed under it.
  */
 export default fp(
   async function janitor(app: FastifyInstance) {
@@ -17,23 +18,17 @@ export default fp(
     let timer: NodeJS.Timeout | undefined;
     let running: Promise<void> | undefined;
     let closed = false;
+    // A paced sweep of a large backlog can take minutes: closing stops it between two statements.
+    const stop = new AbortController();
 
     const sweep = async (): Promise<void> => {
       const started = performance.now();
       try {
-        const result = await sweepOnce(app.database, config.database.schema, {
-          retentionSeconds: config.janitor.retention,
-          sessionIdleSeconds: config.flow.sessionIdleTtl,
-          accessTokenLifetimeSeconds: config.tokens.accessTokenTtl + config.tokens.clockSkew,
-          auditRetentionSeconds: config.audit.retentionDays * 86_400,
-          rotatedKeepSeconds: rotatedKeepSeconds({
-            graceSeconds: config.flow.refreshGrace,
-            clockSkewSeconds: config.tokens.clockSkew,
-            connectTimeoutMs: config.database.connectTimeoutMs,
-            queryTimeoutMs: config.database.queryTimeoutMs,
-          }),
-          clock: app.clock,
-        });
+        const result = await sweepOnce(
+          app.database,
+          config.database.schema,
+          sweepOptions(config, { clock: app.clock, signal: stop.signal }),
+        );
         if (result === null) app.log.debug('janitor: another replica holds the lock; skipped');
         // Field names the log redaction leaves alone (it hides anything named like a token or authorization).
         else
@@ -55,7 +50,8 @@ export default fp(
             'janitor swept expired rows',
           );
       } catch (err) {
-        app.log.error({ err }, 'janitor sweep failed');
+        if (err instanceof SweepStopped) app.log.info('janitor: sweep stopped for shutdown; the next start goes on');
+        else app.log.error({ err }, 'janitor sweep failed');
       }
     };
     const schedule = (delayMs: number): void => {
@@ -73,6 +69,7 @@ export default fp(
     app.addHook('preClose', async () => {
       closed = true;
       clearTimeout(timer);
+      stop.abort();
       await running;
     });
   },
