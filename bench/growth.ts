@@ -3,14 +3,15 @@
 //   2. the same after seeding BENCH_SEED_ROWS refresh-token rows and as many codes (half expired, half live;
 //      three of every four refresh rows rotated generations), written by INSERT … SELECT generate_series;
 //   3. a backlog sweep (`gatehouse janitor`) of what step 2 made deletable, timed, while refresh load runs:
-//      the rotation rate during the sweep against step 2's;
+//      the rotation rate during the sweep against step 2's; once per JANITOR_DUTY_PERCENT in
+//      BENCH_SWEEP_DUTIES (100,25: unpaced, then the default pacing), reseeding before each after the first;
 //   4. a steady refresh load for BENCH_STEADY_SECONDS with the janitor sweeping every BENCH_JANITOR_INTERVAL
 //      seconds: refresh-token rows before and after, against live chains and refreshes made.
 // Gatehouse runs on a throwaway Postgres (scripts/pg-throwaway.sh) or BENCH_DATABASE_URL, listens on
 // 127.0.0.1 only, and stops by itself. Results: bench/results/growth.{json,md}.
 //
 // Environment: BENCH_SEED_ROWS (1000000), BENCH_CONNECTIONS (50), BENCH_DURATION seconds per measured run
-// (10), BENCH_STEADY_SECONDS (BENCH_DURATION), BENCH_JANITOR_INTERVAL seconds (1), BENCH_STEADY_GRACE
+// (10), BENCH_STEADY_SECONDS (30: long enough for a paced sweep of the seeded table to finish), BENCH_JANITOR_INTERVAL seconds (1), BENCH_STEADY_GRACE
 // (REFRESH_TOKEN_GRACE_SECONDS during step 4; 0 by default, so the table's floor is visible within a short run;
 // with the window on, rotated generations stay for the keep window the janitor derives: docs/operations.md),
 // BENCH_LOG_LEVEL (info, the default level), BENCH_DATABASE_URL.
@@ -31,10 +32,12 @@ const CLI = join(root, 'dist/src/cli/main.js');
 const SEED_ROWS = Number(process.env.BENCH_SEED_ROWS ?? 1_000_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const STEADY = Number(process.env.BENCH_STEADY_SECONDS ?? DURATION);
+const STEADY = Number(process.env.BENCH_STEADY_SECONDS ?? 30);
 const JANITOR_INTERVAL = Number(process.env.BENCH_JANITOR_INTERVAL ?? 1);
 const STEADY_GRACE = process.env.BENCH_STEADY_GRACE ?? '0';
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
+/** JANITOR_DUTY_PERCENT of each backlog sweep, in order. */
+const SWEEP_DUTIES = (process.env.BENCH_SWEEP_DUTIES ?? '100,25').split(',').map(Number);
 const WARMUP = 2;
 const ISSUER = 'http://127.0.0.1:4000';
 const AUDIENCE = 'https://api.bench.example';
@@ -77,8 +80,9 @@ function chainFeed(tokens: string[]): Feed {
   };
 }
 
-async function drive(port: number, headers: Record<string, string>, feed: Feed, seconds: number): Promise<Run> {
-  const result = await autocannon({
+/** Refresh requests on `port`, each with the feed's next token, for `seconds` at most. */
+function refreshLoad(port: number, headers: Record<string, string>, feed: Feed, seconds: number): autocannon.Options {
+  return {
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
     duration: seconds,
@@ -93,8 +97,37 @@ async function drive(port: number, headers: Record<string, string>, feed: Feed, 
         },
       },
     ],
-  });
+  };
+}
+
+async function drive(port: number, headers: Record<string, string>, feed: Feed, seconds: number): Promise<Run> {
+  const result = await autocannon(refreshLoad(port, headers, feed, seconds));
   return { perSec: result['2xx'] / seconds, p99: result.latency.p99, errors: result.errors + result.non2xx };
+}
+
+/** Refresh load from now until `done` settles: the rate over exactly that time. */
+async function driveUntil(
+  port: number,
+  headers: Record<string, string>,
+  feed: Feed,
+  done: Promise<unknown>,
+): Promise<Run & { seconds: number }> {
+  let instance!: autocannon.Instance;
+  // The duration is an upper bound only: the load stops when `done` settles.
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(refreshLoad(port, headers, feed, 3600), (err, result) =>
+      err ? reject(err) : resolve(result),
+    );
+  });
+  await done.catch(() => undefined);
+  instance.stop();
+  const result = await finished;
+  return {
+    perSec: result['2xx'] / result.duration,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+    seconds: result.duration,
+  };
 }
 
 /** Writes rows straight into Gatehouse's tables, as it would have stored them. */
@@ -153,33 +186,34 @@ class Seeder {
    * the first half of the chains expired two days ago; and `rows` codes, the first half redeemed and expired
    * two days ago, the rest unused and live. One INSERT … SELECT generate_series per table, in slices.
    */
-  async bulk(rows: number): Promise<void> {
+  /** `round` keeps a second seeding's rows apart from the first's (a backlog sweep leaves the live half). */
+  async bulk(rows: number, round = ''): Promise<void> {
     const slice = 250_000;
     for (let from = 1; from <= rows; from += slice) {
       const to = Math.min(rows, from + slice - 1);
       await this.pool.query(
         `INSERT INTO ${this.table('refresh_tokens')}
            (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at, rotated_at)
-         SELECT translate(encode(sha256(('seed-r' || i)::text::bytea), 'base64'), '+/=', '-_'),
-                'c.' || left(md5('seed-f' || (i / 4)), 22), i % 4, $3, 'user-' || (i % 10000),
+         SELECT translate(encode(sha256(($7 || 'seed-r' || i)::text::bytea), 'base64'), '+/=', '-_'),
+                'c.' || left(md5($7 || 'seed-f' || (i / 4)), 22), i % 4, $3, 'user-' || (i % 10000),
                 $4::text[], $5::text[], now() - interval '3 days',
                 CASE WHEN i <= $6 THEN now() - interval '2 days' ELSE now() + interval '20 days' END,
                 CASE WHEN i % 4 < 3 THEN now() - interval '1 day' END
          FROM generate_series($1::int, $2::int) AS i`,
-        [from, to, this.clientId, SCOPES, [AUDIENCE], Math.floor(rows / 2)],
+        [from, to, this.clientId, SCOPES, [AUDIENCE], Math.floor(rows / 2), round],
       );
       await this.pool.query(
         `INSERT INTO ${this.table('authorization_codes')}
            (code_hash, client_id, redirect_uri, redirect_uri_given, code_challenge, scopes, resources, sub, auth_time,
             expires_at, consumed_at, family_id)
-         SELECT translate(encode(sha256(('seed-c' || i)::text::bytea), 'base64'), '+/=', '-_'), $3, $4, true,
-                translate(encode(sha256(('seed-v' || i)::text::bytea), 'base64'), '+/=', '-_'),
+         SELECT translate(encode(sha256(($8 || 'seed-c' || i)::text::bytea), 'base64'), '+/=', '-_'), $3, $4, true,
+                translate(encode(sha256(($8 || 'seed-v' || i)::text::bytea), 'base64'), '+/=', '-_'),
                 $5::text[], $6::text[], 'user-' || (i % 10000), now() - interval '3 days',
                 CASE WHEN i <= $7 THEN now() - interval '2 days' ELSE now() + interval '1 hour' END,
                 CASE WHEN i <= $7 THEN now() - interval '2 days' END,
-                CASE WHEN i <= $7 THEN 'c.' || left(md5('seed-f' || i), 22) END
+                CASE WHEN i <= $7 THEN 'c.' || left(md5($8 || 'seed-f' || i), 22) END
          FROM generate_series($1::int, $2::int) AS i`,
-        [from, to, this.clientId, REDIRECT_URI, SCOPES, [AUDIENCE], Math.floor(rows / 2)],
+        [from, to, this.clientId, REDIRECT_URI, SCOPES, [AUDIENCE], Math.floor(rows / 2), round],
       );
     }
     await this.analyze();
@@ -337,24 +371,38 @@ async function main(): Promise<void> {
     const seeded = await measure(main.port);
     log(`seeded: refresh ${seeded.refresh.perSec.toFixed(0)}/s, code ${seeded.code.perSec.toFixed(0)}/s`);
 
-    // The backlog: a sweep from the command line (default settings) while refresh load runs beside it.
-    const sweepLoad = DURATION + 20;
-    const chains = chainFeed(await db.chains(CONNECTIONS));
-    const load = drive(main.port, headers, chains, sweepLoad);
-    await new Promise((r) => setTimeout(r, 1000));
-    t0 = performance.now();
-    const swept = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [CLI, 'janitor', '--json'], { env }, (err, stdout) =>
-        err ? reject(new Error(`gatehouse janitor: ${err.message}`)) : resolve(stdout),
-      ),
-    );
-    const sweepSeconds = (performance.now() - t0) / 1000;
-    const during = await load;
-    const deleted = (JSON.parse(swept) as { deleted: Record<string, number> }).deleted;
-    const afterSweep = { refresh: await db.count('refresh_tokens'), codes: await db.count('authorization_codes') };
-    log(
-      `sweep: ${sweepSeconds.toFixed(1)} s, ${JSON.stringify(deleted)}; refresh during ${during.perSec.toFixed(0)}/s`,
-    );
+    // The backlog: a sweep from the command line while refresh load runs beside it, once per duty cycle
+    // (JANITOR_DUTY_PERCENT), each on a fresh seeding; the load runs exactly as long as the sweep.
+    const sweeps: Array<{ duty: number; seconds: number; deleted: Record<string, number>; during: Run }> = [];
+    let afterSweep = { refresh: 0, codes: 0 };
+    for (const [round, duty] of SWEEP_DUTIES.entries()) {
+      if (round > 0) {
+        await db.bulk(SEED_ROWS, `r${round}-`);
+        log(`seeded again for the sweep at ${duty}%`);
+      }
+      const chains = chainFeed(await db.chains(CONNECTIONS));
+      let finished!: (value: unknown) => void;
+      const sweepDone = new Promise((r) => (finished = r));
+      const load = driveUntil(main.port, headers, chains, sweepDone);
+      await new Promise((r) => setTimeout(r, 1000));
+      t0 = performance.now();
+      const swept = await new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [CLI, 'janitor', '--json'],
+          { env: { ...env, JANITOR_DUTY_PERCENT: String(duty) } },
+          (err, stdout) => (err ? reject(new Error(`gatehouse janitor: ${err.message}`)) : resolve(stdout)),
+        ),
+      ).finally(() => finished(undefined));
+      const seconds = (performance.now() - t0) / 1000;
+      const during = await load;
+      const deleted = (JSON.parse(swept) as { deleted: Record<string, number> }).deleted;
+      sweeps.push({ duty, seconds, deleted, during });
+      afterSweep = { refresh: await db.count('refresh_tokens'), codes: await db.count('authorization_codes') };
+      log(
+        `sweep at ${duty}%: ${seconds.toFixed(1)} s, ${JSON.stringify(deleted)}; refresh during ${during.perSec.toFixed(0)}/s`,
+      );
+    }
     await stopChild(main.child);
 
     // Steady load with the janitor on: the table should stay at the live chains, not grow with refreshes.
@@ -384,14 +432,23 @@ ${new Date().toISOString()} · Node ${process.version} · ${CONNECTIONS} connect
 
 Seeded: ${SEED_ROWS.toLocaleString('en')} refresh-token rows (chains of four generations, three rotated a day ago; half the chains expired) and ${SEED_ROWS.toLocaleString('en')} codes (half redeemed and expired, half live), in ${seedSeconds.toFixed(1)} s (INSERT … SELECT generate_series); tables then held ${seededCounts.refresh.toLocaleString('en')} refresh rows and ${seededCounts.codes.toLocaleString('en')} codes.
 
-Backlog sweep (\`gatehouse janitor\`, default settings): **${sweepSeconds.toFixed(1)} s**, deleted ${Object.entries(
-      deleted,
-    )
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${n.toLocaleString('en')} ${k}`)
-      .join(
-        ', ',
-      )}; left ${afterSweep.refresh.toLocaleString('en')} refresh rows and ${afterSweep.codes.toLocaleString('en')} codes. Refresh rotation over a ${sweepLoad} s run spanning the sweep: **${during.perSec.toFixed(0)}/s** (${ratio(during, seeded.refresh)} of the seeded rate), p99 ${during.p99} ms, ${during.errors} errors.
+Backlog sweeps (\`gatehouse janitor\` beside refresh load that runs exactly as long as the sweep, each on a fresh seeding of the same size; the rate against the seeded rate above):
+
+| JANITOR_DUTY_PERCENT | sweep | deleted | refresh during the sweep | ÷ seeded | p99 ms | errors |
+|---:|---:|---|---:|---:|---:|---:|
+${sweeps
+  .map(
+    (w) =>
+      `| ${w.duty}${w.duty === 25 ? ' (default)' : ''} | **${w.seconds.toFixed(1)} s** | ${Object.entries(w.deleted)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${n.toLocaleString('en')} ${k}`)
+        .join(
+          ', ',
+        )} | ${w.during.perSec.toFixed(0)}/s | **${ratio(w.during, seeded.refresh)}** | ${w.during.p99} | ${w.during.errors} |`,
+  )
+  .join('\n')}
+
+After the sweeps: ${afterSweep.refresh.toLocaleString('en')} refresh rows and ${afterSweep.codes.toLocaleString('en')} codes.
 
 Steady refresh load, ${STEADY} s, janitor every ${JANITOR_INTERVAL} s, REFRESH_TOKEN_GRACE_SECONDS=${STEADY_GRACE}: ${refreshesMade.toLocaleString('en')} refreshes made at ${run.perSec.toFixed(0)}/s (${run.errors} errors); refresh-token rows **${before.rows.toLocaleString('en')} before, ${after.rows.toLocaleString('en')} after**, live chains ${before.live.toLocaleString('en')} before, ${after.live.toLocaleString('en')} after.
 `;
@@ -407,7 +464,8 @@ Steady refresh load, ${STEADY} s, janitor every ${JANITOR_INTERVAL} s, REFRESH_T
           seedSeconds,
           empty,
           seeded,
-          sweep: { seconds: sweepSeconds, deleted, during, afterSweep },
+          sweeps,
+          afterSweep,
           steady: { seconds: STEADY, grace: STEADY_GRACE, before, after, refreshesMade, run },
         },
         null,
