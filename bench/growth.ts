@@ -11,7 +11,7 @@
 // 127.0.0.1 only, and stops by itself. Results: bench/results/growth.{json,md}.
 //
 // Environment: BENCH_SEED_ROWS (1000000), BENCH_CONNECTIONS (50), BENCH_DURATION seconds per measured run
-// (10), BENCH_STEADY_SECONDS (30: long enough for a paced sweep of the seeded table to finish), BENCH_JANITOR_INTERVAL seconds (1), BENCH_STEADY_GRACE
+// (10), BENCH_STEADY_SECONDS (60: several paced passes over the seeded table; its size is sampled six times), BENCH_JANITOR_INTERVAL seconds (1), BENCH_STEADY_GRACE
 // (REFRESH_TOKEN_GRACE_SECONDS during step 4; 0 by default, so the table's floor is visible within a short run;
 // with the window on, rotated generations stay for the keep window the janitor derives: docs/operations.md),
 // BENCH_LOG_LEVEL (info, the default level), BENCH_DATABASE_URL.
@@ -32,7 +32,7 @@ const CLI = join(root, 'dist/src/cli/main.js');
 const SEED_ROWS = Number(process.env.BENCH_SEED_ROWS ?? 1_000_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const STEADY = Number(process.env.BENCH_STEADY_SECONDS ?? 30);
+const STEADY = Number(process.env.BENCH_STEADY_SECONDS ?? 60);
 const JANITOR_INTERVAL = Number(process.env.BENCH_JANITOR_INTERVAL ?? 1);
 const STEADY_GRACE = process.env.BENCH_STEADY_GRACE ?? '0';
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
@@ -412,7 +412,16 @@ async function main(): Promise<void> {
     });
     await db.analyze();
     const before = { rows: await db.count('refresh_tokens'), live: await db.liveChains() };
+    // The table's size every sixth of the run: bounded means it levels off while refreshes keep coming.
+    const samples: Array<{ second: number; rows: number }> = [];
+    const sampling = (async () => {
+      for (let i = 1; i <= 6; i++) {
+        await new Promise((r) => setTimeout(r, (STEADY * 1000) / 6));
+        samples.push({ second: Math.round((STEADY * i) / 6), rows: await db.count('refresh_tokens') });
+      }
+    })();
     const run = await drive(steady.port, headers, chainFeed(await db.chains(CONNECTIONS)), STEADY);
+    await sampling;
     // One more interval, so the last rotations have been swept when the table is counted.
     await new Promise((r) => setTimeout(r, (JANITOR_INTERVAL * 1.1 + 1) * 1000));
     const after = { rows: await db.count('refresh_tokens'), live: await db.liveChains() };
@@ -450,7 +459,7 @@ ${sweeps
 
 After the sweeps: ${afterSweep.refresh.toLocaleString('en')} refresh rows and ${afterSweep.codes.toLocaleString('en')} codes.
 
-Steady refresh load, ${STEADY} s, janitor every ${JANITOR_INTERVAL} s, REFRESH_TOKEN_GRACE_SECONDS=${STEADY_GRACE}: ${refreshesMade.toLocaleString('en')} refreshes made at ${run.perSec.toFixed(0)}/s (${run.errors} errors); refresh-token rows **${before.rows.toLocaleString('en')} before, ${after.rows.toLocaleString('en')} after**, live chains ${before.live.toLocaleString('en')} before, ${after.live.toLocaleString('en')} after.
+Steady refresh load, ${STEADY} s, janitor every ${JANITOR_INTERVAL} s, REFRESH_TOKEN_GRACE_SECONDS=${STEADY_GRACE}: ${refreshesMade.toLocaleString('en')} refreshes made at ${run.perSec.toFixed(0)}/s (${run.errors} errors); refresh-token rows **${before.rows.toLocaleString('en')} before, ${after.rows.toLocaleString('en')} after**, live chains ${before.live.toLocaleString('en')} before, ${after.live.toLocaleString('en')} after; rows during the run: ${samples.map((x) => `${x.rows.toLocaleString('en')} at ${x.second} s`).join(', ')}.
 `;
     const out = join(root, 'bench/results');
     mkdirSync(out, { recursive: true });
@@ -466,7 +475,7 @@ Steady refresh load, ${STEADY} s, janitor every ${JANITOR_INTERVAL} s, REFRESH_T
           seeded,
           sweeps,
           afterSweep,
-          steady: { seconds: STEADY, grace: STEADY_GRACE, before, after, refreshesMade, run },
+          steady: { seconds: STEADY, grace: STEADY_GRACE, before, after, samples, refreshesMade, run },
         },
         null,
         2,
