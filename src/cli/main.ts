@@ -32,7 +32,8 @@ const COMMAND_HELP: Record<string, string> = {
                              back-channel logout tokens (delivered by a running server)`,
   audit: AUDIT_USAGE,
   janitor: `  janitor [--json]           delete expired requests, codes, refresh tokens and sessions now (what the
-                             server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0)`,
+                             server does every JANITOR_INTERVAL_SECONDS; for schedulers when that is 0),
+                             paced to JANITOR_DUTY_PERCENT (25) of its time; 100 sweeps a backlog flat out`,
   config: `  config [--json]            print the effective configuration, secrets redacted, with each value's source`,
   help: `  help [command]             show this text, or one command's
   --version, -v              print the version`,
