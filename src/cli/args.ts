@@ -35,7 +35,7 @@ export function protectDashedIdentifiers(args: readonly string[], options: Recor
     } else if (DASHED_IDENTIFIER.test(arg)) {
       terminated = true;
       after.push(arg);
-    } else if (terminated && arg.startsWith('-')) {
+    } else if (terminated && arg.startsWith('-') && arg !== '-') {
       before.push(arg);
       // An option's value travels with it.
       if (takesValue(arg) && i + 1 < args.length) before.push(args[++i]!);

@@ -256,7 +256,11 @@ export async function main(argv: string[]): Promise<number> {
       const { sweepOnce, sweepOptions } = await import('../services/janitor.js');
       const handle = await openForCommand(config, 'janitor');
       try {
-        const result = await sweepOnce(handle, config.database.schema, sweepOptions(config));
+        // The embedded database's directory is locked to this command: no server shares it, so nothing is
+        // gained by pacing the sweep (JANITOR_DUTY_PERCENT is for a database that serves traffic meanwhile).
+        const options = sweepOptions(config);
+        if (handle.kind === 'pglite') options.dutyPercent = 100;
+        const result = await sweepOnce(handle, config.database.schema, options);
         const json = values.json ?? false;
         if (result === null)
           print(json ? { skipped: 'another process is sweeping' } : 'another process is sweeping; nothing done', json);

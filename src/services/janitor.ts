@@ -65,9 +65,10 @@ export class SweepStopped extends Error {
 /**
  * Keeps a sweep's delete statements to a share of its wall time. A backlog sweep is one connection running
  * statement after statement: unpaced it keeps one Postgres backend (a core) busy until it is done, and on a
- * machine whose cores serve token requests that share is taken from them. After each statement the pacer
- * rests for (100 / dutyPercent - 1) times what the statement took, so the statements hold the database at
- * most dutyPercent of the time, whatever the machine; the sweep takes 100 / dutyPercent times as long.
+ * machine whose cores serve token requests that share is taken from them. Before each statement the pacer
+ * rests for (100 / dutyPercent - 1) times what the previous one took, so the statements hold the database
+ * at most dutyPercent of the time, whatever the machine; the sweep takes about 100 / dutyPercent times as
+ * long. No rest follows the last statement: the sweep (and its lock and connection) ends with it.
  */
 export class Pacer {
   readonly #restFactor: number;
@@ -80,20 +81,23 @@ export class Pacer {
     this.#signal = signal;
   }
 
-  /** Runs one statement, then rests as long as the duty cycle asks. */
+  /** Milliseconds of rest owed for the previous statement, taken before the next one (never after the last). */
+  #owed = 0;
+
+  /** Rests for the previous statement as long as the duty cycle asks, then runs this one. */
   async step<T>(statement: () => Promise<T>): Promise<T> {
-    if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped');
-    const started = performance.now();
-    const result = await statement();
-    const rest = (performance.now() - started) * this.#restFactor;
-    if (rest >= 1) {
+    if (this.#owed >= 1) {
       try {
-        await sleep(rest, undefined, { signal: this.#signal });
+        await sleep(this.#owed, undefined, { signal: this.#signal });
       } catch (err) {
         if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped', { cause: err });
         throw err;
       }
     }
+    if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped');
+    const started = performance.now();
+    const result = await statement();
+    this.#owed = (performance.now() - started) * this.#restFactor;
     return result;
   }
 }

@@ -66,6 +66,11 @@ t.test('everything else is parsed as before', async (t) => {
   t.same(parse(['a', '--json', 'b']), { values: { json: true }, positionals: ['a', 'b'] });
   t.same(parse(['a', '--', '-x', dashed]), { values: {}, positionals: ['a', '-x', dashed] }, 'an explicit terminator');
   t.same(parse(['a', dashed, '--', '--json']), { values: {}, positionals: ['a', dashed, '--json'] });
+  t.same(
+    parse(['x', dashed, '-', 'y']),
+    { values: {}, positionals: ['x', dashed, '-', 'y'] },
+    'a lone "-" is a positional and keeps its place',
+  );
   t.throws(() => parse(['keys', '--imediately']), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' }, 'a typo is still refused');
   t.throws(() => parse(['keys', '-Ix']), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' }, 'only identifier-shaped arguments');
   t.throws(() => parse(['--subject', '-x']), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' });
