@@ -115,7 +115,7 @@ async function driveUntil(
   let instance!: autocannon.Instance;
   // The duration is an upper bound only: the load stops when `done` settles.
   const finished = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon(refreshLoad(port, headers, feed, 3600), (err, result) =>
+    instance = autocannon(refreshLoad(port, headers, feed, 3600), (err: Error | null, result) =>
       err ? reject(err) : resolve(result),
     );
   });

@@ -345,7 +345,7 @@ t.test('closing the server stops a paced sweep between two statements instead of
   );
   // 12,000 expired authorization requests, the first table a sweep visits: three statements of 5,000
   // (JANITOR_BATCH), each followed by 99 times its duration of rest.
-  const db = app.database.db as unknown as Kysely<Database>;
+  const db = app.database.db;
   const client = await webClient(app);
   await db
     .insertInto('authorization_requests')
