@@ -88,6 +88,12 @@ async function rotate(app: FastifyInstance, client: Client, token: string): Prom
   return res.json().refresh_token;
 }
 
+/**
+ * The sweep's clock a second ahead: with rotatedKeepSeconds 0, a generation rotated in the same millisecond
+ * as the sweep reads its clock would otherwise stay (Postgres keeps microseconds, a Date milliseconds).
+ */
+const aSecondLater = () => new Date(Date.now() + 1000);
+
 async function stored(db: Kysely<Database>, token: string): Promise<boolean> {
   const row = await db
     .selectFrom('refresh_tokens')
@@ -138,7 +144,7 @@ t.test('reuse of a pruned generation still revokes its chain, whoever presents i
     const g0 = await chain(app, client);
     const g1 = await rotate(app, client, g0);
     const g2 = await rotate(app, client, g1);
-    await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0 });
+    await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0, clock: aSecondLater });
     t.notOk(await stored(db, g0), 'generation 0 is deleted');
     t.notOk(await stored(db, g1), 'generation 1 is deleted');
     t.equal(await chainRows(db, g2), 1, 'the chain is one row: its newest generation');
@@ -157,7 +163,7 @@ t.test('revoking a pruned generation at /revoke revokes its chain, as with the r
   const other = await webClient(app, 'Other app');
   const g0 = await chain(app, client);
   const g1 = await rotate(app, client, g0);
-  await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0 });
+  await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0, clock: aSecondLater });
   t.notOk(await stored(db, g0));
   t.equal((await post(app, other, '/revoke', { token: g0 })).statusCode, 200);
   t.equal((await refresh(app, client, g1)).statusCode, 200, "another client's revocation changes nothing");
@@ -229,7 +235,7 @@ t.test('a chain from before tokens named their chain keeps its rotated generatio
     })
     .execute();
   const next = await rotate(app, client, legacy);
-  await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0 });
+  await sweepExpired(db, { ...SWEEP, rotatedKeepSeconds: 0, clock: aSecondLater });
   t.ok(await stored(db, legacy), 'its rotated generation stays: the old token does not name the chain');
   t.equal((await refresh(app, client, legacy)).json().error, 'invalid_grant', 'reuse is still detected…');
   t.equal((await refresh(app, client, next)).json().error, 'invalid_grant', '…and revokes the chain');
