@@ -15,6 +15,9 @@
 // were revoked since (the check Gatehouse's design requires); an opaque token is one prepared SELECT of a
 // live refresh token by its hash.
 // No logging, no validation schema, no caches to consult: a lower bound, not a straw man.
+// BARE_BATCH=1 (BENCH_BARE_BATCH=1, an experiment, never the reported bare): concurrent refresh rotations
+// share one statement (an UPDATE … FROM unnest(…) and the INSERT of the successors), up to 64 per round trip,
+// to measure what batching round trips would buy Gatehouse (bench/README.md).
 import {
   createHash,
   createPrivateKey,
@@ -94,6 +97,48 @@ const ROTATE_BOUND = `WITH old AS (
 INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt)
 SELECT $3, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt FROM old
 RETURNING sub, scopes, resources, auth_time`;
+
+const ROTATE_BATCH = `WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS i(token_hash, client_id, new_hash, ord)),
+old AS (
+  UPDATE ${t('refresh_tokens')} r SET rotated_at = now() FROM input i
+  WHERE r.token_hash = i.token_hash AND r.client_id = i.client_id AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()
+  RETURNING r.family_id, r.generation, r.client_id, r.sub, r.scopes, r.resources, r.auth_time, r.expires_at, i.new_hash, i.ord),
+ins AS (
+  INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at)
+  SELECT new_hash, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at FROM old)
+SELECT ord, sub, scopes, resources, auth_time FROM old`;
+const batching = process.env.BARE_BATCH === '1';
+type Pending = {
+  values: [string, string, string];
+  resolve: (g: Grant | undefined) => void;
+  reject: (e: unknown) => void;
+};
+let queue: Pending[] = [];
+function flushRotations(): void {
+  const batch = queue.slice(0, 64);
+  queue = queue.slice(64);
+  if (queue.length > 0) setImmediate(flushRotations);
+  const values = [
+    batch.map((p) => p.values[0]),
+    batch.map((p) => p.values[1]),
+    batch.map((p) => p.values[2]),
+    batch.map((_, i) => i),
+  ];
+  pool!
+    .query<Grant & { ord: number }>({ name: 'rotate_batch', text: ROTATE_BATCH, values })
+    .then(({ rows }) => {
+      const byOrd = new Map(rows.map((r) => [r.ord, r]));
+      batch.forEach((p, i) => p.resolve(byOrd.get(i)));
+    })
+    .catch((err: unknown) => batch.forEach((p) => p.reject(err)));
+}
+function rotateBatched(values: [string, string, string]): Promise<Grant | undefined> {
+  return new Promise((resolve, reject) => {
+    if (queue.length === 0) setImmediate(flushRotations);
+    queue.push({ values, resolve, reject });
+  });
+}
 
 const RECORD_PROOF = `INSERT INTO ${t('dpop_proofs')} (proof_hash, expires_at) VALUES ($1, $2)
 ON CONFLICT (proof_hash) DO NOTHING RETURNING proof_hash`;
@@ -252,6 +297,10 @@ app.post('/token', async (request, reply) => {
       if (!pool || !presented) return invalidGrant(reply);
       const next = randomBytes(32).toString('base64url');
       const values = [sha256(presented), clientId, sha256(next), ...(jkt ? [jkt] : [])];
+      if (batching && !jkt) {
+        const row = await rotateBatched([sha256(presented), clientId, sha256(next)]);
+        return row ? userTokens(reply, clientId, row, next, jkt) : invalidGrant(reply);
+      }
       const [name, text] = jkt ? ['rotate_bound', ROTATE_BOUND] : ['rotate', ROTATE];
       const { rows } = await pool.query<Grant>(prepared ? { name, text, values } : { text, values });
       return rows[0] ? userTokens(reply, clientId, rows[0], next, jkt) : invalidGrant(reply);

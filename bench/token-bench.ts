@@ -28,6 +28,7 @@
 // BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
 // scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
 // BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones),
+// BENCH_BARE_BATCH=1 (an experiment: the bare endpoint batches concurrent refresh rotations; see bare-server.ts),
 // BENCH_GATEHOUSE_ENV='NAME=value …' (Gatehouse settings to compare against the defaults; said in the output).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
@@ -83,6 +84,10 @@ const PEER_GRANTS: ReadonlySet<GrantName> = new Set([
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || undefined;
 const WRITE_README = process.argv.includes('--readme') || process.env.BENCH_README === '1';
+/** The batching experiment's bare figures are not the bare cost: they never go into bench/README.md. */
+const BARE_BATCH = process.env.BENCH_BARE_BATCH === '1';
+if (WRITE_README && BARE_BATCH)
+  throw new Error('BENCH_BARE_BATCH=1 is an experiment: its figures are not written to bench/README.md');
 /** Codes seeded for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
 const WARMUP_CODES = Number(process.env.BENCH_WARMUP_CODES ?? 30_000);
 /** Refresh-token chains per run: by default one per connection, each rotated in turn. */
@@ -655,6 +660,7 @@ async function main(): Promise<void> {
         BARE_DATABASE_URL: databaseUrl,
         BARE_SCHEMA: schema,
         BARE_PREPARED: process.env.BENCH_BARE_PREPARED ?? '1',
+        BARE_BATCH: BARE_BATCH ? '1' : '0',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -921,7 +927,7 @@ function report(sigs: number, results: GrantResult[], longestChain: number, pgSe
           `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((e) => `\`${e.slice(0, 300)}\``).join(' ')}`,
       ),
   );
-  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''} · node-oidc-provider with its in-memory adapter (persists nothing)`;
+  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''}${BARE_BATCH ? ' · the bare endpoint BATCHES refresh rotations (BENCH_BARE_BATCH=1, an experiment)' : ''} · node-oidc-provider with its in-memory adapter (persists nothing)`;
   const md = `# Token endpoint benchmark
 
 ${summary}
