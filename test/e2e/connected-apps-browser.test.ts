@@ -10,6 +10,7 @@ import {
   loopbackCallback,
   pageProblems,
   signInAsAlice,
+  tripPlanner,
 } from '../fixtures/browser.js';
 
 /**
@@ -32,17 +33,9 @@ async function run(): Promise<void> {
     RESOURCES: resource,
   });
   const callback = await loopbackCallback(t);
-  const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
+  const { redirectUri } = callback;
 
-  const { client } = await app.clientAdmin.create({
-    name: 'Trip Planner',
-    application_type: 'native',
-    token_endpoint_auth_method: 'none',
-    redirect_uris: [redirectUri],
-    grant_types: ['authorization_code', 'refresh_token'],
-    scopes: ['read', 'write'],
-    client_uri: 'https://trips.example.com',
-  });
+  const client = await tripPlanner(app, redirectUri, { client_uri: 'https://trips.example.com' });
 
   const browser: Browser = await launchChromium();
   t.teardown(() => browser.close());

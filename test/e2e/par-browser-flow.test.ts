@@ -26,7 +26,7 @@ async function run(): Promise<void> {
     RESOURCES: 'https://bank-api.example.com',
   });
   const callback = await loopbackCallback(t);
-  const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
+  const { redirectUri } = callback;
 
   const key = await clientKey('ES256', 'bank-app');
   const { client: registered } = await app.clientAdmin.create({

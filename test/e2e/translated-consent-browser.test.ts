@@ -10,6 +10,7 @@ import {
   loopbackCallback,
   pageProblems,
   signInAsAlice,
+  tripPlanner,
 } from '../fixtures/browser.js';
 
 /**
@@ -49,16 +50,9 @@ async function run(): Promise<void> {
     BRAND_SUPPORT_URL: 'https://help.acme.example/',
   });
   const callback = await loopbackCallback(t);
-  const redirectUri = `http://127.0.0.1:${callback.port}/callback`;
+  const { redirectUri } = callback;
 
-  const { client } = await app.clientAdmin.create({
-    name: 'Trip Planner',
-    application_type: 'native',
-    token_endpoint_auth_method: 'none',
-    redirect_uris: [redirectUri],
-    grant_types: ['authorization_code', 'refresh_token'],
-    scopes: ['read', 'write'],
-  });
+  const client = await tripPlanner(app, redirectUri);
 
   const browser: Browser = await launchChromium();
   t.teardown(() => browser.close());
