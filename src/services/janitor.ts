@@ -49,8 +49,9 @@ export interface SweepOptions {
   /** Heap pages one statement of the page-range sweeps covers. */
   chunkPages?: number;
   /**
-   * JANITOR_DUTY_PERCENT: the share (1–100) of the sweep's wall time its statements may take; after each
-   * one the sweep rests until it is back to this share (see Pacer). 100, the default here, never rests.
+   * JANITOR_DUTY_PERCENT: the share (1–100) of the sweep's wall time its statements may take; before each
+   * statement the sweep rests for the previous one until it is back to this share (see Pacer). 100, the
+   * default here, never rests.
    */
   dutyPercent?: number;
   /** Stops the sweep between two statements (a server shutting down): it then rejects with SweepStopped. */
@@ -86,14 +87,8 @@ export class Pacer {
 
   /** Rests for the previous statement as long as the duty cycle asks, then runs this one. */
   async step<T>(statement: () => Promise<T>): Promise<T> {
-    if (this.#owed >= 1) {
-      try {
-        await sleep(this.#owed, undefined, { signal: this.#signal });
-      } catch (err) {
-        if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped', { cause: err });
-        throw err;
-      }
-    }
+    // An abort rejects the rest (AbortError); either way the sweep ends here, before another statement.
+    if (this.#owed >= 1) await sleep(this.#owed, undefined, { signal: this.#signal }).catch(() => undefined);
     if (this.#signal?.aborted) throw new SweepStopped('the sweep was stopped');
     const started = performance.now();
     const result = await statement();
