@@ -9,6 +9,7 @@ import type { Clock } from '../src/lib/clock.js';
 import { generateToken, hashSecret } from '../src/oauth/secrets.js';
 import { createAuthorizationCode } from '../src/repositories/authorization-code.repository.js';
 import { saveConsent } from '../src/repositories/consent.repository.js';
+import { rotateRefreshToken } from '../src/repositories/refresh-token.repository.js';
 import { insertSession } from '../src/repositories/session.repository.js';
 import { basic } from './fixtures/clients.js';
 import { freePort } from './fixtures/listen.js';
@@ -645,6 +646,39 @@ t.test(
     t.notMatch(text, /password/);
   },
 );
+
+t.test('/metrics counts the statements that carried several concurrent rotations', async (t) => {
+  const { app, admin } = await setup(t);
+  const counted = async (name: string) => {
+    const text = (await admin.inject({ method: 'GET', url: '/metrics' })).body;
+    const line = new RegExp(`^${name}\\{statement="refresh_token_rotation"\\} (\\d+)$`, 'm').exec(text);
+    return Number(line?.[1] ?? 0);
+  };
+  const [statements, items] = [
+    await counted('gatehouse_db_batch_statements_total'),
+    await counted('gatehouse_db_batched_items_total'),
+  ];
+  // Three rotations asked for in the same turn of the event loop (of tokens nobody holds: nothing rotates).
+  const asked = [1, 2, 3].map(() =>
+    rotateRefreshToken(app.database.db, {
+      tokenHash: hashSecret(generateToken()),
+      clientId: 'nobody',
+      newHash: hashSecret(generateToken()),
+      scopes: [],
+      resources: [],
+      sealedSuccessor: '',
+      jkt: null,
+      now: new Date(),
+    }),
+  );
+  t.same(await Promise.all(asked), [undefined, undefined, undefined]);
+  t.equal((await counted('gatehouse_db_batch_statements_total')) - statements, 1, 'one statement');
+  t.equal((await counted('gatehouse_db_batched_items_total')) - items, 3, 'carrying three rotations');
+  t.match(
+    (await admin.inject({ method: 'GET', url: '/metrics' })).body,
+    /gatehouse_db_batch_fallbacks_total\{statement="authorization_code_redemption"\} \d+/,
+  );
+});
 
 t.test('without ADMIN_PORT there is no admin listener and no metrics collection', async (t) => {
   const app = await buildTestApp(t, { ...ENV, ADMIN_PORT: '0' });

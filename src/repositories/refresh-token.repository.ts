@@ -1,5 +1,6 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { Database, Db, SchemalessDb } from '../db/database.js';
+import { batched } from '../db/batch.js';
 import { precompiled } from '../db/precompiled.js';
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
 
@@ -160,20 +161,22 @@ const REDEEM = {
   chain: { given: redeemAndStartChain(true), absent: redeemAndStartChain(false) },
 };
 
-/**
- * Redeems a code in one round trip (a precompiled, prepared statement). The conditional UPDATE marks it
- * consumed only when it is unconsumed, unexpired and bound to this client, PKCE challenge and redirect
- * URI (OAuth 2.1 §4.1.3: repeated exactly when the authorization request named one), so a wrong verifier
- * or URI does not burn the code. When `refresh` is given, the same statement starts the refresh-token
- * chain from the row it updated.
- */
-export async function redeemCode(
-  db: Db,
-  r: CodeRedemption,
-  refresh: { familyId: string; tokenHash: string; expiresAt: Date; jkt: string | null } | null,
-): Promise<RedeemedCode | undefined> {
-  const variant = (refresh ? REDEEM.chain : REDEEM.only)[r.redirectUri === null ? 'absent' : 'given'];
-  const rows = await variant(db, {
+/** A redemption's refresh-token chain, when the client gets one. */
+export interface NewChain {
+  familyId: string;
+  tokenHash: string;
+  expiresAt: Date;
+  jkt: string | null;
+}
+
+interface Redemption {
+  code: CodeRedemption;
+  refresh: NewChain | null;
+}
+
+const redeemOne = ({ code: r, refresh }: Redemption) => ({
+  variant: (refresh ? REDEEM.chain : REDEEM.only)[r.redirectUri === null ? 'absent' : 'given'],
+  params: {
     codeHash: r.codeHash,
     clientId: r.clientId,
     codeChallenge: r.codeChallenge,
@@ -185,8 +188,157 @@ export async function redeemCode(
     tokenHash: refresh ? refresh.tokenHash : '',
     expiresAt: refresh ? refresh.expiresAt : new Date(0),
     chainJkt: refresh ? refresh.jkt : null,
-  });
-  return rows[0];
+  },
+});
+
+/** The rows of a batch's JSON input, as `jsonb_to_recordset` reads them (column names are the JSON keys). */
+const REDEMPTION_INPUT = sql.raw(
+  'input_row(code_hash text, client_id text, code_challenge text, redirect_uri text, resources text[], jkt text, ' +
+    'now timestamptz, family_id text, token_hash text, expires_at timestamptz, chain_jkt text)',
+);
+
+interface RedemptionInput {
+  code_hash: string;
+  client_id: string;
+  code_challenge: string;
+  redirect_uri: string | null;
+  resources: string[];
+  jkt: string | null;
+  now: Date;
+  family_id: string | null;
+  token_hash: string | null;
+  expires_at: Date | null;
+  chain_jkt: string | null;
+}
+
+/**
+ * The same redemption for several codes in one statement (src/db/batch.ts): every condition of
+ * `consumeCode`, evaluated per row against that item's own values (a redirect_uri when the request sent
+ * one, else the code must have been issued without one); the items that start a chain (a family id) insert
+ * its first refresh token from the code they consumed. Each consumed code comes back under its hash.
+ * The batch never holds one code twice.
+ */
+const redeemMany = precompiled<{ items: string }, RedeemedCode & { code_hash: string }>((db, p) =>
+  (db as Kysely<Database>)
+    .with('input', (qb) =>
+      qb
+        .selectFrom(sql<RedemptionInput>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(REDEMPTION_INPUT))
+        .selectAll(),
+    )
+    .with('code', (qb) =>
+      qb
+        .updateTable('authorization_codes')
+        .from('input')
+        .set({ consumed_at: sql<Date>`input.now`, family_id: sql<string | null>`input.family_id` })
+        .whereRef('authorization_codes.code_hash', '=', 'input.code_hash')
+        .whereRef('authorization_codes.client_id', '=', 'input.client_id')
+        .whereRef('authorization_codes.code_challenge', '=', 'input.code_challenge')
+        .where('authorization_codes.consumed_at', 'is', null)
+        .whereRef('authorization_codes.expires_at', '>', 'input.now')
+        .where(
+          sql<boolean>`(case when input.redirect_uri is null then authorization_codes.redirect_uri_given = false
+                        else authorization_codes.redirect_uri = input.redirect_uri end)`,
+        )
+        .where(sql<boolean>`authorization_codes.resources @> input.resources`)
+        .where(sql<boolean>`(authorization_codes.dpop_jkt is null or authorization_codes.dpop_jkt = input.jkt)`)
+        .returning([
+          'authorization_codes.code_hash',
+          'authorization_codes.family_id',
+          'authorization_codes.client_id',
+          'authorization_codes.sub',
+          'authorization_codes.scopes',
+          'authorization_codes.resources',
+          'authorization_codes.auth_time',
+          'authorization_codes.nonce',
+          'authorization_codes.acr',
+          'authorization_codes.amr',
+          'authorization_codes.sid',
+        ])
+        .returning(['input.token_hash as chain_token_hash', 'input.expires_at as chain_expires_at', 'input.chain_jkt']),
+    )
+    .with('chain', (qb) =>
+      qb
+        .insertInto('refresh_tokens')
+        .columns([
+          'token_hash',
+          'family_id',
+          'generation',
+          'client_id',
+          'sub',
+          'scopes',
+          'resources',
+          'auth_time',
+          'expires_at',
+          'dpop_jkt',
+          'acr',
+          'amr',
+          'sid',
+        ])
+        .expression((eb) =>
+          eb
+            .selectFrom('code')
+            .select([
+              'code.chain_token_hash',
+              'code.family_id',
+              sql.lit(0).as('generation'),
+              'code.client_id',
+              'code.sub',
+              'code.scopes',
+              'code.resources',
+              'code.auth_time',
+              'code.chain_expires_at',
+              'code.chain_jkt',
+              'code.acr',
+              'code.amr',
+              'code.sid',
+            ])
+            .where('code.family_id', 'is not', null),
+        ),
+    )
+    // The code's nonce is not carried onto the chain (OIDC Core §12.2); it is answered from the code.
+    .selectFrom('code')
+    .select(['code.code_hash', ...REDEEMED.map((column) => `code.${column}` as const)]),
+);
+
+const redemptionInput = ({ code: r, refresh }: Redemption): RedemptionInput => ({
+  code_hash: r.codeHash,
+  client_id: r.clientId,
+  code_challenge: r.codeChallenge,
+  redirect_uri: r.redirectUri,
+  resources: [...r.resources],
+  jkt: r.jkt,
+  now: r.now,
+  family_id: refresh ? refresh.familyId : null,
+  token_hash: refresh ? refresh.tokenHash : null,
+  expires_at: refresh ? refresh.expiresAt : null,
+  chain_jkt: refresh ? refresh.jkt : null,
+});
+
+const redemption = batched<Redemption, RedeemedCode>({
+  name: 'authorization_code_redemption',
+  max: 64,
+  key: (r) => r.code.codeHash,
+  one: async (db, r) => {
+    const { variant, params } = redeemOne(r);
+    return (await variant(db, params))[0];
+  },
+  many: async (db, items) => {
+    const rows = await redeemMany(db, { items: JSON.stringify(items.map(redemptionInput)) });
+    const byCode = new Map(rows.map(({ code_hash, ...row }) => [code_hash, row]));
+    return items.map((r) => byCode.get(r.code.codeHash));
+  },
+});
+
+/**
+ * Redeems a code in one round trip (a precompiled, prepared statement). The conditional UPDATE marks it
+ * consumed only when it is unconsumed, unexpired and bound to this client, PKCE challenge and redirect
+ * URI (OAuth 2.1 §4.1.3: repeated exactly when the authorization request named one), so a wrong verifier
+ * or URI does not burn the code. When `refresh` is given, the same statement starts the refresh-token
+ * chain from the row it updated. Redemptions of different codes asked for at the same time share one
+ * statement (src/db/batch.ts).
+ */
+export function redeemCode(db: Db, code: CodeRedemption, refresh: NewChain | null): Promise<RedeemedCode | undefined> {
+  return redemption(db, { code, refresh });
 }
 
 /** What a rotation must also satisfy: the narrowed scope and resources are within the grant. */
@@ -308,6 +460,139 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
     .returning([...REFRESH_TOKEN_COLUMNS]),
 );
 
+/** The rows of a batch's JSON input, as `jsonb_to_recordset` reads them (column names are the JSON keys). */
+const ROTATION_INPUT = sql.raw(
+  'input_row(token_hash text, client_id text, new_hash text, scopes text[], resources text[], sealed text, jkt text, now timestamptz)',
+);
+
+interface RotationInput {
+  token_hash: string;
+  client_id: string;
+  new_hash: string;
+  scopes: string[];
+  resources: string[];
+  sealed: string;
+  jkt: string | null;
+  now: Date;
+}
+
+/**
+ * The same rotation for several tokens in one statement (src/db/batch.ts): every condition of `rotate`,
+ * evaluated per row against that item's own values; each rotated row's successor comes back under its
+ * new hash. The batch never holds one token twice.
+ */
+const rotateMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
+  (db as Kysely<Database>)
+    .with('input', (qb) =>
+      qb
+        .selectFrom(sql<RotationInput>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(ROTATION_INPUT))
+        .selectAll(),
+    )
+    .with('old', (qb) =>
+      qb
+        .updateTable('refresh_tokens')
+        .from('input')
+        .set({
+          rotated_at: sql<Date>`greatest(input.now, statement_timestamp())`,
+          successor_sealed: sql<string>`input.sealed`,
+        })
+        .whereRef('refresh_tokens.token_hash', '=', 'input.token_hash')
+        .whereRef('refresh_tokens.client_id', '=', 'input.client_id')
+        .where('refresh_tokens.rotated_at', 'is', null)
+        .where('refresh_tokens.revoked_at', 'is', null)
+        .whereRef('refresh_tokens.expires_at', '>', 'input.now')
+        .where(sql<boolean>`refresh_tokens.scopes @> input.scopes`)
+        .where(sql<boolean>`refresh_tokens.resources @> input.resources`)
+        .where((eb) => chainHasNoRevokedMember(eb as unknown as ExpressionBuilder<Database, 'refresh_tokens'>))
+        .where(sql<boolean>`(refresh_tokens.dpop_jkt is null or refresh_tokens.dpop_jkt = input.jkt)`)
+        .returning([
+          'input.new_hash',
+          'refresh_tokens.family_id',
+          'refresh_tokens.generation',
+          'refresh_tokens.client_id',
+          'refresh_tokens.sub',
+          'refresh_tokens.scopes',
+          'refresh_tokens.resources',
+          'refresh_tokens.auth_time',
+          'refresh_tokens.expires_at',
+          'refresh_tokens.dpop_jkt',
+        ])
+        .returning(['refresh_tokens.acr', 'refresh_tokens.amr', 'refresh_tokens.sid']),
+    )
+    .insertInto('refresh_tokens')
+    .columns([
+      'token_hash',
+      'family_id',
+      'generation',
+      'client_id',
+      'sub',
+      'scopes',
+      'resources',
+      'auth_time',
+      'expires_at',
+      'dpop_jkt',
+      'acr',
+      'amr',
+      'sid',
+    ])
+    .expression((eb) =>
+      eb
+        .selectFrom('old')
+        .select([
+          'old.new_hash',
+          'old.family_id',
+          sql<number>`old.generation + 1`.as('generation'),
+          'old.client_id',
+          'old.sub',
+          'old.scopes',
+          'old.resources',
+          'old.auth_time',
+          'old.expires_at',
+          'old.dpop_jkt',
+          'old.acr',
+          'old.amr',
+          'old.sid',
+        ]),
+    )
+    .returning([...REFRESH_TOKEN_COLUMNS]),
+);
+
+/** A Date as JSON for a batch's input (an ISO string, which `timestamptz` reads exactly). */
+const rotationInput = (r: RotationRequest): RotationInput => ({
+  token_hash: r.tokenHash,
+  client_id: r.clientId,
+  new_hash: r.newHash,
+  scopes: [...r.scopes],
+  resources: [...r.resources],
+  sealed: r.sealedSuccessor,
+  jkt: r.jkt,
+  now: r.now,
+});
+
+const rotation = batched<RotationRequest, RefreshTokenRow>({
+  name: 'refresh_token_rotation',
+  max: 64,
+  key: (r) => r.tokenHash,
+  one: async (db, r) => {
+    const rows = await rotate(db, {
+      tokenHash: r.tokenHash,
+      clientId: r.clientId,
+      newHash: r.newHash,
+      scopes: [...r.scopes],
+      resources: [...r.resources],
+      sealedSuccessor: r.sealedSuccessor,
+      jkt: r.jkt,
+      now: r.now,
+    });
+    return rows[0];
+  },
+  many: async (db, items) => {
+    const rows = await rotateMany(db, { items: JSON.stringify(items.map(rotationInput)) });
+    const bySuccessor = new Map(rows.map((row) => [row.token_hash, row]));
+    return items.map((r) => bySuccessor.get(r.newHash));
+  },
+});
+
 /**
  * Rotates a refresh token in one atomic statement (precompiled and prepared): the old generation is
  * marked rotated only if it is live, covers the requested scope and resources (so a refused request
@@ -315,20 +600,11 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
  * leave the new generation live); the next generation is inserted from it. Concurrent rotations of one
  * token serialise on the row lock and all but one find nothing, so a chain can never fork (the unique
  * (family, generation) constraint backs this up). The old generation keeps the new token value sealed
- * (`sealedSuccessor`) so that a retry within the grace window can be answered with it.
+ * (`sealedSuccessor`) so that a retry within the grace window can be answered with it. Rotations of
+ * different tokens asked for at the same time share one statement (src/db/batch.ts).
  */
-export async function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
-  const rows = await rotate(db, {
-    tokenHash: r.tokenHash,
-    clientId: r.clientId,
-    newHash: r.newHash,
-    scopes: [...r.scopes],
-    resources: [...r.resources],
-    sealedSuccessor: r.sealedSuccessor,
-    jkt: r.jkt,
-    now: r.now,
-  });
-  return rows[0];
+export function rotateRefreshToken(db: Db, r: RotationRequest): Promise<RefreshTokenRow | undefined> {
+  return rotation(db, r);
 }
 
 /** A refresh token as stored, whatever its state. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { batchCounts } from '../../db/batch.js';
 import type { ClientAuthThrottleObserver } from '../../services/clients/auth-throttle.js';
 
 declare module 'fastify' {
@@ -42,6 +43,29 @@ export default fp(
       labelNames: ['grant_type', 'outcome'] as const,
       registers: [registry],
     });
+    // Hot statements batched across concurrent requests (src/db/batch.ts); counted for the whole process.
+    const batchCounter = (name: string, help: string, field: 'statements' | 'items' | 'fallbacks') =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['statement'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [statement, count] of batchCounts()) this.inc({ statement }, count[field]);
+        },
+      });
+    batchCounter(
+      'gatehouse_db_batch_statements_total',
+      "Statements that carried several concurrent requests' rows at once, by statement.",
+      'statements',
+    );
+    batchCounter('gatehouse_db_batched_items_total', 'Rows those batch statements carried, by statement.', 'items');
+    batchCounter(
+      'gatehouse_db_batch_fallbacks_total',
+      'Rows run one by one after their batch statement failed (a deadlock or one bad row), by statement.',
+      'fallbacks',
+    );
     app.decorate('metrics', registry);
 
     app.addHook('onResponse', async (request, reply) => {
