@@ -14,10 +14,10 @@
 // the key) and, when it was issued for a user (auth_time), one prepared SELECT asks whether the user's grants
 // were revoked since (the check Gatehouse's design requires); an opaque token is one prepared SELECT of a
 // live refresh token by its hash.
+// The code redemptions, and the refresh rotations, of concurrent requests share one statement (an UPDATE …
+// FROM unnest(…) and the INSERT of the refresh tokens), up to 64 per round trip, as Gatehouse batches them;
+// BARE_BATCH=0 (BENCH_BARE_BATCH=0) sends one statement per request instead, for comparison.
 // No logging, no validation schema, no caches to consult: a lower bound, not a straw man.
-// BARE_BATCH=1 (BENCH_BARE_BATCH=1, an experiment, never the reported bare): concurrent refresh rotations
-// share one statement (an UPDATE … FROM unnest(…) and the INSERT of the successors), up to 64 per round trip,
-// to measure what batching round trips would buy Gatehouse (bench/README.md).
 import {
   createHash,
   createPrivateKey,
@@ -98,47 +98,64 @@ INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id
 SELECT $3, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt FROM old
 RETURNING sub, scopes, resources, auth_time`;
 
+// Batched (the default; BARE_BATCH=0 turns it off): the code redemptions, and the rotations, asked for
+// during one turn of the event loop share one statement over arrays of their values, up to 64 per round
+// trip, as Gatehouse batches them (src/db/batch.ts). Each row keeps its own conditions and its own answer.
+const REDEEM_BATCH = `WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[])
+    AS i(code_hash, client_id, code_challenge, redirect_uri, family_id, token_hash, ord)),
+code AS (
+  UPDATE ${t('authorization_codes')} c SET consumed_at = now(), family_id = i.family_id FROM input i
+  WHERE c.code_hash = i.code_hash AND c.client_id = i.client_id AND c.code_challenge = i.code_challenge
+    AND c.redirect_uri = i.redirect_uri AND c.consumed_at IS NULL AND c.expires_at > now()
+  RETURNING c.family_id, c.client_id, c.sub, c.scopes, c.resources, c.auth_time, i.token_hash, i.ord),
+chain AS (
+  INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at)
+  SELECT token_hash, family_id, 0, client_id, sub, scopes, resources, auth_time, now() + make_interval(secs => ${REFRESH_TTL_SECONDS}) FROM code)
+SELECT ord, sub, scopes, resources, auth_time FROM code`;
+
 const ROTATE_BATCH = `WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS i(token_hash, client_id, new_hash, ord)),
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) AS i(token_hash, client_id, new_hash, jkt, ord)),
 old AS (
   UPDATE ${t('refresh_tokens')} r SET rotated_at = now() FROM input i
-  WHERE r.token_hash = i.token_hash AND r.client_id = i.client_id AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()
-  RETURNING r.family_id, r.generation, r.client_id, r.sub, r.scopes, r.resources, r.auth_time, r.expires_at, i.new_hash, i.ord),
+  WHERE r.token_hash = i.token_hash AND r.client_id = i.client_id AND r.rotated_at IS NULL AND r.revoked_at IS NULL
+    AND r.expires_at > now() AND (r.dpop_jkt IS NULL OR r.dpop_jkt = i.jkt)
+  RETURNING r.family_id, r.generation, r.client_id, r.sub, r.scopes, r.resources, r.auth_time, r.expires_at, r.dpop_jkt, i.new_hash, i.ord),
 ins AS (
-  INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at)
-  SELECT new_hash, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at FROM old)
+  INSERT INTO ${t('refresh_tokens')} (token_hash, family_id, generation, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt)
+  SELECT new_hash, family_id, generation + 1, client_id, sub, scopes, resources, auth_time, expires_at, dpop_jkt FROM old)
 SELECT ord, sub, scopes, resources, auth_time FROM old`;
-const batching = process.env.BARE_BATCH === '1';
-type Pending = {
-  values: [string, string, string];
-  resolve: (g: Grant | undefined) => void;
-  reject: (e: unknown) => void;
-};
-let queue: Pending[] = [];
-function flushRotations(): void {
-  const batch = queue.slice(0, 64);
-  queue = queue.slice(64);
-  if (queue.length > 0) setImmediate(flushRotations);
-  const values = [
-    batch.map((p) => p.values[0]),
-    batch.map((p) => p.values[1]),
-    batch.map((p) => p.values[2]),
-    batch.map((_, i) => i),
-  ];
-  pool!
-    .query<Grant & { ord: number }>({ name: 'rotate_batch', text: ROTATE_BATCH, values })
-    .then(({ rows }) => {
-      const byOrd = new Map(rows.map((r) => [r.ord, r]));
-      batch.forEach((p, i) => p.resolve(byOrd.get(i)));
-    })
-    .catch((err: unknown) => batch.forEach((p) => p.reject(err)));
+const batching = process.env.BARE_BATCH !== '0';
+
+/** Calls of one statement made in the same turn of the event loop, sent as one (columns of values, then the ordinals). */
+function batcher(name: string, text: string) {
+  let queue: Array<{
+    values: Array<string | null>;
+    resolve: (g: Grant | undefined) => void;
+    reject: (e: unknown) => void;
+  }> = [];
+  const flush = () => {
+    const batch = queue.slice(0, 64);
+    queue = queue.slice(64);
+    if (queue.length > 0) setImmediate(flush);
+    const columns = batch[0]!.values.map((_, c) => batch.map((p) => p.values[c]));
+    const values = [...columns, batch.map((_, i) => i)];
+    pool!
+      .query<Grant & { ord: number }>(prepared ? { name, text, values } : { text, values })
+      .then(({ rows }) => {
+        const byOrd = new Map(rows.map((r) => [r.ord, r]));
+        batch.forEach((p, i) => p.resolve(byOrd.get(i)));
+      })
+      .catch((err: unknown) => batch.forEach((p) => p.reject(err)));
+  };
+  return (values: Array<string | null>): Promise<Grant | undefined> =>
+    new Promise((resolve, reject) => {
+      if (queue.length === 0) setImmediate(flush);
+      queue.push({ values, resolve, reject });
+    });
 }
-function rotateBatched(values: [string, string, string]): Promise<Grant | undefined> {
-  return new Promise((resolve, reject) => {
-    if (queue.length === 0) setImmediate(flushRotations);
-    queue.push({ values, resolve, reject });
-  });
-}
+const redeemBatched = batcher('redeem_batch', REDEEM_BATCH);
+const rotateBatched = batcher('rotate_batch', ROTATE_BATCH);
 
 const RECORD_PROOF = `INSERT INTO ${t('dpop_proofs')} (proof_hash, expires_at) VALUES ($1, $2)
 ON CONFLICT (proof_hash) DO NOTHING RETURNING proof_hash`;
@@ -287,18 +304,19 @@ app.post('/token', async (request, reply) => {
         randomBytes(16).toString('base64url'),
         sha256(refreshToken),
       ];
-      const { rows } = await pool.query<Grant>(
-        prepared ? { name: 'redeem', text: REDEEM, values } : { text: REDEEM, values },
-      );
-      return rows[0] ? userTokens(reply, clientId, rows[0], refreshToken, jkt) : invalidGrant(reply);
+      const row = batching
+        ? await redeemBatched(values)
+        : (await pool.query<Grant>(prepared ? { name: 'redeem', text: REDEEM, values } : { text: REDEEM, values }))
+            .rows[0];
+      return row ? userTokens(reply, clientId, row, refreshToken, jkt) : invalidGrant(reply);
     }
     case 'refresh_token': {
       const presented = body.refresh_token;
       if (!pool || !presented) return invalidGrant(reply);
       const next = randomBytes(32).toString('base64url');
       const values = [sha256(presented), clientId, sha256(next), ...(jkt ? [jkt] : [])];
-      if (batching && !jkt) {
-        const row = await rotateBatched([sha256(presented), clientId, sha256(next)]);
+      if (batching) {
+        const row = await rotateBatched([sha256(presented), clientId, sha256(next), jkt]);
         return row ? userTokens(reply, clientId, row, next, jkt) : invalidGrant(reply);
       }
       const [name, text] = jkt ? ['rotate_bound', ROTATE_BOUND] : ['rotate', ROTATE];

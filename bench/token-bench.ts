@@ -28,7 +28,8 @@
 // BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
 // scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
 // BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones),
-// BENCH_BARE_BATCH=1 (an experiment: the bare endpoint batches concurrent refresh rotations; see bare-server.ts),
+// BENCH_BARE_BATCH=0 (for comparison: the bare endpoint sends one statement per code or rotation instead of
+// batching concurrent ones as Gatehouse does; see bare-server.ts),
 // BENCH_GATEHOUSE_ENV='NAME=value …' (Gatehouse settings to compare against the defaults; said in the output).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
@@ -84,10 +85,10 @@ const PEER_GRANTS: ReadonlySet<GrantName> = new Set([
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || undefined;
 const WRITE_README = process.argv.includes('--readme') || process.env.BENCH_README === '1';
-/** The batching experiment's bare figures are not the bare cost: they never go into bench/README.md. */
-const BARE_BATCH = process.env.BENCH_BARE_BATCH === '1';
-if (WRITE_README && BARE_BATCH)
-  throw new Error('BENCH_BARE_BATCH=1 is an experiment: its figures are not written to bench/README.md');
+/** The bare endpoint batches as Gatehouse does; without (a comparison) its figures never go into bench/README.md. */
+const BARE_BATCH = process.env.BENCH_BARE_BATCH !== '0';
+if (WRITE_README && !BARE_BATCH)
+  throw new Error('BENCH_BARE_BATCH=0 is a comparison: its figures are not written to bench/README.md');
 /** Codes seeded for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
 const WARMUP_CODES = Number(process.env.BENCH_WARMUP_CODES ?? 30_000);
 /** Refresh-token chains per run: by default one per connection, each rotated in turn. */
@@ -881,14 +882,16 @@ ${rows.join('\n')}
 
 const BARE_WORK: Record<GrantName, string> = {
   client_credentials: 'form + SHA-256 + sign',
-  authorization_code: 'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement + sign',
-  refresh_token: 'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement + sign',
+  authorization_code:
+    'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement, shared by concurrent requests (≤ 64) + sign',
+  refresh_token:
+    'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement, shared by concurrent requests (≤ 64) + sign',
   introspection_access: 'form + SHA-256 + verify the JWT + one SELECT (grants revoked since?)',
   introspection_refresh: 'form + 2× SHA-256 + one SELECT of the live refresh token',
   authorization_code_openid: 'as authorization_code + sign an ID token',
   'client_credentials+dpop': 'form + SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + sign with cnf',
   'refresh_token+dpop':
-    'form + 2× SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + new token + key-bound UPDATE…RETURNING/INSERT + sign with cnf',
+    'form + 2× SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + new token + key-bound UPDATE…RETURNING/INSERT (shared, ≤ 64) + sign with cnf',
 };
 
 const rate = (f: Figures | undefined) => (f ? f.tokensPerSec.toFixed(0) : '–');
@@ -927,7 +930,7 @@ function report(sigs: number, results: GrantResult[], longestChain: number, pgSe
           `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((e) => `\`${e.slice(0, 300)}\``).join(' ')}`,
       ),
   );
-  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''}${BARE_BATCH ? ' · the bare endpoint BATCHES refresh rotations (BENCH_BARE_BATCH=1, an experiment)' : ''} · node-oidc-provider with its in-memory adapter (persists nothing)`;
+  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''}${BARE_BATCH ? '' : ' · the bare endpoint sends ONE STATEMENT PER REQUEST (BENCH_BARE_BATCH=0, a comparison; Gatehouse batches)'} · node-oidc-provider with its in-memory adapter (persists nothing)`;
   const md = `# Token endpoint benchmark
 
 ${summary}
