@@ -55,18 +55,20 @@ interface Pending<I, R> {
 }
 
 /**
- * SQLSTATE classes after which a batch's items are run one by one: 22 data exception, 23 integrity
- * constraint violation, 40 transaction rollback (deadlock, serialisation failure). The statement was
- * rolled back whole, so nothing of it is stored.
+ * SQLSTATEs after which a batch's items are run one by one: class 22 (data exception) and 23 (integrity
+ * constraint violation), 40001 serialization_failure, 40P01 deadlock_detected (two batches locking the
+ * same rows in another order) and 55P03 lock_not_available (a lock_timeout on one row). Each means the
+ * statement was rolled back whole, so nothing of it is stored, and the failure may be one item's. Not
+ * 40003 statement_completion_unknown (the batch may have committed), and not 57014 (statement_timeout):
+ * under an overloaded database that would turn one slow statement into 64.
  */
-const RUN_ALONE = /^(22|23|40)[0-9A-Z]{3}$/;
+const RUN_ALONE = /^(22[0-9A-Z]{3}|23[0-9A-Z]{3}|40001|40P01|55P03)$/;
 
 /** Whether a failed batch's items should each run alone (the failure may be one item's). */
 export function runsAloneAfter(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && RUN_ALONE.test(code);
 }
-
 /** A function that runs `options.one` for each call, batching the calls made during one turn of the event loop. */
 export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) => Promise<R | undefined> {
   const { name, max, key, one, many } = options;
@@ -74,17 +76,28 @@ export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) =>
   counts.set(name, count);
   const queues = new WeakMap<Db, Array<Pending<I, R>>>();
 
-  const alone = (db: Db, pending: Pending<I, R>) => one(db, pending.item).then(pending.resolve, pending.reject);
+  /** `fn` called now, its synchronous throw turned into a rejection (a throwing executor rejects). */
+  const attempt = <T>(fn: () => Promise<T>): Promise<T> => new Promise<T>((resolve) => resolve(fn()));
+
+  const alone = (db: Db, pending: Pending<I, R>) =>
+    attempt(() => one(db, pending.item)).then(pending.resolve, pending.reject);
 
   const run = (db: Db, batch: Array<Pending<I, R>>) => {
     if (batch.length === 1) return void alone(db, batch[0]!);
     count.statements += 1;
     count.items += batch.length;
-    many(
-      db,
-      batch.map((pending) => pending.item),
+    attempt(() =>
+      many(
+        db,
+        batch.map((pending) => pending.item),
+      ),
     ).then(
-      (answers) => batch.forEach((pending, i) => pending.resolve(answers[i])),
+      (answers) => {
+        if (answers.length !== batch.length) {
+          const err = new Error(`batched ${name}: ${answers.length} answers for ${batch.length} items`);
+          for (const pending of batch) pending.reject(err);
+        } else batch.forEach((pending, i) => pending.resolve(answers[i]));
+      },
       (err: unknown) => {
         if (runsAloneAfter(err)) {
           count.fallbacks += batch.length;
@@ -96,21 +109,31 @@ export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) =>
 
   const flush = (db: Db) => {
     const queue = queues.get(db) ?? [];
-    const batch: Array<Pending<I, R>> = [];
+    const batch: Array<Pending<I, R> & { key: string }> = [];
     const later: Array<Pending<I, R>> = [];
     const keys = new Set<string>();
-    for (const pending of queue) {
-      const k = key(pending.item);
-      if (batch.length < max && !keys.has(k)) {
-        keys.add(k);
-        batch.push(pending);
-      } else later.push(pending);
+    try {
+      for (const pending of queue) {
+        const k = key(pending.item);
+        if (batch.length < max && !keys.has(k)) {
+          keys.add(k);
+          batch.push({ ...pending, key: k });
+        } else later.push(pending);
+      }
+    } catch (err) {
+      queues.delete(db);
+      for (const pending of queue) pending.reject(err);
+      return;
     }
     if (later.length > 0) {
       queues.set(db, later);
       setImmediate(flush, db);
     } else queues.delete(db);
-    run(db, batch);
+    // In key order: two batches that hold the same rows then tend to lock them in the same order.
+    run(
+      db,
+      batch.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)),
+    );
   };
 
   return (db, item) => {
