@@ -21,6 +21,23 @@ export function chainHasNoRevokedMember(eb: ExpressionBuilder<Database, 'refresh
   );
 }
 
+/** The columns a refresh-token generation is inserted with: a rotation's successor, or a chain's first token. */
+const GENERATION_COLUMNS = [
+  'token_hash',
+  'family_id',
+  'generation',
+  'client_id',
+  'sub',
+  'scopes',
+  'resources',
+  'auth_time',
+  'expires_at',
+  'dpop_jkt',
+  'acr',
+  'amr',
+  'sid',
+] as const;
+
 /** What a code redemption checks inside its one atomic statement. */
 export interface CodeRedemption {
   codeHash: string;
@@ -115,21 +132,7 @@ const redeemAndStartChain = (redirectGiven: boolean) =>
         ]),
       )
       .insertInto('refresh_tokens')
-      .columns([
-        'token_hash',
-        'family_id',
-        'generation',
-        'client_id',
-        'sub',
-        'scopes',
-        'resources',
-        'auth_time',
-        'expires_at',
-        'dpop_jkt',
-        'acr',
-        'amr',
-        'sid',
-      ])
+      .columns(GENERATION_COLUMNS)
       .expression((eb) =>
         eb
           .selectFrom('code')
@@ -259,21 +262,7 @@ const redeemMany = precompiled<{ items: string }, RedeemedCode & { code_hash: st
     .with('chain', (qb) =>
       qb
         .insertInto('refresh_tokens')
-        .columns([
-          'token_hash',
-          'family_id',
-          'generation',
-          'client_id',
-          'sub',
-          'scopes',
-          'resources',
-          'auth_time',
-          'expires_at',
-          'dpop_jkt',
-          'acr',
-          'amr',
-          'sid',
-        ])
+        .columns(GENERATION_COLUMNS)
         .expression((eb) =>
           eb
             .selectFrom('code')
@@ -377,6 +366,20 @@ const REFRESH_TOKEN_COLUMNS = [
   'sid',
 ] as const;
 
+/** What a successor copies from the generation it replaces, in GENERATION_COLUMNS order after the generation. */
+const CARRIED_OVER = [
+  'old.client_id',
+  'old.sub',
+  'old.scopes',
+  'old.resources',
+  'old.auth_time',
+  'old.expires_at',
+  'old.dpop_jkt',
+  'old.acr',
+  'old.amr',
+  'old.sid',
+] as const;
+
 interface RotateParams extends Record<string, unknown> {
   tokenHash: string;
   clientId: string;
@@ -423,21 +426,7 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
         .returning(['acr', 'amr', 'sid']),
     )
     .insertInto('refresh_tokens')
-    .columns([
-      'token_hash',
-      'family_id',
-      'generation',
-      'client_id',
-      'sub',
-      'scopes',
-      'resources',
-      'auth_time',
-      'expires_at',
-      'dpop_jkt',
-      'acr',
-      'amr',
-      'sid',
-    ])
+    .columns(GENERATION_COLUMNS)
     .expression((eb) =>
       eb
         .selectFrom('old')
@@ -445,16 +434,7 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
           sql<string>`${p.newHash}::text`.as('token_hash'),
           'old.family_id',
           sql<number>`old.generation + 1`.as('generation'),
-          'old.client_id',
-          'old.sub',
-          'old.scopes',
-          'old.resources',
-          'old.auth_time',
-          'old.expires_at',
-          'old.dpop_jkt',
-          'old.acr',
-          'old.amr',
-          'old.sid',
+          ...CARRIED_OVER,
         ]),
     )
     .returning([...REFRESH_TOKEN_COLUMNS]),
@@ -520,39 +500,11 @@ const rotateMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
         .returning(['refresh_tokens.acr', 'refresh_tokens.amr', 'refresh_tokens.sid']),
     )
     .insertInto('refresh_tokens')
-    .columns([
-      'token_hash',
-      'family_id',
-      'generation',
-      'client_id',
-      'sub',
-      'scopes',
-      'resources',
-      'auth_time',
-      'expires_at',
-      'dpop_jkt',
-      'acr',
-      'amr',
-      'sid',
-    ])
+    .columns(GENERATION_COLUMNS)
     .expression((eb) =>
       eb
         .selectFrom('old')
-        .select([
-          'old.new_hash',
-          'old.family_id',
-          sql<number>`old.generation + 1`.as('generation'),
-          'old.client_id',
-          'old.sub',
-          'old.scopes',
-          'old.resources',
-          'old.auth_time',
-          'old.expires_at',
-          'old.dpop_jkt',
-          'old.acr',
-          'old.amr',
-          'old.sid',
-        ]),
+        .select(['old.new_hash', 'old.family_id', sql<number>`old.generation + 1`.as('generation'), ...CARRIED_OVER]),
     )
     .returning([...REFRESH_TOKEN_COLUMNS]),
 );

@@ -10,6 +10,7 @@ import {
   findRefreshToken,
   redeemCode,
 } from '../../src/repositories/refresh-token.repository.js';
+import { storedClient } from '../fixtures/clients.js';
 import { testDatabase } from '../helper.js';
 
 // Redemptions asked for at the same time share one statement (src/db/batch.ts). Each case below is a code
@@ -22,25 +23,7 @@ const now = new Date();
 const MINUTE = 60_000;
 const REDIRECT = 'https://app.example/cb';
 
-async function client(db: Db): Promise<string> {
-  const clientId = `redeem-${id()}`;
-  await db
-    .insertInto('clients')
-    .values({
-      client_id: clientId,
-      name: 'batch test',
-      redirect_uris: [REDIRECT],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-      scopes: ['read'],
-      resources: ['https://api.example', 'https://files.example'],
-      application_type: 'web',
-      source: 'admin',
-    })
-    .execute();
-  return clientId;
-}
+const client = (db: Db) => storedClient(db, ['read'], ['https://api.example', 'https://files.example'], REDIRECT);
 
 interface Case {
   name: string;

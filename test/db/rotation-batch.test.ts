@@ -8,6 +8,7 @@ import {
   findRefreshToken,
   rotateRefreshToken,
 } from '../../src/repositories/refresh-token.repository.js';
+import { storedClient } from '../fixtures/clients.js';
 import { testDatabase } from '../helper.js';
 
 // Rotations asked for at the same time share one statement (src/db/batch.ts). Each case below is a token
@@ -17,25 +18,7 @@ import { testDatabase } from '../helper.js';
 const id = () => randomBytes(12).toString('base64url');
 const HOUR = 3600_000;
 
-async function client(db: Db): Promise<string> {
-  const clientId = `batch-${id()}`;
-  await db
-    .insertInto('clients')
-    .values({
-      client_id: clientId,
-      name: 'batch test',
-      redirect_uris: ['https://app.example/cb'],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-      scopes: ['read', 'write'],
-      resources: ['https://api.example'],
-      application_type: 'web',
-      source: 'admin',
-    })
-    .execute();
-  return clientId;
-}
+const client = (db: Db) => storedClient(db, ['read', 'write'], ['https://api.example']);
 
 interface Case {
   name: string;
@@ -94,8 +77,8 @@ const CASES: Case[] = [
 async function arrange(db: Db, clientId: string, otherId: string, c: Case): Promise<RotationRequest> {
   const familyId = id();
   const tokenHash = id();
-  if (c.revokedMember) {
-    await db
+  const generation = (values: Partial<NewRefreshTokenRow>) =>
+    db
       .insertInto('refresh_tokens')
       .values({
         token_hash: id(),
@@ -107,28 +90,13 @@ async function arrange(db: Db, clientId: string, otherId: string, c: Case): Prom
         resources: ['https://api.example'],
         auth_time: now,
         expires_at: new Date(now.getTime() + HOUR),
-        rotated_at: now,
-        revoked_at: now,
+        rotated_at: null,
+        revoked_at: null,
+        ...values,
       })
       .execute();
-  }
-  await db
-    .insertInto('refresh_tokens')
-    .values({
-      token_hash: tokenHash,
-      family_id: familyId,
-      generation: c.revokedMember ? 1 : 0,
-      client_id: clientId,
-      sub: 'alice',
-      scopes: ['read', 'write'],
-      resources: ['https://api.example'],
-      auth_time: now,
-      expires_at: new Date(now.getTime() + HOUR),
-      rotated_at: null,
-      revoked_at: null,
-      ...c.row,
-    })
-    .execute();
+  if (c.revokedMember) await generation({ rotated_at: now, revoked_at: now });
+  await generation({ token_hash: tokenHash, generation: c.revokedMember ? 1 : 0, ...c.row });
   const base: RotationRequest = {
     tokenHash,
     clientId,
