@@ -14,9 +14,10 @@
 // the key) and, when it was issued for a user (auth_time), one prepared SELECT asks whether the user's grants
 // were revoked since (the check Gatehouse's design requires); an opaque token is one prepared SELECT of a
 // live refresh token by its hash.
-// The code redemptions, and the refresh rotations, of concurrent requests share one statement (an UPDATE …
-// FROM unnest(…) and the INSERT of the refresh tokens), up to 64 per round trip, as Gatehouse batches them;
-// BARE_BATCH=0 (BENCH_BARE_BATCH=0) sends one statement per request instead, for comparison.
+// The code redemptions and refresh rotations of concurrent requests share one statement (an UPDATE …
+// FROM unnest(…) and the INSERT of the refresh tokens), and so do introspection's SELECTs, up to 64 per
+// round trip, as Gatehouse batches them; BARE_BATCH=0 (BENCH_BARE_BATCH=0) sends one statement per request
+// instead, for comparison.
 // No logging, no validation schema, no caches to consult: a lower bound, not a straw man.
 import {
   createHash,
@@ -128,12 +129,9 @@ SELECT ord, sub, scopes, resources, auth_time FROM old`;
 const batching = process.env.BARE_BATCH !== '0';
 
 /** Calls of one statement made in the same turn of the event loop, sent as one (columns of values, then the ordinals). */
-function batcher(name: string, text: string) {
-  let queue: Array<{
-    values: Array<string | null>;
-    resolve: (g: Grant | undefined) => void;
-    reject: (e: unknown) => void;
-  }> = [];
+function batcher<R = Grant>(name: string, text: string) {
+  type Pending = { values: unknown[]; resolve: (row: R | undefined) => void; reject: (e: unknown) => void };
+  let queue: Pending[] = [];
   const flush = () => {
     const batch = queue.slice(0, 64);
     queue = queue.slice(64);
@@ -141,14 +139,14 @@ function batcher(name: string, text: string) {
     const columns = batch[0]!.values.map((_, c) => batch.map((p) => p.values[c]));
     const values = [...columns, batch.map((_, i) => i)];
     pool!
-      .query<Grant & { ord: number }>(prepared ? { name, text, values } : { text, values })
+      .query<R & { ord: number }>(prepared ? { name, text, values } : { text, values })
       .then(({ rows }) => {
         const byOrd = new Map(rows.map((r) => [r.ord, r]));
         batch.forEach((p, i) => p.resolve(byOrd.get(i)));
       })
       .catch((err: unknown) => batch.forEach((p) => p.reject(err)));
   };
-  return (values: Array<string | null>): Promise<Grant | undefined> =>
+  return (values: unknown[]): Promise<R | undefined> =>
     new Promise((resolve, reject) => {
       if (queue.length === 0) setImmediate(flush);
       queue.push({ values, resolve, reject });
@@ -331,6 +329,17 @@ const REFRESH_INFO = `SELECT client_id, sub, scopes, created_at, expires_at FROM
   WHERE token_hash = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()`;
 const GRANT_REVOKED = `SELECT 1 AS one FROM ${t('grant_revocations')}
   WHERE sub = $1 AND (client_id IS NULL OR client_id = $2) AND revoked_at >= $3 LIMIT 1`;
+// Batched like the token endpoint's statements: concurrent introspections share one SELECT.
+const REFRESH_INFO_BATCH = `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS i(token_hash, client_id, ord))
+SELECT i.ord, r.client_id, r.sub, r.scopes, r.created_at, r.expires_at FROM input i
+  JOIN ${t('refresh_tokens')} r ON r.token_hash = i.token_hash AND r.client_id = i.client_id
+  WHERE r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()`;
+const GRANT_REVOKED_BATCH = `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[]) AS i(sub, client_id, issued_at, ord))
+SELECT i.ord FROM input i WHERE EXISTS (SELECT 1 FROM ${t('grant_revocations')} g
+  WHERE g.sub = i.sub AND (g.client_id IS NULL OR g.client_id = i.client_id) AND g.revoked_at >= i.issued_at)`;
+type RefreshInfo = { client_id: string; sub: string; scopes: string[]; created_at: Date; expires_at: Date };
+const refreshInfoBatched = batcher<RefreshInfo>('refresh_info_batch', REFRESH_INFO_BATCH);
+const grantRevokedBatched = batcher<{ ord: number }>('grant_revoked_batch', GRANT_REVOKED_BATCH);
 const INACTIVE = { active: false };
 
 /** A JWT access token of ours: signature (ES256, R‖S), typ, iss and exp; its claims, or null. */
@@ -359,14 +368,13 @@ app.post('/introspect', async (request, reply) => {
   reply.header('cache-control', 'no-store');
   if (!token.includes('.')) {
     const values = [sha256(token), clientId];
-    const { rows } = await pool.query<{
-      client_id: string;
-      sub: string;
-      scopes: string[];
-      created_at: Date;
-      expires_at: Date;
-    }>(prepared ? { name: 'refresh_info', text: REFRESH_INFO, values } : { text: REFRESH_INFO, values });
-    const row = rows[0];
+    const row = batching
+      ? await refreshInfoBatched(values)
+      : (
+          await pool.query<RefreshInfo>(
+            prepared ? { name: 'refresh_info', text: REFRESH_INFO, values } : { text: REFRESH_INFO, values },
+          )
+        ).rows[0];
     if (!row) return reply.send(INACTIVE);
     return reply.send({
       active: true,
@@ -387,10 +395,14 @@ app.post('/introspect', async (request, reply) => {
   if (!claims || claims.client_id !== clientId) return reply.send(INACTIVE);
   if (claims.auth_time !== undefined) {
     const values = [claims.sub, clientId, new Date((claims.iat as number) * 1000)];
-    const { rows } = await pool.query(
-      prepared ? { name: 'grant_revoked', text: GRANT_REVOKED, values } : { text: GRANT_REVOKED, values },
-    );
-    if (rows.length > 0) return reply.send(INACTIVE);
+    const revoked = batching
+      ? (await grantRevokedBatched(values)) !== undefined
+      : (
+          await pool.query(
+            prepared ? { name: 'grant_revoked', text: GRANT_REVOKED, values } : { text: GRANT_REVOKED, values },
+          )
+        ).rows.length > 0;
+    if (revoked) return reply.send(INACTIVE);
   }
   return reply.send({ active: true, token_type: 'Bearer', ...claims });
 });

@@ -886,8 +886,8 @@ const BARE_WORK: Record<GrantName, string> = {
     'form + 3× SHA-256 + UPDATE…RETURNING/INSERT in one statement, shared by concurrent requests (≤ 64) + sign',
   refresh_token:
     'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement, shared by concurrent requests (≤ 64) + sign',
-  introspection_access: 'form + SHA-256 + verify the JWT + one SELECT (grants revoked since?)',
-  introspection_refresh: 'form + 2× SHA-256 + one SELECT of the live refresh token',
+  introspection_access: 'form + SHA-256 + verify the JWT + one SELECT (grants revoked since?), shared (≤ 64)',
+  introspection_refresh: 'form + 2× SHA-256 + one SELECT of the live refresh token, shared (≤ 64)',
   authorization_code_openid: 'as authorization_code + sign an ID token',
   'client_credentials+dpop': 'form + SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + sign with cnf',
   'refresh_token+dpop':

@@ -592,20 +592,25 @@ export async function findRefreshTokenGeneration(
 /**
  * A refresh token of this client that a refresh would accept now: not rotated away, not revoked,
  * before its chain's absolute expiry, and in a chain with no revoked member (the condition rotation
- * itself applies), or undefined.
+ * itself applies), or undefined. Precompiled and prepared (introspection of a refresh token is this one
+ * statement); lookups asked for at the same time share one statement (src/db/batch.ts).
  */
-export async function findLiveRefreshToken(
+export function findLiveRefreshToken(
   db: Db,
   tokenHash: string,
   clientId: string,
   now = new Date(),
 ): Promise<RefreshTokenRow | undefined> {
-  // Precompiled and prepared: introspection of a refresh token is this one statement.
-  const rows = await findLive(db, { tokenHash, clientId, now });
-  return rows[0];
+  return liveLookup(db, { tokenHash, clientId, now });
 }
 
-const findLive = precompiled<{ tokenHash: string; clientId: string; now: Date }, RefreshTokenRow>((db, p) =>
+interface LiveLookup extends Record<string, unknown> {
+  tokenHash: string;
+  clientId: string;
+  now: Date;
+}
+
+const findLive = precompiled<LiveLookup, RefreshTokenRow>((db, p) =>
   (db as Kysely<Database>)
     .selectFrom('refresh_tokens')
     .select([...REFRESH_TOKEN_COLUMNS])
@@ -616,6 +621,48 @@ const findLive = precompiled<{ tokenHash: string; clientId: string; now: Date },
     .where('expires_at', '>', p.now)
     .where(chainHasNoRevokedMember),
 );
+
+/** The same lookup for several tokens: each row's conditions against its own client and time. */
+const findLiveMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
+  (db as Kysely<Database>)
+    .with('input', (qb) =>
+      qb
+        .selectFrom(
+          sql<{
+            token_hash: string;
+            client_id: string;
+            now: Date;
+          }>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(
+            sql.raw('input_row(token_hash text, client_id text, now timestamptz)'),
+          ),
+        )
+        .selectAll(),
+    )
+    .selectFrom('refresh_tokens')
+    .innerJoin('input', (join) =>
+      join
+        .onRef('refresh_tokens.token_hash', '=', 'input.token_hash')
+        .onRef('refresh_tokens.client_id', '=', 'input.client_id'),
+    )
+    .select(REFRESH_TOKEN_COLUMNS.map((column) => `refresh_tokens.${column}` as const))
+    .where('refresh_tokens.rotated_at', 'is', null)
+    .where('refresh_tokens.revoked_at', 'is', null)
+    .whereRef('refresh_tokens.expires_at', '>', 'input.now')
+    .where((eb) => chainHasNoRevokedMember(eb as unknown as ExpressionBuilder<Database, 'refresh_tokens'>)),
+);
+
+const liveLookup = batched<LiveLookup, RefreshTokenRow>({
+  name: 'refresh_token_lookup',
+  max: 64,
+  key: (l) => l.tokenHash,
+  one: async (db, l) => (await findLive(db, l))[0],
+  many: async (db, items) => {
+    const input = items.map((l) => ({ token_hash: l.tokenHash, client_id: l.clientId, now: l.now }));
+    const rows = await findLiveMany(db, { items: JSON.stringify(input) });
+    const byHash = new Map(rows.map((row) => [row.token_hash, row]));
+    return items.map((l) => byHash.get(l.tokenHash));
+  },
+});
 
 /**
  * Revokes every live token of a chain; returns how many. A rotation committing while the UPDATE runs

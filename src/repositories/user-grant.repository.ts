@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, Db } from '../db/database.js';
+import { batched } from '../db/batch.js';
 import { precompiled } from '../db/precompiled.js';
 import { chainHasNoRevokedMember } from './refresh-token.repository.js';
 import { revokeSessionsFor } from './session.repository.js';
@@ -122,13 +123,20 @@ export async function revokeUserGrants(
 /**
  * Whether a user's grant to a client was revoked at or after `issuedAt` (an access token's `iat`, whole
  * seconds: a token from the same second as the revocation counts as revoked, erring on the safe side).
+ * Precompiled and prepared: every introspection of a user's access token asks this, and the questions
+ * asked at the same time share one statement (src/db/batch.ts).
  */
 export async function grantRevokedSince(db: Db, sub: string, clientId: string, issuedAt: Date): Promise<boolean> {
-  // Precompiled and prepared: every introspection of a user's access token asks this.
-  return (await revokedSince(db, { sub, clientId, issuedAt })).length > 0;
+  return (await revocationCheck(db, { sub, clientId, issuedAt })) === true;
 }
 
-const revokedSince = precompiled<{ sub: string; clientId: string; issuedAt: Date }, { revoked_at: Date }>((db, p) =>
+interface RevocationQuestion extends Record<string, unknown> {
+  sub: string;
+  clientId: string;
+  issuedAt: Date;
+}
+
+const revokedSince = precompiled<RevocationQuestion, { revoked_at: Date }>((db, p) =>
   (db as Kysely<Database>)
     .selectFrom('grant_revocations')
     .select('revoked_at')
@@ -137,3 +145,46 @@ const revokedSince = precompiled<{ sub: string; clientId: string; issuedAt: Date
     .where('revoked_at', '>=', p.issuedAt)
     .limit(sql.lit(1)),
 );
+
+/** The same question for several tokens: the ordinals of those whose grant was revoked since. */
+const revokedSinceMany = precompiled<{ items: string }, { ord: number }>((db, p) =>
+  (db as Kysely<Database>)
+    .with('input', (qb) =>
+      qb
+        .selectFrom(
+          sql<{
+            ord: number;
+            sub: string;
+            client_id: string;
+            issued_at: Date;
+          }>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(
+            sql.raw('input_row(ord int, sub text, client_id text, issued_at timestamptz)'),
+          ),
+        )
+        .selectAll(),
+    )
+    .selectFrom('input')
+    .select('input.ord')
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('grant_revocations')
+          .select(sql.lit(1).as('one'))
+          .whereRef('grant_revocations.sub', '=', 'input.sub')
+          .where(sql<boolean>`(grant_revocations.client_id is null or grant_revocations.client_id = input.client_id)`)
+          .whereRef('grant_revocations.revoked_at', '>=', 'input.issued_at'),
+      ),
+    ),
+);
+
+const revocationCheck = batched<RevocationQuestion, boolean>({
+  name: 'grant_revocation_check',
+  max: 64,
+  key: (q) => `${q.sub}\u0000${q.clientId}\u0000${q.issuedAt.getTime()}`,
+  one: async (db, q) => (await revokedSince(db, q)).length > 0,
+  many: async (db, items) => {
+    const input = items.map((q, ord) => ({ ord, sub: q.sub, client_id: q.clientId, issued_at: q.issuedAt }));
+    const revoked = new Set((await revokedSinceMany(db, { items: JSON.stringify(input) })).map((row) => row.ord));
+    return items.map((_, ord) => revoked.has(ord));
+  },
+});
