@@ -534,7 +534,8 @@ t.test("the page speaks the browser's language, and names the services", async (
   t.match(japanese.body, 'あなたのメールアドレス');
   t.match(
     japanese.body,
-    /<time datetime="[^"]+">\d{4}\/\d\d\/\d\d \d\d:\d\d UTC<\/time>/,
+    // Japanese writes the hour without a leading zero (CLDR ja: "H:mm"): 0:15, 9:05, 13:40.
+    /<time datetime="[^"]+">\d{4}\/\d\d\/\d\d (?:1?\d|2[0-3]):\d\d UTC<\/time>/,
     'dates written the Japanese way',
   );
 
