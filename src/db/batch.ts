@@ -23,8 +23,12 @@ export interface BatchOptions<I, R> {
   name: string;
   /** At most this many items go in one statement. */
   max: number;
-  /** Which row an item addresses: items with the same key never share a statement. */
-  key: (item: I) => string;
+  /**
+   * Which row a writing item addresses: items with the same key never share a statement, and a batch goes
+   * in key order. None for reads: identical lookups may share a statement (each gets the same answer),
+   * where deferring them would run them one per turn.
+   */
+  key?: (item: I) => string;
   /** The statement for one item: a lone item, an item inside a transaction, and the fallback. */
   one: (db: Db, item: I) => Promise<R | undefined>;
   /** The statement for several items: the answer for each, in the items' order (undefined: none). */
@@ -114,7 +118,12 @@ export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) =>
     const keys = new Set<string>();
     try {
       for (const pending of queue) {
-        const k = key(pending.item);
+        const k = key ? key(pending.item) : '';
+        if (!key) {
+          if (batch.length < max) batch.push({ ...pending, key: k });
+          else later.push(pending);
+          continue;
+        }
         if (batch.length < max && !keys.has(k)) {
           keys.add(k);
           batch.push({ ...pending, key: k });
@@ -130,10 +139,7 @@ export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) =>
       setImmediate(flush, db);
     } else queues.delete(db);
     // In key order: two batches that hold the same rows then tend to lock them in the same order.
-    run(
-      db,
-      batch.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)),
-    );
+    run(db, key ? batch.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)) : batch);
   };
 
   return (db, item) => {

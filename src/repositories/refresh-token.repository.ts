@@ -622,18 +622,22 @@ const findLive = precompiled<LiveLookup, RefreshTokenRow>((db, p) =>
     .where(chainHasNoRevokedMember),
 );
 
-/** The same lookup for several tokens: each row's conditions against its own client and time. */
-const findLiveMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
+/**
+ * The same lookup for several tokens: each row's conditions against its own client and time, each answer
+ * under its item's ordinal (one token may be asked about twice in a batch, by two clients or at two times).
+ */
+const findLiveMany = precompiled<{ items: string }, RefreshTokenRow & { ord: number }>((db, p) =>
   (db as Kysely<Database>)
     .with('input', (qb) =>
       qb
         .selectFrom(
           sql<{
+            ord: number;
             token_hash: string;
             client_id: string;
             now: Date;
           }>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(
-            sql.raw('input_row(token_hash text, client_id text, now timestamptz)'),
+            sql.raw('input_row(ord int, token_hash text, client_id text, now timestamptz)'),
           ),
         )
         .selectAll(),
@@ -644,7 +648,7 @@ const findLiveMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
         .onRef('refresh_tokens.token_hash', '=', 'input.token_hash')
         .onRef('refresh_tokens.client_id', '=', 'input.client_id'),
     )
-    .select(REFRESH_TOKEN_COLUMNS.map((column) => `refresh_tokens.${column}` as const))
+    .select(['input.ord', ...REFRESH_TOKEN_COLUMNS.map((column) => `refresh_tokens.${column}` as const)])
     .where('refresh_tokens.rotated_at', 'is', null)
     .where('refresh_tokens.revoked_at', 'is', null)
     .whereRef('refresh_tokens.expires_at', '>', 'input.now')
@@ -654,13 +658,12 @@ const findLiveMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
 const liveLookup = batched<LiveLookup, RefreshTokenRow>({
   name: 'refresh_token_lookup',
   max: 64,
-  key: (l) => l.tokenHash,
   one: async (db, l) => (await findLive(db, l))[0],
   many: async (db, items) => {
-    const input = items.map((l) => ({ token_hash: l.tokenHash, client_id: l.clientId, now: l.now }));
+    const input = items.map((l, ord) => ({ ord, token_hash: l.tokenHash, client_id: l.clientId, now: l.now }));
     const rows = await findLiveMany(db, { items: JSON.stringify(input) });
-    const byHash = new Map(rows.map((row) => [row.token_hash, row]));
-    return items.map((l) => byHash.get(l.tokenHash));
+    const byOrd = new Map(rows.map(({ ord, ...row }) => [ord, row]));
+    return items.map((_, ord) => byOrd.get(ord));
   },
 });
 

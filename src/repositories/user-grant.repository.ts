@@ -180,7 +180,6 @@ const revokedSinceMany = precompiled<{ items: string }, { ord: number }>((db, p)
 const revocationCheck = batched<RevocationQuestion, boolean>({
   name: 'grant_revocation_check',
   max: 64,
-  key: (q) => `${q.sub}\u0000${q.clientId}\u0000${q.issuedAt.getTime()}`,
   one: async (db, q) => (await revokedSince(db, q)).length > 0,
   many: async (db, items) => {
     const input = items.map((q, ord) => ({ ord, sub: q.sub, client_id: q.clientId, issued_at: q.issuedAt }));

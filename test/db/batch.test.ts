@@ -109,3 +109,19 @@ t.test("a synchronous throw becomes each call's rejection, and the queue goes on
   );
   t.equal(await run(db, 'later'), 'later', 'and the next call still runs');
 });
+
+t.test('without a key (reads), identical calls share a statement', async (t) => {
+  const { db } = await testDatabase();
+  const many: string[][] = [];
+  const run = batched<string, string>({
+    name: 'test-keyless',
+    max: 8,
+    one: async (_db, item) => `one:${item}`,
+    many: async (_db, items) => {
+      many.push([...items]);
+      return items.map((item) => `many:${item}`);
+    },
+  });
+  t.same(await Promise.all(['b', 'a', 'b'].map((item) => run(db, item))), ['many:b', 'many:a', 'many:b']);
+  t.same(many, [['b', 'a', 'b']], 'one statement, in the order asked');
+});

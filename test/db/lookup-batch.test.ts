@@ -138,3 +138,41 @@ t.test('grant-revocation checks in a batch answer as they do alone', async (t) =
     t.equal(together[i], revoked, `${name}: in a batch`);
   }
 });
+
+t.test('one token asked about by two clients, or at two times, in one batch: each gets its own answer', async (t) => {
+  const { db } = await testDatabase();
+  const owner = await storedClient(db, ['read'], ['https://api.example']);
+  const stranger = await storedClient(db, ['read'], ['https://api.example']);
+  const tokenHash = id();
+  await db
+    .insertInto('refresh_tokens')
+    .values({
+      token_hash: tokenHash,
+      family_id: id(),
+      generation: 0,
+      client_id: owner,
+      sub: 'alice',
+      scopes: ['read'],
+      resources: ['https://api.example'],
+      auth_time: now,
+      expires_at: new Date(now.getTime() + HOUR),
+      rotated_at: null,
+      revoked_at: null,
+    })
+    .execute();
+  const later = new Date(now.getTime() + 2 * HOUR);
+  const { result, statements } = await counted('refresh_token_lookup', () =>
+    Promise.all([
+      findLiveRefreshToken(db, tokenHash, stranger, now),
+      findLiveRefreshToken(db, tokenHash, owner, now),
+      findLiveRefreshToken(db, tokenHash, owner, later),
+      findLiveRefreshToken(db, tokenHash, stranger, now),
+    ]),
+  );
+  t.equal(statements, 1, 'all four in one statement (identical reads are not held back)');
+  t.same(
+    result.map((row) => row?.client_id),
+    [undefined, owner, undefined, undefined],
+    "only its own client, before its expiry, sees it; another client's question never gets its row",
+  );
+});
