@@ -5,7 +5,7 @@ import type { Db } from '../../src/db/database.js';
 import type { NewRefreshTokenRow, RefreshTokenRow } from '../../src/db/tables/refresh-token.table.js';
 import { findLiveRefreshToken } from '../../src/repositories/refresh-token.repository.js';
 import { grantRevokedSince } from '../../src/repositories/user-grant.repository.js';
-import { storedClient } from '../fixtures/clients.js';
+import { storedClient, storedGeneration } from '../fixtures/clients.js';
 import { testDatabase } from '../helper.js';
 
 // Introspection's reads, asked for at the same time, share one statement (src/db/batch.ts). Each case is
@@ -60,24 +60,9 @@ t.test('refresh-token lookups in a batch answer as they do alone', async (t) => 
   const arrange = async (c: LookupCase) => {
     const familyId = id();
     const tokenHash = id();
+    const base = { family_id: familyId, client_id: clientId, scopes: ['read'], resources: ['https://api.example'] };
     const generation = (values: Partial<NewRefreshTokenRow>) =>
-      db
-        .insertInto('refresh_tokens')
-        .values({
-          token_hash: id(),
-          family_id: familyId,
-          generation: 0,
-          client_id: clientId,
-          sub: 'alice',
-          scopes: ['read'],
-          resources: ['https://api.example'],
-          auth_time: now,
-          expires_at: new Date(now.getTime() + HOUR),
-          rotated_at: null,
-          revoked_at: null,
-          ...values,
-        })
-        .execute();
+      storedGeneration(db, { ...base, auth_time: now, expires_at: new Date(now.getTime() + HOUR), ...values });
     if (c.revokedMember) await generation({ rotated_at: now, revoked_at: now });
     if (!c.unknown) await generation({ token_hash: tokenHash, generation: c.revokedMember ? 1 : 0, ...c.row });
     return { tokenHash, clientId: c.otherClient ? otherId : clientId, at: c.at ?? now };
@@ -144,22 +129,14 @@ t.test('one token asked about by two clients, or at two times, in one batch: eac
   const owner = await storedClient(db, ['read'], ['https://api.example']);
   const stranger = await storedClient(db, ['read'], ['https://api.example']);
   const tokenHash = id();
-  await db
-    .insertInto('refresh_tokens')
-    .values({
-      token_hash: tokenHash,
-      family_id: id(),
-      generation: 0,
-      client_id: owner,
-      sub: 'alice',
-      scopes: ['read'],
-      resources: ['https://api.example'],
-      auth_time: now,
-      expires_at: new Date(now.getTime() + HOUR),
-      rotated_at: null,
-      revoked_at: null,
-    })
-    .execute();
+  await storedGeneration(db, {
+    token_hash: tokenHash,
+    family_id: id(),
+    client_id: owner,
+    scopes: ['read'],
+    resources: ['https://api.example'],
+    expires_at: new Date(now.getTime() + HOUR),
+  });
   const later = new Date(now.getTime() + 2 * HOUR);
   const { result, statements } = await counted('refresh_token_lookup', () =>
     Promise.all([

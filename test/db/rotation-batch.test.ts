@@ -8,7 +8,7 @@ import {
   findRefreshToken,
   rotateRefreshToken,
 } from '../../src/repositories/refresh-token.repository.js';
-import { storedClient } from '../fixtures/clients.js';
+import { storedClient, storedGeneration } from '../fixtures/clients.js';
 import { testDatabase } from '../helper.js';
 
 // Rotations asked for at the same time share one statement (src/db/batch.ts). Each case below is a token
@@ -77,24 +77,14 @@ const CASES: Case[] = [
 async function arrange(db: Db, clientId: string, otherId: string, c: Case): Promise<RotationRequest> {
   const familyId = id();
   const tokenHash = id();
+  const chain = {
+    family_id: familyId,
+    client_id: clientId,
+    scopes: ['read', 'write'],
+    resources: ['https://api.example'],
+  };
   const generation = (values: Partial<NewRefreshTokenRow>) =>
-    db
-      .insertInto('refresh_tokens')
-      .values({
-        token_hash: id(),
-        family_id: familyId,
-        generation: 0,
-        client_id: clientId,
-        sub: 'alice',
-        scopes: ['read', 'write'],
-        resources: ['https://api.example'],
-        auth_time: now,
-        expires_at: new Date(now.getTime() + HOUR),
-        rotated_at: null,
-        revoked_at: null,
-        ...values,
-      })
-      .execute();
+    storedGeneration(db, { ...chain, auth_time: now, expires_at: new Date(now.getTime() + HOUR), ...values });
   if (c.revokedMember) await generation({ rotated_at: now, revoked_at: now });
   await generation({ token_hash: tokenHash, generation: c.revokedMember ? 1 : 0, ...c.row });
   const base: RotationRequest = {
