@@ -118,13 +118,9 @@ export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) =>
     const keys = new Set<string>();
     try {
       for (const pending of queue) {
+        // Without a key (reads), every call is its own row; with one, a repeated key waits for a later batch.
         const k = key ? key(pending.item) : '';
-        if (!key) {
-          if (batch.length < max) batch.push({ ...pending, key: k });
-          else later.push(pending);
-          continue;
-        }
-        if (batch.length < max && !keys.has(k)) {
+        if (batch.length < max && !(key && keys.has(k))) {
           keys.add(k);
           batch.push({ ...pending, key: k });
         } else later.push(pending);
