@@ -1,5 +1,6 @@
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
+import { TtlCache } from '../../lib/ttl-cache.js';
 import { type VerificationKeys, verificationKeys, verifyCompact } from './jws.js';
 
 /** The claims of a verified Gatehouse access token (RFC 9068 §2.2), as issueAccessToken writes them. */
@@ -25,7 +26,19 @@ export interface AccessTokenVerifierOptions {
   clockSkew: number;
   /** The time `exp` is checked against; the system clock by default. */
   clock?: Clock;
+  /**
+   * Where tokens whose signature verified are remembered until they expire (VERIFIED_TOKENS entries by
+   * default); a test passes its own to look inside.
+   */
+  verified?: TtlCache<Record<string, unknown>>;
 }
+
+/**
+ * How many verified access tokens each verifier remembers. A resource server that introspects (or a client
+ * that calls userinfo) on every API call presents the same token again and again; each entry holds one token
+ * of ours and its payload, about 1–2 KB, so the bound keeps it to a few megabytes.
+ */
+export const VERIFIED_TOKENS = 4096;
 
 /** Where the verifier reads Gatehouse's published keys: the current JWK Set, read on every call. */
 export type PublishedKeys = () => JwkSet;
@@ -49,22 +62,41 @@ const numericOrAbsent = (value: unknown) => value === undefined || typeof value 
  * with node:crypto (jws.ts: only the algorithms Gatehouse signs with, the key named by `kid` and of that
  * algorithm, no `crit`), then the claims as RFC 9068 §4 asks: `typ` at+jwt, our `iss`, `exp` not passed
  * (CLOCK_SKEW_SECONDS of tolerance), `nbf` not ahead.
+ *
+ * A token whose signature and claims verified is remembered, by its exact text, until its `exp` (plus the
+ * skew): presented again, its signature is not checked again, but every claim is, against the time of that
+ * call. The memory is emptied whenever the published key set changes in content (a key published, promoted
+ * or retired), so a token of a key retired immediately is refused as soon as this process sees the
+ * retirement, as without the memory. Only a token that verified can enter it, and each entry is one
+ * token's text: nothing an attacker sends can make another token pass. Revocation is the caller's to
+ * check on every call, as before.
  */
 export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVerifierOptions): AccessTokenVerifier {
   let published: JwkSet | undefined;
+  let publishedKeys: string | undefined;
   let local: VerificationKeys | undefined;
+  const remembered = options.verified ?? new TtlCache<Record<string, unknown>>(VERIFIED_TOKENS);
   return async (token) => {
     const jwks = keys();
     if (jwks !== published || !local) {
+      // The key store publishes a new JWKS object at every reload; only a change of keys forgets.
+      const content = JSON.stringify(jwks.keys);
+      if (content !== publishedKeys) remembered.clear();
+      publishedKeys = content;
       local = verificationKeys(jwks);
       published = jwks;
     }
-    // RFC 9068 §4 / RFC 8725 §3.11: a login_request or any other JWT signed with the same keys is not an
-    // access token. RFC 8725 §3.1: only the algorithms Gatehouse signs with; never `none`, never HS*.
-    const verified = verifyCompact(token, local, 'at+jwt');
-    if (!verified) return null;
-    const payload = verified.payload;
-    const now = Math.floor((options.clock ? options.clock() : new Date()).getTime() / 1000);
+    const nowMs = (options.clock ? options.clock() : new Date()).getTime();
+    let payload = remembered.get(token, nowMs);
+    const known = payload !== undefined;
+    if (!payload) {
+      // RFC 9068 §4 / RFC 8725 §3.11: a login_request or any other JWT signed with the same keys is not an
+      // access token. RFC 8725 §3.1: only the algorithms Gatehouse signs with; never `none`, never HS*.
+      const verified = verifyCompact(token, local, 'at+jwt');
+      if (!verified) return null;
+      payload = verified.payload;
+    }
+    const now = Math.floor(nowMs / 1000);
     const { nbf } = payload;
     if (!numericOrAbsent(nbf) || (typeof nbf === 'number' && nbf > now + options.clockSkew)) return null;
     if (typeof payload.exp !== 'number' || payload.exp <= now - options.clockSkew) return null;
@@ -78,6 +110,11 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
     if (authTime !== undefined && typeof authTime !== 'number') return null;
     const jkt = (cnf as { jkt?: unknown } | undefined)?.jkt;
     if (cnf !== undefined && typeof jkt !== 'string') return null;
+    if (!known) {
+      // Frozen: every later call for this token reads the same payload.
+      if (Array.isArray(aud)) Object.freeze(aud);
+      remembered.set(token, Object.freeze(payload), (exp + options.clockSkew) * 1000);
+    }
     return {
       iss,
       sub,
