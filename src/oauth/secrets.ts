@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** Bytes of CSPRNG output in every generated id, secret and opaque token (256 bits). */
 export const TOKEN_BYTES = 32;
@@ -6,9 +6,42 @@ export const TOKEN_BYTES = 32;
 /** A SHA-256 digest in unpadded base64url is always 43 characters. */
 const HASH_FORM = /^[A-Za-z0-9_-]{43}$/;
 
+/**
+ * CSPRNG bytes for secrets, fetched in bulk: one call per 128 secrets instead of one per secret (about 2 µs
+ * each, 3.5% of a refresh's process CPU in a profile). The buffer is this module's own (`Buffer.alloc`,
+ * never Node's shared allocation pool, never handed out), each secret's bytes are copied or encoded once and
+ * zeroed at once, so what waits in memory is at most 4 KB of bytes no secret has used yet: the same kind of
+ * state the CSPRNG itself keeps in this process. JWT ids, which are public, have a pool of their own below.
+ */
+const SECRET_POOL_BYTES = 4096;
+const secretPool = Buffer.alloc(SECRET_POOL_BYTES);
+let secretOffset = SECRET_POOL_BYTES;
+
+/** Where the next TOKEN_BYTES unused CSPRNG bytes start in secretPool; the caller zeroes them once used. */
+function takeSecretBytes(): number {
+  if (secretOffset + TOKEN_BYTES > SECRET_POOL_BYTES) {
+    randomFillSync(secretPool);
+    secretOffset = 0;
+  }
+  const start = secretOffset;
+  secretOffset += TOKEN_BYTES;
+  return start;
+}
+
+/** Fills `target` (TOKEN_BYTES long, not from Node's shared pool) with fresh CSPRNG bytes. */
+export function fillSecretBytes(target: Buffer): void {
+  if (target.length !== TOKEN_BYTES) throw new RangeError(`a secret is ${TOKEN_BYTES} bytes`);
+  const start = takeSecretBytes();
+  secretPool.copy(target, 0, start, start + TOKEN_BYTES);
+  secretPool.fill(0, start, start + TOKEN_BYTES);
+}
+
 /** A fresh opaque value: 256 bits from the CSPRNG, base64url without padding (43 characters). */
 export function generateToken(): string {
-  return randomBytes(TOKEN_BYTES).toString('base64url');
+  const start = takeSecretBytes();
+  const token = secretPool.toString('base64url', start, start + TOKEN_BYTES);
+  secretPool.fill(0, start, start + TOKEN_BYTES);
+  return token;
 }
 
 /** The form of every generateToken value: 43 base64url characters (opaque tokens never contain a dot). */

@@ -94,3 +94,42 @@ t.test('generateJwtId: 128-bit base64url ids, all different across many pool ref
   }
   t.equal(seen.size, 3000, 'no repeats across refills (4096-byte pool = 256 ids)');
 });
+
+t.test('secrets come from a pool of their own, refilled from the CSPRNG, never shared with JWT ids', async (t) => {
+  const fills: number[] = [];
+  let randomBytesCalls = 0;
+  const mocked = await t.mockImport<typeof import('../../src/oauth/secrets.js')>('../../src/oauth/secrets.js', {
+    'node:crypto': {
+      ...crypto,
+      randomFillSync: <T extends NodeJS.ArrayBufferView>(buffer: T) => {
+        fills.push(buffer.byteLength);
+        return crypto.randomFillSync(buffer);
+      },
+      randomBytes: (size: number) => {
+        randomBytesCalls++;
+        return crypto.randomBytes(size);
+      },
+    },
+  });
+  const tokens = new Set<string>();
+  const filled = new Set<string>();
+  for (let i = 0; i < 300; i++) {
+    tokens.add(mocked.generateToken());
+    const target = Buffer.alloc(32);
+    mocked.fillSecretBytes(target);
+    filled.add(target.toString('base64url'));
+  }
+  const ids = new Set(Array.from({ length: 300 }, () => mocked.generateJwtId()));
+  t.equal(tokens.size + filled.size, 600, 'no secret repeats');
+  t.equal([...tokens].filter((v) => filled.has(v)).length, 0, 'a token is never also filled bytes');
+  t.notOk(
+    [...filled].some((v) => Buffer.from(v, 'base64url').equals(Buffer.alloc(32))),
+    'never the zeroed bytes',
+  );
+  // 600 secrets of 32 bytes: 5 fills of the 4096-byte pool (128 each), not one call per secret.
+  t.same(fills, [4096, 4096, 4096, 4096, 4096]);
+  // JWT ids come from their own pool (randomBytes), which secrets never touch.
+  t.equal(randomBytesCalls, 2, '300 ids of 16 bytes: two 4096-byte pools');
+  t.equal(ids.size, 300);
+  t.throws(() => mocked.fillSecretBytes(Buffer.alloc(16)), RangeError);
+});

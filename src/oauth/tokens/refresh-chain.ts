@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { TOKEN_BYTES } from '../secrets.js';
+import { createHash } from 'node:crypto';
+import { fillSecretBytes, TOKEN_BYTES } from '../secrets.js';
 
 /**
  * Refresh tokens that name their chain, so a deleted generation is still recognised (docs/refresh-tokens.md).
@@ -33,7 +33,8 @@ function chainIdOfTag(tag: Buffer): string {
 
 /** A new chain: its first refresh token and its id. */
 export function newRefreshChain(): { token: string; familyId: string } {
-  const raw = randomBytes(TOKEN_BYTES);
+  const raw = Buffer.alloc(TOKEN_BYTES);
+  fillSecretBytes(raw);
   return { token: raw.toString('base64url'), familyId: chainIdOfTag(raw.subarray(0, TAG_BYTES)) };
 }
 
@@ -43,7 +44,8 @@ export function newRefreshChain(): { token: string; familyId: string } {
  */
 export function nextRefreshToken(presented: string): string {
   const raw = Buffer.from(presented, 'base64url');
-  const next = randomBytes(TOKEN_BYTES);
+  const next = Buffer.alloc(TOKEN_BYTES);
+  fillSecretBytes(next);
   if (raw.length === TOKEN_BYTES) raw.copy(next, 0, 0, TAG_BYTES);
   return next.toString('base64url');
 }
