@@ -58,6 +58,23 @@ t.test('redactObject walks nested plain data', async (t) => {
   });
 });
 
+t.test('redactObject copies only what it redacts and never changes its argument', async (t) => {
+  const clean = { method: 'POST', audit: { type: 'token.issued', scopes: ['read'] }, statusCode: 200 };
+  t.equal(redactObject(clean), clean, 'nothing to redact: the object itself');
+  const input = { audit: { type: 'x', details: [{ access_token: 'at' }, { ok: 1 }] }, other: { a: 1 } };
+  const before = JSON.stringify(input);
+  const out = redactObject(input) as typeof input;
+  t.equal(JSON.stringify(input), before, 'the argument is unchanged');
+  t.same(out, { audit: { type: 'x', details: [{ access_token: '[redacted]' }, { ok: 1 }] }, other: { a: 1 } });
+  t.equal(out.other, input.other, 'untouched branches are shared, not copied');
+  t.equal(out.audit.details[1], input.audit.details[1]);
+  // The same names asked again (answers are remembered) give the same answers.
+  for (let i = 0; i < 2; i++) {
+    t.ok(isSensitiveName('client_secret'));
+    t.notOk(isSensitiveName('statusCode'));
+  }
+});
+
 t.test('one log line per request, with its request id and never secrets, codes, tokens or cookies', async (t) => {
   const logs: Array<Record<string, unknown>> = [];
   const app = await buildTestApp(t, { LOG_LEVEL: 'info' }, { logs });
