@@ -260,6 +260,11 @@ t.test('each event type is recorded by a real flow, as a row and a log line, and
     'one token.issued per token response, by grant type',
   );
   t.ok(issued.every((e) => e.subject === sub && e.details.refresh === true));
+  t.same(
+    issued.map((e) => e.details.audience),
+    [[RESOURCE], [RESOURCE]],
+    "each records its access token's audience as signed",
+  );
   t.match(one(t, mine, 'refresh.reuse_detected', { subject: sub }), {
     actor: 'client',
     client_id: app1,

@@ -38,8 +38,16 @@ export interface GrantContext {
   clock: Clock;
 }
 
+/**
+ * Key of what the audit trail records of a token response besides its fields: the access token's `sub` and
+ * `aud` as signed. A symbol, so JSON.stringify never sends it; it saves reading the token back.
+ */
+export const ISSUED_TO = Symbol('issued to');
+
 /** RFC 6749 §5.1 successful response; token_type DPoP for a DPoP-bound access token (RFC 9449 §5). */
 export interface TokenResponse {
+  /** The access token's subject and audience, exactly as signed (never serialised). */
+  [ISSUED_TO]: { sub: string; aud: readonly string[] };
   access_token: string;
   token_type: 'Bearer' | 'DPoP';
   expires_in: number;

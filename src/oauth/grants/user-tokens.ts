@@ -4,7 +4,7 @@ import { allowedScopes, isOpenIdRequest, resolveScopes } from '../checks/scope.j
 import { OAuthError } from '../errors.js';
 import { issueIdToken, userinfoEndpoint } from '../tokens/id-token.js';
 import { issueAccessToken } from '../tokens/access-token.js';
-import type { GrantClient, GrantContext, TokenParams, TokenResponse } from './grant.js';
+import { type GrantClient, type GrantContext, ISSUED_TO, type TokenParams, type TokenResponse } from './grant.js';
 
 /** What a user grant (code or refresh) holds: the user, and what they consented to. */
 export interface UserGrant {
@@ -93,11 +93,12 @@ export async function userTokenResponse(
   }
   const now = epochSeconds(ctx.clock);
   const authTime = Math.floor(grant.auth_time.getTime() / 1000);
+  const tokenAud = tokenAudience(ctx.config.issuer, audience, scopes);
   const issued = await issueAccessToken(signer, {
     issuer: ctx.config.issuer,
     subject: grant.sub,
     clientId: client.client_id,
-    audience: tokenAudience(ctx.config.issuer, audience, scopes),
+    audience: tokenAud,
     scopes,
     ttlSeconds: ctx.config.tokens.accessTokenTtl,
     authTime,
@@ -127,5 +128,6 @@ export async function userTokenResponse(
     ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
     ...(refreshToken ? { refresh_token: refreshToken } : {}),
     ...(idToken ? { id_token: idToken } : {}),
+    [ISSUED_TO]: { sub: grant.sub, aud: tokenAud },
   };
 }

@@ -4,7 +4,7 @@ import { isOperatorClient } from '../../oauth/client.js';
 import { resolveScopes } from '../../oauth/checks/scope.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { DpopProof } from '../../oauth/dpop.js';
-import type { GrantClient, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
+import { type GrantClient, ISSUED_TO, type TokenParams, type TokenResponse } from '../../oauth/grants/grant.js';
 import { issueAccessToken } from '../../oauth/tokens/access-token.js';
 import type { TokenContext } from './grant.js';
 
@@ -49,5 +49,6 @@ export async function handle(
     token_type: proof ? 'DPoP' : 'Bearer',
     expires_in: issued.expiresIn,
     ...(scopes.length > 0 ? { scope: scopes.join(' ') } : {}),
+    [ISSUED_TO]: { sub: client.client_id, aud: audience },
   };
 }

@@ -11,7 +11,13 @@ import {
   singleDpopHeader,
 } from '../../oauth/dpop.js';
 import { OAuthError } from '../../oauth/errors.js';
-import type { GrantClient, GrantContext, TokenParams, TokenResponse } from '../../oauth/grants/grant.js';
+import {
+  type GrantClient,
+  type GrantContext,
+  ISSUED_TO,
+  type TokenParams,
+  type TokenResponse,
+} from '../../oauth/grants/grant.js';
 import { recordDpopProof } from '../../repositories/dpop-proof.repository.js';
 import { type AuditEvent, type AuditSink, atAddress, noAudit } from '../audit/audit-log.js';
 import { tokenGrants } from './index.js';
@@ -38,21 +44,9 @@ export interface TokenServiceDeps extends GrantContext {
 }
 
 /**
- * The claims of an access token Gatehouse has just signed: its payload segment read as it is (no checks,
- * and cheaper than jose's decodeJwt: this runs for every token response).
- */
-function accessTokenClaims(token: string): { sub?: string; aud?: string | string[] } {
-  const start = token.indexOf('.') + 1;
-  return JSON.parse(Buffer.from(token.slice(start, token.indexOf('.', start)), 'base64url').toString('utf8')) as {
-    sub?: string;
-    aud?: string | string[];
-  };
-}
-
-/**
  * The `token.issued` audit event: the grant, the user (the access token's `sub`; none for a client acting
- * for itself), scopes, audience and the DPoP key thumbprint. Never a token: the access token is only read
- * for its claims, after it was signed, and no claim of it is a secret.
+ * for itself), scopes, audience and the DPoP key thumbprint. Never a token: the subject and audience come
+ * with the response as they were signed (ISSUED_TO), and neither is a secret.
  */
 function recordIssued(
   audit: AuditSink,
@@ -62,16 +56,16 @@ function recordIssued(
   proof: DpopProof | undefined,
   onLine: ((audit: Record<string, unknown>) => void) | undefined,
 ): void {
-  const claims = accessTokenClaims(response.access_token);
+  const issuedTo = response[ISSUED_TO];
   const event: AuditEvent = {
     type: 'token.issued',
     actor: 'client',
-    subject: grantType === 'client_credentials' ? null : (claims.sub ?? null),
+    subject: grantType === 'client_credentials' ? null : issuedTo.sub,
     clientId,
     details: {
       grant_type: grantType,
       scopes: response.scope === undefined ? [] : response.scope.split(' '),
-      audience: typeof claims.aud === 'string' ? [claims.aud] : (claims.aud ?? []),
+      audience: [...issuedTo.aud],
       // Names the log redaction leaves alone (it hides any field named like a token).
       refresh: response.refresh_token !== undefined,
       openid: response.id_token !== undefined,
