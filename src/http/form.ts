@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { OAuthError } from '../oauth/errors.js';
 
 export const FORM = 'application/x-www-form-urlencoded';
@@ -43,4 +43,25 @@ export function normaliseParams(request: FastifyRequest, repeatable: ReadonlySet
   }
   for (const name of repeatable) out[name] ??= [];
   request.body = out;
+}
+
+/** A route's preValidation hook. */
+type PreValidation = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+
+/**
+ * A preValidation hook that requires a form body and normalises its parameters (normaliseParams), in
+ * callback style: the token endpoints run it on every request, and an async hook costs a promise and a
+ * microtask. A refusal is passed on as the hook's error, which the route's error handling renders.
+ */
+export function formParams(repeatable: ReadonlySet<string> = new Set()): PreValidation {
+  return (request, _reply, done) => {
+    try {
+      requireForm(request);
+      normaliseParams(request, repeatable);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
+  };
 }

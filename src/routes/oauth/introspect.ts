@@ -2,7 +2,7 @@ import { clientAuthenticationFailures } from '../../services/audit/audit-log.js'
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
-import { normaliseParams, requireForm } from '../../http/form.js';
+import { formParams } from '../../http/form.js';
 
 const bodySchema = {
   type: 'object',
@@ -31,10 +31,7 @@ export default async function introspectRoute(app: FastifyInstance): Promise<voi
     '/introspect',
     {
       schema: { body: bodySchema },
-      preValidation: async (request) => {
-        requireForm(request);
-        normaliseParams(request, new Set());
-      },
+      preValidation: formParams(),
     },
     async (request, reply) => {
       const { client, method } = await authenticateClient(

@@ -1,7 +1,7 @@
 import { clientAuthenticationFailures } from '../../services/audit/audit-log.js';
 import type { FastifyInstance } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
-import { normaliseParams, requireForm } from '../../http/form.js';
+import { formParams } from '../../http/form.js';
 
 const bodySchema = {
   type: 'object',
@@ -27,10 +27,7 @@ export default async function revokeRoute(app: FastifyInstance): Promise<void> {
     '/revoke',
     {
       schema: { body: bodySchema },
-      preValidation: async (request) => {
-        requireForm(request);
-        normaliseParams(request, new Set());
-      },
+      preValidation: formParams(),
     },
     async (request, reply) => {
       const { client } = await authenticateClient(

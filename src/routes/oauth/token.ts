@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { authenticateClient } from '../../oauth/client-authentication.js';
 import { OAuthError } from '../../oauth/errors.js';
 import type { TokenParams } from '../../oauth/grants/grant.js';
-import { normaliseParams, requireForm } from '../../http/form.js';
+import { formParams } from '../../http/form.js';
 import { auditOnRequestLine } from '../../logging.js';
 
 /** Parameters that RFC 8707 §2 lets a client repeat; every other one must appear once (RFC 6749 §3.2). */
@@ -33,10 +33,7 @@ export default async function tokenRoute(app: FastifyInstance): Promise<void> {
     '/token',
     {
       schema: { body: bodySchema },
-      preValidation: async (request) => {
-        requireForm(request);
-        normaliseParams(request, REPEATABLE);
-      },
+      preValidation: formParams(REPEATABLE),
     },
     async (request, reply: FastifyReply) => {
       const params = request.body;
