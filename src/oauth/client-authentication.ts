@@ -108,6 +108,8 @@ function bodyParam(body: Record<string, unknown>, name: string): string | undefi
 
 /** RFC 6749 §2.3.1: id and secret are form-urlencoded (Appendix B) before being joined and base64-encoded. */
 function formDecode(value: string): string {
+  // Generated ids and secrets are base64url: nothing to decode (the common case, on every request).
+  if (value.indexOf('%') === -1 && value.indexOf('+') === -1) return value;
   return decodeURIComponent(value.replace(/\+/g, ' '));
 }
 
