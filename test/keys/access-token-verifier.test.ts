@@ -5,7 +5,7 @@ import { importSigningKey } from '../../src/keys/key-generation.js';
 import type { PublicJwk } from '../../src/keys/public-jwk.js';
 import { TtlCache } from '../../src/lib/ttl-cache.js';
 import { issueAccessToken } from '../../src/oauth/tokens/access-token.js';
-import { accessTokenVerifier } from '../../src/oauth/tokens/access-token-verifier.js';
+import { accessTokenVerifier, type RememberedToken } from '../../src/oauth/tokens/access-token-verifier.js';
 
 const ISSUER = 'https://as.example';
 
@@ -34,7 +34,7 @@ async function token(by: Signer, now: number, ttlSeconds = 60, subject = 'user-1
 /** A verifier over a JWK Set the test can replace, a clock it moves, and a memory it can look into. */
 function setup(keys: PublicJwk[], maxEntries = 16) {
   const state: { jwks: JwkSet; now: Date } = { jwks: { keys }, now: new Date('2026-12-07T12:00:00Z') };
-  const verified = new TtlCache<Record<string, unknown>>(maxEntries);
+  const verified = new TtlCache<RememberedToken>(maxEntries);
   const verify = accessTokenVerifier(() => state.jwks, {
     issuer: ISSUER,
     clockSkew: 5,
@@ -128,4 +128,41 @@ t.test('a remembered payload cannot be changed through an answer', async (t) => 
   const second = await verify(issued.token);
   t.same(second?.aud, ['https://api.example', 'https://other.example']);
   t.equal(second?.sub, 'user-1');
+});
+
+t.test(
+  'a memory shared by verifiers of different keys never vouches for a key the other does not publish',
+  async (t) => {
+    const a = await signer('k1');
+    const b = await signer('k2');
+    const shared = new TtlCache<RememberedToken>(16);
+    const options = { issuer: ISSUER, clockSkew: 5, verified: shared };
+    const byA = accessTokenVerifier(() => ({ keys: [a.jwk] }), options);
+    const byB = accessTokenVerifier(() => ({ keys: [b.jwk] }), options);
+    const at = await token(a, Math.floor(Date.now() / 1000));
+    t.equal(await byB('not.a.token'), null); // each verifier has seen its keys once (a first sight empties the memory)
+    t.ok(await byA(at));
+    t.equal(shared.size, 1);
+    t.equal(await byB(at), null, 'remembered under k1, which the second verifier does not publish');
+  },
+);
+
+t.test('a signature spelled another way (the spare bits of its last character) is refused', async (t) => {
+  const a = await signer('k1');
+  const { verified, verify, nowSeconds } = setup([a.jwk]);
+  const at = await token(a, nowSeconds());
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(at.at(-1)!);
+  // 64 bytes are 86 characters with 4 bits to spare, zero in the canonical spelling.
+  t.equal(last & 0b1111, 0);
+  const respelled = at.slice(0, -1) + alphabet[last | 0b0101]!;
+  t.same(
+    Buffer.from(respelled.split('.')[2]!, 'base64url'),
+    Buffer.from(at.split('.')[2]!, 'base64url'),
+    'the same signature bytes',
+  );
+  t.equal(await verify(respelled), null);
+  t.ok(await verify(at));
+  t.equal(await verify(respelled), null, 'also once the canonical spelling is remembered');
+  t.equal(verified.size, 1);
 });

@@ -30,7 +30,7 @@ export interface AccessTokenVerifierOptions {
    * Where tokens whose signature verified are remembered until they expire (VERIFIED_TOKENS entries by
    * default); a test passes its own to look inside.
    */
-  verified?: TtlCache<Record<string, unknown>>;
+  verified?: TtlCache<RememberedToken>;
 }
 
 /**
@@ -39,6 +39,12 @@ export interface AccessTokenVerifierOptions {
  * of ours and its payload, about 1–2 KB, so the bound keeps it to a few megabytes.
  */
 export const VERIFIED_TOKENS = 4096;
+
+/** A remembered token: its payload, and the key it verified under (which must still be published). */
+export interface RememberedToken {
+  kid: string;
+  payload: Readonly<Record<string, unknown>>;
+}
 
 /** Where the verifier reads Gatehouse's published keys: the current JWK Set, read on every call. */
 export type PublishedKeys = () => JwkSet;
@@ -75,7 +81,7 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
   let published: JwkSet | undefined;
   let publishedKeys: string | undefined;
   let local: VerificationKeys | undefined;
-  const remembered = options.verified ?? new TtlCache<Record<string, unknown>>(VERIFIED_TOKENS);
+  const remembered = options.verified ?? new TtlCache<RememberedToken>(VERIFIED_TOKENS);
   return async (token) => {
     const jwks = keys();
     if (jwks !== published || !local) {
@@ -87,14 +93,21 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
       published = jwks;
     }
     const nowMs = (options.clock ? options.clock() : new Date()).getTime();
-    let payload = remembered.get(token, nowMs);
-    const known = payload !== undefined;
-    if (!payload) {
+    const entry = remembered.get(token, nowMs);
+    // The key it verified under must still be published (the memory is emptied when keys change; this also
+    // holds for a memory a caller shares between verifiers).
+    const known = entry !== undefined && local.has(entry.kid);
+    let payload: Readonly<Record<string, unknown>>;
+    let kid: string;
+    if (known) {
+      ({ payload, kid } = entry);
+    } else {
       // RFC 9068 §4 / RFC 8725 §3.11: a login_request or any other JWT signed with the same keys is not an
       // access token. RFC 8725 §3.1: only the algorithms Gatehouse signs with; never `none`, never HS*.
       const verified = verifyCompact(token, local, 'at+jwt');
       if (!verified) return null;
       payload = verified.payload;
+      kid = verified.header.kid as string;
     }
     const now = Math.floor(nowMs / 1000);
     const { nbf } = payload;
@@ -113,7 +126,7 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
     if (!known) {
       // Frozen: every later call for this token reads the same payload.
       if (Array.isArray(aud)) Object.freeze(aud);
-      remembered.set(token, Object.freeze(payload), (exp + options.clockSkew) * 1000);
+      remembered.set(token, { kid, payload: Object.freeze(payload) }, (exp + options.clockSkew) * 1000);
     }
     return {
       iss,
