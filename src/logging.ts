@@ -8,15 +8,20 @@ const SENSITIVE_NAME =
 
 /** Answers of isSensitiveName for the names seen so far: log objects repeat the same few keys on every line. */
 const sensitiveNames = new Map<string, boolean>();
-/** Names remembered at most (query parameter names come from requests, so the memory is bounded). */
+/** Names remembered at most: log objects' keys come from the code, a bounded few. */
 const MAX_REMEMBERED_NAMES = 1024;
 
 /** Whether a field or parameter of this name may hold a secret, code, token or assertion (never logged). */
 export function isSensitiveName(name: string): boolean {
+  // "code" alone or as a suffix (auth_code, device_code), but not statusCode.
+  return SENSITIVE_NAME.test(name) || /^code$|[_-]code$/i.test(name);
+}
+
+/** isSensitiveName for a log object's key, remembered (query parameter names, chosen by requests, are not). */
+function isSensitiveKey(name: string): boolean {
   const known = sensitiveNames.get(name);
   if (known !== undefined) return known;
-  // "code" alone or as a suffix (auth_code, device_code), but not statusCode.
-  const sensitive = SENSITIVE_NAME.test(name) || /^code$|[_-]code$/i.test(name);
+  const sensitive = isSensitiveName(name);
   if (sensitiveNames.size < MAX_REMEMBERED_NAMES) sensitiveNames.set(name, sensitive);
   return sensitive;
 }
@@ -60,7 +65,7 @@ export function redactObject(value: unknown, depth = 0): unknown {
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(record)) {
     const v = record[key];
-    const redacted = isSensitiveName(key) && v !== undefined && v !== null ? '[redacted]' : redactObject(v, depth + 1);
+    const redacted = isSensitiveKey(key) && v !== undefined && v !== null ? '[redacted]' : redactObject(v, depth + 1);
     if (redacted !== v) (copy ??= { ...record })[key] = redacted;
   }
   return copy ?? value;

@@ -68,10 +68,9 @@ t.test('redactObject copies only what it redacts and never changes its argument'
   t.same(out, { audit: { type: 'x', details: [{ access_token: '[redacted]' }, { ok: 1 }] }, other: { a: 1 } });
   t.equal(out.other, input.other, 'untouched branches are shared, not copied');
   t.equal(out.audit.details[1], input.audit.details[1]);
-  // The same names asked again (answers are remembered) give the same answers.
+  // The same keys seen again (answers are remembered) get the same answers.
   for (let i = 0; i < 2; i++) {
-    t.ok(isSensitiveName('client_secret'));
-    t.notOk(isSensitiveName('statusCode'));
+    t.same(redactObject({ client_secret: 's', statusCode: 200 }), { client_secret: '[redacted]', statusCode: 200 });
   }
 });
 
