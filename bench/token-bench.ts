@@ -14,6 +14,9 @@
 //                        POST /introspect (the peer: /token/introspection) by the token's own client, of one
 //                        user's access token (the peer: an opaque one; it refuses to introspect its JWTs)
 //                        and of one live refresh token; an `active: false` answer counts as an error
+//   introspection_access_distinct
+//                        the same, of a different access token each request: BENCH_DISTINCT_TOKENS (8192, twice
+//                        what a Gatehouse verifier remembers) tokens in turn, so Gatehouse verifies every signature
 //   authorization_code_openid, client_credentials+dpop, refresh_token+dpop
 //                        Gatehouse and bare only: an ID token too; a fresh DPoP proof (RFC 9449) on every
 //                        request, pre-signed by one ES256 client key; the refresh chains bound to that key
@@ -68,6 +71,7 @@ const ALL_GRANTS = [
   'authorization_code',
   'refresh_token',
   'introspection_access',
+  'introspection_access_distinct',
   'introspection_refresh',
   'authorization_code_openid',
   'client_credentials+dpop',
@@ -80,6 +84,7 @@ const PEER_GRANTS: ReadonlySet<GrantName> = new Set([
   'authorization_code',
   'refresh_token',
   'introspection_access',
+  'introspection_access_distinct',
   'introspection_refresh',
 ]);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -91,6 +96,8 @@ if (WRITE_README && !BARE_BATCH)
   throw new Error('BENCH_BARE_BATCH=0 is a comparison: its figures are not written to bench/README.md');
 /** Codes seeded for each warm-up; the measured run gets enough for 3× the warm-up's pace. */
 const WARMUP_CODES = Number(process.env.BENCH_WARMUP_CODES ?? 30_000);
+/** Access tokens asked about in turn by introspection_access_distinct: twice what a verifier remembers. */
+const DISTINCT_TOKENS = Math.max(Number(process.env.BENCH_DISTINCT_TOKENS ?? 8192), 1);
 /** Refresh-token chains per run: by default one per connection, each rotated in turn. */
 const CHAINS = Math.max(Number(process.env.BENCH_REFRESH_CHAINS ?? CONNECTIONS), CONNECTIONS);
 
@@ -440,6 +447,12 @@ class ProofSigner {
 const WARMUP_PROOFS = Number(process.env.BENCH_WARMUP_PROOFS ?? 8000);
 
 /** Codes handed out in order, each once. */
+/** Bodies handed out in turn, round and round (introspection of many tokens). */
+function cycleFeed(bodies: string[]): Feed {
+  let i = 0;
+  return { next: () => bodies[i++ % bodies.length]! };
+}
+
 function codeFeed(bodies: string[]): Feed {
   let i = 0;
   return { next: () => (i < bodies.length ? bodies[i++]! : null) };
@@ -736,6 +749,22 @@ async function main(): Promise<void> {
       }
       return (introspected[target] = { access: answer.access_token!, refresh: answer.refresh_token! });
     };
+    /** DISTINCT_TOKENS access tokens of users from each target (the peer: opaque ones), for introspection_access_distinct. */
+    const distinct: Partial<Record<Target, string[]>> = {};
+    const distinctAccessTokens = async (target: Target): Promise<string[]> => {
+      const bodies =
+        target === 'peer'
+          ? await codesFor('peer', DISTINCT_TOKENS, SCOPES, true)
+          : (await seeder!.chains(DISTINCT_TOKENS)).map((t) => `grant_type=refresh_token&refresh_token=${t}`);
+      const tokens: string[] = [];
+      for (let i = 0; i < bodies.length; i += 25) {
+        const answers = await Promise.all(
+          bodies.slice(i, i + 25).map((b) => postForm(servers[target]!.port, PATHS[target].token, app.headers, b)),
+        );
+        tokens.push(...answers.map((a) => a.access_token!));
+      }
+      return (distinct[target] = tokens);
+    };
 
     const sigs = signaturesPerSec(pem, kid);
     const dpop = await ProofSigner.create();
@@ -763,6 +792,14 @@ async function main(): Promise<void> {
         return figures(
           name,
           await drive(port, paths.introspect, app.headers, body, null, DURATION, cpu, undefined, true),
+        );
+      }
+      if (grant === 'introspection_access_distinct') {
+        const bodies = (distinct[target] ?? (await distinctAccessTokens(target))).map((t) => `token=${t}`);
+        await drive(port, paths.introspect, app.headers, null, cycleFeed(bodies), WARMUP, undefined, undefined, true);
+        return figures(
+          name,
+          await drive(port, paths.introspect, app.headers, null, cycleFeed(bodies), DURATION, cpu, undefined, true),
         );
       }
       if (grant === 'authorization_code' || grant === 'authorization_code_openid') {
@@ -887,6 +924,7 @@ const BARE_WORK: Record<GrantName, string> = {
   refresh_token:
     'form + 2× SHA-256 + new token + UPDATE…RETURNING/INSERT in one statement, shared by concurrent requests (≤ 64) + sign',
   introspection_access: 'form + SHA-256 + verify the JWT + one SELECT (grants revoked since?), shared (≤ 64)',
+  introspection_access_distinct: 'as introspection_access, a different token each request (all verified)',
   introspection_refresh: 'form + 2× SHA-256 + one SELECT of the live refresh token, shared (≤ 64)',
   authorization_code_openid: 'as authorization_code + sign an ID token',
   'client_credentials+dpop': 'form + SHA-256 + DPoP proof (verify, thumbprint, jti INSERT) + sign with cnf',
