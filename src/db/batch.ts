@@ -1,3 +1,4 @@
+import { type AliasedRawBuilder, sql } from 'kysely';
 import type { Db } from './database.js';
 
 /**
@@ -150,4 +151,12 @@ export function batched<I, R>(options: BatchOptions<I, R>): (db: Db, item: I) =>
       queue.push({ item, resolve, reject });
     });
   };
+}
+
+/**
+ * A batch statement's input: its one JSON array parameter read as rows named `input_row`, with the given
+ * column definitions (`"ord int, token_hash text, …"`; each name is a JSON key of the items).
+ */
+export function batchInput<Row>(items: unknown, columns: string): AliasedRawBuilder<Row, 'input_row'> {
+  return sql<Row>`jsonb_to_recordset(${items}::jsonb)`.as<'input_row'>(sql.raw(`input_row(${columns})`));
 }

@@ -1,6 +1,6 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { Database, Db, SchemalessDb } from '../db/database.js';
-import { batched } from '../db/batch.js';
+import { batchInput, batched } from '../db/batch.js';
 import { precompiled } from '../db/precompiled.js';
 import type { RefreshTokenRow } from '../db/tables/refresh-token.table.js';
 
@@ -194,11 +194,10 @@ const redeemOne = ({ code: r, refresh }: Redemption) => ({
   },
 });
 
-/** The rows of a batch's JSON input, as `jsonb_to_recordset` reads them (column names are the JSON keys). */
-const REDEMPTION_INPUT = sql.raw(
-  'input_row(code_hash text, client_id text, code_challenge text, redirect_uri text, resources text[], jkt text, ' +
-    'now timestamptz, family_id text, token_hash text, expires_at timestamptz, chain_jkt text)',
-);
+/** The columns of a redemption batch's input rows (batchInput). */
+const REDEMPTION_INPUT =
+  'code_hash text, client_id text, code_challenge text, redirect_uri text, resources text[], jkt text, ' +
+  'now timestamptz, family_id text, token_hash text, expires_at timestamptz, chain_jkt text';
 
 interface RedemptionInput {
   code_hash: string;
@@ -223,11 +222,7 @@ interface RedemptionInput {
  */
 const redeemMany = precompiled<{ items: string }, RedeemedCode & { code_hash: string }>((db, p) =>
   (db as Kysely<Database>)
-    .with('input', (qb) =>
-      qb
-        .selectFrom(sql<RedemptionInput>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(REDEMPTION_INPUT))
-        .selectAll(),
-    )
+    .with('input', (qb) => qb.selectFrom(batchInput<RedemptionInput>(p.items, REDEMPTION_INPUT)).selectAll())
     .with('code', (qb) =>
       qb
         .updateTable('authorization_codes')
@@ -440,10 +435,9 @@ const rotate = precompiled<RotateParams, RefreshTokenRow>((db, p) =>
     .returning([...REFRESH_TOKEN_COLUMNS]),
 );
 
-/** The rows of a batch's JSON input, as `jsonb_to_recordset` reads them (column names are the JSON keys). */
-const ROTATION_INPUT = sql.raw(
-  'input_row(token_hash text, client_id text, new_hash text, scopes text[], resources text[], sealed text, jkt text, now timestamptz)',
-);
+/** The columns of a rotation batch's input rows (batchInput). */
+const ROTATION_INPUT =
+  'token_hash text, client_id text, new_hash text, scopes text[], resources text[], sealed text, jkt text, now timestamptz';
 
 interface RotationInput {
   token_hash: string;
@@ -463,11 +457,7 @@ interface RotationInput {
  */
 const rotateMany = precompiled<{ items: string }, RefreshTokenRow>((db, p) =>
   (db as Kysely<Database>)
-    .with('input', (qb) =>
-      qb
-        .selectFrom(sql<RotationInput>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(ROTATION_INPUT))
-        .selectAll(),
-    )
+    .with('input', (qb) => qb.selectFrom(batchInput<RotationInput>(p.items, ROTATION_INPUT)).selectAll())
     .with('old', (qb) =>
       qb
         .updateTable('refresh_tokens')
@@ -631,13 +621,9 @@ const findLiveMany = precompiled<{ items: string }, RefreshTokenRow & { ord: num
     .with('input', (qb) =>
       qb
         .selectFrom(
-          sql<{
-            ord: number;
-            token_hash: string;
-            client_id: string;
-            now: Date;
-          }>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(
-            sql.raw('input_row(ord int, token_hash text, client_id text, now timestamptz)'),
+          batchInput<{ ord: number; token_hash: string; client_id: string; now: Date }>(
+            p.items,
+            'ord int, token_hash text, client_id text, now timestamptz',
           ),
         )
         .selectAll(),

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database, Db } from '../db/database.js';
-import { batched } from '../db/batch.js';
+import { batchInput, batched } from '../db/batch.js';
 import { precompiled } from '../db/precompiled.js';
 import { chainHasNoRevokedMember } from './refresh-token.repository.js';
 import { revokeSessionsFor } from './session.repository.js';
@@ -152,13 +152,9 @@ const revokedSinceMany = precompiled<{ items: string }, { ord: number }>((db, p)
     .with('input', (qb) =>
       qb
         .selectFrom(
-          sql<{
-            ord: number;
-            sub: string;
-            client_id: string;
-            issued_at: Date;
-          }>`jsonb_to_recordset(${p.items}::jsonb)`.as<'input_row'>(
-            sql.raw('input_row(ord int, sub text, client_id text, issued_at timestamptz)'),
+          batchInput<{ ord: number; sub: string; client_id: string; issued_at: Date }>(
+            p.items,
+            'ord int, sub text, client_id text, issued_at timestamptz',
           ),
         )
         .selectAll(),
