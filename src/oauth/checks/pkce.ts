@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { OAuthError } from '../errors.js';
 
 // RFC 7636 §4.1: code_verifier = 43*128 unreserved characters; §4.2: an S256 challenge is its base64url SHA-256 (43 characters).
@@ -28,5 +28,6 @@ export function challengeOf(verifier: string | undefined): string {
   if (verifier === undefined) throw new OAuthError('invalid_grant', 'code_verifier is required (PKCE)');
   if (!VERIFIER.test(verifier))
     throw new OAuthError('invalid_grant', 'code_verifier must be 43-128 unreserved characters (RFC 7636 §4.1)');
-  return createHash('sha256').update(verifier, 'ascii').digest('base64url');
+  // The verifier is unreserved ASCII (checked above), so its UTF-8 bytes are its ASCII bytes.
+  return hash('sha256', verifier, 'base64url');
 }

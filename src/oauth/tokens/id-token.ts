@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { JwkSet } from '../../keys/signing-key.js';
 import type { Clock } from '../../lib/clock.js';
 import { OAuthError } from '../errors.js';
@@ -47,7 +47,8 @@ function hashFor(alg: string): string {
 
 /** OIDC Core §3.1.3.6: base64url of the left half of the access token's hash, under the ID token's alg. */
 export function atHash(accessToken: string, alg: string): string {
-  const digest = createHash(hashFor(alg)).update(accessToken, 'ascii').digest();
+  // Our own access token: a compact JWS, ASCII, so its UTF-8 bytes are its ASCII bytes.
+  const digest = hash(hashFor(alg), accessToken, 'buffer');
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
