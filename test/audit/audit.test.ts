@@ -1,13 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { sql } from 'kysely';
 import t from 'tap';
 import { buildAdminApp } from '../../src/admin-app.js';
 import { buildApp } from '../../src/app.js';
 import { sweepExpired } from '../../src/services/janitor.js';
-import { insertAuditEvents } from '../../src/repositories/audit-event.repository.js';
+import {
+  type AuditEventFilter,
+  auditEventsQuery,
+  insertAuditEvents,
+} from '../../src/repositories/audit-event.repository.js';
 import { answerLoginRequest, HANDSHAKE_ENV } from '../fixtures/host.js';
 import { Browser, pathOf, pkce, register, token } from '../fixtures/registration.js';
 import { buildTestApp, testConfig, testDatabase } from '../helper.js';
+import { TEST_SCHEMA } from '../kit/database.js';
 import { ISSUER } from '../kit/issuer.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
@@ -413,6 +419,19 @@ t.test('GET /admin/audit-events: filters, newest first, keyset pages, precise 40
     0,
     'no prefix without the dot',
   );
+  for (const type of ['token.issued', 'token.']) {
+    const issued = (await q({ client_id: `client-${tag}`, type, limit: '500' })).json().events as AuditRow[];
+    t.same(
+      issued.map((e) => e.details.i),
+      [23, 20, 17, 14, 11, 8, 5, 2],
+      `token.issued (left out of the type index) by ${type}`,
+    );
+  }
+  t.equal(
+    (await q({ client_id: `client-${tag}`, type: 'token.issued.', limit: '500' })).json().events.length,
+    0,
+    'a prefix below token.issued holds none of it',
+  );
   const window = (
     await q({ client_id: `client-${tag}`, since: '2026-01-01T00:05:00Z', until: '2026-01-01T00:10:00Z', limit: '500' })
   ).json().events as AuditRow[];
@@ -445,6 +464,64 @@ t.test('GET /admin/audit-events: filters, newest first, keyset pages, precise 40
   }
   const noToken = await admin.inject({ method: 'GET', url: '/admin/audit-events' });
   t.equal(noToken.statusCode, 401, 'the admin token is required');
+});
+
+t.test('the type, subject and client indexes serve their filters and leave out what no filter asks for', async (t) => {
+  const database = await testDatabase();
+  const db = database.db;
+  const tag = randomBytes(4).toString('hex');
+  const at = Date.parse('2026-02-01T00:00:00Z');
+  // What a busy server's table looks like: token.issued rows by the thousand, a few of every other type.
+  const rows = Array.from({ length: 4000 }, (_, i) => ({
+    occurred_at: new Date(at + i * 1000),
+    type: i % 200 === 0 ? `consent.granted` : 'token.issued',
+    subject: i % 2 === 0 ? `user-${tag}-${i % 50}` : null,
+    client_id: `client-${tag}-${i % 20}`,
+    actor: 'client',
+    address: null,
+    details: '{}',
+  }));
+  await insertAuditEvents(db, rows);
+  const table = sql.table(`${TEST_SCHEMA}.audit_events`);
+  await sql`analyze ${table}`.execute(database.root);
+
+  const definitions = await sql<{ indexname: string; indexdef: string }>`
+    select c.relname as indexname, pg_get_indexdef(i.indexrelid) as indexdef
+    from pg_index i join pg_class c on c.oid = i.indexrelid
+    where i.indrelid = (select tableoid from ${table} limit 1)`.execute(database.root);
+  const def = (name: string) => definitions.rows.find((r) => r.indexname === name)?.indexdef ?? '';
+  t.match(
+    def('audit_events_type'),
+    /WHERE \(type <> 'token\.issued'::text\)/,
+    'the type index leaves token.issued out',
+  );
+  t.match(
+    def('audit_events_subject'),
+    /WHERE \(subject IS NOT NULL\)/,
+    'the subject index leaves rows without one out',
+  );
+  t.match(def('audit_events_client_id'), /WHERE \(client_id IS NOT NULL\)/, 'the client index likewise');
+
+  // The plan Postgres picks for each filter (JSON EXPLAIN, without running it), by index name.
+  const indexesUsed = async (filter: Omit<AuditEventFilter, 'limit'>): Promise<string[]> => {
+    const plan = (await auditEventsQuery(db, { ...filter, limit: 50 }).explain('json'))[0] as Record<string, unknown>;
+    const names: string[] = [];
+    const walk = (node: Record<string, unknown>) => {
+      if (typeof node['Index Name'] === 'string') names.push(node['Index Name']);
+      for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
+    };
+    walk((plan['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan);
+    return names;
+  };
+  t.same(await indexesUsed({ type: 'consent.granted' }), ['audit_events_type'], 'an exact type');
+  t.same(await indexesUsed({ type: 'consent.' }), ['audit_events_type'], 'a type prefix');
+  t.same(await indexesUsed({ subject: `user-${tag}-4` }), ['audit_events_subject'], 'a subject');
+  t.same(await indexesUsed({ clientId: `client-${tag}-7` }), ['audit_events_client_id'], 'a client');
+  t.same(
+    await indexesUsed({ type: 'token.issued' }),
+    ['audit_events_occurred_at'],
+    'token.issued: newest first by time',
+  );
 });
 
 t.test('the janitor deletes audit events older than AUDIT_RETENTION_DAYS, in batches', async (t) => {
