@@ -29,7 +29,7 @@
 // Environment: BENCH_CONNECTIONS (50), BENCH_DURATION seconds (10), BENCH_ROUNDS (3), BENCH_GRANTS (all,
 // comma-separated), BENCH_LOG_LEVEL (Gatehouse's LOG_LEVEL; default: unset, i.e. info),
 // BENCH_REFRESH_CHAINS (default: one per connection), BENCH_DATABASE_URL (default: a throwaway Postgres from
-// scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR),
+// scripts/pg-throwaway.sh), BENCH_CPU_PROF=DIR (run Gatehouse under node --cpu-prof, profiles written to DIR; the bare endpoint's to DIR/bare),
 // BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones),
 // BENCH_BARE_BATCH=0 (for comparison: the bare endpoint sends one statement per code or rotation instead of
 // batching concurrent ones as Gatehouse does; see bare-server.ts),
@@ -662,22 +662,30 @@ async function main(): Promise<void> {
     if (grants.includes('client_credentials')) servers.gatehouse_warn = await startGatehouse('warn');
 
     // The bare endpoint uses Gatehouse's own tables (same columns, indexes and constraints) with its own seeded rows.
-    const bare = spawn(process.execPath, [join(root, 'dist/bench/bare-server.js')], {
-      env: {
-        PATH: env.PATH,
-        BARE_KEY_FILE: keyFile,
-        BARE_ALG: ALG,
-        BARE_KID: kid,
-        BARE_CLIENTS: JSON.stringify({ [service.id]: service.secretHash, [app.id]: app.secretHash }),
-        BARE_ISSUER: ISSUER,
-        BARE_AUDIENCE: AUDIENCE,
-        BARE_DATABASE_URL: databaseUrl,
-        BARE_SCHEMA: schema,
-        BARE_PREPARED: process.env.BENCH_BARE_PREPARED ?? '1',
-        BARE_BATCH: BARE_BATCH ? '1' : '0',
+    const bare = spawn(
+      process.execPath,
+      // Profiled too, into DIR/bare, so the two profiles can be set side by side.
+      [
+        ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, 'bare')] : []),
+        join(root, 'dist/bench/bare-server.js'),
+      ],
+      {
+        env: {
+          PATH: env.PATH,
+          BARE_KEY_FILE: keyFile,
+          BARE_ALG: ALG,
+          BARE_KID: kid,
+          BARE_CLIENTS: JSON.stringify({ [service.id]: service.secretHash, [app.id]: app.secretHash }),
+          BARE_ISSUER: ISSUER,
+          BARE_AUDIENCE: AUDIENCE,
+          BARE_DATABASE_URL: databaseUrl,
+          BARE_SCHEMA: schema,
+          BARE_PREPARED: process.env.BENCH_BARE_PREPARED ?? '1',
+          BARE_BATCH: BARE_BATCH ? '1' : '0',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     children.push(bare);
     servers.bare = { port: await waitForPort(bare, /LISTENING (\d+)/), pid: bare.pid! };
 
