@@ -13,27 +13,19 @@ import { type Kysely, sql } from 'kysely';
 // Each index is rebuilt: on a large table the migration holds writes to audit_events for the build (the
 // audit log buffers meanwhile, and token requests never wait on it).
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.dropIndex('audit_events_type').execute();
-  await db.schema
-    .createIndex('audit_events_type')
-    .on('audit_events')
-    .columns(['type', 'occurred_at', 'id'])
-    .where(sql.ref('type'), '<>', 'token.issued')
-    .execute();
-  await db.schema.dropIndex('audit_events_subject').execute();
-  await db.schema
-    .createIndex('audit_events_subject')
-    .on('audit_events')
-    .columns(['subject', 'occurred_at', 'id'])
-    .where(sql.ref('subject'), 'is not', null)
-    .execute();
-  await db.schema.dropIndex('audit_events_client_id').execute();
-  await db.schema
-    .createIndex('audit_events_client_id')
-    .on('audit_events')
-    .columns(['client_id', 'occurred_at', 'id'])
-    .where(sql.ref('client_id'), 'is not', null)
-    .execute();
+  for (const [name, column, op, value] of [
+    ['audit_events_type', 'type', '<>', 'token.issued'],
+    ['audit_events_subject', 'subject', 'is not', null],
+    ['audit_events_client_id', 'client_id', 'is not', null],
+  ] as const) {
+    await db.schema.dropIndex(name).execute();
+    await db.schema
+      .createIndex(name)
+      .on('audit_events')
+      .columns([column, 'occurred_at', 'id'])
+      .where(sql.ref(column), op, value)
+      .execute();
+  }
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
