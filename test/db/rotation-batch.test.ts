@@ -149,13 +149,21 @@ t.test('one token presented twice at once rotates once: the chain never forks', 
     [0, 1, 2].map((n) => rotateRefreshToken(db, { ...request, newHash: `${request.newHash}-${n}` })),
   );
   t.equal(twice.filter((row) => row !== undefined).length, 1, 'exactly one rotation of three');
-  t.ok(twice[0], 'the first asked is the one that rotates (the others wait in later statements)');
+  // Which one wins is Postgres's row lock's to decide: the three go in separate statements (never one batch),
+  // sent on separate connections in successive turns, so send order is not lock order on a busy machine.
+  const winner = twice.findIndex((row) => row !== undefined);
+  t.equal(twice[winner]!.token_hash, `${request.newHash}-${winner}`, 'the winner is answered with its own successor');
   const family = await db
     .selectFrom('refresh_tokens')
-    .select('generation')
-    .where('family_id', '=', twice.find((row) => row)!.family_id)
+    .select(['generation', 'token_hash'])
+    .where('family_id', '=', twice[winner]!.family_id)
     .execute();
   t.same(family.map((row) => row.generation).sort(), [0, 1], 'one successor');
+  t.equal(
+    family.find((row) => row.generation === 1)?.token_hash,
+    `${request.newHash}-${winner}`,
+    'and it is the one the winner was given',
+  );
 });
 
 t.test('a batch larger than a statement holds is split, and every item answered', async (t) => {
