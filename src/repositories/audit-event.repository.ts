@@ -60,7 +60,7 @@ export async function insertAuditEvents(db: Db, rows: readonly NewAuditEventRow[
 }
 
 /** Events matching the filter, newest first (occurred_at, then id), at most `limit`. */
-export function listAuditEvents(db: Db, filter: AuditEventFilter): Promise<StoredAuditEvent[]> {
+export async function listAuditEvents(db: Db, filter: AuditEventFilter): Promise<StoredAuditEvent[]> {
   return auditEventsQuery(db, filter).execute();
 }
 
