@@ -126,8 +126,12 @@ interface Figures {
   errorSamples: string[];
   /** Requests sent with no seeded code or live chain left (each is also an error). */
   exhausted: number;
-  /** CPU time per token (µs) of the server process and of Postgres during the measured run; null where /proc cannot tell. */
-  cpuUsPerToken: { server: number | null; postgres: number | null };
+  /**
+   * CPU time per token (µs) of the server process (all its threads), of its main thread alone (the event loop, what
+   * limits a Node server's rate while another core has room) and of Postgres during the measured run; null where
+   * /proc cannot tell.
+   */
+  cpuUsPerToken: { server: number | null; loop: number | null; postgres: number | null };
 }
 
 /**
@@ -146,10 +150,13 @@ class CpuMeter {
     this.msPerTick = 1000 / hz;
   }
 
-  /** utime + stime in ms, the same for its exited (reaped) children, and the parent pid; null if the process is gone or there is no /proc. */
-  private stat(pid: number): { ms: number; reapedMs: number; ppid: number } | null {
+  /**
+   * utime + stime in ms, the same for its exited (reaped) children, and the parent pid; null if the process is gone
+   * or there is no /proc. `path` is `/proc/PID/stat`, or `/proc/PID/task/PID/stat` for the main thread alone.
+   */
+  private stat(pid: number, path = `/proc/${pid}/stat`): { ms: number; reapedMs: number; ppid: number } | null {
     try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const text = readFileSync(path, 'utf8');
       const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
       const ticks = (i: number) => Number(fields[i]);
       return {
@@ -162,9 +169,10 @@ class CpuMeter {
     }
   }
 
-  sample(serverPid: number): { server: number | null; postgres: number | null } {
+  sample(serverPid: number): { server: number | null; loop: number | null; postgres: number | null } {
     const server = this.stat(serverPid)?.ms ?? null;
-    if (this.postmasterPid === null) return { server, postgres: null };
+    const loop = this.stat(serverPid, `/proc/${serverPid}/task/${serverPid}/stat`)?.ms ?? null;
+    if (this.postmasterPid === null) return { server, loop, postgres: null };
     // Backends come and go with the connection pools; one that exited is counted in the postmaster's children time.
     const postmaster = this.stat(this.postmasterPid);
     let postgres = postmaster ? postmaster.ms + postmaster.reapedMs : 0;
@@ -173,7 +181,7 @@ class CpuMeter {
       const st = this.stat(Number(entry));
       if (st && st.ppid === this.postmasterPid) postgres += st.ms;
     }
-    return { server, postgres };
+    return { server, loop, postgres };
   }
 }
 
@@ -279,6 +287,7 @@ async function drive(
     a == null || b == null || result['2xx'] === 0 ? null : Math.round(((b - a) * 1000) / result['2xx']);
   const cpuUsPerToken = {
     server: perToken(before?.server, after?.server),
+    loop: perToken(before?.loop, after?.loop),
     postgres: perToken(before?.postgres, after?.postgres),
   };
   return { result, samples: [...samples], exhausted, inactive, cpuUsPerToken };
@@ -905,19 +914,19 @@ async function waitForReady(port: number): Promise<void> {
   throw new Error('Gatehouse did not become ready');
 }
 
-/** CPU per token, which a busy shared machine disturbs less than throughput; empty where /proc is unavailable. */
-
 /** CPU per token (median rounds), which a busy shared machine disturbs less than throughput; empty where /proc is unavailable. */
 function cpuTable(results: GrantResult[]): string {
   const us = (v: number | null | undefined) => (v == null ? '–' : String(v));
   if (results.every((r) => r.median.bare?.cpuUsPerToken.server == null)) return '';
   const rows = results.map(({ grant, median: m }) => {
     const cell = (f: Figures | undefined) =>
-      f ? `${us(f.cpuUsPerToken.server)} + ${us(f.cpuUsPerToken.postgres)}` : '–';
-    return `| ${grant} | ${cell(m.bare)} | ${cell(m.gatehouse)} | ${m.peer ? us(m.peer.cpuUsPerToken.server) : '–'} |`;
+      f ? `${us(f.cpuUsPerToken.server)} (${us(f.cpuUsPerToken.loop)}) + ${us(f.cpuUsPerToken.postgres)}` : '–';
+    const peer = m.peer ? `${us(m.peer.cpuUsPerToken.server)} (${us(m.peer.cpuUsPerToken.loop)})` : '–';
+    return `| ${grant} | ${cell(m.bare)} | ${cell(m.gatehouse)} | ${peer} |`;
   });
   return `
-CPU time per request in each median round (µs; server process including its threads + Postgres):
+CPU time per request in each median round (µs; server process including its threads (its event-loop thread alone)
++ Postgres):
 
 | workload | bare | Gatehouse | node-oidc-provider (no database) |
 |---|---:|---:|---:|
