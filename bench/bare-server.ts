@@ -1,5 +1,5 @@
 // The bare cost of a token on this machine: the least work an honest endpoint must do for each grant, on
-// the same framework, with the same key, signing as Gatehouse signs (node:crypto, on libuv's thread pool), and (for the grants that need one) one
+// the same framework, with the same key, signing as Gatehouse signs (node:crypto, synchronous), and (for the grants that need one) one
 // single-statement round trip to the same Postgres, against the same tables Gatehouse uses:
 //   client_credentials   form + SHA-256 of the secret + sign
 //   authorization_code   form + secret + SHA-256 of the code and of the PKCE verifier + one prepared
@@ -10,8 +10,8 @@
 // signature by its embedded jwk, htm, htu, iat, the key's thumbprint) with the same library, records its
 // jti in one prepared INSERT … ON CONFLICT DO NOTHING on Gatehouse's replay table, binds the token (cnf.jkt)
 // and, for a refresh, checks the chain's bound key inside the rotation statement.
-// POST /introspect (RFC 7662) for the token's own client: a JWT is verified (node:crypto on the thread pool, the
-// public half of the key) and, when it was issued for a user (auth_time), one prepared SELECT asks whether the user's grants
+// POST /introspect (RFC 7662) for the token's own client: a JWT is verified (node:crypto, the public half of
+// the key) and, when it was issued for a user (auth_time), one prepared SELECT asks whether the user's grants
 // were revoked since (the check Gatehouse's design requires); an opaque token is one prepared SELECT of a
 // live refresh token by its hash.
 // The code redemptions and refresh rotations of concurrent requests share one statement (an UPDATE …
@@ -59,17 +59,10 @@ const header = { alg: BARE_ALG, kid, typ: 'at+jwt' };
 const b64json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const AT_HEADER = b64json(header);
 const ID_HEADER = b64json({ alg: header.alg, kid: header.kid });
-/**
- * A compact JWS, ES256 with node:crypto (R‖S signature, RFC 7518 §3.4), as Gatehouse signs: the signature
- * computed on libuv's thread pool (node:crypto's callback form).
- */
-function jws(encodedHeader: string, payload: unknown): Promise<string> {
+/** A compact JWS, ES256 with node:crypto (R‖S signature, RFC 7518 §3.4), as Gatehouse signs. */
+function jws(encodedHeader: string, payload: unknown): string {
   const input = `${encodedHeader}.${b64json(payload)}`;
-  return new Promise((resolve, reject) =>
-    nodeSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, (error, signature) =>
-      error ? reject(error) : resolve(`${input}.${signature.toString('base64url')}`),
-    ),
-  );
+  return `${input}.${nodeSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
 }
 
 // Same pool size as Gatehouse's default (DATABASE_POOL_MAX=10).
@@ -219,7 +212,7 @@ function sign(
   scopes: string[],
   authTime?: number,
   jkt?: string | null,
-): Promise<string> {
+): string {
   const iat = Math.floor(Date.now() / 1000);
   const payload: Record<string, unknown> = {
     iss: BARE_ISSUER,
@@ -237,7 +230,7 @@ function sign(
 }
 
 /** An OpenID Connect ID token (iss, sub, aud, exp, iat, auth_time, azp): the second signature of an openid code exchange. */
-function signIdToken(sub: string, clientId: string, authTime: number): Promise<string> {
+function signIdToken(sub: string, clientId: string, authTime: number): string {
   const iat = Math.floor(Date.now() / 1000);
   const payload = { iss: BARE_ISSUER, sub, aud: clientId, exp: iat + 3600, iat, auth_time: authTime, azp: clientId };
   return jws(ID_HEADER, payload);
@@ -262,9 +255,9 @@ async function userTokens(
   jkt: string | null,
 ) {
   const authTime = Math.floor(grant.auth_time.getTime() / 1000);
-  const token = await sign(grant.sub, clientId, grant.resources, grant.scopes, authTime, jkt);
+  const token = sign(grant.sub, clientId, grant.resources, grant.scopes, authTime, jkt);
   // OpenID Connect: one more signature, an ID token with the claims Gatehouse puts in one.
-  const idToken = grant.scopes.includes('openid') ? await signIdToken(grant.sub, clientId, authTime) : undefined;
+  const idToken = grant.scopes.includes('openid') ? signIdToken(grant.sub, clientId, authTime) : undefined;
   return reply
     .header('cache-control', 'no-store')
     .header('pragma', 'no-cache')
@@ -291,7 +284,7 @@ app.post('/token', async (request, reply) => {
   if (proof !== undefined && jkt === null) return reply.code(400).send({ error: 'invalid_dpop_proof' });
   switch (body.grant_type) {
     case 'client_credentials': {
-      const token = await sign(clientId, clientId, [BARE_AUDIENCE!], [], undefined, jkt);
+      const token = sign(clientId, clientId, [BARE_AUDIENCE!], [], undefined, jkt);
       return reply
         .header('cache-control', 'no-store')
         .header('pragma', 'no-cache')
@@ -350,19 +343,16 @@ const grantRevokedBatched = batcher<{ ord: number }>('grant_revoked_batch', GRAN
 const INACTIVE = { active: false };
 
 /** A JWT access token of ours: signature (ES256, R‖S), typ, iss and exp; its claims, or null. */
-async function verifyAccessToken(token: string): Promise<Record<string, unknown> | null> {
+function verifyAccessToken(token: string): Record<string, unknown> | null {
   const [h, p, sig] = token.split('.');
   if (!h || !p || !sig) return null;
   const head = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg?: string; typ?: string };
   if (head.alg !== 'ES256' || head.typ !== 'at+jwt') return null;
-  const ok = await new Promise<boolean>((resolve, reject) =>
-    verify(
-      'sha256',
-      Buffer.from(`${h}.${p}`),
-      { key: publicKey, dsaEncoding: 'ieee-p1363' },
-      Buffer.from(sig, 'base64url'),
-      (error, result) => (error ? reject(error) : resolve(result)),
-    ),
+  const ok = verify(
+    'sha256',
+    Buffer.from(`${h}.${p}`),
+    { key: publicKey, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(sig, 'base64url'),
   );
   if (!ok) return null;
   const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
@@ -398,7 +388,7 @@ app.post('/introspect', async (request, reply) => {
   }
   let claims: Record<string, unknown> | null;
   try {
-    claims = await verifyAccessToken(token);
+    claims = verifyAccessToken(token);
   } catch {
     claims = null;
   }

@@ -33,7 +33,7 @@ export async function generateSigningKey(alg: SigningAlg): Promise<GeneratedKey>
 export async function importSigningKey(privateJwk: JWK, alg: string): Promise<CryptoKey> {
   const { ext: _ext, key_ops: _ops, ...jwk } = privateJwk;
   const key = (await importJWK(jwk, alg, { extractable: false })) as CryptoKey;
-  // The node:crypto signer (oauth/tokens/jws.ts) signs with a KeyObject: made here from the JWK,
+  // The synchronous signer (oauth/tokens/jws.ts) signs with a node:crypto KeyObject: made here from the JWK,
   // since converting a non-extractable CryptoKey into one is deprecated (Node 24, DEP0204).
   preparePrivateKey(key, alg, createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' }));
   return key;

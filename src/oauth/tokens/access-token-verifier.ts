@@ -64,8 +64,8 @@ const numericOrAbsent = (value: unknown) => value === undefined || typeof value 
 /**
  * Verifies access tokens against Gatehouse's own published keys (next, active and retired, read from
  * `keys()` on every call, so a rotation or an immediate retirement applies as soon as this process sees
- * it). The public keys are imported once per published JWKS object; the signature is checked with node:crypto
- * on libuv's thread pool (jws.ts: only the algorithms Gatehouse signs with, the key named by `kid` and of that
+ * it). The public keys are imported once per published JWKS object; the signature is checked synchronously
+ * with node:crypto (jws.ts: only the algorithms Gatehouse signs with, the key named by `kid` and of that
  * algorithm, no `crit`), then the claims as RFC 9068 §4 asks: `typ` at+jwt, our `iss`, `exp` not passed
  * (CLOCK_SKEW_SECONDS of tolerance), `nbf` not ahead.
  *
@@ -104,7 +104,7 @@ export function accessTokenVerifier(keys: PublishedKeys, options: AccessTokenVer
     } else {
       // RFC 9068 §4 / RFC 8725 §3.11: a login_request or any other JWT signed with the same keys is not an
       // access token. RFC 8725 §3.1: only the algorithms Gatehouse signs with; never `none`, never HS*.
-      const verified = await verifyCompact(token, local, 'at+jwt');
+      const verified = verifyCompact(token, local, 'at+jwt');
       if (!verified) return null;
       payload = verified.payload;
       kid = verified.header.kid as string;

@@ -35,7 +35,7 @@ export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims
   const iat = claims.now;
   const exp = iat + claims.ttlSeconds;
   const jti = generateJwtId();
-  // The claims are built here and signed with node:crypto (jws.ts): jose's SignJWT would
+  // The claims are built here and signed synchronously with node:crypto (jws.ts): jose's SignJWT would
   // clone and re-validate this payload, and its WebCrypto signing costs about twice node:crypto's for the
   // same key. Same JWS bytes; the tests verify them with jose.
   const payload: Record<string, unknown> = {
@@ -50,6 +50,6 @@ export async function issueAccessToken(signer: Signer, claims: AccessTokenClaims
   if (claims.scopes.length > 0) payload.scope = claims.scopes.join(' ');
   if (claims.authTime !== undefined) payload.auth_time = claims.authTime;
   if (claims.jkt !== undefined) payload.cnf = { jkt: claims.jkt };
-  const token = await signCompact(signer.key, { alg: signer.alg, kid: signer.kid, typ: 'at+jwt' }, payload);
+  const token = signCompact(signer.key, { alg: signer.alg, kid: signer.kid, typ: 'at+jwt' }, payload);
   return { token, jti, expiresIn: claims.ttlSeconds, expiresAt: exp };
 }

@@ -58,20 +58,16 @@ export function preparePrivateKey(key: CryptoKey, alg: string, keyObject: KeyObj
 const MAX_HEADERS = 16;
 
 /**
- * A JWS Compact Serialization (RFC 7515 §7.1) of `payload`, signed with node:crypto. The bytes are those
- * jose's CompactSign produces for the same header and payload (base64url of the JSON, signature over
- * `header.payload`). The signature itself is computed on libuv's thread pool (node:crypto's callback form),
- * not on the event loop, which is what limits a busy Node process: an ES256 signature is 20–30 µs of CPU, and
- * moving it took a client_credentials token's event-loop time from 81 to 63 µs, for ~11 µs more CPU in all
- * (the hand-off between threads). A process with a core to spare serves more; one held to a single core,
- * a little less (bench/README.md, "Signatures off the event loop"). node:crypto's own job costs a fraction
- * of WebCrypto's (jose), which also runs on the pool but converts keys and buffers around it.
+ * A JWS Compact Serialization (RFC 7515 §7.1) of `payload`, signed synchronously with node:crypto. The bytes
+ * are those jose's CompactSign produces for the same header and payload (base64url of the JSON, signature
+ * over `header.payload`); signing on the main thread avoids WebCrypto's promise and thread-pool round trip,
+ * about half the cost of a token on the token endpoint's profile.
  */
-export async function signCompact(
+export function signCompact(
   key: PrivateSigningKey,
   header: { alg: string } & Record<string, unknown>,
   payload: object,
-): Promise<string> {
+): string {
   let p = prepared.get(key);
   if (!p) {
     p = prepare(header.alg, key);
@@ -86,13 +82,8 @@ export async function signCompact(
     if (p.headers.size < MAX_HEADERS) p.headers.set(headerJson, encodedHeader);
   }
   const signingInput = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-  const { digest, input } = p;
-  return new Promise((resolve, reject) => {
-    sign(digest, Buffer.from(signingInput), input, (error, signature) => {
-      if (error) reject(error);
-      else resolve(`${signingInput}.${signature.toString('base64url')}`);
-    });
-  });
+  const signature = sign(p.digest, Buffer.from(signingInput), p.input);
+  return `${signingInput}.${signature.toString('base64url')}`;
 }
 
 /** Public keys by kid, each with the one algorithm it verifies (its JWKS `alg`): built once per published JWKS. */
@@ -127,18 +118,17 @@ function decodeJson(segment: string): Record<string, unknown> | null {
 }
 
 /**
- * Verifies a JWS Compact Serialization (RFC 7515 §5.2) against our own published keys, the signature on
- * libuv's thread pool as signCompact signs (an ES256 verification is ~50 µs of CPU): the
+ * Verifies a JWS Compact Serialization (RFC 7515 §5.2) synchronously against our own published keys: the
  * header names a `kid` we publish and exactly that key's `alg` (RFC 8725 §3.1: never `none` or HS*, never
  * an algorithm the key was not published for), no `crit` extension (§4.1.11: none is understood here), the
  * explicit `typ` asked for (RFC 8725 §3.11), and the signature verifies. The header and payload, or null.
  * Claims (iss, exp …) are the caller's to check.
  */
-export async function verifyCompact(
+export function verifyCompact(
   token: string,
   keys: VerificationKeys,
   typ: string,
-): Promise<{ header: Record<string, unknown>; payload: Record<string, unknown> } | null> {
+): { header: Record<string, unknown>; payload: Record<string, unknown> } | null {
   const first = token.indexOf('.');
   const second = token.indexOf('.', first + 1);
   if (first <= 0 || second <= first + 1 || token.indexOf('.', second + 1) !== -1) return null;
@@ -154,16 +144,12 @@ export async function verifyCompact(
   // One spelling per signature: base64url decoding ignores the spare bits of the last character, so without
   // this 16 texts of one ES256 token would verify (and each be remembered apart by the access-token verifier).
   if (signatureBytes.toString('base64url') !== signature) return null;
-  const valid = await new Promise<boolean>((resolve) => {
-    try {
-      verify(key.digest, Buffer.from(token.slice(0, second)), key.input, signatureBytes, (error, result) =>
-        resolve(!error && result),
-      );
-    } catch {
-      // A signature node:crypto refuses outright (not its algorithm's shape) is no signature of ours.
-      resolve(false);
-    }
-  });
+  let valid: boolean;
+  try {
+    valid = verify(key.digest, Buffer.from(token.slice(0, second)), key.input, signatureBytes);
+  } catch {
+    return null;
+  }
   if (!valid) return null;
   const payload = decodeJson(token.slice(first + 1, second));
   return payload ? { header, payload } : null;
