@@ -33,8 +33,10 @@
 // BENCH_BARE_PREPARED=0 (the bare endpoint sends unnamed statements instead of prepared ones),
 // BENCH_BARE_BATCH=0 (for comparison: the bare endpoint sends one statement per code or rotation instead of
 // batching concurrent ones as Gatehouse does; see bare-server.ts),
-// BENCH_GATEHOUSE_ENV='NAME=value …' (Gatehouse settings to compare against the defaults; said in the output).
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+// BENCH_GATEHOUSE_ENV='NAME=value …' (Gatehouse settings to compare against the defaults; said in the output),
+// BENCH_SERVER_CPUS=LIST (e.g. 1: every server under test runs on those CPUs, taskset -c, and the load generator
+// on the others; said in the output).
+import { type ChildProcess, type SpawnOptions, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -57,6 +59,26 @@ import { hashSecret } from '../src/oauth/secrets.js';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(root, 'dist/src/cli/main.js');
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+/** CPUs the servers under test are held to (taskset -c), the load generator held to the rest; unset: no pinning. */
+const SERVER_CPUS = process.env.BENCH_SERVER_CPUS?.trim() || null;
+
+/** Spawns a server under test with this Node, held to SERVER_CPUS when set (taskset execs node: same pid). */
+function spawnServer(args: string[], options: SpawnOptions): ChildProcess {
+  return SERVER_CPUS
+    ? spawn('taskset', ['-c', SERVER_CPUS, process.execPath, ...args], options)
+    : spawn(process.execPath, args, options);
+}
+
+/** Holds this process (autocannon, every thread) to the CPUs SERVER_CPUS leaves. */
+function pinLoadGenerator(): void {
+  if (!SERVER_CPUS) return;
+  const held = new Set(SERVER_CPUS.split(',').map(Number));
+  const rest = cpus()
+    .map((_, i) => i)
+    .filter((i) => !held.has(i));
+  if (rest.length === 0) throw new Error(`BENCH_SERVER_CPUS=${SERVER_CPUS} leaves no CPU for the load generator`);
+  execFileSync('taskset', ['-a', '-cp', rest.join(','), String(process.pid)], { stdio: 'ignore' });
+}
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const WARMUP = 2;
 const ALG = 'ES256';
@@ -653,15 +675,11 @@ async function main(): Promise<void> {
     const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null;
     const startGatehouse = async (logLevel: string | undefined) => {
       const port = await freePort();
-      const child = spawn(
-        process.execPath,
-        [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'],
-        {
-          env: { ...env, PORT: String(port), ...(logLevel ? { LOG_LEVEL: logLevel } : {}) },
-          // Its log lines go to /dev/null: written (one write per line, as to a pipe), not read.
-          stdio: ['ignore', 'ignore', 'inherit'],
-        },
-      );
+      const child = spawnServer([...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'], {
+        env: { ...env, PORT: String(port), ...(logLevel ? { LOG_LEVEL: logLevel } : {}) },
+        // Its log lines go to /dev/null: written (one write per line, as to a pipe), not read.
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
       children.push(child);
       await waitForReady(port);
       return { port, pid: child.pid! };
@@ -671,8 +689,7 @@ async function main(): Promise<void> {
     if (grants.includes('client_credentials')) servers.gatehouse_warn = await startGatehouse('warn');
 
     // The bare endpoint uses Gatehouse's own tables (same columns, indexes and constraints) with its own seeded rows.
-    const bare = spawn(
-      process.execPath,
+    const bare = spawnServer(
       // Profiled too, into DIR/bare, so the two profiles can be set side by side.
       [
         ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, 'bare')] : []),
@@ -700,7 +717,7 @@ async function main(): Promise<void> {
 
     // The peer: node-oidc-provider with the same key, clients, scopes and resource; in-memory adapter.
     if (grants.some((g) => PEER_GRANTS.has(g))) {
-      const peer = spawn(process.execPath, [join(root, 'dist/bench/peer-server.js')], {
+      const peer = spawnServer([join(root, 'dist/bench/peer-server.js')], {
         env: {
           PATH: env.PATH,
           NODE_ENV: 'production',
@@ -723,6 +740,7 @@ async function main(): Promise<void> {
       children.push(peer);
       servers.peer = { port: await waitForPort(peer, /LISTENING (\d+)/), pid: peer.pid! };
     }
+    pinLoadGenerator();
 
     /** Code-exchange bodies for a target: seeded in the database, or minted by the peer's own models. */
     const codesFor = async (target: Target, n: number, scopes: readonly string[], opaque = false) => {
@@ -985,7 +1003,7 @@ function report(sigs: number, results: GrantResult[], longestChain: number, pgSe
           `- ${f.name}: ${f.errors} errors (status ${JSON.stringify(f.statusCodes)}${f.exhausted ? `, ${f.exhausted} sent with nothing seeded left` : ''}) ${f.errorSamples.map((e) => `\`${e.slice(0, 300)}\``).join(' ')}`,
       ),
   );
-  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''}${BARE_BATCH ? '' : ' · the bare endpoint sends ONE STATEMENT PER REQUEST (BENCH_BARE_BATCH=0, a comparison; Gatehouse batches)'} · node-oidc-provider with its in-memory adapter (persists nothing)`;
+  const summary = `${date} · ${machine(pgSettings)} · ${CONNECTIONS} connections · ${DURATION} s per round (after ${WARMUP} s warm-up) · ${ROUNDS} rounds · ${ALG} · Gatehouse LOG_LEVEL=${logLevel}, its log lines written to /dev/null${process.env.BENCH_GATEHOUSE_ENV ? ` · Gatehouse settings: ${process.env.BENCH_GATEHOUSE_ENV}` : ''}${SERVER_CPUS ? ` · servers held to CPU ${SERVER_CPUS}, the load generator to the others` : ''}${BARE_BATCH ? '' : ' · the bare endpoint sends ONE STATEMENT PER REQUEST (BENCH_BARE_BATCH=0, a comparison; Gatehouse batches)'} · node-oidc-provider with its in-memory adapter (persists nothing)`;
   const md = `# Token endpoint benchmark
 
 ${summary}
