@@ -67,7 +67,12 @@ function jws(encodedHeader: string, payload: unknown): string {
 
 // Same pool size as Gatehouse's default (DATABASE_POOL_MAX=10).
 const pool = BARE_DATABASE_URL
-  ? new pg.Pool({ connectionString: BARE_DATABASE_URL, max: Number(process.env.BARE_POOL_MAX ?? 10) })
+  ? new pg.Pool({
+      connectionString: BARE_DATABASE_URL,
+      max: Number(process.env.BARE_POOL_MAX ?? 10),
+      // How the bench tells this server's backends from the rest of Postgres.
+      application_name: 'bench-bare',
+    })
   : null;
 pool?.on('error', () => {});
 const prepared = process.env.BARE_PREPARED !== '0';

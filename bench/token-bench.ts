@@ -150,10 +150,10 @@ interface Figures {
   exhausted: number;
   /**
    * CPU time per token (µs) of the server process (all its threads), of its main thread alone (the event loop, what
-   * limits a Node server's rate while another core has room) and of Postgres during the measured run; null where
-   * /proc cannot tell.
+   * limits a Node server's rate while another core has room), of the server's own Postgres backends, and of
+   * Postgres in all during the measured run; null where /proc (or pg_stat_activity) cannot tell.
    */
-  cpuUsPerToken: { server: number | null; loop: number | null; postgres: number | null };
+  cpuUsPerToken: { server: number | null; loop: number | null; backends: number | null; postgres: number | null };
 }
 
 /**
@@ -162,7 +162,15 @@ interface Figures {
  */
 class CpuMeter {
   private readonly msPerTick: number;
-  constructor(private readonly postmasterPid: number | null) {
+  /**
+   * `backendsOf(name)`: the pids of the Postgres backends whose application_name is `name` (pg_stat_activity),
+   * so a server's own statements can be told from the rest of Postgres (background writers, autovacuum, the
+   * other servers' connections); null where Postgres cannot be asked.
+   */
+  constructor(
+    private readonly postmasterPid: number | null,
+    private readonly backendsOf: ((name: string) => Promise<number[]>) | null = null,
+  ) {
     let hz = 100;
     try {
       hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -191,10 +199,22 @@ class CpuMeter {
     }
   }
 
-  sample(serverPid: number): { server: number | null; loop: number | null; postgres: number | null } {
+  /**
+   * The server's CPU (all threads, and its event-loop thread), Postgres's in all, and by backend pid that of the
+   * backends named `app` (its pool's application_name): a backend that appears between two samples counts
+   * from zero, one that exits is lost (pools keep theirs open under load).
+   */
+  async sample(serverPid: number, app?: string): Promise<CpuSample> {
     const server = this.stat(serverPid)?.ms ?? null;
     const loop = this.stat(serverPid, `/proc/${serverPid}/task/${serverPid}/stat`)?.ms ?? null;
-    if (this.postmasterPid === null) return { server, loop, postgres: null };
+    const own = new Map<number, number>();
+    if (app && this.backendsOf) {
+      for (const pid of await this.backendsOf(app)) {
+        const st = this.stat(pid);
+        if (st) own.set(pid, st.ms);
+      }
+    }
+    if (this.postmasterPid === null) return { server, loop, postgres: null, own };
     // Backends come and go with the connection pools; one that exited is counted in the postmaster's children time.
     const postmaster = this.stat(this.postmasterPid);
     let postgres = postmaster ? postmaster.ms + postmaster.reapedMs : 0;
@@ -203,8 +223,24 @@ class CpuMeter {
       const st = this.stat(Number(entry));
       if (st && st.ppid === this.postmasterPid) postgres += st.ms;
     }
-    return { server, loop, postgres };
+    return { server, loop, postgres, own };
   }
+}
+
+interface CpuSample {
+  server: number | null;
+  loop: number | null;
+  postgres: number | null;
+  /** CPU ms of the server's own backends, by pid. */
+  own: Map<number, number>;
+}
+
+/** CPU ms the backends in `after` used since `before` (a backend new since then counts from zero). */
+function ownBackendsMs(before: CpuSample | undefined, after: CpuSample | undefined): number | null {
+  if (!before || !after || after.own.size === 0) return null;
+  let ms = 0;
+  for (const [pid, value] of after.own) ms += value - (before.own.get(pid) ?? 0);
+  return ms;
 }
 
 /** The postmaster of the throwaway Postgres (first line of postmaster.pid), when this machine can see it. */
@@ -257,7 +293,7 @@ async function drive(
   staticBody: string | null,
   feed: Feed | null,
   seconds: number,
-  cpu?: { meter: CpuMeter; pid: number },
+  cpu?: { meter: CpuMeter; pid: number; app?: string },
   proofs?: ProofFeed,
   expectActive = false,
 ) {
@@ -297,19 +333,20 @@ async function drive(
       };
     }
   }
-  const before = cpu?.meter.sample(cpu.pid);
+  const before = await cpu?.meter.sample(cpu.pid, cpu.app);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
     duration: seconds,
     requests: [request],
   });
-  const after = cpu?.meter.sample(cpu.pid);
+  const after = await cpu?.meter.sample(cpu.pid, cpu.app);
   const perToken = (a: number | null | undefined, b: number | null | undefined) =>
     a == null || b == null || result['2xx'] === 0 ? null : Math.round(((b - a) * 1000) / result['2xx']);
   const cpuUsPerToken = {
     server: perToken(before?.server, after?.server),
     loop: perToken(before?.loop, after?.loop),
+    backends: perToken(0, ownBackendsMs(before, after)),
     postgres: perToken(before?.postgres, after?.postgres),
   };
   return { result, samples: [...samples], exhausted, inactive, cpuUsPerToken };
@@ -422,6 +459,15 @@ class Seeder {
     await this.pool.query(`ANALYZE "${this.schema}".authorization_codes, "${this.schema}".refresh_tokens`);
   }
 
+  /** The pids of the backends connected with this application_name (a server's own pool). */
+  async backendsOf(name: string): Promise<number[]> {
+    const { rows } = await this.pool.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+      [name],
+    );
+    return rows.map((row) => row.pid);
+  }
+
   /** The server's version and durability settings, for the report. */
   async settings(): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
@@ -517,6 +563,12 @@ const TARGET_NAME: Record<Target, string> = {
   gatehouse: 'Gatehouse',
   gatehouse_warn: 'Gatehouse at LOG_LEVEL=warn',
   peer: 'node-oidc-provider',
+};
+/** The application_name each target's Postgres pool connects with (Gatehouse's own; the peer has no database). */
+const BACKEND_NAMES: Partial<Record<Target, string>> = {
+  bare: 'bench-bare',
+  gatehouse: 'gatehouse',
+  gatehouse_warn: 'gatehouse',
 };
 
 /** Which targets run a workload: the peer the five it is configured for; the warn-level Gatehouse client_credentials only. */
@@ -806,7 +858,7 @@ async function main(): Promise<void> {
     /** Proofs for the measured run: 3× the warm-up's pace (6× if it ran out), at least 1000/s. */
     const proofsFor = async (warm: Awaited<ReturnType<typeof drive>>) =>
       dpop.feed(Math.ceil(Math.max(warm.result['2xx'] / WARMUP, 1000) * (warm.exhausted > 0 ? 6 : 3) * DURATION));
-    const meter = new CpuMeter(postmasterPid(pgDir));
+    const meter = new CpuMeter(postmasterPid(pgDir), (name) => seeder!.backendsOf(name));
     const results: GrantResult[] = [];
     let longestChain = 0;
 
@@ -814,7 +866,7 @@ async function main(): Promise<void> {
       const { port, pid } = servers[target]!;
       const paths = PATHS[target];
       const name = `${TARGET_NAME[target]} ${grant}`;
-      const cpu = { meter, pid };
+      const cpu = { meter, pid, ...(BACKEND_NAMES[target] ? { app: BACKEND_NAMES[target] } : {}) };
       if (grant === 'client_credentials') {
         const body = 'grant_type=client_credentials';
         await drive(port, paths.token, service.headers, body, null, WARMUP); // warm-up: JIT, caches, pool
@@ -938,13 +990,15 @@ function cpuTable(results: GrantResult[]): string {
   if (results.every((r) => r.median.bare?.cpuUsPerToken.server == null)) return '';
   const rows = results.map(({ grant, median: m }) => {
     const cell = (f: Figures | undefined) =>
-      f ? `${us(f.cpuUsPerToken.server)} (${us(f.cpuUsPerToken.loop)}) + ${us(f.cpuUsPerToken.postgres)}` : '–';
+      f
+        ? `${us(f.cpuUsPerToken.server)} (${us(f.cpuUsPerToken.loop)}) + ${us(f.cpuUsPerToken.backends)} / ${us(f.cpuUsPerToken.postgres)}`
+        : '–';
     const peer = m.peer ? `${us(m.peer.cpuUsPerToken.server)} (${us(m.peer.cpuUsPerToken.loop)})` : '–';
     return `| ${grant} | ${cell(m.bare)} | ${cell(m.gatehouse)} | ${peer} |`;
   });
   return `
-CPU time per request in each median round (µs; server process including its threads (its event-loop thread alone)
-+ Postgres):
+CPU time per request in each median round, µs: the server process with its threads (its event-loop thread alone)
++ its own Postgres backends / all of Postgres (background processes and autovacuum included):
 
 | workload | bare | Gatehouse | node-oidc-provider (no database) |
 |---|---:|---:|---:|
