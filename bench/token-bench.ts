@@ -62,6 +62,21 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** CPUs the servers under test are held to (taskset -c), the load generator held to the rest; unset: no pinning. */
 const SERVER_CPUS = process.env.BENCH_SERVER_CPUS?.trim() || null;
 
+/** A CPU list as taskset reads it (`1`, `0,2`, `0-1`), each CPU checked against this machine's; throws otherwise. */
+function cpuList(list: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of list.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new Error(`BENCH_SERVER_CPUS=${list}: expected CPU numbers and ranges (1 or 0,2 or 0-1)`);
+    const [from, to] = [Number(m[1]), Number(m[2] ?? m[1])];
+    for (let cpu = from; cpu <= to; cpu++) {
+      if (cpu >= cpus().length) throw new Error(`BENCH_SERVER_CPUS=${list}: this machine has no CPU ${cpu}`);
+      out.add(cpu);
+    }
+  }
+  return out;
+}
+
 /** Spawns a server under test with this Node, held to SERVER_CPUS when set (taskset execs node: same pid). */
 function spawnServer(args: string[], options: SpawnOptions): ChildProcess {
   return SERVER_CPUS
@@ -72,7 +87,7 @@ function spawnServer(args: string[], options: SpawnOptions): ChildProcess {
 /** Holds this process (autocannon, every thread) to the CPUs SERVER_CPUS leaves. */
 function pinLoadGenerator(): void {
   if (!SERVER_CPUS) return;
-  const held = new Set(SERVER_CPUS.split(',').map(Number));
+  const held = cpuList(SERVER_CPUS);
   const rest = cpus()
     .map((_, i) => i)
     .filter((i) => !held.has(i));
@@ -184,7 +199,10 @@ class CpuMeter {
    * utime + stime in ms, the same for its exited (reaped) children, and the parent pid; null if the process is gone
    * or there is no /proc. `path` is `/proc/PID/stat`, or `/proc/PID/task/PID/stat` for the main thread alone.
    */
-  private stat(pid: number, path = `/proc/${pid}/stat`): { ms: number; reapedMs: number; ppid: number } | null {
+  private stat(
+    pid: number,
+    path = `/proc/${pid}/stat`,
+  ): { ms: number; reapedMs: number; ppid: number; start: string } | null {
     try {
       const text = readFileSync(path, 'utf8');
       const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
@@ -193,6 +211,7 @@ class CpuMeter {
         ms: (ticks(11) + ticks(12)) * this.msPerTick,
         reapedMs: (ticks(13) + ticks(14)) * this.msPerTick,
         ppid: ticks(1),
+        start: fields[19]!,
       };
     } catch {
       return null;
@@ -200,18 +219,21 @@ class CpuMeter {
   }
 
   /**
-   * The server's CPU (all threads, and its event-loop thread), Postgres's in all, and by backend pid that of the
-   * backends named `app` (its pool's application_name): a backend that appears between two samples counts
-   * from zero, one that exits is lost (pools keep theirs open under load).
+   * The server's CPU (all threads, and its event-loop thread), Postgres's in all, and by backend (pid and start
+   * time, so a reused pid is another backend) that of the backends named `app` (its pool's application_name):
+   * a backend that appears between two samples counts from zero, one that exits is lost (pools keep theirs
+   * open under load). Backends are looked up only in the throwaway Postgres this bench started, whose
+   * processes are this machine's (a BENCH_DATABASE_URL server's pids may be another machine's or namespace's).
    */
   async sample(serverPid: number, app?: string): Promise<CpuSample> {
     const server = this.stat(serverPid)?.ms ?? null;
     const loop = this.stat(serverPid, `/proc/${serverPid}/task/${serverPid}/stat`)?.ms ?? null;
-    const own = new Map<number, number>();
-    if (app && this.backendsOf) {
+    let own: Map<string, number> | null = null;
+    if (app && this.backendsOf && this.postmasterPid !== null) {
+      own = new Map();
       for (const pid of await this.backendsOf(app)) {
         const st = this.stat(pid);
-        if (st) own.set(pid, st.ms);
+        if (st && st.ppid === this.postmasterPid) own.set(`${pid}:${st.start}`, st.ms);
       }
     }
     if (this.postmasterPid === null) return { server, loop, postgres: null, own };
@@ -231,15 +253,15 @@ interface CpuSample {
   server: number | null;
   loop: number | null;
   postgres: number | null;
-  /** CPU ms of the server's own backends, by pid. */
-  own: Map<number, number>;
+  /** CPU ms of the server's own backends, by pid and start time; null where they cannot be looked up. */
+  own: Map<string, number> | null;
 }
 
 /** CPU ms the backends in `after` used since `before` (a backend new since then counts from zero). */
 function ownBackendsMs(before: CpuSample | undefined, after: CpuSample | undefined): number | null {
-  if (!before || !after || after.own.size === 0) return null;
+  if (!before?.own || !after?.own) return null;
   let ms = 0;
-  for (const [pid, value] of after.own) ms += value - (before.own.get(pid) ?? 0);
+  for (const [backend, value] of after.own) ms += value - (before.own.get(backend) ?? 0);
   return ms;
 }
 
@@ -564,11 +586,11 @@ const TARGET_NAME: Record<Target, string> = {
   gatehouse_warn: 'Gatehouse at LOG_LEVEL=warn',
   peer: 'node-oidc-provider',
 };
-/** The application_name each target's Postgres pool connects with (Gatehouse's own; the peer has no database). */
+/** The application_name each target's Postgres pool connects with (set by the bench; the peer has no database). */
 const BACKEND_NAMES: Partial<Record<Target, string>> = {
   bare: 'bench-bare',
-  gatehouse: 'gatehouse',
-  gatehouse_warn: 'gatehouse',
+  gatehouse: 'bench-gatehouse',
+  gatehouse_warn: 'bench-gatehouse-warn',
 };
 
 /** Which targets run a workload: the peer the five it is configured for; the warn-level Gatehouse client_credentials only. */
@@ -624,6 +646,11 @@ async function postForm(port: number, path: string, headers: Record<string, stri
 async function main(): Promise<void> {
   requireNode22();
   const grants = grantsToRun();
+  if (SERVER_CPUS) {
+    // Before anything starts: a bad list, or no taskset, fails here rather than as a server that never answers.
+    cpuList(SERVER_CPUS);
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
+  }
   const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const children: ChildProcess[] = [];
   let pgDir: string | null = null;
@@ -725,20 +752,35 @@ async function main(): Promise<void> {
     const pg_ = await seeder.settings();
 
     const profDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null;
-    const startGatehouse = async (logLevel: string | undefined) => {
+    const startGatehouse = async (logLevel: string | undefined, target: Target) => {
       const port = await freePort();
+      // Each Gatehouse's pool under its own application_name (a URL parameter overrides Gatehouse's own), so
+      // the idle one's background work (key-store refreshes, the janitor) is not counted as the other's.
+      const url = new URL(databaseUrl);
+      url.searchParams.set('application_name', BACKEND_NAMES[target]!);
       const child = spawnServer([...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), CLI, 'serve'], {
-        env: { ...env, PORT: String(port), ...(logLevel ? { LOG_LEVEL: logLevel } : {}) },
+        env: { ...env, DATABASE_URL: url.toString(), PORT: String(port), ...(logLevel ? { LOG_LEVEL: logLevel } : {}) },
         // Its log lines go to /dev/null: written (one write per line, as to a pipe), not read.
         stdio: ['ignore', 'ignore', 'inherit'],
       });
       children.push(child);
-      await waitForReady(port);
+      // A server that exits (or cannot be spawned) fails the run at once instead of after waitForReady's 60 s.
+      let fail: (err: Error) => void = () => {};
+      const died = new Promise<never>((_, reject) => (fail = reject));
+      died.catch(() => {}); // read only by the race below
+      const onError = (err: Error) => fail(err);
+      const onExit = (code: number | null) => fail(new Error(`Gatehouse exited (${code}) before it was ready`));
+      child.once('error', onError).once('exit', onExit);
+      try {
+        await Promise.race([waitForReady(port), died]);
+      } finally {
+        child.off('error', onError).off('exit', onExit);
+      }
       return { port, pid: child.pid! };
     };
     const servers: Partial<Record<Target, { port: number; pid: number }>> = {};
-    servers.gatehouse = await startGatehouse(undefined);
-    if (grants.includes('client_credentials')) servers.gatehouse_warn = await startGatehouse('warn');
+    servers.gatehouse = await startGatehouse(undefined, 'gatehouse');
+    if (grants.includes('client_credentials')) servers.gatehouse_warn = await startGatehouse('warn', 'gatehouse_warn');
 
     // The bare endpoint uses Gatehouse's own tables (same columns, indexes and constraints) with its own seeded rows.
     const bare = spawnServer(
@@ -991,14 +1033,14 @@ function cpuTable(results: GrantResult[]): string {
   const rows = results.map(({ grant, median: m }) => {
     const cell = (f: Figures | undefined) =>
       f
-        ? `${us(f.cpuUsPerToken.server)} (${us(f.cpuUsPerToken.loop)}) + ${us(f.cpuUsPerToken.backends)} / ${us(f.cpuUsPerToken.postgres)}`
+        ? `${us(f.cpuUsPerToken.server)} (${us(f.cpuUsPerToken.loop)}) + ${us(f.cpuUsPerToken.backends)} of ${us(f.cpuUsPerToken.postgres)}`
         : '–';
     const peer = m.peer ? `${us(m.peer.cpuUsPerToken.server)} (${us(m.peer.cpuUsPerToken.loop)})` : '–';
     return `| ${grant} | ${cell(m.bare)} | ${cell(m.gatehouse)} | ${peer} |`;
   });
   return `
 CPU time per request in each median round, µs: the server process with its threads (its event-loop thread alone)
-+ its own Postgres backends / all of Postgres (background processes and autovacuum included):
++ its own Postgres backends, of all of Postgres (background processes and autovacuum included):
 
 | workload | bare | Gatehouse | node-oidc-provider (no database) |
 |---|---:|---:|---:|
