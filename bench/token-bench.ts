@@ -69,6 +69,7 @@ function cpuList(list: string): Set<number> {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
     if (!m) throw new Error(`BENCH_SERVER_CPUS=${list}: expected CPU numbers and ranges (1 or 0,2 or 0-1)`);
     const [from, to] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (to < from) throw new Error(`BENCH_SERVER_CPUS=${list}: the range ${part.trim()} runs backwards`);
     for (let cpu = from; cpu <= to; cpu++) {
       if (cpu >= cpus().length) throw new Error(`BENCH_SERVER_CPUS=${list}: this machine has no CPU ${cpu}`);
       out.add(cpu);
@@ -84,14 +85,18 @@ function spawnServer(args: string[], options: SpawnOptions): ChildProcess {
     : spawn(process.execPath, args, options);
 }
 
-/** Holds this process (autocannon, every thread) to the CPUs SERVER_CPUS leaves. */
-function pinLoadGenerator(): void {
-  if (!SERVER_CPUS) return;
-  const held = cpuList(SERVER_CPUS);
+/** The CPUs a server list leaves for the load generator; throws if the list is bad or leaves none. */
+function loadGeneratorCpus(list: string): number[] {
+  const held = cpuList(list);
   const rest = cpus()
     .map((_, i) => i)
     .filter((i) => !held.has(i));
-  if (rest.length === 0) throw new Error(`BENCH_SERVER_CPUS=${SERVER_CPUS} leaves no CPU for the load generator`);
+  if (rest.length === 0) throw new Error(`BENCH_SERVER_CPUS=${list} leaves no CPU for the load generator`);
+  return rest;
+}
+
+/** Holds this process (autocannon, every thread) to the given CPUs. */
+function pinLoadGenerator(rest: number[]): void {
   execFileSync('taskset', ['-a', '-cp', rest.join(','), String(process.pid)], { stdio: 'ignore' });
 }
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -646,11 +651,10 @@ async function postForm(port: number, path: string, headers: Record<string, stri
 async function main(): Promise<void> {
   requireNode22();
   const grants = grantsToRun();
-  if (SERVER_CPUS) {
-    // Before anything starts: a bad list, or no taskset, fails here rather than as a server that never answers.
-    cpuList(SERVER_CPUS);
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
-  }
+  // Before anything starts: a bad list, one that leaves the load generator no CPU, or no taskset fails here
+  // rather than as a server that never answers or after the servers have started.
+  const loadCpus = SERVER_CPUS ? loadGeneratorCpus(SERVER_CPUS) : null;
+  if (SERVER_CPUS) execFileSync('taskset', ['--version'], { stdio: 'ignore' });
   const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const children: ChildProcess[] = [];
   let pgDir: string | null = null;
@@ -834,7 +838,7 @@ async function main(): Promise<void> {
       children.push(peer);
       servers.peer = { port: await waitForPort(peer, /LISTENING (\d+)/), pid: peer.pid! };
     }
-    pinLoadGenerator();
+    if (loadCpus) pinLoadGenerator(loadCpus);
 
     /** Code-exchange bodies for a target: seeded in the database, or minted by the peer's own models. */
     const codesFor = async (target: Target, n: number, scopes: readonly string[], opaque = false) => {
